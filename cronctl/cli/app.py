@@ -1,0 +1,136 @@
+"""The Typer application, its global options, and the one place where errors become exit codes."""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from cronctl import __version__
+from cronctl.clock import SYSTEM_CLOCK, Clock
+from cronctl.errors import CronctlError, ExitCode
+from cronctl.locations import Locations, resolve
+from cronctl.render import Renderer
+
+app = typer.Typer(
+    name="cronctl",
+    help="cron plus run history: tasks in one TOML file, every run recorded.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    add_completion=False,
+)
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+
+
+@dataclass
+class AppState:
+    locations: Locations
+    renderer: Renderer
+    debug: bool = False
+    clock: Clock = SYSTEM_CLOCK
+    _store: Any = field(default=None, repr=False)
+
+    def store(self):  # -> HistoryStore, opened once per command
+        if self._store is None:
+            from cronctl.store import HistoryStore
+
+            self._store = HistoryStore(self.locations.db)
+        return self._store
+
+    def tasks(self):  # -> TaskFile
+        from cronctl import taskfile
+
+        return taskfile.load(self.locations.tasks_file)
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
+
+def state(ctx: typer.Context) -> AppState:
+    current = ctx.find_root().obj
+    if current is None:  # a command invoked without the callback (tests of one command)
+        current = ctx.find_root().obj = AppState(resolve(), Renderer())
+    return current
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"cronctl {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    ctx: typer.Context,
+    tasks_file: Annotated[
+        Path | None,
+        typer.Option("--tasks-file", envvar="CRONCTL_TASKS", help="The task file.", show_envvar=True),
+    ] = None,
+    db: Annotated[
+        str | None,
+        typer.Option("--db", envvar="CRONCTL_DB", help="The history database.", show_envvar=True),
+    ] = None,
+    no_color: Annotated[bool, typer.Option("--no-color", help="No colours (also NO_COLOR).")] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks of errors.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """cron plus run history: tasks in one TOML file, every run recorded in SQLite."""
+    no_color = no_color or bool(os.environ.get("NO_COLOR"))
+    ctx.obj = AppState(resolve(tasks_file, db), Renderer(no_color=no_color), debug=debug)
+    ctx.call_on_close(ctx.obj.close)
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def command(name: str | None = None, **settings: Any) -> Callable[[F], F]:
+    """Register a command whose CronctlErrors become one line on stderr and their exit code."""
+
+    def decorate(func: F) -> F:
+        @functools.wraps(func)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            ctx = typer.get_current_context()
+            current = state(ctx)
+            try:
+                return func(*args, **kwargs)
+            except CronctlError as exc:
+                if current.debug:
+                    raise
+                current.renderer.error(exc.message, exc.hint)
+                raise typer.Exit(code=int(exc.exit_code)) from None
+            except KeyboardInterrupt:
+                if current.debug:
+                    raise
+                current.renderer.error("interrupted")
+                raise typer.Exit(code=int(ExitCode.INTERRUPTED)) from None
+            except BrokenPipeError:
+                # The reader went away (`cronctl list | head -1`): not an error worth a word.
+                _silence_stdout()
+                raise typer.Exit(code=int(ExitCode.OK)) from None
+
+        app.command(name, **settings)(wrapper)
+        return func
+
+    return decorate
+
+
+def _silence_stdout() -> None:
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 1)
+    except OSError:
+        pass
+    finally:
+        os.close(devnull)

@@ -1,0 +1,168 @@
+"""Commands about runs: run-now, history, logs."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+from datetime import timedelta
+from typing import Annotated
+
+import typer
+
+from cronctl.cli.app import JsonFlag, command, state
+from cronctl.durations import parse_duration
+from cronctl.errors import ExitCode, UsageError
+from cronctl.records import FAILURE_STATUSES, Run, Status, Trigger
+from cronctl.shapes import run_json
+
+STATUS_NAMES = [s.value for s in Status]
+
+
+def exit_code_of(run: Run) -> int:
+    """Return `run-now`'s exit status for a run: the job's own, as `timeout` and shells do."""
+    if run.status == Status.SUCCEEDED or run.status == Status.SKIPPED:
+        return 0
+    if run.status == Status.TIMED_OUT:
+        return int(ExitCode.TIMEOUT)
+    if run.status == Status.INTERRUPTED:
+        return int(ExitCode.INTERRUPTED)
+    if run.signal is not None:
+        return 128 + run.signal
+    if run.exit_code is not None:
+        return run.exit_code
+    return int(ExitCode.FAILURE)
+
+
+def _stream(name: str, chunk: bytes) -> None:
+    target = sys.stdout if name == "stdout" else sys.stderr
+    target.flush()
+    target.buffer.write(chunk)
+    target.buffer.flush()
+
+
+@command("run-now")
+def run_now(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="The task to run.", metavar="NAME")],
+    no_retries: Annotated[bool, typer.Option("--no-retries", help="Run one attempt only.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Run even when the `when` condition says no.")] = False,
+    json_output: JsonFlag = False,
+) -> None:
+    """Run a task now in the foreground, stream its output, record it, exit with its status."""
+    from cronctl.runner.execute import Executor, RunRequest
+
+    app = state(ctx)
+    task = app.tasks().get(name)
+    if not task.enabled:
+        app.renderer.note(f"Task '{name}' is disabled; running it anyway because you asked.")
+    stop = threading.Event()
+    executor = Executor(app.store(), clock=app.clock, on_output=None if json_output else _stream)
+    request = RunRequest(task, Trigger.MANUAL, stop=stop, stop_reason="interrupted by Ctrl-C", check_when=not force)
+    previous = _on_signals(stop)
+    try:
+        runs = executor.run_with_retries(request, retries=0 if no_retries else None)
+    finally:
+        _restore(previous)
+    last = runs[-1]
+    if json_output:
+        app.renderer.json(run_json(last, output=True) | {"attempts": [run_json(r) for r in runs]})
+    else:
+        for run in runs:
+            detail = f": {run.reason}" if run.reason else ""
+            app.renderer.note(f"run {run.id} (attempt {run.attempt}) {run.status}{detail}")
+    raise typer.Exit(exit_code_of(last))
+
+
+def _on_signals(stop: threading.Event):
+    """Ctrl-C and SIGTERM stop the job's process group (it is in its own group, so the terminal's
+    SIGINT does not reach it); the run is then recorded `interrupted`."""
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    handler = lambda *_: stop.set()  # noqa: E731
+    return {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+
+def _restore(previous) -> None:
+    for sig, handler in previous.items():
+        signal.signal(sig, handler)
+
+
+@command("history")
+def history(
+    ctx: typer.Context,
+    name: Annotated[str | None, typer.Argument(help="Only this task.", metavar="[NAME]")] = None,
+    failed: Annotated[bool, typer.Option("--failed", help="Only failures.")] = False,
+    status: Annotated[list[str] | None, typer.Option("--status", help="Only this status; repeatable.")] = None,
+    since: Annotated[str | None, typer.Option("--since", help="Only runs started within this long, e.g. 1h.")] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, help="At most this many runs.")] = 50,
+    json_output: JsonFlag = False,
+) -> None:
+    """Recent runs, newest first."""
+    app = state(ctx)
+    tasks = app.tasks()
+    if name is not None and name not in tasks.tasks and name not in app.store().task_names():
+        tasks.get(name)
+    statuses: list[str] | None = None
+    if status:
+        for value in status:
+            if value not in STATUS_NAMES:
+                raise UsageError(f"unknown status {value!r}", hint=f"one of: {', '.join(STATUS_NAMES)}")
+        statuses = list(status)
+    if failed:
+        statuses = [s for s in (statuses or FAILURE_STATUSES) if s in FAILURE_STATUSES]
+    now = app.clock.now()
+    window = now - timedelta(seconds=parse_duration(since)) if since else None
+    runs = app.store().runs(name, statuses=statuses, since=window, limit=limit)
+    if json_output:
+        app.renderer.json([run_json(r) for r in runs])
+        return
+
+    def zone_of(task_name: str) -> str:
+        task = tasks.tasks.get(task_name)
+        return task.timezone if task else "UTC"
+
+    if not runs and app.renderer.rich:
+        app.renderer.note("No runs match.")
+        return
+    app.renderer.runs(runs, now, zone_of)
+
+
+@command("logs")
+def logs(
+    ctx: typer.Context,
+    target: Annotated[str, typer.Argument(help="A run id, or a task name with --last.", metavar="RUN_ID|NAME")],
+    last: Annotated[bool, typer.Option("--last", help="The task's latest run.")] = False,
+    stdout_only: Annotated[bool, typer.Option("--stdout", help="Only standard output.")] = False,
+    stderr_only: Annotated[bool, typer.Option("--stderr", help="Only standard error.")] = False,
+    json_output: JsonFlag = False,
+) -> None:
+    """Print the captured output of one run (escape sequences are shown escaped)."""
+    from cronctl.runner.capture import safe_text
+
+    app = state(ctx)
+    store = app.store()
+    if last:
+        found = store.last_run(target)
+        if found is None:
+            if target not in store.task_names():
+                app.tasks().get(target)
+            raise UsageError(f"task '{target}' has no runs yet")
+        run = store.get_run(found.id)
+    else:
+        if not target.isdigit():
+            raise UsageError(f"{target!r} is not a run id", hint="give a run id, or a task name with --last")
+        run = store.get_run(int(target))
+    if json_output:
+        app.renderer.json(run_json(run, output=True))
+        return
+    streams = [("stdout", run.stdout), ("stderr", run.stderr)]
+    if stdout_only or stderr_only:
+        streams = [(n, s) for n, s in streams if (n == "stdout" and stdout_only) or (n == "stderr" and stderr_only)]
+    for stream_name, stream in streams:
+        text = safe_text(stream.data) if stream else ""
+        if len(streams) > 1:
+            app.renderer.note(f"--- {stream_name} ({stream.total_bytes if stream else 0} bytes) ---")
+        if text:
+            app.renderer.out.file.write(text if text.endswith("\n") else text + "\n")
+    app.renderer.out.file.flush()

@@ -1,0 +1,222 @@
+"""Commands that read and change the task file: add, remove, enable, disable, edit, list, show, check."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+
+from cronctl import overview, taskfile
+from cronctl.cli.app import JsonFlag, command, state
+from cronctl.errors import ExitCode, TaskFileError, UsageError
+from cronctl.shapes import run_json, task_json
+
+TaskName = Annotated[str, typer.Argument(help="The task's name.", metavar="NAME")]
+TaskNames = Annotated[list[str], typer.Argument(help="Task names.", metavar="NAME...")]
+
+
+def _env_pairs(pairs: list[str]) -> dict[str, str]:
+    result = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise UsageError(f"--env {pair!r} is not KEY=VALUE")
+        result[key] = value
+    return result
+
+
+@command("add")
+def add(
+    ctx: typer.Context,
+    name: TaskName,
+    schedule: Annotated[str, typer.Argument(help="Cron expression, macro, '@every 5m' or '@reboot'.")],
+    task_command: Annotated[str, typer.Argument(metavar="COMMAND", help="Shell command to run.")],
+    description: Annotated[str | None, typer.Option(help="What the task is for.")] = None,
+    disabled: Annotated[bool, typer.Option("--disabled", help="Add the task disabled.")] = False,
+    timezone: Annotated[str | None, typer.Option("--timezone", "--tz", help="IANA time zone.")] = None,
+    timeout: Annotated[str | None, typer.Option(help="Per-attempt time limit, e.g. 30m.")] = None,
+    retries: Annotated[int | None, typer.Option(help="Extra attempts after a failure.")] = None,
+    retry_delay: Annotated[str | None, typer.Option(help="Wait before a retry; doubles each time.")] = None,
+    overlap: Annotated[str | None, typer.Option(help="skip, queue, allow or replace.")] = None,
+    catch_up: Annotated[str | None, typer.Option(help="skip, once or all.")] = None,
+    jitter: Annotated[str | None, typer.Option(help="Random delay before each start, e.g. 5m.")] = None,
+    working_dir: Annotated[str | None, typer.Option(help="Folder to run in (default: home).")] = None,
+    shell: Annotated[str | None, typer.Option(help="Shell that runs the command (default /bin/sh).")] = None,
+    env: Annotated[list[str] | None, typer.Option("--env", help="KEY=VALUE for the job; repeatable.")] = None,
+    when: Annotated[str | None, typer.Option(help="Run only when this command exits 0.")] = None,
+    after: Annotated[list[str] | None, typer.Option("--after", help="Also run after this task succeeds; repeatable.")] = None,
+    keep_runs: Annotated[int | None, typer.Option(help="Runs of history to keep.")] = None,
+    notify_on: Annotated[
+        list[str] | None, typer.Option("--notify-on", help="failure, recovery, success or missed; repeatable.")
+    ] = None,
+    notify_command: Annotated[str | None, typer.Option(help="Command to run for a notification.")] = None,
+    notify_webhook: Annotated[str | None, typer.Option(help="URL to POST the run to.")] = None,
+    notify_healthchecks: Annotated[str | None, typer.Option(help="Healthchecks ping URL.")] = None,
+    notify_email: Annotated[list[str] | None, typer.Option("--notify-email", help="Address to mail; repeatable.")] = None,
+    replace: Annotated[bool, typer.Option("--replace", help="Overwrite a task of the same name.")] = False,
+    json_output: JsonFlag = False,
+) -> None:
+    """Add a task and show its next 3 fire times."""
+    app = state(ctx)
+    table: dict[str, Any] = {"schedule": schedule, "command": task_command}
+    options = {
+        "description": description,
+        "timezone": timezone,
+        "timeout": timeout,
+        "retries": retries,
+        "retry_delay": retry_delay,
+        "overlap": overlap,
+        "catch_up": catch_up,
+        "jitter": jitter,
+        "working_dir": working_dir,
+        "shell": shell,
+        "when": when,
+        "keep_runs": keep_runs,
+    }
+    table.update({k: v for k, v in options.items() if v is not None})
+    if disabled:
+        table["enabled"] = False
+    if env:
+        table["env"] = _env_pairs(env)
+    if after:
+        table["after"] = list(after)
+    notify = {
+        "on": notify_on,
+        "command": notify_command,
+        "webhook": notify_webhook,
+        "healthchecks": notify_healthchecks,
+        "email": notify_email,
+    }
+    notify = {k: v for k, v in notify.items() if v}
+    if notify:
+        table["notify"] = notify
+    task, replaced = taskfile.add_task(app.locations.tasks_file, name, table, replace=replace)
+    now = app.clock.now()
+    upcoming = task.parsed_schedule().upcoming(now, 3)
+    if json_output:
+        app.renderer.json({**task_json(task, upcoming[0] if upcoming else None), "next": [m.isoformat() for m in upcoming]})
+    else:
+        app.renderer.task_added(task, upcoming, replaced, now)
+
+
+@command("remove")
+def remove(
+    ctx: typer.Context,
+    names: TaskNames,
+    purge: Annotated[bool, typer.Option("--purge", help="Also delete the tasks' history.")] = False,
+) -> None:
+    """Remove tasks (their history is kept unless --purge)."""
+    app = state(ctx)
+    taskfile.remove_tasks(app.locations.tasks_file, names)
+    for name in names:
+        dropped = app.store().delete_task_runs(name) if purge else 0
+        app.renderer.note(f"Removed task '{name}'" + (f" and {dropped} runs of history." if purge else "."))
+
+
+@command("enable")
+def enable(ctx: typer.Context, names: TaskNames) -> None:
+    """Enable tasks."""
+    _set_enabled(ctx, names, True)
+
+
+@command("disable")
+def disable(ctx: typer.Context, names: TaskNames) -> None:
+    """Disable tasks (serve stops starting them; history is kept)."""
+    _set_enabled(ctx, names, False)
+
+
+def _set_enabled(ctx: typer.Context, names: list[str], enabled: bool) -> None:
+    app = state(ctx)
+    changed = taskfile.set_enabled(app.locations.tasks_file, names, enabled)
+    word = "enabled" if enabled else "disabled"
+    for name in names:
+        app.renderer.note(f"Task '{name}' {word}." if name in changed else f"Task '{name}' was already {word}.")
+
+
+@command("edit")
+def edit(
+    ctx: typer.Context,
+    name: Annotated[str | None, typer.Argument(help="Edit only this task.", metavar="[NAME]")] = None,
+) -> None:
+    """Edit the task file (or one task) in $VISUAL or $EDITOR; invalid edits are never saved."""
+    from cronctl import editing
+    from cronctl.runner.editor import open_editor
+
+    app = state(ctx)
+
+    def retry(error: TaskFileError) -> bool:
+        app.renderer.error(error.message, error.hint)
+        if not editing.interactive():
+            return False
+        return typer.confirm("Edit again?", default=True, err=True)
+
+    outcome = editing.edit(app.locations.tasks_file, name, open_editor=open_editor, retry=retry)
+    if outcome == editing.Outcome.UNCHANGED:
+        app.renderer.note("No changes.")
+    elif outcome == editing.Outcome.SAVED:
+        app.renderer.note(f"Saved {app.locations.tasks_file}.")
+    else:
+        app.renderer.error("the edit was not saved; the task file is unchanged")
+        raise typer.Exit(int(ExitCode.USAGE))
+
+
+@command("list")
+def list_tasks(ctx: typer.Context, json_output: JsonFlag = False) -> None:
+    """One row a task: schedule, next run, last run, success rate."""
+    app = state(ctx)
+    now = app.clock.now()
+    rows = overview.task_rows(app.tasks(), app.store(), now)
+    if json_output:
+        app.renderer.json([{**task_json(r.task, r.next_run, r.stats), "summary": r.summary} for r in rows])
+    else:
+        app.renderer.tasks(rows, now)
+
+
+@command("show")
+def show(ctx: typer.Context, name: TaskName, json_output: JsonFlag = False) -> None:
+    """A task's settings, next 5 fire times, last 10 runs and health."""
+    app = state(ctx)
+    now = app.clock.now()
+    task = app.tasks().get(name)
+    detail = overview.task_detail(task, app.store(), now)
+    if json_output:
+        app.renderer.json(
+            {
+                **task_json(task, detail.row.next_run, detail.row.stats),
+                "description_of_schedule": detail.description,
+                "next": [m.isoformat() for m in detail.upcoming],
+                "recent_statuses": list(detail.row.stats.recent),
+                "runs": [run_json(r) for r in detail.runs],
+            }
+        )
+    else:
+        app.renderer.task_detail(detail, now)
+
+
+@command("check")
+def check(ctx: typer.Context, json_output: JsonFlag = False) -> None:
+    """Validate the task file and warn about crowded minutes, silent schedules and cycles."""
+    app = state(ctx)
+    path = app.locations.tasks_file
+    try:
+        tasks = app.tasks()
+    except TaskFileError as exc:
+        if json_output:
+            app.renderer.json({"valid": False, "errors": [exc.message], "warnings": []})
+            raise typer.Exit(int(ExitCode.USAGE)) from None
+        raise
+    findings = overview.check(tasks, app.clock.now())
+    if json_output:
+        app.renderer.json(
+            {
+                "valid": True,
+                "tasks": len(tasks.tasks),
+                "errors": [],
+                "warnings": [
+                    {"task": f.task, "message": f.message} for f in findings if f.level == "warning"
+                ],
+            }
+        )
+        return
+    app.renderer.findings(findings)
+    app.renderer.note(f"{path}: {len(tasks.tasks)} tasks, valid" + (f", {len(findings)} warnings." if findings else "."))

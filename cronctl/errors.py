@@ -1,0 +1,98 @@
+"""Typed errors and the exit codes of SPEC section 4.
+
+Core modules raise these; the CLI translates them once, at its edge, into one line on stderr
+and the exit code carried here.
+"""
+
+from __future__ import annotations
+
+import enum
+
+
+class ExitCode(enum.IntEnum):
+    OK = 0
+    FAILURE = 1
+    USAGE = 2
+    TIMEOUT = 124
+    INTERRUPTED = 130
+    TEMPFAIL = 75  # EX_TEMPFAIL: another serve holds the lock
+    CONFIG = 78  # EX_CONFIG: the task file is invalid when serve starts
+
+
+class CronctlError(Exception):
+    """Base of every error a user can cause or fix."""
+
+    exit_code: int = ExitCode.FAILURE
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class UsageError(CronctlError):
+    """Invalid input on the command line: a bad duration, name, zone or option value."""
+
+    exit_code = ExitCode.USAGE
+
+
+class ScheduleError(UsageError, ValueError):
+    """A schedule that cronctl cannot honour exactly (syntax, range, never fires)."""
+
+
+class TaskFileError(UsageError):
+    """The task file cannot be read or does not validate."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        path: str | None = None,
+        line: int | None = None,
+        task: str | None = None,
+        key: str | None = None,
+        hint: str | None = None,
+    ) -> None:
+        self.path = path
+        self.line = line
+        self.task = task
+        self.key = key
+        self.detail = message
+        super().__init__(self._compose(message), hint=hint)
+
+    def _compose(self, message: str) -> str:
+        where = ""
+        if self.path:
+            where = self.path + (f":{self.line}" if self.line else "")
+        subject = []
+        if self.task:
+            subject.append(f"task '{self.task}'")
+        if self.key:
+            subject.append(f"key '{self.key}'")
+        parts = [p for p in (where, ", ".join(subject)) if p]
+        return ": ".join([*parts, message])
+
+
+class UnknownTaskError(UsageError):
+    """A task name that is not in the task file."""
+
+
+class DuplicateTaskError(UsageError):
+    """`add` of a name that exists, without --replace."""
+
+
+class UnknownRunError(UsageError):
+    """A run id that is not in the history."""
+
+
+class StoreError(CronctlError):
+    """The history database cannot be opened, read or written."""
+
+
+class LockHeldError(CronctlError):
+    """Another process holds a lock we need (serve.lock)."""
+
+    exit_code = ExitCode.TEMPFAIL

@@ -1,0 +1,150 @@
+"""What `list`, `show` and `check` report, as data: tasks joined with their schedule and history."""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from cronctl.model import Task
+from cronctl.records import Run
+from cronctl.schedule import Schedule
+from cronctl.store import HistoryStore, TaskStats
+from cronctl.taskfile import TaskFile
+
+# `check` warns when at least this many tasks fire in the same minute of the day.
+CROWDED_MINUTE = 5
+
+
+@dataclass(frozen=True)
+class TaskRow:
+    task: Task
+    summary: str  # the short English form of the schedule
+    next_run: datetime | None
+    stats: TaskStats
+
+
+@dataclass(frozen=True)
+class TaskDetail:
+    row: TaskRow
+    description: str
+    upcoming: list[datetime]
+    runs: list[Run]
+    durations_ms: list[int]  # oldest first, for the sparkline
+
+
+@dataclass(frozen=True)
+class Finding:
+    level: str  # "warning" or "error"
+    task: str | None
+    message: str
+
+
+def _schedule(task: Task) -> Schedule:
+    return task.parsed_schedule()
+
+
+def next_run(task: Task, now: datetime) -> datetime | None:
+    if not task.enabled:
+        return None
+    return _schedule(task).next_after(now)
+
+
+def task_rows(taskfile: TaskFile, store: HistoryStore, now: datetime) -> list[TaskRow]:
+    rows = []
+    for task in taskfile.tasks.values():
+        schedule = _schedule(task)
+        rows.append(
+            TaskRow(
+                task=task,
+                summary=schedule.describe(short=True),
+                next_run=schedule.next_after(now) if task.enabled else None,
+                stats=store.task_stats(task.name),
+            )
+        )
+    return rows
+
+
+def task_detail(task: Task, store: HistoryStore, now: datetime) -> TaskDetail:
+    schedule = _schedule(task)
+    stats = store.task_stats(task.name)
+    runs = store.runs(task.name, limit=10)
+    durations = [
+        r.duration_ms for r in reversed(store.runs(task.name, limit=30)) if r.duration_ms is not None
+    ]
+    return TaskDetail(
+        row=TaskRow(task, schedule.describe(short=True), next_run(task, now), stats),
+        description=schedule.describe(),
+        upcoming=schedule.upcoming(now, 5) if task.enabled else [],
+        runs=runs,
+        durations_ms=durations,
+    )
+
+
+def check(taskfile: TaskFile, now: datetime) -> list[Finding]:
+    """Return warnings about a valid task file (errors were raised while loading it)."""
+    findings: list[Finding] = []
+    minute_users: dict[tuple[int, int], list[str]] = defaultdict(list)
+    horizon = now + timedelta(days=366)
+    for task in taskfile.tasks.values():
+        schedule = _schedule(task)
+        if schedule.is_reboot:
+            continue
+        first = schedule.next_after(now)
+        if first is None or first > horizon:
+            findings.append(Finding("warning", task.name, "will not fire within a year"))
+            continue
+        if schedule.interval_seconds is None and task.enabled and not task.jitter:
+            day = [m for m in schedule.upcoming(now, 49) if m <= now + timedelta(days=1)]
+            # Tasks that fire more than twice an hour share minutes with everything; the
+            # stampede worth warning about is many hourly or daily tasks on one minute.
+            if len(day) <= 48:
+                for moment in day:
+                    utc = moment.astimezone(now.tzinfo)
+                    minute_users[(utc.hour, utc.minute)].append(task.name)
+    crowded: Counter[tuple[int, int]] = Counter({k: len(set(v)) for k, v in minute_users.items()})
+    for (hour, minute), count in sorted(crowded.items()):
+        if count >= CROWDED_MINUTE:
+            names = sorted(set(minute_users[(hour, minute)]))
+            findings.append(
+                Finding(
+                    "warning",
+                    None,
+                    f"{count} tasks fire at {hour:02d}:{minute:02d} UTC ({', '.join(names)}); "
+                    "spread them with H in the schedule (e.g. 'H 2 * * *') or a jitter",
+                )
+            )
+    for cycle in after_cycles(taskfile):
+        findings.append(
+            Finding("warning", cycle[0], "`after` forms a cycle: " + " -> ".join([*cycle, cycle[0]]))
+        )
+    return findings
+
+
+def after_cycles(taskfile: TaskFile) -> list[list[str]]:
+    """Return each cycle of `after` links once (a task that runs after itself, via others)."""
+    graph = {name: list(task.after) for name, task in taskfile.tasks.items()}
+    cycles: list[list[str]] = []
+    seen: set[frozenset[str]] = set()
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(node: str) -> None:
+        state[node] = 1
+        stack.append(node)
+        for nxt in graph.get(node, []):
+            if state.get(nxt) == 1:
+                cycle = stack[stack.index(nxt) :]
+                key = frozenset(cycle)
+                if key not in seen:
+                    seen.add(key)
+                    cycles.append(cycle)
+            elif nxt not in state:
+                visit(nxt)
+        stack.pop()
+        state[node] = 2
+
+    for name in graph:
+        if name not in state:
+            visit(name)
+    return cycles

@@ -1,0 +1,76 @@
+"""Run records: the statuses and triggers of SPEC section 6, and one run as data."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from datetime import datetime
+
+
+class Status(enum.StrEnum):
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    TIMED_OUT = "timed_out"
+    KILLED = "killed"
+    INTERRUPTED = "interrupted"
+    ABANDONED = "abandoned"
+    SKIPPED = "skipped"
+    MISSED = "missed"
+    ERROR = "error"
+
+
+class Trigger(enum.StrEnum):
+    SCHEDULE = "schedule"
+    MANUAL = "manual"
+    RETRY = "retry"
+    CATCH_UP = "catch-up"
+    AFTER = "after"
+    REBOOT = "reboot"
+
+
+# Outcomes that count as a failure for `--failed`, `status` and the failure notification.
+FAILURE_STATUSES = (
+    Status.FAILED,
+    Status.TIMED_OUT,
+    Status.KILLED,
+    Status.ABANDONED,
+    Status.ERROR,
+)
+# Outcomes of a run that actually ran to an end (used for success rates and durations).
+FINISHED_STATUSES = (Status.SUCCEEDED, *FAILURE_STATUSES, Status.INTERRUPTED)
+# Triggers that own a slot: at most one first attempt per (task, scheduled instant).
+SLOT_TRIGGERS = (Trigger.SCHEDULE, Trigger.CATCH_UP)
+
+
+@dataclass(frozen=True)
+class Output:
+    """One captured stream: what was kept (head, marker, tail), and how much was printed."""
+
+    data: bytes
+    total_bytes: int
+    dropped_bytes: int = 0
+
+
+@dataclass(frozen=True)
+class Run:
+    id: int
+    task: str
+    trigger: str
+    attempt: int
+    scheduled_at: datetime | None
+    started_at: datetime | None
+    finished_at: datetime | None
+    duration_ms: int | None
+    status: str
+    exit_code: int | None
+    signal: int | None
+    pid: int | None
+    reason: str | None
+    notify_error: str | None = None
+    stdout: Output | None = None
+    stderr: Output | None = None
+
+    @property
+    def failed(self) -> bool:
+        return self.status in FAILURE_STATUSES

@@ -1,0 +1,237 @@
+"""Rendering in one place: Rich tables on a terminal, stable plain text when piped, JSON.
+
+Plain text is tab-separated with a header line, so `cut -f` and `awk -F'\\t'` work on it.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from cronctl import timefmt
+from cronctl.model import Task
+from cronctl.records import FAILURE_STATUSES, Run
+
+STATUS_STYLES = {
+    "succeeded": "green",
+    "running": "cyan",
+    "skipped": "yellow",
+    "missed": "yellow",
+    "interrupted": "magenta",
+}
+STATUS_MARKS = {"succeeded": "✓", "skipped": "-", "missed": "·", "running": "…", "interrupted": "!"}
+SPARK = "▁▂▃▄▅▆▇█"
+
+
+def status_style(status: str) -> str:
+    return "bold red" if status in FAILURE_STATUSES else STATUS_STYLES.get(status, "")
+
+
+def status_strip(statuses: Sequence[str]) -> str:
+    """Return recent outcomes oldest to newest, one mark each (✓ success, ✗ failure)."""
+    return "".join("✗" if s in FAILURE_STATUSES else STATUS_MARKS.get(s, "?") for s in reversed(statuses))
+
+
+def sparkline(values: Sequence[int]) -> str:
+    if not values:
+        return ""
+    low, high = min(values), max(values)
+    step = (high - low) or 1
+    return "".join(SPARK[min(len(SPARK) - 1, int((v - low) / step * (len(SPARK) - 1)))] for v in values)
+
+
+def percent(rate: float | None) -> str:
+    return "-" if rate is None else f"{rate * 100:.0f}%"
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+class Renderer:
+    """The two consoles (stdout for results, stderr for messages) and every view."""
+
+    def __init__(self, *, no_color: bool = False) -> None:
+        self.out = Console(highlight=False, no_color=no_color or None, soft_wrap=True)
+        self.err = Console(stderr=True, highlight=False, no_color=no_color or None, soft_wrap=True)
+
+    @property
+    def rich(self) -> bool:
+        return self.out.is_terminal
+
+    # -- primitives ------------------------------------------------------------------------
+
+    def json(self, data: Any) -> None:
+        self.out.file.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+        self.out.file.flush()
+
+    def line(self, text: str = "") -> None:
+        self.out.print(text, markup=False)
+
+    def note(self, text: str) -> None:
+        """A message for the person, on stderr so that stdout stays data."""
+        self.err.print(text, markup=False)
+
+    def warning(self, text: str) -> None:
+        self.err.print(Text("warning: ", style="yellow") + Text(text))
+
+    def error(self, message: str, hint: str | None = None) -> None:
+        self.err.print(Text("error: ", style="bold red") + Text(message))
+        if hint:
+            self.err.print(Text("hint: ", style="dim") + Text(hint))
+
+    def table(self, headers: Sequence[str], rows: Sequence[Sequence[str | Text]], title: str | None = None) -> None:
+        if not self.rich:
+            self.out.file.write("\t".join(h.lower().replace(" ", "_") for h in headers) + "\n")
+            for row in rows:
+                cells = [c.plain if isinstance(c, Text) else str(c) for c in row]
+                self.out.file.write("\t".join(c.replace("\t", " ").replace("\n", " ") for c in cells) + "\n")
+            self.out.file.flush()
+            return
+        table = Table(title=title, header_style="bold", show_edge=False, pad_edge=False)
+        for header in headers:
+            table.add_column(header, overflow="fold")
+        for row in rows:
+            table.add_row(*(c if isinstance(c, Text) else Text(str(c)) for c in row))
+        self.out.print(table)
+
+    def pairs(self, items: Sequence[tuple[str, str]]) -> None:
+        width = max((len(k) for k, _ in items), default=0)
+        for key, value in items:
+            if self.rich:
+                self.out.print(Text(f"{key:<{width}}  ", style="bold") + Text(value))
+            else:
+                self.out.file.write(f"{key:<{width}}  {value}\n")
+
+    # -- views -----------------------------------------------------------------------------
+
+    def status_text(self, status: str) -> Text:
+        return Text(status, style=status_style(status))
+
+    def tasks(self, rows: Sequence[Any], now: datetime) -> None:
+        headers = ["Name", "Schedule", "Means", "Zone", "Next run", "Last run", "Success", "Enabled"]
+        body = []
+        for row in rows:
+            task, stats = row.task, row.stats
+            last: Text | str = "-"
+            if stats.last:
+                last = self.status_text(stats.last.status) + Text(f" {timefmt.relative(stats.last.started_at, now)}")
+            body.append(
+                [
+                    task.name,
+                    task.schedule,
+                    row.summary,
+                    task.timezone,
+                    timefmt.relative(row.next_run, now) if task.enabled else "disabled",
+                    last,
+                    percent(stats.success_rate),
+                    "yes" if task.enabled else Text("no", style="dim"),
+                ]
+            )
+        if not body and self.rich:
+            self.note("No tasks yet. Add one: cronctl add NAME SCHEDULE COMMAND")
+            return
+        self.table(headers, body)
+
+    def task_settings(self, task: Task) -> list[tuple[str, str]]:
+        from cronctl.durations import format_duration
+
+        items = [
+            ("name", task.name),
+            ("schedule", task.schedule),
+            ("command", task.command),
+            ("description", task.description or "-"),
+            ("enabled", "yes" if task.enabled else "no"),
+            ("timezone", task.timezone),
+            ("timeout", format_duration(task.timeout) if task.timeout else "none"),
+            ("retries", f"{task.retries} (delay {format_duration(task.retry_delay)}, doubling)"),
+            ("overlap", task.overlap),
+            ("catch_up", task.catch_up),
+            ("jitter", format_duration(task.jitter) if task.jitter else "none"),
+            ("working_dir", task.working_dir),
+        ]
+        if task.shell != "/bin/sh":
+            items.append(("shell", task.shell))
+        if task.env:
+            items.append(("env", " ".join(f"{k}={v}" for k, v in task.env.items())))
+        if task.when:
+            items.append(("when", task.when))
+        if task.after:
+            items.append(("after", ", ".join(task.after)))
+        items.append(("keep_runs", str(task.keep_runs)))
+        return items
+
+    def task_added(self, task: Task, upcoming: Sequence[datetime], replaced: bool, now: datetime) -> None:
+        self.note(f"{'Replaced' if replaced else 'Added'} task '{task.name}'.")
+        self.pairs(self.task_settings(task))
+        self.line("next runs:")
+        for moment in upcoming:
+            self.line(f"  {timefmt.stamp(moment, task.timezone)}  ({timefmt.relative(moment, now)})")
+        if not task.enabled:
+            self.line("  (the task is disabled)")
+
+    def task_detail(self, detail: Any, now: datetime) -> None:
+        task, stats = detail.row.task, detail.row.stats
+        self.pairs(
+            [
+                *self.task_settings(task),
+                ("means", detail.description),
+                ("success", f"{percent(stats.success_rate)} of the last 50 runs"),
+                ("duration", f"p50 {timefmt.duration_ms(stats.p50_ms)}, p95 {timefmt.duration_ms(stats.p95_ms)}"),
+                ("recent", status_strip(stats.recent[:30]) or "-"),
+                ("durations", sparkline(detail.durations_ms) or "-"),
+            ]
+        )
+        self.line("next runs:")
+        for moment in detail.upcoming:
+            self.line(f"  {timefmt.stamp(moment, task.timezone)}  ({timefmt.relative(moment, now)})")
+        if not detail.upcoming:
+            self.line("  none (disabled)" if not task.enabled else "  none")
+        self.line("last runs:")
+        if detail.runs:
+            self.runs(detail.runs, now, zone_of=lambda _name: task.timezone)
+        else:
+            self.line("  none yet")
+
+    def runs(self, runs: Sequence[Run], now: datetime, zone_of: Any) -> None:
+        headers = ["ID", "Task", "Trigger", "Attempt", "Scheduled", "Started", "Duration", "Status", "Exit"]
+        body = []
+        for run in runs:
+            zone = zone_of(run.task)
+            exit_text = (
+                str(run.exit_code) if run.exit_code is not None else (f"signal {run.signal}" if run.signal else "-")
+            )
+            body.append(
+                [
+                    str(run.id),
+                    run.task,
+                    run.trigger,
+                    str(run.attempt),
+                    timefmt.stamp(run.scheduled_at, zone) if run.scheduled_at else "-",
+                    (timefmt.stamp(run.started_at, zone) + f" ({timefmt.relative(run.started_at, now)})")
+                    if self.rich
+                    else timefmt.iso(timefmt.local(run.started_at, zone)) if run.started_at else "-",
+                    timefmt.duration_ms(run.duration_ms),
+                    self.status_text(run.status),
+                    exit_text,
+                ]
+            )
+        self.table(headers, body)
+
+    def findings(self, findings: Sequence[Any]) -> None:
+        for finding in findings:
+            subject = f"task '{finding.task}': " if finding.task else ""
+            if finding.level == "error":
+                self.error(subject + finding.message)
+            else:
+                self.warning(subject + finding.message)
+
+
+def stdout_is_terminal() -> bool:
+    return sys.stdout.isatty()

@@ -1,0 +1,240 @@
+"""One truthful record per attempt: the layer between a task and `run_process`.
+
+Whoever starts a run (serve, `run-now`), it goes through `execute`: the run row is written as
+`running` before the job starts and finished with its status, exit code or signal, duration
+and output. Retry decisions live here too, so serve and `run-now` agree on them.
+"""
+
+from __future__ import annotations
+
+import os
+import signal as signals
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+
+from cronctl.clock import SYSTEM_CLOCK, Clock
+from cronctl.durations import format_duration
+from cronctl.model import Task
+from cronctl.records import Output, Run, Status, Trigger
+from cronctl.runner.process import ProcessOutcome, run_process
+from cronctl.store import HistoryStore
+
+DEFAULT_KILL_GRACE = 10.0
+# A `when` condition is a quick test; one that hangs must not hold the task forever.
+WHEN_TIMEOUT = 60.0
+# Variables that belong to serve's own supervisor and must not leak into jobs.
+_SUPERVISOR_VARIABLES = ("NOTIFY_SOCKET",)
+_SUPERVISOR_PREFIXES = ("WATCHDOG_", "LISTEN_")
+RETRYABLE = (Status.FAILED, Status.TIMED_OUT)
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """What to run and why. `stop` lets the caller end the job (shutdown, replace, Ctrl-C)."""
+
+    task: Task
+    trigger: str
+    attempt: int = 1
+    scheduled_at: datetime | None = None
+    stop: threading.Event | None = None
+    stop_reason: str = "stopped by cronctl"
+    check_when: bool = True
+
+
+def job_environment(
+    task: Task,
+    *,
+    run_id: int,
+    trigger: str,
+    attempt: int,
+    scheduled_at: datetime | None,
+    last_success_at: datetime | None,
+    base: Mapping[str, str] | None = None,
+) -> dict[str, str]:
+    """Return the job's environment: the caller's, the task's `env`, then cronctl's variables."""
+    env = {
+        key: value
+        for key, value in (os.environ if base is None else base).items()
+        if key not in _SUPERVISOR_VARIABLES and not key.startswith(_SUPERVISOR_PREFIXES)
+    }
+    env.update(task.env)
+
+    def local_iso(moment: datetime | None) -> str:
+        return moment.astimezone(task.parsed_zone).isoformat() if moment else ""
+
+    env.update(
+        {
+            "CRONCTL_TASK": task.name,
+            "CRONCTL_RUN_ID": str(run_id),
+            "CRONCTL_TRIGGER": str(trigger),
+            "CRONCTL_ATTEMPT": str(attempt),
+            "CRONCTL_SCHEDULED_AT": local_iso(scheduled_at),
+            "CRONCTL_LAST_SUCCESS_AT": local_iso(last_success_at),
+        }
+    )
+    return env
+
+
+def status_of(outcome: ProcessOutcome) -> tuple[str, str | None]:
+    """Return the run status and a reason for an attempt's outcome."""
+    if outcome.start_error:
+        return Status.ERROR, outcome.start_error
+    if outcome.timed_out:
+        return Status.TIMED_OUT, None
+    if outcome.stopped:
+        return Status.INTERRUPTED, None
+    if outcome.signal is not None:
+        return Status.KILLED, f"killed by signal {outcome.signal} ({_signal_name(outcome.signal)})"
+    if outcome.exit_code == 0:
+        return Status.SUCCEEDED, None
+    if outcome.exit_code == 127:
+        return Status.FAILED, "exit status 127: the shell could not find the command"
+    return Status.FAILED, f"exit status {outcome.exit_code}"
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signals.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
+
+
+def _output(captured) -> Output:
+    return Output(captured.data, captured.total_bytes, captured.dropped_bytes)
+
+
+def _join(*parts: str | None) -> str | None:
+    text = "; ".join(p for p in parts if p)
+    return text or None
+
+
+class Executor:
+    """Runs attempts of tasks and records them in `store`."""
+
+    def __init__(
+        self,
+        store: HistoryStore,
+        *,
+        clock: Clock = SYSTEM_CLOCK,
+        kill_grace: float = DEFAULT_KILL_GRACE,
+        environ: Mapping[str, str] | None = None,
+        on_output: Callable[[str, bytes], None] | None = None,
+    ) -> None:
+        self.store = store
+        self.clock = clock
+        self.kill_grace = kill_grace
+        self.environ = environ
+        self.on_output = on_output
+
+    def begin(self, request: RunRequest) -> int:
+        """Write the `running` row; for a scheduled slot this is the exactly-once claim."""
+        return self.store.start_run(
+            request.task.name,
+            request.trigger,
+            attempt=request.attempt,
+            scheduled_at=request.scheduled_at,
+            started_at=self.clock.now(),
+        )
+
+    def execute(self, request: RunRequest, run_id: int | None = None) -> Run:
+        """Run one attempt (after its `when` condition) and return the finished record."""
+        if run_id is None:
+            run_id = self.begin(request)
+        task = request.task
+        env = job_environment(
+            task,
+            run_id=run_id,
+            trigger=request.trigger,
+            attempt=request.attempt,
+            scheduled_at=request.scheduled_at,
+            last_success_at=self.store.last_success_at(task.name),
+            base=self.environ,
+        )
+        if request.check_when and task.when:
+            skip_reason = self._when_says_skip(task, env, request.stop)
+            if skip_reason:
+                now = self.clock.now()
+                self.store.finish_run(run_id, status=Status.SKIPPED, finished_at=now, reason=skip_reason)
+                return self.store.get_run(run_id)
+        outcome = run_process(
+            task.command,
+            shell=task.shell,
+            cwd=task.cwd,
+            env=env,
+            timeout=task.timeout,
+            kill_grace=self.kill_grace,
+            stop=request.stop,
+            on_start=lambda pid: self.store.set_pid(run_id, pid),
+            on_output=self.on_output,
+            clock=self.clock,
+        )
+        status, reason = status_of(outcome)
+        if status == Status.TIMED_OUT:
+            reason = f"timed out after {format_duration(task.timeout or 0)}"
+        elif status == Status.INTERRUPTED:
+            reason = request.stop_reason
+        self.store.finish_run(
+            run_id,
+            status=status,
+            started_at=outcome.started_at,
+            finished_at=outcome.finished_at,
+            duration_ms=round(outcome.duration * 1000),
+            exit_code=outcome.exit_code,
+            signal=outcome.signal,
+            reason=_join(reason, outcome.note),
+            stdout=_output(outcome.stdout),
+            stderr=_output(outcome.stderr),
+        )
+        return self.store.get_run(run_id)
+
+    def _when_says_skip(self, task: Task, env: Mapping[str, str], stop: threading.Event | None) -> str | None:
+        outcome = run_process(
+            task.when or "true",
+            shell=task.shell,
+            cwd=task.cwd,
+            env=env,
+            timeout=WHEN_TIMEOUT,
+            kill_grace=1.0,
+            stop=stop,
+            clock=self.clock,
+        )
+        if outcome.start_error:
+            return f"`when` could not start: {outcome.start_error}"
+        if outcome.timed_out:
+            return f"`when` did not finish within {WHEN_TIMEOUT:.0f}s"
+        if outcome.exit_code != 0:
+            code = f"exit status {outcome.exit_code}" if outcome.exit_code is not None else f"signal {outcome.signal}"
+            return f"`when` condition returned {code}"
+        return None
+
+    def run_with_retries(self, request: RunRequest, *, retries: int | None = None) -> list[Run]:
+        """Run the attempts of one trigger in the foreground: the first, then retries after
+        `retry_delay` doubling each time. Returns every attempt's record."""
+        limit = request.task.retries if retries is None else retries
+        runs = [self.execute(request)]
+        while should_retry(runs[-1], limit):
+            attempt = runs[-1].attempt + 1
+            delay = request.task.retry_delay_for(attempt)
+            if self.clock.sleep(delay, wake=request.stop) or (request.stop and request.stop.is_set()):
+                break
+            runs.append(self.execute(retry_request(request, attempt)))
+        return runs
+
+
+def should_retry(run: Run, retries: int) -> bool:
+    """Return whether another attempt follows `run` (failed or timed out, attempts left)."""
+    return run.status in RETRYABLE and run.attempt <= retries
+
+
+def retry_request(request: RunRequest, attempt: int) -> RunRequest:
+    return RunRequest(
+        task=request.task,
+        trigger=Trigger.RETRY,
+        attempt=attempt,
+        scheduled_at=request.scheduled_at,
+        stop=request.stop,
+        stop_reason=request.stop_reason,
+        check_when=False,
+    )
