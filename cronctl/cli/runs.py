@@ -58,10 +58,17 @@ def run_now(
         app.renderer.note(f"Task '{name}' is disabled; running it anyway because you asked.")
     stop = threading.Event()
     executor = Executor(app.store(), clock=app.clock, on_output=None if json_output else _stream)
-    request = RunRequest(task, Trigger.MANUAL, stop=stop, stop_reason="interrupted by Ctrl-C", check_when=not force)
+    request = RunRequest(
+        task,
+        Trigger.MANUAL,
+        stop=stop,
+        stop_reason="interrupted by Ctrl-C",
+        check_when=not force,
+        retries=0 if no_retries else None,
+    )
     previous = _on_signals(stop)
     try:
-        runs = executor.run_with_retries(request, retries=0 if no_retries else None)
+        runs = executor.run_with_retries(request)
     finally:
         _restore(previous)
     last = runs[-1]

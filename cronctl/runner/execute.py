@@ -16,6 +16,7 @@ from datetime import datetime
 
 from cronctl.clock import SYSTEM_CLOCK, Clock
 from cronctl.durations import format_duration
+from cronctl.events import NoEvents, RunEvents
 from cronctl.model import Task
 from cronctl.records import Output, Run, Status, Trigger
 from cronctl.runner.process import ProcessOutcome, run_process
@@ -41,6 +42,11 @@ class RunRequest:
     stop: threading.Event | None = None
     stop_reason: str = "stopped by cronctl"
     check_when: bool = True
+    retries: int | None = None  # None: the task's own `retries`
+
+    @property
+    def retry_limit(self) -> int:
+        return self.task.retries if self.retries is None else self.retries
 
 
 def job_environment(
@@ -121,7 +127,9 @@ class Executor:
         kill_grace: float = DEFAULT_KILL_GRACE,
         environ: Mapping[str, str] | None = None,
         on_output: Callable[[str, bytes], None] | None = None,
+        events: RunEvents | None = None,
     ) -> None:
+        self.events = events or NoEvents()
         self.store = store
         self.clock = clock
         self.kill_grace = kill_grace
@@ -157,7 +165,8 @@ class Executor:
             if skip_reason:
                 now = self.clock.now()
                 self.store.finish_run(run_id, status=Status.SKIPPED, finished_at=now, reason=skip_reason)
-                return self.store.get_run(run_id)
+                return self._finished(request, run_id)
+        self.events.run_started(task, self.store.get_run(run_id))
         outcome = run_process(
             task.command,
             shell=task.shell,
@@ -187,7 +196,13 @@ class Executor:
             stdout=_output(outcome.stdout),
             stderr=_output(outcome.stderr),
         )
-        return self.store.get_run(run_id)
+        return self._finished(request, run_id)
+
+    def _finished(self, request: RunRequest, run_id: int) -> Run:
+        run = self.store.get_run(run_id)
+        final = not should_retry(run, request.retry_limit) or bool(request.stop and request.stop.is_set())
+        self.events.run_finished(request.task, run, final=final)
+        return run
 
     def _when_says_skip(self, task: Task, env: Mapping[str, str], stop: threading.Event | None) -> str | None:
         outcome = run_process(
@@ -209,12 +224,11 @@ class Executor:
             return f"`when` condition returned {code}"
         return None
 
-    def run_with_retries(self, request: RunRequest, *, retries: int | None = None) -> list[Run]:
+    def run_with_retries(self, request: RunRequest) -> list[Run]:
         """Run the attempts of one trigger in the foreground: the first, then retries after
         `retry_delay` doubling each time. Returns every attempt's record."""
-        limit = request.task.retries if retries is None else retries
         runs = [self.execute(request)]
-        while should_retry(runs[-1], limit):
+        while should_retry(runs[-1], request.retry_limit):
             attempt = runs[-1].attempt + 1
             delay = request.task.retry_delay_for(attempt)
             if self.clock.sleep(delay, wake=request.stop) or (request.stop and request.stop.is_set()):
@@ -237,4 +251,5 @@ def retry_request(request: RunRequest, attempt: int) -> RunRequest:
         stop=request.stop,
         stop_reason=request.stop_reason,
         check_when=False,
+        retries=request.retries,
     )
