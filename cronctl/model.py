@@ -320,9 +320,9 @@ def parse_notify(raw: Any, task: str | None) -> NotifySettings:
 def parse_smtp(raw: Any) -> SmtpSettings:
     if not isinstance(raw, Mapping):
         _fail(None, "smtp", "must be a table ([defaults.smtp])")
-    _check_keys(raw, SMTP_KEYS, None, "[defaults.smtp]")
     if "password" in raw:
-        _fail(None, "smtp.password", "passwords are never stored in the task file")
+        _fail(None, "smtp.password", "passwords are never stored in the task file", "name an environment variable with password_env")
+    _check_keys(raw, SMTP_KEYS, None, "[defaults.smtp]")
     values: dict[str, Any] = {}
     if "host" in raw:
         values["host"] = _string(None, "smtp.host", raw["host"])

@@ -75,7 +75,8 @@ BAD = [
     ('[tasks."bad name"]\nschedule = "@daily"\ncommand = "x"\n', "task 'bad name': invalid task name"),
     ('[tasks.a]\nschedule = "@daily"\ncommand = "x"\n[tasks.a.notify]\non = ["boom"]\n', "key 'notify.on': 'boom' is not one of failure"),
     ('[tasks.a]\nschedule = "@daily"\ncommand = "x"\n[tasks.a.notify]\nwebhook = "ftp://x"\n', "is not an http(s) URL"),
-    ('[tasks.a]\nschedule = "@daily"\ncommand = "x"\n[tasks.a.notify]\nchanels = 1\n', "did you mean"),
+    ('[tasks.a]\nschedule = "@daily"\ncommand = "x"\n[tasks.a.notify]\nchanels = 1\n', "key 'chanels': unknown key in notify"),
+    ('[tasks.a]\nschedule = "@daily"\ncommand = "x"\n[tasks.a.notify]\nwebhok = "http://x"\n', "did you mean 'webhook'?"),
     ('[defaults]\nschedule = "@daily"\n', "key 'schedule': unknown key in [defaults]"),
     ('[defaults.smtp]\npassword = "hunter2"\n', "passwords are never stored in the task file"),
     ('[task.a]\nschedule = "@daily"\n', "did you mean [tasks]?"),
@@ -91,7 +92,7 @@ def test_bad_files_get_one_clear_line(text, expected):
     with pytest.raises(TaskFileError) as caught:
         taskfile.parse_text(text, Path("/tmp/tasks.toml"), default_zone="UTC")
     message = str(caught.value)
-    assert expected in message
+    assert expected in f"{message} {caught.value.hint}"
     assert "\n" not in message
 
 
@@ -221,8 +222,9 @@ def test_inline_tasks_are_refused_not_rewritten(tmp_path):
     path = tmp_path / "tasks.toml"
     text = '[tasks]\na = { schedule = "@daily", command = "x" }  # inline\n'
     path.write_text(text)
-    with pytest.raises(TaskFileError, match="cronctl edit"):
+    with pytest.raises(TaskFileError, match="is not written as a") as caught:
         taskfile.remove_tasks(path, ["a"])
+    assert "cronctl edit" in caught.value.hint
     assert path.read_text() == text
 
 

@@ -1,0 +1,58 @@
+"""`cronctl explain`: a schedule in words, its next fire times, and what DST does to it."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+from zoneinfo import ZoneInfo
+
+import typer
+
+from cronctl.cli.app import JsonFlag, command, state
+from cronctl.errors import UsageError
+from cronctl.model import is_valid_zone, machine_timezone
+
+
+def parse_from(text: str, zone: str) -> datetime:
+    """Return the aware start time for `--from`: ISO 8601, naive times read in `zone`."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise UsageError(
+            f"--from {text!r} is not a date and time", hint="use ISO 8601, e.g. 2026-03-08T01:00 or 2026-03-08T01:00-05:00"
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=ZoneInfo(zone))
+
+
+@command("explain")
+def explain_command(
+    ctx: typer.Context,
+    expression: Annotated[str, typer.Argument(metavar="EXPR", help="A schedule, e.g. '0 9 * * MON-FRI'.")],
+    tz: Annotated[str | None, typer.Option("--tz", help="IANA time zone (default: the machine's).")] = None,
+    count: Annotated[int, typer.Option("--count", min=1, max=1000, help="How many fire times.")] = 5,
+    start: Annotated[str | None, typer.Option("--from", help="Start from this time (ISO 8601) instead of now.")] = None,
+    name: Annotated[str | None, typer.Option("--name", help="Task name that H values are hashed from.")] = None,
+    json_output: JsonFlag = False,
+) -> None:
+    """Say what a schedule means in English, list its next fire times, and flag DST changes."""
+    from cronctl.schedule import explain
+
+    app = state(ctx)
+    zone = tz or machine_timezone()
+    if not is_valid_zone(zone):
+        raise UsageError(f"unknown time zone {zone!r}", hint="use an IANA name such as Europe/Berlin or UTC")
+    begin = parse_from(start, zone) if start else app.clock.now()
+    result = explain(expression, zone, count=count, start=begin, name=name)
+    if json_output:
+        app.renderer.json(result.to_json())
+        return
+    out = app.renderer
+    out.line(result.description)
+    out.line(f"time zone: {result.timezone}")
+    if result.next:
+        out.line("next:")
+        for moment in result.next:
+            offset = moment.strftime("%z")
+            out.line(f"  {moment.strftime('%a %Y-%m-%d %H:%M')} {moment.tzname()} (UTC{offset[:3]}:{offset[3:]})")
+    for note in result.notes:
+        out.line(f"note: {note}")

@@ -1,0 +1,207 @@
+"""One cron field: its grammar, the values it selects, and `H` (hashed) items.
+
+Grammar of a field: a comma-separated list of items, each one of
+`*`, `*/n`, `a`, `a-b`, `a-b/n`, `a/n` (meaning `a-max/n`), `H`, `H/n`, `H(a-b)`, `H(a-b)/n`;
+plus `L` in day-of-month and `DOW#N` in day-of-week. Values are ASCII numbers, or names
+(JAN-DEC, SUN-SAT, either case) in the month and day-of-week fields.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+
+from cronctl.errors import ScheduleError
+
+
+@dataclass(frozen=True)
+class FieldKind:
+    """The range and names of one of the five cron fields."""
+
+    label: str
+    low: int
+    high: int
+    names: tuple[str, ...] = ()  # names[i] stands for the value low + i
+    # `H` without an explicit range hashes within [low, hash_high]: day-of-month stops at 28 so
+    # that a hashed day exists in every month (as Jenkins does), day-of-week at 6 (7 is Sunday).
+    hash_high: int = -1
+
+    @property
+    def hash_top(self) -> int:
+        return self.high if self.hash_high < 0 else self.hash_high
+
+
+MINUTE = FieldKind("minute", 0, 59)
+HOUR = FieldKind("hour", 0, 23)
+DAY_OF_MONTH = FieldKind("day-of-month", 1, 31, hash_high=28)
+MONTH = FieldKind(
+    "month",
+    1,
+    12,
+    names=("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"),
+)
+# 0 and 7 are both Sunday, so that ranges such as 5-7 (Friday to Sunday) can be written.
+DAY_OF_WEEK = FieldKind(
+    "day-of-week", 0, 7, names=("SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"), hash_high=6
+)
+KINDS = (MINUTE, HOUR, DAY_OF_MONTH, MONTH, DAY_OF_WEEK)
+
+
+@dataclass(frozen=True)
+class Field:
+    """A parsed field: the values it selects (day-of-week 7 folded into 0)."""
+
+    text: str
+    values: frozenset[int]
+    last_day: bool = False  # day-of-month `L`
+    nth_weekdays: frozenset[tuple[int, int]] = frozenset()  # day-of-week `FRI#1` -> (5, 1)
+    hashed: tuple[tuple[str, tuple[int, ...]], ...] = ()  # (H item, the values it resolved to)
+
+    @property
+    def starts_with_star(self) -> bool:
+        return self.text.startswith("*")
+
+
+_VALUE = r"[0-9]+|[A-Za-z]+"
+_RANGE_ITEM = re.compile(rf"(?P<lo>{_VALUE})(?:-(?P<hi>{_VALUE}))?(?:/(?P<step>[0-9]+))?")
+_STAR_ITEM = re.compile(r"\*(?:/(?P<step>[0-9]+))?")
+_HASH_ITEM = re.compile(rf"H(?:\((?P<lo>{_VALUE})-(?P<hi>{_VALUE})\))?(?:/(?P<step>[0-9]+))?")
+_NTH_ITEM = re.compile(rf"(?P<day>{_VALUE})#(?P<n>[0-9]+)")
+_NEAREST_WEEKDAY = re.compile(r"[0-9]*L?W", re.IGNORECASE)
+_LAST_WEEKDAY = re.compile(rf"(?:{_VALUE})L", re.IGNORECASE)
+
+
+def parse_field(text: str, kind: FieldKind, name: str | None) -> Field:
+    """Parse one field; raise ScheduleError saying what is wrong and what is allowed."""
+    values: set[int] = set()
+    last_day = False
+    nth: set[tuple[int, int]] = set()
+    hashed: list[tuple[str, tuple[int, ...]]] = []
+    for item in text.split(","):
+        if not item:
+            raise _error(kind, text, "has an empty list item")
+        if item.upper() == "L" and kind is DAY_OF_MONTH:
+            last_day = True
+        elif (match := _NTH_ITEM.fullmatch(item)) and kind is DAY_OF_WEEK:
+            nth.add(_nth_weekday(match, item))
+        elif match := _STAR_ITEM.fullmatch(item):
+            values.update(range(kind.low, kind.high + 1, _step(kind, match["step"], item)))
+        elif match := _HASH_ITEM.fullmatch(item):
+            selected = _hashed(kind, match, item, name)
+            hashed.append((item, tuple(sorted(_fold_sunday(kind, selected)))))
+            values.update(selected)
+        elif match := _RANGE_ITEM.fullmatch(item):
+            values.update(_range(kind, match, item))
+        else:
+            raise _unsupported(kind, item)
+    return Field(
+        text,
+        frozenset(_fold_sunday(kind, values)),
+        last_day=last_day,
+        nth_weekdays=frozenset(nth),
+        hashed=tuple(hashed),
+    )
+
+
+def _range(kind: FieldKind, match: re.Match[str], item: str) -> range:
+    low = _value(kind, match["lo"], item)
+    if match["hi"] is not None:
+        high = _value(kind, match["hi"], item)
+        if high < low:
+            sunday = "; Sunday is 0 or 7, so write 6-7 or SAT,SUN" if kind is DAY_OF_WEEK else ""
+            raise _error(
+                kind, item, f"is a reversed range ({low} > {high}); ranges do not wrap{sunday}"
+            )
+    elif match["step"] is not None:
+        high = kind.high  # `a/n` means `a-max/n`
+    else:
+        high = low
+    return range(low, high + 1, _step(kind, match["step"], item))
+
+
+def _step(kind: FieldKind, text: str | None, item: str) -> int:
+    step = 1 if text is None else int(text)
+    if step == 0:
+        raise _error(kind, item, "has a step of 0; a step must be 1 or more")
+    return step
+
+
+def _hashed(kind: FieldKind, match: re.Match[str], item: str, name: str | None) -> range:
+    if not name:
+        raise ScheduleError(
+            f"'{item}' in the {kind.label} field needs a task name: H picks a stable value "
+            "by hashing the name",
+            hint="give the task a name (explain --name NAME)",
+        )
+    low, high = kind.low, kind.hash_top
+    if match["lo"] is not None:
+        low, high = _value(kind, match["lo"], item), _value(kind, match["hi"], item)
+        if high < low:
+            raise _error(kind, item, f"has a reversed range ({low} > {high})")
+    digest = hashlib.sha256(f"{name}\n{kind.label}".encode()).digest()
+    number = int.from_bytes(digest[:8], "big")
+    if match["step"] is None:
+        start = low + number % (high - low + 1)
+        return range(start, start + 1)
+    # H/n: an offset hashed within [0, n), then every n, as */n shifted by that offset.
+    step = _step(kind, match["step"], item)
+    return range(low + number % min(step, high - low + 1), high + 1, step)
+
+
+def _nth_weekday(match: re.Match[str], item: str) -> tuple[int, int]:
+    weekday = _value(DAY_OF_WEEK, match["day"], item) % 7
+    n = int(match["n"])
+    if not 1 <= n <= 5:
+        raise _error(DAY_OF_WEEK, item, f"asks for weekday number {n}; #N takes N from 1 to 5")
+    return weekday, n
+
+
+def _value(kind: FieldKind, token: str, item: str) -> int:
+    if token.isdigit():
+        number = int(token)
+    elif token.upper() in kind.names:
+        number = kind.low + kind.names.index(token.upper())
+    else:
+        raise _unsupported(kind, token if token.isalpha() else item)
+    if not kind.low <= number <= kind.high:
+        raise _error(kind, item, f"is out of range: {number} is not in {kind.low}-{kind.high}")
+    return number
+
+
+def _fold_sunday(kind: FieldKind, values: set[int] | range) -> set[int]:
+    return {v % 7 for v in values} if kind is DAY_OF_WEEK else set(values)
+
+
+def _names(kind: FieldKind) -> str:
+    return f"{kind.names[0]}-{kind.names[-1]}"
+
+
+def _unsupported(kind: FieldKind, item: str) -> ScheduleError:
+    """Say why an item that is not in the grammar is refused."""
+    if "?" in item:
+        return _error(kind, item, "uses '?', which is Quartz syntax, not cron; use '*'")
+    if _NEAREST_WEEKDAY.fullmatch(item):
+        return _error(kind, item, "uses 'W' (nearest weekday), which cronctl does not support")
+    if kind is DAY_OF_WEEK and _LAST_WEEKDAY.fullmatch(item):
+        return _error(
+            kind, item, "means 'last weekday of the month', which cronctl does not support"
+        )
+    if item.upper() == "L" or ("L" in item.upper() and not kind.names):
+        return _error(kind, item, "is not supported; 'L' stands alone, in day-of-month only")
+    if "#" in item:
+        return _error(kind, item, "is not supported; '#' is written DOW#N in day-of-week")
+    if kind.names and re.fullmatch("[A-Za-z]+", item):
+        return _error(kind, item, f"is not a {kind.label} name ({_names(kind)})")
+    allowed = "*, a, a-b, a,b, */n, a-b/n, a/n, H, H/n, H(a-b)"
+    if kind is DAY_OF_MONTH:
+        allowed += ", L"
+    if kind is DAY_OF_WEEK:
+        allowed += f", DOW#N, names {_names(kind)}"
+    if kind is MONTH:
+        allowed += f", names {_names(kind)}"
+    return _error(kind, item, f"is not valid; allowed: {allowed}")
+
+
+def _error(kind: FieldKind, item: str, reason: str) -> ScheduleError:
+    return ScheduleError(f"{kind.label} field: '{item}' {reason}")

@@ -1,0 +1,118 @@
+"""`Schedule`: one schedule string of a task, in the task's time zone (SPEC section 3)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from cronctl.errors import ScheduleError, UsageError
+from cronctl.schedule import describe as english
+from cronctl.schedule.cron import next_fire
+from cronctl.schedule.every import next_slot, parse_every
+from cronctl.schedule.spec import CronSpec, parse_cron
+from cronctl.schedule.zones import instant_of, load_zone, zoned
+
+
+class Schedule:
+    """A parsed schedule: a cron expression or macro, `@every DURATION`, or `@reboot`.
+
+    Time is always an argument: `next_after(dt)` answers for the instant `dt`.
+    """
+
+    def __init__(
+        self,
+        text: str,
+        zone: ZoneInfo,
+        name: str | None,
+        cron: CronSpec | None = None,
+        interval_seconds: int | None = None,
+    ) -> None:
+        self.text = text
+        self.zone = zone
+        self.timezone = zone.key
+        self.name = name
+        self.cron = cron
+        self.interval_seconds = interval_seconds
+
+    @classmethod
+    def parse(cls, text: str, timezone: str = "UTC", name: str | None = None) -> Schedule:
+        """Parse `text`; raise ScheduleError (a ValueError) saying why it is refused."""
+        if not isinstance(text, str):
+            raise ScheduleError(f"a schedule is text, not {type(text).__name__}")
+        zone = load_zone(timezone)
+        stripped = text.strip()
+        _check_characters(stripped)
+        keyword, _, argument = stripped.replace("\t", " ").partition(" ")
+        keyword, argument = keyword.lower(), argument.strip()
+        if keyword == "@every":
+            return cls(text, zone, name, interval_seconds=parse_every(argument))
+        if keyword.startswith("@") and argument:
+            raise ScheduleError(f"'{keyword}' takes no argument; got '{argument}'")
+        if keyword == "@reboot":
+            return cls(text, zone, name)
+        return cls(text, zone, name, cron=parse_cron(stripped, name))
+
+    @property
+    def is_reboot(self) -> bool:
+        return self.cron is None and self.interval_seconds is None
+
+    @property
+    def is_wildcard(self) -> bool:
+        """True for a cron schedule whose minute or hour field starts with '*' (SPEC 3)."""
+        return self.cron is not None and self.cron.wildcard
+
+    def next_after(self, dt: datetime) -> datetime | None:
+        """Return the first fire time strictly after `dt`, in the schedule's zone.
+
+        A naive `dt` is a wall time in the schedule's zone. None for `@reboot`, which has no
+        fire times. Compare results as instants (`.timestamp()`, or after `.astimezone(UTC)`):
+        Python compares two datetimes of the same zone by wall time and ignores `fold`, so
+        01:00 EST (second pass) would sort before 01:30 EDT.
+        """
+        instant = self._next_instant(instant_of(dt, self.zone))
+        return None if instant is None else zoned(instant, self.zone)
+
+    def upcoming(self, after: datetime, count: int) -> list[datetime]:
+        """Return the next `count` fire times after `after` ([] for `@reboot`)."""
+        if count < 0:
+            raise UsageError(f"count must be 0 or more, not {count}")
+        times: list[datetime] = []
+        cursor = instant_of(after, self.zone)
+        while len(times) < count:
+            instant = self._next_instant(cursor)
+            if instant is None:
+                break
+            times.append(zoned(instant, self.zone))
+            cursor = instant
+        return times
+
+    def describe(self, short: bool = False) -> str:
+        """Return the schedule in English: a sentence, or a compact form for a table."""
+        if self.cron is not None:
+            return english.describe_cron(self.cron, short)
+        if self.interval_seconds is not None:
+            return english.describe_every(self.interval_seconds, short)
+        return english.describe_reboot(short)
+
+    def __repr__(self) -> str:
+        return f"Schedule.parse({self.text!r}, timezone={self.timezone!r}, name={self.name!r})"
+
+    def _next_instant(self, after: datetime) -> datetime | None:
+        if self.cron is not None:
+            return next_fire(self.cron, self.zone, after)
+        if self.interval_seconds is not None:
+            return next_slot(self.interval_seconds, after)
+        return None
+
+
+def _check_characters(text: str) -> None:
+    if not text:
+        raise ScheduleError("the schedule is empty", hint="e.g. '0 2 * * *' or '@daily'")
+    for char in text:
+        if not char.isascii():
+            raise ScheduleError(
+                f"the schedule contains {char!r} (U+{ord(char):04X}); cron uses ASCII digits, "
+                "English names and the symbols * , - / # ( )"
+            )
+        if not char.isprintable() and char != "\t":
+            raise ScheduleError(f"the schedule contains the control character {char!r}")
