@@ -535,6 +535,58 @@ class HistoryStore:
             return None
         return ServeState(row[0], row[1], row[2], from_ms(row[3]), from_ms(row[4]), from_ms(row[5]))
 
+    # -- health, status and metrics (cronctl.health, cronctl.notify) -----------------------
+    # Each query here is answered from an index (checked with EXPLAIN QUERY PLAN in
+    # tests/test_health.py): they stay fast with a million runs.
+
+    def running_tasks(self) -> set[str]:
+        """Return the tasks that have a run in progress (index runs_running)."""
+        with self._guard():
+            return {r[0] for r in self._db.execute("SELECT DISTINCT task FROM runs WHERE status = 'running'")}
+
+    def stderr_heads(self, run_ids: Iterable[int], size: int = 512) -> dict[int, bytes]:
+        """Return the first `size` bytes of the stderr of each run (by primary key)."""
+        ids = list(run_ids)
+        heads: dict[int, bytes] = {}
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            marks = ", ".join("?" * len(chunk))
+            with self._guard():
+                for run_id, head in self._db.execute(
+                    f"SELECT run_id, substr(stderr, 1, ?) FROM run_output WHERE run_id IN ({marks})",
+                    (size, *chunk),
+                ):
+                    heads[run_id] = bytes(head or b"")
+        return heads
+
+    def missed_counts(self, since: datetime) -> list[tuple[str, int, datetime | None]]:
+        """Return (task, runs recorded `missed` since `since`, latest missed slot) per task
+        (a range of index runs_started)."""
+        with self._guard():
+            rows = self._db.execute(
+                "SELECT task, COUNT(*), MAX(scheduled_at) FROM runs INDEXED BY runs_started"
+                " WHERE started_at >= ? AND status = 'missed'"
+                " GROUP BY task ORDER BY task",
+                (to_ms(since),),
+            ).fetchall()
+        return [(task, count, from_ms(latest)) for task, count, latest in rows]
+
+    def run_counts(self) -> dict[str, tuple[int, int]]:
+        """Return (runs, failed runs) kept in the history per task.
+
+        Runs are counted on the covering index runs_task_started (no table reads), failures
+        on the partial index runs_failures (one table read per failed run kept).
+        """
+        with self._guard():
+            totals = self._db.execute("SELECT task, COUNT(*) FROM runs GROUP BY task").fetchall()
+            failures = dict(
+                self._db.execute(
+                    f"SELECT task, COUNT(*) FROM runs INDEXED BY runs_failures WHERE status IN ({_FAILURES_SQL})"
+                    " GROUP BY task"
+                ).fetchall()
+            )
+        return {task: (count, failures.get(task, 0)) for task, count in totals}
+
 
 def _statements(script: str) -> list[str]:
     lines = [line for line in script.splitlines() if not line.strip().startswith("--")]

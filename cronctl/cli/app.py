@@ -95,13 +95,18 @@ def main_options(
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def command(name: str | None = None, **settings: Any) -> Callable[[F], F]:
-    """Register a command whose CronctlErrors become one line on stderr and their exit code."""
+def command(
+    name: str | None = None, *, target: typer.Typer | None = None, **settings: Any
+) -> Callable[[F], F]:
+    """Register a command whose CronctlErrors become one line on stderr and their exit code.
+
+    `target` is the Typer to register on (a sub-command group such as `service`); default `app`.
+    """
 
     def decorate(func: F) -> F:
         @functools.wraps(func)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            ctx = typer.get_current_context()
+            ctx = _context_of(args, kwargs)
             current = state(ctx)
             try:
                 return func(*args, **kwargs)
@@ -120,10 +125,19 @@ def command(name: str | None = None, **settings: Any) -> Callable[[F], F]:
                 _silence_stdout()
                 raise typer.Exit(code=int(ExitCode.OK)) from None
 
-        app.command(name, **settings)(wrapper)
+        (app if target is None else target).command(name, **settings)(wrapper)
         return func
 
     return decorate
+
+
+def _context_of(args: tuple[Any, ...], kwargs: dict[str, Any]) -> typer.Context:
+    """Return the command's Context: every command takes `ctx: typer.Context` (Typer 0.29 has
+    no public get_current_context)."""
+    for value in (*args, *kwargs.values()):
+        if isinstance(value, typer.Context):
+            return value
+    raise TypeError("a cronctl command must take a `ctx: typer.Context` parameter")
 
 
 def _silence_stdout() -> None:

@@ -1,0 +1,241 @@
+"""Commands about the machine's health: status, prune, metrics, notify-test."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.text import Text
+
+from cronctl import timefmt
+from cronctl.cli.app import JsonFlag, command, state
+from cronctl.errors import ExitCode, UsageError
+from cronctl.render import Renderer
+
+STATUS_HELP = """\
+Whether serve is running and the tasks are healthy; exit 1 when unhealthy.
+
+Shows serve (pid, uptime, last heartbeat), the failed runs of the last hour and day, overdue
+tasks, tasks with missed runs in the last day and tasks failing repeatedly.
+
+Unhealthy (exit 1) means any of: serve is not running (never started, stopped, or its
+heartbeat is more than 60s old); a run failed (failed, timed_out, killed, abandoned, error)
+in the last hour; an enabled task is overdue (a slot more than 1 minute plus its jitter in the
+past with no run recorded and none in progress); an enabled task failed 2 or more runs in a
+row (retries of one run count once). Missed runs and older failures are shown but do not
+make the result unhealthy. Exit 0 otherwise.
+"""
+
+
+@command("status", help=STATUS_HELP)
+def status(ctx: typer.Context, json_output: JsonFlag = False) -> None:
+    from cronctl import health
+
+    app = state(ctx)
+    tasks = app.tasks()
+    report = health.health(tasks, app.store(), app.clock.now())
+    if json_output:
+        app.renderer.json(health.health_json(report))
+    else:
+        zones = {name: task.timezone for name, task in tasks.tasks.items()}
+        _render_status(app.renderer, report, zones)
+    raise typer.Exit(int(ExitCode.OK) if report.healthy else int(ExitCode.FAILURE))
+
+
+def _serve_line(report) -> str:  # type: ignore[no-untyped-def]
+    serve, now = report.serve, report.now
+    if not serve.known:
+        return "not running (it has never run with this database)"
+    where = f"pid {serve.pid} on {serve.hostname}"
+    beat = f"last heartbeat {timefmt.relative(serve.heartbeat_at, now)}"
+    if serve.running:
+        return f"running ({where}, up {timefmt.span(serve.uptime_seconds or 0)}, {beat})"
+    if serve.stopped_at is not None:
+        return f"not running (stopped {timefmt.relative(serve.stopped_at, now)}; was {where})"
+    return f"not running: stale heartbeat ({beat}; was {where})"
+
+
+def _render_status(renderer: Renderer, report, zones: dict[str, str]) -> None:  # type: ignore[no-untyped-def]
+    now = report.now
+    verdict = Text("healthy", style="green") if report.healthy else Text("UNHEALTHY", style="bold red")
+    if renderer.rich:
+        renderer.out.print(Text("health  ", style="bold") + verdict)
+        renderer.pairs([("serve ", _serve_line(report))])
+    else:
+        renderer.pairs([("health", verdict.plain), ("serve", _serve_line(report))])
+    for problem in report.problems:
+        renderer.line(f"  - {problem}")
+
+    def zone(task: str) -> str:
+        return zones.get(task, "UTC")
+
+    def failures(title: str, items) -> None:  # type: ignore[no-untyped-def]
+        renderer.line("")
+        if not items:
+            renderer.line(f"{title}: none")
+            return
+        renderer.line(f"{title}:")
+        rows = []
+        for item in items:
+            run = item.run
+            code = str(run.exit_code) if run.exit_code is not None else (f"signal {run.signal}" if run.signal else "-")
+            when = timefmt.stamp(run.started_at, zone(run.task))
+            if renderer.rich:
+                when += f" ({timefmt.relative(run.started_at, now)})"
+            rows.append([str(run.id), run.task, when, renderer.status_text(run.status), code,
+                         item.stderr_first_line or run.reason or ""])
+        renderer.table(["ID", "Task", "Started", "Status", "Exit", "Error"], rows)
+
+    failures("failures in the last hour", report.failures_last_hour)
+    older = [f for f in report.failures_last_day if f.run.id not in {x.run.id for x in report.failures_last_hour}]
+    failures("other failures in the last day", older)
+    if report.overdue:
+        renderer.line("")
+        renderer.line("overdue:")
+        renderer.table(
+            ["Task", "Slot", "Late"],
+            [[o.task, timefmt.stamp(o.slot, o.timezone), timefmt.span(o.late_seconds)] for o in report.overdue],
+        )
+    if report.failing:
+        renderer.line("")
+        renderer.line("failing repeatedly:")
+        renderer.table(
+            ["Task", "Failed in a row", "Last run", "Status"],
+            [
+                [f.task, str(f.consecutive), timefmt.relative(f.last_run.started_at, now),
+                 renderer.status_text(f.last_run.status)]
+                for f in report.failing
+            ],
+        )
+    if report.missed:
+        renderer.line("")
+        renderer.line("missed runs in the last day:")
+        renderer.table(
+            ["Task", "Missed", "Latest slot"],
+            [[m.task, str(m.count), timefmt.stamp(m.latest_slot, zone(m.task))] for m in report.missed],
+        )
+
+
+@command("prune")
+def prune(
+    ctx: typer.Context,
+    keep_days: Annotated[
+        int | None, typer.Option("--keep-days", min=1, help="Delete runs older than this many days [default: 90].")
+    ] = None,
+    keep_runs: Annotated[
+        int | None,
+        typer.Option(
+            "--keep-runs", min=1, help="Keep this many runs per task [default: each task's keep_runs, else 1000]."
+        ),
+    ] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only say what would be deleted.")] = False,
+    json_output: JsonFlag = False,
+) -> None:
+    """Delete old history: runs older than --keep-days or beyond each task's newest --keep-runs.
+
+    Runs in progress are never deleted. serve applies the same retention by itself.
+    """
+    from cronctl import health
+
+    app = state(ctx)
+    report = health.prune(
+        app.tasks(), app.store(), app.clock.now(), keep_days=keep_days, keep_runs=keep_runs, dry_run=dry_run
+    )
+    if json_output:
+        app.renderer.json(health.prune_json(report))
+        return
+    verb = "would remove" if dry_run else "removed"
+    if report.removed:
+        app.renderer.table(["Task", verb.capitalize()], [[task, str(n)] for task, n in report.removed.items()])
+    runs = "run" if report.total == 1 else "runs"
+    app.renderer.note(
+        f"{'Would remove' if dry_run else 'Removed'} {report.total} {runs} "
+        f"(older than {report.keep_days} days, or beyond the newest "
+        f"{keep_runs if keep_runs is not None else 'keep_runs'} of a task)."
+    )
+
+
+@command("metrics")
+def metrics(
+    ctx: typer.Context,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output", "-o", help="Write to this file, atomically (for node_exporter's textfile collector)."
+        ),
+    ] = None,
+) -> None:
+    """Print metrics in the Prometheus text format (one series per task, and serve_up).
+
+    For node_exporter's textfile collector, e.g. from a cronctl task or a timer:
+    cronctl metrics -o /var/lib/node_exporter/textfile_collector/cronctl.prom
+    """
+    from cronctl import health
+
+    app = state(ctx)
+    text = health.metrics(app.tasks(), app.store(), app.clock.now())
+    if output is None:
+        app.renderer.out.file.write(text)
+        app.renderer.out.file.flush()
+        return
+    _write_atomically(output, text)
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    folder = path.parent if str(path.parent) else Path(".")
+    try:
+        fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    except OSError as exc:
+        raise UsageError(f"cannot write in {folder}: {exc.strerror}") from None
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.chmod(temporary, 0o644)  # the collector runs as another user
+        os.replace(temporary, path)
+    except OSError as exc:
+        try:
+            os.unlink(temporary)
+        except OSError:
+            pass
+        raise UsageError(f"cannot write {path}: {exc.strerror}") from None
+
+
+@command("notify-test")
+def notify_test(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="The task whose notifications to try.", metavar="NAME")],
+    json_output: JsonFlag = False,
+) -> None:
+    """Send a sample failure of a task through each of its notification channels, now.
+
+    Reports each channel's result; exit 1 if any failed. healthchecks gets a /log ping, which
+    does not change the check's state. Nothing is recorded in the history.
+    """
+    from cronctl.notify import Notifier, mail_settings
+
+    app = state(ctx)
+    tasks = app.tasks()
+    task = tasks.get(name)
+    if task.notify is None or not task.notify.has_channels:
+        raise UsageError(
+            f"task '{name}' has no notification channel",
+            hint=f"add command, webhook, healthchecks or email to [tasks.{name}.notify]",
+        )
+    notifier = Notifier(None, smtp=mail_settings(tasks), clock=app.clock, synchronous=True, log=app.renderer.note)
+    results = notifier.test(task)
+    ok = all(r.ok for r in results)
+    if json_output:
+        channels = [{"channel": r.channel, "ok": r.ok, "detail": r.detail} for r in results]
+        app.renderer.json({"task": name, "ok": ok, "channels": channels})
+    else:
+        app.renderer.table(
+            ["Channel", "Result", "Detail"],
+            [
+                [r.channel, Text("ok", style="green") if r.ok else Text("failed", style="bold red"), r.detail]
+                for r in results
+            ],
+        )
+    raise typer.Exit(int(ExitCode.OK) if ok else int(ExitCode.FAILURE))

@@ -1,0 +1,430 @@
+"""The data behind `cronctl status`, `prune` and `metrics`: pure functions of the history, the
+task file and `now`.
+
+What "healthy" means (the help of `cronctl status` and the README say the same):
+
+* serve is running: it has a heartbeat row, it has not recorded a stop, and its heartbeat is
+  at most STALE_AFTER (60 s) old;
+* no run failed (failed, timed_out, killed, abandoned, error) in the last hour;
+* no enabled task is overdue (below);
+* no enabled task is failing: FAILING_STREAK (2) or more runs in a row failed, a run being one
+  trigger with its retries (the streak rules of `cronctl.notify.events`).
+
+Missed runs of the last day and failures of the last day are reported but do not by
+themselves make the machine unhealthy (a missed slot means serve was down, which the first
+rule already caught while it happened).
+
+Overdue: an enabled task, not `@reboot`, with no run in progress, whose next slot after a
+reference instant is more than OVERDUE_AFTER (1 min) plus its jitter in the past. The
+reference is the latest of: the task's latest recorded slot (else its latest run), serve's
+start, and the task file's last change. Slots before serve started are catch-up's business,
+and a task added or re-enabled by an edit is not due before the edit: so neither is reported
+as overdue, at the price of not seeing a slot that passed before the file's last edit.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from cronctl import timefmt
+from cronctl.model import DEFAULT_KEEP_DAYS, DEFAULT_KEEP_RUNS, Task
+from cronctl.notify.events import VERDICT_STATUSES, failure_streak
+from cronctl.records import FAILURE_STATUSES, Run, Status
+from cronctl.shapes import run_json
+from cronctl.store import HistoryStore, ServeState
+from cronctl.taskfile import TaskFile
+
+STALE_AFTER = timedelta(seconds=60)
+OVERDUE_AFTER = timedelta(minutes=1)
+FAILING_STREAK = 2
+FAILING_CAP = 50  # streaks are counted up to this many runs
+STREAK_ROWS = 500  # ... among at most this many of the task's latest rows
+MISSED_WINDOW = timedelta(days=1)
+LIST_LIMIT = 100  # failures listed per window, newest first
+STDERR_HEAD_BYTES = 512
+RECENT_ROWS = 20  # metrics: the latest finished run is looked for among this many
+
+
+# --------------------------------------------------------------------------------- status
+
+
+@dataclass(frozen=True)
+class ServeHealth:
+    known: bool  # serve has run at least once against this database
+    running: bool
+    stale: bool
+    pid: int | None = None
+    hostname: str | None = None
+    version: str | None = None
+    started_at: datetime | None = None
+    heartbeat_at: datetime | None = None
+    stopped_at: datetime | None = None
+    uptime_seconds: float | None = None
+    heartbeat_age_seconds: float | None = None
+
+
+@dataclass(frozen=True)
+class Failure:
+    run: Run
+    stderr_first_line: str
+
+
+@dataclass(frozen=True)
+class Overdue:
+    task: str
+    slot: datetime
+    late_seconds: float
+    timezone: str
+
+
+@dataclass(frozen=True)
+class Missed:
+    task: str
+    count: int
+    latest_slot: datetime | None
+
+
+@dataclass(frozen=True)
+class Failing:
+    task: str
+    consecutive: int
+    last_run: Run
+
+
+@dataclass(frozen=True)
+class Health:
+    now: datetime
+    serve: ServeHealth
+    failures_last_hour: list[Failure]
+    failures_last_day: list[Failure]
+    overdue: list[Overdue]
+    missed: list[Missed]
+    failing: list[Failing]
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def healthy(self) -> bool:
+        return not self.problems
+
+
+def serve_health(state: ServeState | None, now: datetime) -> ServeHealth:
+    if state is None:
+        return ServeHealth(known=False, running=False, stale=False)
+    age = (now - state.heartbeat_at).total_seconds()
+    stale = state.stopped_at is not None or age > STALE_AFTER.total_seconds()
+    running = not stale
+    return ServeHealth(
+        known=True,
+        running=running,
+        stale=stale,
+        pid=state.pid,
+        hostname=state.hostname,
+        version=state.version,
+        started_at=state.started_at,
+        heartbeat_at=state.heartbeat_at,
+        stopped_at=state.stopped_at,
+        uptime_seconds=max(0.0, (now - state.started_at).total_seconds()) if running else None,
+        heartbeat_age_seconds=max(0.0, age),
+    )
+
+
+def _first_line(data: bytes) -> str:
+    from cronctl.runner.capture import safe_text
+
+    for line in safe_text(data).splitlines():
+        if line.strip():
+            return line.strip()[:200]
+    return ""
+
+
+def _failures(store: HistoryStore, since: datetime) -> list[Failure]:
+    runs = store.runs(statuses=FAILURE_STATUSES, since=since, limit=LIST_LIMIT)
+    heads = store.stderr_heads([r.id for r in runs], STDERR_HEAD_BYTES) if runs else {}
+    return [Failure(run, _first_line(heads.get(run.id, b""))) for run in runs]
+
+
+def task_file_changed_at(taskfile: TaskFile) -> datetime | None:
+    try:
+        return datetime.fromtimestamp(os.stat(taskfile.path).st_mtime, tz=timezone.utc)
+    except OSError:
+        return None
+
+
+def overdue_tasks(
+    tasks: Iterable[Task],
+    store: HistoryStore,
+    now: datetime,
+    *,
+    serve_started_at: datetime | None,
+    file_changed_at: datetime | None,
+) -> list[Overdue]:
+    """Return the enabled tasks whose slot passed without a run (see the module docstring)."""
+    running = store.running_tasks()
+    found = []
+    for task in tasks:
+        if not task.enabled or task.name in running:
+            continue
+        schedule = task.parsed_schedule()
+        if schedule.is_reboot:
+            continue
+        reference = store.latest_slot(task.name)
+        if reference is None:
+            last = store.last_run(task.name)
+            reference = last.started_at if last else None
+        candidates = [m for m in (reference, serve_started_at, file_changed_at) if m is not None]
+        if not candidates:
+            continue
+        slot = schedule.next_after(max(candidates))
+        if slot is None:
+            continue
+        late = now - slot
+        if late > OVERDUE_AFTER + timedelta(seconds=task.jitter):
+            found.append(Overdue(task.name, slot, late.total_seconds(), task.timezone))
+    return found
+
+
+def failing_tasks(tasks: Iterable[Task], store: HistoryStore) -> list[Failing]:
+    """Return the enabled tasks whose latest FAILING_STREAK or more runs failed."""
+    found = []
+    for task in tasks:
+        if task.enabled:
+            streak, last = _streak(task, store)
+            if streak >= FAILING_STREAK and last is not None:
+                found.append(Failing(task.name, streak, last))
+    return found
+
+
+def _streak(task: Task, store: HistoryStore) -> tuple[int, Run | None]:
+    """Return the task's current failure streak (capped at FAILING_CAP) and its latest verdict.
+
+    Reads the task's latest runs whatever their status (an index range, no filter that could
+    walk a long run of skipped rows) a few at a time, more only while no success has ended
+    the streak, at most STREAK_ROWS rows.
+    """
+    limit = 4 * (task.retries + 1)
+    while True:
+        rows = store.runs(task.name, limit=limit)
+        verdicts = [r for r in rows if r.status in VERDICT_STATUSES]
+        streak = failure_streak(verdicts, cap=FAILING_CAP)
+        ended = any(r.status not in FAILURE_STATUSES for r in verdicts)
+        if ended or len(rows) < limit or limit >= STREAK_ROWS or streak >= FAILING_CAP:
+            return streak, verdicts[0] if verdicts else None
+        limit = min(limit * 4, STREAK_ROWS)
+
+
+def health(taskfile: TaskFile, store: HistoryStore, now: datetime) -> Health:
+    """Return the state of the machine's scheduling: what `cronctl status` shows."""
+    serve = serve_health(store.serve_state(), now)
+    last_hour = _failures(store, now - timedelta(hours=1))
+    last_day = _failures(store, now - timedelta(days=1))
+    tasks = list(taskfile.tasks.values())
+    overdue = overdue_tasks(
+        tasks,
+        store,
+        now,
+        serve_started_at=serve.started_at,
+        file_changed_at=task_file_changed_at(taskfile),
+    )
+    missed = [Missed(task, count, latest) for task, count, latest in store.missed_counts(now - MISSED_WINDOW)]
+    failing = failing_tasks(tasks, store)
+
+    problems = []
+    if not serve.known:
+        problems.append("serve has never run with this database")
+    elif serve.stopped_at is not None:
+        problems.append(f"serve is not running (it stopped {timefmt.relative(serve.stopped_at, now)})")
+    elif serve.stale:
+        problems.append(
+            f"serve's last heartbeat is {timefmt.span(serve.heartbeat_age_seconds or 0)} old: it is not running"
+        )
+    if last_hour:
+        at_least = "at least " if len(last_hour) >= LIST_LIMIT else ""
+        problems.append(f"{at_least}{_count(len(last_hour), 'failed run')} in the last hour")
+    if overdue:
+        problems.append(f"{_count(len(overdue), 'task')} overdue: {', '.join(o.task for o in overdue)}")
+    if failing:
+        problems.append(f"{_count(len(failing), 'task')} failing repeatedly: {', '.join(f.task for f in failing)}")
+    return Health(now, serve, last_hour, last_day, overdue, missed, failing, problems)
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"
+
+
+def _iso(moment: datetime | None, zone: str | None = None) -> str | None:
+    if moment is None:
+        return None
+    return timefmt.iso(timefmt.local(moment, zone) if zone else moment)
+
+
+def health_json(report: Health) -> dict[str, Any]:
+    serve = report.serve
+    return {
+        "healthy": report.healthy,
+        "problems": list(report.problems),
+        "checked_at": _iso(report.now),
+        "serve": {
+            "running": serve.running,
+            "pid": serve.pid,
+            "hostname": serve.hostname,
+            "version": serve.version,
+            "started_at": _iso(serve.started_at),
+            "uptime_seconds": None if serve.uptime_seconds is None else round(serve.uptime_seconds, 3),
+            "heartbeat_at": _iso(serve.heartbeat_at),
+            "stopped_at": _iso(serve.stopped_at),
+            "stale": serve.stale,
+        },
+        "failures_last_hour": [_failure_json(f) for f in report.failures_last_hour],
+        "failures_last_day": [_failure_json(f) for f in report.failures_last_day],
+        "overdue": [
+            {"task": o.task, "slot": _iso(o.slot, o.timezone), "late_seconds": round(o.late_seconds, 3)}
+            for o in report.overdue
+        ],
+        "missed": [{"task": m.task, "count": m.count, "latest_slot": _iso(m.latest_slot)} for m in report.missed],
+        "failing": [
+            {"task": f.task, "consecutive_failures": f.consecutive, "last_run": run_json(f.last_run)}
+            for f in report.failing
+        ],
+    }
+
+
+def _failure_json(failure: Failure) -> dict[str, Any]:
+    return run_json(failure.run) | {"stderr_first_line": failure.stderr_first_line}
+
+
+# ---------------------------------------------------------------------------------- prune
+
+
+@dataclass(frozen=True)
+class PruneReport:
+    removed: dict[str, int]
+    keep_days: int
+    keep_runs: dict[str, int]  # the limit applied per task (tasks in the file)
+    default_keep_runs: int  # for tasks that are in the history only
+    dry_run: bool
+
+    @property
+    def total(self) -> int:
+        return sum(self.removed.values())
+
+
+def prune(
+    taskfile: TaskFile,
+    store: HistoryStore,
+    now: datetime,
+    *,
+    keep_days: int | None = None,
+    keep_runs: int | None = None,
+    dry_run: bool = False,
+) -> PruneReport:
+    """Delete runs older than `keep_days` (default 90) or beyond each task's newest `keep_runs`
+    (default: the task's own keep_runs; 1000 for tasks no longer in the file)."""
+    days = DEFAULT_KEEP_DAYS if keep_days is None else keep_days
+    limits = {name: keep_runs if keep_runs is not None else task.keep_runs for name, task in taskfile.tasks.items()}
+    default = DEFAULT_KEEP_RUNS if keep_runs is None else keep_runs
+    removed = store.prune(now=now, keep_days=days, keep_runs=limits, default_keep_runs=default, dry_run=dry_run)
+    return PruneReport(removed=dict(sorted(removed.items())), keep_days=days, keep_runs=limits,
+                       default_keep_runs=default, dry_run=dry_run)
+
+
+def prune_json(report: PruneReport) -> dict[str, Any]:
+    return {
+        "dry_run": report.dry_run,
+        "keep_days": report.keep_days,
+        "default_keep_runs": report.default_keep_runs,
+        "removed": report.removed,
+        "total": report.total,
+    }
+
+
+# -------------------------------------------------------------------------------- metrics
+
+
+def _label(value: str) -> str:
+    """Escape a label value for the Prometheus text format (backslash, quote, newline)."""
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def _number(value: float | int) -> str:
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, int) or float(value).is_integer():
+        return str(int(value))
+    return repr(round(float(value), 3))
+
+
+def _seconds(moment: datetime) -> float:
+    return round(moment.timestamp(), 3)
+
+
+class _Exposition:
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def family(self, name: str, kind: str, help_text: str, samples: list[tuple[dict[str, str], float | int]]) -> None:
+        self.lines.append(f"# HELP {name} {help_text.replace(chr(92), chr(92) * 2).replace(chr(10), ' ')}")
+        self.lines.append(f"# TYPE {name} {kind}")
+        for labels, value in samples:
+            text = ",".join(f'{key}="{_label(val)}"' for key, val in labels.items())
+            self.lines.append(f"{name}{{{text}}} {_number(value)}" if text else f"{name} {_number(value)}")
+
+    def text(self) -> str:
+        return "\n".join(self.lines) + "\n"
+
+
+def metrics(taskfile: TaskFile, store: HistoryStore, now: datetime) -> str:
+    """Return the Prometheus text exposition of cronctl's state (for node_exporter's textfile
+    collector: `cronctl metrics --output /var/lib/node_exporter/textfile/cronctl.prom`)."""
+    serve = serve_health(store.serve_state(), now)
+    counts = store.run_counts()
+    tasks = sorted(taskfile.tasks.values(), key=lambda t: t.name)
+    last_runs: dict[str, Run | None] = {}
+    last_verdicts: dict[str, Run | None] = {}
+    next_runs: dict[str, datetime] = {}
+    for task in tasks:
+        recent = store.runs(task.name, limit=RECENT_ROWS)
+        last_runs[task.name] = recent[0] if recent else None
+        last_verdicts[task.name] = next((r for r in recent if r.status in VERDICT_STATUSES), None)
+        if task.enabled:
+            upcoming = task.parsed_schedule().next_after(now)
+            if upcoming is not None:
+                next_runs[task.name] = upcoming
+
+    out = _Exposition()
+    out.family("cronctl_serve_up", "gauge", "1 when cronctl serve is running with a heartbeat under 60s old, else 0.",
+               [({}, serve.running)])
+    if serve.heartbeat_at is not None:
+        out.family("cronctl_serve_heartbeat_timestamp_seconds", "gauge",
+                   "Unix time of serve's latest heartbeat.", [({}, _seconds(serve.heartbeat_at))])
+    out.family("cronctl_task_enabled", "gauge", "1 when the task is enabled in the task file, else 0.",
+               [({"task": t.name}, t.enabled) for t in tasks])
+    out.family("cronctl_task_last_run_timestamp_seconds", "gauge", "Unix time when the task's latest run started.",
+               [({"task": name}, _seconds(run.started_at)) for name, run in last_runs.items()
+                if run is not None and run.started_at is not None])
+    out.family("cronctl_task_last_success", "gauge",
+               "1 when the task's latest finished run succeeded, 0 when it failed "
+               "(no sample when none of its last 20 runs finished).",
+               [({"task": name}, run.status == Status.SUCCEEDED)
+                for name, run in last_verdicts.items() if run is not None])
+    out.family("cronctl_task_last_status", "gauge",
+               "The status of the task's latest run: 1 on the series of that status, 0 on the others.",
+               [({"task": name, "status": status.value}, run.status == status)
+                for name, run in last_runs.items() if run is not None for status in Status])
+    out.family("cronctl_task_last_duration_seconds", "gauge", "How long the task's latest finished run took.",
+               [({"task": name}, run.duration_ms / 1000) for name, run in last_verdicts.items()
+                if run is not None and run.duration_ms is not None])
+    out.family("cronctl_task_runs_total", "counter",
+               "Runs of the task in the history kept (pruning lowers it; Prometheus reads that as a counter reset).",
+               [({"task": t.name}, counts.get(t.name, (0, 0))[0]) for t in tasks])
+    out.family("cronctl_task_failures_total", "counter",
+               "Failed runs (failed, timed_out, killed, abandoned, error) of the task in the history kept "
+               "(pruning lowers it; read as a counter reset).",
+               [({"task": t.name}, counts.get(t.name, (0, 0))[1]) for t in tasks])
+    out.family("cronctl_task_next_run_timestamp_seconds", "gauge",
+               "Unix time of the task's next scheduled run (enabled tasks with one).",
+               [({"task": name}, _seconds(moment)) for name, moment in next_runs.items()])
+    return out.text()

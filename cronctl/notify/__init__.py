@@ -1,0 +1,28 @@
+"""Notifications of runs (SPEC section 6): which event a run triggers, and the channels.
+
+`Notifier` is the RunEvents listener that serve and `run-now` attach to the Executor. It is
+imported on first use: `cronctl.notify.events` (used by `status`) must not pay for smtplib,
+urllib and ssl.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from cronctl.notify.notifier import ChannelResult as ChannelResult
+    from cronctl.notify.notifier import Notifier as Notifier
+    from cronctl.notify.notifier import mail_settings as mail_settings
+
+_LAZY = {"ChannelResult", "Notifier", "mail_settings"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        from cronctl.notify import notifier
+
+        return getattr(notifier, name)
+    raise AttributeError(f"module 'cronctl.notify' has no attribute {name!r}")
+
+
+__all__ = ["ChannelResult", "Notifier", "mail_settings"]

@@ -1,0 +1,404 @@
+"""The Notifier: a RunEvents listener that sends notifications off the caller's thread.
+
+`run_started` and `run_finished` only put a job on a bounded queue and return: they never
+block and never raise. One daemon worker thread takes the jobs in order (so a run's
+healthchecks /start ping goes out before its end ping), decides the event from the history
+(`cronctl.notify.events`), and sends each channel in its own thread under a hard deadline of
+the task's `notify.timeout` (plus a small grace). A channel that fails or hangs is logged and
+recorded on the run (`notify_error`); it never fails the run or stops serve.
+
+The worker reads and writes the history through its own connection to the database (a
+HistoryStore is one sqlite3 connection, not for concurrent use). Given an in-memory store,
+which no second connection can see, it shares that one: use `synchronous=True` then (tests).
+
+Missed runs are coalesced: while a `missed` notification of a task waits in the queue,
+further missed runs of that task are counted into it instead of queued (serve can record up
+to 100 missed slots at start-up; that is one or two messages, not a hundred).
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import socket
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+
+from cronctl.clock import SYSTEM_CLOCK, Clock
+from cronctl.errors import CronctlError
+from cronctl.locations import MEMORY
+from cronctl.model import NotifySettings, SmtpSettings, Task
+from cronctl.notify import events
+from cronctl.notify.channels import SENDERS, ChannelContext, ChannelError, channels_for, find_sendmail
+from cronctl.notify.message import Delivery
+from cronctl.records import FAILURE_STATUSES, Output, Run, Status, Trigger
+from cronctl.store import HistoryStore
+
+DEFAULT_QUEUE_SIZE = 1000
+# Seconds a channel may overrun its timeout (a process being killed, a socket closing)
+# before the worker gives up on it and moves on.
+DEADLINE_GRACE = 2.0
+_REMEMBERED_START_ERRORS = 1000
+HISTORY_ROWS = 200  # latest runs read to measure a failure streak
+FIND_SENDMAIL = "find"
+_STOP = object()
+
+
+@dataclass(frozen=True)
+class ChannelResult:
+    channel: str
+    ok: bool
+    detail: str
+
+
+@dataclass
+class _Job:
+    task: Task
+    run: Run
+    phase: str  # "start" or "finish"
+    final: bool
+    missed_count: int = 1
+
+
+def _stderr_log(message: str) -> None:
+    import sys
+
+    try:
+        print(message, file=sys.stderr, flush=True)
+    except (OSError, ValueError):
+        pass
+
+
+def mail_settings(taskfile) -> SmtpSettings | None:  # type: ignore[no-untyped-def]
+    """Return the task file's [defaults.smtp], or None when it has none (then sendmail)."""
+    defaults = taskfile.raw.get("defaults", {}) if taskfile.raw else {}
+    return taskfile.defaults.smtp if isinstance(defaults, Mapping) and "smtp" in defaults else None
+
+
+class Notifier:
+    """Sends the notifications of runs (SPEC section 6). See the module's docstring.
+
+    `store`: the history database (a path, or a HistoryStore whose path is used to open the
+    worker's own connection); None records nothing (notify-test). `smtp`: [defaults.smtp], or
+    None to use sendmail (`mail_settings(taskfile)` gives it; serve may reassign `smtp` on
+    reload). `log`: where failures are reported, one line each (default: stderr).
+    `synchronous`: do the work on the caller's thread (tests, notify-test). `sendmail`: the
+    program, None for none (default: looked up on PATH). `environ`: for the notify command's
+    environment and the SMTP password variable (default: os.environ). `record_error(run_id,
+    message)`: how to record a failure on the run (default: `record_notify_error` through the
+    worker's own connection); serve can route it through its own writer.
+    """
+
+    def __init__(
+        self,
+        store: HistoryStore | str | os.PathLike[str] | None = None,  # or anything with `.path`
+        *,
+        smtp: SmtpSettings | None = None,
+        log: Callable[[str], None] | None = None,
+        clock: Clock = SYSTEM_CLOCK,
+        synchronous: bool = False,
+        hostname: str | None = None,
+        sendmail: str | None = FIND_SENDMAIL,
+        environ: Mapping[str, str] | None = None,
+        queue_size: int = DEFAULT_QUEUE_SIZE,
+        record_error: Callable[[int, str], None] | None = None,
+    ) -> None:
+        self.smtp = smtp  # serve may replace it when the task file is reloaded
+        self.log = log if log is not None else _stderr_log
+        self.clock = clock
+        self.synchronous = synchronous
+        self.hostname = hostname or socket.gethostname()
+        self.environ = os.environ if environ is None else environ
+        self._sendmail = find_sendmail(self.environ) if sendmail == FIND_SENDMAIL else sendmail
+        self._store_source = store
+        self._record_error = record_error
+        self._store: HistoryStore | None = None
+        self._own_store = False
+        self._store_lock = threading.Lock()
+        self._queue: queue.Queue[object] = queue.Queue(maxsize=queue_size)
+        self._lock = threading.Lock()
+        self._worker: threading.Thread | None = None
+        self._closed = False
+        self._pending_missed: dict[str, _Job] = {}
+        self._start_errors: OrderedDict[int, str] = OrderedDict()
+
+    # -- RunEvents ---------------------------------------------------------------------------
+
+    def run_started(self, task: Task, run: Run) -> None:
+        try:
+            if task.notify is not None and task.notify.healthchecks:
+                self._submit(_Job(task, run, "start", final=False))
+        except Exception as exc:  # a listener never raises
+            self._log(f"notify: task '{task.name}': cannot queue the start ping: {exc}")
+
+    def run_finished(self, task: Task, run: Run, *, final: bool) -> None:
+        try:
+            if task.notify is not None and task.notify.has_channels:
+                self._submit(_Job(task, run, "finish", final=final))
+        except Exception as exc:
+            self._log(f"notify: task '{task.name}': cannot queue the notification: {exc}")
+
+    # -- life cycle ----------------------------------------------------------------------------
+
+    def close(self, timeout: float = 10.0) -> bool:
+        """Send what is queued (waiting up to `timeout` seconds), then stop the worker.
+
+        Returns False when notifications were still pending at the deadline (they are logged
+        as lost). Later events are dropped with a log line.
+        """
+        with self._lock:
+            self._closed = True
+            worker = self._worker
+        flushed = True
+        if worker is not None:
+            deadline = self.clock.monotonic() + max(0.0, timeout)
+            try:
+                self._queue.put(_STOP, timeout=max(0.0, timeout))
+            except queue.Full:
+                pass
+            worker.join(max(0.0, deadline - self.clock.monotonic()))
+            flushed = not worker.is_alive()
+            if not flushed:
+                self._log(f"notify: gave up waiting at shutdown; about {self._queue.qsize()} notifications not sent")
+        if flushed:
+            self._close_store()
+        return flushed
+
+    def __enter__(self) -> Notifier:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- sending -----------------------------------------------------------------------------
+
+    def deliver(self, delivery: Delivery, channels: Sequence[str]) -> list[ChannelResult]:
+        """Send `delivery` through `channels` at once, each in its own thread; wait at most
+        the task's notify timeout (+ grace) and return one result per channel, in order."""
+        settings = delivery.task.notify or NotifySettings()
+        context = ChannelContext(smtp=self.smtp, sendmail=self._sendmail, environ=self.environ, clock=self.clock)
+        results: dict[str, ChannelResult] = {}
+
+        def send(name: str) -> None:
+            try:
+                detail = SENDERS[name](delivery, settings, context)
+                results[name] = ChannelResult(name, True, detail)
+            except ChannelError as exc:
+                results[name] = ChannelResult(name, False, str(exc))
+            except Exception as exc:  # a bug or an odd library error: still one line
+                results[name] = ChannelResult(name, False, f"{type(exc).__name__}: {exc}")
+
+        threads = []
+        for name in channels:
+            thread = threading.Thread(target=send, args=(name,), name=f"cronctl-notify-{name}", daemon=True)
+            thread.start()
+            threads.append((name, thread))
+        deadline = self.clock.monotonic() + settings.timeout + DEADLINE_GRACE
+        for _name, thread in threads:
+            thread.join(max(0.0, deadline - self.clock.monotonic()))
+        return [
+            results.get(name) or ChannelResult(name, False, f"no answer within {settings.timeout}s; abandoned")
+            for name, _thread in threads
+        ]
+
+    def test(self, task: Task) -> list[ChannelResult]:
+        """Send a sample failure of `task` through every channel it has, now; `[]` if none.
+
+        healthchecks gets a `/log` ping, which records the test without changing the check.
+        Nothing is written to the history.
+        """
+        settings = task.notify
+        if settings is None or not settings.has_channels:
+            return []
+        delivery = Delivery(
+            task=task,
+            run=sample_run(task, self.clock),
+            phase="finish",
+            event=events.TEST,
+            final=True,
+            hostname=self.hostname,
+        )
+        names = [n for n in ("command", "webhook", "healthchecks", "email") if _configured(settings, n)]
+        return self.deliver(delivery, names)
+
+    # -- internals -----------------------------------------------------------------------------
+
+    def _log(self, message: str) -> None:
+        try:
+            self.log(message)
+        except Exception:
+            pass
+
+    def _submit(self, job: _Job) -> None:
+        if self._closed:
+            self._log(f"notify: task '{job.task.name}' run {job.run.id}: notifier closed; not sent")
+            return
+        if self.synchronous:
+            self._handle_safely(job)
+            return
+        with self._lock:
+            if job.phase == "finish" and job.run.status == Status.MISSED:
+                pending = self._pending_missed.get(job.task.name)
+                if pending is not None:
+                    pending.missed_count += 1
+                    if _later_slot(job.run, pending.run):
+                        pending.run, pending.task = job.run, job.task
+                    return
+                self._pending_missed[job.task.name] = job
+            if self._worker is None:
+                self._worker = threading.Thread(target=self._work, name="cronctl-notifier", daemon=True)
+                self._worker.start()
+            try:
+                self._queue.put_nowait(job)
+            except queue.Full:
+                if self._pending_missed.get(job.task.name) is job:
+                    del self._pending_missed[job.task.name]
+                self._log(f"notify: queue full; dropped the notification of task '{job.task.name}' run {job.run.id}")
+
+    def _work(self) -> None:
+        while True:
+            job = self._queue.get()
+            if job is _STOP:
+                return
+            assert isinstance(job, _Job)
+            with self._lock:
+                if self._pending_missed.get(job.task.name) is job:
+                    del self._pending_missed[job.task.name]
+            self._handle_safely(job)
+
+    def _handle_safely(self, job: _Job) -> None:
+        try:
+            self._handle(job)
+        except Exception as exc:  # never let the worker die
+            self._log(f"notify: task '{job.task.name}' run {job.run.id}: {type(exc).__name__}: {exc}")
+
+    def _handle(self, job: _Job) -> None:
+        settings = job.task.notify
+        if settings is None:
+            return
+        event = self._event(job, settings) if job.phase == "finish" else None
+        delivery = Delivery(
+            task=job.task,
+            run=job.run,
+            phase=job.phase,
+            event=event,
+            final=job.final,
+            hostname=self.hostname,
+            missed_count=job.missed_count,
+        )
+        names = channels_for(delivery, settings)
+        if not names:
+            return
+        failures = [r for r in self.deliver(delivery, names) if not r.ok]
+        for failure in failures:
+            what = f"{event} notification" if event else f"{job.phase} ping"
+            self._log(
+                f"notify: task '{job.task.name}' run {job.run.id}: {what} by {failure.channel} failed: {failure.detail}"
+            )
+        message = "; ".join(f"{f.channel}: {f.detail}" for f in failures)
+        if job.phase == "start":
+            if message:
+                self._start_errors[job.run.id] = message
+                while len(self._start_errors) > _REMEMBERED_START_ERRORS:
+                    self._start_errors.popitem(last=False)
+            return
+        earlier = self._start_errors.pop(job.run.id, None)
+        message = "; ".join(m for m in (earlier, message) if m)
+        if message:
+            self._record(job.run.id, message)
+
+    def _event(self, job: _Job, settings: NotifySettings) -> str | None:
+        run = job.run
+        streak = 0
+        needs_history = job.final and (
+            (run.status in FAILURE_STATUSES and settings.after_failures > 1)
+            or (run.status == Status.SUCCEEDED and "recovery" in settings.on)
+        )
+        if needs_history:
+            try:
+                streak = self._streak_before(job.task, run, settings)
+            except CronctlError as exc:
+                self._log(f"notify: task '{job.task.name}': cannot read the history ({exc}); assuming no streak")
+                streak = settings.after_failures - 1 if run.status in FAILURE_STATUSES else 0
+        return events.decide(settings, run.status, final=job.final, streak_before=streak)
+
+    def _streak_before(self, task: Task, run: Run, settings: NotifySettings) -> int:
+        # The task's latest rows whatever their status (skipped and missed rows between the
+        # verdicts are skipped in Python): a bounded index range, never a long filtered walk.
+        limit = max(HISTORY_ROWS, 4 * events.history_needed(settings, task.retries))
+        with self._store_lock:
+            store = self._open_store()
+            if store is None:
+                return 0
+            rows = store.runs(task.name, limit=limit)
+        return events.failure_streak(events.before_trigger(rows, run), cap=max(1, settings.after_failures))
+
+    def _record(self, run_id: int, message: str) -> None:
+        if run_id <= 0:
+            return
+        try:
+            if self._record_error is not None:
+                self._record_error(run_id, message[:2000])
+                return
+            with self._store_lock:
+                store = self._open_store()
+                if store is not None:
+                    store.record_notify_error(run_id, message[:2000])
+        except CronctlError as exc:
+            self._log(f"notify: cannot record the notification error of run {run_id}: {exc}")
+
+    def _open_store(self) -> HistoryStore | None:
+        if self._store is None:
+            source = self._store_source
+            if source is None:
+                return None
+            if not isinstance(source, (str, os.PathLike)):  # a HistoryStore, or serve's wrapper
+                if source.path == MEMORY:  # no second connection can see it: share it
+                    self._store = source
+                    return source
+                source = source.path
+            self._store = HistoryStore(source)
+            self._own_store = True
+        return self._store
+
+    def _close_store(self) -> None:
+        with self._store_lock:
+            if self._store is not None and self._own_store:
+                self._store.close()
+            self._store = None
+            self._own_store = False
+
+
+def _configured(settings: NotifySettings, channel: str) -> bool:
+    return bool(getattr(settings, channel))
+
+
+def _later_slot(new: Run, old: Run) -> bool:
+    if new.scheduled_at is None or old.scheduled_at is None:
+        return new.id > old.id
+    return new.scheduled_at >= old.scheduled_at
+
+
+def sample_run(task: Task, clock: Clock = SYSTEM_CLOCK) -> Run:
+    """A made-up failed run of `task` for `cronctl notify-test` (id 0: not in the history)."""
+    now = clock.now()
+    return Run(
+        id=0,
+        task=task.name,
+        trigger=Trigger.MANUAL,
+        attempt=1,
+        scheduled_at=None,
+        started_at=now - timedelta(seconds=1.5),
+        finished_at=now,
+        duration_ms=1500,
+        status=Status.FAILED,
+        exit_code=1,
+        signal=None,
+        pid=None,
+        reason="a test notification from `cronctl notify-test`; the task did not run",
+        stdout=Output(b"sample output\n", 14),
+        stderr=Output(b"sample error: nothing is wrong, this is a test\n", 47),
+    )
