@@ -132,12 +132,12 @@ def command(
 
 
 def _context_of(args: tuple[Any, ...], kwargs: dict[str, Any]) -> typer.Context:
-    """Return the command's Context: every command takes `ctx: typer.Context` (Typer 0.29 has
-    no public get_current_context)."""
-    for value in (*args, *kwargs.values()):
-        if isinstance(value, typer.Context):
-            return value
-    raise TypeError("a cronctl command must take a `ctx: typer.Context` parameter")
+    """Return the command's Context: every command takes a `ctx: typer.Context` parameter
+    (Typer passes it by name; Typer 0.29 has no public get_current_context)."""
+    try:
+        return kwargs["ctx"]
+    except KeyError:
+        raise TypeError("a cronctl command must take a `ctx: typer.Context` parameter") from None
 
 
 def _silence_stdout() -> None:

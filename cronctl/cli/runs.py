@@ -50,14 +50,20 @@ def run_now(
     json_output: JsonFlag = False,
 ) -> None:
     """Run a task now in the foreground, stream its output, record it, exit with its status."""
+    from cronctl.notify import Notifier
     from cronctl.runner.execute import Executor, RunRequest
 
     app = state(ctx)
-    task = app.tasks().get(name)
+    tasks = app.tasks()
+    task = tasks.get(name)
     if not task.enabled:
         app.renderer.note(f"Task '{name}' is disabled; running it anyway because you asked.")
     stop = threading.Event()
-    executor = Executor(app.store(), clock=app.clock, on_output=None if json_output else _stream)
+    # A manual run is a run like any other: its failure reaches the task's channels too.
+    notifier = Notifier(app.store(), smtp=tasks.defaults.smtp, log=app.renderer.warning, clock=app.clock)
+    executor = Executor(
+        app.store(), clock=app.clock, on_output=None if json_output else _stream, events=notifier
+    )
     request = RunRequest(
         task,
         Trigger.MANUAL,
@@ -71,6 +77,7 @@ def run_now(
         runs = executor.run_with_retries(request)
     finally:
         _restore(previous)
+        notifier.close(timeout=task.notify.timeout + 2 if task.notify else 2)
     last = runs[-1]
     if json_output:
         app.renderer.json(run_json(last, output=True) | {"attempts": [run_json(r) for r in runs]})

@@ -1,0 +1,61 @@
+"""The `serve` command: the scheduler in the foreground."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Annotated
+
+import typer
+
+from cronctl.cli.app import command, state
+from cronctl.errors import UsageError
+
+
+def _terminal_handler() -> logging.Handler | None:
+    """Rich log lines on a terminal (never in the journal or a file)."""
+    if not sys.stderr.isatty():
+        return None
+    from cronctl.serve.log import connected_to_journal
+
+    if connected_to_journal(sys.stderr):
+        return None
+    from rich.console import Console
+    from rich.logging import RichHandler
+
+    return RichHandler(
+        console=Console(stderr=True),
+        show_path=False,
+        markup=False,
+        rich_tracebacks=False,
+        log_time_format="[%X]",
+    )
+
+
+@command("serve")
+def serve(
+    ctx: typer.Context,
+    grace: Annotated[
+        float,
+        typer.Option("--grace", metavar="SECONDS", help="On SIGTERM/SIGINT, how long running jobs may finish before they are stopped."),
+    ] = 30.0,
+    kill_grace: Annotated[
+        float,
+        typer.Option("--kill-grace", metavar="SECONDS", help="After SIGTERM to a job's process group, how long until SIGKILL."),
+    ] = 10.0,
+) -> None:
+    """Run the scheduler in the foreground (for a terminal, a script or a systemd user service)."""
+    from cronctl.serve.daemon import serve as run_serve
+
+    if grace < 0 or kill_grace < 0:
+        raise UsageError("--grace and --kill-grace must not be negative")
+    app = state(ctx)
+    code = run_serve(
+        app.locations,
+        grace=grace,
+        kill_grace=kill_grace,
+        clock=app.clock,
+        log_handler=_terminal_handler(),
+        log_level=logging.DEBUG if app.debug else logging.INFO,
+    )
+    raise typer.Exit(code=code)
