@@ -109,4 +109,6 @@ def complete_task_names_in(ctx: Any, incomplete: str) -> list[tuple[str, str]]:
         names = task_names(task_file_path(typed))
     except Exception:
         return []
-    return sorted((name, schedule) for name, schedule in names.items() if name.startswith(incomplete))
+    return sorted(
+        (name, schedule) for name, schedule in names.items() if name.startswith(incomplete)
+    )

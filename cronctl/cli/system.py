@@ -11,7 +11,12 @@ from typing import Annotated
 import typer
 
 from cronctl.cli.app import JsonFlag, app, command, state
-from cronctl.cli.complete import COMPLETE_VAR, INSTALL_PATHS, complete_task_names_in, enable_completion_protocol
+from cronctl.cli.complete import (
+    COMPLETE_VAR,
+    INSTALL_PATHS,
+    complete_task_names_in,
+    enable_completion_protocol,
+)
 from cronctl.errors import ExitCode, UsageError
 
 if COMPLETE_VAR in os.environ:  # a TAB in the user's shell is asking: answer with Typer's classes
@@ -33,7 +38,9 @@ app.add_typer(service_app, name="service")
 def _tilde(path: Path) -> str:
     home = str(Path.home())
     text = str(path)
-    return "~" + text[len(home):] if home not in ("/", "") and text.startswith(home + "/") else text
+    return (
+        "~" + text[len(home) :] if home not in ("/", "") and text.startswith(home + "/") else text
+    )
 
 
 @command("install", target=service_app)
@@ -53,7 +60,9 @@ def service_install(
     if not report.systemctl:
         message = "systemctl not found: the unit is written, but systemd is needed to run it"
         if now:
-            raise UsageError(message, hint="run `cronctl serve` in a terminal or from your own init system")
+            raise UsageError(
+                message, hint="run `cronctl serve` in a terminal or from your own init system"
+            )
         render.note(message + "; run `cronctl serve` yourself instead.")
         return
     failed = report.failed()
@@ -64,22 +73,29 @@ def service_install(
         if now:
             render.error(
                 f"could not start the service: {reason}",
-                "it is enabled, so it starts with your user manager (at your next login, or at boot "
-                "with lingering)"
+                "it is enabled, so it starts with your user manager (at your next login, or at "
+                "boot with lingering)"
                 if started
-                else "log in to a systemd session, then run: systemctl --user enable --now cronctl.service",
+                else "log in to a systemd session, then run: "
+                "systemctl --user enable --now cronctl.service",
             )
             raise typer.Exit(int(ExitCode.FAILURE))
-        render.note(f"Not reloaded: {reason}. In a systemd session run: "
-                    "systemctl --user daemon-reload && systemctl --user enable --now cronctl.service")
+        render.note(
+            f"Not reloaded: {reason}. In a systemd session run: "
+            "systemctl --user daemon-reload && systemctl --user enable --now cronctl.service"
+        )
     elif now:
         render.note("Enabled and started cronctl.service. Logs: journalctl --user -u cronctl -f")
     else:
-        render.note("Start it now and at each login: systemctl --user enable --now cronctl.service "
-                    "(or cronctl service install --now)")
+        render.note(
+            "Start it now and at each login: systemctl --user enable --now cronctl.service "
+            "(or cronctl service install --now)"
+        )
     if report.linger is False:
-        render.note(f"Lingering is off: the service stops when you log out. To run it from boot, "
-                    f"without a login: loginctl enable-linger {report.user}")
+        render.note(
+            f"Lingering is off: the service stops when you log out. To run it from boot, "
+            f"without a login: loginctl enable-linger {report.user}"
+        )
 
 
 @command("uninstall", target=service_app)
@@ -125,8 +141,13 @@ def service_status(ctx: typer.Context, json_output: JsonFlag = False) -> None:
         ("installed", word(found.installed)),
     ]
     if found.installed:
-        rows.append(("up to date", word(found.up_to_date)
-                     + ("" if found.up_to_date else " (run `cronctl service install` again)")))
+        rows.append(
+            (
+                "up to date",
+                word(found.up_to_date)
+                + ("" if found.up_to_date else " (run `cronctl service install` again)"),
+            )
+        )
     rows.append(("enabled", word(found.enabled)))
     rows.append(("active", word(found.active)))
     rows.append(("lingering", word(found.linger)))
@@ -143,8 +164,10 @@ def _read_input(source: str | None) -> tuple[str, str]:
     """Return (text, label) of FILE or standard input."""
     if source in (None, "-"):
         if source is None and sys.stdin.isatty():
-            raise UsageError("nothing to import", hint="give a FILE, or - for standard input: "
-                                                       "crontab -l | cronctl import -")
+            raise UsageError(
+                "nothing to import",
+                hint="give a FILE, or - for standard input: crontab -l | cronctl import -",
+            )
         data = sys.stdin.buffer.read()
         label = "-"
     else:
@@ -160,20 +183,33 @@ def _read_input(source: str | None) -> tuple[str, str]:
 def import_crontab(
     ctx: typer.Context,
     source: Annotated[
-        str | None, typer.Argument(metavar="FILE", help="Crontab file; - (or nothing, when piped) reads standard input.")
+        str | None,
+        typer.Argument(
+            metavar="FILE", help="Crontab file; - (or nothing, when piped) reads standard input."
+        ),
     ] = None,
     prefix: Annotated[
-        str | None, typer.Option("--prefix", metavar="P", help="Name the tasks P-1, P-2, ... instead of after their commands.")
+        str | None,
+        typer.Option(
+            "--prefix",
+            metavar="P",
+            help="Name the tasks P-1, P-2, ... instead of after their commands.",
+        ),
     ] = None,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would be imported; change nothing.")] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Show what would be imported; change nothing.")
+    ] = False,
     system: Annotated[
         bool | None,
-        typer.Option("--system/--no-system", help="The input has a user field (/etc/crontab, /etc/cron.d) [default: detect].",
-                     show_default=False),
+        typer.Option(
+            "--system/--no-system",
+            help="The input has a user field (/etc/crontab, /etc/cron.d) [default: detect].",
+            show_default=False,
+        ),
     ] = None,
     json_output: JsonFlag = False,
 ) -> None:
-    """Add tasks from crontab lines (crontab -l | cronctl import -); report lines it cannot import."""
+    """Add tasks from crontab lines (crontab -l | cronctl import -); report what it cannot."""
     from cronctl import crontab_import, taskfile
 
     current = state(ctx)
@@ -181,8 +217,9 @@ def import_crontab(
     path = current.locations.tasks_file
 
     def planned(existing: taskfile.TaskFile) -> crontab_import.Plan:
-        return crontab_import.plan(text, existing.tasks, existing.defaults, prefix=prefix, system=system,
-                                   path=label)
+        return crontab_import.plan(
+            text, existing.tasks, existing.defaults, prefix=prefix, system=system, path=label
+        )
 
     plan = planned(current.tasks())
     if plan.tasks and not dry_run:
@@ -212,11 +249,18 @@ def _report_import(current, plan, dry_run: bool, json_output: bool) -> None:
                 "source": plan.source,
                 "system_format": plan.system,
                 "imported": [
-                    {"name": t.name, "line": t.line, "schedule": t.task.schedule, "command": t.task.command,
-                     "timezone": t.task.timezone}
+                    {
+                        "name": t.name,
+                        "line": t.line,
+                        "schedule": t.task.schedule,
+                        "command": t.task.command,
+                        "timezone": t.task.timezone,
+                    }
                     for t in plan.tasks
                 ],
-                "skipped": [{"line": p.line, "text": p.text, "reason": p.reason} for p in plan.problems],
+                "skipped": [
+                    {"line": p.line, "text": p.text, "reason": p.reason} for p in plan.problems
+                ],
                 "notes": [{"line": n.line, "message": n.message} for n in plan.notes],
             }
         )
@@ -241,7 +285,9 @@ def _report_import(current, plan, dry_run: bool, json_output: bool) -> None:
     else:
         summary = "Nothing imported"
     if plan.problems:
-        summary += f"; {len(plan.problems)} line{'s' if len(plan.problems) != 1 else ''} not imported"
+        summary += (
+            f"; {len(plan.problems)} line{'s' if len(plan.problems) != 1 else ''} not imported"
+        )
     render.note(summary + ".")
 
 
@@ -260,17 +306,31 @@ def export_tasks(
     ctx: typer.Context,
     names: Annotated[
         list[str] | None,
-        typer.Argument(metavar="NAME...", help="Tasks to export [default: all].",
-                       autocompletion=complete_task_names_in),
+        typer.Argument(
+            metavar="NAME...",
+            help="Tasks to export [default: all].",
+            autocompletion=complete_task_names_in,
+        ),
     ] = None,
-    fmt: Annotated[ExportFormat, typer.Option("--format", help="crontab, systemd or k8s.", case_sensitive=False)] = ...,
+    fmt: Annotated[
+        ExportFormat,
+        typer.Option("--format", help="crontab, systemd or k8s.", case_sensitive=False),
+    ] = ...,
     output: Annotated[
         Path | None,
-        typer.Option("--output", metavar="DIR", help="Write the files into DIR instead of printing them.",
-                     file_okay=False),
+        typer.Option(
+            "--output",
+            metavar="DIR",
+            help="Write the files into DIR instead of printing them.",
+            file_okay=False,
+        ),
     ] = None,
-    image: Annotated[str | None, typer.Option("--image", help="Container image for k8s (required for k8s).")] = None,
-    namespace: Annotated[str | None, typer.Option("--namespace", help="Namespace for k8s CronJobs.")] = None,
+    image: Annotated[
+        str | None, typer.Option("--image", help="Container image for k8s (required for k8s).")
+    ] = None,
+    namespace: Annotated[
+        str | None, typer.Option("--namespace", help="Namespace for k8s CronJobs.")
+    ] = None,
 ) -> None:
     """Write tasks as crontab lines, systemd timer/service units, or Kubernetes CronJobs."""
     from cronctl.export import crontab as crontab_format
@@ -282,8 +342,10 @@ def export_tasks(
     loaded = current.tasks()
     tasks = [loaded.get(name) for name in names] if names else list(loaded.tasks.values())
     if fmt is ExportFormat.k8s and not image:
-        raise UsageError("--format k8s needs --image IMAGE", hint="the container image that has the "
-                                                                  "programs your commands run")
+        raise UsageError(
+            "--format k8s needs --image IMAGE",
+            hint="the container image that has the programs your commands run",
+        )
     if fmt is not ExportFormat.k8s and (image or namespace):
         render.warning("--image and --namespace apply to --format k8s only; ignored")
     if fmt is ExportFormat.crontab:
@@ -300,8 +362,10 @@ def export_tasks(
         render.note(f"Wrote {written} to {output}.")
         if fmt is ExportFormat.systemd and result.files:
             timers = " ".join(f.name for f in result.files if f.name.endswith(".timer"))
-            render.note(f"Install: cp {output}/cronctl-* ~/.config/systemd/user/ && systemctl --user "
-                        f"daemon-reload && systemctl --user enable --now {timers}")
+            render.note(
+                f"Install: cp {output}/cronctl-* ~/.config/systemd/user/ && systemctl --user "
+                f"daemon-reload && systemctl --user enable --now {timers}"
+            )
     elif fmt is ExportFormat.systemd:
         chunks = [f"# ==> {f.name} <==\n{f.text}" for f in result.files]
         sys.stdout.write("\n".join(chunks))
@@ -336,7 +400,9 @@ class Shell(str, enum.Enum):
 @command("completion")
 def completion(
     ctx: typer.Context,
-    shell: Annotated[Shell, typer.Argument(metavar="SHELL", help="bash, zsh or fish.", case_sensitive=False)],
+    shell: Annotated[
+        Shell, typer.Argument(metavar="SHELL", help="bash, zsh or fish.", case_sensitive=False)
+    ],
 ) -> None:
     """Print the shell completion script (commands, options and task names complete)."""
     from cronctl.cli.complete import completion_script

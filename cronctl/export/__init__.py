@@ -1,0 +1,164 @@
+"""Exporting tasks to other schedulers: crontab lines, systemd timers, Kubernetes CronJobs.
+
+Pure functions from `Task` objects to text. Each format says, in the text it writes, what it
+could not express; a task it cannot express at all is left out and reported in `skipped`.
+
+This module holds what the formats share: cron fields rewritten for engines that do not know
+cronctl's extensions (`H`, names, day-of-week 7), and `@every` intervals that a cron line can
+express exactly.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+FORMATS = ("crontab", "systemd", "k8s")
+
+
+class NotExportable(Exception):
+    """This task (or this feature of it) has no equivalent in the target format."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Skipped:
+    task: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class OutputFile:
+    name: str
+    text: str
+
+
+@dataclass
+class Export:
+    """The result of one export: files (one for crontab and k8s), and the tasks left out."""
+
+    files: list[OutputFile] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
+
+
+# ---------------------------------------------------------------------------------------------
+# Cron fields
+
+
+MONTHS = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")
+WEEKDAYS = ("SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT")
+BOUNDS = ((0, 59), (0, 23), (1, 31), (1, 12), (0, 6))
+_WORD = re.compile(r"[A-Za-z]+")
+
+
+def _name_to_number(index: int, word: str) -> str:
+    upper = word.upper()
+    if index == 3 and upper in MONTHS:
+        return str(MONTHS.index(upper) + 1)
+    if index == 4 and upper in WEEKDAYS:
+        return str(WEEKDAYS.index(upper))
+    return word
+
+
+def vixie_fields(schedule) -> tuple[str, ...]:
+    """Return the five fields of a cron schedule as plain Vixie cron understands them.
+
+    Names become numbers, each `H` item becomes the values it resolved to for this task;
+    everything else is kept as written, so a field that starts with `*` still does (that
+    decides how cron combines day-of-month and day-of-week). `L` and `DOW#N` have no Vixie
+    equivalent: NotExportable.
+    """
+    cron = schedule.cron
+    fields = []
+    for index, fld in enumerate(cron.fields):
+        if fld.last_day:
+            raise NotExportable("'L' (last day of the month) is not crontab syntax")
+        if fld.nth_weekdays:
+            raise NotExportable("'DOW#N' (nth weekday of the month) is not crontab syntax")
+        hashed = dict(fld.hashed)
+        items = []
+        for item in fld.text.split(","):
+            if item in hashed:
+                items.append(",".join(str(v) for v in hashed[item]))
+            else:
+                items.append(_WORD.sub(lambda m, i=index: _name_to_number(i, m.group(0)), item))
+        fields.append(",".join(items))
+    return tuple(fields)
+
+
+def compress(values: Iterable[int], low: int, high: int, *, sep: str = "-", width: int = 0) -> str:
+    """Return `values` as a short cron-style list: `*`, `a-b/s`, `a-b`, `a,b` (`sep` for ranges)."""
+    ordered = sorted(set(values))
+    if not ordered:
+        raise ValueError("no values")
+    if ordered == list(range(low, high + 1)):
+        return "*"
+
+    def num(v: int) -> str:
+        return str(v).zfill(width)
+
+    # One arithmetic progression of 3 or more values: */s, a/s (to the end), a-b/s.
+    if len(ordered) >= 3:
+        step = ordered[1] - ordered[0]
+        if step > 1 and ordered == list(range(ordered[0], ordered[-1] + 1, step)):
+            if ordered[-1] + step > high:
+                if sep == "-" and ordered[0] == low:
+                    return f"*/{step}"
+                if sep == "..":  # systemd: a/s repeats up to the end of the field
+                    return f"{num(ordered[0])}/{step}"
+            return f"{num(ordered[0])}{sep}{num(ordered[-1])}/{step}"
+    parts: list[str] = []
+    start = previous = ordered[0]
+    for value in [*ordered[1:], None]:
+        if value is not None and value == previous + 1:
+            previous = value
+            continue
+        if previous - start >= 2:
+            parts.append(f"{num(start)}{sep}{num(previous)}")
+        else:
+            parts.extend(num(v) for v in range(start, previous + 1))
+        if value is not None:
+            start = previous = value
+    return ",".join(parts)
+
+
+def every_as_cron(seconds: int) -> str | None:
+    """Return the 5-field cron line (in UTC) with exactly the slots of `@every seconds`, or None.
+
+    `@every` slots are whole multiples of the interval since the epoch, which is midnight UTC,
+    so a step that divides the next unit evenly lands on the same instants as `*/n`.
+    """
+    if seconds % 60:
+        return None
+    minutes = seconds // 60
+    if minutes < 60:
+        if 60 % minutes:
+            return None
+        return "* * * * *" if minutes == 1 else f"*/{minutes} * * * *"
+    if minutes % 60:
+        return None
+    hours = minutes // 60
+    if hours < 24:
+        if 24 % hours:
+            return None
+        return "0 * * * *" if hours == 1 else f"0 */{hours} * * *"
+    if hours == 24:
+        return "0 0 * * *"
+    return None
+
+
+__all__ = [
+    "BOUNDS",
+    "Export",
+    "FORMATS",
+    "NotExportable",
+    "OutputFile",
+    "Skipped",
+    "compress",
+    "every_as_cron",
+    "vixie_fields",
+]

@@ -1,0 +1,218 @@
+"""`export --format crontab`: the tasks as crontab(5) lines.
+
+Tasks sharing a time zone, shell and environment are written together under `CRON_TZ=`,
+`SHELL=` and `NAME=value` lines (crontab assignments apply to every line below them). Each task
+gets a `# cronctl: NAME` comment, which `cronctl import` reads back as the task's name, and a
+comment for every setting crontab cannot express. Disabled tasks are written commented out.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from cronctl.durations import format_duration
+from cronctl.export import Export, NotExportable, OutputFile, Skipped, every_as_cron, vixie_fields
+from cronctl.model import DEFAULT_SHELL, Task
+
+NAME_COMMENT = "# cronctl: "
+"""The comment before each line; `cronctl import` takes the name from it."""
+
+
+def escape_command(command: str) -> str:
+    """Return `command` as a crontab command field: `%` written `\\%` (cron reads `%` as newline).
+
+    Vixie cron removes the backslash of `\\%` and passes other backslashes through, so a `%`
+    that follows an odd number of backslashes cannot be written at all.
+    """
+    if "\n" in command or "\r" in command:
+        raise NotExportable("the command spans several lines; a crontab entry is one line")
+    out = []
+    backslashes = 0
+    for char in command:
+        if char == "%":
+            if backslashes % 2:
+                raise NotExportable("the command has '\\%', which cron cannot pass to the shell")
+            out.append("\\%")
+        else:
+            out.append(char)
+        backslashes = backslashes + 1 if char == "\\" else 0
+    return "".join(out)
+
+
+def env_line(name: str, value: str) -> str:
+    """Return a crontab assignment; cron strips one pair of matching quotes and outer blanks."""
+    if "\n" in value or "\r" in value:
+        raise NotExportable(f"env {name} spans several lines; a crontab assignment is one line")
+    plain = value == value.strip() and not (value[:1] in "'\"" and value)
+    if plain:
+        return f"{name}={value}"
+    quote = "'" if '"' in value else '"'
+    return f"{name}={quote}{value}{quote}"
+
+
+def working_dir_prefix(working_dir: str) -> str:
+    """Return the `cd DIR && ` prefix that gives cron's job the task's folder ('' for home)."""
+    if working_dir in ("~", "~/", ""):
+        return ""
+    if working_dir.startswith("~/"):
+        return f'cd "$HOME"/{_sh_quote(working_dir[2:])} && '
+    if os.path.isabs(working_dir):
+        return f"cd {_sh_quote(working_dir)} && "
+    return f'cd "$HOME"/{_sh_quote(working_dir)} && '
+
+
+def _sh_quote(text: str) -> str:
+    import shlex
+
+    return shlex.quote(text)
+
+
+@dataclass(frozen=True)
+class Entry:
+    task: Task
+    zone: str
+    schedule: str  # the five fields, or a macro
+    command: str
+    notes: tuple[str, ...]  # settings crontab cannot express
+    remarks: tuple[str, ...] = ()  # how a setting was expressed differently
+
+    @property
+    def key(self) -> tuple:
+        return (self.zone, self.task.shell, tuple(sorted(self.task.env.items())))
+
+
+def lost_settings(task: Task) -> list[str]:
+    """Return one note for each setting of `task` that a crontab line cannot express."""
+    notes = []
+    if task.retries:
+        notes.append(f"retries {task.retries}: cron runs each slot once")
+    if task.timeout:
+        notes.append(
+            f"timeout {format_duration(task.timeout)}: cron does not stop long runs "
+            "(wrap the command in timeout(1))"
+        )
+    if task.overlap in ("queue", "replace"):
+        notes.append(f"overlap {task.overlap}: cron starts each run even while the last one runs")
+    if task.catch_up != "skip":
+        notes.append(f"catch_up {task.catch_up}: cron does not run slots missed while it was down")
+    if task.jitter:
+        notes.append(f"jitter {format_duration(task.jitter)}: cron starts on the minute")
+    if task.when:
+        notes.append(f"when {task.when!r}: cron has no run condition")
+    if task.after:
+        notes.append(f"after {', '.join(task.after)}: cron has no task dependencies")
+    if task.notify is not None and task.notify.has_channels:
+        notes.append("notify: cron only mails output to MAILTO")
+    return notes
+
+
+def entry_for(task: Task) -> Entry:
+    """Return the crontab entry of `task`, or raise NotExportable."""
+    schedule = task.parsed_schedule()
+    notes = lost_settings(task)
+    remarks = []
+    zone = task.timezone
+    if schedule.is_reboot:
+        fields = "@reboot"
+        remarks.append("@reboot: cron runs it at boot; cronctl ran it when serve started")
+    elif schedule.interval_seconds is not None:
+        cron = every_as_cron(schedule.interval_seconds)
+        if cron is None:
+            raise NotExportable(
+                f"'{task.schedule}' is not a whole number of minutes dividing an hour, or of "
+                "hours dividing a day, so no cron line has the same slots"
+            )
+        fields, zone = cron, "UTC"
+    else:
+        fields = " ".join(vixie_fields(schedule))
+    command = working_dir_prefix(task.working_dir) + escape_command(task.command)
+    if task.working_dir not in ("~", "~/", ""):
+        remarks.append(f"working_dir {task.working_dir}: written as a cd before the command")
+    for name, value in task.env.items():
+        env_line(name, value)  # raises for values crontab cannot hold
+    return Entry(task, zone, fields, command, tuple(notes), tuple(remarks))
+
+
+def export(tasks: Iterable[Task], *, source: str | None = None) -> Export:
+    """Return the crontab text of `tasks` (one file, `crontab`) and the tasks left out."""
+    result = Export()
+    entries: list[Entry] = []
+    for task in tasks:
+        try:
+            entries.append(entry_for(task))
+        except NotExportable as exc:
+            result.skipped.append(Skipped(task.name, exc.reason))
+    lines = _header(source, len(entries), result.skipped)
+    groups: dict[tuple, list[Entry]] = {}
+    for entry in entries:
+        groups.setdefault(entry.key, []).append(entry)
+    env_state: dict[str, str] = {}
+    zone_state: str | None = None
+    shell_state = DEFAULT_SHELL
+    # Tasks without env first: crontab cannot unset a variable, only set it empty.
+    ordered = sorted(groups.items(), key=lambda item: bool(item[0][2]))
+    for (zone, shell, env_items), group in ordered:
+        lines.append("")
+        if zone != zone_state:
+            lines.append(f"CRON_TZ={zone}")
+            zone_state = zone
+        if shell != shell_state:
+            lines.append(env_line("SHELL", shell))
+            shell_state = shell
+        env = dict(env_items)
+        for name in [n for n, v in env_state.items() if n not in env and v != ""]:
+            lines.append(f"# {name} was set for the lines above; crontab cannot unset it")
+            lines.append(f"{name}=")
+            env_state[name] = ""
+        for name, value in env.items():
+            if env_state.get(name) != value:
+                lines.append(env_line(name, value))
+                env_state[name] = value
+        for entry in group:
+            lines.extend(_entry_lines(entry))
+    result.files.append(OutputFile("crontab", "\n".join(lines).rstrip("\n") + "\n"))
+    return result
+
+
+def _entry_lines(entry: Entry) -> list[str]:
+    task = entry.task
+    title = NAME_COMMENT + task.name
+    if task.description:
+        title += f" - {_one_line(task.description)}"
+    lines = [title]
+    if not task.enabled:
+        lines.append("# disabled in cronctl: remove the '# ' below to enable it")
+    if task.schedule.strip().startswith("@every"):
+        lines.append(f"# schedule {task.schedule} (UTC slots since the epoch)")
+    elif entry.schedule != task.schedule and entry.schedule != "@reboot":
+        lines.append(f"# schedule {task.schedule}")
+    for remark in entry.remarks:
+        lines.append(f"# note: {_one_line(remark)}")
+    for note in entry.notes:
+        lines.append(f"# lost: {_one_line(note)}")
+    line = f"{entry.schedule} {entry.command}"
+    lines.append(line if task.enabled else f"# {line}")
+    return lines
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _header(source: str | None, count: int, skipped: Sequence[Skipped]) -> list[str]:
+    lines = [
+        "# crontab written by `cronctl export --format crontab`"
+        + (f" from {source}" if source else ""),
+        f"# {count} task{'s' if count != 1 else ''}. Install: crontab FILE (replaces your "
+        "crontab) or append to `crontab -e`.",
+        "# CRON_TZ needs cronie or another cron that reads it; Vixie/Debian cron uses the "
+        "system zone.",
+        "# Differences from cronctl for every line: no run history, output is mailed (MAILTO),",
+        "# PATH is cron's minimal one, a run starts even while the previous one still runs,",
+        "# and around daylight-saving changes the cron implementation's own rules apply.",
+    ]
+    for item in skipped:
+        lines.append(f"# not exported: task {item.task}: {item.reason}")
+    return lines

@@ -1,0 +1,381 @@
+"""`export --format systemd`: a `cronctl-NAME.timer` and `cronctl-NAME.service` per task.
+
+Cron schedules become `OnCalendar=` expressions in the task's zone. systemd ANDs the weekday
+and the date of one expression while cron ORs a restricted day-of-month with a restricted
+day-of-week, so such a schedule gets one `OnCalendar=` line per alternative. `L` becomes
+`*-*~01` (last day of the month) and `FRI#1` becomes `Fri *-*-01..07`.
+
+Also here: quoting for unit files (systemd.syntax(7), systemd.service(5) "Command lines"),
+shared with the `cronctl serve` user unit of cronctl.service.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable, Sequence
+
+from cronctl.durations import format_duration
+from cronctl.export import Export, NotExportable, OutputFile, Skipped, compress
+from cronctl.model import Task
+
+UNIT_PREFIX = "cronctl-"
+WEEKDAY_NAMES = ("Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat")
+_MONDAY_FIRST = (1, 2, 3, 4, 5, 6, 0)  # systemd orders weekdays Mon..Sun
+_SAFE_WORD = re.compile(r"[A-Za-z0-9_+=:,./@-]+")
+
+# ---------------------------------------------------------------------------------------------
+# Quoting for unit files
+
+
+def _c_escape(text: str) -> str:
+    out = []
+    for char in text:
+        if char == "\\":
+            out.append("\\\\")
+        elif char == '"':
+            out.append('\\"')
+        elif char == "\n":
+            out.append("\\n")
+        elif char == "\t":
+            out.append("\\t")
+        elif char == "\r":
+            out.append("\\r")
+        elif ord(char) < 0x20 or ord(char) == 0x7F:
+            out.append(f"\\x{ord(char):02x}")
+        else:
+            out.append(char)
+    return "".join(out)
+
+
+def specifiers(text: str) -> str:
+    """Return `text` with `%` doubled: systemd expands `%h`, `%u`... in most settings."""
+    return text.replace("%", "%%")
+
+
+def exec_word(text: str, *, first: bool = False) -> str:
+    """Return one word of an `ExecStart=` command line, quoted so systemd reads back `text`.
+
+    Arguments (not the program path) also go through `$VAR` expansion, so `$` is doubled.
+    """
+    if not text:
+        return '""'
+    if _SAFE_WORD.fullmatch(text) and not (first and text[0] in "@-:+!"):
+        return text
+    quoted = '"' + _c_escape(text) + '"'
+    quoted = specifiers(quoted)
+    return quoted if first else quoted.replace("$", "$$")
+
+
+_UNSAFE_PROGRAM = re.compile(r"['\"\\\x00-\x1f\x7f]")
+
+
+def exec_line(argv: Sequence[str]) -> str:
+    """Return the value of `ExecStart=` that runs `argv` exactly.
+
+    systemd refuses a program path with quotes, backslashes or control characters; such a
+    program is started by `/bin/sh -c 'exec "$0" "$@"'`, which passes it every argument as is.
+    """
+    argv = list(argv)
+    if _UNSAFE_PROGRAM.search(argv[0]):
+        argv = ["/bin/sh", "-c", 'exec "$0" "$@"', *argv]
+    return " ".join(exec_word(word, first=index == 0) for index, word in enumerate(argv))
+
+
+def env_assignment(name: str, value: str) -> str:
+    """Return the value of an `Environment=` line setting `name` to `value` exactly."""
+    return specifiers('"' + _c_escape(f"{name}={value}") + '"')
+
+
+def path_setting(path: str) -> str:
+    """Return a path for `WorkingDirectory=`: `~` and `~/x` become the home specifier `%h`."""
+    if path in ("", "~", "~/"):
+        return "~"
+    if path.startswith("~/"):
+        return "%h/" + specifiers(path[2:])
+    if not os.path.isabs(path):
+        return "%h/" + specifiers(path)  # relative: cronctl resolves it from serve's folder
+    return specifiers(path)
+
+
+def unit_name(task_name: str, suffix: str) -> str:
+    return f"{UNIT_PREFIX}{task_name}.{suffix}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Schedules
+
+
+def _two(values: Iterable[int], low: int, high: int) -> str:
+    return compress(values, low, high, sep="..", width=2)
+
+
+def _weekdays(values: Iterable[int]) -> str:
+    """Return cron weekdays (0 = Sunday) in systemd's Mon..Sun notation: `Mon..Fri`, `Sat,Sun`."""
+    positions = sorted(_MONDAY_FIRST.index(v) for v in set(values))
+    parts: list[str] = []
+    start = previous = positions[0]
+    for value in [*positions[1:], None]:
+        if value is not None and value == previous + 1:
+            previous = value
+            continue
+        names = [WEEKDAY_NAMES[_MONDAY_FIRST[p]] for p in range(start, previous + 1)]
+        parts.append(f"{names[0]}..{names[-1]}" if len(names) >= 3 else ",".join(names))
+        if value is not None:
+            start = previous = value
+    return ",".join(parts)
+
+
+def _nth_window(n: int) -> range:
+    return range(7 * n - 6, min(7 * n, 31) + 1)
+
+
+def calendar_specs(schedule) -> list[str]:
+    """Return `OnCalendar=` values (with the zone) that fire exactly when a cron schedule does."""
+    cron = schedule.cron
+    zone = schedule.timezone
+    minute, hour, dom, month, dow = cron.fields
+    time = f"{_two(hour.values, 0, 23)}:{_two(minute.values, 0, 59)}:00"
+    months = _two(month.values, 1, 12)
+    all_weekdays = set(range(7))
+
+    # The day alternatives of each field: plain values, and L / DOW#N.
+    date_alternatives: list[tuple[str, object]] = []
+    if dom.values:
+        date_alternatives.append(("days", frozenset(dom.values)))
+    if dom.last_day:
+        date_alternatives.append(("last", None))
+    weekday_alternatives: list[tuple[str, object]] = []
+    if dow.values:
+        weekday_alternatives.append(("weekdays", frozenset(dow.values)))
+    for weekday, n in sorted(dow.nth_weekdays):
+        weekday_alternatives.append(("nth", (weekday, n)))
+
+    lines: list[tuple[str | None, str]] = []  # (weekday part, date part)
+
+    def date_part(kind: str, value: object) -> str:
+        if kind == "last":
+            return f"*-{months}~01"
+        days = set(value)  # type: ignore[arg-type]
+        return f"*-{months}-{_two(days, 1, 31)}"
+
+    if cron.days.combine_by_or:
+        for kind, value in date_alternatives:
+            lines.append((None, date_part(kind, value)))
+        for kind, value in weekday_alternatives:
+            if kind == "weekdays":
+                lines.append((_weekdays(value), f"*-{months}-*"))  # type: ignore[arg-type]
+            else:
+                weekday, n = value  # type: ignore[misc]
+                window = _nth_window(n)
+                lines.append((WEEKDAY_NAMES[weekday], f"*-{months}-{_two(window, 1, 31)}"))
+    else:
+        for dkind, dvalue in date_alternatives:
+            for wkind, wvalue in weekday_alternatives:
+                if wkind == "weekdays":
+                    weekdays = None if set(wvalue) == all_weekdays else _weekdays(wvalue)  # type: ignore[arg-type]
+                    lines.append((weekdays, date_part(dkind, dvalue)))
+                    continue
+                weekday, n = wvalue  # type: ignore[misc]
+                if dkind == "last":
+                    raise NotExportable(
+                        f"'L' together with '{WEEKDAY_NAMES[weekday].upper()}#{n}' has no "
+                        "OnCalendar equivalent"
+                    )
+                days = set(dvalue) & set(_nth_window(n))  # type: ignore[arg-type]
+                if days:
+                    lines.append((WEEKDAY_NAMES[weekday], f"*-{months}-{_two(days, 1, 31)}"))
+    specs = []
+    for weekday_part, date in lines:
+        spec = f"{weekday_part + ' ' if weekday_part else ''}{date} {time} {zone}"
+        if spec not in specs:
+            specs.append(spec)
+    if not specs:
+        raise NotExportable(f"'{schedule.text}' has no OnCalendar equivalent")
+    return specs
+
+
+def has_clock_changes(zone, years: Iterable[int] = range(2024, 2036)) -> bool:
+    """Return whether `zone` changes its UTC offset within a year (daylight saving time)."""
+    from datetime import datetime
+
+    for year in years:
+        offsets = {datetime(year, month, 1, 12, tzinfo=zone).utcoffset() for month in (1, 4, 7, 10)}
+        if len(offsets) > 1:
+            return True
+    return False
+
+
+def every_calendar(seconds: int) -> str | None:
+    """Return an `OnCalendar=` value with exactly the slots of `@every seconds`, or None.
+
+    Slots are whole multiples of the interval since the epoch (midnight UTC), so an interval
+    dividing the next unit evenly is a calendar step in UTC.
+    """
+    if seconds < 60:
+        if 60 % seconds:
+            return None
+        second = "*" if seconds == 1 else f"00/{seconds}"
+        return f"*-*-* *:*:{second} UTC"
+    if seconds % 60 == 0 and seconds < 3600:
+        minutes = seconds // 60
+        if 60 % minutes:
+            return None
+        minute = "*" if minutes == 1 else f"00/{minutes}"
+        return f"*-*-* *:{minute}:00 UTC"
+    if seconds % 3600 == 0 and seconds < 86400:
+        hours = seconds // 3600
+        if 24 % hours:
+            return None
+        hour = "*" if hours == 1 else f"00/{hours}"
+        return f"*-*-* {hour}:00:00 UTC"
+    if seconds == 86400:
+        return "*-*-* 00:00:00 UTC"
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# Units
+
+
+def timer_lines(task: Task) -> tuple[list[str], list[str]]:
+    """Return the `[Timer]` settings of `task` and comments about what systemd does differently."""
+    schedule = task.parsed_schedule()
+    settings: list[str] = []
+    notes: list[str] = []
+    calendar = True
+    if schedule.is_reboot:
+        settings.append("OnStartupSec=0")
+        notes.append(
+            "@reboot: runs once each time your user manager starts (at boot with lingering, "
+            "else at your first login)"
+        )
+        calendar = False
+    elif schedule.interval_seconds is not None:
+        seconds = schedule.interval_seconds
+        exact = every_calendar(seconds)
+        if exact:
+            settings.append(f"OnCalendar={exact}")
+        else:
+            settings.append(f"OnStartupSec={seconds}")
+            settings.append(f"OnUnitActiveSec={seconds}")
+            notes.append(
+                f"{task.schedule}: every {format_duration(seconds)} after the last start, "
+                "not aligned to the epoch as cronctl aligns it"
+            )
+            calendar = False
+    else:
+        specs = calendar_specs(schedule)
+        if len(specs) > 1 and schedule.cron.days.combine_by_or:
+            notes.append(
+                "cron runs on a day matching day-of-month OR day-of-week; one OnCalendar "
+                "line per alternative"
+            )
+        settings.extend(f"OnCalendar={specifiers(spec)}" for spec in specs)
+        if has_clock_changes(schedule.zone) and not schedule.is_wildcard:
+            notes.append(
+                "daylight saving: when a clock change skips this time, systemd skips the "
+                "run (cronctl runs it just after the change)"
+            )
+        elif has_clock_changes(schedule.zone):
+            notes.append(
+                "daylight saving: in an hour that a clock change repeats, systemd runs "
+                "only the first pass (cronctl runs both)"
+            )
+    settings.append("AccuracySec=1s")
+    if task.jitter:
+        settings.append(f"RandomizedDelaySec={task.jitter}")
+    if task.catch_up == "once" and calendar:
+        settings.append("Persistent=true")
+    elif task.catch_up == "all":
+        if calendar:
+            settings.append("Persistent=true")
+        notes.append("catch_up all: systemd runs missed slots once, not each of them")
+    elif task.catch_up == "once":
+        notes.append("catch_up once: Persistent= works with OnCalendar only")
+    return settings, notes
+
+
+def service_lines(task: Task, tasks: Sequence[Task]) -> tuple[list[str], list[str]]:
+    settings = ["Type=oneshot", f"WorkingDirectory={path_setting(task.working_dir)}"]
+    notes: list[str] = []
+    for name, value in task.env.items():
+        settings.append(f"Environment={env_assignment(name, value)}")
+    settings.append(f"Environment={env_assignment('CRONCTL_TASK', task.name)}")
+    if task.when:
+        settings.append(f"ExecCondition={exec_line([task.shell, '-c', task.when])}")
+    settings.append(f"ExecStart={exec_line([task.shell, '-c', task.command])}")
+    if task.timeout:
+        settings.append(f"TimeoutStartSec={task.timeout}")
+    if task.retries:
+        notes.append(f"retries {task.retries}: not exported; a failed run is not retried")
+    if task.overlap != "skip":
+        notes.append(
+            f"overlap {task.overlap}: systemd does not start a timer's service while it "
+            "still runs (like skip)"
+        )
+    if task.notify is not None and task.notify.has_channels:
+        notes.append("notify: not exported; see OnFailure= in systemd.unit(5)")
+    if task.when:
+        notes.append("when: ExecCondition= skips the run when the condition exits 1-254")
+    return settings, notes
+
+
+def units_for(task: Task, tasks: Sequence[Task]) -> tuple[OutputFile, OutputFile]:
+    """Return the timer and service units of `task` (`tasks` gives the `after` followers)."""
+    timer_settings, timer_notes = timer_lines(task)
+    service_settings, service_notes = service_lines(task, tasks)
+    description = f"cronctl task {task.name}" + (
+        f": {task.description}" if task.description else ""
+    )
+    description = specifiers(" ".join(description.split()))
+    header = [
+        f"# Exported by `cronctl export --format systemd` from task '{task.name}'",
+        f"# schedule: {' '.join(task.schedule.split())} ({task.timezone})",
+    ]
+    if not task.enabled:
+        header.append("# disabled in cronctl: enable the timer only when you want it to run")
+    timer = [
+        *header,
+        *(f"# {note}" for note in timer_notes),
+        "[Unit]",
+        f"Description={description}",
+        "",
+        "[Timer]",
+        *timer_settings,
+        "",
+        "[Install]",
+        "WantedBy=timers.target",
+    ]
+    followers = [t.name for t in tasks if task.name in t.after]
+    unit_settings = (
+        ["OnSuccess=" + " ".join(unit_name(n, "service") for n in followers)] if followers else []
+    )
+    service = [
+        *header,
+        *(f"# {note}" for note in service_notes),
+        "[Unit]",
+        f"Description={description}",
+        *unit_settings,
+        "",
+        "[Service]",
+        *service_settings,
+    ]
+    return (
+        OutputFile(unit_name(task.name, "timer"), "\n".join(timer) + "\n"),
+        OutputFile(unit_name(task.name, "service"), "\n".join(service) + "\n"),
+    )
+
+
+def export(tasks: Iterable[Task]) -> Export:
+    """Return a timer and a service per task; tasks systemd cannot express go to `skipped`."""
+    tasks = list(tasks)
+    result = Export()
+    for task in tasks:
+        try:
+            timer, service = units_for(task, tasks)
+        except NotExportable as exc:
+            result.skipped.append(Skipped(task.name, exc.reason))
+            continue
+        result.files.extend([timer, service])
+    return result
