@@ -12,6 +12,7 @@ from rich.text import Text
 
 from cronctl import timefmt
 from cronctl.cli.app import JsonFlag, command, state
+from cronctl.cli.complete import complete_task_names_in
 from cronctl.errors import ExitCode, UsageError
 from cronctl.render import Renderer
 
@@ -206,7 +207,12 @@ def _write_atomically(path: Path, text: str) -> None:
 @command("notify-test")
 def notify_test(
     ctx: typer.Context,
-    name: Annotated[str, typer.Argument(help="The task whose notifications to try.", metavar="NAME")],
+    name: Annotated[
+        str,
+        typer.Argument(
+            help="The task whose notifications to try.", metavar="NAME", autocompletion=complete_task_names_in
+        ),
+    ],
     json_output: JsonFlag = False,
 ) -> None:
     """Send a sample failure of a task through each of its notification channels, now.

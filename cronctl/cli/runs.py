@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 
 from cronctl.cli.app import JsonFlag, command, state
+from cronctl.cli.complete import complete_task_names_in
 from cronctl.durations import parse_duration
 from cronctl.errors import ExitCode, UsageError
 from cronctl.records import FAILURE_STATUSES, Run, Status, Trigger
@@ -44,7 +45,9 @@ def _stream(name: str, chunk: bytes) -> None:
 @command("run-now")
 def run_now(
     ctx: typer.Context,
-    name: Annotated[str, typer.Argument(help="The task to run.", metavar="NAME")],
+    name: Annotated[
+        str, typer.Argument(help="The task to run.", metavar="NAME", autocompletion=complete_task_names_in)
+    ],
     no_retries: Annotated[bool, typer.Option("--no-retries", help="Run one attempt only.")] = False,
     force: Annotated[bool, typer.Option("--force", help="Run even when the `when` condition says no.")] = False,
     json_output: JsonFlag = False,
@@ -105,7 +108,10 @@ def _restore(previous) -> None:
 @command("history")
 def history(
     ctx: typer.Context,
-    name: Annotated[str | None, typer.Argument(help="Only this task.", metavar="[NAME]")] = None,
+    name: Annotated[
+        str | None,
+        typer.Argument(help="Only this task.", metavar="[NAME]", autocompletion=complete_task_names_in),
+    ] = None,
     failed: Annotated[bool, typer.Option("--failed", help="Only failures.")] = False,
     status: Annotated[list[str] | None, typer.Option("--status", help="Only this status; repeatable.")] = None,
     since: Annotated[str | None, typer.Option("--since", help="Only runs started within this long, e.g. 1h.")] = None,
@@ -145,7 +151,12 @@ def history(
 @command("logs")
 def logs(
     ctx: typer.Context,
-    target: Annotated[str, typer.Argument(help="A run id, or a task name with --last.", metavar="RUN_ID|NAME")],
+    target: Annotated[
+        str,
+        typer.Argument(
+            help="A run id, or a task name with --last.", metavar="RUN_ID|NAME", autocompletion=complete_task_names_in
+        ),
+    ],
     last: Annotated[bool, typer.Option("--last", help="The task's latest run.")] = False,
     stdout_only: Annotated[bool, typer.Option("--stdout", help="Only standard output.")] = False,
     stderr_only: Annotated[bool, typer.Option("--stderr", help="Only standard error.")] = False,

@@ -8,11 +8,16 @@ import typer
 
 from cronctl import overview, taskfile
 from cronctl.cli.app import JsonFlag, command, state
+from cronctl.cli.complete import complete_task_names_in
 from cronctl.errors import ExitCode, TaskFileError, UsageError
 from cronctl.shapes import run_json, task_json
 
-TaskName = Annotated[str, typer.Argument(help="The task's name.", metavar="NAME")]
-TaskNames = Annotated[list[str], typer.Argument(help="Task names.", metavar="NAME...")]
+TaskName = Annotated[
+    str, typer.Argument(help="The task's name.", metavar="NAME", autocompletion=complete_task_names_in)
+]
+TaskNames = Annotated[
+    list[str], typer.Argument(help="Task names.", metavar="NAME...", autocompletion=complete_task_names_in)
+]
 
 
 def _env_pairs(pairs: list[str]) -> dict[str, str]:
@@ -28,7 +33,7 @@ def _env_pairs(pairs: list[str]) -> dict[str, str]:
 @command("add")
 def add(
     ctx: typer.Context,
-    name: TaskName,
+    name: Annotated[str, typer.Argument(help="The new task's name.", metavar="NAME")],
     schedule: Annotated[str, typer.Argument(help="Cron expression, macro, '@every 5m' or '@reboot'.")],
     task_command: Annotated[str, typer.Argument(metavar="COMMAND", help="Shell command to run.")],
     description: Annotated[str | None, typer.Option(help="What the task is for.")] = None,
@@ -136,7 +141,10 @@ def _set_enabled(ctx: typer.Context, names: list[str], enabled: bool) -> None:
 @command("edit")
 def edit(
     ctx: typer.Context,
-    name: Annotated[str | None, typer.Argument(help="Edit only this task.", metavar="[NAME]")] = None,
+    name: Annotated[
+        str | None,
+        typer.Argument(help="Edit only this task.", metavar="[NAME]", autocompletion=complete_task_names_in),
+    ] = None,
 ) -> None:
     """Edit the task file (or one task) in $VISUAL or $EDITOR; invalid edits are never saved."""
     from cronctl import editing

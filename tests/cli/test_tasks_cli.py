@@ -251,3 +251,17 @@ def test_fifty_concurrent_adds_leave_fifty_tasks(tasks_path, cronctl_exe):
 def test_python_m_cronctl(cronctl_home):
     result = subprocess.run([sys.executable, "-m", "cronctl", "--version"], capture_output=True, text=True)
     assert result.returncode == 0 and result.stdout.startswith("cronctl ")
+
+
+def test_task_names_complete_for_every_name_argument(cli, cronctl_exe):
+    cli("add", "backup", "@daily", "true")
+    cli("add", "backlog", "@daily", "true")
+    cli("add", "report", "@daily", "true")
+    for words, cword in [
+        ("cronctl run-now bac", 2), ("cronctl show bac", 2), ("cronctl disable report bac", 3),
+        ("cronctl remove bac", 2), ("cronctl logs bac", 2), ("cronctl history bac", 2),
+        ("cronctl edit bac", 2), ("cronctl notify-test bac", 2), ("cronctl enable bac", 2),
+    ]:
+        env = {**os.environ, "_CRONCTL_COMPLETE": "complete_bash", "COMP_WORDS": words, "COMP_CWORD": str(cword)}
+        result = subprocess.run(cronctl_exe, env=env, capture_output=True, text=True)
+        assert result.stdout.split() == ["backlog", "backup"], words
