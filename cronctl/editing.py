@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from cronctl import taskfile
-from cronctl.errors import TaskFileError
+from cronctl.errors import TaskFileBusyError, TaskFileError
 
 TEMPLATE = """\
 # cronctl task file: one [tasks.NAME] table per task. See `man cronctl` or the README.
@@ -40,7 +40,8 @@ def edit(
     retry: Callable[[TaskFileError], bool],
 ) -> Outcome:
     """Let the user edit the file (or one task) until it validates or they give up."""
-    original = _read(path)
+    before = taskfile.snapshot(path)
+    original = taskfile.decode(before, path) if before is not None else ""
     if name is not None:
         taskfile.parse_text(original, path).get(name)
         start = taskfile.task_text(original, name)
@@ -65,21 +66,17 @@ def edit(
                     return Outcome.ABANDONED
                 continue
             # Someone changed the file while the editor was open: keep both, clobber nothing.
-            if _read(path) != original:
+            # (Checked under the task file's lock, just before the rename.)
+            try:
+                taskfile.replace_text(path, new, expect=before)
+            except TaskFileBusyError:
                 keep_scratch = True
-                raise TaskFileError(
-                    f"changed on disk while you were editing; your edit is kept in {scratch}",
-                    path=str(path),
-                )
-            taskfile.replace_text(path, new)
+                raise TaskFileBusyError(
+                    f"{path}: changed on disk while you were editing; "
+                    f"your edit is kept in {scratch}",
+                    hint="merge your edit into the file with `cronctl edit` again",
+                ) from None
             return Outcome.SAVED
     finally:
         if not keep_scratch:
             scratch.unlink(missing_ok=True)
-
-
-def _read(path: Path) -> str:
-    try:
-        return taskfile.decode(path.read_bytes(), path)
-    except FileNotFoundError:
-        return ""

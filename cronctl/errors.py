@@ -93,6 +93,14 @@ class StoreError(CronctlError):
 
 
 class LockHeldError(CronctlError):
-    """Another process holds a lock we need (serve.lock)."""
+    """Another process holds a lock we need (serve.lock, tasks.toml.lock): try again later."""
 
     exit_code = ExitCode.TEMPFAIL
+
+
+class TaskFileBusyError(LockHeldError):
+    """The task file kept changing under a CLI write (an editor saving it): nothing was written."""
+
+
+class TaskFileWriteError(CronctlError):
+    """The task file or its lock file cannot be written (missing folder, read-only, disk full)."""

@@ -6,6 +6,7 @@ must not fail a run or stall serve.
 
 from __future__ import annotations
 
+import logging
 from typing import Protocol
 
 from cronctl.model import Task
@@ -31,16 +32,26 @@ class NoEvents:
         pass
 
 
+log = logging.getLogger("cronctl")
+
+
 class EventFanout:
-    """Sends each event to several listeners."""
+    """Sends each event to several listeners. A listener that raises (against the contract)
+    is logged and skipped: it must not fail the run or keep the others from hearing."""
 
     def __init__(self, *listeners: RunEvents) -> None:
         self.listeners = listeners
 
     def run_started(self, task: Task, run: Run) -> None:
         for listener in self.listeners:
-            listener.run_started(task, run)
+            try:
+                listener.run_started(task, run)
+            except Exception:
+                log.exception("a run listener failed on the start of run %s", run.id)
 
     def run_finished(self, task: Task, run: Run, *, final: bool) -> None:
         for listener in self.listeners:
-            listener.run_finished(task, run, final=final)
+            try:
+                listener.run_finished(task, run, final=final)
+            except Exception:
+                log.exception("a run listener failed on the end of run %s", run.id)

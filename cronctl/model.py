@@ -8,7 +8,7 @@ from __future__ import annotations
 import difflib
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -33,6 +33,10 @@ DEFAULT_KEEP_RUNS = 1000
 DEFAULT_KEEP_DAYS = 90
 DEFAULT_SHELL = "/bin/sh"
 DEFAULT_NOTIFY_TIMEOUT = 10
+# Upper bounds: beyond them a value is a typo, and it would overflow timers and SQLite integers.
+MAX_DURATION = 365 * 86400
+MAX_KEEP_RUNS = 100_000_000
+MAX_AFTER_FAILURES = 1000
 
 # Keys in the order `add` writes them and `show` lists them.
 TASK_KEYS = (
@@ -73,14 +77,14 @@ SMTP_KEYS = ("host", "port", "starttls", "ssl", "user", "password_env", "from", 
 def machine_timezone(environ: Mapping[str, str] | None = None) -> str:
     """Return the IANA name of the machine's zone: TZ, else /etc/localtime, else UTC."""
     env = os.environ if environ is None else environ
-    tz = env.get("TZ", "").lstrip(":")
+    tz = _without_copy_folder(env.get("TZ", "").lstrip(":"))
     if tz and is_valid_zone(tz):
         return tz
     try:
         target = os.path.realpath("/etc/localtime")
         marker = "zoneinfo" + os.sep
         if marker in target:
-            name = target.split(marker, 1)[1]
+            name = _without_copy_folder(target.split(marker, 1)[1])
             if is_valid_zone(name):
                 return name
     except OSError:
@@ -88,8 +92,26 @@ def machine_timezone(environ: Mapping[str, str] | None = None) -> str:
     return "UTC"
 
 
+def _without_copy_folder(name: str) -> str:
+    """`posix/Europe/Berlin` (where some systems link /etc/localtime) is `Europe/Berlin`."""
+    for folder in _COPY_FOLDERS:
+        if name.startswith(folder):
+            return name[len(folder) :]
+    return name
+
+
+# Files in the zoneinfo folder that are not IANA zone names: `localtime` is whatever the machine
+# uses (a task would change zone with it), `posixrules` is a template, and posix/ and right/ are
+# copies of the whole tree that systemd and Kubernetes do not know.
+_NOT_ZONES = ("localtime", "posixrules")
+_COPY_FOLDERS = ("posix/", "right/")
+_OFFSET = re.compile(r"(?:UTC|GMT|Z)?\s*([+-])(\d{1,2})(?::?(\d{2}))?", re.IGNORECASE)
+
+
 def is_valid_zone(name: str) -> bool:
-    if not name or name.startswith(("/", ".")) or ".." in name:
+    if not isinstance(name, str) or not name or name.startswith(("/", ".")) or ".." in name:
+        return False  # never let a path-like key reach the file system
+    if name in _NOT_ZONES or name.startswith(_COPY_FOLDERS):
         return False
     try:
         ZoneInfo(name)
@@ -98,10 +120,68 @@ def is_valid_zone(name: str) -> bool:
     return True
 
 
+def zone_hint(name: str) -> str:
+    """Return the hint for a zone name that is_valid_zone refused: the nearest IANA name, the
+    Etc/GMT form of a fixed offset, or how to install the zone data."""
+    from zoneinfo import available_timezones
+
+    known = {z for z in available_timezones() if z not in _NOT_ZONES}
+    if not known:
+        return (
+            "this machine has no time zone data: install it (apt install tzdata, or pip install tzdata)"
+        )
+    text = name.strip() if isinstance(name, str) else ""
+    if text in _NOT_ZONES:
+        return f"name the zone itself, e.g. '{machine_timezone()}' (this machine's zone)"
+    for folder in _COPY_FOLDERS:
+        if text.startswith(folder) and text[len(folder) :] in known:
+            plain = text[len(folder) :]
+            return f"did you mean '{plain}'? ({folder} holds copies of the zone files, not IANA names)"
+    if text.upper() == "Z":
+        return "did you mean 'UTC'?"
+    offset = _OFFSET.fullmatch(text)
+    if offset:
+        sign, hours, minutes = offset.group(1), int(offset.group(2)), int(offset.group(3) or 0)
+        if minutes == 0 and hours <= 14:
+            etc = "Etc/UTC" if hours == 0 else f"Etc/GMT{'-' if sign == '+' else '+'}{hours}"
+            if etc in known:
+                return (
+                    f"a fixed offset is the zone '{etc}' (POSIX inverts the sign), or name a place "
+                    "such as Europe/Berlin to follow its daylight saving time"
+                )
+        return "a zone is an IANA name such as Asia/Kolkata, not an offset"
+    if text:
+        by_case = {z.lower(): z for z in known}
+        near = by_case.get(text.lower().replace(" ", "_"))
+        if near is None:
+            near = suggest(text, sorted(known))
+        if near is None:
+            cities: dict[str, str] = {}
+            for zone in sorted(known):
+                cities.setdefault(zone.rsplit("/", 1)[-1].lower(), zone)
+            wanted = text.rsplit("/", 1)[-1].lower().replace(" ", "_")
+            found = difflib.get_close_matches(wanted, sorted(cities), n=1, cutoff=0.8)
+            near = cities[found[0]] if found else None
+        if near is not None and near != name:
+            return f"did you mean '{near}'?"
+    return "use an IANA name such as Europe/Berlin or UTC"
+
+
 def suggest(word: str, choices: list[str] | tuple[str, ...]) -> str | None:
     """Return the nearest of `choices` to `word`, for 'did you mean' hints."""
     found = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
     return found[0] if found else None
+
+
+def case_twins(names: Iterable[str]) -> list[tuple[str, ...]]:
+    """Return the groups of task names that differ only in letter case, each sorted.
+
+    Names are case-sensitive (`Backup` and `backup` are two tasks), which is rarely meant.
+    """
+    groups: dict[str, list[str]] = {}
+    for name in names:
+        groups.setdefault(name.lower(), []).append(name)
+    return [tuple(sorted(group)) for _, group in sorted(groups.items()) if len(group) > 1]
 
 
 def check_name(name: str) -> str:
@@ -214,12 +294,22 @@ def _string(task: str | None, key: str, value: Any, *, empty_ok: bool = False) -
     return value
 
 
-def _int(task: str | None, key: str, value: Any, low: int, high: int | None = None) -> int:
+def _int(
+    task: str | None,
+    key: str,
+    value: Any,
+    low: int,
+    high: int | None = None,
+    *,
+    cap: int | None = None,
+) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         _fail(task, key, f"must be a whole number, not {value!r}")
     if value < low or (high is not None and value > high):
         span = f"between {low} and {high}" if high is not None else f"at least {low}"
         _fail(task, key, f"must be {span}, not {value}")
+    if cap is not None and value > cap:
+        _fail(task, key, f"must be at most {cap}, not {value}")
     return value
 
 
@@ -236,6 +326,8 @@ def _duration(task: str | None, key: str, value: Any, minimum: int = 0) -> int:
         _fail(task, key, f"{value!r} is not {DURATION_ALLOWED}")
     if seconds < minimum:
         _fail(task, key, f"must be at least {minimum}s")
+    if seconds > MAX_DURATION:
+        _fail(task, key, f"{value!r} is longer than the limit of {MAX_DURATION // 86400}d")
     return seconds
 
 
@@ -248,7 +340,7 @@ def _choice(task: str | None, key: str, value: Any, choices: tuple[str, ...]) ->
 def _zone(task: str | None, key: str, value: Any) -> str:
     name = _string(task, key, value)
     if not is_valid_zone(name):
-        _fail(task, key, f"unknown time zone {name!r}", "use an IANA name such as Europe/Berlin or UTC")
+        _fail(task, key, f"unknown time zone {name!r}", zone_hint(name))
     return name
 
 
@@ -297,7 +389,9 @@ def parse_notify(raw: Any, task: str | None) -> NotifySettings:
             _choice(task, "notify.on", event, NOTIFY_EVENTS)
         values["on"] = tuple(events)
     if "after_failures" in raw:
-        values["after_failures"] = _int(task, "notify.after_failures", raw["after_failures"], 1)
+        values["after_failures"] = _int(
+            task, "notify.after_failures", raw["after_failures"], 1, cap=MAX_AFTER_FAILURES
+        )
     if "command" in raw:
         values["command"] = _string(task, "notify.command", raw["command"])
     for key in ("webhook", "healthchecks"):
@@ -357,7 +451,7 @@ _SIMPLE_CHECKS = {
     "env": _env,
     "when": _string,
     "after": _names,
-    "keep_runs": lambda t, k, v: _int(t, k, v, 1),
+    "keep_runs": lambda t, k, v: _int(t, k, v, 1, cap=MAX_KEEP_RUNS),
     "schedule": _string,
     "command": _string,
 }

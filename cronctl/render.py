@@ -5,7 +5,10 @@ Plain text is tab-separated with a header line, so `cut -f` and `awk -F'\\t'` wo
 
 from __future__ import annotations
 
+import errno
 import json
+import os
+import re
 import sys
 from collections.abc import Sequence
 from datetime import datetime
@@ -28,6 +31,34 @@ STATUS_STYLES = {
 }
 STATUS_MARKS = {"succeeded": "✓", "skipped": "-", "missed": "·", "running": "…", "interrupted": "!"}
 SPARK = "▁▂▃▄▅▆▇█"
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def printable(text: str) -> str:
+    """Return `text` with control characters other than tab and newline shown as `\\xNN`.
+
+    Values from the task file, job output and error messages are shown through this, so none
+    of them can colour, retitle or clear the user's terminal, and piped output stays text.
+    """
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
+class _Console(Console):
+    def on_broken_pipe(self) -> None:
+        """The reader went away (`cronctl show x | head -1`). Rich would exit with status 1; we
+        point the stream at /dev/null and let the command's wrapper end quietly (status 0)."""
+        self.quiet = True
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            try:
+                os.dup2(devnull, self.file.fileno())
+            finally:
+                os.close(devnull)
+        except (OSError, ValueError, AttributeError):
+            pass
+        raise BrokenPipeError(errno.EPIPE, os.strerror(errno.EPIPE))
 
 
 def status_style(status: str) -> str:
@@ -58,8 +89,11 @@ class Renderer:
     """The two consoles (stdout for results, stderr for messages) and every view."""
 
     def __init__(self, *, no_color: bool = False) -> None:
-        self.out = Console(highlight=False, no_color=no_color or None, soft_wrap=True)
-        self.err = Console(stderr=True, highlight=False, no_color=no_color or None, soft_wrap=True)
+        # NO_COLOR / --no-color: no escape sequences at all (not even bold), only text.
+        plain: dict[str, Any] = {"color_system": None} if no_color else {}
+        common: dict[str, Any] = {"highlight": False, "no_color": no_color or None, "soft_wrap": True}
+        self.out = _Console(**common, **plain)
+        self.err = _Console(stderr=True, **common, **plain)
 
     @property
     def rich(self) -> bool:
@@ -72,25 +106,25 @@ class Renderer:
         self.out.file.flush()
 
     def line(self, text: str = "") -> None:
-        self.out.print(text, markup=False)
+        self.out.print(printable(text), markup=False)
 
     def note(self, text: str) -> None:
         """A message for the person, on stderr so that stdout stays data."""
-        self.err.print(text, markup=False)
+        self.err.print(printable(text), markup=False)
 
     def warning(self, text: str) -> None:
-        self.err.print(Text("warning: ", style="yellow") + Text(text))
+        self.err.print(Text("warning: ", style="yellow") + Text(printable(text)))
 
     def error(self, message: str, hint: str | None = None) -> None:
-        self.err.print(Text("error: ", style="bold red") + Text(message))
+        self.err.print(Text("error: ", style="bold red") + Text(printable(message)))
         if hint:
-            self.err.print(Text("hint: ", style="dim") + Text(hint))
+            self.err.print(Text("hint: ", style="dim") + Text(printable(hint)))
 
     def table(self, headers: Sequence[str], rows: Sequence[Sequence[str | Text]], title: str | None = None) -> None:
         if not self.rich:
             self.out.file.write("\t".join(h.lower().replace(" ", "_") for h in headers) + "\n")
             for row in rows:
-                cells = [c.plain if isinstance(c, Text) else str(c) for c in row]
+                cells = [printable(c.plain if isinstance(c, Text) else str(c)) for c in row]
                 self.out.file.write("\t".join(c.replace("\t", " ").replace("\n", " ") for c in cells) + "\n")
             self.out.file.flush()
             return
@@ -98,16 +132,16 @@ class Renderer:
         for header in headers:
             table.add_column(header, overflow="fold")
         for row in rows:
-            table.add_row(*(c if isinstance(c, Text) else Text(str(c)) for c in row))
+            table.add_row(*(c if isinstance(c, Text) else Text(printable(str(c))) for c in row))
         self.out.print(table)
 
     def pairs(self, items: Sequence[tuple[str, str]]) -> None:
         width = max((len(k) for k, _ in items), default=0)
         for key, value in items:
             if self.rich:
-                self.out.print(Text(f"{key:<{width}}  ", style="bold") + Text(value))
+                self.out.print(Text(f"{key:<{width}}  ", style="bold") + Text(printable(value)))
             else:
-                self.out.file.write(f"{key:<{width}}  {value}\n")
+                self.out.file.write(f"{key:<{width}}  {printable(value)}\n")
 
     # -- views -----------------------------------------------------------------------------
 

@@ -11,6 +11,7 @@ import contextlib
 import fcntl
 import os
 import re
+import stat
 import tempfile
 import tomllib
 from collections.abc import Callable, Iterator, Mapping
@@ -22,7 +23,14 @@ import tomli_w
 
 from cronctl import model
 from cronctl.clock import SYSTEM_CLOCK, Clock
-from cronctl.errors import DuplicateTaskError, TaskFileError, UnknownTaskError
+from cronctl.errors import (
+    DuplicateTaskError,
+    LockHeldError,
+    TaskFileBusyError,
+    TaskFileError,
+    TaskFileWriteError,
+    UnknownTaskError,
+)
 from cronctl.locations import ensure_private_dir
 
 TOP_LEVEL_KEYS = ("defaults", "tasks")
@@ -56,14 +64,24 @@ def unknown_task(name: str, known: Mapping[str, Any]) -> UnknownTaskError:
 
 def load(path: Path, *, default_zone: str | None = None) -> TaskFile:
     """Return the parsed, validated task file; a missing file is an empty task list."""
+    return _parse_bytes(snapshot(path), path, default_zone=default_zone)
+
+
+def snapshot(path: Path) -> bytes | None:
+    """Return the bytes of the task file, or None when it does not exist."""
     try:
-        data = path.read_bytes()
+        return path.read_bytes()
     except FileNotFoundError:
-        return TaskFile(path=path, text="")
+        return None
     except IsADirectoryError:
         raise TaskFileError("is a folder, not a task file", path=str(path)) from None
     except OSError as exc:
         raise TaskFileError(f"cannot read: {exc.strerror}", path=str(path)) from None
+
+
+def _parse_bytes(data: bytes | None, path: Path, *, default_zone: str | None = None) -> TaskFile:
+    if data is None:
+        return TaskFile(path=path, text="")
     return parse_text(decode(data, path), path, default_zone=default_zone)
 
 
@@ -85,6 +103,7 @@ def decode(data: bytes, path: Path) -> str:
 
 
 _TOML_POSITION = re.compile(r"\s*\(at line (\d+), column \d+\)$")
+_TOML_END = re.compile(r"\s*\(at end of document\)$")
 
 
 def parse_text(text: str, path: Path, *, default_zone: str | None = None) -> TaskFile:
@@ -95,7 +114,9 @@ def parse_text(text: str, path: Path, *, default_zone: str | None = None) -> Tas
         message = str(exc)
         found = _TOML_POSITION.search(message)
         line = int(found.group(1)) if found else None
-        reason = _TOML_POSITION.sub("", message)
+        if found is None and _TOML_END.search(message):
+            line = max(1, len(text.splitlines()))  # "at end of document": the last line
+        reason = _TOML_END.sub("", _TOML_POSITION.sub("", message))
         raise TaskFileError(f"invalid TOML: {reason}", path=str(path), line=line) from None
     try:
         defaults, tasks = _validate(raw, default_zone or model.machine_timezone())
@@ -136,13 +157,26 @@ def _validate(raw: Mapping[str, Any], default_zone: str) -> tuple[model.Defaults
 
 
 def locate(text: str, task: str | None, key: str | None) -> int | None:
-    """Return the 1-based line of `key` in `task`'s table (or of the table), if it can be found."""
+    """Return the 1-based line of `key` in `task`'s table (or of the table), if it can be found.
+
+    With no task, `key` is a key of [defaults] or, failing that, a top-level key (`[taks.x]`).
+    """
     lines = text.splitlines()
     if task is None:
-        section = ("defaults",)
+        section: tuple[str, ...] = ("defaults",)
     else:
         section = ("tasks", task)
-    spans = [s for s in _table_spans(lines) if s.path[: len(section)] == section]
+    all_spans = _table_spans(lines)
+    spans = [s for s in all_spans if s.path[: len(section)] == section]
+    if task is None and key and "." not in key:
+        in_defaults = _key_line(lines, [s for s in spans if s.path == section], key)
+        if in_defaults is None:
+            top = _top_level_line(lines, all_spans, key)
+            if top is not None:
+                return top
+    if not spans and task is not None:
+        # A task written as a value of [tasks] (`backup = 5`): the line of that assignment.
+        return _key_line(lines, [s for s in all_spans if s.path == ("tasks",)], task)
     if not spans:
         return None
     if key:
@@ -156,6 +190,29 @@ def locate(text: str, task: str | None, key: str | None) -> int | None:
                 if pattern.match(lines[number]):
                     return number + 1
     return spans[0].start + 1
+
+
+def _key_line(lines: list[str], spans: list[_Span], key: str) -> int | None:
+    """Return the line of a `key = ...` assignment directly in one of `spans`."""
+    pattern = re.compile(rf"\s*([\"']?){re.escape(key)}\1\s*=")
+    for span in spans:
+        for number in range(span.start + 1, span.end):
+            if pattern.match(lines[number]):
+                return number + 1
+    return None
+
+
+def _top_level_line(lines: list[str], spans: list[_Span], key: str) -> int | None:
+    """Return the line of top-level `key`: its first table header, or a `key = ...` line."""
+    for span in spans:
+        if span.path and span.path[0] == key:
+            return span.start + 1
+    first_header = spans[0].start if spans else len(lines)
+    pattern = re.compile(rf"\s*([\"']?){re.escape(key)}\1\s*(=|\.)")
+    for number in range(first_header):
+        if pattern.match(lines[number]):
+            return number + 1
+    return None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -338,12 +395,22 @@ def enabled_text(text: str, name: str, enabled: bool) -> str:
 
 
 @contextlib.contextmanager
-def locked(path: Path, wait: float = LOCK_WAIT_SECONDS, clock: Clock = SYSTEM_CLOCK) -> Iterator[None]:
-    """Hold the advisory lock that serialises writers of `path` (on `path`.lock, never replaced)."""
-    target = _real(path)
-    ensure_private_dir(target.parent)
+def locked(path: Path, wait: float | None = None, clock: Clock = SYSTEM_CLOCK) -> Iterator[None]:
+    """Hold the advisory lock that serialises writers of `path` (on `path`.lock, never replaced).
+
+    Waits up to `wait` seconds (LOCK_WAIT_SECONDS) for another writer, then raises
+    LockHeldError (exit 75: try again).
+    """
+    wait = LOCK_WAIT_SECONDS if wait is None else wait
+    target = _writable_target(path)
     lock_path = target.with_name(target.name + ".lock")
-    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        ensure_private_dir(target.parent)
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as exc:
+        raise TaskFileWriteError(
+            f"{path}: cannot create the lock file {lock_path}: {exc.strerror}"
+        ) from None
     try:
         deadline = clock.monotonic() + wait
         while True:
@@ -352,8 +419,10 @@ def locked(path: Path, wait: float = LOCK_WAIT_SECONDS, clock: Clock = SYSTEM_CL
                 break
             except BlockingIOError:
                 if clock.monotonic() > deadline:
-                    raise TaskFileError(
-                        f"another cronctl has held {lock_path} for {wait:.0f}s", path=str(path)
+                    raise LockHeldError(
+                        f"{path}: another cronctl has been writing the task file for {wait:.0f}s "
+                        f"(it holds {lock_path}); nothing was written",
+                        hint=f"try again; `fuser {lock_path}` shows the process holding it",
                     ) from None
                 clock.sleep(0.01)
         yield
@@ -366,30 +435,72 @@ def _real(path: Path) -> Path:
     return Path(os.path.realpath(path))
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Replace `path` with `text`: temporary file, fsync, rename, fsync of the folder."""
+def _writable_target(path: Path) -> Path:
+    """Return the file that CLI writes replace: the symlink's target, which must be a regular
+    file (or not exist yet). Replacing a device or a pipe someone pointed us at (as root,
+    /dev/null) would be a disaster."""
     target = _real(path)
-    ensure_private_dir(target.parent)
-    mode = 0o600
-    with contextlib.suppress(FileNotFoundError):
-        mode = target.stat().st_mode & 0o777
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        info = os.stat(target)
+    except OSError:
+        return target
+    if stat.S_ISDIR(info.st_mode):
+        raise TaskFileError("is a folder, not a task file", path=str(path))
+    if not stat.S_ISREG(info.st_mode):
+        where = f" ({target})" if target != path else ""
+        raise TaskFileError(
+            f"is not a regular file{where}; cronctl only replaces regular files",
+            path=str(path),
+            hint="point --tasks-file (or CRONCTL_TASKS) at a regular file",
+        )
+    return target
+
+
+_UNCHECKED: Any = object()
+
+
+def write_atomic(path: Path, text: str, *, expect: bytes | None = _UNCHECKED) -> bool:
+    """Replace `path` with `text`: temporary file, fsync, rename, fsync of the folder.
+
+    With `expect` (the bytes the new text was made from; None: the file did not exist), the
+    file is re-read just before the rename and nothing is replaced when it changed since: an
+    editor saved it meanwhile (editors do not take our lock). Returns whether it was replaced.
+    """
+    target = _writable_target(path)
+    try:
+        ensure_private_dir(target.parent)
+        mode = 0o600
+        with contextlib.suppress(FileNotFoundError):
+            mode = target.stat().st_mode & 0o777
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise TaskFileWriteError(f"{path}: cannot write: {exc.strerror}") from None
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(text.encode("utf-8"))
             handle.flush()
             os.fsync(handle.fileno())
         os.chmod(tmp, mode)
+        if expect is not _UNCHECKED and snapshot(target) != expect:
+            os.unlink(tmp)
+            return False
         os.replace(tmp, target)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        if isinstance(exc, OSError):
+            raise TaskFileWriteError(f"{path}: cannot write: {exc.strerror}") from None
         raise
-    dir_fd = os.open(target.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    with contextlib.suppress(OSError):  # the data is in place; a folder fsync is best effort
+        dir_fd = os.open(target.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    return True
+
+
+UPDATE_ATTEMPTS = 3
 
 
 def update(path: Path, change: Callable[[TaskFile], str], *, touched: set[str] | None = None) -> TaskFile:
@@ -397,15 +508,26 @@ def update(path: Path, change: Callable[[TaskFile], str], *, touched: set[str] |
 
     `touched` names the tasks the change may alter; every other task and the defaults must
     parse back identical, so a mistake in the text surgery can never damage the user's file.
+
+    Editors do not take the lock, so the write is also optimistic: when the file changed
+    between our read and the rename, `change` is applied again to the fresh text (it must
+    not depend on an earlier call), up to UPDATE_ATTEMPTS times; then TaskFileBusyError.
     """
     with locked(path):
-        current = load(path)
-        new_text = change(current)
-        updated = parse_text(new_text, path)
-        if touched is not None:
-            _check_untouched(current, updated, touched)
-        write_atomic(path, new_text)
-        return updated
+        for _attempt in range(UPDATE_ATTEMPTS):
+            data = snapshot(path)
+            current = _parse_bytes(data, path)
+            new_text = change(current)
+            updated = parse_text(new_text, path)
+            if touched is not None:
+                _check_untouched(current, updated, touched)
+            if write_atomic(path, new_text, expect=data):
+                return updated
+    raise TaskFileBusyError(
+        f"{path}: changed on disk {UPDATE_ATTEMPTS} times while cronctl was writing it; "
+        "nothing was written",
+        hint="another program (an editor?) keeps saving it; try again when it is done",
+    )
 
 
 def _check_untouched(before: TaskFile, after: TaskFile, touched: set[str]) -> None:
@@ -424,20 +546,33 @@ def _check_untouched(before: TaskFile, after: TaskFile, touched: set[str]) -> No
 
 
 def add_task(
-    path: Path, name: str, table: Mapping[str, Any], *, replace: bool = False
+    path: Path,
+    name: str,
+    table: Mapping[str, Any],
+    *,
+    replace: bool = False,
+    warn: Callable[[str], None] | None = None,
 ) -> tuple[model.Task, bool]:
-    """Add (or with `replace`, overwrite) task `name`; return it and whether it replaced one."""
+    """Add (or with `replace`, overwrite) task `name`; return it and whether it replaced one.
+
+    `warn` hears about a name that differs only in case from an existing task's.
+    """
     model.check_name(name)
     replaced = False
+    twins: list[str] = []
 
     def change(current: TaskFile) -> str:
-        nonlocal replaced
+        nonlocal replaced, twins
         # Validate the new task alone first, so its errors name the option, not a line of text.
         model.parse_task(name, table, current.defaults, model.machine_timezone())
         replaced = name in current.tasks
+        twins = [t for t in current.tasks if t != name and t.lower() == name.lower()]
         return add_text(current.text, name, table, replace=replace, known=current.tasks)
 
     updated = update(path, change, touched={name})
+    if warn is not None and twins and not replaced:
+        others = " and ".join(f"'{t}'" for t in twins)
+        warn(f"task names are case-sensitive: '{name}' is a new task beside {others}")
     return updated.tasks[name], replaced
 
 
@@ -466,6 +601,7 @@ def set_enabled(path: Path, names: list[str], enabled: bool) -> list[str]:
     changed: list[str] = []
 
     def change(current: TaskFile) -> str:
+        changed.clear()  # `update` may call this again on a fresher file
         text = current.text
         for name in names:
             if current.get(name).enabled != enabled:
@@ -477,12 +613,15 @@ def set_enabled(path: Path, names: list[str], enabled: bool) -> list[str]:
     return changed
 
 
-def replace_text(path: Path, text: str) -> TaskFile:
+def replace_text(path: Path, text: str, *, expect: bytes | None = _UNCHECKED) -> TaskFile:
     """Replace the whole file with `text` after validating it (edit, import).
 
-    Unlike `update`, the file on disk may be invalid: `edit` is how a user repairs it.
+    Unlike `update`, the file on disk may be invalid: `edit` is how a user repairs it. With
+    `expect` (the bytes the edit started from; None: no file), raise TaskFileBusyError and
+    write nothing when the file is no longer those bytes.
     """
     with locked(path):
         updated = parse_text(text, path)
-        write_atomic(path, text)
+        if not write_atomic(path, text, expect=expect):
+            raise TaskFileBusyError(f"{path}: changed on disk since it was read; nothing was saved")
         return updated

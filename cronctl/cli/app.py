@@ -113,12 +113,12 @@ def command(
             except CronctlError as exc:
                 if current.debug:
                     raise
-                current.renderer.error(exc.message, exc.hint)
+                _tell(current.renderer.error, exc.message, exc.hint)
                 raise typer.Exit(code=int(exc.exit_code)) from None
             except KeyboardInterrupt:
                 if current.debug:
                     raise
-                current.renderer.error("interrupted")
+                _tell(current.renderer.error, "interrupted")
                 raise typer.Exit(code=int(ExitCode.INTERRUPTED)) from None
             except BrokenPipeError:
                 # The reader went away (`cronctl list | head -1`): not an error worth a word.
@@ -138,6 +138,14 @@ def _context_of(args: tuple[Any, ...], kwargs: dict[str, Any]) -> typer.Context:
         return kwargs["ctx"]
     except KeyError:
         raise TypeError("a cronctl command must take a `ctx: typer.Context` parameter") from None
+
+
+def _tell(say: Callable[..., None], *args: Any) -> None:
+    """Print an error; when stderr is a closed pipe, the exit code still tells."""
+    try:
+        say(*args)
+    except BrokenPipeError:
+        pass
 
 
 def _silence_stdout() -> None:

@@ -13,6 +13,7 @@ on stderr.
 from __future__ import annotations
 
 import os
+import stat
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -73,8 +74,13 @@ def task_file_path(tasks_file: str | os.PathLike[str] | None = None) -> Path:
 
 
 def task_names(path: Path) -> dict[str, str]:
-    """Return {name: schedule} of the tasks in `path`; {} when it cannot be read."""
+    """Return {name: schedule} of the tasks in `path`; {} when it cannot be read.
+
+    Only a regular file is read: a TAB must never hang on a FIFO or read /dev/zero forever.
+    """
     try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            return {}
         with open(path, "rb") as handle:
             data: Any = tomllib.load(handle)
     except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError, ValueError):

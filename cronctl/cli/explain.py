@@ -10,7 +10,7 @@ import typer
 
 from cronctl.cli.app import JsonFlag, command, state
 from cronctl.errors import UsageError
-from cronctl.model import is_valid_zone, machine_timezone
+from cronctl.model import is_valid_zone, machine_timezone, zone_hint
 
 
 def parse_from(text: str, zone: str) -> datetime:
@@ -38,11 +38,17 @@ def explain_command(
     from cronctl.schedule import explain
 
     app = state(ctx)
-    zone = tz or machine_timezone()
+    zone = tz if tz is not None else machine_timezone()  # `--tz ""` is an error, not "the default"
     if not is_valid_zone(zone):
-        raise UsageError(f"unknown time zone {zone!r}", hint="use an IANA name such as Europe/Berlin or UTC")
+        raise UsageError(f"unknown time zone {zone!r}", hint=zone_hint(zone))
     begin = parse_from(start, zone) if start else app.clock.now()
-    result = explain(expression, zone, count=count, start=begin, name=name)
+    try:
+        result = explain(expression, zone, count=count, start=begin, name=name)
+    except OverflowError:
+        raise UsageError(
+            "the fire times asked for go past the year 9999, the last one cronctl can show",
+            hint="use an earlier --from or a smaller --count",
+        ) from None
     if json_output:
         app.renderer.json(result.to_json())
         return

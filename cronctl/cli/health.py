@@ -14,7 +14,10 @@ from cronctl import timefmt
 from cronctl.cli.app import JsonFlag, command, state
 from cronctl.cli.complete import complete_task_names_in
 from cronctl.errors import ExitCode, UsageError
+from cronctl.model import MAX_KEEP_RUNS
 from cronctl.render import Renderer
+
+MAX_KEEP_DAYS = 36500
 
 STATUS_HELP = """\
 Whether serve is running and the tasks are healthy; exit 1 when unhealthy.
@@ -124,12 +127,21 @@ def _render_status(renderer: Renderer, report, zones: dict[str, str]) -> None:  
 def prune(
     ctx: typer.Context,
     keep_days: Annotated[
-        int | None, typer.Option("--keep-days", min=1, help="Delete runs older than this many days [default: 90].")
+        int | None,
+        typer.Option(
+            "--keep-days",
+            min=1,
+            max=MAX_KEEP_DAYS,
+            help="Delete runs older than this many days [default: 90].",
+        ),
     ] = None,
     keep_runs: Annotated[
         int | None,
         typer.Option(
-            "--keep-runs", min=1, help="Keep this many runs per task [default: each task's keep_runs, else 1000]."
+            "--keep-runs",
+            min=1,
+            max=MAX_KEEP_RUNS,
+            help="Keep this many runs per task [default: each task's keep_runs, else 1000].",
         ),
     ] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only say what would be deleted.")] = False,

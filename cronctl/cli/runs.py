@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import threading
@@ -18,6 +19,8 @@ from cronctl.records import FAILURE_STATUSES, Run, Status, Trigger
 from cronctl.shapes import run_json
 
 STATUS_NAMES = [s.value for s in Status]
+MAX_LIMIT = 1_000_000_000
+MAX_RUN_ID = 2**63 - 1  # SQLite's largest integer
 
 
 def exit_code_of(run: Run) -> int:
@@ -35,11 +38,36 @@ def exit_code_of(run: Run) -> int:
     return int(ExitCode.FAILURE)
 
 
-def _stream(name: str, chunk: bytes) -> None:
-    target = sys.stdout if name == "stdout" else sys.stderr
-    target.flush()
-    target.buffer.write(chunk)
-    target.buffer.flush()
+class _Stream:
+    """Passes the job's output through as it comes. When the reader goes away
+    (`cronctl run-now x | head -1`), that stream falls silent; the job runs on, is recorded in
+    full, and run-now still exits with its status."""
+
+    def __init__(self) -> None:
+        self.closed: set[str] = set()
+
+    def __call__(self, name: str, chunk: bytes) -> None:
+        if name in self.closed:
+            return
+        target = sys.stdout if name == "stdout" else sys.stderr
+        try:
+            target.flush()
+            target.buffer.write(chunk)
+            target.buffer.flush()
+        except BrokenPipeError:
+            self.closed.add(name)
+            _to_devnull(target)
+
+
+def _to_devnull(stream) -> None:
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, stream.fileno())
+        finally:
+            os.close(devnull)
+    except (OSError, ValueError):
+        pass
 
 
 @command("run-now")
@@ -54,24 +82,23 @@ def run_now(
 ) -> None:
     """Run a task now in the foreground, stream its output, record it, exit with its status."""
     from cronctl.notify import Notifier
-    from cronctl.runner.execute import Executor, RunRequest
+    from cronctl.runner.execute import Executor, RunRequest, StopSignal
 
     app = state(ctx)
     tasks = app.tasks()
     task = tasks.get(name)
     if not task.enabled:
         app.renderer.note(f"Task '{name}' is disabled; running it anyway because you asked.")
-    stop = threading.Event()
+    stop = StopSignal("interrupted by Ctrl-C")
     # A manual run is a run like any other: its failure reaches the task's channels too.
     notifier = Notifier(app.store(), smtp=tasks.defaults.smtp, log=app.renderer.warning, clock=app.clock)
     executor = Executor(
-        app.store(), clock=app.clock, on_output=None if json_output else _stream, events=notifier
+        app.store(), clock=app.clock, on_output=None if json_output else _Stream(), events=notifier
     )
     request = RunRequest(
         task,
         Trigger.MANUAL,
         stop=stop,
-        stop_reason="interrupted by Ctrl-C",
         check_when=not force,
         retries=0 if no_retries else None,
     )
@@ -115,7 +142,9 @@ def history(
     failed: Annotated[bool, typer.Option("--failed", help="Only failures.")] = False,
     status: Annotated[list[str] | None, typer.Option("--status", help="Only this status; repeatable.")] = None,
     since: Annotated[str | None, typer.Option("--since", help="Only runs started within this long, e.g. 1h.")] = None,
-    limit: Annotated[int, typer.Option("--limit", min=1, help="At most this many runs.")] = 50,
+    limit: Annotated[
+        int, typer.Option("--limit", min=1, max=MAX_LIMIT, help="At most this many runs.")
+    ] = 50,
     json_output: JsonFlag = False,
 ) -> None:
     """Recent runs, newest first."""
@@ -132,7 +161,12 @@ def history(
     if failed:
         statuses = [s for s in (statuses or FAILURE_STATUSES) if s in FAILURE_STATUSES]
     now = app.clock.now()
-    window = now - timedelta(seconds=parse_duration(since)) if since else None
+    window = None
+    if since:
+        try:
+            window = now - timedelta(seconds=parse_duration(since))
+        except OverflowError:
+            window = None  # longer ago than dates go: every run
     runs = app.store().runs(name, statuses=statuses, since=window, limit=limit)
     if json_output:
         app.renderer.json([run_json(r) for r in runs])
@@ -175,9 +209,9 @@ def logs(
             raise UsageError(f"task '{target}' has no runs yet")
         run = store.get_run(found.id)
     else:
-        if not target.isdigit():
+        if not (target.isascii() and target.isdigit()):
             raise UsageError(f"{target!r} is not a run id", hint="give a run id, or a task name with --last")
-        run = store.get_run(int(target))
+        run = store.get_run(min(int(target), MAX_RUN_ID))
     if json_output:
         app.renderer.json(run_json(run, output=True))
         return

@@ -12,7 +12,7 @@ from cronctl.cli.app import command, state
 from cronctl.errors import UsageError
 
 
-def _terminal_handler() -> logging.Handler | None:
+def _terminal_handler(console) -> logging.Handler | None:  # console: rich.console.Console
     """Rich log lines on a terminal (never in the journal or a file)."""
     if not sys.stderr.isatty():
         return None
@@ -20,13 +20,14 @@ def _terminal_handler() -> logging.Handler | None:
 
     if connected_to_journal(sys.stderr):
         return None
-    from rich.console import Console
+    from rich.highlighter import NullHighlighter
     from rich.logging import RichHandler
 
     return RichHandler(
-        console=Console(stderr=True),
+        console=console,  # the CLI's stderr console: honours --no-color and NO_COLOR
         show_path=False,
         markup=False,
+        highlighter=NullHighlighter(),
         rich_tracebacks=False,
         log_time_format="[%X]",
     )
@@ -37,11 +38,19 @@ def serve(
     ctx: typer.Context,
     grace: Annotated[
         float,
-        typer.Option("--grace", metavar="SECONDS", help="On SIGTERM/SIGINT, how long running jobs may finish before they are stopped."),
+        typer.Option(
+            "--grace",
+            metavar="SECONDS",
+            help="On SIGTERM/SIGINT, how long running jobs may finish before they are stopped.",
+        ),
     ] = 30.0,
     kill_grace: Annotated[
         float,
-        typer.Option("--kill-grace", metavar="SECONDS", help="After SIGTERM to a job's process group, how long until SIGKILL."),
+        typer.Option(
+            "--kill-grace",
+            metavar="SECONDS",
+            help="After SIGTERM to a job's process group, how long until SIGKILL.",
+        ),
     ] = 10.0,
 ) -> None:
     """Run the scheduler in the foreground (for a terminal, a script or a systemd user service)."""
@@ -55,7 +64,7 @@ def serve(
         grace=grace,
         kill_grace=kill_grace,
         clock=app.clock,
-        log_handler=_terminal_handler(),
+        log_handler=_terminal_handler(app.renderer.err),
         log_level=logging.DEBUG if app.debug else logging.INFO,
     )
     raise typer.Exit(code=code)

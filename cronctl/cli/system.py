@@ -231,6 +231,7 @@ def import_crontab(
         def change(existing: taskfile.TaskFile) -> str:
             nonlocal plan
             plan = planned(existing)
+            touched.clear()  # `update` may call this again on a fresher file
             touched.update(plan.names)
             return crontab_import.appended(existing.text, crontab_import.render(plan))
 

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 import typer
 
-from cronctl import overview, taskfile
+from cronctl import model, overview, taskfile
 from cronctl.cli.app import JsonFlag, command, state
 from cronctl.cli.complete import complete_task_names_in
 from cronctl.errors import ExitCode, TaskFileError, UsageError
@@ -26,6 +26,8 @@ def _env_pairs(pairs: list[str]) -> dict[str, str]:
         key, sep, value = pair.partition("=")
         if not sep:
             raise UsageError(f"--env {pair!r} is not KEY=VALUE")
+        if key in result:
+            raise UsageError(f"--env {key} is given twice", hint="give each variable once")
         result[key] = value
     return result
 
@@ -95,7 +97,9 @@ def add(
     notify = {k: v for k, v in notify.items() if v}
     if notify:
         table["notify"] = notify
-    task, replaced = taskfile.add_task(app.locations.tasks_file, name, table, replace=replace)
+    task, replaced = taskfile.add_task(
+        app.locations.tasks_file, name, table, replace=replace, warn=app.renderer.warning
+    )
     now = app.clock.now()
     upcoming = task.parsed_schedule().upcoming(now, 3)
     if json_output:
@@ -213,7 +217,14 @@ def check(ctx: typer.Context, json_output: JsonFlag = False) -> None:
             app.renderer.json({"valid": False, "errors": [exc.message], "warnings": []})
             raise typer.Exit(int(ExitCode.USAGE)) from None
         raise
-    findings = overview.check(tasks, app.clock.now())
+    findings = overview.check(tasks, app.clock.now()) + [
+        overview.Finding(
+            "warning",
+            twins[0],
+            "names differ only in case: " + ", ".join(twins) + " (task names are case-sensitive)",
+        )
+        for twins in model.case_twins(tasks.tasks)
+    ]
     if json_output:
         app.renderer.json(
             {

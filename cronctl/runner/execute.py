@@ -31,6 +31,20 @@ _SUPERVISOR_PREFIXES = ("WATCHDOG_", "LISTEN_")
 RETRYABLE = (Status.FAILED, Status.TIMED_OUT)
 
 
+class StopSignal(threading.Event):
+    """A request to end a running job, carrying why: the run is recorded `interrupted` with
+    that reason (serve shutting down, replaced by a newer run, Ctrl-C)."""
+
+    def __init__(self, reason: str = "stopped by cronctl") -> None:
+        super().__init__()
+        self.reason = reason
+
+    def stop(self, reason: str | None = None) -> None:
+        if reason:
+            self.reason = reason
+        self.set()
+
+
 @dataclass(frozen=True)
 class RunRequest:
     """What to run and why. `stop` lets the caller end the job (shutdown, replace, Ctrl-C)."""
@@ -39,8 +53,7 @@ class RunRequest:
     trigger: str
     attempt: int = 1
     scheduled_at: datetime | None = None
-    stop: threading.Event | None = None
-    stop_reason: str = "stopped by cronctl"
+    stop: StopSignal | None = None
     check_when: bool = True
     retries: int | None = None  # None: the task's own `retries`
 
@@ -183,7 +196,7 @@ class Executor:
         if status == Status.TIMED_OUT:
             reason = f"timed out after {format_duration(task.timeout or 0)}"
         elif status == Status.INTERRUPTED:
-            reason = request.stop_reason
+            reason = request.stop.reason if request.stop is not None else "stopped by cronctl"
         self.store.finish_run(
             run_id,
             status=status,
@@ -249,7 +262,6 @@ def retry_request(request: RunRequest, attempt: int) -> RunRequest:
         attempt=attempt,
         scheduled_at=request.scheduled_at,
         stop=request.stop,
-        stop_reason=request.stop_reason,
         check_when=False,
         retries=request.retries,
     )

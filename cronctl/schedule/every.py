@@ -12,6 +12,7 @@ from cronctl.durations import parse_duration
 from cronctl.errors import ScheduleError, UsageError
 
 EPOCH = datetime(1970, 1, 1)  # naive UTC, like every instant in this package
+MAX_INTERVAL = 365 * 86400  # longer intervals overflow datetime within a few slots
 
 
 def parse_every(argument: str) -> int:
@@ -24,6 +25,11 @@ def parse_every(argument: str) -> int:
         raise ScheduleError(f"'@every {argument}': {error}") from None
     if seconds < 1:
         raise ScheduleError(f"'@every {argument}': the interval must be at least 1s")
+    if seconds > MAX_INTERVAL:
+        raise ScheduleError(
+            f"'@every {argument}': the interval must be at most 365d",
+            hint="for longer intervals use a cron expression, e.g. '@yearly' or '0 0 1 1 *'",
+        )
     return seconds
 
 

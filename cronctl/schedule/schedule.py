@@ -40,7 +40,9 @@ class Schedule:
         if not isinstance(text, str):
             raise ScheduleError(f"a schedule is text, not {type(text).__name__}")
         zone = load_zone(timezone)
-        stripped = text.strip()
+        # Only ASCII blanks around the schedule are cron's; a no-break or other Unicode space
+        # (str.strip would drop it silently) is refused with its code point.
+        stripped = text.strip(" \t")
         _check_characters(stripped)
         keyword, _, argument = stripped.replace("\t", " ").partition(" ")
         keyword, argument = keyword.lower(), argument.strip()

@@ -12,7 +12,7 @@ import pytest
 
 from cronctl.model import Task
 from cronctl.records import Status, Trigger
-from cronctl.runner.execute import Executor, RunRequest, job_environment
+from cronctl.runner.execute import Executor, RunRequest, StopSignal, job_environment
 from cronctl.store import HistoryStore
 
 PY = sys.executable
@@ -166,11 +166,9 @@ def test_retries_stop_when_exhausted_and_no_retries(store):
 
 
 def test_stop_event_records_interrupted(store):
-    stop = threading.Event()
-    threading.Timer(0.5, stop.set).start()
-    run = Executor(store, kill_grace=0.5).execute(
-        RunRequest(task("sleep 30"), Trigger.MANUAL, stop=stop, stop_reason="interrupted by Ctrl-C")
-    )
+    stop = StopSignal()
+    threading.Timer(0.5, stop.stop, args=("interrupted by Ctrl-C",)).start()
+    run = Executor(store, kill_grace=0.5).execute(RunRequest(task("sleep 30"), Trigger.MANUAL, stop=stop))
     assert run.status == "interrupted" and run.reason == "interrupted by Ctrl-C"
 
 

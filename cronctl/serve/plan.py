@@ -1,0 +1,219 @@
+"""Pure scheduling decisions: which slots are due or missed, catch-up, overlap, jitter, jumps.
+
+Nothing here reads a clock, the database or the task file: every function takes what it needs,
+so the rules can be tested exhaustively and cheaply.
+"""
+
+from __future__ import annotations
+
+import enum
+import random
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+MAX_CATCH_UP = 100
+"""At most this many missed slots of one task are recorded (`skip`) or run (`all`)."""
+MAX_SCAN = 200_000
+"""A bound on schedule steps per search, so no schedule can stall the loop."""
+JUMP_THRESHOLD = 1.0
+"""Seconds of disagreement between wall-clock and monotonic progress that count as a jump."""
+_FIRST_WINDOW = 60.0
+
+
+def slots_between(
+    schedule, after: datetime, until: datetime, limit: int = MAX_CATCH_UP
+) -> tuple[list[datetime], int | None]:
+    """Return the newest `limit` fire times s with after < s <= until, oldest first.
+
+    The second value is how many such slots there are in all, or None when the search stopped
+    after finding `limit` of them (there are at least `limit`). The search walks back from
+    `until` in growing windows, so a task that last ran a year ago costs a few hundred steps,
+    not one per missed minute.
+    """
+    if limit <= 0 or until <= after:
+        return [], 0
+    interval = getattr(schedule, "interval_seconds", None)
+    if interval:
+        return _every_slots(schedule, after, until, limit, interval)
+    window = _FIRST_WINDOW
+    while True:
+        start = max(after, until - timedelta(seconds=window))
+        found: deque[datetime] = deque(maxlen=limit)
+        count = 0
+        slot = schedule.next_after(start)
+        while slot is not None and slot <= until and count < MAX_SCAN:
+            found.append(slot)
+            count += 1
+            slot = schedule.next_after(slot)
+        if start == after:
+            return list(found), count
+        if count >= limit or count >= MAX_SCAN:
+            return list(found), None
+        window *= 4
+
+
+def _every_slots(
+    schedule, after: datetime, until: datetime, limit: int, interval: int
+) -> tuple[list[datetime], int]:
+    first = schedule.next_after(after)
+    if first is None or first > until:
+        return [], 0
+    step = timedelta(seconds=interval)
+    total = int((until - first) // step) + 1
+    skip = max(0, total - limit)
+    start = first + skip * step
+    return [start + i * step for i in range(total - skip)], total
+
+
+def first_slot_after(schedule, moment: datetime, floor: datetime | None = None) -> datetime | None:
+    """Return the first slot strictly after `moment` and after `floor` (the newest slot already
+    run: after a clock step back a slot that ran is never due again)."""
+    if floor is not None and floor > moment:
+        moment = floor
+    return schedule.next_after(moment)
+
+
+# ------------------------------------------------------------------------------ catch-up
+
+
+@dataclass(frozen=True)
+class CatchUp:
+    """What to do with slots that passed unseen: record them `missed`, or run them."""
+
+    run: tuple[datetime, ...] = ()
+    missed: tuple[datetime, ...] = ()
+    dropped: int = 0  # older slots beyond the cap (or a lower bound of them) left alone
+
+
+def catch_up(
+    policy: str, slots: list[datetime], total: int | None, limit: int = MAX_CATCH_UP
+) -> CatchUp:
+    """Apply a task's `catch_up` policy to its missed `slots` (oldest first, newest `limit`)."""
+    if not slots:
+        return CatchUp()
+    slots = slots[-limit:]
+    beyond = (total - len(slots)) if total is not None else 1  # None: at least one more
+    if policy == "once":
+        return CatchUp(run=(slots[-1],))
+    if policy == "all":
+        return CatchUp(run=tuple(slots), dropped=max(0, beyond))
+    return CatchUp(missed=tuple(slots), dropped=max(0, beyond))
+
+
+# ------------------------------------------------------------------------------ overlap
+
+
+class Action(enum.Enum):
+    START = "start"  # nothing of the task runs (or `allow`): start it now
+    SKIP = "skip"  # record the new run `skipped`
+    QUEUE = "queue"  # start it when the running one ends
+    REPLACE = "replace"  # stop the running ones, start it when they ended
+
+
+@dataclass(frozen=True)
+class OverlapDecision:
+    action: Action
+    reason: str | None = None
+    drop_queued: bool = False  # the run already waiting is dropped (recorded skipped)
+
+
+def overlap(
+    policy: str, running_ids: list[int | None], queued: bool, *, is_retry: bool = False
+) -> OverlapDecision:
+    """Decide what happens to a new run of a task while `running_ids` of it still run.
+
+    `queued` says whether a run of the task already waits. A retry never stops a newer run:
+    under `replace` it waits instead.
+    """
+    if not running_ids or policy == "allow":
+        return OverlapDecision(Action.START)
+    previous = running_ids[-1]
+    still = (
+        f"previous run {previous} still running"
+        if previous is not None
+        else "previous run still running"
+    )
+    if policy == "queue" or (policy == "replace" and is_retry):
+        if queued:
+            return OverlapDecision(Action.SKIP, f"{still} and another run is already waiting")
+        return OverlapDecision(Action.QUEUE)
+    if policy == "replace":
+        return OverlapDecision(Action.REPLACE, drop_queued=queued)
+    return OverlapDecision(Action.SKIP, still)
+
+
+# ------------------------------------------------------------------------------ time
+
+
+def jitter_delay(jitter: int, rng: random.Random) -> float:
+    """Return a random delay in [0, jitter) seconds (0 without jitter)."""
+    if jitter <= 0:
+        return 0.0
+    return rng.uniform(0.0, float(jitter)) % float(jitter)
+
+
+@dataclass(frozen=True)
+class Jump:
+    """The wall clock moved by `skew` seconds more than the monotonic clock (negative: back).
+
+    `expected` is where the wall clock would be without the jump: slots up to it were due
+    anyway; slots between it and the new wall time were jumped over.
+    """
+
+    skew: float
+    expected: datetime
+
+    @property
+    def forward(self) -> bool:
+        return self.skew > 0
+
+
+def detect_jump(
+    last_wall: datetime,
+    last_mono: float,
+    wall: datetime,
+    mono: float,
+    threshold: float = JUMP_THRESHOLD,
+) -> Jump | None:
+    """Compare wall-clock and monotonic progress since the last wake; return the jump, if any.
+
+    Suspend and resume shows as a forward jump: Linux's monotonic clock stops while suspended.
+    """
+    elapsed = mono - last_mono
+    skew = (wall - last_wall).total_seconds() - elapsed
+    if abs(skew) <= threshold:
+        return None
+    return Jump(skew=skew, expected=last_wall + timedelta(seconds=elapsed))
+
+
+@dataclass
+class Overdue:
+    """Slots of one task found due when the loop looked: the newest runs normally, the rest
+    passed unseen (a stalled loop, a jump) and follow the catch-up policy."""
+
+    fire: datetime | None
+    passed: list[datetime] = field(default_factory=list)
+    passed_total: int | None = 0
+
+
+def overdue(
+    schedule, slot: datetime, now: datetime, jumped_after: datetime | None
+) -> tuple[Overdue, datetime | None]:
+    """Split the due `slot` and any later slots up to `now`; return them and the next slot.
+
+    `jumped_after`: a forward jump happened and slots after this instant were jumped over, so
+    they all count as passed (catch-up policy), none fires as a plain scheduled run.
+    """
+    later, total = slots_between(schedule, slot, now)
+    nxt = schedule.next_after(now) if later else schedule.next_after(slot)
+    if jumped_after is not None:
+        passed = [s for s in [slot, *later] if s > jumped_after]
+        normal = [s for s in [slot, *later] if s <= jumped_after]
+        fire = normal[-1] if normal else None
+        count = None if total is None else total + 1 - (1 if fire is not None else 0)
+        return Overdue(fire, (normal[:-1] + passed)[-MAX_CATCH_UP:], count), nxt
+    if not later:
+        return Overdue(slot), nxt
+    passed = [slot, *later[:-1]][-MAX_CATCH_UP:]
+    return Overdue(later[-1], passed, total), nxt

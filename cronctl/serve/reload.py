@@ -1,0 +1,83 @@
+"""Hot reload: notice changes to the task file by its (inode, mtime, size), or on SIGHUP.
+
+Editors replace files (write a temporary file, rename it) or delete and recreate them, so we
+watch the path with stat(2), not an open descriptor. The check is one stat call; the loop
+makes it every POLL_INTERVAL seconds, which keeps "changes are picked up within 2 s".
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+from cronctl import taskfile
+from cronctl.errors import TaskFileError
+
+log = logging.getLogger("cronctl.serve")
+
+POLL_INTERVAL = 1.0
+Stamp = tuple[int, int, int]
+
+
+def stamp_of(path: Path) -> Stamp | None:
+    """Return (st_ino, st_mtime_ns, st_size) of `path`, or None when it does not exist."""
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        return None
+    except OSError:
+        return (-1, -1, -1)  # unreadable: let the loader say why
+    return (info.st_ino, info.st_mtime_ns, info.st_size)
+
+
+class TaskFileWatcher:
+    """Returns a freshly loaded TaskFile when the file changed and is valid.
+
+    An invalid edit is logged once (not at every poll) and the last good tasks stay in force.
+    A task file that disappears is logged once and the last good tasks stay too: editors that
+    delete and recreate the file, or a half-finished `mv`, would otherwise stop every task for a
+    moment. To clear all tasks, empty the file instead of deleting it.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        stamp: Stamp | None,
+        loader: Callable[[Path], taskfile.TaskFile] = taskfile.load,
+    ) -> None:
+        self.path = path
+        self.loader = loader
+        self._stamp = stamp
+        self._reported: Stamp | None | str = "none"
+
+    def poll(self, *, force: bool = False) -> taskfile.TaskFile | None:
+        current = stamp_of(self.path)
+        if current == self._stamp and not force:
+            return None
+        self._stamp = current
+        if current is None:
+            if self._reported != current or force:
+                log.warning(
+                    "task file %s is gone; the tasks loaded from it keep running"
+                    " (empty the file to clear them)",
+                    self.path,
+                )
+                self._reported = current
+            return None
+        try:
+            loaded = self.loader(self.path)
+        except TaskFileError as exc:
+            if self._reported != current or force:
+                hint = f" ({exc.hint})" if exc.hint else ""
+                log.error(
+                    "task file not reloaded, the last good tasks keep running: %s%s",
+                    exc.message,
+                    hint,
+                )
+                self._reported = current
+            return None
+        self._reported = "none"
+        return loaded

@@ -1,0 +1,174 @@
+"""Runs started by the scheduler: one thread each, through the runner's Executor.
+
+A claimer thread claims each run (Executor.begin writes the `running` row: for a scheduled
+slot this insert is the exactly-once guarantee, enforced by a unique index), then a thread of
+the run's own executes it and hands the finished record back to the loop through `done`. The
+loop itself never waits for a job or for the database.
+"""
+
+from __future__ import annotations
+
+import _thread
+import logging
+import threading
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from cronctl.errors import StoreError
+from cronctl.records import Run, Status
+from cronctl.runner.execute import Executor, RunRequest
+from cronctl.store import SlotTakenError
+
+log = logging.getLogger("cronctl.serve")
+
+SHUTDOWN_REASON = "serve was stopped"
+CLAIM_CHUNK = 32
+"""Runs claimed in a row before their threads start (see ThreadLauncher)."""
+REPLACED_REASON = "replaced by a newer run"
+
+
+@dataclass(eq=False)
+class Handle:
+    """One run the scheduler decided to start."""
+
+    request: RunRequest
+    chain: frozenset[str] = frozenset()  # tasks of the `after` chain that led here (no cycles)
+    run_id: int | None = None  # known once the worker claimed the run
+
+    @property
+    def task(self) -> str:
+        return self.request.task.name
+
+    def stop(self, reason: str) -> None:
+        """Ask the job to end (the runner stops its process group; Executor records
+        `interrupted` with `reason`)."""
+        if self.request.stop is not None:
+            self.request.stop.stop(reason)
+
+
+@dataclass
+class Completion:
+    handle: Handle
+    run: Run | None  # None: not run (slot already taken, or could not be recorded)
+    taken: bool = False
+    error: str | None = None
+
+
+Done = Callable[[Completion], None]
+
+
+class ThreadLauncher:
+    """Claims runs on one thread, in order, then runs each on a thread of its own.
+
+    Measured on 2 CPUs: with a thousand job threads each claiming its own row (a burst of
+    1,000 runs due at once), they queue on the database and the interpreter lock, and the last
+    job started ~40 % later than with one claimer thread. The claimer writes up to CLAIM_CHUNK
+    claims in a row and then starts their threads: claims interleaved with running threads
+    took ~0.5 ms each instead of ~0.08 ms, which put the median of 20 simultaneous starts at
+    14 ms instead of 9 ms.
+    Job threads are started with `_thread` directly: `threading.Thread.start` waits until the
+    new thread runs (an interpreter-lock hand-over per job, ~0.8 ms each under load), which the
+    claimer must not pay.
+    """
+
+    def __init__(self, executor: Executor, *, say: Callable[..., None] | None = None) -> None:
+        self.executor = executor
+        self.say = say
+        self._pending: deque[tuple[Handle, Done]] = deque()
+        self._cond = threading.Condition()
+        self._claimer: threading.Thread | None = None
+
+    def launch(self, handles: list[Handle], done: Done) -> None:
+        with self._cond:
+            self._pending.extend((handle, done) for handle in handles)
+            self._cond.notify()
+            if self._claimer is None:
+                self._claimer = threading.Thread(
+                    target=self._claim_loop, name="cronctl-claimer", daemon=True
+                )
+                self._claimer.start()
+
+    def _claim_loop(self) -> None:
+        while True:
+            with self._cond:
+                while not self._pending:
+                    self._cond.wait()
+                batch = list(self._pending)
+                self._pending.clear()
+            for start in range(0, len(batch), CLAIM_CHUNK):
+                chunk = batch[start : start + CLAIM_CHUNK]
+                # A chunk's claims are written before its threads compete for the interpreter.
+                for handle, done in [item for item in chunk if self._claim(*item)]:
+                    try:
+                        _thread.start_new_thread(self._execute, (handle, done))
+                    except RuntimeError as exc:  # "can't start new thread": resource limits
+                        log.error(
+                            "run %s of %s: cannot start a thread for it: %s",
+                            handle.run_id,
+                            handle.task,
+                            exc,
+                        )
+                        self._abandon(handle, exc)
+                        done(Completion(handle, None, error=str(exc)))
+
+    def _claim(self, handle: Handle, done: Done) -> bool:
+        request = handle.request
+        if request.stop is not None and request.stop.is_set():
+            done(Completion(handle, None, error="stopped before it started"))
+            return False
+        try:
+            handle.run_id = self.executor.begin(request)
+        except SlotTakenError:
+            log.debug(
+                "task %s: slot %s already has a run; not run again",
+                handle.task,
+                request.scheduled_at,
+            )
+            done(Completion(handle, None, taken=True))
+            return False
+        except StoreError as exc:
+            # Without the row there is no exactly-once claim: the slot is not run.
+            message = "task %s: not started (%s), the run cannot be recorded: %s"
+            args = (handle.task, request.trigger, exc.message)
+            if self.say is not None:
+                self.say("claim", logging.ERROR, message, *args)
+            else:
+                log.error(message, *args)
+            done(Completion(handle, None, error=exc.message))
+            return False
+        except Exception as exc:
+            log.exception("task %s: not started", handle.task)
+            done(Completion(handle, None, error=str(exc)))
+            return False
+        return True
+
+    def _abandon(self, handle: Handle, exc: BaseException) -> None:
+        """Close the run's row after cronctl itself failed around it (best effort: a row left
+        `running` is marked `abandoned` at the next start anyway)."""
+        try:
+            if self.executor.store.get_run(handle.run_id).status != Status.RUNNING:
+                return  # the Executor recorded its end before the failure
+            self.executor.store.finish_run(
+                handle.run_id,
+                status=Status.ERROR,
+                finished_at=self.executor.clock.now(),
+                reason=f"cronctl failed around the run: {exc}",
+            )
+        except Exception:  # the database itself is the trouble: said elsewhere
+            pass
+
+    def _execute(self, handle: Handle, done: Done) -> None:
+        try:
+            run = self.executor.execute(handle.request, handle.run_id)
+        except StoreError as exc:
+            log.error("run %s of %s: %s", handle.run_id, handle.task, exc.message)
+            self._abandon(handle, exc)
+            done(Completion(handle, None, error=exc.message))
+            return
+        except BaseException as exc:
+            log.exception("run %s of %s failed inside cronctl", handle.run_id, handle.task)
+            self._abandon(handle, exc)
+            done(Completion(handle, None, error=str(exc)))
+            return
+        done(Completion(handle, run))

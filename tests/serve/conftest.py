@@ -1,0 +1,39 @@
+"""Fixtures of the serve tests (the doubles live in fakes.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+
+import pytest
+
+from cronctl.model import Task
+from tests.serve.fakes import Harness, utc
+
+START = utc(2026, 1, 5, 12, 0, 0)
+
+
+@pytest.fixture
+def harness():
+    made: list[Harness] = []
+
+    def make(tasks: Iterable[Task], start: datetime = START, **options) -> Harness:
+        h = Harness(tasks, start, **options)
+        made.append(h)
+        return h
+
+    yield make
+    for h in made:
+        h.store.close()
+
+
+@pytest.fixture(autouse=True)
+def serve_logger():
+    """Tests that set up serve's log (handlers, propagate=False) must not hide it from caplog."""
+    import logging
+
+    logger = logging.getLogger("cronctl.serve")
+    saved = (list(logger.handlers), logger.propagate, logger.level)
+    yield logger
+    logger.handlers[:] = saved[0]
+    logger.propagate, logger.level = saved[1], saved[2]
