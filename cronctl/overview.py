@@ -8,7 +8,6 @@ from datetime import datetime, timedelta
 
 from cronctl.model import Task
 from cronctl.records import Run
-from cronctl.schedule import Schedule
 from cronctl.store import HistoryStore, TaskStats
 from cronctl.taskfile import TaskFile
 
@@ -40,20 +39,16 @@ class Finding:
     message: str
 
 
-def _schedule(task: Task) -> Schedule:
-    return task.parsed_schedule()
-
-
 def next_run(task: Task, now: datetime) -> datetime | None:
     if not task.enabled:
         return None
-    return _schedule(task).next_after(now)
+    return task.parsed_schedule().next_after(now)
 
 
 def task_rows(taskfile: TaskFile, store: HistoryStore, now: datetime) -> list[TaskRow]:
     rows = []
     for task in taskfile.tasks.values():
-        schedule = _schedule(task)
+        schedule = task.parsed_schedule()
         rows.append(
             TaskRow(
                 task=task,
@@ -66,7 +61,7 @@ def task_rows(taskfile: TaskFile, store: HistoryStore, now: datetime) -> list[Ta
 
 
 def task_detail(task: Task, store: HistoryStore, now: datetime) -> TaskDetail:
-    schedule = _schedule(task)
+    schedule = task.parsed_schedule()
     stats = store.task_stats(task.name)
     runs = store.runs(task.name, limit=10)
     durations = [
@@ -87,7 +82,7 @@ def check(taskfile: TaskFile, now: datetime) -> list[Finding]:
     minute_users: dict[tuple[int, int], list[str]] = defaultdict(list)
     horizon = now + timedelta(days=366)
     for task in taskfile.tasks.values():
-        schedule = _schedule(task)
+        schedule = task.parsed_schedule()
         if schedule.is_reboot:
             continue
         first = schedule.next_after(now)
