@@ -161,6 +161,38 @@ def group_alive(pgid: int) -> bool:
     return live or not found
 
 
+def group_runs_job(pgid: int, run_id: int) -> bool:
+    """True when process group `pgid` has a live member started for run `run_id`.
+
+    A job's processes carry CRONCTL_RUN_ID in their environment (execute.job_environment), and
+    the job's pid is its group's id. Both together identify the job of a run whose serve died,
+    so a recorded pid that was reused since by an unrelated process is never signalled.
+    Linux only (/proc); elsewhere, and for processes we may not inspect, the answer is False.
+    """
+    needle = b"\0CRONCTL_RUN_ID=%d\0" % run_id
+    try:
+        os.killpg(pgid, 0)
+        names = os.listdir("/proc")
+    except OSError:
+        return False
+    for name in names:
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as f:
+                stat = f.read()
+            fields = stat[stat.rfind(b")") + 2 :].split(b" ", 3)
+            if len(fields) < 3 or int(fields[2]) != pgid or fields[0] in (b"Z", b"X"):
+                continue
+            with open(f"/proc/{name}/environ", "rb") as f:
+                environ = b"\0" + f.read()
+        except (OSError, ValueError):
+            continue
+        if needle in environ:
+            return True
+    return False
+
+
 def _wait_group_gone(pgid: int, seconds: float, clock: Clock) -> bool:
     end = clock.monotonic() + seconds
     while True:

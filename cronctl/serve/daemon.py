@@ -1,7 +1,8 @@
 """`cronctl serve` wired together: lock, database, tasks, recovery, signals, the loop, shutdown.
 
 Start-up order (SPEC section 5): take the serve lock -> open the history database -> load the
-task file (invalid: exit 78) -> mark runs left `running` as `abandoned` -> heartbeat row ->
+task file (invalid: exit 78) -> mark runs a dead serve left `running` as `abandoned` and stop
+their leftover jobs (serve/recovery.py) -> heartbeat row ->
 READY=1 -> catch-up -> the loop. Shutdown: STOPPING=1, start nothing new, wait up to the
 grace for running jobs, stop the rest, record `serve_stopped`, checkpoint the WAL.
 """
@@ -25,6 +26,7 @@ from cronctl.locations import MEMORY, Locations
 from cronctl.runner.execute import DEFAULT_KILL_GRACE, Executor
 from cronctl.serve import log as serve_log
 from cronctl.serve.lock import ServeLock
+from cronctl.serve.recovery import abandon_leftover_runs, stop_leftover_jobs
 from cronctl.serve.loop import Scheduler
 from cronctl.serve.reload import TaskFileWatcher, stamp_of
 from cronctl.serve.storage import Recorder, SerialStore
@@ -158,6 +160,7 @@ def serve(
     waker: SignalWaker | None = None
     signals = Signals()
     systemd = SystemdNotifier(environ)
+    leftovers: threading.Thread | None = None
     try:
         if install_signals:  # early: a SIGTERM during start-up still ends in a clean stop
             waker = SignalWaker(signals.received)
@@ -172,7 +175,8 @@ def serve(
             notifier = Notifier(locations.db, smtp=loaded.defaults.smtp, log=log.warning, clock=clock)
             user_events = notifier
         now = clock.now()
-        abandoned = store.mark_abandoned(now)
+        abandoned = abandon_leftover_runs(store, now)
+        leftovers = stop_leftover_jobs(abandoned, kill_grace)
         for run in abandoned:
             log.warning(
                 "run %s of %s was left running by a serve that stopped unexpectedly: abandoned",
@@ -235,6 +239,8 @@ def serve(
         log.info("cronctl serve stopped")
         return int(ExitCode.OK)
     finally:
+        if leftovers is not None:  # the jobs a dead serve left get their SIGKILL, if due
+            leftovers.join(kill_grace + 2.0)
         if waker is not None:
             waker.uninstall()
         if notifier is not None:

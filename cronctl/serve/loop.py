@@ -32,7 +32,7 @@ from cronctl.model import DEFAULT_KEEP_DAYS, DEFAULT_KEEP_RUNS, Task
 from cronctl.records import Status, Trigger
 from cronctl.runner.execute import RunRequest, StopSignal, retry_request, should_retry
 from cronctl.serve import plan
-from cronctl.serve.reload import POLL_INTERVAL, TaskFileWatcher
+from cronctl.serve.reload import POLL_INTERVAL, SETTLE, TaskFileWatcher
 from cronctl.serve.systemd import SystemdNotifier
 from cronctl.serve.workers import REPLACED_REASON, SHUTDOWN_REASON, Completion, Done, Handle
 from cronctl.store import HistoryStore, SlotTakenError
@@ -275,7 +275,8 @@ class Scheduler:
         if self._reload_requested or mono >= self._next_poll - POLL_SLACK:
             self._poll_task_file(now, force=self._reload_requested)
             self._reload_requested = False
-            self._next_poll = mono + POLL_INTERVAL
+            settling = self.watcher is not None and self.watcher.settling
+            self._next_poll = mono + (SETTLE if settling else POLL_INTERVAL)
         self._housekeeping(now, mono)
         return self._sleep_for(now, mono)
 
@@ -328,8 +329,10 @@ class Scheduler:
                     if jumped_after is not None
                     else "while serve was busy"
                 )
-                if fire is not None and state.task.catch_up == "once":
-                    # The run of the newest slot, starting now, is the one catch-up run.
+                if fire is not None and state.task.catch_up == "once" and fire > due.passed[-1]:
+                    # The run of the newest slot, starting now, is the one catch-up run. (After
+                    # a forward jump the slot due on time is older than the slots jumped over:
+                    # then those get their own catch-up run, after it.)
                     log.info(
                         "task %s: %d older slots passed %s; the run starting now covers them",
                         name,
@@ -412,7 +415,10 @@ class Scheduler:
                 self._start(state, requests[0])
             else:
                 if then is not None:
+                    # Slot order: after a forward jump the slot that was due on time is older
+                    # than the slots jumped over, and runs first.
                     requests.append(self._request(task, Trigger.SCHEDULE, scheduled_at=then))
+                    requests.sort(key=lambda request: request.scheduled_at)
                     then = None
                 state.backlog.extend(requests)
                 if not self.running.get(task.name):
@@ -711,7 +717,8 @@ class Scheduler:
         upcoming = [s for s in self.states.values() if s.next_slot is not None]
         if upcoming:
             first = min(upcoming, key=lambda s: s.next_slot)
-            text += f"; next: {first.task.name} at {first.next_slot.isoformat(timespec='seconds')}"
+            at = first.next_slot.astimezone(first.task.parsed_zone).isoformat(timespec="seconds")
+            text += f"; next: {first.task.name} at {at}"
         return text
 
     # ---------------------------------------------------------------- shutdown

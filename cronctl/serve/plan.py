@@ -10,7 +10,7 @@ import enum
 import random
 from collections import deque
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 MAX_CATCH_UP = 100
 """At most this many missed slots of one task are recorded (`skip`) or run (`all`)."""
@@ -19,6 +19,18 @@ MAX_SCAN = 200_000
 JUMP_THRESHOLD = 1.0
 """Seconds of disagreement between wall-clock and monotonic progress that count as a jump."""
 _FIRST_WINDOW = 60.0
+
+
+def next_slot(schedule, moment: datetime) -> datetime | None:
+    """Return the schedule's first fire time strictly after `moment`, as a UTC instant.
+
+    Every slot the scheduler handles goes through here. Schedule.next_after answers in the
+    task's zone, and Python compares two datetimes of one zone by their wall time, ignoring
+    `fold`: 02:00 CET (the second pass of a repeated hour) would sort before 02:30 CEST, and
+    adding a timedelta would move the wall time, not the instant. In UTC both are exact.
+    """
+    slot = schedule.next_after(moment)
+    return None if slot is None else slot.astimezone(UTC)
 
 
 def slots_between(
@@ -41,11 +53,11 @@ def slots_between(
         start = max(after, until - timedelta(seconds=window))
         found: deque[datetime] = deque(maxlen=limit)
         count = 0
-        slot = schedule.next_after(start)
+        slot = next_slot(schedule, start)
         while slot is not None and slot <= until and count < MAX_SCAN:
             found.append(slot)
             count += 1
-            slot = schedule.next_after(slot)
+            slot = next_slot(schedule, slot)
         if start == after:
             return list(found), count
         if count >= limit or count >= MAX_SCAN:
@@ -56,7 +68,7 @@ def slots_between(
 def _every_slots(
     schedule, after: datetime, until: datetime, limit: int, interval: int
 ) -> tuple[list[datetime], int]:
-    first = schedule.next_after(after)
+    first = next_slot(schedule, after)
     if first is None or first > until:
         return [], 0
     step = timedelta(seconds=interval)
@@ -71,7 +83,7 @@ def first_slot_after(schedule, moment: datetime, floor: datetime | None = None) 
     run: after a clock step back a slot that ran is never due again)."""
     if floor is not None and floor > moment:
         moment = floor
-    return schedule.next_after(moment)
+    return next_slot(schedule, moment)
 
 
 # ------------------------------------------------------------------------------ catch-up
@@ -206,7 +218,7 @@ def overdue(
     they all count as passed (catch-up policy), none fires as a plain scheduled run.
     """
     later, total = slots_between(schedule, slot, now)
-    nxt = schedule.next_after(now) if later else schedule.next_after(slot)
+    nxt = next_slot(schedule, now) if later else next_slot(schedule, slot)
     if jumped_after is not None:
         passed = [s for s in [slot, *later] if s > jumped_after]
         normal = [s for s in [slot, *later] if s <= jumped_after]

@@ -3,6 +3,11 @@
 Editors replace files (write a temporary file, rename it) or delete and recreate them, so we
 watch the path with stat(2), not an open descriptor. The check is one stat call; the loop
 makes it every POLL_INTERVAL seconds, which keeps "changes are picked up within 2 s".
+
+A change is read once it has settled: when a poll finds the file changed, the loop looks again
+SETTLE seconds later and reads the file only if it is still the same. A burst of saves (an
+editor's several writes, a script's loop) is then one reload of the final text, and a file
+caught half-written is not reported as invalid. SIGHUP reads the file at once.
 """
 
 from __future__ import annotations
@@ -18,7 +23,11 @@ from cronctl.errors import TaskFileError
 log = logging.getLogger("cronctl.serve")
 
 POLL_INTERVAL = 1.0
+SETTLE = 0.3
+"""Seconds a changed task file must stay unchanged before it is read (POLL_INTERVAL + SETTLE
+stays within the 2 s of SPEC section 5)."""
 Stamp = tuple[int, int, int]
+_NOTHING = "nothing"  # no change waiting to settle
 
 
 def stamp_of(path: Path) -> Stamp | None:
@@ -51,12 +60,24 @@ class TaskFileWatcher:
         self.path = path
         self.loader = loader
         self._stamp = stamp
+        self._pending: Stamp | None | str = _NOTHING
         self._reported: Stamp | None | str = "none"
+
+    @property
+    def settling(self) -> bool:
+        """True when a change was seen and waits to settle: poll again after SETTLE seconds."""
+        return self._pending != _NOTHING
 
     def poll(self, *, force: bool = False) -> taskfile.TaskFile | None:
         current = stamp_of(self.path)
-        if current == self._stamp and not force:
-            return None
+        if not force:
+            if current == self._stamp:
+                self._pending = _NOTHING
+                return None
+            if current != self._pending:  # changed since the last look: let it settle
+                self._pending = current
+                return None
+        self._pending = _NOTHING
         self._stamp = current
         if current is None:
             if self._reported != current or force:

@@ -1,0 +1,70 @@
+"""Start-up recovery: the runs a serve that died left `running`, and the jobs it left behind.
+
+Only serve's own runs are recovered. A `running` row with trigger `manual` belongs to a
+`cronctl run-now` process, which may well be alive (it does not take the serve lock): it
+records its own end. Every other `running` row was written by a serve, and since this serve
+holds the lock, that serve is gone: the row becomes `abandoned`.
+
+The job of such a run may still be running, orphaned, in its own process group (serve was
+killed with SIGKILL, or crashed). Nothing would enforce its timeout or record its end, and the
+task's next run could overlap it, so it is stopped as a timeout would stop it: SIGTERM to the
+group, SIGKILL after the kill grace. The group is first verified to be that run's job (see
+runner.process.group_runs_job): a pid reused by another process is never signalled.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from datetime import datetime
+
+from cronctl.records import Run, Status, Trigger
+from cronctl.runner.process import group_runs_job, stop_process_group
+from cronctl.store import HistoryStore
+
+log = logging.getLogger("cronctl.serve")
+
+ABANDONED_REASON = "serve stopped unexpectedly while the run was running"
+
+
+def abandon_leftover_runs(store: HistoryStore, now: datetime) -> list[Run]:
+    """Mark the runs a previous serve left `running` as `abandoned`; return them as recorded.
+
+    The caller holds the serve lock: no other process writes these rows.
+    """
+    leftovers = [
+        run
+        for run in store.runs(statuses=[Status.RUNNING], limit=None)
+        if run.trigger != Trigger.MANUAL
+    ]
+    for run in leftovers:
+        store.finish_run(run.id, status=Status.ABANDONED, finished_at=now, reason=ABANDONED_REASON)
+    return [store.get_run(run.id) for run in leftovers]
+
+
+def stop_leftover_jobs(runs: list[Run], kill_grace: float) -> threading.Thread | None:
+    """Stop the still-running jobs of abandoned `runs`, on a thread (the kill grace must not
+    hold up start-up); return the thread, or None when no job was left."""
+    groups = [(run, run.pid) for run in runs if run.pid and group_runs_job(run.pid, run.id)]
+    if not groups:
+        return None
+    for run, pgid in groups:
+        log.warning(
+            "run %s of %s: its job (process group %d) outlived the serve that started it;"
+            " stopping it",
+            run.id,
+            run.task,
+            pgid,
+        )
+
+    def stop() -> None:
+        for _run, pgid in groups:
+            try:
+                if not stop_process_group(pgid, kill_grace):
+                    log.error("process group %d survived SIGKILL", pgid)
+            except Exception:  # never let recovery stop serve
+                log.exception("cannot stop process group %d", pgid)
+
+    thread = threading.Thread(target=stop, name="cronctl-leftovers", daemon=True)
+    thread.start()
+    return thread
