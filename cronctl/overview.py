@@ -6,7 +6,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from cronctl.model import Task
+from cronctl.model import Task, case_twins
 from cronctl.records import Run
 from cronctl.store import HistoryStore, TaskStats
 from cronctl.taskfile import TaskFile
@@ -109,6 +109,14 @@ def check(taskfile: TaskFile, now: datetime) -> list[Finding]:
                     "spread them with H in the schedule (e.g. 'H 2 * * *') or a jitter",
                 )
             )
+    for twins in case_twins(taskfile.tasks):
+        findings.append(
+            Finding(
+                "warning",
+                twins[0],
+                "names differ only in case: " + ", ".join(twins) + " (task names are case-sensitive)",
+            )
+        )
     for cycle in after_cycles(taskfile):
         findings.append(
             Finding("warning", cycle[0], "`after` forms a cycle: " + " -> ".join([*cycle, cycle[0]]))

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 import typer
 
-from cronctl import model, overview, taskfile
+from cronctl import overview, taskfile
 from cronctl.cli.app import JsonFlag, command, state
 from cronctl.cli.complete import complete_task_names_in
 from cronctl.errors import ExitCode, TaskFileError, UsageError
@@ -217,14 +217,7 @@ def check(ctx: typer.Context, json_output: JsonFlag = False) -> None:
             app.renderer.json({"valid": False, "errors": [exc.message], "warnings": []})
             raise typer.Exit(int(ExitCode.USAGE)) from None
         raise
-    findings = overview.check(tasks, app.clock.now()) + [
-        overview.Finding(
-            "warning",
-            twins[0],
-            "names differ only in case: " + ", ".join(twins) + " (task names are case-sensitive)",
-        )
-        for twins in model.case_twins(tasks.tasks)
-    ]
+    findings = overview.check(tasks, app.clock.now())
     if json_output:
         app.renderer.json(
             {
