@@ -1,52 +1,67 @@
-"""The command line: a thin client of the library. Each command parses, calls, and renders."""
+"""The command line: a thin client of the library. Each command parses, calls, and renders.
 
+Each command lives in one module. `main` imports only the module that the command line names:
+building Typer's tree of every command and importing every command's library cost more than
+most commands themselves, and `cronctl list` in a script should start fast.
+"""
+
+import importlib
 import os
 import sys
+from typing import Any
 
-# Importing the command modules registers their commands on `app`.
-# The order of these imports is the order of `cronctl --help`.
-from cronctl.cli import tasks as _tasks  # noqa: F401, I001
-from cronctl.cli import explain as _explain  # noqa: F401
-from cronctl.cli import runs as _runs  # noqa: F401
-from cronctl.cli import health as _health  # noqa: F401
-from cronctl.cli import serve as _serve  # noqa: F401
-from cronctl.cli import system as _system  # noqa: F401
-from cronctl.cli.app import app
+# Modules in the order `cronctl --help` lists their commands.
+MODULES = ("tasks", "explain", "runs", "health", "serve", "system")
+COMMAND_MODULES = {
+    **dict.fromkeys(("add", "remove", "enable", "disable", "edit", "list", "show", "check"), "tasks"),
+    "explain": "explain",
+    **dict.fromkeys(("run-now", "history", "logs"), "runs"),
+    **dict.fromkeys(("status", "prune", "metrics", "notify-test"), "health"),
+    "serve": "serve",
+    **dict.fromkeys(("service", "import", "export", "completion"), "system"),
+}
+# Global options that take a value: the word after them is not the command.
+_VALUED_OPTIONS = ("--tasks-file", "--db")
+_COMPLETE_VAR = "_CRONCTL_COMPLETE"
+
+
+def command_name(args: list[str]) -> str | None:
+    """Return the command word of a command line (after the global options), if any."""
+    skip = False
+    for arg in args:
+        if skip:
+            skip = False
+        elif arg in _VALUED_OPTIONS:
+            skip = True
+        elif not arg.startswith("-"):
+            return arg
+    return None
+
+
+def load_commands(modules: tuple[str, ...] = MODULES) -> None:
+    for module in modules:
+        importlib.import_module(f"cronctl.cli.{module}")
 
 
 def main() -> None:
-    try:
-        app(prog_name="cronctl")
-    except SystemExit as stop:
-        code = stop.code
-        if code == 1 and _click_saw_a_closed_pipe():
-            code = 0  # `cronctl --help | head -1`: the reader went away; not a failure
-        _flush_stdout()
-        raise SystemExit(code) from None
-    _flush_stdout()
+    from cronctl.cli.common import app
+
+    name = command_name(sys.argv[1:])
+    if name in COMMAND_MODULES and _COMPLETE_VAR not in os.environ:
+        load_commands((COMMAND_MODULES[name],))
+    else:  # help, completion, a mistyped command (Typer suggests the near ones): all of them
+        load_commands()
+    app(prog_name="cronctl")
 
 
-def _click_saw_a_closed_pipe() -> bool:
-    """Typer's Click turns EPIPE outside our commands (--help, --version, usage text) into
-    exit status 1, after wrapping sys.stdout in its PacifyFlushWrapper."""
-    return type(sys.stdout).__name__ == "PacifyFlushWrapper"
+def __getattr__(name: str) -> Any:
+    # `from cronctl.cli import app`: the whole application, every command registered.
+    if name == "app":
+        from cronctl.cli.common import app
+
+        load_commands()
+        return app
+    raise AttributeError(f"module 'cronctl.cli' has no attribute {name!r}")
 
 
-def _flush_stdout() -> None:
-    """Flush what is still buffered now, so that a reader that went away does not make the
-    interpreter print "Exception ignored ... BrokenPipeError" at exit."""
-    try:
-        sys.stdout.flush()
-    except BrokenPipeError:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        try:
-            os.dup2(devnull, sys.stdout.fileno())
-        except (OSError, ValueError):
-            pass
-        finally:
-            os.close(devnull)
-    except (OSError, ValueError):
-        pass
-
-
-__all__ = ["app", "main"]
+__all__ = ["COMMAND_MODULES", "app", "command_name", "main"]

@@ -1,6 +1,5 @@
 """`cronctl explain`: a schedule in words, its next fire times, and what DST does to it."""
 
-from __future__ import annotations
 
 from datetime import datetime
 from typing import Annotated
@@ -8,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import typer
 
-from cronctl.cli.app import JsonFlag, command, state
+from cronctl.cli.common import JsonFlag, command, state
 from cronctl.errors import UsageError
 from cronctl.model import is_valid_zone, machine_timezone, zone_hint
 

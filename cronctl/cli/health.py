@@ -1,6 +1,5 @@
 """Commands about the machine's health: status, prune, metrics, notify-test."""
 
-from __future__ import annotations
 
 import os
 import tempfile
@@ -11,7 +10,7 @@ import typer
 from rich.text import Text
 
 from cronctl import timefmt
-from cronctl.cli.app import JsonFlag, command, state
+from cronctl.cli.common import JsonFlag, command, state
 from cronctl.cli.complete import complete_task_names_in
 from cronctl.errors import ExitCode, UsageError
 from cronctl.model import MAX_KEEP_RUNS

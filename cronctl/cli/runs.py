@@ -1,6 +1,5 @@
 """Commands about runs: run-now, history, logs."""
 
-from __future__ import annotations
 
 import os
 import signal
@@ -11,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from cronctl.cli.app import JsonFlag, command, state
+from cronctl.cli.common import JsonFlag, command, state
 from cronctl.cli.complete import complete_task_names_in
 from cronctl.durations import parse_duration
 from cronctl.errors import ExitCode, UsageError

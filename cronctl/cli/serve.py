@@ -1,6 +1,5 @@
 """The `serve` command: the scheduler in the foreground."""
 
-from __future__ import annotations
 
 import logging
 import sys
@@ -8,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from cronctl.cli.app import command, state
+from cronctl.cli.common import command, state
 from cronctl.errors import UsageError
 
 

@@ -1,6 +1,5 @@
 """Commands that fit cronctl into the system: service, import, export, completion."""
 
-from __future__ import annotations
 
 import enum
 import os
@@ -10,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from cronctl.cli.app import JsonFlag, app, command, state
+from cronctl.cli.common import JsonFlag, app, command, state
 from cronctl.cli.complete import (
     COMPLETE_VAR,
     INSTALL_PATHS,

@@ -1,13 +1,12 @@
 """Commands that read and change the task file: add, remove, enable, disable, edit, list, show, check."""
 
-from __future__ import annotations
 
 from typing import Annotated, Any
 
 import typer
 
 from cronctl import overview, taskfile
-from cronctl.cli.app import JsonFlag, command, state
+from cronctl.cli.common import JsonFlag, command, state
 from cronctl.cli.complete import complete_task_names_in
 from cronctl.errors import ExitCode, TaskFileError, UsageError
 from cronctl.shapes import run_json, task_json

@@ -1,6 +1,5 @@
 """The Typer application, its global options, and the one place where errors become exit codes."""
 
-from __future__ import annotations
 
 import functools
 import os

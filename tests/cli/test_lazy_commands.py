@@ -1,0 +1,51 @@
+"""`main` imports only the module of the command it runs; the map it uses must be the truth."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from cronctl.cli import COMMAND_MODULES, MODULES, app, command_name
+
+
+def registered() -> dict[str, str]:
+    found = {}
+    for info in app.registered_commands:
+        found[info.name or info.callback.__name__] = info.callback.__module__
+    for group in app.registered_groups:
+        found[group.name] = group.typer_instance.registered_commands[0].callback.__module__
+    return found
+
+
+def test_every_command_is_mapped_to_the_module_that_registers_it():
+    actual = {name: module.rsplit(".", 1)[1] for name, module in registered().items()}
+    assert actual == COMMAND_MODULES
+    assert set(COMMAND_MODULES.values()) == set(MODULES)
+
+
+@pytest.mark.parametrize(
+    ("args", "name"),
+    [
+        (["list"], "list"),
+        (["--db", "x.db", "--tasks-file", "t.toml", "history", "--failed"], "history"),
+        (["--no-color", "run-now", "job"], "run-now"),
+        (["--version"], None),
+        ([], None),
+        (["--db", "list"], None),
+    ],
+)
+def test_command_name(args, name):
+    assert command_name(args) == name
+
+
+def test_list_does_not_import_the_other_commands(cronctl_home):
+    code = (
+        "import sys; sys.argv = ['cronctl', 'list']\n"
+        "from cronctl.cli import main\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "print(sorted(m for m in sys.modules if m.startswith('cronctl.cli.') or m.startswith(('cronctl.notify', 'cronctl.serve', 'cronctl.export'))))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.stdout.strip().splitlines()[-1] == "['cronctl.cli.common', 'cronctl.cli.complete', 'cronctl.cli.tasks']"
