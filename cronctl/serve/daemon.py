@@ -26,8 +26,8 @@ from cronctl.locations import MEMORY, Locations
 from cronctl.runner.execute import DEFAULT_KILL_GRACE, Executor
 from cronctl.serve import log as serve_log
 from cronctl.serve.lock import ServeLock
-from cronctl.serve.recovery import abandon_leftover_runs, stop_leftover_jobs
 from cronctl.serve.loop import Scheduler
+from cronctl.serve.recovery import abandon_leftover_runs, stop_leftover_jobs
 from cronctl.serve.reload import TaskFileWatcher, stamp_of
 from cronctl.serve.storage import Recorder, SerialStore
 from cronctl.serve.systemd import SystemdNotifier

@@ -401,7 +401,7 @@ class Scheduler:
                 f" of {total}" if total and total > len(decision.missed) else ""
             )
             log.info("task %s: %s slots passed %s; recorded as missed", task.name, count, why)
-            self._record_missed(task, decision.missed)
+            self._record_missed(task, decision.missed, f"the slot passed {why}")
         if decision.run:
             log.info(
                 "task %s: catching up %d slot%s that passed %s",
@@ -589,7 +589,7 @@ class Scheduler:
 
         self.recorder.submit(f"skipped run of {task.name}", write)
 
-    def _record_missed(self, task: Task, slots: tuple[datetime, ...]) -> None:
+    def _record_missed(self, task: Task, slots: tuple[datetime, ...], reason: str) -> None:
         events = self.events
 
         def write(store: HistoryStore) -> None:
@@ -601,7 +601,7 @@ class Scheduler:
                         started_at=_utc(slot),
                         scheduled_at=_utc(slot),
                         status=Status.MISSED,
-                        reason="serve did not run at this time",
+                        reason=reason,
                     )
                 except SlotTakenError:
                     continue
