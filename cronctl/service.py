@@ -27,6 +27,8 @@ SERVE_GRACE = 30
 """Seconds `serve` waits for running jobs on SIGTERM (its --grace default)."""
 KILL_GRACE = 10
 """Seconds between SIGTERM and SIGKILL of a job's process group."""
+NOTIFY_FLUSH = 15
+"""Seconds serve gives pending notifications at shutdown (serve.daemon.NOTIFY_FLUSH_SECONDS)."""
 STOP_MARGIN = 5
 EXIT_TEMPFAIL = 75  # another serve holds the lock: restarting would not help
 EXIT_CONFIG = 78  # the task file is invalid: restarting would not help either
@@ -86,7 +88,7 @@ def unit_text(
             "the service needs a history database file, not :memory:",
             hint="use --db PATH or CRONCTL_DB",
         )
-    stop_timeout = grace + kill_grace + STOP_MARGIN
+    stop_timeout = grace + kill_grace + NOTIFY_FLUSH + STOP_MARGIN
     lines = [
         "# Written by `cronctl service install`; run it again after moving cronctl or its files.",
         "[Unit]",

@@ -430,3 +430,13 @@ def test_unit_written_by_the_cli_names_this_python_s_cronctl(cli, isolated_confi
     assert program[0] in (str(Path(sys.executable).with_name("cronctl")), sys.executable) or (
         Path(program[0]).name == "cronctl"
     )
+
+
+def test_stop_timeout_covers_serves_whole_shutdown():
+    """systemd must not kill serve while it still does what a stop promises: the jobs' grace,
+    the kill grace, and the flush of pending notifications."""
+    from cronctl.serve.daemon import NOTIFY_FLUSH_SECONDS
+    from cronctl.service import KILL_GRACE, NOTIFY_FLUSH, SERVE_GRACE, STOP_MARGIN
+
+    assert NOTIFY_FLUSH == NOTIFY_FLUSH_SECONDS
+    assert SERVE_GRACE + KILL_GRACE + NOTIFY_FLUSH + STOP_MARGIN == 60
