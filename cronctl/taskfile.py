@@ -62,14 +62,20 @@ def unknown_task(name: str, known: Mapping[str, Any]) -> UnknownTaskError:
 # Reading
 
 
-def load(path: Path, *, default_zone: str | None = None) -> TaskFile:
-    """Return the parsed, validated task file; a missing file is an empty task list."""
-    return _parse_bytes(snapshot(path), path, default_zone=default_zone)
+def load(path: Path, *, default_zone: str | None = None, regular_only: bool = False) -> TaskFile:
+    """Return the parsed, validated task file; a missing file is an empty task list.
+
+    `regular_only` refuses pipes and devices: a one-off `cronctl --tasks-file <(...) check`
+    may read a pipe, but serve must never block on one it re-reads at every change.
+    """
+    return _parse_bytes(snapshot(path, regular_only=regular_only), path, default_zone=default_zone)
 
 
-def snapshot(path: Path) -> bytes | None:
+def snapshot(path: Path, *, regular_only: bool = False) -> bytes | None:
     """Return the bytes of the task file, or None when it does not exist."""
     try:
+        if regular_only and not stat.S_ISREG(os.stat(path).st_mode) and not path.is_dir():
+            raise TaskFileError("is not a regular file", path=str(path), hint="point serve at a plain file")
         return path.read_bytes()
     except FileNotFoundError:
         return None

@@ -109,7 +109,9 @@ def status_of(outcome: ProcessOutcome) -> tuple[str, str | None]:
     if outcome.exit_code == 0:
         return Status.SUCCEEDED, None
     if outcome.exit_code == 127:
-        return Status.FAILED, "exit status 127: the shell could not find the command"
+        return Status.FAILED, "exit status 127: the shell could not find the command (or the interpreter on its #! line)"
+    if outcome.exit_code == 126:
+        return Status.FAILED, "exit status 126: the shell could not execute the command (permission denied, or not a program)"
     return Status.FAILED, f"exit status {outcome.exit_code}"
 
 
@@ -163,6 +165,27 @@ class Executor:
         """Run one attempt (after its `when` condition) and return the finished record."""
         if run_id is None:
             run_id = self.begin(request)
+        try:
+            return self._attempt(request, run_id)
+        except BaseException as exc:
+            # Whatever stops us (a listener, the output stream, Ctrl-C in a bad moment), the
+            # row must not stay `running` for ever: that would read as a job still going.
+            self._close_unfinished(run_id, exc)
+            raise
+
+    def _close_unfinished(self, run_id: int, exc: BaseException) -> None:
+        try:
+            if self.store.get_run(run_id).status == Status.RUNNING:
+                self.store.finish_run(
+                    run_id,
+                    status=Status.INTERRUPTED,
+                    finished_at=self.clock.now(),
+                    reason=f"cronctl stopped recording this run: {type(exc).__name__}: {exc}",
+                )
+        except Exception:
+            pass  # the original error is the one worth raising
+
+    def _attempt(self, request: RunRequest, run_id: int) -> Run:
         task = request.task
         env = job_environment(
             task,

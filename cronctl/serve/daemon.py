@@ -117,7 +117,7 @@ def parallel_limit() -> int:
 
 def load_tasks(locations: Locations) -> taskfile.TaskFile:
     try:
-        return taskfile.load(locations.tasks_file)
+        return taskfile.load(locations.tasks_file, regular_only=True)
     except TaskFileError as exc:
         raise TaskFileInvalid(
             exc.message,

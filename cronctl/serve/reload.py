@@ -12,6 +12,7 @@ caught half-written is not reported as invalid. SIGHUP reads the file at once.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from collections.abc import Callable
@@ -56,7 +57,7 @@ class TaskFileWatcher:
         path: Path,
         *,
         stamp: Stamp | None,
-        loader: Callable[[Path], taskfile.TaskFile] = taskfile.load,
+        loader: Callable[[Path], taskfile.TaskFile] = functools.partial(taskfile.load, regular_only=True),
     ) -> None:
         self.path = path
         self.loader = loader

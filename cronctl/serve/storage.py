@@ -9,6 +9,8 @@
 * `Recorder`: a thread for the writes the scheduling loop must never wait for (heartbeat,
   `skipped` and `missed` rows, retention, WAL checkpoints), on a second connection, in order,
   each retried with back-off until it succeeds.
+* `open_history`: the database as serve opens it at start: checked (quick_check), a damaged
+  one moved aside and replaced, loudly; a read-only one, a full disk or a newer schema refused.
 """
 
 from __future__ import annotations
@@ -21,12 +23,32 @@ from typing import Any
 
 from cronctl.clock import Clock
 from cronctl.errors import StoreError
-from cronctl.store import HistoryStore, SlotTakenError
+from cronctl.store import HistoryStore, SlotTakenError, open_for_serve
 
 log = logging.getLogger("cronctl.serve")
 
 BACKOFF = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
 """Seconds between attempts of a write the database refused."""
+
+
+def open_history(path: str, clock: Clock) -> HistoryStore:
+    """Open the history for serve (call with the serve lock held).
+
+    A damaged file (SQLite cannot read it, or `PRAGMA quick_check` finds problems) is moved
+    to `history.db.corrupt-<UTC time>` with its -wal and -shm, a new history is created, and
+    this is logged at error level: the old runs are gone from `cronctl history` and the user
+    should know where they went. tasks.toml is never touched. Raises StoreError when the
+    history cannot be written (read-only, full disk, locked past the busy timeout) or has a
+    newer schema: serve then refuses to start, and moving the file would lose history.
+    """
+    store, moved = open_for_serve(path, now=clock.now())
+    if moved is not None:
+        log.error(
+            "the history database %s was damaged: moved it to %s and started a new, empty one",
+            path,
+            moved,
+        )
+    return store
 
 
 class LogOnce:

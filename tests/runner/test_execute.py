@@ -181,3 +181,22 @@ def test_running_row_exists_while_the_job_runs(store):
 
     Executor(store, events=Peek()).execute(RunRequest(task("true"), Trigger.MANUAL))
     assert seen == [Status.RUNNING]
+
+
+def test_a_failing_output_stream_never_leaves_a_run_running(store):
+    def broken_stream(name, chunk):
+        raise BrokenPipeError("the reader went away")
+
+    with pytest.raises(BrokenPipeError):
+        Executor(store, on_output=broken_stream, kill_grace=0.5).execute(RunRequest(task("echo hi; sleep 5"), Trigger.MANUAL))
+    [run] = store.runs("job")
+    assert run.status == "interrupted" and "BrokenPipeError" in run.reason
+
+
+@pytest.mark.parametrize(
+    ("command", "code", "words"),
+    [("no-such-command-xyz", 127, "could not find the command"), ("/etc/passwd", 126, "could not execute")],
+)
+def test_126_and_127_say_why(store, command, code, words):
+    run = Executor(store).execute(RunRequest(task(command), Trigger.MANUAL))
+    assert run.exit_code == code and words in run.reason

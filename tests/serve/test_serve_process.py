@@ -241,3 +241,24 @@ def test_serve_sends_notifications_after_the_last_retry(serve, tasks_path, tmp_p
     assert payloads and all(p["attempt"] == 2 and p["status"] == "failed" for p in payloads)
     assert all(p["exit_code"] == 4 and p["task"] == "flaky" for p in payloads)
     assert (tmp_path / "inbox.status").read_text().split()[0] == "failed"
+
+
+def test_a_task_file_that_becomes_a_fifo_never_blocks_serve(serve, tasks_path):
+    """A FIFO in place of the task file would block a read forever: serve refuses it (one
+    error line), keeps the last good tasks, and still stops on SIGTERM."""
+    tasks_path.write_text(task_text("tick"))
+    process = serve("--grace", "1")
+    process.wait_runs("tick", 1)
+    tasks_path.unlink()
+    os.mkfifo(tasks_path)
+    process.wait_log("is not a regular file")
+    before = len(process.runs("tick"))
+    process.wait_runs("tick", before + 2)
+    assert process.stop() == 0
+
+
+def test_serve_refuses_a_fifo_at_start(serve, tasks_path):
+    os.mkfifo(tasks_path)
+    process = serve()
+    assert process.proc.wait(LIMIT) == 78
+    assert "is not a regular file" in process.log
