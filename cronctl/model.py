@@ -10,13 +10,16 @@ import os
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from cronctl.durations import ALLOWED as DURATION_ALLOWED
 from cronctl.durations import parse_duration
 from cronctl.errors import ScheduleError, TaskFileError, UsageError
+
+if TYPE_CHECKING:
+    from cronctl.schedule import Schedule
 
 NAME_RULE = "[A-Za-z0-9][A-Za-z0-9_.-]{0,62}"
 _NAME = re.compile(NAME_RULE)
@@ -255,10 +258,17 @@ class Task:
         """Return the wait before `attempt` (2, 3, ...): retry_delay doubling, capped at 1h."""
         return min(self.retry_delay * 2 ** max(0, attempt - 2), MAX_RETRY_DELAY)
 
-    def parsed_schedule(self):  # -> Schedule (imported lazily: croniter is heavy)
-        from cronctl.schedule import Schedule
+    def parsed_schedule(self) -> Schedule:
+        """Return the task's Schedule, parsed once: validation parses it, `list`, `status` and
+        serve reuse it (the schedule module is imported only when a schedule is needed)."""
+        cached = self.__dict__.get("_parsed_schedule")
+        if cached is None:
+            from cronctl.schedule import Schedule
 
-        return Schedule.parse(self.schedule, timezone=self.timezone, name=self.name)
+            cached = Schedule.parse(self.schedule, timezone=self.timezone, name=self.name)
+            # Frozen: this is a cache of values the task already has, not new state.
+            self.__dict__["_parsed_schedule"] = cached
+        return cached
 
 
 @dataclass(frozen=True)

@@ -51,7 +51,38 @@ def main() -> None:
         load_commands((COMMAND_MODULES[name],))
     else:  # help, completion, a mistyped command (Typer suggests the near ones): all of them
         load_commands()
-    app(prog_name="cronctl")
+    try:
+        app(prog_name="cronctl")
+    except SystemExit as stop:
+        code = stop.code
+        if code == 1 and _click_saw_a_closed_pipe():
+            code = 0  # `cronctl --help | head -1`: the reader went away; not a failure
+        _flush_stdout()
+        raise SystemExit(code) from None
+    _flush_stdout()
+
+
+def _click_saw_a_closed_pipe() -> bool:
+    """Typer's Click turns EPIPE outside our commands (--help, --version, usage text) into
+    exit status 1, after wrapping sys.stdout in its PacifyFlushWrapper."""
+    return type(sys.stdout).__name__ == "PacifyFlushWrapper"
+
+
+def _flush_stdout() -> None:
+    """Flush what is still buffered now, so that a reader that went away does not make the
+    interpreter print "Exception ignored ... BrokenPipeError" at exit."""
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, sys.stdout.fileno())
+        except (OSError, ValueError):
+            pass
+        finally:
+            os.close(devnull)
+    except (OSError, ValueError):
+        pass
 
 
 def __getattr__(name: str) -> Any:

@@ -29,7 +29,7 @@ from cronctl.serve.lock import ServeLock
 from cronctl.serve.loop import Scheduler
 from cronctl.serve.recovery import abandon_leftover_runs, stop_leftover_jobs
 from cronctl.serve.reload import TaskFileWatcher, stamp_of
-from cronctl.serve.storage import Recorder, SerialStore
+from cronctl.serve.storage import Recorder, SerialStore, open_history
 from cronctl.serve.systemd import SystemdNotifier
 from cronctl.serve.workers import ThreadLauncher
 from cronctl.store import HistoryStore
@@ -166,7 +166,7 @@ def serve(
             waker = SignalWaker(signals.received)
             waker.install()
         max_parallel = parallel_limit()
-        store = HistoryStore(locations.db)
+        store = open_history(locations.db, clock)  # checked; a damaged one moved aside
         stamp = stamp_of(locations.tasks_file)
         loaded = load_tasks(locations)
         if events is None:
