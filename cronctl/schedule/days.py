@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import calendar
+import functools
 
 from cronctl.schedule.fields import Field
 
@@ -25,6 +26,12 @@ class DayRule:
     Vixie cron looks only at that first character, so `*/2` still filters days yet makes the
     combination AND: `0 0 */2 * MON` is the odd days that are Mondays.
     """
+
+    @staticmethod
+    @functools.lru_cache(maxsize=1024)
+    def of(day_of_month: Field, day_of_week: Field) -> DayRule:
+        """Return the (shared) rule for these two fields: its day tables are worth keeping."""
+        return DayRule(day_of_month, day_of_week)
 
     def __init__(self, day_of_month: Field, day_of_week: Field) -> None:
         self.day_of_month = day_of_month

@@ -9,6 +9,7 @@ plus `L` in day-of-month and `DOW#N` in day-of-week. Values are ASCII numbers, o
 from __future__ import annotations
 
 import hashlib
+import functools
 import re
 from dataclasses import dataclass
 
@@ -74,6 +75,12 @@ _LAST_WEEKDAY = re.compile(rf"(?:{_VALUE})L", re.IGNORECASE)
 
 def parse_field(text: str, kind: FieldKind, name: str | None) -> Field:
     """Parse one field; raise ScheduleError saying what is wrong and what is allowed."""
+    # The same few field texts recur across thousands of tasks; only `H` depends on the name.
+    return _parse_field(text, kind, name if "H" in text else None)
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_field(text: str, kind: FieldKind, name: str | None) -> Field:
     values: set[int] = set()
     last_day = False
     nth: set[tuple[int, int]] = set()

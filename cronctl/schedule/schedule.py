@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -39,6 +40,14 @@ class Schedule:
         """Parse `text`; raise ScheduleError (a ValueError) saying why it is refused."""
         if not isinstance(text, str):
             raise ScheduleError(f"a schedule is text, not {type(text).__name__}")
+        if cls is Schedule:
+            # A CLI write validates the file before and after the change: the second time every
+            # schedule is one it has just parsed. A Schedule never changes once made.
+            return _parse_cached(text, timezone, name)
+        return cls._parse(text, timezone, name)
+
+    @classmethod
+    def _parse(cls, text: str, timezone: str, name: str | None) -> Schedule:
         zone = load_zone(timezone)
         # Only ASCII blanks around the schedule are cron's; a no-break or other Unicode space
         # (str.strip would drop it silently) is refused with its code point.
@@ -118,3 +127,8 @@ def _check_characters(text: str) -> None:
             )
         if not char.isprintable() and char != "\t":
             raise ScheduleError(f"the schedule contains the control character {char!r}")
+
+
+@functools.lru_cache(maxsize=65536)
+def _parse_cached(text: str, timezone: str, name: str | None) -> Schedule:
+    return Schedule._parse(text, timezone, name)

@@ -29,7 +29,7 @@ class CronSpec:
     def __init__(self, fields: tuple[Field, ...]) -> None:
         self.fields = fields
         self.minute, self.hour, self.day_of_month, self.month, self.day_of_week = fields
-        self.days = DayRule(self.day_of_month, self.day_of_week)
+        self.days = DayRule.of(self.day_of_month, self.day_of_week)
         self.minutes = tuple(sorted(self.minute.values))
         self.hours = tuple(sorted(self.hour.values))
         self.months = frozenset(self.month.values)
