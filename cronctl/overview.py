@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
+from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -13,6 +13,7 @@ from cronctl.taskfile import TaskFile
 
 # `check` warns when at least this many tasks fire in the same minute of the day.
 CROWDED_MINUTE = 5
+CROWDED_SHOWN = 10
 
 
 @dataclass(frozen=True)
@@ -97,18 +98,26 @@ def check(taskfile: TaskFile, now: datetime) -> list[Finding]:
                 for moment in day:
                     utc = moment.astimezone(now.tzinfo)
                     minute_users[(utc.hour, utc.minute)].append(task.name)
-    crowded: Counter[tuple[int, int]] = Counter({k: len(set(v)) for k, v in minute_users.items()})
-    for (hour, minute), count in sorted(crowded.items()):
-        if count >= CROWDED_MINUTE:
-            names = sorted(set(minute_users[(hour, minute)]))
-            findings.append(
-                Finding(
-                    "warning",
-                    None,
-                    f"{count} tasks fire at {hour:02d}:{minute:02d} UTC ({', '.join(names)}); "
-                    "spread them with H in the schedule (e.g. 'H 2 * * *') or a jitter",
-                )
+    crowded = sorted(
+        ((len(set(users)), slot) for slot, users in minute_users.items() if len(set(users)) >= CROWDED_MINUTE),
+        key=lambda item: (-item[0], item[1]),
+    )
+    # The busiest minutes first, a few of them: thousands of lines would hide the point.
+    for count, (hour, minute) in crowded[:CROWDED_SHOWN]:
+        names = sorted(set(minute_users[(hour, minute)]))
+        shown = ", ".join(names[:8]) + (f" and {len(names) - 8} more" if len(names) > 8 else "")
+        findings.append(
+            Finding(
+                "warning",
+                None,
+                f"{count} tasks fire at {hour:02d}:{minute:02d} UTC ({shown}); "
+                "spread them with H in the schedule (e.g. 'H 2 * * *') or a jitter",
             )
+        )
+    if len(crowded) > CROWDED_SHOWN:
+        findings.append(
+            Finding("warning", None, f"{len(crowded) - CROWDED_SHOWN} more minutes each have {CROWDED_MINUTE} or more tasks")
+        )
     for twins in case_twins(taskfile.tasks):
         findings.append(
             Finding(

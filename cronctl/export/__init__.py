@@ -11,7 +11,7 @@ express exactly.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 FORMATS = ("crontab", "systemd", "k8s")
@@ -162,3 +162,22 @@ __all__ = [
     "every_as_cron",
     "vixie_fields",
 ]
+
+
+_SHORT_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\t": "\\t", "\r": "\\r"}
+
+
+def escape_quoted(text: str, needs_code: Callable[[int], bool], code_format: str) -> str:
+    """Return `text` escaped for a double-quoted string (systemd's C-style, YAML's): backslash,
+    quote, newline, tab and return as short escapes; each other character that `needs_code`
+    picks as its code point written with `code_format` (e.g. "\\x{:02x}")."""
+    out = []
+    for char in text:
+        short = _SHORT_ESCAPES.get(char)
+        if short is not None:
+            out.append(short)
+        elif needs_code(ord(char)):
+            out.append(code_format.format(ord(char)))
+        else:
+            out.append(char)
+    return "".join(out)

@@ -25,6 +25,7 @@ from cronctl.export import (
     OutputFile,
     Skipped,
     compress,
+    escape_quoted,
     every_as_cron,
 )
 from cronctl.model import Task
@@ -221,30 +222,18 @@ _KEYWORDS = {"true", "false", "yes", "no", "on", "off", "null", "y", "n", "~"}
 
 def yaml_string(text: str) -> str:
     """Return `text` as a double-quoted YAML scalar (valid JSON string syntax too)."""
-    out = ['"']
-    for char in text:
-        code = ord(char)
-        if char == '"':
-            out.append('\\"')
-        elif char == "\\":
-            out.append("\\\\")
-        elif char == "\n":
-            out.append("\\n")
-        elif char == "\t":
-            out.append("\\t")
-        elif char == "\r":
-            out.append("\\r")
-        elif (
-            code < 0x20
-            or 0x7F <= code <= 0x9F
-            or code in (0x2028, 0x2029, 0xFEFF)
-            or 0xD800 <= code <= 0xDFFF
-        ):
-            out.append(f"\\u{code:04x}")
-        else:
-            out.append(char)
-    out.append('"')
-    return "".join(out)
+    return '"' + escape_quoted(text, _yaml_needs_code, "\\u{:04x}") + '"'
+
+
+def _yaml_needs_code(code: int) -> bool:
+    # Controls, C1, line/paragraph separators, the BOM and lone surrogates are not printable
+    # YAML; JSON-style \\u escapes keep the document valid YAML and JSON at once.
+    return (
+        code < 0x20
+        or 0x7F <= code <= 0x9F
+        or code in (0x2028, 0x2029, 0xFEFF)
+        or 0xD800 <= code <= 0xDFFF
+    )
 
 
 def _key(key: str) -> str:

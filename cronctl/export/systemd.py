@@ -16,7 +16,7 @@ import re
 from collections.abc import Iterable, Sequence
 
 from cronctl.durations import format_duration
-from cronctl.export import Export, NotExportable, OutputFile, Skipped, compress
+from cronctl.export import Export, NotExportable, OutputFile, Skipped, compress, escape_quoted
 from cronctl.model import Task
 
 UNIT_PREFIX = "cronctl-"
@@ -29,23 +29,7 @@ _SAFE_WORD = re.compile(r"[A-Za-z0-9_+=:,./@-]+")
 
 
 def _c_escape(text: str) -> str:
-    out = []
-    for char in text:
-        if char == "\\":
-            out.append("\\\\")
-        elif char == '"':
-            out.append('\\"')
-        elif char == "\n":
-            out.append("\\n")
-        elif char == "\t":
-            out.append("\\t")
-        elif char == "\r":
-            out.append("\\r")
-        elif ord(char) < 0x20 or ord(char) == 0x7F:
-            out.append(f"\\x{ord(char):02x}")
-        else:
-            out.append(char)
-    return "".join(out)
+    return escape_quoted(text, lambda code: code < 0x20 or code == 0x7F, "\\x{:02x}")
 
 
 def specifiers(text: str) -> str:
