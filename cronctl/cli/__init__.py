@@ -49,6 +49,9 @@ def main() -> None:
     name = command_name(sys.argv[1:])
     if name in COMMAND_MODULES and _COMPLETE_VAR not in os.environ:
         load_commands((COMMAND_MODULES[name],))
+        # Typer builds every registered command before it runs one: keep only this one.
+        app.registered_commands = [c for c in app.registered_commands if _name_of(c) == name]
+        app.registered_groups = [g for g in app.registered_groups if g.name == name]
     else:  # help, completion, a mistyped command (Typer suggests the near ones): all of them
         load_commands()
     try:
@@ -60,6 +63,10 @@ def main() -> None:
         _flush_stdout()
         raise SystemExit(code) from None
     _flush_stdout()
+
+
+def _name_of(info: Any) -> str:
+    return info.name or info.callback.__name__.replace("_", "-")
 
 
 def _click_saw_a_closed_pipe() -> bool:

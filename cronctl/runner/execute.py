@@ -202,7 +202,26 @@ class Executor:
                 now = self.clock.now()
                 self.store.finish_run(run_id, status=Status.SKIPPED, finished_at=now, reason=skip_reason)
                 return self._finished(request, run_id)
-        self.events.run_started(task, self.store.get_run(run_id))
+        # The listeners hear of the start from what we know, not from a read of the row: this
+        # sits between the slot and the spawn, where every millisecond is lateness.
+        self.events.run_started(
+            task,
+            Run(
+                id=run_id,
+                task=task.name,
+                trigger=request.trigger,
+                attempt=request.attempt,
+                scheduled_at=request.scheduled_at,
+                started_at=self.clock.now(),
+                finished_at=None,
+                duration_ms=None,
+                status=Status.RUNNING,
+                exit_code=None,
+                signal=None,
+                pid=None,
+                reason=None,
+            ),
+        )
         outcome = run_process(
             task.command,
             shell=task.shell,
