@@ -9,7 +9,6 @@ import errno
 import json
 import os
 import re
-import sys
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -238,25 +237,28 @@ class Renderer:
         body = []
         for run in runs:
             zone = zone_of(run.task)
-            exit_text = (
-                str(run.exit_code) if run.exit_code is not None else (f"signal {run.signal}" if run.signal else "-")
-            )
             body.append(
                 [
                     str(run.id),
                     run.task,
                     run.trigger,
                     str(run.attempt),
-                    timefmt.stamp(run.scheduled_at, zone) if run.scheduled_at else "-",
-                    (timefmt.stamp(run.started_at, zone) + f" ({timefmt.relative(run.started_at, now)})")
-                    if self.rich
-                    else timefmt.iso(timefmt.local(run.started_at, zone)) if run.started_at else "-",
+                    timefmt.stamp(run.scheduled_at, zone),
+                    self._started(run, zone, now),
                     timefmt.duration_ms(run.duration_ms),
                     self.status_text(run.status),
-                    exit_text,
+                    _exit_text(run),
                 ]
             )
         self.table(headers, body)
+
+    def _started(self, run: Run, zone: str, now: datetime) -> str:
+        """A person reads "2026-03-08 03:00 EDT (5m ago)"; a script gets ISO 8601."""
+        if run.started_at is None:
+            return "-"
+        if self.rich:
+            return f"{timefmt.stamp(run.started_at, zone)} ({timefmt.relative(run.started_at, now)})"
+        return timefmt.local(run.started_at, zone).isoformat()
 
     def findings(self, findings: Sequence[Any]) -> None:
         for finding in findings:
@@ -267,5 +269,7 @@ class Renderer:
                 self.warning(subject + finding.message)
 
 
-def stdout_is_terminal() -> bool:
-    return sys.stdout.isatty()
+def _exit_text(run: Run) -> str:
+    if run.exit_code is not None:
+        return str(run.exit_code)
+    return f"signal {run.signal}" if run.signal else "-"
