@@ -113,30 +113,20 @@ class SerialStore:
 
     def set_pid(self, run_id: int, pid: int) -> None:
         # Called as the job starts: a failure here must not kill the job (the pid is a detail).
-        try:
-            with self._lock:
-                self._store.set_pid(run_id, pid)
-        except StoreError as exc:
-            self.say(
-                "set_pid",
-                logging.WARNING,
-                "cannot record the pid of run %s: %s",
-                run_id,
-                exc.message,
-            )
+        self._best_effort("set_pid", "the pid", run_id, self._store.set_pid, pid)
 
     def record_notify_error(self, run_id: int, message: str | None) -> None:
+        self._best_effort(
+            "notify_error", "a notification error", run_id, self._store.record_notify_error, message
+        )
+
+    def _best_effort(self, key: str, what: str, run_id: int, write: Any, value: Any) -> None:
+        """Write a detail of a run; when the database refuses, log it (once) and go on."""
         try:
             with self._lock:
-                self._store.record_notify_error(run_id, message)
+                write(run_id, value)
         except StoreError as exc:
-            self.say(
-                "notify_error",
-                logging.WARNING,
-                "cannot record a notification error of run %s: %s",
-                run_id,
-                exc.message,
-            )
+            self.say(key, logging.WARNING, "cannot record %s of run %s: %s", what, run_id, exc.message)
 
     def finish_run(self, run_id: int, **fields: Any) -> None:
         """Record the end of a run; retry while the database refuses, until `give_up`."""
