@@ -6,20 +6,23 @@ Plain text is tab-separated with a header line, so `cut -f` and `awk -F'\\t'` wo
 from __future__ import annotations
 
 import errno
-import json
 import os
 import re
-from collections.abc import Sequence
+import sys
+from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from functools import cached_property
+from typing import IO, TYPE_CHECKING, Any
 
-from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
 from cronctl import timefmt
 from cronctl.model import Task
 from cronctl.records import FAILURE_STATUSES, Run
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 STATUS_STYLES = {
     "succeeded": "green",
@@ -44,20 +47,56 @@ def printable(text: str) -> str:
     return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
 
 
-class _Console(Console):
-    def on_broken_pipe(self) -> None:
-        """The reader went away (`cronctl show x | head -1`). Rich would exit with status 1; we
-        point the stream at /dev/null and let the command's wrapper end quietly (status 0)."""
-        self.quiet = True
-        try:
-            devnull = os.open(os.devnull, os.O_WRONLY)
+def is_terminal(stream: IO[str], environ: Mapping[str, str] = os.environ) -> bool:
+    """Whether `stream` gets the terminal form (Rich tables, colour) rather than plain text.
+
+    Rich's own rule (TTY_COMPATIBLE=0/1 first, then a non-empty FORCE_COLOR, then isatty),
+    decided here so that plain output never has to load Rich's console module, and handed to
+    the console when one is made, so that both always agree.
+    """
+    compatible = environ.get("TTY_COMPATIBLE", "")
+    if compatible in ("0", "1"):
+        return compatible == "1"
+    force_color = environ.get("FORCE_COLOR")
+    if force_color is not None:
+        return force_color != ""
+    isatty = getattr(stream, "isatty", None)
+    try:
+        return bool(isatty and isatty())
+    except ValueError:  # a closed stream
+        return False
+
+
+def _console(*, stderr: bool, terminal: bool, no_color: bool) -> Console:
+    from rich.console import Console
+
+    class _Console(Console):
+        def on_broken_pipe(self) -> None:
+            """The reader went away (`cronctl show x | head -1`). Rich would exit with status
+            1; we point the stream at /dev/null and let the command's wrapper end quietly."""
+            self.quiet = True
             try:
-                os.dup2(devnull, self.file.fileno())
-            finally:
-                os.close(devnull)
-        except (OSError, ValueError, AttributeError):
-            pass
-        raise BrokenPipeError(errno.EPIPE, os.strerror(errno.EPIPE))
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                try:
+                    os.dup2(devnull, self.file.fileno())
+                finally:
+                    os.close(devnull)
+            except (OSError, ValueError, AttributeError):
+                pass
+            raise BrokenPipeError(errno.EPIPE, os.strerror(errno.EPIPE))
+
+    # NO_COLOR / --no-color: no escape sequences at all (not even bold), only text. Emoji
+    # codes stay as typed: ":warning:" in a job's output is not ours to turn into a picture.
+    plain: dict[str, Any] = {"color_system": None} if no_color else {}
+    return _Console(
+        stderr=stderr,
+        force_terminal=terminal,
+        highlight=False,
+        emoji=False,
+        no_color=no_color or None,
+        soft_wrap=True,
+        **plain,
+    )
 
 
 def status_style(status: str) -> str:
@@ -85,47 +124,80 @@ def percent(rate: float | None) -> str:
 
 
 class Renderer:
-    """The two consoles (stdout for results, stderr for messages) and every view."""
+    """The two streams (stdout for results, stderr for messages) and every view.
+
+    A stream that is not a terminal gets plain text written straight to it; the Rich console
+    of a stream is made the first time terminal output needs it (loading Rich's console
+    module is a tenth of the start-up of a piped `cronctl list`).
+    """
 
     def __init__(self, *, no_color: bool = False) -> None:
-        # NO_COLOR / --no-color: no escape sequences at all (not even bold), only text.
-        plain: dict[str, Any] = {"color_system": None} if no_color else {}
-        common: dict[str, Any] = {"highlight": False, "no_color": no_color or None, "soft_wrap": True}
-        self.out = _Console(**common, **plain)
-        self.err = _Console(stderr=True, **common, **plain)
+        self.no_color = no_color
+
+    @property
+    def stdout(self) -> IO[str]:
+        return sys.stdout  # looked up each time, as Rich does, so tests may swap it
+
+    @property
+    def stderr(self) -> IO[str]:
+        return sys.stderr
 
     @property
     def rich(self) -> bool:
-        return self.out.is_terminal
+        return is_terminal(self.stdout)
+
+    @cached_property
+    def out(self) -> Console:
+        return _console(stderr=False, terminal=self.rich, no_color=self.no_color)
+
+    @cached_property
+    def err(self) -> Console:
+        return _console(stderr=True, terminal=is_terminal(self.stderr), no_color=self.no_color)
 
     # -- primitives ------------------------------------------------------------------------
 
     def json(self, data: Any) -> None:
-        self.out.file.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
-        self.out.file.flush()
+        import json
+
+        self.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+
+    def write(self, text: str) -> None:
+        """Write text to stdout as it is (already plain: JSON, logs, metrics)."""
+        self.stdout.write(text)
+        self.stdout.flush()
 
     def line(self, text: str = "") -> None:
-        self.out.print(printable(text), markup=False)
+        if self.rich:
+            self.out.print(printable(text), markup=False)
+        else:
+            self.write(printable(text) + "\n")
 
     def note(self, text: str) -> None:
         """A message for the person, on stderr so that stdout stays data."""
-        self.err.print(printable(text), markup=False)
+        self._message(Text(printable(text)))
 
     def warning(self, text: str) -> None:
-        self.err.print(Text("warning: ", style="yellow") + Text(printable(text)))
+        self._message(Text("warning: ", style="yellow") + Text(printable(text)))
 
     def error(self, message: str, hint: str | None = None) -> None:
-        self.err.print(Text("error: ", style="bold red") + Text(printable(message)))
+        self._message(Text("error: ", style="bold red") + Text(printable(message)))
         if hint:
-            self.err.print(Text("hint: ", style="dim") + Text(printable(hint)))
+            self._message(Text("hint: ", style="dim") + Text(printable(hint)))
+
+    def _message(self, text: Text) -> None:
+        if is_terminal(self.stderr):
+            self.err.print(text)
+        else:
+            self.stderr.write(text.plain + "\n")
+            self.stderr.flush()
 
     def table(self, headers: Sequence[str], rows: Sequence[Sequence[str | Text]], title: str | None = None) -> None:
         if not self.rich:
-            self.out.file.write("\t".join(h.lower().replace(" ", "_") for h in headers) + "\n")
+            lines = ["\t".join(h.lower().replace(" ", "_") for h in headers)]
             for row in rows:
                 cells = [printable(c.plain if isinstance(c, Text) else str(c)) for c in row]
-                self.out.file.write("\t".join(c.replace("\t", " ").replace("\n", " ") for c in cells) + "\n")
-            self.out.file.flush()
+                lines.append("\t".join(c.replace("\t", " ").replace("\n", " ") for c in cells))
+            self.write("\n".join(lines) + "\n")
             return
         table = Table(title=title, header_style="bold", show_edge=False, pad_edge=False)
         for header in headers:
@@ -140,7 +212,7 @@ class Renderer:
             if self.rich:
                 self.out.print(Text(f"{key:<{width}}  ", style="bold") + Text(printable(value)))
             else:
-                self.out.file.write(f"{key:<{width}}  {printable(value)}\n")
+                self.write(f"{key:<{width}}  {printable(value)}\n")
 
     # -- views -----------------------------------------------------------------------------
 

@@ -161,6 +161,33 @@ def test_migration_from_schema_1_keeps_runs(tmp_path):
         assert opened.get_run(run.id).notify_error == "webhook: connection refused"
 
 
+def test_migration_from_schema_2_swaps_in_the_covering_task_index(tmp_path):
+    path = tmp_path / "history.db"
+    old = sqlite3.connect(path, isolation_level=None)
+    for script in MIGRATIONS[:2]:
+        old.executescript(script)
+    old.execute("PRAGMA user_version = 2")
+    old.execute("INSERT INTO runs (task, trigger, started_at, duration_ms, status) VALUES ('a', 'manual', 1, 7, 'failed')")
+    old.close()
+    with HistoryStore(path) as opened:
+        indexes = {r[0] for r in opened._db.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+        assert "runs_task_recent" in indexes and "runs_task_started" not in indexes
+        stats = opened.task_stats("a")
+        assert (stats.recent, stats.p50_ms, stats.last.status) == (("failed",), 7, "failed")
+
+
+def test_task_stats_reads_the_index_only(store):
+    """The health of each task in `list` reads no table rows but its newest run's."""
+    add_run(store)
+    statements: list[str] = []
+    store._db.set_trace_callback(statements.append)
+    store.task_stats("a")
+    store._db.set_trace_callback(None)
+    plans = [" / ".join(r[3] for r in store._db.execute("EXPLAIN QUERY PLAN " + sql)) for sql in statements]
+    assert plans[0] == "SEARCH runs USING COVERING INDEX runs_task_recent (task=?)"
+    assert all("runs_task_recent" in plan for plan in plans), plans
+
+
 def test_newer_schema_is_refused(tmp_path):
     path = tmp_path / "history.db"
     raw = sqlite3.connect(path)

@@ -5,6 +5,7 @@ building Typer's tree of every command and importing every command's library cos
 most commands themselves, and `cronctl list` in a script should start fast.
 """
 
+import gc
 import importlib
 import os
 import sys
@@ -44,6 +45,10 @@ def load_commands(modules: tuple[str, ...] = MODULES) -> None:
 
 
 def main() -> None:
+    # Importing creates objects by the thousand and none of them become garbage: the cyclic
+    # collector would walk them over and over (3 ms of a 100 ms start). It runs again once
+    # the imports are done; what they made is frozen out of its way (serve lives for days).
+    gc.disable()
     from cronctl.cli.common import app
 
     name = command_name(sys.argv[1:])
@@ -54,6 +59,8 @@ def main() -> None:
         app.registered_groups = [g for g in app.registered_groups if g.name == name]
     else:  # help, completion, a mistyped command (Typer suggests the near ones): all of them
         load_commands()
+    gc.freeze()
+    gc.enable()
     try:
         app(prog_name="cronctl")
     except SystemExit as stop:

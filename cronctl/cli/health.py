@@ -190,8 +190,7 @@ def metrics(
     app = state(ctx)
     text = health.metrics(app.tasks(), app.store(), app.clock.now())
     if output is None:
-        app.renderer.out.file.write(text)
-        app.renderer.out.file.flush()
+        app.renderer.write(text)
         return
     _write_atomically(output, text)
 

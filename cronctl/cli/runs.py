@@ -222,5 +222,4 @@ def logs(
         if len(streams) > 1:
             app.renderer.note(f"--- {stream_name} ({stream.total_bytes if stream else 0} bytes) ---")
         if text:
-            app.renderer.out.file.write(text if text.endswith("\n") else text + "\n")
-    app.renderer.out.file.flush()
+            app.renderer.write(text if text.endswith("\n") else text + "\n")

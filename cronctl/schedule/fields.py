@@ -8,7 +8,6 @@ plus `L` in day-of-month and `DOW#N` in day-of-week. Values are ASCII numbers, o
 
 from __future__ import annotations
 
-import hashlib
 import functools
 import re
 from dataclasses import dataclass
@@ -146,6 +145,8 @@ def _hashed(kind: FieldKind, match: re.Match[str], item: str, name: str | None) 
         low, high = _value(kind, match["lo"], item), _value(kind, match["hi"], item)
         if high < low:
             raise _error(kind, item, f"has a reversed range ({low} > {high})")
+    import hashlib  # here: loading OpenSSL costs 2 ms, and only H needs it
+
     digest = hashlib.sha256(f"{name}\n{kind.label}".encode()).digest()
     number = int.from_bytes(digest[:8], "big")
     if match["step"] is None:

@@ -56,7 +56,7 @@ def task_file(tasks: int) -> str:
 def build(home: Path, rows: int, tasks: int) -> None:
     """Create CRONCTL_HOME with `tasks` tasks and `rows` runs ending now (skipped if present)."""
     db_path = home / "history.db"
-    marker = home / f".built-v2-{rows}-{tasks}"
+    marker = home / f".built-v3-{rows}-{tasks}"
     if marker.exists():
         return
     home.mkdir(parents=True, exist_ok=True)

@@ -49,3 +49,26 @@ def test_list_does_not_import_the_other_commands(cronctl_home):
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.stdout.strip().splitlines()[-1] == "['cronctl.cli.common', 'cronctl.cli.complete', 'cronctl.cli.tasks']"
+
+
+LEAN_CODE = (
+    "import gc, sys; sys.argv = ['cronctl'] + sys.argv[1:]\n"
+    "from cronctl.cli import main\n"
+    "try:\n    main()\nexcept SystemExit:\n    pass\n"
+    "print('gc enabled' if gc.isenabled() else 'gc disabled')\n"
+    "print(' '.join(sorted(m for m in sys.modules if m in {}"
+    ".fromkeys(('rich.console', 'platformdirs', 'hashlib', 'json', 'cronctl.runner.process')))))"
+)
+
+
+@pytest.mark.parametrize("words", [["list"], ["status"], ["history", "--failed", "--since", "1h"]])
+def test_piped_read_commands_load_only_what_they_use(cronctl_home, words):
+    """Plain output needs no Rich console, CRONCTL_HOME no platformdirs, schedules without
+    H no OpenSSL, and `status` no process machinery: each was milliseconds of start-up
+    (SPEC 8). The collector, paused while importing, runs again for the command."""
+    cronctl_home.mkdir(parents=True, exist_ok=True)
+    (cronctl_home / "tasks.toml").write_text('[tasks.a]\nschedule = "*/5 * * * *"\ncommand = "true"\n')
+    result = subprocess.run([sys.executable, "-c", LEAN_CODE, *words], capture_output=True, text=True)
+    *_, gc_line, loaded = result.stdout.splitlines()
+    assert gc_line == "gc enabled"
+    assert loaded == "", f"{words} loaded {loaded}"
