@@ -63,7 +63,9 @@ def _platform_dir(kind: str) -> str:
     # benchmarks), loading platformdirs would add about 2 ms to every command for nothing.
     import platformdirs
 
-    return platformdirs.user_config_dir(APP) if kind == "config" else platformdirs.user_state_dir(APP)
+    if kind == "config":
+        return platformdirs.user_config_dir(APP)
+    return platformdirs.user_state_dir(APP)
 
 
 def ensure_private_dir(path: Path) -> None:

@@ -634,7 +634,8 @@ class HistoryStore:
             # is read whole (building 50 Runs for each of 100 tasks, or reading their rows,
             # was most of `cronctl list`'s own time).
             rows = self._db.execute(
-                "SELECT status, duration_ms FROM runs WHERE task = ? ORDER BY started_at DESC, id DESC LIMIT ?",
+                "SELECT status, duration_ms FROM runs WHERE task = ?"
+                " ORDER BY started_at DESC, id DESC LIMIT ?",
                 (task, window),
             ).fetchall()
         last = self.last_run(task) if rows else None

@@ -167,7 +167,10 @@ def test_migration_from_schema_2_swaps_in_the_covering_task_index(tmp_path):
     for script in MIGRATIONS[:2]:
         old.executescript(script)
     old.execute("PRAGMA user_version = 2")
-    old.execute("INSERT INTO runs (task, trigger, started_at, duration_ms, status) VALUES ('a', 'manual', 1, 7, 'failed')")
+    old.execute(
+        "INSERT INTO runs (task, trigger, started_at, duration_ms, status)"
+        " VALUES ('a', 'manual', 1, 7, 'failed')"
+    )
     old.close()
     with HistoryStore(path) as opened:
         indexes = {r[0] for r in opened._db.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
@@ -183,7 +186,9 @@ def test_task_stats_reads_the_index_only(store):
     store._db.set_trace_callback(statements.append)
     store.task_stats("a")
     store._db.set_trace_callback(None)
-    plans = [" / ".join(r[3] for r in store._db.execute("EXPLAIN QUERY PLAN " + sql)) for sql in statements]
+    plans = [
+        " / ".join(r[3] for r in store._db.execute("EXPLAIN QUERY PLAN " + sql)) for sql in statements
+    ]
     assert plans[0] == "SEARCH runs USING COVERING INDEX runs_task_recent (task=?)"
     assert all("runs_task_recent" in plan for plan in plans), plans
 

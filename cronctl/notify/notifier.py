@@ -1,17 +1,21 @@
 """The Notifier: a RunEvents listener that sends notifications off the caller's thread.
 
-`run_started` and `run_finished` only put a job on a bounded queue and return: they never
-block and never raise. One daemon worker thread takes the jobs in order (so a run's
-healthchecks /start ping goes out before its end ping), decides the event from the history
-(`cronctl.notify.events`), and sends each channel in its own thread under a hard deadline of
+`run_started` and `run_finished` only queue a job and return: they never block and never
+raise. Jobs wait in one lane per task, and a small pool of worker threads (WORKERS) serves
+the lanes in turn, one job at a time: a task's notifications go out in order (its
+healthchecks /start ping before its end ping), while a task whose endpoint hangs holds one
+worker, not everyone's notifications. A worker decides the event from the history
+(`cronctl.notify.events`) and sends each channel in its own thread under a hard deadline of
 the task's `notify.timeout` (plus a small grace). A channel that fails or hangs is logged and
-recorded on the run (`notify_error`); it never fails the run or stops serve.
+recorded on the run (`notify_error`); it never fails the run or stops serve. At most
+`queue_size` jobs wait; past that, new ones are dropped with a log line.
 
-The worker reads and writes the history through its own connection to the database (a
-HistoryStore is one sqlite3 connection, not for concurrent use). Given an in-memory store,
-which no second connection can see, it shares that one: use `synchronous=True` then (tests).
+The workers read and write the history through the notifier's own connection to the
+database (a HistoryStore is one sqlite3 connection: they take turns). Given an in-memory
+store, which no second connection can see, it shares that one: use `synchronous=True` then
+(tests).
 
-Missed runs are coalesced: while a `missed` notification of a task waits in the queue,
+Missed runs are coalesced: while a `missed` notification of a task waits in its lane,
 further missed runs of that task are counted into it instead of queued (serve can record up
 to 100 missed slots at start-up; that is one or two messages, not a hundred).
 """
@@ -19,10 +23,9 @@ to 100 missed slots at start-up; that is one or two messages, not a hundred).
 from __future__ import annotations
 
 import os
-import queue
 import socket
 import threading
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -38,13 +41,15 @@ from cronctl.records import FAILURE_STATUSES, Output, Run, Status, Trigger
 from cronctl.store import HistoryStore
 
 DEFAULT_QUEUE_SIZE = 1000
+# Tasks whose notifications are sent at the same time. Each send is bounded by its timeout, so
+# a few hanging endpoints delay the others by at most that, and only when WORKERS of them hang.
+WORKERS = 4
 # Seconds a channel may overrun its timeout (a process being killed, a socket closing)
 # before the worker gives up on it and moves on.
 DEADLINE_GRACE = 2.0
 _REMEMBERED_START_ERRORS = 1000
 HISTORY_ROWS = 200  # latest runs read to measure a failure streak
 FIND_SENDMAIL = "find"
-_STOP = object()
 
 
 @dataclass(frozen=True)
@@ -118,9 +123,14 @@ class Notifier:
         self._store: HistoryStore | None = None
         self._own_store = False
         self._store_lock = threading.Lock()
-        self._queue: queue.Queue[object] = queue.Queue(maxsize=queue_size)
+        self._queue_size = queue_size
         self._lock = threading.Lock()
-        self._worker: threading.Thread | None = None
+        self._changed = threading.Condition(self._lock)  # a job queued or done; closing
+        self._lanes: dict[str, deque[_Job]] = {}  # task name -> its jobs, oldest first
+        self._ready: deque[str] = deque()  # lanes with jobs that no worker is on, in turn
+        self._queued = 0  # jobs in the lanes or being sent
+        self._workers: list[threading.Thread] = []
+        self._idle = 0
         self._closed = False
         self._pending_missed: dict[str, _Job] = {}
         self._start_errors: OrderedDict[int, str] = OrderedDict()
@@ -144,26 +154,22 @@ class Notifier:
     # -- life cycle ----------------------------------------------------------------------------
 
     def close(self, timeout: float = 10.0) -> bool:
-        """Send what is queued (waiting up to `timeout` seconds), then stop the worker.
+        """Send what is queued (waiting up to `timeout` seconds), then stop the workers.
 
         Returns False when notifications were still pending at the deadline (they are logged
         as lost). Later events are dropped with a log line.
         """
-        with self._lock:
-            self._closed = True
-            worker = self._worker
-        flushed = True
-        if worker is not None:
-            deadline = self.clock.monotonic() + max(0.0, timeout)
-            try:
-                self._queue.put(_STOP, timeout=max(0.0, timeout))
-            except queue.Full:
-                pass
+        deadline = self.clock.monotonic() + max(0.0, timeout)
+        with self._changed:
+            self._closed = True  # workers leave once no lane has work
+            self._changed.notify_all()
+            workers = list(self._workers)
+        for worker in workers:
             worker.join(max(0.0, deadline - self.clock.monotonic()))
-            flushed = not worker.is_alive()
-            if not flushed:
-                self._log(f"notify: gave up waiting at shutdown; about {self._queue.qsize()} notifications not sent")
-        if flushed:
+        flushed = not any(worker.is_alive() for worker in workers)
+        if not flushed:
+            self._log(f"notify: gave up waiting at shutdown; {self._queued} notifications not sent")
+        else:
             self._close_store()
         return flushed
 
@@ -233,41 +239,64 @@ class Notifier:
             pass
 
     def _submit(self, job: _Job) -> None:
-        if self._closed:
-            self._log(f"notify: task '{job.task.name}' run {job.run.id}: notifier closed; not sent")
-            return
-        if self.synchronous:
+        if self.synchronous and not self._closed:
             self._handle_safely(job)
             return
-        with self._lock:
+        name = job.task.name
+        with self._changed:
+            if self._closed:
+                self._log(f"notify: task '{name}' run {job.run.id}: notifier closed; not sent")
+                return
             if job.phase == "finish" and job.run.status == Status.MISSED:
-                pending = self._pending_missed.get(job.task.name)
+                pending = self._pending_missed.get(name)
                 if pending is not None:
                     pending.missed_count += 1
                     if _later_slot(job.run, pending.run):
                         pending.run, pending.task = job.run, job.task
                     return
-                self._pending_missed[job.task.name] = job
-            if self._worker is None:
-                self._worker = threading.Thread(target=self._work, name="cronctl-notifier", daemon=True)
-                self._worker.start()
-            try:
-                self._queue.put_nowait(job)
-            except queue.Full:
-                if self._pending_missed.get(job.task.name) is job:
-                    del self._pending_missed[job.task.name]
-                self._log(f"notify: queue full; dropped the notification of task '{job.task.name}' run {job.run.id}")
+            if self._queued >= self._queue_size:
+                self._log(
+                    f"notify: queue full; dropped the notification of task '{name}' run {job.run.id}"
+                )
+                return
+            if job.phase == "finish" and job.run.status == Status.MISSED:
+                self._pending_missed[name] = job
+            lane = self._lanes.get(name)
+            if lane is None:  # no jobs and no worker on it: its turn comes
+                lane = self._lanes[name] = deque()
+                self._ready.append(name)
+            lane.append(job)
+            self._queued += 1
+            # A lane whose turn has come counts as ready until a worker takes it, so more ready
+            # lanes than waiting workers means a worker more (up to WORKERS).
+            if len(self._ready) > self._idle and len(self._workers) < WORKERS:
+                number = len(self._workers) + 1
+                worker = threading.Thread(target=self._work, name=f"cronctl-notifier-{number}", daemon=True)
+                self._workers.append(worker)
+                worker.start()
+            self._changed.notify()
 
     def _work(self) -> None:
         while True:
-            job = self._queue.get()
-            if job is _STOP:
-                return
-            assert isinstance(job, _Job)
-            with self._lock:
-                if self._pending_missed.get(job.task.name) is job:
-                    del self._pending_missed[job.task.name]
+            with self._changed:
+                while not self._ready and not self._closed:
+                    self._idle += 1
+                    self._changed.wait()
+                    self._idle -= 1
+                if not self._ready:
+                    return  # closed, and no lane has work
+                name = self._ready.popleft()
+                lane = self._lanes[name]
+                job = lane.popleft()
+                if self._pending_missed.get(name) is job:
+                    del self._pending_missed[name]
             self._handle_safely(job)
+            with self._changed:
+                self._queued -= 1
+                if lane:
+                    self._ready.append(name)  # one job a turn: other tasks go first
+                else:
+                    del self._lanes[name]
 
     def _handle_safely(self, job: _Job) -> None:
         try:
@@ -299,13 +328,14 @@ class Notifier:
                 f"notify: task '{job.task.name}' run {job.run.id}: {what} by {failure.channel} failed: {failure.detail}"
             )
         message = "; ".join(f"{f.channel}: {f.detail}" for f in failures)
-        if job.phase == "start":
-            if message:
-                self._start_errors[job.run.id] = message
-                while len(self._start_errors) > _REMEMBERED_START_ERRORS:
-                    self._start_errors.popitem(last=False)
-            return
-        earlier = self._start_errors.pop(job.run.id, None)
+        with self._lock:  # workers of other lanes use it too
+            if job.phase == "start":
+                if message:
+                    self._start_errors[job.run.id] = message
+                    while len(self._start_errors) > _REMEMBERED_START_ERRORS:
+                        self._start_errors.popitem(last=False)
+                return
+            earlier = self._start_errors.pop(job.run.id, None)
         message = "; ".join(m for m in (earlier, message) if m)
         if message:
             self._record(job.run.id, message)

@@ -15,7 +15,14 @@ _HOMES = {
     "run_process": "process",
     "stop_process_group": "process",
 }
-__all__ = sorted(_HOMES)
+__all__ = [
+    "BoundedCapture",
+    "CapturedOutput",
+    "ProcessOutcome",
+    "run_process",
+    "safe_text",
+    "stop_process_group",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -56,8 +56,8 @@ LEAN_CODE = (
     "from cronctl.cli import main\n"
     "try:\n    main()\nexcept SystemExit:\n    pass\n"
     "print('gc enabled' if gc.isenabled() else 'gc disabled')\n"
-    "print(' '.join(sorted(m for m in sys.modules if m in {}"
-    ".fromkeys(('rich.console', 'platformdirs', 'hashlib', 'json', 'cronctl.runner.process')))))"
+    "unused = ('rich.console', 'platformdirs', 'hashlib', 'json', 'cronctl.runner.process')\n"
+    "print(' '.join(m for m in unused if m in sys.modules))"
 )
 
 
@@ -68,7 +68,9 @@ def test_piped_read_commands_load_only_what_they_use(cronctl_home, words):
     (SPEC 8). The collector, paused while importing, runs again for the command."""
     cronctl_home.mkdir(parents=True, exist_ok=True)
     (cronctl_home / "tasks.toml").write_text('[tasks.a]\nschedule = "*/5 * * * *"\ncommand = "true"\n')
-    result = subprocess.run([sys.executable, "-c", LEAN_CODE, *words], capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-c", LEAN_CODE, *words], capture_output=True, text=True, check=True
+    )
     *_, gc_line, loaded = result.stdout.splitlines()
     assert gc_line == "gc enabled"
     assert loaded == "", f"{words} loaded {loaded}"

@@ -4,12 +4,14 @@ failures on the run, and wired to the real Executor."""
 from __future__ import annotations
 
 import json
+import threading
 import time
 from datetime import timedelta
 
 import pytest
 
 from cronctl.notify import Notifier
+from cronctl.notify.notifier import WORKERS
 from cronctl.records import Trigger
 from cronctl.runner.execute import Executor, RunRequest
 from cronctl.store import HistoryStore
@@ -182,3 +184,42 @@ def test_errors_can_be_recorded_through_the_callers_writer(store, db):
     notifier.run_finished(task, run, final=True)
     assert [r[0] for r in recorded] == [run.id] and "webhook: cannot reach" in recorded[0][1]
     assert store.get_run(run.id).notify_error is None
+
+
+def test_a_hanging_endpoint_delays_only_its_own_task(store, db, web):
+    """Each task has its own lane: a task whose notify command hangs (up to its timeout)
+    holds one worker, and another task's webhook goes out meanwhile."""
+    log = Log()
+    notifier = Notifier(db, log=log, sendmail=None)
+    hanging = make_task(name="stuck", notify={"command": "sleep 30", "timeout": 5})
+    healthy = make_task(name="fine", notify={"webhook": f"{web.url}/hook"})
+    notifier.run_finished(hanging, record(store, task="stuck"), final=True)
+    started = time.monotonic()
+    notifier.run_finished(healthy, record(store, task="fine"), final=True)
+    while not web.requests and time.monotonic() - started < 10:
+        time.sleep(0.01)
+    assert web.requests and time.monotonic() - started < 2.5
+    assert notifier.close(timeout=15)
+    assert any("did not finish within 5s" in line for line in log)
+
+
+def test_workers_are_bounded_and_each_task_keeps_its_order(store, db, web):
+    notifier = Notifier(db, log=Log(), sendmail=None)
+    tasks = [
+        make_task(name=f"t{i}", notify={"webhook": f"{web.url}/hook/t{i}", "on": ["failure", "success"]})
+        for i in range(12)
+    ]
+    sent: dict[str, list[int]] = {}
+    for round_ in range(5):
+        for task in tasks:
+            run = record(store, task=task.name, at=T0 + timedelta(minutes=round_))
+            sent.setdefault(task.name, []).append(run.id)
+            notifier.run_finished(task, run, final=True)
+    workers = [t for t in threading.enumerate() if t.name.startswith("cronctl-notifier")]
+    assert 1 <= len(workers) <= WORKERS
+    assert notifier.close(timeout=30)
+    received: dict[str, list[int]] = {}
+    for request in web.requests:
+        task = request.path.rsplit("/", 1)[1]
+        received.setdefault(task, []).append(json.loads(request.body)["id"])
+    assert received == sent
