@@ -70,6 +70,7 @@ NOTIFY_KEYS = (
     "command",
     "webhook",
     "format",
+    "webhook_secret_env",
     "healthchecks",
     "email",
     "timeout",
@@ -203,6 +204,7 @@ class NotifySettings:
     command: str | None = None
     webhook: str | None = None
     format: str = "json"
+    webhook_secret_env: str | None = None  # the variable holding the signing secret
     healthchecks: str | None = None
     email: tuple[str, ...] = ()
     timeout: int = DEFAULT_NOTIFY_TIMEOUT
@@ -375,6 +377,13 @@ def _env(task: str | None, key: str, value: Any) -> dict[str, str]:
     return result
 
 
+def _env_name(task: str | None, key: str, value: Any) -> str:
+    name = _string(task, key, value)
+    if not _ENV_NAME.fullmatch(name):
+        _fail(task, key, f"{name!r} is not a valid environment variable name")
+    return name
+
+
 def _names(task: str | None, key: str, value: Any) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         _fail(task, key, "must be a list of task names, e.g. [\"extract\"]")
@@ -387,6 +396,9 @@ def _names(task: str | None, key: str, value: Any) -> tuple[str, ...]:
 def parse_notify(raw: Any, task: str | None) -> NotifySettings:
     if not isinstance(raw, Mapping):
         _fail(task, "notify", "must be a table ([tasks.NAME.notify])")
+    if "webhook_secret" in raw:
+        _fail(task, "notify.webhook_secret", "secrets are never stored in the task file",
+              "name an environment variable with webhook_secret_env")
     _check_keys(raw, NOTIFY_KEYS, task, "notify")
     values: dict[str, Any] = {}
     if "on" in raw:
@@ -409,6 +421,8 @@ def parse_notify(raw: Any, task: str | None) -> NotifySettings:
             values[key] = _url(task, f"notify.{key}", raw[key])
     if "format" in raw:
         values["format"] = _choice(task, "notify.format", raw["format"], WEBHOOK_FORMATS)
+    if "webhook_secret_env" in raw:
+        values["webhook_secret_env"] = _env_name(task, "notify.webhook_secret_env", raw["webhook_secret_env"])
     if "email" in raw:
         email = raw["email"]
         if isinstance(email, str):

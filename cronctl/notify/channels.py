@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import smtplib
+import socket
 import ssl
 import tempfile
 import urllib.error
@@ -82,32 +83,126 @@ def _where(url: str) -> str:
 # --------------------------------------------------------------------------------- HTTP
 
 
-def http_request(url: str, *, body: bytes | None, content_type: str | None, timeout: float) -> str:
-    """Send one request (POST with a body, else GET); return "HTTP <code>" for 2xx, else raise."""
-    headers = {"User-Agent": f"cronctl/{__version__}"}
+# Transient failures are tried again: up to HTTP_ATTEMPTS in all, after a pause of
+# HTTP_BACKOFF seconds that doubles, and only while the channel's timeout leaves room for the
+# pause and one more try of at least HTTP_MIN_TRY seconds. The timeout bounds the whole send.
+HTTP_ATTEMPTS = 3
+HTTP_BACKOFF = 0.5
+HTTP_MIN_TRY = 0.5
+# A receiver that is restarting, overloaded or rate-limiting says so with these; other 4xx
+# answers (a wrong URL, a revoked token) will not change by asking again.
+_TRANSIENT_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
+SIGNATURE_HEADER = "X-Cronctl-Signature"
+
+
+class _TransientError(ChannelError):
+    """A failure that may pass, worth another try; `wait` is the receiver's Retry-After."""
+
+    def __init__(self, message: str, wait: float = 0.0) -> None:
+        super().__init__(message)
+        self.wait = wait
+
+
+def http_request(
+    url: str,
+    *,
+    body: bytes | None,
+    content_type: str | None,
+    timeout: float,
+    clock: Clock = SYSTEM_CLOCK,
+    headers: Mapping[str, str] | None = None,
+) -> str:
+    """Send a request (POST with a body, else GET); return "HTTP <code>" for 2xx, else raise.
+
+    Refused or reset connections and HTTP 408, 425, 429 and 5xx answers are tried again (see
+    HTTP_ATTEMPTS), all within `timeout`: a receiver that blinks still gets the message, at
+    least once (a retried POST may arrive twice; the run id in it tells).
+    """
+    deadline = clock.monotonic() + timeout
+    pause = HTTP_BACKOFF
+    attempt = 1
+    while True:
+        try:
+            return _http_once(url, body, content_type, headers, deadline - clock.monotonic(), timeout)
+        except _TransientError as exc:
+            wait = max(pause, exc.wait)
+            if attempt == HTTP_ATTEMPTS or deadline - clock.monotonic() < wait + HTTP_MIN_TRY:
+                tries = f" ({attempt} tries)" if attempt > 1 else ""
+                raise ChannelError(f"{exc}{tries}") from None
+        clock.sleep(wait)
+        pause *= 2
+        attempt += 1
+
+
+def _http_once(
+    url: str,
+    body: bytes | None,
+    content_type: str | None,
+    extra_headers: Mapping[str, str] | None,
+    remaining: float,
+    timeout: float,
+) -> str:
+    headers = {"User-Agent": f"cronctl/{__version__}", **(extra_headers or {})}
     if content_type:
         headers["Content-Type"] = content_type
-    request = urllib.request.Request(url, data=body, headers=headers, method="POST" if body is not None else "GET")
+    method = "POST" if body is not None else "GET"
+    request = urllib.request.Request(url, data=body, headers=headers, method=method)
+    late = f"{_where(url)} did not answer within {timeout:g}s"
+    if remaining <= 0:
+        raise ChannelError(late)
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 (http(s) only, checked)
+        with urllib.request.urlopen(request, timeout=remaining) as response:  # noqa: S310 (http(s) only, checked)
             response.read(4096)
             code = response.status
     except urllib.error.HTTPError as exc:
         detail = _short(exc.read(_ERROR_BODY_BYTES)) if exc.fp is not None else ""
-        suffix = f": {detail}" if detail else ""
-        raise ChannelError(f"{_where(url)} answered HTTP {exc.code} {exc.reason}{suffix}") from None
+        message = f"{_where(url)} answered HTTP {exc.code} {exc.reason}{f': {detail}' if detail else ''}"
+        if exc.code in _TRANSIENT_STATUSES:
+            raise _TransientError(message, _retry_after(exc.headers.get("Retry-After"))) from None
+        raise ChannelError(message) from None
     except urllib.error.URLError as exc:
         reason = exc.reason
         if isinstance(reason, TimeoutError):
-            raise ChannelError(f"{_where(url)} did not answer within {timeout:g}s") from None
-        raise ChannelError(f"cannot reach {_where(url)}: {getattr(reason, 'strerror', None) or reason}") from None
+            raise ChannelError(late) from None
+        text = f"cannot reach {_where(url)}: {getattr(reason, 'strerror', None) or reason}"
+        if _may_pass(reason):
+            raise _TransientError(text) from None
+        raise ChannelError(text) from None
     except TimeoutError:
-        raise ChannelError(f"{_where(url)} did not answer within {timeout:g}s") from None
+        raise ChannelError(late) from None
+    except ConnectionError as exc:  # reset or closed while the answer was on its way
+        raise _TransientError(f"request to {_where(url)} failed: {exc}") from None
     except (OSError, HTTPException, ValueError) as exc:
         raise ChannelError(f"request to {_where(url)} failed: {exc}") from None
     if not 200 <= code < 300:
         raise ChannelError(f"{_where(url)} answered HTTP {code}")
     return f"HTTP {code}"
+
+
+def _may_pass(reason: object) -> bool:
+    """Whether a connection failure may pass: refused or reset (the receiver restarting), or a
+    name server that cannot answer now. A name that does not exist, a TLS certificate that
+    does not match, an unreachable network stay as they are for the seconds a retry waits."""
+    if isinstance(reason, socket.gaierror):
+        return reason.errno == socket.EAI_AGAIN
+    return isinstance(reason, ConnectionError)
+
+
+def _retry_after(value: str | None) -> float:
+    """Return the seconds of a Retry-After header (the date form counts as none)."""
+    try:
+        return max(0.0, float(value)) if value else 0.0
+    except ValueError:
+        return 0.0
+
+
+def signature(secret: bytes, body: bytes) -> str:
+    """Return the signature header value of a webhook body: `sha256=` and the hex HMAC-SHA256
+    of the raw body under the secret (GitHub's scheme, which receivers know how to check)."""
+    import hashlib  # OpenSSL loads when a webhook is signed, not at every `run-now`
+    import hmac
+
+    return "sha256=" + hmac.new(secret, body, hashlib.sha256).hexdigest()
 
 
 def _short(data: bytes) -> str:
@@ -119,7 +214,24 @@ def send_webhook(delivery: Delivery, settings: NotifySettings, context: ChannelC
     assert settings.webhook
     payload = slack_json(delivery) if settings.format == "slack" else webhook_json(delivery)
     body = json.dumps(payload, ensure_ascii=False).encode("utf-8")
-    return http_request(settings.webhook, body=body, content_type="application/json", timeout=settings.timeout)
+    headers = {}
+    if settings.webhook_secret_env:
+        # Like the SMTP password, the secret lives in the environment, never in the file.
+        secret = context.environ.get(settings.webhook_secret_env)
+        if not secret:
+            raise ChannelError(
+                f"the variable {settings.webhook_secret_env} (webhook_secret_env) is not set;"
+                " not sent unsigned"
+            )
+        headers[SIGNATURE_HEADER] = signature(secret.encode("utf-8"), body)
+    return http_request(
+        settings.webhook,
+        body=body,
+        content_type="application/json",
+        timeout=settings.timeout,
+        clock=context.clock,
+        headers=headers,
+    )
 
 
 # ------------------------------------------------------------------------- healthchecks
@@ -164,7 +276,7 @@ def send_healthchecks(delivery: Delivery, settings: NotifySettings, context: Cha
     url = ping_url(settings.healthchecks, suffix, run_uuid(delivery.run.id, delivery.hostname))
     body = None if suffix == "start" else text_body(delivery).encode("utf-8")
     kind = "text/plain; charset=utf-8" if body is not None else None
-    result = http_request(url, body=body, content_type=kind, timeout=settings.timeout)
+    result = http_request(url, body=body, content_type=kind, timeout=settings.timeout, clock=context.clock)
     return f"/{suffix}: {result}"
 
 

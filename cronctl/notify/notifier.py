@@ -8,7 +8,8 @@ worker, not everyone's notifications. A worker decides the event from the histor
 (`cronctl.notify.events`) and sends each channel in its own thread under a hard deadline of
 the task's `notify.timeout` (plus a small grace). A channel that fails or hangs is logged and
 recorded on the run (`notify_error`); it never fails the run or stops serve. At most
-`queue_size` jobs wait; past that, new ones are dropped with a log line.
+`queue_size` jobs wait, at most `lane_size` of one task; past that, new ones are dropped with
+a log line.
 
 The workers read and write the history through the notifier's own connection to the
 database (a HistoryStore is one sqlite3 connection: they take turns). Given an in-memory
@@ -41,6 +42,9 @@ from cronctl.records import FAILURE_STATUSES, Output, Run, Status, Trigger
 from cronctl.store import HistoryStore
 
 DEFAULT_QUEUE_SIZE = 1000
+# Jobs one task may have waiting: a task that fires faster than its notifications go out (a
+# slow endpoint, retries) drops its own newest ones, and cannot fill the queue for everyone.
+DEFAULT_LANE_SIZE = 100
 # Tasks whose notifications are sent at the same time. Each send is bounded by its timeout, so
 # a few hanging endpoints delay the others by at most that, and only when WORKERS of them hang.
 WORKERS = 4
@@ -109,6 +113,7 @@ class Notifier:
         sendmail: str | None = FIND_SENDMAIL,
         environ: Mapping[str, str] | None = None,
         queue_size: int = DEFAULT_QUEUE_SIZE,
+        lane_size: int = DEFAULT_LANE_SIZE,
         record_error: Callable[[int, str], None] | None = None,
     ) -> None:
         self.smtp = smtp  # serve may replace it when the task file is reloaded
@@ -124,6 +129,7 @@ class Notifier:
         self._own_store = False
         self._store_lock = threading.Lock()
         self._queue_size = queue_size
+        self._lane_size = lane_size
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)  # a job queued or done; closing
         self._lanes: dict[str, deque[_Job]] = {}  # task name -> its jobs, oldest first
@@ -259,9 +265,15 @@ class Notifier:
                     f"notify: queue full; dropped the notification of task '{name}' run {job.run.id}"
                 )
                 return
+            lane = self._lanes.get(name)
+            if lane is not None and len(lane) >= self._lane_size:
+                self._log(
+                    f"notify: task '{name}' has {len(lane)} notifications waiting;"
+                    f" dropped the one of run {job.run.id}"
+                )
+                return
             if job.phase == "finish" and job.run.status == Status.MISSED:
                 self._pending_missed[name] = job
-            lane = self._lanes.get(name)
             if lane is None:  # no jobs and no worker on it: its turn comes
                 lane = self._lanes[name] = deque()
                 self._ready.append(name)

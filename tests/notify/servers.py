@@ -23,11 +23,13 @@ class Request:
 
 @dataclass
 class HttpRecorder:
-    """What the server received, and how it should answer (status per path prefix, delay)."""
+    """What the server received, and how it should answer: `status` per path prefix, and
+    `first` per path prefix, answers (status, headers) given once each, in order, before it."""
 
     url: str = ""
     requests: list[Request] = field(default_factory=list)
     status: dict[str, int] = field(default_factory=dict)
+    first: dict[str, list[tuple[int, dict[str, str]]]] = field(default_factory=dict)
     received: threading.Condition = field(default_factory=threading.Condition)
 
     def wait_for(self, count: int, timeout: float = 10.0) -> list[Request]:
@@ -47,10 +49,17 @@ def http_server() -> Iterator[HttpRecorder]:
             parts = urlsplit(self.path)
             request = Request(self.command, parts.path, parse_qs(parts.query), dict(self.headers), body)
             code = next((c for prefix, c in recorder.status.items() if parts.path.startswith(prefix)), 200)
+            headers: dict[str, str] = {}
             with recorder.received:  # recorded before answering: the client may look at once
+                for prefix, answers in recorder.first.items():
+                    if parts.path.startswith(prefix) and answers:
+                        code, headers = answers.pop(0)
+                        break
                 recorder.requests.append(request)
                 recorder.received.notify_all()
             self.send_response(code)
+            for name, value in headers.items():
+                self.send_header(name, value)
             self.send_header("Content-Type", "text/plain")
             self.send_header("Content-Length", "2")
             self.end_headers()

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import os
+import time
 import uuid
 
 import pytest
@@ -12,6 +15,7 @@ from cronctl import taskfile
 from cronctl.errors import TaskFileError
 from cronctl.model import SmtpSettings
 from cronctl.notify import Notifier
+from cronctl.notify.channels import HTTP_BACKOFF
 from cronctl.notify.message import Delivery
 from cronctl.store import HistoryStore
 from tests.notify.helpers import make_task, record
@@ -69,11 +73,78 @@ def test_webhook_error_status_fails_without_showing_the_secret_path(store, web):
     assert "HTTP 500" in result.detail and "secret-token" not in result.detail
 
 
-def test_unreachable_webhook_fails_quickly(store):
+def test_unreachable_webhook_is_tried_again_within_its_timeout(store):
     port = free_port()
-    task = make_task(notify={"webhook": f"http://127.0.0.1:{port}/hook", "timeout": 2})
+    task = make_task(notify={"webhook": f"http://127.0.0.1:{port}/hook", "timeout": 3})
+    started = time.monotonic()
     [result] = deliver(task, record(store), ["webhook"])
     assert not result.ok and f"cannot reach 127.0.0.1:{port}" in result.detail
+    # A refused connection may be a receiver restarting: three tries, 0.5 s then 1 s apart.
+    assert result.detail.endswith("(3 tries)")
+    assert HTTP_BACKOFF * 3 <= time.monotonic() - started < 3
+
+
+# One line a case: answers before the steady one, the steady status, the timeout, then the
+# requests expected and the outcome (detail for a success; a part of the error otherwise).
+RETRY_CASES = [
+    ([(503, {})], 200, 5, 2, "HTTP 200"),
+    ([(502, {}), (500, {})], 200, 5, 3, "HTTP 200"),
+    ([], 500, 5, 3, "answered HTTP 500 Internal Server Error: OK (3 tries)"),
+    ([(429, {"Retry-After": "1"})], 200, 5, 2, "HTTP 200"),
+    ([(429, {"Retry-After": "60"})], 200, 5, 1, "answered HTTP 429"),  # longer than the timeout
+    ([], 404, 5, 1, "answered HTTP 404 Not Found"),  # a wrong URL stays wrong
+    ([], 401, 5, 1, "answered HTTP 401"),
+    ([], 503, 1, 1, "answered HTTP 503"),  # no room for a pause and another try
+]
+
+
+@pytest.mark.parametrize(("first", "steady", "timeout", "requests", "outcome"), RETRY_CASES)
+def test_webhook_tries_again_when_a_failure_may_pass(store, web, first, steady, timeout, requests, outcome):
+    web.first["/hook"] = list(first)
+    web.status["/hook"] = steady
+    task = make_task(notify={"webhook": f"{web.url}/hook", "timeout": timeout})
+    run = record(store)
+    started = time.monotonic()
+    [result] = deliver(task, run, ["webhook"])
+    assert len(web.requests) == requests
+    assert (result.detail == outcome) if result.ok else (outcome in result.detail), result.detail
+    assert time.monotonic() - started < timeout  # the timeout bounds the tries and the pauses
+    assert {json.loads(r.body)["id"] for r in web.requests} == {run.id}  # the same message
+
+
+def test_webhook_signature_is_an_hmac_of_the_raw_body(store, web):
+    secret = "s3cret, not in the file"
+    task = make_task(notify={"webhook": f"{web.url}/hook", "webhook_secret_env": "HOOK_SECRET"})
+    [result] = deliver(task, record(store), ["webhook"], environ={"HOOK_SECRET": secret})
+    assert result.ok
+    [request] = web.requests
+    expected = hmac.new(secret.encode(), request.body, hashlib.sha256).hexdigest()
+    assert request.headers["X-Cronctl-Signature"] == f"sha256={expected}"
+
+
+def test_webhook_without_its_secret_variable_is_not_sent_unsigned(store, web):
+    task = make_task(notify={"webhook": f"{web.url}/hook", "webhook_secret_env": "HOOK_SECRET"})
+    [result] = deliver(task, record(store), ["webhook"], environ={})
+    assert not result.ok and "HOOK_SECRET" in result.detail and "not sent unsigned" in result.detail
+    assert web.requests == []
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ('webhook_secret = "abc"', "secrets are never stored in the task file"),
+        ('webhook_secret_env = "NOT A NAME"', "is not a valid environment variable name"),
+        ("webhook_secret_env = 3", "notify.webhook_secret_env"),
+    ],
+)
+def test_the_webhook_secret_stays_out_of_the_task_file(tmp_path, line, message):
+    text = (
+        '[tasks.backup]\nschedule = "@daily"\ncommand = "true"\n\n[tasks.backup.notify]\n'
+        f'webhook = "https://example.org/hook"\n{line}\n'
+    )
+    with pytest.raises(TaskFileError) as caught:
+        taskfile.parse_text(text, tmp_path / "tasks.toml")
+    assert message in caught.value.message
 
 
 @pytest.mark.parametrize("key, url", [("webhook", "ftp://example.org/x"), ("healthchecks", "file:///etc/passwd"),
@@ -87,6 +158,15 @@ def test_a_url_that_is_not_http_is_rejected_by_the_task_file(tmp_path, key, url)
 
 
 # ------------------------------------------------------------------------- healthchecks
+
+
+def test_healthchecks_ping_is_tried_again_with_the_same_run_id(store, web):
+    web.first["/hc"] = [(503, {})]
+    task = make_task(notify={"healthchecks": f"{web.url}/hc"})
+    [result] = deliver(task, record(store, status="succeeded", exit_code=0), ["healthchecks"])
+    assert result.ok and result.detail == "/0: HTTP 200"
+    first, second = web.requests
+    assert first.path == second.path == "/hc/0" and first.query["rid"] == second.query["rid"]
 
 
 def test_healthchecks_start_and_exit_status_pings_share_a_run_id(store, web):

@@ -223,3 +223,27 @@ def test_workers_are_bounded_and_each_task_keeps_its_order(store, db, web):
         task = request.path.rsplit("/", 1)[1]
         received.setdefault(task, []).append(json.loads(request.body)["id"])
     assert received == sent
+
+
+def test_one_task_cannot_fill_the_queue_for_the_others(store, db, web, tmp_path):
+    """A task that fires faster than its notifications go out drops its own newest ones
+    (logged) once `lane_size` wait; another task's still go out."""
+    log = Log()
+    notifier = Notifier(db, log=log, sendmail=None, lane_size=3, queue_size=10)
+    started = tmp_path / "started"
+    slow = make_task(name="slow", notify={"command": f"touch {started}; sleep 0.5", "timeout": 5})
+    runs = [record(store, task="slow", at=T0 + timedelta(minutes=i)) for i in range(8)]
+    notifier.run_finished(slow, runs[0], final=True)
+    deadline = time.monotonic() + 5
+    while not started.exists() and time.monotonic() < deadline:  # a worker has the first
+        time.sleep(0.01)
+    for run in runs[1:]:
+        notifier.run_finished(slow, run, final=True)
+    other = make_task(name="other", notify={"webhook": f"{web.url}/hook"})
+    notifier.run_finished(other, record(store, task="other"), final=True)
+    assert web.wait_for(1, timeout=5)
+    dropped = [line for line in log if "notifications waiting" in line]
+    # one is being sent, three wait: the last four are dropped, each named
+    assert [line.rsplit(" ", 1)[1] for line in dropped] == [str(r.id) for r in runs[4:]]
+    assert not any("queue full" in line for line in log)
+    assert notifier.close(timeout=10)

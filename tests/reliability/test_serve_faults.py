@@ -456,8 +456,8 @@ def endpoint():
         server.server_close()
 
 
-def notify_task(name: str, webhook: str, timeout: str = "2s") -> str:
-    return task_text(name) + (
+def notify_task(name: str, webhook: str, timeout: str = "2s", schedule: str = "@every 1s") -> str:
+    return task_text(name, schedule) + (
         f'[tasks.{name}.notify]\non = ["success"]\nwebhook = "{webhook}"\ntimeout = "{timeout}"\n'
     )
 
@@ -466,13 +466,16 @@ def test_s20_failing_notification_endpoints(serve_proc, tasks_path, endpoint, cr
     """Decided: a notification that fails (HTTP 500, an endpoint that never answers, a host
     that does not resolve) never fails or delays the run: the run is recorded `succeeded`,
     the failure is logged and recorded on the run (`notify_error`). Each delivery is bounded by
-    the channel's `timeout` and runs off serve's loop, so tasks keep firing on time; a failed
-    notification is not retried (one request per run). A URL the task file rejects is a task
-    file error: the reload is refused and the last good tasks keep running."""
+    the channel's `timeout` and runs off serve's loop, so tasks keep firing on time. A failure
+    that may pass (HTTP 500) is tried again within that timeout, at most three requests a
+    run; a timeout or a name that does not resolve is not (one request a run). A URL the task
+    file rejects is a task file error: the reload is refused and the last good tasks keep
+    running."""
     base, hits = endpoint
     good = (
         task_text("tick")
-        + notify_task("n500", f"{base}/500")
+        # three tries take 1.5 s: every 3 s, its notifications keep up with its runs
+        + notify_task("n500", f"{base}/500", timeout="3s", schedule="@every 3s")
         + notify_task("nhang", f"{base}/hang", timeout="1s")
         + notify_task("ndns", "http://nonexistent.invalid/hook")
     )
@@ -496,8 +499,10 @@ def test_s20_failing_notification_endpoints(serve_proc, tasks_path, endpoint, cr
         assert all(r.status == Status.SUCCEEDED for r in done)
         # Each notification ends within its timeout: none waits behind another task's.
         assert old and all(r.notify_error for r in old), name
-    assert hits["/500"] <= len(process.runs("n500"))  # one request a run: no retry storm
-    assert hits["/hang"] <= len(process.runs("nhang"))
+    sent = [r for r in process.runs("n500") if r.notify_error]
+    assert all(r.notify_error.endswith("(3 tries)") for r in sent), sent[0].notify_error
+    assert hits["/500"] <= 3 * len(process.runs("n500"))  # bounded: no retry storm
+    assert hits["/hang"] <= len(process.runs("nhang"))  # a timeout is not tried again
     ticks = process.runs("tick")
     assert len(ticks) >= 8 and max(lateness(ticks)) < 1.0
 
