@@ -49,14 +49,15 @@ class TaskFileInvalid(CronctlError):
 
 
 class SignalWaker:
-    """SIGTERM/SIGINT stop serve (a second one skips the grace), SIGHUP reloads the task file.
+    """SIGTERM/SIGINT stop serve (a second one skips the grace), SIGHUP reloads the task file,
+    SIGUSR1 logs what serve is doing (each task's next slot, runs going, timers).
 
     The Python-level handlers do nothing; the C handler writes the signal number to a socket
     (signal.set_wakeup_fd) that a small thread reads and turns into scheduler calls. Setting a
     threading.Event from inside a Python signal handler can deadlock on the Event's own lock.
     """
 
-    SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+    SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1)
 
     def __init__(self, on_signal: Callable[[int], None]) -> None:
         self.on_signal = on_signal
@@ -294,6 +295,8 @@ class Signals:
         if number == signal.SIGHUP:
             log.info("SIGHUP: reloading the task file")
             scheduler.request_reload()
+        elif number == signal.SIGUSR1:
+            scheduler.request_report()
         elif number in (signal.SIGTERM, signal.SIGINT):
             name = signal.Signals(number).name
             if scheduler.stop_requested:

@@ -25,6 +25,7 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from cronctl import timefmt
 from cronctl.clock import Clock
 from cronctl.errors import StoreError
 from cronctl.events import NoEvents, RunEvents
@@ -140,6 +141,7 @@ class Scheduler:
         self._stop_requested = False
         self._hurry = False
         self._reload_requested = False
+        self._report_requested = False
         self.stopping = False
         self._last: tuple[datetime, float] | None = None
         self._next_poll = 0.0
@@ -164,6 +166,11 @@ class Scheduler:
 
     def request_reload(self) -> None:
         self._reload_requested = True
+        self._wake.set()
+
+    def request_report(self) -> None:
+        """Log what the loop is doing (SIGUSR1): see `report`."""
+        self._report_requested = True
         self._wake.set()
 
     def _done(self, completion: Completion) -> None:
@@ -278,7 +285,49 @@ class Scheduler:
             settling = self.watcher is not None and self.watcher.settling
             self._next_poll = mono + (SETTLE if settling else POLL_INTERVAL)
         self._housekeeping(now, mono)
+        if self._report_requested:
+            self._report_requested = False
+            for line in self.report(now, mono):
+                log.info("%s", line)
         return self._sleep_for(now, mono)
+
+    def report(self, now: datetime, mono: float) -> list[str]:
+        """Return the loop's state as log lines: a summary, then one line per task (its next
+        slot, runs going with their ids, starts waiting for a free place, timers pending)."""
+        timers: dict[str, list[str]] = {}
+        for due, _, kind, name, _request, _chain in sorted(self._timers):
+            timers.setdefault(name, []).append(f"{kind} in {timefmt.span(max(0.0, due - mono))}")
+        waiting: dict[str, int] = {}
+        for handle in self._waiting:
+            waiting[handle.task] = waiting.get(handle.task, 0) + 1
+        lines = [
+            f"state: {len(self.states)} tasks, {self._active} runs going"
+            f" ({len(self._waiting)} waiting for a free place, at most {self.max_parallel}),"
+            f" {len(self._timers)} timers, {self.started} runs started since serve started"
+        ]
+        for name in sorted(self.states):
+            state = self.states[name]
+            parts = []
+            if not state.task.enabled:
+                parts.append("disabled")
+            elif state.next_slot is not None:
+                shown = timefmt.local(state.next_slot, state.task.timezone).isoformat()
+                parts.append(f"next {shown} ({timefmt.relative(state.next_slot, now)})")
+            elif not state.schedule.is_reboot:
+                parts.append("no next slot")
+            going = self.running.get(name, [])
+            if going:
+                ids = ", ".join(str(h.run_id) if h.run_id is not None else "starting" for h in going)
+                parts.append(f"running: run {ids}")
+            if waiting.get(name):
+                parts.append(f"{waiting[name]} waiting to start")
+            if state.queued is not None:
+                parts.append("1 queued behind the running one")
+            if state.backlog:
+                parts.append(f"{len(state.backlog)} catch-up runs to go")
+            parts.extend(timers.get(name, []))
+            lines.append(f"state: task {name}: {'; '.join(parts) or 'idle'}")
+        return lines
 
     def _sleep_for(self, now: datetime, mono: float) -> float:
         deadline = self._next_poll - mono

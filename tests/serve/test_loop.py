@@ -482,3 +482,37 @@ def test_heartbeat_and_retention_are_handed_to_the_recorder(harness):
     h.run_for(40)
     assert h.recorder.labels.count("heartbeat") == 2
     assert h.recorder.labels.count("retention") == 1
+
+
+def test_report_lists_each_task_next_slot_runs_and_timers(harness):
+    h = harness(
+        [
+            task("tick"),
+            task("hourly", "0 * * * *", retries=2, retry_delay=60, timezone="Europe/Berlin"),
+            task("off", enabled=False),
+            task("boot", "@reboot"),
+        ],
+        outcomes={"hourly": "failed", "boot": "succeeded"},
+    )
+    h.run_until(T0 + timedelta(hours=1, seconds=0.5))  # tick's run at 13:00:00 is going
+    lines = h.scheduler.report(h.clock.now(), h.clock.monotonic())
+    [going] = [i.handle.run_id for i in h.launcher.running("tick")]
+    assert lines[0].startswith("state: 4 tasks, 1 runs going (0 waiting for a free place")
+    assert lines[1:] == [
+        "state: task boot: idle",
+        "state: task hourly: next 2026-01-05T15:00:00+01:00 (in 59m 59s); retry in 59s",
+        "state: task off: disabled",
+        f"state: task tick: next 2026-01-05T13:00:01+00:00 (now); running: run {going}",
+    ]
+
+
+def test_a_report_request_logs_on_the_next_step(harness, caplog):
+    h = harness([task("a", "0 3 * * *")])
+    h.run_for(1)
+    caplog.set_level(logging.INFO, logger="cronctl.serve")
+    h.scheduler.request_report()
+    assert h.scheduler._wake.is_set()  # the loop wakes for it
+    h.scheduler.step()
+    assert [r.getMessage() for r in caplog.records if r.getMessage().startswith("state:")][1:] == [
+        "state: task a: next 2026-01-06T03:00:00+00:00 (in 14h 59m)"
+    ]

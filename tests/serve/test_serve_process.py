@@ -188,6 +188,20 @@ def test_hot_reload_and_invalid_edit(serve, tasks_path):
     assert process.stop() == 0
 
 
+def test_sigusr1_logs_what_serve_is_doing(serve, tasks_path):
+    tasks_path.write_text(task_text("tick") + task_text("nightly", schedule="0 3 * * *"))
+    process = serve("--grace", "0")
+    process.wait_runs("tick", 1)
+    process.proc.send_signal(signal.SIGUSR1)
+    process.wait_log("state: task tick:")
+    lines = [line for line in process.log.splitlines() if "state: " in line]
+    assert "state: 2 tasks," in lines[0]
+    assert "state: task nightly: next " in lines[1] and "T03:00:00+00:00" in lines[1]
+    assert "state: task tick: next " in lines[2]
+    assert process.proc.poll() is None  # a report, not a stop
+    assert process.stop() == 0
+
+
 def test_sigkill_then_restart_marks_abandoned_without_a_duplicate_slot(serve, tasks_path):
     tasks_path.write_text(task_text("job", command="sleep 60") + task_text("tick"))
     first = serve()
