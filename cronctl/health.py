@@ -243,16 +243,12 @@ def health(taskfile: TaskFile, store: HistoryStore, now: datetime) -> Health:
         )
     if last_hour:
         at_least = "at least " if len(last_hour) >= LIST_LIMIT else ""
-        problems.append(f"{at_least}{_count(len(last_hour), 'failed run')} in the last hour")
+        problems.append(f"{at_least}{timefmt.counted(len(last_hour), 'failed run')} in the last hour")
     if overdue:
-        problems.append(f"{_count(len(overdue), 'task')} overdue: {', '.join(o.task for o in overdue)}")
+        problems.append(f"{timefmt.counted(len(overdue), 'task')} overdue: {', '.join(o.task for o in overdue)}")
     if failing:
-        problems.append(f"{_count(len(failing), 'task')} failing repeatedly: {', '.join(f.task for f in failing)}")
+        problems.append(f"{timefmt.counted(len(failing), 'task')} failing repeatedly: {', '.join(f.task for f in failing)}")
     return Health(now, serve, last_hour, last_day, overdue, missed, failing, problems)
-
-
-def _count(number: int, noun: str) -> str:
-    return f"{number} {noun}{'' if number == 1 else 's'}"
 
 
 def _iso(moment: datetime | None, zone: str | None = None) -> str | None:

@@ -1,4 +1,5 @@
-"""How times and durations read to a person: in the task's zone, with a relative form."""
+"""How times, durations and counts read to a person: times in the task's zone, with a
+relative form."""
 
 from __future__ import annotations
 
@@ -58,3 +59,8 @@ def duration_ms(value: int | None) -> str:
     if value < 60_000:
         return f"{value / 1000:.1f}s"
     return span(value / 1000)
+
+
+def counted(number: int, noun: str) -> str:
+    """Return "1 task", "3 tasks" (nouns with a plain plural: task, run, timer, failure)."""
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"

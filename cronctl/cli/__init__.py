@@ -45,9 +45,10 @@ def load_commands(modules: tuple[str, ...] = MODULES) -> None:
 
 
 def main() -> None:
-    # Importing creates objects by the thousand and none of them become garbage: the cyclic
-    # collector would walk them over and over (3 ms of a 100 ms start). It runs again once
-    # the imports are done; what they made is frozen out of its way (serve lives for days).
+    # Importing creates objects by the thousand and none of them become garbage, yet the
+    # cyclic collector would walk them again and again: 18 ms of a piped `cronctl list` (100
+    # tasks), measured. It runs again once the imports are done, and what they made is frozen
+    # out of its way for the rest of the process (serve lives for days).
     gc.disable()
     from cronctl.cli.common import app
 

@@ -18,7 +18,7 @@ import socket
 import threading
 from collections.abc import Callable, Mapping
 
-from cronctl import __version__, taskfile
+from cronctl import __version__, taskfile, timefmt
 from cronctl.clock import SYSTEM_CLOCK, Clock
 from cronctl.errors import CronctlError, ExitCode, TaskFileError, UsageError
 from cronctl.events import EventFanout, NoEvents, RunEvents
@@ -218,12 +218,12 @@ def serve(
         )
         signals.attach(scheduler)
         count = len(loaded.tasks)
-        systemd.ready(f"{_tasks(count)} loaded")
+        systemd.ready(timefmt.counted(count, "task") + " loaded")
         log.info(
             "cronctl serve %s started (pid %d): %s from %s, history in %s",
             __version__,
             os.getpid(),
-            _tasks(count),
+            timefmt.counted(count, "task"),
             locations.tasks_file,
             locations.db,
         )
@@ -305,6 +305,3 @@ class Signals:
                 log.info("%s: shutting down", name)
             scheduler.request_stop()
 
-
-def _tasks(count: int) -> str:
-    return f"{count} task" if count == 1 else f"{count} tasks"

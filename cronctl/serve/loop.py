@@ -301,9 +301,10 @@ class Scheduler:
         for handle in self._waiting:
             waiting[handle.task] = waiting.get(handle.task, 0) + 1
         lines = [
-            f"state: {len(self.states)} tasks, {self._active} runs going"
+            f"state: {timefmt.counted(len(self.states), 'task')}, {timefmt.counted(self._active, 'run')} going"
             f" ({len(self._waiting)} waiting for a free place, at most {self.max_parallel}),"
-            f" {len(self._timers)} timers, {self.started} runs started since serve started"
+            f" {timefmt.counted(len(self._timers), 'timer')},"
+            f" {timefmt.counted(self.started, 'run')} started since serve started"
         ]
         for name in sorted(self.states):
             state = self.states[name]

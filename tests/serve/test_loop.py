@@ -497,7 +497,7 @@ def test_report_lists_each_task_next_slot_runs_and_timers(harness):
     h.run_until(T0 + timedelta(hours=1, seconds=0.5))  # tick's run at 13:00:00 is going
     lines = h.scheduler.report(h.clock.now(), h.clock.monotonic())
     [going] = [i.handle.run_id for i in h.launcher.running("tick")]
-    assert lines[0].startswith("state: 4 tasks, 1 runs going (0 waiting for a free place")
+    assert lines[0].startswith("state: 4 tasks, 1 run going (0 waiting for a free place")
     assert lines[1:] == [
         "state: task boot: idle",
         "state: task hourly: next 2026-01-05T15:00:00+01:00 (in 59m 59s); retry in 59s",
