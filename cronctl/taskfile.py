@@ -19,8 +19,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import tomli_w
-
 from cronctl import model
 from cronctl.clock import SYSTEM_CLOCK, Clock
 from cronctl.errors import (
@@ -305,6 +303,8 @@ def _task_spans(lines: list[str], name: str) -> list[_Span]:
 
 def render_task_table(name: str, table: Mapping[str, Any]) -> str:
     """Return the TOML text of one task, keys in the documented order."""
+    import tomli_w  # only commands that write the file need it (not `list` or serve)
+
     ordered = {key: table[key] for key in model.TASK_KEYS if key in table}
     return tomli_w.dumps({"tasks": {name: ordered}})
 
