@@ -277,7 +277,7 @@ class Task:
 class Defaults:
     values: Mapping[str, Any] = field(default_factory=dict)
     notify: Mapping[str, Any] = field(default_factory=dict)
-    smtp: SmtpSettings = field(default_factory=SmtpSettings)
+    smtp: SmtpSettings | None = None  # None: no [defaults.smtp], so mail goes via sendmail
 
 
 # ---------------------------------------------------------------------------------------------
@@ -494,7 +494,7 @@ def parse_defaults(raw: Any) -> Defaults:
         else:
             values[key] = _SIMPLE_CHECKS[key](None, key, value)
     notify = dict(raw.get("notify", {}))
-    smtp = parse_smtp(raw["smtp"]) if "smtp" in raw else SmtpSettings()
+    smtp = parse_smtp(raw["smtp"]) if "smtp" in raw else None
     return Defaults(values=values, notify=notify, smtp=smtp)
 
 

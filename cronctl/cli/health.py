@@ -230,7 +230,7 @@ def notify_test(
     Reports each channel's result; exit 1 if any failed. healthchecks gets a /log ping, which
     does not change the check's state. Nothing is recorded in the history.
     """
-    from cronctl.notify import Notifier, mail_settings
+    from cronctl.notify import Notifier
 
     app = state(ctx)
     tasks = app.tasks()
@@ -240,7 +240,7 @@ def notify_test(
             f"task '{name}' has no notification channel",
             hint=f"add command, webhook, healthchecks or email to [tasks.{name}.notify]",
         )
-    notifier = Notifier(None, smtp=mail_settings(tasks), clock=app.clock, synchronous=True, log=app.renderer.note)
+    notifier = Notifier(None, smtp=tasks.defaults.smtp, clock=app.clock, synchronous=True, log=app.renderer.note)
     results = notifier.test(task)
     ok = all(r.ok for r in results)
     if json_output:

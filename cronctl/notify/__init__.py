@@ -12,9 +12,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from cronctl.notify.notifier import ChannelResult as ChannelResult
     from cronctl.notify.notifier import Notifier as Notifier
-    from cronctl.notify.notifier import mail_settings as mail_settings
 
-_LAZY = {"ChannelResult", "Notifier", "mail_settings"}
+_LAZY = {"ChannelResult", "Notifier"}
 
 
 def __getattr__(name: str) -> Any:
@@ -25,4 +24,4 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'cronctl.notify' has no attribute {name!r}")
 
 
-__all__ = ["ChannelResult", "Notifier", "mail_settings"]
+__all__ = ["ChannelResult", "Notifier"]

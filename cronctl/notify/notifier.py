@@ -81,18 +81,12 @@ def _stderr_log(message: str) -> None:
         pass
 
 
-def mail_settings(taskfile) -> SmtpSettings | None:  # type: ignore[no-untyped-def]
-    """Return the task file's [defaults.smtp], or None when it has none (then sendmail)."""
-    defaults = taskfile.raw.get("defaults", {}) if taskfile.raw else {}
-    return taskfile.defaults.smtp if isinstance(defaults, Mapping) and "smtp" in defaults else None
-
-
 class Notifier:
     """Sends the notifications of runs (SPEC section 6). See the module's docstring.
 
     `store`: the history database (a path, or a HistoryStore whose path is used to open the
-    worker's own connection); None records nothing (notify-test). `smtp`: [defaults.smtp], or
-    None to use sendmail (`mail_settings(taskfile)` gives it; serve may reassign `smtp` on
+    worker's own connection); None records nothing (notify-test). `smtp`: [defaults.smtp]
+    (`taskfile.defaults.smtp`), None without one: then sendmail (serve reassigns `smtp` on
     reload). `log`: where failures are reported, one line each (default: stderr).
     `synchronous`: do the work on the caller's thread (tests, notify-test). `sendmail`: the
     program, None for none (default: looked up on PATH). `environ`: for the notify command's

@@ -156,3 +156,25 @@ def test_logs_escape_terminal_sequences(cli):
     assert result.stdout == "red \\x1b[31mX\\x1b[0m bad \\xff end\n"
     data = json.loads(cli("logs", "job", "--last", "--json").stdout)
     assert data["stdout_bytes"] == len(b"red \x1b[31mX\x1b[0m bad \xff end\n")
+
+
+def test_run_now_mails_a_failure_through_sendmail_without_an_smtp_section(cronctl_exe, cronctl_home, tmp_path):
+    """No [defaults.smtp] means the local sendmail (README, Notifications): for `run-now` and
+    serve as for `notify-test` (they once fell back to SMTP on localhost:25 instead)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    sendmail = bin_dir / "sendmail"
+    sendmail.write_text(f'#!/bin/sh\ncat > {tmp_path}/message\n')
+    sendmail.chmod(0o755)
+    cronctl_home.mkdir(parents=True, exist_ok=True)
+    (cronctl_home / "tasks.toml").write_text(
+        '[tasks.job]\nschedule = "@daily"\ncommand = "exit 2"\n\n'
+        '[tasks.job.notify]\nemail = "ops@example.org"\ntimeout = "5s"\n'
+    )
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+    result = subprocess.run(
+        [*cronctl_exe, "run-now", "job"], capture_output=True, text=True, timeout=60, env=env
+    )
+    assert result.returncode == 2, result.stderr
+    message = (tmp_path / "message").read_text()
+    assert "To: ops@example.org" in message and "job failed" in message
