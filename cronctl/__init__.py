@@ -18,7 +18,8 @@ _LAZY = {"Schedule": "cronctl.schedule", "HistoryStore": "cronctl.store"}
 
 
 def __getattr__(name: str) -> Any:
-    # Imported on first use: `cronctl --version` and completion must not pay for croniter.
+    # Imported on first use: `cronctl --version` and completion must not pay for SQLite and
+    # the schedule engine.
     if name in _LAZY:
         import importlib
 

@@ -21,27 +21,23 @@ import shlex
 import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import PurePath
+from pathlib import Path, PurePath
 from typing import Any
 
 from cronctl import model, taskfile
 from cronctl.errors import ScheduleError, TaskFileError, UsageError
+from cronctl.export import crontab as crontab_export
+from cronctl.schedule.spec import MACROS
 
-CRON_MACROS = (
-    "@reboot",
-    "@yearly",
-    "@annually",
-    "@monthly",
-    "@weekly",
-    "@daily",
-    "@midnight",
-    "@hourly",
-)
+CRON_MACROS = ("@reboot", *MACROS)
 SYSTEM_PATHS = ("/etc/crontab", "/etc/anacrontab")
 SYSTEM_DIRS = ("/etc/cron.d",)
-NAME_COMMENT = re.compile(r"#\s*cronctl:\s*(?P<name>\S+)(?:\s+-\s+(?P<description>.*))?$")
+# The comment `export --format crontab` writes before each entry, read with any spacing.
+NAME_COMMENT = re.compile(
+    r"\s*".join(map(re.escape, crontab_export.NAME_COMMENT.split()))
+    + r"\s*(?P<name>\S+)(?:\s+-\s+(?P<description>.*))?$"
+)
 _ASSIGNMENT = re.compile(r"\s*(?P<name>[^\s=]+)\s*=(?P<value>.*)$")
-_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _NOT_NAME = re.compile(r"[^A-Za-z0-9_.-]+")
 MAX_NAME = 63
 
@@ -307,7 +303,7 @@ def parse(text: str, *, system: bool | None = None, path: str | None = None) -> 
         if assignment and not stripped.startswith("@"):
             wanted = None
             name, value = assignment["name"], _unquote(assignment["value"])
-            if not _ENV_NAME.fullmatch(name):
+            if not model._ENV_NAME.fullmatch(name):
                 result.problems.append(
                     Problem(number, line, f"'{name}' is not a valid environment variable name")
                 )
@@ -581,7 +577,7 @@ def _segment_program(words: list[str], depth: int) -> str | None:
 
 def _is_assignment(word: str) -> bool:
     name, sep, _ = word.partition("=")
-    return bool(sep) and bool(_ENV_NAME.fullmatch(name))
+    return bool(sep) and bool(model._ENV_NAME.fullmatch(name))
 
 
 def unique_names(candidates: list[Candidate], taken: set[str], prefix: str | None) -> list[str]:
@@ -696,3 +692,39 @@ def appended(text: str, block: str) -> str:
     if not text.strip():
         return block
     return text.rstrip("\n") + "\n\n" + block
+
+
+def import_into(
+    path: Path,
+    text: str,
+    *,
+    prefix: str | None = None,
+    system: bool | None = None,
+    source: str | None = None,
+    dry_run: bool = False,
+) -> Plan:
+    """Append the tasks of crontab `text` to the task file `path` (unless `dry_run`); return
+    the plan that was written (or would be)."""
+
+    def planned(existing: taskfile.TaskFile) -> Plan:
+        return plan(
+            text, existing.tasks, existing.defaults, prefix=prefix, system=system, path=source
+        )
+
+    result = planned(taskfile.load(path))
+    if not result.tasks or dry_run:
+        return result
+    # Planned again under the lock, against the file as it is then; `update` checks that every
+    # task other than the new ones reads back identical (`touched` is filled in by `change`,
+    # which runs before that check).
+    touched: set[str] = set()
+
+    def change(existing: taskfile.TaskFile) -> str:
+        nonlocal result
+        result = planned(existing)
+        touched.clear()  # `update` may call this again on a fresher file
+        touched.update(result.names)
+        return appended(existing.text, render(result))
+
+    taskfile.update(path, change, touched=touched)
+    return result

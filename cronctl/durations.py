@@ -10,6 +10,9 @@ _UNITS = {"d": 86400, "h": 3600, "m": 60, "s": 1}
 _DURATION = re.compile(r"(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
 
 ALLOWED = "a duration like 45s, 5m, 1h30m, 2d, or a whole number of seconds"
+# The longest duration a task may name (timeouts, delays, `@every`): a year. Longer `@every`
+# intervals would overflow datetime within a few slots.
+MAX_DURATION = 365 * 86400
 
 
 def parse_duration(value: str | int) -> int:

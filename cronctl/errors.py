@@ -15,7 +15,7 @@ class ExitCode(enum.IntEnum):
     USAGE = 2
     TIMEOUT = 124
     INTERRUPTED = 130
-    TEMPFAIL = 75  # EX_TEMPFAIL: another serve holds the lock
+    TEMPFAIL = 75  # EX_TEMPFAIL: a lock is held (another serve, or the task file by another writer)
     CONFIG = 78  # EX_CONFIG: the task file is invalid when serve starts
 
 

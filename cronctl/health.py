@@ -35,7 +35,7 @@ from cronctl.model import DEFAULT_KEEP_DAYS, DEFAULT_KEEP_RUNS, Task
 from cronctl.notify.events import VERDICT_STATUSES, failure_streak
 from cronctl.records import FAILURE_STATUSES, Run, Status
 from cronctl.shapes import run_json
-from cronctl.store import HistoryStore, ServeState
+from cronctl.store import HistoryStore, ServeState, to_ms
 from cronctl.taskfile import TaskFile
 
 STALE_AFTER = timedelta(seconds=60)
@@ -46,7 +46,7 @@ STREAK_ROWS = 500  # ... among at most this many of the task's latest rows
 MISSED_WINDOW = timedelta(days=1)
 LIST_LIMIT = 100  # failures listed per window, newest first
 STDERR_HEAD_BYTES = 512
-RECENT_ROWS = 20  # metrics: the latest finished run is looked for among this many
+RECENT_ROWS = 20  # metrics: the latest verdict (succeeded or failed) is looked for among this many
 
 
 # --------------------------------------------------------------------------------- status
@@ -219,8 +219,10 @@ def _streak(task: Task, store: HistoryStore) -> tuple[int, Run | None]:
 def health(taskfile: TaskFile, store: HistoryStore, now: datetime) -> Health:
     """Return the state of the machine's scheduling: what `cronctl status` shows."""
     serve = serve_health(store.serve_state(), now)
-    last_hour = _failures(store, now - timedelta(hours=1))
     last_day = _failures(store, now - timedelta(days=1))
+    # The hour's failures are the newest of the day's (the same order and limit): no second read.
+    hour_ago = to_ms(now - timedelta(hours=1))
+    last_hour = [f for f in last_day if (to_ms(f.run.started_at) or 0) >= hour_ago]
     tasks = list(taskfile.tasks.values())
     overdue = overdue_tasks(
         tasks,
@@ -251,36 +253,30 @@ def health(taskfile: TaskFile, store: HistoryStore, now: datetime) -> Health:
     return Health(now, serve, last_hour, last_day, overdue, missed, failing, problems)
 
 
-def _iso(moment: datetime | None, zone: str | None = None) -> str | None:
-    if moment is None:
-        return None
-    return timefmt.iso(timefmt.local(moment, zone) if zone else moment)
-
-
 def health_json(report: Health) -> dict[str, Any]:
     serve = report.serve
     return {
         "healthy": report.healthy,
         "problems": list(report.problems),
-        "checked_at": _iso(report.now),
+        "checked_at": timefmt.iso(report.now),
         "serve": {
             "running": serve.running,
             "pid": serve.pid,
             "hostname": serve.hostname,
             "version": serve.version,
-            "started_at": _iso(serve.started_at),
+            "started_at": timefmt.iso(serve.started_at),
             "uptime_seconds": None if serve.uptime_seconds is None else round(serve.uptime_seconds, 3),
-            "heartbeat_at": _iso(serve.heartbeat_at),
-            "stopped_at": _iso(serve.stopped_at),
+            "heartbeat_at": timefmt.iso(serve.heartbeat_at),
+            "stopped_at": timefmt.iso(serve.stopped_at),
             "stale": serve.stale,
         },
         "failures_last_hour": [_failure_json(f) for f in report.failures_last_hour],
         "failures_last_day": [_failure_json(f) for f in report.failures_last_day],
         "overdue": [
-            {"task": o.task, "slot": _iso(o.slot, o.timezone), "late_seconds": round(o.late_seconds, 3)}
+            {"task": o.task, "slot": timefmt.iso(timefmt.local(o.slot, o.timezone)), "late_seconds": round(o.late_seconds, 3)}
             for o in report.overdue
         ],
-        "missed": [{"task": m.task, "count": m.count, "latest_slot": _iso(m.latest_slot)} for m in report.missed],
+        "missed": [{"task": m.task, "count": m.count, "latest_slot": timefmt.iso(m.latest_slot)} for m in report.missed],
         "failing": [
             {"task": f.task, "consecutive_failures": f.consecutive, "last_run": run_json(f.last_run)}
             for f in report.failing
@@ -391,7 +387,7 @@ def metrics(taskfile: TaskFile, store: HistoryStore, now: datetime) -> str:
                 next_runs[task.name] = upcoming
 
     out = _Exposition()
-    out.family("cronctl_serve_up", "gauge", "1 when cronctl serve is running with a heartbeat under 60s old, else 0.",
+    out.family("cronctl_serve_up", "gauge", f"1 when cronctl serve is running with a heartbeat under {STALE_AFTER.seconds}s old, else 0.",
                [({}, serve.running)])
     if serve.heartbeat_at is not None:
         out.family("cronctl_serve_heartbeat_timestamp_seconds", "gauge",
@@ -402,15 +398,15 @@ def metrics(taskfile: TaskFile, store: HistoryStore, now: datetime) -> str:
                [({"task": name}, _seconds(run.started_at)) for name, run in last_runs.items()
                 if run is not None and run.started_at is not None])
     out.family("cronctl_task_last_success", "gauge",
-               "1 when the task's latest finished run succeeded, 0 when it failed "
-               "(no sample when none of its last 20 runs finished).",
+               "1 when the task's latest verdict is a success, 0 when it is a failure "
+               f"(no sample when none of its last {RECENT_ROWS} runs succeeded or failed).",
                [({"task": name}, run.status == Status.SUCCEEDED)
                 for name, run in last_verdicts.items() if run is not None])
     out.family("cronctl_task_last_status", "gauge",
                "The status of the task's latest run: 1 on the series of that status, 0 on the others.",
                [({"task": name, "status": status.value}, run.status == status)
                 for name, run in last_runs.items() if run is not None for status in Status])
-    out.family("cronctl_task_last_duration_seconds", "gauge", "How long the task's latest finished run took.",
+    out.family("cronctl_task_last_duration_seconds", "gauge", "How long the task's latest run that succeeded or failed took.",
                [({"task": name}, run.duration_ms / 1000) for name, run in last_verdicts.items()
                 if run is not None and run.duration_ms is not None])
     out.family("cronctl_task_runs_total", "counter",

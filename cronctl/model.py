@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from cronctl.durations import ALLOWED as DURATION_ALLOWED
-from cronctl.durations import parse_duration
+from cronctl.durations import MAX_DURATION, parse_duration
 from cronctl.errors import ScheduleError, TaskFileError, UsageError
 
 if TYPE_CHECKING:
@@ -37,7 +37,6 @@ DEFAULT_KEEP_DAYS = 90
 DEFAULT_SHELL = "/bin/sh"
 DEFAULT_NOTIFY_TIMEOUT = 10
 # Upper bounds: beyond them a value is a typo, and it would overflow timers and SQLite integers.
-MAX_DURATION = 365 * 86400
 MAX_KEEP_RUNS = 100_000_000
 MAX_AFTER_FAILURES = 1000
 
@@ -109,7 +108,7 @@ def _without_copy_folder(name: str) -> str:
 # copies of the whole tree that systemd and Kubernetes do not know.
 _NOT_ZONES = ("localtime", "posixrules")
 _COPY_FOLDERS = ("posix/", "right/")
-_OFFSET = re.compile(r"(?:UTC|GMT|Z)?\s*([+-])(\d{1,2})(?::?(\d{2}))?", re.IGNORECASE)
+_OFFSET = r"(?:UTC|GMT|Z)?\s*([+-])(\d{1,2})(?::?(\d{2}))?"  # compiled when a hint needs it
 
 
 def is_valid_zone(name: str) -> bool:
@@ -137,13 +136,13 @@ def zone_hint(name: str) -> str:
     text = name.strip() if isinstance(name, str) else ""
     if text in _NOT_ZONES:
         return f"name the zone itself, e.g. '{machine_timezone()}' (this machine's zone)"
-    for folder in _COPY_FOLDERS:
-        if text.startswith(folder) and text[len(folder) :] in known:
-            plain = text[len(folder) :]
-            return f"did you mean '{plain}'? ({folder} holds copies of the zone files, not IANA names)"
+    plain = _without_copy_folder(text)
+    if plain != text and plain in known:
+        folder = text[: len(text) - len(plain)]
+        return f"did you mean '{plain}'? ({folder} holds copies of the zone files, not IANA names)"
     if text.upper() == "Z":
         return "did you mean 'UTC'?"
-    offset = _OFFSET.fullmatch(text)
+    offset = re.fullmatch(_OFFSET, text, re.IGNORECASE)
     if offset:
         sign, hours, minutes = offset.group(1), int(offset.group(2)), int(offset.group(3) or 0)
         if minutes == 0 and hours <= 14:
@@ -157,11 +156,12 @@ def zone_hint(name: str) -> str:
     if text:
         by_case = {z.lower(): z for z in known}
         near = by_case.get(text.lower().replace(" ", "_"))
+        ordered = sorted(known)
         if near is None:
-            near = suggest(text, sorted(known))
+            near = suggest(text, ordered)
         if near is None:
             cities: dict[str, str] = {}
-            for zone in sorted(known):
+            for zone in ordered:
                 cities.setdefault(zone.rsplit("/", 1)[-1].lower(), zone)
             wanted = text.rsplit("/", 1)[-1].lower().replace(" ", "_")
             found = difflib.get_close_matches(wanted, sorted(cities), n=1, cutoff=0.8)
@@ -255,6 +255,11 @@ class Task:
     @property
     def cwd(self) -> str:
         return os.path.expanduser(self.working_dir)
+
+    @property
+    def runs_in_home(self) -> bool:
+        """Whether the task runs in the home folder: working_dir `~`, `~/` or empty."""
+        return self.working_dir in ("~", "~/", "")
 
     def retry_delay_for(self, attempt: int) -> int:
         """Return the wait before `attempt` (2, 3, ...): retry_delay doubling, capped at 1h."""

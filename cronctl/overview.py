@@ -64,10 +64,9 @@ def task_rows(taskfile: TaskFile, store: HistoryStore, now: datetime) -> list[Ta
 def task_detail(task: Task, store: HistoryStore, now: datetime) -> TaskDetail:
     schedule = task.parsed_schedule()
     stats = store.task_stats(task.name)
-    runs = store.runs(task.name, limit=10)
-    durations = [
-        r.duration_ms for r in reversed(store.runs(task.name, limit=30)) if r.duration_ms is not None
-    ]
+    recent = store.runs(task.name, limit=30)  # the last 10 listed, 30 for the sparkline
+    runs = recent[:10]
+    durations = [r.duration_ms for r in reversed(recent) if r.duration_ms is not None]
     return TaskDetail(
         row=TaskRow(task, schedule.describe(short=True), next_run(task, now), stats),
         description=schedule.describe(),
@@ -80,7 +79,7 @@ def task_detail(task: Task, store: HistoryStore, now: datetime) -> TaskDetail:
 def check(taskfile: TaskFile, now: datetime) -> list[Finding]:
     """Return warnings about a valid task file (errors were raised while loading it)."""
     findings: list[Finding] = []
-    minute_users: dict[tuple[int, int], list[str]] = defaultdict(list)
+    minute_users: dict[tuple[int, int], set[str]] = defaultdict(set)
     horizon = now + timedelta(days=366)
     for task in taskfile.tasks.values():
         schedule = task.parsed_schedule()
@@ -97,14 +96,14 @@ def check(taskfile: TaskFile, now: datetime) -> list[Finding]:
             if len(day) <= 48:
                 for moment in day:
                     utc = moment.astimezone(now.tzinfo)
-                    minute_users[(utc.hour, utc.minute)].append(task.name)
+                    minute_users[(utc.hour, utc.minute)].add(task.name)
     crowded = sorted(
-        ((len(set(users)), slot) for slot, users in minute_users.items() if len(set(users)) >= CROWDED_MINUTE),
+        ((len(users), slot) for slot, users in minute_users.items() if len(users) >= CROWDED_MINUTE),
         key=lambda item: (-item[0], item[1]),
     )
     # The busiest minutes first, a few of them: thousands of lines would hide the point.
     for count, (hour, minute) in crowded[:CROWDED_SHOWN]:
-        names = sorted(set(minute_users[(hour, minute)]))
+        names = sorted(minute_users[(hour, minute)])
         shown = ", ".join(names[:8]) + (f" and {len(names) - 8} more" if len(names) > 8 else "")
         findings.append(
             Finding(

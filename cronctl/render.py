@@ -67,6 +67,23 @@ def is_terminal(stream: IO[str], environ: Mapping[str, str] = os.environ) -> boo
         return False
 
 
+def to_devnull(stream: IO[str]) -> None:
+    """Point `stream`'s file descriptor at /dev/null, when it has one.
+
+    For a stream whose reader went away: what is still buffered, and whatever is written
+    later, then goes nowhere instead of failing again, and the interpreter's flush at exit
+    prints no "Exception ignored ... BrokenPipeError".
+    """
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, stream.fileno())
+        finally:
+            os.close(devnull)
+    except (OSError, ValueError, AttributeError):
+        pass
+
+
 def _console(*, stderr: bool, terminal: bool, no_color: bool) -> Console:
     from rich.console import Console
 
@@ -75,14 +92,7 @@ def _console(*, stderr: bool, terminal: bool, no_color: bool) -> Console:
             """The reader went away (`cronctl show x | head -1`). Rich would exit with status
             1; we point the stream at /dev/null and let the command's wrapper end quietly."""
             self.quiet = True
-            try:
-                devnull = os.open(os.devnull, os.O_WRONLY)
-                try:
-                    os.dup2(devnull, self.file.fileno())
-                finally:
-                    os.close(devnull)
-            except (OSError, ValueError, AttributeError):
-                pass
+            to_devnull(self.file)
             raise BrokenPipeError(errno.EPIPE, os.strerror(errno.EPIPE))
 
     # NO_COLOR / --no-color: no escape sequences at all (not even bold), only text. Emoji
@@ -319,7 +329,7 @@ class Renderer:
                     self._started(run, zone, now),
                     timefmt.duration_ms(run.duration_ms),
                     self.status_text(run.status),
-                    _exit_text(run),
+                    exit_text(run),
                 ]
             )
         self.table(headers, body)
@@ -341,7 +351,8 @@ class Renderer:
                 self.warning(subject + finding.message)
 
 
-def _exit_text(run: Run) -> str:
+def exit_text(run: Run) -> str:
+    """A run's exit status as a cell: its code, `signal N`, or `-`."""
     if run.exit_code is not None:
         return str(run.exit_code)
     return f"signal {run.signal}" if run.signal else "-"

@@ -17,21 +17,16 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cronctl.errors import CronctlError, UsageError
+from cronctl.errors import CronctlError, ExitCode, UsageError
 from cronctl.export.systemd import env_assignment, exec_line
 from cronctl.locations import MEMORY, Locations
 from cronctl.runner.tools import ToolResult, run_tool
+from cronctl.serve import GRACE as SERVE_GRACE
+from cronctl.serve import KILL_GRACE
+from cronctl.serve import NOTIFY_FLUSH_SECONDS as NOTIFY_FLUSH
 
 UNIT = "cronctl.service"
-SERVE_GRACE = 30
-"""Seconds `serve` waits for running jobs on SIGTERM (its --grace default)."""
-KILL_GRACE = 10
-"""Seconds between SIGTERM and SIGKILL of a job's process group."""
-NOTIFY_FLUSH = 15
-"""Seconds serve gives pending notifications at shutdown (serve.daemon.NOTIFY_FLUSH_SECONDS)."""
 STOP_MARGIN = 5
-EXIT_TEMPFAIL = 75  # another serve holds the lock: restarting would not help
-EXIT_CONFIG = 78  # the task file is invalid: restarting would not help either
 
 Runner = Callable[..., ToolResult]
 
@@ -75,20 +70,15 @@ def executable(
     return [os.path.abspath(python), "-m", "cronctl"]
 
 
-def unit_text(
-    command: Sequence[str],
-    locations: Locations,
-    *,
-    grace: int = SERVE_GRACE,
-    kill_grace: int = KILL_GRACE,
-) -> str:
+def unit_text(command: Sequence[str], locations: Locations) -> str:
     """Return the text of cronctl.service for `command serve` with these files."""
     if locations.db == MEMORY:
         raise UsageError(
             "the service needs a history database file, not :memory:",
             hint="use --db PATH or CRONCTL_DB",
         )
-    stop_timeout = grace + kill_grace + NOTIFY_FLUSH + STOP_MARGIN
+    # systemd is the backstop: a stop must outlast all of serve's own shutdown.
+    stop_timeout = SERVE_GRACE + KILL_GRACE + NOTIFY_FLUSH + STOP_MARGIN
     lines = [
         "# Written by `cronctl service install`; run it again after moving cronctl or its files.",
         "[Unit]",
@@ -104,9 +94,10 @@ def unit_text(
         "ExecReload=/bin/kill -HUP $MAINPID",
         "Restart=on-failure",
         "RestartSec=5s",
-        f"RestartPreventExitStatus={EXIT_TEMPFAIL} {EXIT_CONFIG}",
+        # Another serve holds the lock, or the task file is invalid: a restart would not help.
+        f"RestartPreventExitStatus={int(ExitCode.TEMPFAIL)} {int(ExitCode.CONFIG)}",
         "KillMode=mixed",
-        f"TimeoutStopSec={stop_timeout}s",
+        f"TimeoutStopSec={stop_timeout:g}s",
         f"Environment={env_assignment('CRONCTL_TASKS', str(locations.tasks_file))}",
         f"Environment={env_assignment('CRONCTL_DB', locations.db)}",
         "Environment=PYTHONUNBUFFERED=1",
@@ -161,12 +152,13 @@ class Report:
     linger: bool | None = None
     user: str = ""
 
-    @property
-    def ok(self) -> bool:
-        return all(step.ok for step in self.steps)
-
     def failed(self) -> list[Step]:
         return [step for step in self.steps if not step.ok]
+
+
+def _step(action: str, result: ToolResult) -> Step:
+    """The Step of a systemctl call: its message only when it failed."""
+    return Step(action, result.ok, "" if result.ok else result.message())
 
 
 def _runner(run: Runner | None) -> Runner:
@@ -239,17 +231,15 @@ def install(
             report.steps.append(Step("start", False, "systemctl not found"))
         return report
     reload = systemctl(["daemon-reload"], run=run, environ=environ)
-    report.steps.append(Step("daemon-reload", reload.ok, "" if reload.ok else reload.message()))
+    report.steps.append(_step("daemon-reload", reload))
     if now and reload.ok:
         started = systemctl(["enable", "--now", UNIT], run=run, environ=environ)
-        report.steps.append(
-            Step("enable --now", started.ok, "" if started.ok else started.message())
-        )
+        report.steps.append(_step("enable --now", started))
     elif now:
         # No manager to talk to (no login session): enabling works on the files alone, so the
         # service starts with the manager next time; starting it now cannot happen.
         enabled = systemctl(["enable", UNIT], run=run, environ=environ)
-        report.steps.append(Step("enable", enabled.ok, "" if enabled.ok else enabled.message()))
+        report.steps.append(_step("enable", enabled))
         report.steps.append(Step("start", False, reload.message()))
     report.linger = linger_enabled(report.user, run=run)
     return report
@@ -265,9 +255,7 @@ def uninstall(*, run: Runner | None = None, environ: Mapping[str, str] | None = 
         stopped = systemctl(["disable", "--now", UNIT], run=run, environ=environ)
         if not stopped.ok:  # no manager running: disabling works on the files alone
             disabled = systemctl(["disable", UNIT], run=run, environ=environ)
-            report.steps.append(
-                Step("disable", disabled.ok, "" if disabled.ok else disabled.message())
-            )
+            report.steps.append(_step("disable", disabled))
         else:
             report.steps.append(Step("disable --now", True))
     if path.exists():
@@ -280,7 +268,7 @@ def uninstall(*, run: Runner | None = None, environ: Mapping[str, str] | None = 
         report.steps.append(Step("absent", True, str(path)))
     if found:
         reload = systemctl(["daemon-reload"], run=run, environ=environ)
-        report.steps.append(Step("daemon-reload", reload.ok, "" if reload.ok else reload.message()))
+        report.steps.append(_step("daemon-reload", reload))
     return report
 
 
@@ -335,6 +323,12 @@ _KNOWN_ACTIVE = {
 }
 
 
+def _first_line(result: ToolResult) -> str:
+    """The answer of `systemctl is-enabled` / `is-active`: the first line of its output."""
+    text = result.stdout.strip()
+    return text.splitlines()[0] if text else ""
+
+
 def status(
     locations: Locations,
     *,
@@ -358,13 +352,13 @@ def status(
     problem = None
     if found:
         answer = systemctl(["is-enabled", UNIT], run=run, environ=environ)
-        word = answer.stdout.strip().splitlines()[0] if answer.stdout.strip() else ""
+        word = _first_line(answer)
         if word in _KNOWN_ENABLED:
             enabled = word
         elif not installed:
             enabled = "not-found"
         answer = systemctl(["is-active", UNIT], run=run, environ=environ)
-        word = answer.stdout.strip().splitlines()[0] if answer.stdout.strip() else ""
+        word = _first_line(answer)
         if word in _KNOWN_ACTIVE and "bus" not in answer.stderr.lower():
             active = word
         else:

@@ -33,7 +33,6 @@ _BUSY, _LOCKED, _READONLY, _IOERR, _CORRUPT, _FULL, _CANTOPEN, _NOTADB = 5, 6, 8
 
 _SLOT_TRIGGERS_SQL = ", ".join(f"'{t}'" for t in SLOT_TRIGGERS)
 _FAILURES_SQL = ", ".join(f"'{s}'" for s in FAILURE_STATUSES)
-_FINISHED_SQL = ", ".join(f"'{s}'" for s in FINISHED_STATUSES)
 
 # Each entry upgrades the schema by one version; `PRAGMA user_version` says how many ran.
 MIGRATIONS: tuple[str, ...] = (
@@ -158,7 +157,7 @@ class TaskStats:
     task: str
     last: Run | None
     recent: tuple[str, ...]  # statuses of the last runs, newest first
-    success_rate: float | None  # over the last 50 finished runs
+    success_rate: float | None  # over the finished runs among the last 50
     p50_ms: int | None
     p95_ms: int | None
 
@@ -220,8 +219,9 @@ class HistoryStore:
             if self.path != MEMORY:
                 _create_private(Path(self.path))
             self._db = self._connect(self.path)
-        except OSError as exc:
-            if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOSPC) and not os.path.exists(self.path):
+        except (OSError, sqlite3.Error) as exc:
+            unwritable = (errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOSPC)
+            if isinstance(exc, OSError) and exc.errno in unwritable and not os.path.exists(self.path):
                 # No history yet, and none can be made: an empty history to read.
                 self._empty_read_only(self._diagnosed() or self._readonly_error())
                 return
@@ -229,14 +229,8 @@ class HistoryStore:
                 f"cannot open the history database {self.path}: {_reason(exc)}",
                 hint="check that its folder exists and is writable, or choose another place with --db or CRONCTL_DB",
             ) from None
-        except sqlite3.Error as exc:
-            raise StoreError(
-                f"cannot open the history database {self.path}: {_reason(exc)}",
-                hint="check that its folder exists and is writable, or choose another place with --db or CRONCTL_DB",
-            ) from None
         try:
-            self._configure()
-            self._migrate()
+            self._migrate(self._configure())
         except (ReadOnlyDatabaseError, DatabaseFullError, _Unusable) as exc:
             self._db.close()
             self._open_read_only(exc)
@@ -277,8 +271,7 @@ class HistoryStore:
             self.read_only = True
             self.read_only_cause = cause
             try:
-                self._check_owner()
-                version = self._version()
+                version = self._check_owner()
             except (ReadOnlyDatabaseError, DatabaseFullError, _Unusable):
                 self._db.close()
                 continue
@@ -306,8 +299,7 @@ class HistoryStore:
         self._db = self._connect(MEMORY)
         saved, self.path = self.path, MEMORY
         try:
-            self._configure()
-            self._migrate()
+            self._migrate(self._configure())
         finally:
             self.path = saved
         self._db.execute("PRAGMA query_only = ON")
@@ -408,9 +400,8 @@ class HistoryStore:
                         self._db.execute("ROLLBACK")
                 raise
 
-    def _version(self) -> int:
-        with self._guard():
-            version = self._db.execute("PRAGMA user_version").fetchone()[0]
+    def _known(self, version: int) -> int:
+        """Return the schema version, or refuse one from a newer cronctl."""
         if version > SCHEMA_VERSION:
             raise StoreError(
                 f"the history database {self.path} was created by a newer cronctl"
@@ -419,8 +410,9 @@ class HistoryStore:
             )
         return version
 
-    def _check_owner(self) -> None:
-        """Refuse a SQLite file that belongs to another program (never migrate into it)."""
+    def _check_owner(self) -> int:
+        """Refuse a SQLite file that belongs to another program (never migrate into it), or a
+        schema from a newer cronctl; return the schema version."""
         with self._guard():
             # One statement, one snapshot: another process may be creating our schema now.
             app_id, version, tables = self._db.execute(
@@ -433,11 +425,12 @@ class HistoryStore:
                 f"{self.path} is a SQLite database of another program, not a cronctl history database",
                 hint="choose another place with --db or CRONCTL_DB; the file was not changed",
             )
+        return self._known(version)
 
-    def _configure(self) -> None:
+    def _configure(self) -> int:
+        """Set the connection up; return the schema version found."""
         # Read-only checks first: nothing is written to a file we are going to refuse.
-        self._check_owner()
-        version = self._version()
+        version = self._check_owner()
         with self._guard():
             self._db.execute("PRAGMA foreign_keys = ON")
             if version == 0 and self.path != MEMORY:
@@ -448,16 +441,12 @@ class HistoryStore:
                 if mode != "wal":
                     mode = self._db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
                     if mode != "wal":  # SQLite says so instead of raising (read-only file)
-                        raise ReadOnlyDatabaseError(
-                            f"the history database {self.path} is read-only",
-                            hint="make the file and its folder writable, or choose another place"
-                            " with --db or CRONCTL_DB",
-                        )
+                        raise self._readonly_error()
             self._db.execute("PRAGMA synchronous = NORMAL")
             self._db.execute("PRAGMA journal_size_limit = 8388608")
+        return version
 
-    def _migrate(self) -> None:
-        version = self._version()
+    def _migrate(self, version: int) -> None:
         if version == SCHEMA_VERSION:
             return
         with self._write() as db:
@@ -560,19 +549,6 @@ class HistoryStore:
         with self._write() as db:
             db.execute("UPDATE runs SET notify_error = ? WHERE id = ?", (message, run_id))
 
-    def mark_abandoned(self, now: datetime) -> list[Run]:
-        """Mark runs left `running` (serve died under them) as `abandoned`; return them."""
-        with self._write() as db:
-            rows = db.execute(
-                f"SELECT {_RUN_COLUMNS} FROM runs WHERE status = 'running'"
-            ).fetchall()
-            db.execute(
-                "UPDATE runs SET status = 'abandoned', finished_at = ?,"
-                " reason = 'serve stopped unexpectedly while the run was running' WHERE status = 'running'",
-                (to_ms(now),),
-            )
-        return [_run(row) for row in rows]
-
     # -- reading runs --------------------------------------------------------------------
 
     def get_run(self, run_id: int) -> Run:
@@ -628,16 +604,17 @@ class HistoryStore:
         return last.started_at if last else None
 
     def task_stats(self, task: str, window: int = 50) -> TaskStats:
-        """Return health figures of `task` from its last `window` runs (one indexed query)."""
+        """Return health figures of `task` from its last `window` runs (two indexed queries)."""
         with self._guard():
-            # From the covering index runs_task_recent: no table reads. Only the newest run
-            # is read whole (building 50 Runs for each of 100 tasks, or reading their rows,
-            # was most of `cronctl list`'s own time).
+            # From the covering index runs_task_recent: no table reads (building 50 Runs for
+            # each of 100 tasks, or reading their rows, was most of `cronctl list`'s time).
             rows = self._db.execute(
                 "SELECT status, duration_ms FROM runs WHERE task = ?"
                 " ORDER BY started_at DESC, id DESC LIMIT ?",
                 (task, window),
             ).fetchall()
+        # The newest run is read whole, from the table: a damaged table is reported by `list`
+        # (reliability s24), not hidden behind the index's copy of it.
         last = self.last_run(task) if rows else None
         statuses = tuple(status for status, _ in rows)
         finished = [(status, duration) for status, duration in rows if status in FINISHED_STATUSES]
@@ -653,30 +630,6 @@ class HistoryStore:
             p50_ms=_percentile(durations, 0.5),
             p95_ms=_percentile(durations, 0.95),
         )
-
-    def consecutive_failures(self, task: str, limit: int = 1000) -> int:
-        """Return how many of the task's latest finished runs failed in a row."""
-        with self._guard():
-            rows = self._db.execute(
-                f"SELECT status FROM runs WHERE task = ? AND status IN ({_FINISHED_SQL})"
-                " ORDER BY started_at DESC, id DESC LIMIT ?",
-                (task, limit),
-            ).fetchall()
-        count = 0
-        for (status,) in rows:
-            if status not in FAILURE_STATUSES:
-                break
-            count += 1
-        return count
-
-    def slot_taken(self, task: str, scheduled_at: datetime) -> bool:
-        with self._guard():
-            row = self._db.execute(
-                f"SELECT 1 FROM runs WHERE task = ? AND scheduled_at = ? AND attempt = 1"
-                f" AND trigger IN ({_SLOT_TRIGGERS_SQL}) AND scheduled_at IS NOT NULL",
-                (task, to_ms(scheduled_at)),
-            ).fetchone()
-        return row is not None
 
     def latest_slot(self, task: str) -> datetime | None:
         """Return the newest scheduled instant that has a run (the catch-up starting point)."""

@@ -23,7 +23,8 @@ COMMAND_MODULES = {
 }
 # Global options that take a value: the word after them is not the command.
 _VALUED_OPTIONS = ("--tasks-file", "--db")
-_COMPLETE_VAR = "_CRONCTL_COMPLETE"
+# Set when a TAB in the user's shell calls cronctl back (the scripts of cronctl.cli.complete).
+COMPLETE_VAR = "_CRONCTL_COMPLETE"
 
 
 def command_name(args: list[str]) -> str | None:
@@ -44,6 +45,16 @@ def load_commands(modules: tuple[str, ...] = MODULES) -> None:
         importlib.import_module(f"cronctl.cli.{module}")
 
 
+def _load_every_command() -> None:
+    """Register every command; when a TAB is asking, also Typer's completion classes (the
+    protocol completes any command, so it needs the whole tree)."""
+    load_commands()
+    if COMPLETE_VAR in os.environ:
+        from cronctl.cli.complete import enable_completion_protocol
+
+        enable_completion_protocol()
+
+
 def main() -> None:
     # Importing creates objects by the thousand and none of them become garbage, yet the
     # cyclic collector would walk them again and again: 18 ms of a piped `cronctl list` (100
@@ -53,13 +64,13 @@ def main() -> None:
     from cronctl.cli.common import app
 
     name = command_name(sys.argv[1:])
-    if name in COMMAND_MODULES and _COMPLETE_VAR not in os.environ:
+    if name in COMMAND_MODULES and COMPLETE_VAR not in os.environ:
         load_commands((COMMAND_MODULES[name],))
         # Typer builds every registered command before it runs one: keep only this one.
         app.registered_commands = [c for c in app.registered_commands if _name_of(c) == name]
         app.registered_groups = [g for g in app.registered_groups if g.name == name]
     else:  # help, completion, a mistyped command (Typer suggests the near ones): all of them
-        load_commands()
+        _load_every_command()
     gc.freeze()
     gc.enable()
     try:
@@ -89,13 +100,9 @@ def _flush_stdout() -> None:
     try:
         sys.stdout.flush()
     except BrokenPipeError:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        try:
-            os.dup2(devnull, sys.stdout.fileno())
-        except (OSError, ValueError):
-            pass
-        finally:
-            os.close(devnull)
+        from cronctl.render import to_devnull
+
+        to_devnull(sys.stdout)
     except (OSError, ValueError):
         pass
 
@@ -105,9 +112,9 @@ def __getattr__(name: str) -> Any:
     if name == "app":
         from cronctl.cli.common import app
 
-        load_commands()
+        _load_every_command()
         return app
     raise AttributeError(f"module 'cronctl.cli' has no attribute {name!r}")
 
 
-__all__ = ["COMMAND_MODULES", "app", "command_name", "main"]
+__all__ = ["COMMAND_MODULES", "COMPLETE_VAR", "app", "command_name", "main"]

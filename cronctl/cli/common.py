@@ -14,7 +14,7 @@ from cronctl import __version__
 from cronctl.clock import SYSTEM_CLOCK, Clock
 from cronctl.errors import CronctlError, ExitCode
 from cronctl.locations import Locations, resolve
-from cronctl.render import Renderer
+from cronctl.render import Renderer, to_devnull
 
 app = typer.Typer(
     name="cronctl",
@@ -121,7 +121,7 @@ def command(
                 raise typer.Exit(code=int(ExitCode.INTERRUPTED)) from None
             except BrokenPipeError:
                 # The reader went away (`cronctl list | head -1`): not an error worth a word.
-                _silence_stdout()
+                to_devnull(current.renderer.stdout)
                 raise typer.Exit(code=int(ExitCode.OK)) from None
 
         (app if target is None else target).command(name, **settings)(wrapper)
@@ -132,7 +132,8 @@ def command(
 
 def _context_of(args: tuple[Any, ...], kwargs: dict[str, Any]) -> typer.Context:
     """Return the command's Context: every command takes a `ctx: typer.Context` parameter
-    (Typer passes it by name; Typer 0.29 has no public get_current_context)."""
+    (Typer passes it by name). Typer below 0.29, as pinned, has no public get_current_context:
+    its Click is vendored privately (typer._click), and cronctl never imports click."""
     try:
         return kwargs["ctx"]
     except KeyError:
@@ -145,13 +146,3 @@ def _tell(say: Callable[..., None], *args: Any) -> None:
         say(*args)
     except BrokenPipeError:
         pass
-
-
-def _silence_stdout() -> None:
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, 1)
-    except OSError:
-        pass
-    finally:
-        os.close(devnull)

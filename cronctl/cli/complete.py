@@ -18,9 +18,10 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+from cronctl.cli import COMPLETE_VAR
+
 SHELLS = ("bash", "zsh", "fish")
 PROG = "cronctl"
-COMPLETE_VAR = "_CRONCTL_COMPLETE"
 INSTALL_PATHS = {
     "bash": "share/bash-completion/completions/cronctl",
     "zsh": "share/zsh/site-functions/_cronctl",
@@ -54,9 +55,8 @@ def completion_script(shell: str) -> str:
     from typer.completion import get_completion_script
 
     script = get_completion_script(prog_name=PROG, complete_var=COMPLETE_VAR, shell=shell)
-    if shell == "zsh":
-        if _ZSH_TYPER_TAIL not in script:  # a Typer release changed its script: keep it as is
-            return script.rstrip("\n") + "\n"
+    # When a Typer release changes the end of its zsh script, that script is kept as it is.
+    if shell == "zsh" and _ZSH_TYPER_TAIL in script:
         script = script.replace(_ZSH_TYPER_TAIL, _ZSH_TAIL)
     return script.rstrip("\n") + "\n"
 

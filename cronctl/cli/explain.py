@@ -34,7 +34,7 @@ def explain_command(
     json_output: JsonFlag = False,
 ) -> None:
     """Say what a schedule means in English, list its next fire times, and flag DST changes."""
-    from cronctl.schedule import explain
+    from cronctl.schedule.explain import explain
 
     app = state(ctx)
     zone = tz if tz is not None else machine_timezone()  # `--tz ""` is an error, not "the default"

@@ -14,7 +14,7 @@ from cronctl.cli.common import JsonFlag, command, state
 from cronctl.cli.complete import complete_task_names_in
 from cronctl.errors import ExitCode, UsageError
 from cronctl.model import MAX_KEEP_RUNS
-from cronctl.render import Renderer
+from cronctl.render import Renderer, exit_text
 
 MAX_KEEP_DAYS = 36500
 
@@ -84,11 +84,10 @@ def _render_status(renderer: Renderer, report, zones: dict[str, str]) -> None:  
         rows = []
         for item in items:
             run = item.run
-            code = str(run.exit_code) if run.exit_code is not None else (f"signal {run.signal}" if run.signal else "-")
             when = timefmt.stamp(run.started_at, zone(run.task))
             if renderer.rich:
                 when += f" ({timefmt.relative(run.started_at, now)})"
-            rows.append([str(run.id), run.task, when, renderer.status_text(run.status), code,
+            rows.append([str(run.id), run.task, when, renderer.status_text(run.status), exit_text(run),
                          item.stderr_first_line or run.reason or ""])
         renderer.table(["ID", "Task", "Started", "Status", "Exit", "Error"], rows)
 
@@ -162,9 +161,8 @@ def prune(
     verb = "would remove" if dry_run else "removed"
     if report.removed:
         app.renderer.table(["Task", verb.capitalize()], [[task, str(n)] for task, n in report.removed.items()])
-    runs = "run" if report.total == 1 else "runs"
     app.renderer.note(
-        f"{'Would remove' if dry_run else 'Removed'} {report.total} {runs} "
+        f"{'Would remove' if dry_run else 'Removed'} {timefmt.counted(report.total, 'run')} "
         f"(older than {report.keep_days} days, or beyond the newest "
         f"{keep_runs if keep_runs is not None else 'keep_runs'} of a task)."
     )

@@ -1,7 +1,6 @@
 """Commands about runs: run-now, history, logs."""
 
 
-import os
 import signal
 import sys
 import threading
@@ -15,6 +14,7 @@ from cronctl.cli.complete import complete_task_names_in
 from cronctl.durations import parse_duration
 from cronctl.errors import ExitCode, UsageError
 from cronctl.records import FAILURE_STATUSES, Run, Status, Trigger
+from cronctl.render import to_devnull
 from cronctl.shapes import run_json
 
 STATUS_NAMES = [s.value for s in Status]
@@ -55,18 +55,7 @@ class _Stream:
             target.buffer.flush()
         except BrokenPipeError:
             self.closed.add(name)
-            _to_devnull(target)
-
-
-def _to_devnull(stream) -> None:
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        try:
-            os.dup2(devnull, stream.fileno())
-        finally:
-            os.close(devnull)
-    except (OSError, ValueError):
-        pass
+            to_devnull(target)
 
 
 @command("run-now")

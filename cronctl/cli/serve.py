@@ -9,6 +9,7 @@ import typer
 
 from cronctl.cli.common import command, state
 from cronctl.errors import UsageError
+from cronctl.serve import GRACE, KILL_GRACE
 
 
 def _terminal_handler(console) -> logging.Handler | None:  # console: rich.console.Console
@@ -42,7 +43,7 @@ def serve(
             metavar="SECONDS",
             help="On SIGTERM/SIGINT, how long running jobs may finish before they are stopped.",
         ),
-    ] = 30.0,
+    ] = GRACE,
     kill_grace: Annotated[
         float,
         typer.Option(
@@ -50,7 +51,7 @@ def serve(
             metavar="SECONDS",
             help="After SIGTERM to a job's process group, how long until SIGKILL.",
         ),
-    ] = 10.0,
+    ] = KILL_GRACE,
 ) -> None:
     """Run the scheduler in the foreground (for a terminal, a script or a systemd user service)."""
     from cronctl.serve.daemon import serve as run_serve

@@ -2,24 +2,21 @@
 
 
 import enum
-import os
 import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from cronctl import timefmt
 from cronctl.cli.common import JsonFlag, app, command, state
 from cronctl.cli.complete import (
-    COMPLETE_VAR,
     INSTALL_PATHS,
+    SHELLS,
     complete_task_names_in,
-    enable_completion_protocol,
+    completion_script,
 )
 from cronctl.errors import ExitCode, UsageError
-
-if COMPLETE_VAR in os.environ:  # a TAB in the user's shell is asking: answer with Typer's classes
-    enable_completion_protocol()
 
 service_app = typer.Typer(
     help="The systemd user service that runs `cronctl serve`.",
@@ -209,32 +206,18 @@ def import_crontab(
     json_output: JsonFlag = False,
 ) -> None:
     """Add tasks from crontab lines (crontab -l | cronctl import -); report what it cannot."""
-    from cronctl import crontab_import, taskfile
+    from cronctl import crontab_import
 
     current = state(ctx)
     text, label = _read_input(source)
-    path = current.locations.tasks_file
-
-    def planned(existing: taskfile.TaskFile) -> crontab_import.Plan:
-        return crontab_import.plan(
-            text, existing.tasks, existing.defaults, prefix=prefix, system=system, path=label
-        )
-
-    plan = planned(current.tasks())
-    if plan.tasks and not dry_run:
-        # Planned again under the lock, against the file as it is then; `update` checks that
-        # every task other than the new ones reads back identical (`touched` is filled in by
-        # `change`, which runs before that check).
-        touched: set[str] = set()
-
-        def change(existing: taskfile.TaskFile) -> str:
-            nonlocal plan
-            plan = planned(existing)
-            touched.clear()  # `update` may call this again on a fresher file
-            touched.update(plan.names)
-            return crontab_import.appended(existing.text, crontab_import.render(plan))
-
-        taskfile.update(path, change, touched=touched)
+    plan = crontab_import.import_into(
+        current.locations.tasks_file,
+        text,
+        prefix=prefix,
+        system=system,
+        source=label,
+        dry_run=dry_run,
+    )
     _report_import(current, plan, dry_run, json_output)
     if plan.problems:
         raise typer.Exit(int(ExitCode.FAILURE))
@@ -276,7 +259,7 @@ def _report_import(current, plan, dry_run: bool, json_output: bool) -> None:
     for note in plan.notes:
         render.note(("note: " if note.line is None else f"note: line {note.line}: ") + note.message)
     count = len(plan.tasks)
-    tasks = f"{count} task{'s' if count != 1 else ''}"
+    tasks = timefmt.counted(count, "task")
     where = current.locations.tasks_file
     if dry_run:
         summary = f"Would import {tasks} into {where} (dry run: nothing written)"
@@ -285,9 +268,7 @@ def _report_import(current, plan, dry_run: bool, json_output: bool) -> None:
     else:
         summary = "Nothing imported"
     if plan.problems:
-        summary += (
-            f"; {len(plan.problems)} line{'s' if len(plan.problems) != 1 else ''} not imported"
-        )
+        summary += f"; {timefmt.counted(len(plan.problems), 'line')} not imported"
     render.note(summary + ".")
 
 
@@ -367,13 +348,10 @@ def export_tasks(
                 f"daemon-reload && systemctl --user enable --now {timers}"
             )
     elif fmt is ExportFormat.systemd:
-        chunks = [f"# ==> {f.name} <==\n{f.text}" for f in result.files]
-        sys.stdout.write("\n".join(chunks))
-        sys.stdout.flush()
+        render.write("\n".join(f"# ==> {f.name} <==\n{f.text}" for f in result.files))
     else:
         for item in result.files:
-            sys.stdout.write(item.text)
-        sys.stdout.flush()
+            render.write(item.text)
     if result.skipped:
         raise typer.Exit(int(ExitCode.FAILURE))
 
@@ -391,10 +369,7 @@ def _write_files(folder: Path, files) -> None:
 # completion
 
 
-class Shell(str, enum.Enum):
-    bash = "bash"
-    zsh = "zsh"
-    fish = "fish"
+Shell = enum.Enum("Shell", {name: name for name in SHELLS}, type=str)
 
 
 @command("completion")
@@ -405,13 +380,13 @@ def completion(
     ],
 ) -> None:
     """Print the shell completion script (commands, options and task names complete)."""
-    from cronctl.cli.complete import completion_script
-
-    state(ctx)
-    sys.stdout.write(completion_script(shell.value))
-    sys.stdout.flush()
+    state(ctx).renderer.write(completion_script(shell.value))
     if sys.stdout.isatty():
-        where = INSTALL_PATHS[shell.value].replace("share/", "~/.local/share/", 1)
-        if shell is Shell.fish:
-            where = "~/.config/fish/completions/cronctl.fish"
+        # For one user: fish's folder of a user's completions; for bash and zsh, the packaged
+        # place (INSTALL_PATHS) under ~/.local.
+        where = (
+            "~/.config/fish/completions/cronctl.fish"
+            if shell.value == "fish"
+            else "~/.local/" + INSTALL_PATHS[shell.value]
+        )
         sys.stderr.write(f"# save it as {where}\n")

@@ -13,8 +13,10 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-FORMATS = ("crontab", "systemd", "k8s")
+if TYPE_CHECKING:
+    from cronctl.schedule.fields import FieldKind
 
 
 class NotExportable(Exception):
@@ -49,18 +51,14 @@ class Export:
 # Cron fields
 
 
-MONTHS = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")
-WEEKDAYS = ("SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT")
 BOUNDS = ((0, 59), (0, 23), (1, 31), (1, 12), (0, 6))
 _WORD = re.compile(r"[A-Za-z]+")
 
 
-def _name_to_number(index: int, word: str) -> str:
+def _name_to_number(kind: FieldKind, word: str) -> str:
     upper = word.upper()
-    if index == 3 and upper in MONTHS:
-        return str(MONTHS.index(upper) + 1)
-    if index == 4 and upper in WEEKDAYS:
-        return str(WEEKDAYS.index(upper))
+    if upper in kind.names:
+        return str(kind.low + kind.names.index(upper))
     return word
 
 
@@ -72,9 +70,13 @@ def vixie_fields(schedule) -> tuple[str, ...]:
     decides how cron combines day-of-month and day-of-week). `L` and `DOW#N` have no Vixie
     equivalent: NotExportable.
     """
+    # Imported here: `cronctl service` loads this package for its quoting alone, and whoever
+    # parsed `schedule` has loaded the schedule package already.
+    from cronctl.schedule.fields import KINDS
+
     cron = schedule.cron
     fields = []
-    for index, fld in enumerate(cron.fields):
+    for kind, fld in zip(KINDS, cron.fields, strict=True):
         if fld.last_day:
             raise NotExportable("'L' (last day of the month) is not crontab syntax")
         if fld.nth_weekdays:
@@ -85,7 +87,7 @@ def vixie_fields(schedule) -> tuple[str, ...]:
             if item in hashed:
                 items.append(",".join(str(v) for v in hashed[item]))
             else:
-                items.append(_WORD.sub(lambda m, i=index: _name_to_number(i, m.group(0)), item))
+                items.append(_WORD.sub(lambda m, k=kind: _name_to_number(k, m.group(0)), item))
         fields.append(",".join(items))
     return tuple(fields)
 
@@ -126,40 +128,48 @@ def compress(values: Iterable[int], low: int, high: int, *, sep: str = "-", widt
     return ",".join(parts)
 
 
-def every_as_cron(seconds: int) -> str | None:
-    """Return the 5-field cron line (in UTC) with exactly the slots of `@every seconds`, or None.
+# @every's units that a calendar can step through: (unit, its seconds, how many make the next).
+_EVERY_UNITS = (("second", 1, 60), ("minute", 60, 60), ("hour", 3600, 24))
+
+
+def every_step(seconds: int) -> tuple[str, int] | None:
+    """Return (unit, n) when `@every seconds` is a calendar step of n seconds, minutes or
+    hours (n divides the next unit), ("day", 1) for a day, else None.
 
     `@every` slots are whole multiples of the interval since the epoch, which is midnight UTC,
-    so a step that divides the next unit evenly lands on the same instants as `*/n`.
+    so a step that divides the next unit evenly lands on the same instants as a calendar step
+    in UTC (`*/n` in cron, `00/n` in systemd).
     """
-    if seconds % 60:
+    for unit, size, per_next in _EVERY_UNITS:
+        if seconds % size == 0 and seconds < size * per_next:
+            steps = seconds // size
+            return (unit, steps) if per_next % steps == 0 else None
+    return ("day", 1) if seconds == 86400 else None
+
+
+def every_as_cron(seconds: int) -> str | None:
+    """Return the 5-field cron line (in UTC) with exactly the slots of `@every seconds`, or None
+    (cron's finest step is a minute)."""
+    step = every_step(seconds)
+    if step is None or step[0] == "second":
         return None
-    minutes = seconds // 60
-    if minutes < 60:
-        if 60 % minutes:
-            return None
-        return "* * * * *" if minutes == 1 else f"*/{minutes} * * * *"
-    if minutes % 60:
-        return None
-    hours = minutes // 60
-    if hours < 24:
-        if 24 % hours:
-            return None
-        return "0 * * * *" if hours == 1 else f"0 */{hours} * * *"
-    if hours == 24:
-        return "0 0 * * *"
-    return None
+    unit, n = step
+    if unit == "minute":
+        return "* * * * *" if n == 1 else f"*/{n} * * * *"
+    if unit == "hour":
+        return "0 * * * *" if n == 1 else f"0 */{n} * * *"
+    return "0 0 * * *"
 
 
 __all__ = [
     "BOUNDS",
     "Export",
-    "FORMATS",
     "NotExportable",
     "OutputFile",
     "Skipped",
     "compress",
     "every_as_cron",
+    "every_step",
     "vixie_fields",
 ]
 

@@ -9,9 +9,10 @@ comment for every setting crontab cannot express. Disabled tasks are written com
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 
+from cronctl import timefmt
 from cronctl.durations import format_duration
 from cronctl.export import Export, NotExportable, OutputFile, Skipped, every_as_cron, vixie_fields
 from cronctl.model import DEFAULT_SHELL, Task
@@ -52,10 +53,11 @@ def env_line(name: str, value: str) -> str:
     return f"{name}={quote}{value}{quote}"
 
 
-def working_dir_prefix(working_dir: str) -> str:
+def working_dir_prefix(task: Task) -> str:
     """Return the `cd DIR && ` prefix that gives cron's job the task's folder ('' for home)."""
-    if working_dir in ("~", "~/", ""):
+    if task.runs_in_home:
         return ""
+    working_dir = task.working_dir
     if working_dir.startswith("~/"):
         return f'cd "$HOME"/{_sh_quote(working_dir[2:])} && '
     if os.path.isabs(working_dir):
@@ -77,6 +79,7 @@ class Entry:
     command: str
     notes: tuple[str, ...]  # settings crontab cannot express
     remarks: tuple[str, ...] = ()  # how a setting was expressed differently
+    env_lines: Mapping[str, str] = field(default_factory=dict)  # env NAME -> its assignment
 
     @property
     def key(self) -> tuple:
@@ -127,12 +130,11 @@ def entry_for(task: Task) -> Entry:
         fields, zone = cron, "UTC"
     else:
         fields = " ".join(vixie_fields(schedule))
-    command = working_dir_prefix(task.working_dir) + escape_command(task.command)
-    if task.working_dir not in ("~", "~/", ""):
+    command = working_dir_prefix(task) + escape_command(task.command)
+    if not task.runs_in_home:
         remarks.append(f"working_dir {task.working_dir}: written as a cd before the command")
-    for name, value in task.env.items():
-        env_line(name, value)  # raises for values crontab cannot hold
-    return Entry(task, zone, fields, command, tuple(notes), tuple(remarks))
+    env_lines = {name: env_line(name, value) for name, value in task.env.items()}
+    return Entry(task, zone, fields, command, tuple(notes), tuple(remarks), env_lines)
 
 
 def export(tasks: Iterable[Task], *, source: str | None = None) -> Export:
@@ -168,7 +170,7 @@ def export(tasks: Iterable[Task], *, source: str | None = None) -> Export:
             env_state[name] = ""
         for name, value in env.items():
             if env_state.get(name) != value:
-                lines.append(env_line(name, value))
+                lines.append(group[0].env_lines[name])  # a group's entries share one env
                 env_state[name] = value
         for entry in group:
             lines.extend(_entry_lines(entry))
@@ -205,7 +207,7 @@ def _header(source: str | None, count: int, skipped: Sequence[Skipped]) -> list[
     lines = [
         "# crontab written by `cronctl export --format crontab`"
         + (f" from {source}" if source else ""),
-        f"# {count} task{'s' if count != 1 else ''}. Install: crontab FILE (replaces your "
+        f"# {timefmt.counted(count, 'task')}. Install: crontab FILE (replaces your "
         "crontab) or append to `crontab -e`.",
         "# CRON_TZ needs cronie or another cron that reads it; Vixie/Debian cron uses the "
         "system zone.",

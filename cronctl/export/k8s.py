@@ -120,7 +120,7 @@ def lost_settings(task: Task) -> list[str]:
         notes.append(f"after {', '.join(task.after)}: CronJobs have no dependencies")
     if task.notify is not None and task.notify.has_channels:
         notes.append("notify: not exported")
-    if task.working_dir not in ("~", "~/", "") and not task.working_dir.startswith("/"):
+    if not task.runs_in_home and not task.working_dir.startswith("/"):
         notes.append(f"working_dir {task.working_dir}: relative to a home folder; not exported")
     if task.retries and task.retry_delay:
         notes.append("retry_delay: the Job controller uses its own back-off (10s doubling, max 6m)")

@@ -16,7 +16,15 @@ import re
 from collections.abc import Iterable, Sequence
 
 from cronctl.durations import format_duration
-from cronctl.export import Export, NotExportable, OutputFile, Skipped, compress, escape_quoted
+from cronctl.export import (
+    Export,
+    NotExportable,
+    OutputFile,
+    Skipped,
+    compress,
+    escape_quoted,
+    every_step,
+)
 from cronctl.model import Task
 
 UNIT_PREFIX = "cronctl-"
@@ -71,10 +79,11 @@ def env_assignment(name: str, value: str) -> str:
     return specifiers('"' + _c_escape(f"{name}={value}") + '"')
 
 
-def path_setting(path: str) -> str:
-    """Return a path for `WorkingDirectory=`: `~` and `~/x` become the home specifier `%h`."""
-    if path in ("", "~", "~/"):
+def path_setting(task: Task) -> str:
+    """Return the task's folder for `WorkingDirectory=`: `~` for home, `%h/...` below it."""
+    if task.runs_in_home:
         return "~"
+    path = task.working_dir
     if path.startswith("~/"):
         return "%h/" + specifiers(path[2:])
     if not os.path.isabs(path):
@@ -191,31 +200,19 @@ def has_clock_changes(zone, years: Iterable[int] = range(2024, 2036)) -> bool:
 
 
 def every_calendar(seconds: int) -> str | None:
-    """Return an `OnCalendar=` value with exactly the slots of `@every seconds`, or None.
-
-    Slots are whole multiples of the interval since the epoch (midnight UTC), so an interval
-    dividing the next unit evenly is a calendar step in UTC.
-    """
-    if seconds < 60:
-        if 60 % seconds:
-            return None
-        second = "*" if seconds == 1 else f"00/{seconds}"
-        return f"*-*-* *:*:{second} UTC"
-    if seconds % 60 == 0 and seconds < 3600:
-        minutes = seconds // 60
-        if 60 % minutes:
-            return None
-        minute = "*" if minutes == 1 else f"00/{minutes}"
-        return f"*-*-* *:{minute}:00 UTC"
-    if seconds % 3600 == 0 and seconds < 86400:
-        hours = seconds // 3600
-        if 24 % hours:
-            return None
-        hour = "*" if hours == 1 else f"00/{hours}"
-        return f"*-*-* {hour}:00:00 UTC"
-    if seconds == 86400:
-        return "*-*-* 00:00:00 UTC"
-    return None
+    """Return an `OnCalendar=` value with exactly the slots of `@every seconds`, or None."""
+    step = every_step(seconds)
+    if step is None:
+        return None
+    unit, n = step
+    value = "*" if n == 1 else f"00/{n}"
+    if unit == "second":
+        return f"*-*-* *:*:{value} UTC"
+    if unit == "minute":
+        return f"*-*-* *:{value}:00 UTC"
+    if unit == "hour":
+        return f"*-*-* {value}:00:00 UTC"
+    return "*-*-* 00:00:00 UTC"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -227,14 +224,12 @@ def timer_lines(task: Task) -> tuple[list[str], list[str]]:
     schedule = task.parsed_schedule()
     settings: list[str] = []
     notes: list[str] = []
-    calendar = True
     if schedule.is_reboot:
         settings.append("OnStartupSec=0")
         notes.append(
             "@reboot: runs once each time your user manager starts (at boot with lingering, "
             "else at your first login)"
         )
-        calendar = False
     elif schedule.interval_seconds is not None:
         seconds = schedule.interval_seconds
         exact = every_calendar(seconds)
@@ -247,7 +242,6 @@ def timer_lines(task: Task) -> tuple[list[str], list[str]]:
                 f"{task.schedule}: every {format_duration(seconds)} after the last start, "
                 "not aligned to the epoch as cronctl aligns it"
             )
-            calendar = False
     else:
         specs = calendar_specs(schedule)
         if len(specs) > 1 and schedule.cron.days.combine_by_or:
@@ -256,32 +250,33 @@ def timer_lines(task: Task) -> tuple[list[str], list[str]]:
                 "line per alternative"
             )
         settings.extend(f"OnCalendar={specifiers(spec)}" for spec in specs)
-        if has_clock_changes(schedule.zone) and not schedule.is_wildcard:
-            notes.append(
-                "daylight saving: when a clock change skips this time, systemd skips the "
-                "run (cronctl runs it just after the change)"
-            )
-        elif has_clock_changes(schedule.zone):
-            notes.append(
-                "daylight saving: in an hour that a clock change repeats, systemd runs "
-                "only the first pass (cronctl runs both)"
-            )
+        if has_clock_changes(schedule.zone):
+            if not schedule.is_wildcard:
+                notes.append(
+                    "daylight saving: when a clock change skips this time, systemd skips the "
+                    "run (cronctl runs it just after the change)"
+                )
+            else:
+                notes.append(
+                    "daylight saving: in an hour that a clock change repeats, systemd runs "
+                    "only the first pass (cronctl runs both)"
+                )
+    # Persistent= catches up on missed OnCalendar= slots only.
+    calendar = any(setting.startswith("OnCalendar=") for setting in settings)
     settings.append("AccuracySec=1s")
     if task.jitter:
         settings.append(f"RandomizedDelaySec={task.jitter}")
-    if task.catch_up == "once" and calendar:
+    if task.catch_up != "skip" and calendar:
         settings.append("Persistent=true")
-    elif task.catch_up == "all":
-        if calendar:
-            settings.append("Persistent=true")
+    if task.catch_up == "all":
         notes.append("catch_up all: systemd runs missed slots once, not each of them")
-    elif task.catch_up == "once":
+    elif task.catch_up == "once" and not calendar:
         notes.append("catch_up once: Persistent= works with OnCalendar only")
     return settings, notes
 
 
-def service_lines(task: Task, tasks: Sequence[Task]) -> tuple[list[str], list[str]]:
-    settings = ["Type=oneshot", f"WorkingDirectory={path_setting(task.working_dir)}"]
+def service_lines(task: Task) -> tuple[list[str], list[str]]:
+    settings = ["Type=oneshot", f"WorkingDirectory={path_setting(task)}"]
     notes: list[str] = []
     for name, value in task.env.items():
         settings.append(f"Environment={env_assignment(name, value)}")
@@ -308,7 +303,7 @@ def service_lines(task: Task, tasks: Sequence[Task]) -> tuple[list[str], list[st
 def units_for(task: Task, tasks: Sequence[Task]) -> tuple[OutputFile, OutputFile]:
     """Return the timer and service units of `task` (`tasks` gives the `after` followers)."""
     timer_settings, timer_notes = timer_lines(task)
-    service_settings, service_notes = service_lines(task, tasks)
+    service_settings, service_notes = service_lines(task)
     description = f"cronctl task {task.name}" + (
         f": {task.description}" if task.description else ""
     )

@@ -31,6 +31,7 @@ from cronctl.clock import SYSTEM_CLOCK, Clock
 from cronctl.model import NotifySettings, SmtpSettings
 from cronctl.notify.message import Delivery, email_message, slack_json, text_body, webhook_json
 from cronctl.records import FAILURE_STATUSES, Status
+from cronctl.runner.environment import inherited_environment, run_variables
 
 if TYPE_CHECKING:
     from cronctl.runner.process import ProcessOutcome
@@ -38,9 +39,6 @@ if TYPE_CHECKING:
 # Shells that understand `exec 0<file` (how the notify command gets the run JSON on stdin).
 POSIX_SHELLS = {"sh", "bash", "dash", "zsh", "ksh", "mksh", "ash", "yash"}
 SENDMAIL_PATHS = ("/usr/sbin/sendmail", "/usr/lib/sendmail")
-# Variables of serve's supervisor that must not leak into a notify command (as for jobs).
-_SUPERVISOR_VARIABLES = ("NOTIFY_SOCKET",)
-_SUPERVISOR_PREFIXES = ("WATCHDOG_", "LISTEN_")
 _ERROR_BODY_BYTES = 200
 
 
@@ -290,30 +288,22 @@ def _payload_file(data: bytes) -> str:
     return path
 
 
-def _base_environment(environ: Mapping[str, str]) -> dict[str, str]:
-    return {
-        key: value
-        for key, value in environ.items()
-        if key not in _SUPERVISOR_VARIABLES and not key.startswith(_SUPERVISOR_PREFIXES)
-    }
-
-
 def command_environment(delivery: Delivery, environ: Mapping[str, str], payload_path: str) -> dict[str, str]:
     """The notify command's environment: the caller's, the task's `env`, and CRONCTL_*."""
     run, task = delivery.run, delivery.task
-
-    def local(moment) -> str:  # type: ignore[no-untyped-def]
-        return moment.astimezone(task.parsed_zone).isoformat() if moment else ""
-
-    env = _base_environment(environ)
+    env = inherited_environment(environ)
     env.update(task.env)
     env.update(
+        run_variables(
+            task,
+            run_id=run.id,
+            trigger=run.trigger,
+            attempt=run.attempt,
+            scheduled_at=run.scheduled_at,
+        )
+    )
+    env.update(
         {
-            "CRONCTL_TASK": task.name,
-            "CRONCTL_RUN_ID": str(run.id),
-            "CRONCTL_TRIGGER": str(run.trigger),
-            "CRONCTL_ATTEMPT": str(run.attempt),
-            "CRONCTL_SCHEDULED_AT": local(run.scheduled_at),
             "CRONCTL_STATUS": str(run.status),
             "CRONCTL_EVENT": delivery.event or "",
             "CRONCTL_EXIT_CODE": "" if run.exit_code is None else str(run.exit_code),
@@ -407,7 +397,8 @@ def _via_sendmail(data: bytes, program: str, timeout: float, context: ChannelCon
     """Pipe the message to `sendmail -t -oi` (recipients from the headers; a lone '.' is text)."""
 
     def env_of(path: str) -> dict[str, str]:
-        return _base_environment(context.environ) | {"CRONCTL_PAYLOAD": path, "CRONCTL_SENDMAIL": program}
+        env = inherited_environment(context.environ)
+        return env | {"CRONCTL_PAYLOAD": path, "CRONCTL_SENDMAIL": program}
 
     outcome = _run_with_stdin(
         'exec "$CRONCTL_SENDMAIL" -t -oi',

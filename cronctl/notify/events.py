@@ -25,7 +25,6 @@ An event is sent only when it is listed in `on`.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 
 from cronctl.model import NotifySettings
 from cronctl.records import FAILURE_STATUSES, Run, Status
@@ -42,15 +41,7 @@ NEUTRAL_STATUSES = frozenset({Status.SKIPPED, Status.MISSED, Status.INTERRUPTED,
 VERDICT_STATUSES = (Status.SUCCEEDED, *FAILURE_STATUSES)
 
 
-@dataclass(frozen=True)
-class Attempt:
-    """The part of a run the streak rules look at."""
-
-    status: str
-    attempt: int = 1
-
-
-def failure_streak(previous: Iterable[Attempt | Run], cap: int | None = None) -> int:
+def failure_streak(previous: Iterable[Run], cap: int | None = None) -> int:
     """Return how many failed runs (triggers, retries counted once) precede, newest first.
 
     `previous` holds the runs before the current trigger, newest first. Counting stops at the

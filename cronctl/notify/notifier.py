@@ -36,7 +36,13 @@ from cronctl.errors import CronctlError
 from cronctl.locations import MEMORY
 from cronctl.model import NotifySettings, SmtpSettings, Task
 from cronctl.notify import events
-from cronctl.notify.channels import SENDERS, ChannelContext, ChannelError, channels_for, find_sendmail
+from cronctl.notify.channels import (
+    SENDERS,
+    ChannelContext,
+    ChannelError,
+    channels_for,
+    find_sendmail,
+)
 from cronctl.notify.message import Delivery
 from cronctl.records import FAILURE_STATUSES, Output, Run, Status, Trigger
 from cronctl.store import HistoryStore
@@ -227,7 +233,7 @@ class Notifier:
             final=True,
             hostname=self.hostname,
         )
-        names = [n for n in ("command", "webhook", "healthchecks", "email") if _configured(settings, n)]
+        names = [name for name in SENDERS if getattr(settings, name)]
         return self.deliver(delivery, names)
 
     # -- internals -----------------------------------------------------------------------------
@@ -278,8 +284,8 @@ class Notifier:
             if len(self._ready) > self._idle and len(self._workers) < WORKERS:
                 number = len(self._workers) + 1
                 worker = threading.Thread(target=self._work, name=f"cronctl-notifier-{number}", daemon=True)
+                worker.start()  # listed only once started: close() joins every listed worker
                 self._workers.append(worker)
-                worker.start()
             self._changed.notify()
 
     def _work(self) -> None:
@@ -296,13 +302,16 @@ class Notifier:
                 job = lane.popleft()
                 if self._pending_missed.get(name) is job:
                     del self._pending_missed[name]
-            self._handle_safely(job)
-            with self._changed:
-                self._queued -= 1
-                if lane:
-                    self._ready.append(name)  # one job a turn: other tasks go first
-                else:
-                    del self._lanes[name]
+            try:
+                self._handle_safely(job)
+            finally:
+                # Even after a BaseException the lane goes back in turn (or away): never left with no worker.
+                with self._changed:
+                    self._queued -= 1
+                    if lane:
+                        self._ready.append(name)  # one job a turn: other tasks go first
+                    else:
+                        del self._lanes[name]
 
     def _handle_safely(self, job: _Job) -> None:
         try:
@@ -357,7 +366,10 @@ class Notifier:
             try:
                 streak = self._streak_before(job.task, run, settings)
             except CronctlError as exc:
-                self._log(f"notify: task '{job.task.name}': cannot read the history ({exc}); assuming no streak")
+                self._log(
+                    f"notify: task '{job.task.name}': cannot read the history ({exc});"
+                    " assuming a failure reaches the streak (it notifies) and a success ends none"
+                )
                 streak = settings.after_failures - 1 if run.status in FAILURE_STATUSES else 0
         return events.decide(settings, run.status, final=job.final, streak_before=streak)
 
@@ -406,10 +418,6 @@ class Notifier:
                 self._store.close()
             self._store = None
             self._own_store = False
-
-
-def _configured(settings: NotifySettings, channel: str) -> bool:
-    return bool(getattr(settings, channel))
 
 
 def _later_slot(new: Run, old: Run) -> bool:

@@ -11,6 +11,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from cronctl.records import Output
+
 DEFAULT_HEAD_BYTES = 64 * 1024
 DEFAULT_TAIL_BYTES = 64 * 1024
 
@@ -21,15 +23,13 @@ def drop_marker(dropped_bytes: int) -> bytes:
 
 
 @dataclass(frozen=True)
-class CapturedOutput:
-    """What was kept of one stream."""
+class CapturedOutput(Output):
+    """What was kept of one stream, in the form the history stores (a records.Output).
 
-    data: bytes
-    """Raw bytes; head + drop_marker(dropped_bytes) + tail when truncated."""
-    total_bytes: int
-    """Everything the job printed on the stream."""
-    dropped_bytes: int
-    """Bytes left out of `data` (0 when nothing was dropped)."""
+    `data` is the raw bytes: head + drop_marker(dropped_bytes) + tail when truncated;
+    `total_bytes` everything the job printed on the stream; `dropped_bytes` the bytes left out
+    of `data` (0 when nothing was dropped).
+    """
 
     @property
     def truncated(self) -> bool:

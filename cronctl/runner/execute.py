@@ -18,16 +18,14 @@ from cronctl.clock import SYSTEM_CLOCK, Clock
 from cronctl.durations import format_duration
 from cronctl.events import NoEvents, RunEvents
 from cronctl.model import Task
-from cronctl.records import Output, Run, Status, Trigger
+from cronctl.records import Run, Status, Trigger
+from cronctl.runner.environment import inherited_environment, local_iso, run_variables
 from cronctl.runner.process import ProcessOutcome, run_process
 from cronctl.store import HistoryStore
 
 DEFAULT_KILL_GRACE = 10.0
 # A `when` condition is a quick test; one that hangs must not hold the task forever.
 WHEN_TIMEOUT = 60.0
-# Variables that belong to serve's own supervisor and must not leak into jobs.
-_SUPERVISOR_VARIABLES = ("NOTIFY_SOCKET",)
-_SUPERVISOR_PREFIXES = ("WATCHDOG_", "LISTEN_")
 RETRYABLE = (Status.FAILED, Status.TIMED_OUT)
 
 
@@ -73,26 +71,14 @@ def job_environment(
     base: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
     """Return the job's environment: the caller's, the task's `env`, then cronctl's variables."""
-    env = {
-        key: value
-        for key, value in (os.environ if base is None else base).items()
-        if key not in _SUPERVISOR_VARIABLES and not key.startswith(_SUPERVISOR_PREFIXES)
-    }
+    env = inherited_environment(os.environ if base is None else base)
     env.update(task.env)
-
-    def local_iso(moment: datetime | None) -> str:
-        return moment.astimezone(task.parsed_zone).isoformat() if moment else ""
-
     env.update(
-        {
-            "CRONCTL_TASK": task.name,
-            "CRONCTL_RUN_ID": str(run_id),
-            "CRONCTL_TRIGGER": str(trigger),
-            "CRONCTL_ATTEMPT": str(attempt),
-            "CRONCTL_SCHEDULED_AT": local_iso(scheduled_at),
-            "CRONCTL_LAST_SUCCESS_AT": local_iso(last_success_at),
-        }
+        run_variables(
+            task, run_id=run_id, trigger=trigger, attempt=attempt, scheduled_at=scheduled_at
+        )
     )
+    env["CRONCTL_LAST_SUCCESS_AT"] = local_iso(task, last_success_at)
     return env
 
 
@@ -120,10 +106,6 @@ def _signal_name(number: int) -> str:
         return signals.Signals(number).name
     except ValueError:
         return f"signal {number}"
-
-
-def _output(captured) -> Output:
-    return Output(captured.data, captured.total_bytes, captured.dropped_bytes)
 
 
 def _join(*parts: str | None) -> str | None:
@@ -238,7 +220,9 @@ class Executor:
         if status == Status.TIMED_OUT:
             reason = f"timed out after {format_duration(task.timeout or 0)}"
         elif status == Status.INTERRUPTED:
-            reason = request.stop.reason if request.stop is not None else "stopped by cronctl"
+            # run_process reports `stopped` only for a stop event it was given: request.stop.
+            assert request.stop is not None
+            reason = request.stop.reason
         self.store.finish_run(
             run_id,
             status=status,
@@ -248,8 +232,8 @@ class Executor:
             exit_code=outcome.exit_code,
             signal=outcome.signal,
             reason=_join(reason, outcome.note),
-            stdout=_output(outcome.stdout),
-            stderr=_output(outcome.stderr),
+            stdout=outcome.stdout,
+            stderr=outcome.stderr,
         )
         return self._finished(request, run_id)
 

@@ -1,8 +1,10 @@
 """Start one job, capture its output, enforce its timeout, and clean up its process group.
 
-This is the only place in cronctl that starts processes. One call of `run_process` uses the
-calling thread only (serve runs many at once, one thread each), keeps no global state, and
-costs three file descriptors while it runs: the two output pipes and, on Linux, a pidfd.
+The runner package is the only part of cronctl that starts processes: this module starts jobs,
+`when` conditions, notify commands and sendmail; `tools` runs systemctl and its kin, `editor`
+the user's editor. One call of `run_process` uses the calling thread only (serve runs many at
+once, one thread each), keeps no global state, and costs three file descriptors while it runs:
+the two output pipes and, on Linux, a pidfd.
 
 Lifecycle of a run:
 
@@ -28,7 +30,7 @@ import stat
 import subprocess
 import sys
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -36,6 +38,7 @@ from cronctl.clock import SYSTEM_CLOCK, Clock
 from cronctl.runner.capture import (
     DEFAULT_HEAD_BYTES,
     DEFAULT_TAIL_BYTES,
+    EMPTY_OUTPUT,
     BoundedCapture,
     CapturedOutput,
 )
@@ -111,32 +114,42 @@ def _proc_is_ours() -> bool:
 
 
 _PROC_USABLE: bool | None = None  # computed once; the answer cannot change while we run
+_DEAD_STATES = (b"Z", b"X")  # zombie or dead: gone but for the reaping
 
 
-def _members_state(pgid: int) -> tuple[bool, bool]:
-    """Scan /proc for the group: (found any member, found a member that is not a zombie)."""
-    found = live = False
+def _group_members(pgid: int) -> Iterator[tuple[str, bytes]]:
+    """Yield (pid, state) of each process of group `pgid` that /proc shows.
+
+    A process that vanishes or cannot be read during the scan is left out; without /proc,
+    nothing is yielded. The state is /proc's one letter (see _DEAD_STATES).
+    """
     try:
         names = os.listdir("/proc")
     except OSError:
-        return False, False
+        return
     for name in names:
         if not name.isdigit():
             continue
         try:
             with open(f"/proc/{name}/stat", "rb") as f:
-                stat = f.read()
-        except OSError:
+                line = f.read()
+            # pid (comm) state ppid pgrp ...; comm may hold spaces and parentheses.
+            fields = line[line.rfind(b")") + 2 :].split(b" ", 3)
+            if len(fields) < 3 or int(fields[2]) != pgid:
+                continue
+        except (OSError, ValueError):
             continue
-        # pid (comm) state ppid pgrp ...; comm may hold spaces and parentheses.
-        fields = stat[stat.rfind(b")") + 2 :].split(b" ", 3)
-        if len(fields) < 3 or int(fields[2]) != pgid:
-            continue
+        yield name, fields[0]
+
+
+def _members_state(pgid: int) -> tuple[bool, bool]:
+    """Scan /proc for the group: (found any member, found a member that is not a zombie)."""
+    found = False
+    for _pid, state in _group_members(pgid):
+        if state not in _DEAD_STATES:
+            return True, True
         found = True
-        if fields[0] not in (b"Z", b"X"):
-            live = True
-            break
-    return found, live
+    return found, False
 
 
 def group_alive(pgid: int) -> bool:
@@ -172,21 +185,15 @@ def group_runs_job(pgid: int, run_id: int) -> bool:
     needle = b"\0CRONCTL_RUN_ID=%d\0" % run_id
     try:
         os.killpg(pgid, 0)
-        names = os.listdir("/proc")
     except OSError:
         return False
-    for name in names:
-        if not name.isdigit():
+    for pid, state in _group_members(pgid):
+        if state in _DEAD_STATES:
             continue
         try:
-            with open(f"/proc/{name}/stat", "rb") as f:
-                stat = f.read()
-            fields = stat[stat.rfind(b")") + 2 :].split(b" ", 3)
-            if len(fields) < 3 or int(fields[2]) != pgid or fields[0] in (b"Z", b"X"):
-                continue
-            with open(f"/proc/{name}/environ", "rb") as f:
+            with open(f"/proc/{pid}/environ", "rb") as f:
                 environ = b"\0" + f.read()
-        except (OSError, ValueError):
+        except OSError:
             continue
         if needle in environ:
             return True
@@ -267,7 +274,6 @@ def _outcome_without_process(
     t0: float | None = None,
 ) -> ProcessOutcome:
     finished_at = clock.now()
-    empty = CapturedOutput(b"", 0, 0)
     return ProcessOutcome(
         pid=None,
         exit_code=None,
@@ -275,8 +281,8 @@ def _outcome_without_process(
         timed_out=False,
         stopped=stopped,
         start_error=start_error,
-        stdout=empty,
-        stderr=empty,
+        stdout=EMPTY_OUTPUT,
+        stderr=EMPTY_OUTPUT,
         started_at=started_at or finished_at,
         finished_at=finished_at,
         duration=0.0 if t0 is None else max(0.0, clock.monotonic() - t0),
@@ -424,39 +430,36 @@ class _Run:
 
             while True:
                 now = clock.monotonic()
-                if returncode is None:
-                    if term_at is None:
-                        if stop is not None and stop.is_set():
-                            stopped = True
-                        elif deadline is not None and now >= deadline:
-                            timed_out = True
-                        if stopped or timed_out:
-                            term_at = now
-                            _signal_group(pgid, signal.SIGTERM)
-                            _signal_group(pgid, signal.SIGCONT)
-                    if term_at is not None and not term_over and now >= term_at + kill_grace:
+                if returncode is None and term_at is None:
+                    if stop is not None and stop.is_set():
+                        stopped = True
+                    elif deadline is not None and now >= deadline:
+                        timed_out = True
+                    if stopped or timed_out:
+                        term_at = now
+                        _signal_group(pgid, signal.SIGTERM)
+                        _signal_group(pgid, signal.SIGCONT)
+                if term_at is not None and not term_over:
+                    if now >= term_at + kill_grace:
+                        # Grace over: SIGKILL whatever is left of the group, unchecked (a group
+                        # that is gone is ignored by _signal_group, zombies ignore signals).
                         _signal_group(pgid, signal.SIGKILL)
                         term_over = True
-                else:
-                    if term_at is not None and not term_over:
-                        if now >= term_at + kill_grace:
-                            if group_alive(pgid):
-                                _signal_group(pgid, signal.SIGKILL)
+                        if returncode is not None:
+                            settled_at = now
+                    elif returncode is not None and now >= next_group_check:
+                        # The job is gone but members of its group may not be (they get
+                        # SIGKILL at the end of the grace); finish early once none is left.
+                        next_group_check = now + GROUP_POLL
+                        if not group_alive(pgid):
                             term_over = True
                             settled_at = now
-                        elif now >= next_group_check:
-                            # The job is gone but members of its group may not be (they get
-                            # SIGKILL at the end of the grace); finish early once none is left.
-                            next_group_check = now + GROUP_POLL
-                            if not group_alive(pgid):
-                                term_over = True
-                                settled_at = now
-                    if settled_at is not None:
-                        if not streams:
-                            break
-                        if now >= settled_at + LEFTOVER_DRAIN:
-                            leftover = True
-                            break
+                if settled_at is not None:  # only ever set once the job has exited
+                    if not streams:
+                        break
+                    if now >= settled_at + LEFTOVER_DRAIN:
+                        leftover = True
+                        break
 
                 # How long may we wait for the next event?
                 wait: float | None = None

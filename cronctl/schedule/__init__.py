@@ -1,10 +1,10 @@
 """Schedules: parsing, fire times with cron's daylight-saving rules, English, explain.
 
-Pure functions of their arguments: no clock, no I/O. Time is always passed in.
+Pure functions of their arguments: no clock, no I/O. Time is always passed in. `explain`
+lives in `cronctl.schedule.explain` and is imported from there: only `cronctl explain` needs
+it, and every command that reads the task file imports this package.
 """
 
-from cronctl.schedule.explain import Explanation as Explanation
-from cronctl.schedule.explain import explain as explain
 from cronctl.schedule.schedule import Schedule as Schedule
 
-__all__ = ["Explanation", "Schedule", "explain"]
+__all__ = ["Schedule"]

@@ -8,11 +8,10 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from cronctl.durations import parse_duration
+from cronctl.durations import MAX_DURATION, format_duration, parse_duration
 from cronctl.errors import ScheduleError, UsageError
 
 EPOCH = datetime(1970, 1, 1)  # naive UTC, like every instant in this package
-MAX_INTERVAL = 365 * 86400  # longer intervals overflow datetime within a few slots
 
 
 def parse_every(argument: str) -> int:
@@ -25,9 +24,9 @@ def parse_every(argument: str) -> int:
         raise ScheduleError(f"'@every {argument}': {error}") from None
     if seconds < 1:
         raise ScheduleError(f"'@every {argument}': the interval must be at least 1s")
-    if seconds > MAX_INTERVAL:
+    if seconds > MAX_DURATION:
         raise ScheduleError(
-            f"'@every {argument}': the interval must be at most 365d",
+            f"'@every {argument}': the interval must be at most {format_duration(MAX_DURATION)}",
             hint="for longer intervals use a cron expression, e.g. '@yearly' or '0 0 1 1 *'",
         )
     return seconds

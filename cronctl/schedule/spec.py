@@ -5,6 +5,7 @@ from __future__ import annotations
 from bisect import bisect_left
 from datetime import MAXYEAR, datetime, timedelta
 
+from cronctl import timefmt
 from cronctl.errors import ScheduleError
 from cronctl.schedule.days import DayRule, month_lengths
 from cronctl.schedule.fields import KINDS, Field, parse_field
@@ -85,7 +86,7 @@ def parse_cron(text: str, name: str | None) -> CronSpec:
     parts = text.split()
     if len(parts) != len(KINDS):
         raise ScheduleError(
-            f"'{text}' has {len(parts)} field{'s' if len(parts) != 1 else ''}; a cron schedule "
+            f"'{text}' has {timefmt.counted(len(parts), 'field')}; a cron schedule "
             f"has 5: {FIELD_NAMES}",
             hint="no seconds or year field; the command goes in the task's `command`"
             if len(parts) > len(KINDS)

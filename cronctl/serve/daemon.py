@@ -23,7 +23,8 @@ from cronctl.clock import SYSTEM_CLOCK, Clock
 from cronctl.errors import CronctlError, ExitCode, TaskFileError, UsageError
 from cronctl.events import EventFanout, NoEvents, RunEvents
 from cronctl.locations import MEMORY, Locations
-from cronctl.runner.execute import DEFAULT_KILL_GRACE, Executor
+from cronctl.runner.execute import Executor
+from cronctl.serve import GRACE, KILL_GRACE, NOTIFY_FLUSH_SECONDS
 from cronctl.serve import log as serve_log
 from cronctl.serve.lock import ServeLock
 from cronctl.serve.loop import Scheduler
@@ -35,8 +36,7 @@ from cronctl.serve.workers import ThreadLauncher
 from cronctl.store import HistoryStore
 
 log = logging.getLogger("cronctl.serve")
-# At shutdown, pending notifications get this long to go out.
-NOTIFY_FLUSH_SECONDS = 15.0
+DEFAULT_KILL_GRACE = KILL_GRACE  # the name importers used before the defaults moved
 
 FDS_PER_JOB = 4  # two pipes, a pidfd, and one spare for the spawn itself
 FDS_RESERVED = 64  # the database, the lock, the log, sockets
@@ -129,8 +129,8 @@ def load_tasks(locations: Locations) -> taskfile.TaskFile:
 def serve(
     locations: Locations,
     *,
-    grace: float = 30.0,
-    kill_grace: float = DEFAULT_KILL_GRACE,
+    grace: float = GRACE,
+    kill_grace: float = KILL_GRACE,
     events: RunEvents | None = None,
     clock: Clock = SYSTEM_CLOCK,
     environ: Mapping[str, str] | None = None,
@@ -178,6 +178,7 @@ def serve(
         now = clock.now()
         abandoned = abandon_leftover_runs(store, now)
         leftovers = stop_leftover_jobs(abandoned, kill_grace)
+        fanout = EventFanout(user_events)
         for run in abandoned:
             log.warning(
                 "run %s of %s was left running by a serve that stopped unexpectedly: abandoned",
@@ -186,7 +187,7 @@ def serve(
             )
             task = loaded.tasks.get(run.task)
             if task is not None:
-                EventFanout(user_events).run_finished(task, store.get_run(run.id), final=True)
+                fanout.run_finished(task, run, final=True)
         store.serve_started(
             pid=os.getpid(), hostname=socket.gethostname(), version=__version__, now=now
         )
@@ -228,7 +229,8 @@ def serve(
             locations.db,
         )
         scheduler.start()
-        systemd.status(scheduler.status_line())
+        if systemd.enabled:
+            systemd.status(scheduler.status_line())
         if on_ready is not None:
             on_ready(scheduler)
         scheduler.run()

@@ -58,10 +58,6 @@ class ServeLock:
         os.close(self._fd)  # closing drops the flock
         self._fd = None
 
-    @property
-    def held(self) -> bool:
-        return self._fd is not None
-
     def __enter__(self) -> ServeLock:
         self.acquire()
         return self

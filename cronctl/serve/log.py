@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import TextIO
 
 from cronctl.model import Task
-from cronctl.records import FAILURE_STATUSES, Run, Status
+from cronctl.records import Run, Status
 
 LOGGER_NAME = "cronctl.serve"
 log = logging.getLogger(LOGGER_NAME)
@@ -104,10 +104,10 @@ class RunLog:
         log.info("run %s of %s started%s", run.id, run.task, _about(run))
 
     def run_finished(self, task: Task, run: Run, *, final: bool) -> None:
-        failed = run.status in FAILURE_STATUSES or run.status == Status.INTERRUPTED
+        failed = run.failed or run.status == Status.INTERRUPTED
         level = logging.WARNING if failed else logging.INFO
         detail = f": {run.reason}" if run.reason else ""
-        more = "" if final or run.status not in FAILURE_STATUSES else " (will retry)"
+        more = "" if final or not run.failed else " (will retry)"
         log.log(
             level,
             "run %s of %s %s%s%s%s%s",

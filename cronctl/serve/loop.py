@@ -32,7 +32,7 @@ from cronctl.events import NoEvents, RunEvents
 from cronctl.model import DEFAULT_KEEP_DAYS, DEFAULT_KEEP_RUNS, Task
 from cronctl.records import Status, Trigger
 from cronctl.runner.execute import RunRequest, StopSignal, retry_request, should_retry
-from cronctl.serve import plan
+from cronctl.serve import GRACE, KILL_GRACE, plan
 from cronctl.serve.reload import POLL_INTERVAL, SETTLE, TaskFileWatcher
 from cronctl.serve.systemd import SystemdNotifier
 from cronctl.serve.workers import REPLACED_REASON, SHUTDOWN_REASON, Completion, Done, Handle
@@ -102,8 +102,8 @@ class Scheduler:
         rng: random.Random | None = None,
         systemd: SystemdNotifier | None = None,
         watcher: TaskFileWatcher | None = None,
-        grace: float = 30.0,
-        kill_grace: float = 10.0,
+        grace: float = GRACE,
+        kill_grace: float = KILL_GRACE,
         keep_days: int = DEFAULT_KEEP_DAYS,
         max_parallel: int = 100_000,
         on_reload: Callable[[Any], None] | None = None,
@@ -124,7 +124,6 @@ class Scheduler:
 
         self._initial = dict(tasks)
         self.states: dict[str, TaskState] = {}
-        self._schedules: dict[tuple[str, str, str | None], Any] = {}
         self.dependents: dict[str, list[str]] = {}
         self._slots: list[tuple[float, int, str, int, datetime]] = []
         self._timers: list[tuple[float, int, str, str, RunRequest, frozenset[str]]] = []
@@ -149,7 +148,7 @@ class Scheduler:
         self._next_prune = 0.0
         self._next_watchdog = 0.0
         self._next_cap_warning = 0.0
-        self.started = 0  # runs launched, for status lines and tests
+        self.started = 0  # runs launched since start, for the SIGUSR1 report
 
     # ---------------------------------------------------------------- from other threads
 
@@ -223,17 +222,8 @@ class Scheduler:
         self._schedule_next(state, plan.first_slot_after(schedule, now, state.last_slot))
 
     def _schedule_of(self, task: Task) -> Any:
-        """Return the task's Schedule, shared with every task that has the same one.
-
-        Thousands of tasks often share a handful of schedules, and a parsed cron expression
-        with its search tables costs a few kilobytes. `H` hashes the task's name, so those
-        schedules are the task's own.
-        """
-        key = (task.schedule, task.timezone, task.name if "H" in task.schedule.upper() else None)
-        schedule = self._schedules.get(key)
-        if schedule is None:
-            schedule = self._schedules[key] = task.parsed_schedule()
-        return schedule
+        """Return the task's Schedule (parsed once, held by the task itself)."""
+        return task.parsed_schedule()
 
     def _schedule_next(self, state: TaskState, slot: datetime | None) -> None:
         state.next_slot = slot
@@ -418,11 +408,7 @@ class Scheduler:
             _, _, kind, name, request, chain = heapq.heappop(self._timers)
             state = self.states.get(name)
             if state is None or not state.task.enabled:
-                log.info(
-                    "task %s: %s dropped, the task is gone or disabled",
-                    name,
-                    "retry" if kind == "retry" else "start",
-                )
+                log.info("task %s: %s dropped, the task is gone or disabled", name, kind)
                 continue
             self._start(state, dataclasses.replace(request, task=state.task), chain)
 
@@ -454,10 +440,9 @@ class Scheduler:
             self._record_missed(task, decision.missed, f"the slot passed {why}")
         if decision.run:
             log.info(
-                "task %s: catching up %d slot%s that passed %s",
+                "task %s: catching up %s that passed %s",
                 task.name,
-                len(decision.run),
-                "" if len(decision.run) == 1 else "s",
+                timefmt.counted(len(decision.run), "slot"),
                 why,
             )
             requests = [self._request(task, Trigger.CATCH_UP, scheduled_at=s) for s in decision.run]
@@ -579,11 +564,7 @@ class Scheduler:
     def _completed(self, completion: Completion) -> None:
         handle = completion.handle
         name = handle.task
-        handles = self.running.get(name, [])
-        if handle in handles:
-            handles.remove(handle)
-            if not handles:
-                del self.running[name]
+        self._forget(handle)
         self._active -= 1
         while self._waiting and self._active < self.max_parallel:
             waiting = self._waiting.popleft()
@@ -606,6 +587,14 @@ class Scheduler:
                 self._trigger_dependents(name, handle.chain | {name})
         if state is not None and name not in self.running:
             self._next_waiting(state)
+
+    def _forget(self, handle: Handle) -> None:
+        """Take `handle` out of `running`; a task with nothing running has no entry."""
+        handles = self.running.get(handle.task, [])
+        if handle in handles:
+            handles.remove(handle)
+            if not handles:
+                del self.running[handle.task]
 
     def _trigger_dependents(self, name: str, chain: frozenset[str]) -> None:
         for dependent in self.dependents.get(name, ()):
@@ -691,8 +680,6 @@ class Scheduler:
                 changed.append(name)
                 self._change(state, task, now)
         self._rebuild_dependents()
-        in_use = {id(state.schedule) for state in self.states.values()}
-        self._schedules = {k: v for k, v in self._schedules.items() if id(v) in in_use}
         if added or removed or changed:
             parts = [
                 f"{label} {', '.join(names)}"
@@ -702,7 +689,8 @@ class Scheduler:
             log.info("task file reloaded: %s", "; ".join(parts))
         else:
             log.info("task file reloaded: no task changed")
-        self.systemd.status(self.status_line(now))
+        if self.systemd.enabled:
+            self.systemd.status(self.status_line())
 
     def _change(self, state: TaskState, task: Task, now: datetime) -> None:
         old = state.task
@@ -738,7 +726,8 @@ class Scheduler:
             self.recorder.submit(
                 "heartbeat", lambda store, at=now: store.heartbeat(at), replace=True
             )
-            self.systemd.status(self.status_line(now))
+            if self.systemd.enabled:
+                self.systemd.status(self.status_line())
         if mono >= self._next_prune:
             self._next_prune = mono + PRUNE_INTERVAL
             self._prune(now)
@@ -760,10 +749,10 @@ class Scheduler:
 
         self.recorder.submit("retention", write, replace=True)
 
-    def status_line(self, now: datetime | None = None) -> str:
+    def status_line(self) -> str:
         enabled = sum(1 for s in self.states.values() if s.task.enabled)
         running = sum(len(h) for h in self.running.values())
-        text = f"{enabled} task{'' if enabled == 1 else 's'}, {running} running"
+        text = f"{timefmt.counted(enabled, 'task')}, {running} running"
         upcoming = [s for s in self.states.values() if s.next_slot is not None]
         if upcoming:
             first = min(upcoming, key=lambda s: s.next_slot)
@@ -778,12 +767,8 @@ class Scheduler:
         self.stopping = True
         self._slots.clear()
         self._timers.clear()
-        for handle in list(self._waiting):  # never launched
-            handles = self.running.get(handle.task, [])
-            if handle in handles:
-                handles.remove(handle)
-                if not handles:
-                    del self.running[handle.task]
+        for handle in self._waiting:  # never launched
+            self._forget(handle)
         self._waiting.clear()
         for state in self.states.values():
             state.queued = None

@@ -217,6 +217,12 @@ def overdue(
     `jumped_after`: a forward jump happened and slots after this instant were jumped over, so
     they all count as passed (catch-up policy), none fires as a plain scheduled run.
     """
+    if jumped_after is None:
+        # On time (the usual case): the slot after this one is still to come, so none passed
+        # unseen and it is the next slot.
+        first = next_slot(schedule, slot)
+        if first is None or first > now:
+            return Overdue(slot), first
     later, total = slots_between(schedule, slot, now)
     nxt = next_slot(schedule, now) if later else next_slot(schedule, slot)
     if jumped_after is not None:

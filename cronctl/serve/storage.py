@@ -72,26 +72,16 @@ class LogOnce:
         suffix = f" (and {repeats} more times)" if repeats else ""
         log.log(level, message + suffix, *args)
 
-    def clear(self, key: str) -> None:
-        with self._lock:
-            self._seen.pop(key, None)
-
 
 class SerialStore:
     """A HistoryStore whose methods run one at a time; safe to share between threads."""
 
-    def __init__(
-        self,
-        store: HistoryStore,
-        clock: Clock,
-        *,
-        give_up: threading.Event | None = None,
-    ) -> None:
+    def __init__(self, store: HistoryStore, clock: Clock) -> None:
         self._store = store
         self._lock = threading.Lock()
 
         self.clock = clock
-        self.give_up = give_up or threading.Event()
+        self.give_up = threading.Event()  # set at shutdown: finish_run stops retrying
         self.say = LogOnce(clock)
 
     def __getattr__(self, name: str) -> Any:
@@ -106,10 +96,6 @@ class SerialStore:
         call.__name__ = name
         self.__dict__[name] = call  # made once per method
         return call
-
-    @property
-    def path(self) -> str:
-        return self._store.path
 
     def set_pid(self, run_id: int, pid: int) -> None:
         # Called as the job starts: a failure here must not kill the job (the pid is a detail).
@@ -190,10 +176,6 @@ class Recorder:
             self._queue.append((label, write))
             self._idle.clear()
             self._cond.notify()
-
-    @property
-    def pending(self) -> int:
-        return len(self._queue)
 
     def wait_idle(self, timeout: float) -> bool:
         """Wait until every queued write is done (for tests and shutdown)."""

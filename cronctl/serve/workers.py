@@ -51,8 +51,6 @@ class Handle:
 class Completion:
     handle: Handle
     run: Run | None  # None: not run (slot already taken, or could not be recorded)
-    taken: bool = False
-    error: str | None = None
 
 
 Done = Callable[[Completion], None]
@@ -110,12 +108,12 @@ class ThreadLauncher:
                             exc,
                         )
                         self._abandon(handle, exc)
-                        done(Completion(handle, None, error=str(exc)))
+                        done(Completion(handle, None))
 
     def _claim(self, handle: Handle, done: Done) -> bool:
         request = handle.request
         if request.stop is not None and request.stop.is_set():
-            done(Completion(handle, None, error="stopped before it started"))
+            done(Completion(handle, None))
             return False
         try:
             handle.run_id = self.executor.begin(request)
@@ -125,7 +123,7 @@ class ThreadLauncher:
                 handle.task,
                 request.scheduled_at,
             )
-            done(Completion(handle, None, taken=True))
+            done(Completion(handle, None))
             return False
         except StoreError as exc:
             # Without the row there is no exactly-once claim: the slot is not run.
@@ -135,11 +133,11 @@ class ThreadLauncher:
                 self.say("claim", logging.ERROR, message, *args)
             else:
                 log.error(message, *args)
-            done(Completion(handle, None, error=exc.message))
+            done(Completion(handle, None))
             return False
-        except Exception as exc:
+        except Exception:
             log.exception("task %s: not started", handle.task)
-            done(Completion(handle, None, error=str(exc)))
+            done(Completion(handle, None))
             return False
         return True
 
@@ -164,11 +162,11 @@ class ThreadLauncher:
         except StoreError as exc:
             log.error("run %s of %s: %s", handle.run_id, handle.task, exc.message)
             self._abandon(handle, exc)
-            done(Completion(handle, None, error=exc.message))
+            done(Completion(handle, None))
             return
         except BaseException as exc:
             log.exception("run %s of %s failed inside cronctl", handle.run_id, handle.task)
             self._abandon(handle, exc)
-            done(Completion(handle, None, error=str(exc)))
+            done(Completion(handle, None))
             return
         done(Completion(handle, run))

@@ -21,13 +21,15 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC
+from functools import partial
 from pathlib import Path
 
 import pytest
 
 from cronctl.store import HistoryStore
+from tests import support
 
 LIMIT = 30.0
 """Seconds any one awaited condition may take on a slow, loaded machine."""
@@ -41,19 +43,7 @@ def task_text(
     return TASK.format(name=name, schedule=schedule, command=command, extra=extra)
 
 
-def wait_for(
-    condition: Callable[[], object],
-    timeout: float = LIMIT,
-    interval: float = 0.05,
-    what: str = "condition",
-):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"{what} not met within {timeout}s")
+wait_for = partial(support.wait_for, timeout=LIMIT)
 
 
 def run_cli(exe: list[str], *args: str, timeout: float = 60, env: dict[str, str] | None = None):

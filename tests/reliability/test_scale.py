@@ -255,8 +255,6 @@ def reading_calls(store: HistoryStore, now: datetime) -> dict[str, object]:
         "last run (list)": lambda: store.last_run("task-007"),
         "task stats (list, show)": lambda: store.task_stats("task-007"),
         "last success (job env)": lambda: store.last_success_at("task-007"),
-        "failure streak": lambda: store.consecutive_failures("task-007"),
-        "slot taken": lambda: store.slot_taken("task-007", now),
         "latest slot (catch-up)": lambda: store.latest_slot("task-007"),
         "task names": lambda: store.task_names(),
         "running tasks": lambda: store.running_tasks(),

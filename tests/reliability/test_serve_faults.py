@@ -24,7 +24,7 @@ import pytest
 from cronctl.records import Status, Trigger
 from cronctl.runner.capture import drop_marker
 from cronctl.store import HistoryStore
-from tests.serve.test_serve_process import LIMIT, Serve, task_text, wait_for
+from tests.serve.test_serve_process import LIMIT, Serve, serve_starter, task_text, wait_for
 
 STARTED = "cronctl serve"  # the start-up log line: "cronctl serve <version> started (pid N)"
 
@@ -32,17 +32,7 @@ STARTED = "cronctl serve"  # the start-up log line: "cronctl serve <version> sta
 @pytest.fixture
 def serve_proc(cronctl_exe, cronctl_home):
     """Start `cronctl serve` with arguments; every process is killed at the end of the test."""
-    started: list[Serve] = []
-
-    def start(*args: str, env: dict[str, str] | None = None) -> Serve:
-        process = Serve(cronctl_exe, cronctl_home, *args, env=env)
-        started.append(process)
-        return process
-
-    cronctl_home.mkdir(parents=True, exist_ok=True)
-    yield start
-    for process in started:
-        process.kill()
+    yield from serve_starter(cronctl_exe, cronctl_home)
 
 
 def wait_started(process: Serve) -> None:

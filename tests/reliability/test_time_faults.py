@@ -30,8 +30,8 @@ from cronctl.records import Status, Trigger
 from cronctl.runner.execute import Executor, RunRequest
 from cronctl.serve.reload import POLL_INTERVAL
 from cronctl.store import HistoryStore
-from tests.serve.fakes import Harness, task, utc
-from tests.serve.test_serve_process import Serve, task_text, wait_for
+from tests.serve.fakes import Harness, harness_maker, task, utc
+from tests.serve.test_serve_process import Serve, serve_starter, task_text, wait_for
 
 T0 = utc(2026, 1, 5, 12, 0, 0)
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -40,16 +40,7 @@ NEW_YORK = ZoneInfo("America/New_York")
 
 @pytest.fixture
 def clock_harness():
-    made: list[Harness] = []
-
-    def make(tasks, start=T0, **options) -> Harness:
-        h = Harness(tasks, start, **options)
-        made.append(h)
-        return h
-
-    yield make
-    for h in made:
-        h.store.close()
+    yield from harness_maker(T0)
 
 
 def slots(runs):
@@ -405,17 +396,7 @@ def test_s30_fall_back(clock_harness):
 
 @pytest.fixture
 def serve_proc(cronctl_exe, cronctl_home):
-    started: list[Serve] = []
-
-    def start(*args: str) -> Serve:
-        process = Serve(cronctl_exe, cronctl_home, *args)
-        started.append(process)
-        return process
-
-    cronctl_home.mkdir(parents=True, exist_ok=True)
-    yield start
-    for process in started:
-        process.kill()
+    yield from serve_starter(cronctl_exe, cronctl_home)
 
 
 def reloads(process: Serve) -> list[str]:

@@ -9,7 +9,8 @@ from datetime import datetime
 import pytest
 
 from cronctl.errors import ScheduleError, UsageError
-from cronctl.schedule import Explanation, Schedule, explain
+from cronctl.schedule import Schedule
+from cronctl.schedule.explain import Explanation, explain
 
 NY = "America/New_York"
 

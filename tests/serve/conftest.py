@@ -2,29 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from datetime import datetime
-
 import pytest
 
-from cronctl.model import Task
-from tests.serve.fakes import Harness, utc
+from tests.serve.fakes import harness_maker, utc
 
 START = utc(2026, 1, 5, 12, 0, 0)
 
 
 @pytest.fixture
 def harness():
-    made: list[Harness] = []
-
-    def make(tasks: Iterable[Task], start: datetime = START, **options) -> Harness:
-        h = Harness(tasks, start, **options)
-        made.append(h)
-        return h
-
-    yield make
-    for h in made:
-        h.store.close()
+    yield from harness_maker(START)
 
 
 @pytest.fixture(autouse=True)

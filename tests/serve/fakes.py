@@ -5,7 +5,7 @@ writes at once."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -107,7 +107,7 @@ class FakeLauncher:
             )
         except SlotTakenError:
             self.taken.append(handle)
-            done(Completion(handle, None, taken=True))
+            done(Completion(handle, None))
             return
         item = Launched(handle, done, self.clock.now())
         self.launched.append(item)
@@ -195,6 +195,21 @@ class Harness:
 
     def statuses(self, task: str | None = None) -> list[str]:
         return [r.status for r in self.runs(task)]
+
+
+def harness_maker(start: datetime) -> Iterator[Callable[..., Harness]]:
+    """For a harness fixture: yields make(tasks, start=start, **options) -> Harness and closes
+    the store of every harness it made at the end."""
+    made: list[Harness] = []
+
+    def make(tasks: Iterable[Task], start: datetime = start, **options) -> Harness:
+        h = Harness(tasks, start, **options)
+        made.append(h)
+        return h
+
+    yield make
+    for h in made:
+        h.store.close()
 
 
 def task(name: str = "t", schedule: str = "@every 1s", **values) -> Task:

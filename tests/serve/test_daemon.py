@@ -6,6 +6,7 @@ import signal
 import threading
 import time
 from datetime import UTC, datetime
+from functools import partial
 
 import pytest
 
@@ -13,18 +14,10 @@ from cronctl.locations import Locations
 from cronctl.records import Status
 from cronctl.serve import daemon
 from cronctl.store import HistoryStore
+from tests.support import wait_for as _wait_for
 
+wait_for = partial(_wait_for, timeout=15.0)
 TASK = '[tasks.{name}]\nschedule = "@every 1s"\ncommand = "true"\ntimezone = "UTC"\n'
-
-
-def wait_for(condition, timeout=15.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError("condition not met in time")
 
 
 class Listener:

@@ -10,12 +10,14 @@ import socket
 import subprocess
 import time
 from collections import Counter
+from functools import partial
 from pathlib import Path
 
 import pytest
 
 from cronctl.records import Status, Trigger
 from cronctl.store import HistoryStore
+from tests import support
 
 LIMIT = 20.0  # seconds any one condition may take on a slow, loaded machine
 
@@ -26,14 +28,7 @@ def task_text(name, schedule="@every 1s", command="true", extra=""):
     return TASK.format(name=name, schedule=schedule, command=command, extra=extra)
 
 
-def wait_for(condition, timeout=LIMIT, interval=0.05, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"{what} not met within {timeout}s")
+wait_for = partial(support.wait_for, timeout=LIMIT)
 
 
 class Serve:
@@ -83,19 +78,25 @@ class Serve:
         self.log_file.close()
 
 
-@pytest.fixture
-def serve(cronctl_exe, cronctl_home):
+def serve_starter(exe, home: Path):
+    """For a serve fixture: yields start(*args, env=...) -> Serve and kills every serve it
+    started at the end."""
     started: list[Serve] = []
 
-    def start(*args, env=None):
-        process = Serve(cronctl_exe, cronctl_home, *args, env=env)
+    def start(*args: str, env: dict[str, str] | None = None) -> Serve:
+        process = Serve(exe, home, *args, env=env)
         started.append(process)
         return process
 
-    cronctl_home.mkdir(parents=True, exist_ok=True)
+    home.mkdir(parents=True, exist_ok=True)
     yield start
     for process in started:
         process.kill()
+
+
+@pytest.fixture
+def serve(cronctl_exe, cronctl_home):
+    yield from serve_starter(cronctl_exe, cronctl_home)
 
 
 def first_attempt_slots(runs):

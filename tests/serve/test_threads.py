@@ -4,8 +4,8 @@ the recorder thread, on the real clock (short schedules, so each test takes a se
 from __future__ import annotations
 
 import threading
-import time
 from datetime import UTC, datetime
+from functools import partial
 
 import pytest
 
@@ -18,16 +18,9 @@ from cronctl.serve.storage import Recorder, SerialStore
 from cronctl.serve.workers import ThreadLauncher
 from cronctl.store import HistoryStore
 from tests.serve.fakes import task
+from tests.support import wait_for as _wait_for
 
-
-def wait_for(condition, timeout=15.0, interval=0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError("condition not met in time")
+wait_for = partial(_wait_for, timeout=15.0)
 
 
 @pytest.fixture

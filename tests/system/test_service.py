@@ -435,8 +435,21 @@ def test_unit_written_by_the_cli_names_this_python_s_cronctl(cli, isolated_confi
 def test_stop_timeout_covers_serves_whole_shutdown():
     """systemd must not kill serve while it still does what a stop promises: the jobs' grace,
     the kill grace, and the flush of pending notifications."""
-    from cronctl.serve.daemon import NOTIFY_FLUSH_SECONDS
+    import inspect
+
+    from cronctl.serve.daemon import NOTIFY_FLUSH_SECONDS, serve
     from cronctl.service import KILL_GRACE, NOTIFY_FLUSH, SERVE_GRACE, STOP_MARGIN
 
     assert NOTIFY_FLUSH == NOTIFY_FLUSH_SECONDS
     assert SERVE_GRACE + KILL_GRACE + NOTIFY_FLUSH + STOP_MARGIN == 60
+    # The unit's arithmetic uses the defaults serve and `cronctl serve` really have.
+    parameters = inspect.signature(serve).parameters
+    assert (parameters["grace"].default, parameters["kill_grace"].default) == (
+        SERVE_GRACE,
+        KILL_GRACE,
+    )
+    pytest.importorskip("typer")
+    from cronctl.cli import serve as serve_command
+
+    options = inspect.signature(serve_command.serve).parameters
+    assert (options["grace"].default, options["kill_grace"].default) == (SERVE_GRACE, KILL_GRACE)

@@ -1,0 +1,44 @@
+"""The environment of what cronctl starts: jobs, `when` conditions, notify commands, sendmail.
+
+Each gets the caller's environment without the variables of serve's own supervisor, then
+(jobs and notify commands) the task's `env`, then cronctl's CRONCTL_* variables, which
+always win. Times in them are ISO 8601 in the task's zone, "" when there is none.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+
+from cronctl.model import Task
+
+# Variables of serve's supervisor (systemd's notify socket, watchdog and socket activation):
+# meant for serve alone, they must not leak into anything it starts.
+SUPERVISOR_VARIABLES = ("NOTIFY_SOCKET",)
+SUPERVISOR_PREFIXES = ("WATCHDOG_", "LISTEN_")
+
+
+def inherited_environment(base: Mapping[str, str]) -> dict[str, str]:
+    """Return `base` without serve's supervisor variables."""
+    return {
+        key: value
+        for key, value in base.items()
+        if key not in SUPERVISOR_VARIABLES and not key.startswith(SUPERVISOR_PREFIXES)
+    }
+
+
+def run_variables(
+    task: Task, *, run_id: int, trigger: str, attempt: int, scheduled_at: datetime | None
+) -> dict[str, str]:
+    """Return the CRONCTL_* variables that describe a run, shared by its job and notify command."""
+    return {
+        "CRONCTL_TASK": task.name,
+        "CRONCTL_RUN_ID": str(run_id),
+        "CRONCTL_TRIGGER": str(trigger),
+        "CRONCTL_ATTEMPT": str(attempt),
+        "CRONCTL_SCHEDULED_AT": local_iso(task, scheduled_at),
+    }
+
+
+def local_iso(task: Task, moment: datetime | None) -> str:
+    return moment.astimezone(task.parsed_zone).isoformat() if moment else ""
