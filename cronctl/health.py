@@ -27,7 +27,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from cronctl import timefmt
@@ -149,7 +149,7 @@ def _failures(store: HistoryStore, since: datetime) -> list[Failure]:
 
 def task_file_changed_at(taskfile: TaskFile) -> datetime | None:
     try:
-        return datetime.fromtimestamp(os.stat(taskfile.path).st_mtime, tz=timezone.utc)
+        return datetime.fromtimestamp(os.stat(taskfile.path).st_mtime, tz=UTC)
     except OSError:
         return None
 
@@ -231,25 +231,36 @@ def health(taskfile: TaskFile, store: HistoryStore, now: datetime) -> Health:
         serve_started_at=serve.started_at,
         file_changed_at=task_file_changed_at(taskfile),
     )
-    missed = [Missed(task, count, latest) for task, count, latest in store.missed_counts(now - MISSED_WINDOW)]
+    missed = [
+        Missed(task, count, latest)
+        for task, count, latest in store.missed_counts(now - MISSED_WINDOW)
+    ]
     failing = failing_tasks(tasks, store)
 
     problems = []
     if not serve.known:
         problems.append("serve has never run with this database")
     elif serve.stopped_at is not None:
-        problems.append(f"serve is not running (it stopped {timefmt.relative(serve.stopped_at, now)})")
+        problems.append(
+            f"serve is not running (it stopped {timefmt.relative(serve.stopped_at, now)})"
+        )
     elif serve.stale:
         problems.append(
             f"serve's last heartbeat is {timefmt.span(serve.heartbeat_age_seconds or 0)} old: it is not running"
         )
     if last_hour:
         at_least = "at least " if len(last_hour) >= LIST_LIMIT else ""
-        problems.append(f"{at_least}{timefmt.counted(len(last_hour), 'failed run')} in the last hour")
+        problems.append(
+            f"{at_least}{timefmt.counted(len(last_hour), 'failed run')} in the last hour"
+        )
     if overdue:
-        problems.append(f"{timefmt.counted(len(overdue), 'task')} overdue: {', '.join(o.task for o in overdue)}")
+        problems.append(
+            f"{timefmt.counted(len(overdue), 'task')} overdue: {', '.join(o.task for o in overdue)}"
+        )
     if failing:
-        problems.append(f"{timefmt.counted(len(failing), 'task')} failing repeatedly: {', '.join(f.task for f in failing)}")
+        problems.append(
+            f"{timefmt.counted(len(failing), 'task')} failing repeatedly: {', '.join(f.task for f in failing)}"
+        )
     return Health(now, serve, last_hour, last_day, overdue, missed, failing, problems)
 
 
@@ -265,7 +276,9 @@ def health_json(report: Health) -> dict[str, Any]:
             "hostname": serve.hostname,
             "version": serve.version,
             "started_at": timefmt.iso(serve.started_at),
-            "uptime_seconds": None if serve.uptime_seconds is None else round(serve.uptime_seconds, 3),
+            "uptime_seconds": None
+            if serve.uptime_seconds is None
+            else round(serve.uptime_seconds, 3),
             "heartbeat_at": timefmt.iso(serve.heartbeat_at),
             "stopped_at": timefmt.iso(serve.stopped_at),
             "stale": serve.stale,
@@ -273,12 +286,23 @@ def health_json(report: Health) -> dict[str, Any]:
         "failures_last_hour": [_failure_json(f) for f in report.failures_last_hour],
         "failures_last_day": [_failure_json(f) for f in report.failures_last_day],
         "overdue": [
-            {"task": o.task, "slot": timefmt.iso(timefmt.local(o.slot, o.timezone)), "late_seconds": round(o.late_seconds, 3)}
+            {
+                "task": o.task,
+                "slot": timefmt.iso(timefmt.local(o.slot, o.timezone)),
+                "late_seconds": round(o.late_seconds, 3),
+            }
             for o in report.overdue
         ],
-        "missed": [{"task": m.task, "count": m.count, "latest_slot": timefmt.iso(m.latest_slot)} for m in report.missed],
+        "missed": [
+            {"task": m.task, "count": m.count, "latest_slot": timefmt.iso(m.latest_slot)}
+            for m in report.missed
+        ],
         "failing": [
-            {"task": f.task, "consecutive_failures": f.consecutive, "last_run": run_json(f.last_run)}
+            {
+                "task": f.task,
+                "consecutive_failures": f.consecutive,
+                "last_run": run_json(f.last_run),
+            }
             for f in report.failing
         ],
     }
@@ -316,11 +340,21 @@ def prune(
     """Delete runs older than `keep_days` (default 90) or beyond each task's newest `keep_runs`
     (default: the task's own keep_runs; 1000 for tasks no longer in the file)."""
     days = DEFAULT_KEEP_DAYS if keep_days is None else keep_days
-    limits = {name: keep_runs if keep_runs is not None else task.keep_runs for name, task in taskfile.tasks.items()}
+    limits = {
+        name: keep_runs if keep_runs is not None else task.keep_runs
+        for name, task in taskfile.tasks.items()
+    }
     default = DEFAULT_KEEP_RUNS if keep_runs is None else keep_runs
-    removed = store.prune(now=now, keep_days=days, keep_runs=limits, default_keep_runs=default, dry_run=dry_run)
-    return PruneReport(removed=dict(sorted(removed.items())), keep_days=days, keep_runs=limits,
-                       default_keep_runs=default, dry_run=dry_run)
+    removed = store.prune(
+        now=now, keep_days=days, keep_runs=limits, default_keep_runs=default, dry_run=dry_run
+    )
+    return PruneReport(
+        removed=dict(sorted(removed.items())),
+        keep_days=days,
+        keep_runs=limits,
+        default_keep_runs=default,
+        dry_run=dry_run,
+    )
 
 
 def prune_json(report: PruneReport) -> dict[str, Any]:
@@ -357,12 +391,22 @@ class _Exposition:
     def __init__(self) -> None:
         self.lines: list[str] = []
 
-    def family(self, name: str, kind: str, help_text: str, samples: list[tuple[dict[str, str], float | int]]) -> None:
-        self.lines.append(f"# HELP {name} {help_text.replace(chr(92), chr(92) * 2).replace(chr(10), ' ')}")
+    def family(
+        self,
+        name: str,
+        kind: str,
+        help_text: str,
+        samples: list[tuple[dict[str, str], float | int]],
+    ) -> None:
+        self.lines.append(
+            f"# HELP {name} {help_text.replace(chr(92), chr(92) * 2).replace(chr(10), ' ')}"
+        )
         self.lines.append(f"# TYPE {name} {kind}")
         for labels, value in samples:
             text = ",".join(f'{key}="{_label(val)}"' for key, val in labels.items())
-            self.lines.append(f"{name}{{{text}}} {_number(value)}" if text else f"{name} {_number(value)}")
+            self.lines.append(
+                f"{name}{{{text}}} {_number(value)}" if text else f"{name} {_number(value)}"
+            )
 
     def text(self) -> str:
         return "\n".join(self.lines) + "\n"
@@ -387,36 +431,84 @@ def metrics(taskfile: TaskFile, store: HistoryStore, now: datetime) -> str:
                 next_runs[task.name] = upcoming
 
     out = _Exposition()
-    out.family("cronctl_serve_up", "gauge", f"1 when cronctl serve is running with a heartbeat under {STALE_AFTER.seconds}s old, else 0.",
-               [({}, serve.running)])
+    out.family(
+        "cronctl_serve_up",
+        "gauge",
+        f"1 when cronctl serve is running with a heartbeat under {STALE_AFTER.seconds}s old, else 0.",
+        [({}, serve.running)],
+    )
     if serve.heartbeat_at is not None:
-        out.family("cronctl_serve_heartbeat_timestamp_seconds", "gauge",
-                   "Unix time of serve's latest heartbeat.", [({}, _seconds(serve.heartbeat_at))])
-    out.family("cronctl_task_enabled", "gauge", "1 when the task is enabled in the task file, else 0.",
-               [({"task": t.name}, t.enabled) for t in tasks])
-    out.family("cronctl_task_last_run_timestamp_seconds", "gauge", "Unix time when the task's latest run started.",
-               [({"task": name}, _seconds(run.started_at)) for name, run in last_runs.items()
-                if run is not None and run.started_at is not None])
-    out.family("cronctl_task_last_success", "gauge",
-               "1 when the task's latest verdict is a success, 0 when it is a failure "
-               f"(no sample when none of its last {RECENT_ROWS} runs succeeded or failed).",
-               [({"task": name}, run.status == Status.SUCCEEDED)
-                for name, run in last_verdicts.items() if run is not None])
-    out.family("cronctl_task_last_status", "gauge",
-               "The status of the task's latest run: 1 on the series of that status, 0 on the others.",
-               [({"task": name, "status": status.value}, run.status == status)
-                for name, run in last_runs.items() if run is not None for status in Status])
-    out.family("cronctl_task_last_duration_seconds", "gauge", "How long the task's latest run that succeeded or failed took.",
-               [({"task": name}, run.duration_ms / 1000) for name, run in last_verdicts.items()
-                if run is not None and run.duration_ms is not None])
-    out.family("cronctl_task_runs_total", "counter",
-               "Runs of the task in the history kept (pruning lowers it; Prometheus reads that as a counter reset).",
-               [({"task": t.name}, counts.get(t.name, (0, 0))[0]) for t in tasks])
-    out.family("cronctl_task_failures_total", "counter",
-               "Failed runs (failed, timed_out, killed, abandoned, error) of the task in the history kept "
-               "(pruning lowers it; read as a counter reset).",
-               [({"task": t.name}, counts.get(t.name, (0, 0))[1]) for t in tasks])
-    out.family("cronctl_task_next_run_timestamp_seconds", "gauge",
-               "Unix time of the task's next scheduled run (enabled tasks with one).",
-               [({"task": name}, _seconds(moment)) for name, moment in next_runs.items()])
+        out.family(
+            "cronctl_serve_heartbeat_timestamp_seconds",
+            "gauge",
+            "Unix time of serve's latest heartbeat.",
+            [({}, _seconds(serve.heartbeat_at))],
+        )
+    out.family(
+        "cronctl_task_enabled",
+        "gauge",
+        "1 when the task is enabled in the task file, else 0.",
+        [({"task": t.name}, t.enabled) for t in tasks],
+    )
+    out.family(
+        "cronctl_task_last_run_timestamp_seconds",
+        "gauge",
+        "Unix time when the task's latest run started.",
+        [
+            ({"task": name}, _seconds(run.started_at))
+            for name, run in last_runs.items()
+            if run is not None and run.started_at is not None
+        ],
+    )
+    out.family(
+        "cronctl_task_last_success",
+        "gauge",
+        "1 when the task's latest verdict is a success, 0 when it is a failure "
+        f"(no sample when none of its last {RECENT_ROWS} runs succeeded or failed).",
+        [
+            ({"task": name}, run.status == Status.SUCCEEDED)
+            for name, run in last_verdicts.items()
+            if run is not None
+        ],
+    )
+    out.family(
+        "cronctl_task_last_status",
+        "gauge",
+        "The status of the task's latest run: 1 on the series of that status, 0 on the others.",
+        [
+            ({"task": name, "status": status.value}, run.status == status)
+            for name, run in last_runs.items()
+            if run is not None
+            for status in Status
+        ],
+    )
+    out.family(
+        "cronctl_task_last_duration_seconds",
+        "gauge",
+        "How long the task's latest run that succeeded or failed took.",
+        [
+            ({"task": name}, run.duration_ms / 1000)
+            for name, run in last_verdicts.items()
+            if run is not None and run.duration_ms is not None
+        ],
+    )
+    out.family(
+        "cronctl_task_runs_total",
+        "counter",
+        "Runs of the task in the history kept (pruning lowers it; Prometheus reads that as a counter reset).",
+        [({"task": t.name}, counts.get(t.name, (0, 0))[0]) for t in tasks],
+    )
+    out.family(
+        "cronctl_task_failures_total",
+        "counter",
+        "Failed runs (failed, timed_out, killed, abandoned, error) of the task in the history kept "
+        "(pruning lowers it; read as a counter reset).",
+        [({"task": t.name}, counts.get(t.name, (0, 0))[1]) for t in tasks],
+    )
+    out.family(
+        "cronctl_task_next_run_timestamp_seconds",
+        "gauge",
+        "Unix time of the task's next scheduled run (enabled tasks with one).",
+        [({"task": name}, _seconds(moment)) for name, moment in next_runs.items()],
+    )
     return out.text()

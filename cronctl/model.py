@@ -130,9 +130,7 @@ def zone_hint(name: str) -> str:
 
     known = {z for z in available_timezones() if z not in _NOT_ZONES}
     if not known:
-        return (
-            "this machine has no time zone data: install it (apt install tzdata, or pip install tzdata)"
-        )
+        return "this machine has no time zone data: install it (apt install tzdata, or pip install tzdata)"
     text = name.strip() if isinstance(name, str) else ""
     if text in _NOT_ZONES:
         return f"name the zone itself, e.g. '{machine_timezone()}' (this machine's zone)"
@@ -293,7 +291,9 @@ def _fail(task: str | None, key: str | None, message: str, hint: str | None = No
     raise TaskFileError(message, task=task, key=key, hint=hint)
 
 
-def _check_keys(table: Mapping[str, Any], allowed: tuple[str, ...], task: str | None, where: str) -> None:
+def _check_keys(
+    table: Mapping[str, Any], allowed: tuple[str, ...], task: str | None, where: str
+) -> None:
     for key in table:
         if key not in allowed:
             near = suggest(key, allowed)
@@ -371,13 +371,13 @@ def _url(task: str | None, key: str, value: Any) -> str:
 
 def _env(task: str | None, key: str, value: Any) -> dict[str, str]:
     if not isinstance(value, Mapping):
-        _fail(task, key, "must be a table of NAME = \"value\"")
+        _fail(task, key, 'must be a table of NAME = "value"')
     result = {}
     for name, text in value.items():
         if not _ENV_NAME.fullmatch(name):
             _fail(task, key, f"{name!r} is not a valid environment variable name")
         if not isinstance(text, str):
-            _fail(task, key, f"{name} must be a string (quote it: {name} = \"{text}\")")
+            _fail(task, key, f'{name} must be a string (quote it: {name} = "{text}")')
         result[name] = text
     return result
 
@@ -391,7 +391,7 @@ def _env_name(task: str | None, key: str, value: Any) -> str:
 
 def _names(task: str | None, key: str, value: Any) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        _fail(task, key, "must be a list of task names, e.g. [\"extract\"]")
+        _fail(task, key, 'must be a list of task names, e.g. ["extract"]')
     for name in value:
         if not _NAME.fullmatch(name):
             _fail(task, key, f"{name!r} is not a valid task name")
@@ -402,8 +402,12 @@ def parse_notify(raw: Any, task: str | None) -> NotifySettings:
     if not isinstance(raw, Mapping):
         _fail(task, "notify", "must be a table ([tasks.NAME.notify])")
     if "webhook_secret" in raw:
-        _fail(task, "notify.webhook_secret", "secrets are never stored in the task file",
-              "name an environment variable with webhook_secret_env")
+        _fail(
+            task,
+            "notify.webhook_secret",
+            "secrets are never stored in the task file",
+            "name an environment variable with webhook_secret_env",
+        )
     _check_keys(raw, NOTIFY_KEYS, task, "notify")
     values: dict[str, Any] = {}
     if "on" in raw:
@@ -427,7 +431,9 @@ def parse_notify(raw: Any, task: str | None) -> NotifySettings:
     if "format" in raw:
         values["format"] = _choice(task, "notify.format", raw["format"], WEBHOOK_FORMATS)
     if "webhook_secret_env" in raw:
-        values["webhook_secret_env"] = _env_name(task, "notify.webhook_secret_env", raw["webhook_secret_env"])
+        values["webhook_secret_env"] = _env_name(
+            task, "notify.webhook_secret_env", raw["webhook_secret_env"]
+        )
     if "email" in raw:
         email = raw["email"]
         if isinstance(email, str):
@@ -444,7 +450,12 @@ def parse_smtp(raw: Any) -> SmtpSettings:
     if not isinstance(raw, Mapping):
         _fail(None, "smtp", "must be a table ([defaults.smtp])")
     if "password" in raw:
-        _fail(None, "smtp.password", "passwords are never stored in the task file", "name an environment variable with password_env")
+        _fail(
+            None,
+            "smtp.password",
+            "passwords are never stored in the task file",
+            "name an environment variable with password_env",
+        )
     _check_keys(raw, SMTP_KEYS, None, "[defaults.smtp]")
     values: dict[str, Any] = {}
     if "host" in raw:
@@ -517,7 +528,11 @@ def parse_task(name: str, raw: Any, defaults: Defaults, default_zone: str) -> Ta
     for key, value in raw.items():
         if key != "notify":
             values[key] = _SIMPLE_CHECKS[key](name, key, value)
-    notify_raw = {**defaults.notify, **raw.get("notify", {})} if (defaults.notify or "notify" in raw) else None
+    notify_raw = (
+        {**defaults.notify, **raw.get("notify", {})}
+        if (defaults.notify or "notify" in raw)
+        else None
+    )
     if notify_raw is not None:
         values["notify"] = parse_notify(notify_raw, name)
     if "after" in values and name in values["after"]:
@@ -528,4 +543,3 @@ def parse_task(name: str, raw: Any, defaults: Defaults, default_zone: str) -> Ta
     except ScheduleError as exc:
         _fail(name, "schedule", f"{task.schedule!r}: {exc.message}", exc.hint)
     return task
-

@@ -98,7 +98,11 @@ def check(taskfile: TaskFile, now: datetime) -> list[Finding]:
                     utc = moment.astimezone(now.tzinfo)
                     minute_users[(utc.hour, utc.minute)].add(task.name)
     crowded = sorted(
-        ((len(users), slot) for slot, users in minute_users.items() if len(users) >= CROWDED_MINUTE),
+        (
+            (len(users), slot)
+            for slot, users in minute_users.items()
+            if len(users) >= CROWDED_MINUTE
+        ),
         key=lambda item: (-item[0], item[1]),
     )
     # The busiest minutes first, a few of them: thousands of lines would hide the point.
@@ -115,19 +119,27 @@ def check(taskfile: TaskFile, now: datetime) -> list[Finding]:
         )
     if len(crowded) > CROWDED_SHOWN:
         findings.append(
-            Finding("warning", None, f"{len(crowded) - CROWDED_SHOWN} more minutes each have {CROWDED_MINUTE} or more tasks")
+            Finding(
+                "warning",
+                None,
+                f"{len(crowded) - CROWDED_SHOWN} more minutes each have {CROWDED_MINUTE} or more tasks",
+            )
         )
     for twins in case_twins(taskfile.tasks):
         findings.append(
             Finding(
                 "warning",
                 twins[0],
-                "names differ only in case: " + ", ".join(twins) + " (task names are case-sensitive)",
+                "names differ only in case: "
+                + ", ".join(twins)
+                + " (task names are case-sensitive)",
             )
         )
     for cycle in after_cycles(taskfile):
         findings.append(
-            Finding("warning", cycle[0], "`after` forms a cycle: " + " -> ".join([*cycle, cycle[0]]))
+            Finding(
+                "warning", cycle[0], "`after` forms a cycle: " + " -> ".join([*cycle, cycle[0]])
+            )
         )
     return findings
 

@@ -115,7 +115,9 @@ def status_style(status: str) -> str:
 
 def status_strip(statuses: Sequence[str]) -> str:
     """Return recent outcomes oldest to newest, one mark each (✓ success, ✗ failure)."""
-    return "".join("✗" if s in FAILURE_STATUSES else STATUS_MARKS.get(s, "?") for s in reversed(statuses))
+    return "".join(
+        "✗" if s in FAILURE_STATUSES else STATUS_MARKS.get(s, "?") for s in reversed(statuses)
+    )
 
 
 def sparkline(values: Sequence[int]) -> str:
@@ -123,7 +125,9 @@ def sparkline(values: Sequence[int]) -> str:
         return ""
     low, high = min(values), max(values)
     step = (high - low) or 1
-    return "".join(SPARK[min(len(SPARK) - 1, int((v - low) / step * (len(SPARK) - 1)))] for v in values)
+    return "".join(
+        SPARK[min(len(SPARK) - 1, int((v - low) / step * (len(SPARK) - 1)))] for v in values
+    )
 
 
 def percent(rate: float | None) -> str:
@@ -201,7 +205,9 @@ class Renderer:
             self.stderr.write(text.plain + "\n")
             self.stderr.flush()
 
-    def table(self, headers: Sequence[str], rows: Sequence[Sequence[str | Text]], title: str | None = None) -> None:
+    def table(
+        self, headers: Sequence[str], rows: Sequence[Sequence[str | Text]], title: str | None = None
+    ) -> None:
         if not self.rich:
             lines = ["\t".join(h.lower().replace(" ", "_") for h in headers)]
             for row in rows:
@@ -230,13 +236,24 @@ class Renderer:
         return Text(status, style=status_style(status))
 
     def tasks(self, rows: Sequence[Any], now: datetime) -> None:
-        headers = ["Name", "Schedule", "Means", "Zone", "Next run", "Last run", "Success", "Enabled"]
+        headers = [
+            "Name",
+            "Schedule",
+            "Means",
+            "Zone",
+            "Next run",
+            "Last run",
+            "Success",
+            "Enabled",
+        ]
         body = []
         for row in rows:
             task, stats = row.task, row.stats
             last: Text | str = "-"
             if stats.last:
-                last = self.status_text(stats.last.status) + Text(f" {timefmt.relative(stats.last.started_at, now)}")
+                last = self.status_text(stats.last.status) + Text(
+                    f" {timefmt.relative(stats.last.started_at, now)}"
+                )
             body.append(
                 [
                     task.name,
@@ -282,12 +299,16 @@ class Renderer:
         items.append(("keep_runs", str(task.keep_runs)))
         return items
 
-    def task_added(self, task: Task, upcoming: Sequence[datetime], replaced: bool, now: datetime) -> None:
+    def task_added(
+        self, task: Task, upcoming: Sequence[datetime], replaced: bool, now: datetime
+    ) -> None:
         self.note(f"{'Replaced' if replaced else 'Added'} task '{task.name}'.")
         self.pairs(self.task_settings(task))
         self.line("next runs:")
         for moment in upcoming:
-            self.line(f"  {timefmt.stamp(moment, task.timezone)}  ({timefmt.relative(moment, now)})")
+            self.line(
+                f"  {timefmt.stamp(moment, task.timezone)}  ({timefmt.relative(moment, now)})"
+            )
         if not task.enabled:
             self.line("  (the task is disabled)")
 
@@ -298,14 +319,19 @@ class Renderer:
                 *self.task_settings(task),
                 ("means", detail.description),
                 ("success", f"{percent(stats.success_rate)} of the last 50 runs"),
-                ("duration", f"p50 {timefmt.duration_ms(stats.p50_ms)}, p95 {timefmt.duration_ms(stats.p95_ms)}"),
+                (
+                    "duration",
+                    f"p50 {timefmt.duration_ms(stats.p50_ms)}, p95 {timefmt.duration_ms(stats.p95_ms)}",
+                ),
                 ("recent", status_strip(stats.recent[:30]) or "-"),
                 ("durations", sparkline(detail.durations_ms) or "-"),
             ]
         )
         self.line("next runs:")
         for moment in detail.upcoming:
-            self.line(f"  {timefmt.stamp(moment, task.timezone)}  ({timefmt.relative(moment, now)})")
+            self.line(
+                f"  {timefmt.stamp(moment, task.timezone)}  ({timefmt.relative(moment, now)})"
+            )
         if not detail.upcoming:
             self.line("  none (disabled)" if not task.enabled else "  none")
         self.line("last runs:")
@@ -315,7 +341,17 @@ class Renderer:
             self.line("  none yet")
 
     def runs(self, runs: Sequence[Run], now: datetime, zone_of: Any) -> None:
-        headers = ["ID", "Task", "Trigger", "Attempt", "Scheduled", "Started", "Duration", "Status", "Exit"]
+        headers = [
+            "ID",
+            "Task",
+            "Trigger",
+            "Attempt",
+            "Scheduled",
+            "Started",
+            "Duration",
+            "Status",
+            "Exit",
+        ]
         body = []
         for run in runs:
             zone = zone_of(run.task)
@@ -339,7 +375,9 @@ class Renderer:
         if run.started_at is None:
             return "-"
         if self.rich:
-            return f"{timefmt.stamp(run.started_at, zone)} ({timefmt.relative(run.started_at, now)})"
+            return (
+                f"{timefmt.stamp(run.started_at, zone)} ({timefmt.relative(run.started_at, now)})"
+            )
         return timefmt.local(run.started_at, zone).isoformat()
 
     def findings(self, findings: Sequence[Any]) -> None:

@@ -14,7 +14,9 @@ from cronctl.records import Run
 from cronctl.store import TaskStats
 
 
-def task_json(task: Task, next_run: datetime | None, stats: TaskStats | None = None) -> dict[str, Any]:
+def task_json(
+    task: Task, next_run: datetime | None, stats: TaskStats | None = None
+) -> dict[str, Any]:
     data: dict[str, Any] = {
         "name": task.name,
         "schedule": task.schedule,
@@ -39,7 +41,9 @@ def task_json(task: Task, next_run: datetime | None, stats: TaskStats | None = N
     if stats is not None:
         last = stats.last
         data["last_run"] = (
-            {"id": last.id, "status": last.status, "started_at": timefmt.iso(last.started_at)} if last else None
+            {"id": last.id, "status": last.status, "started_at": timefmt.iso(last.started_at)}
+            if last
+            else None
         )
         data["success_rate"] = stats.success_rate
         data["duration_p50_ms"] = stats.p50_ms

@@ -14,7 +14,7 @@ import os
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from cronctl.errors import StoreError, UnknownRunError
@@ -107,7 +107,7 @@ def to_ms(moment: datetime | None) -> int | None:
 def from_ms(value: int | None) -> datetime | None:
     if value is None:
         return None
-    return datetime.fromtimestamp(value / 1000, tz=timezone.utc)
+    return datetime.fromtimestamp(value / 1000, tz=UTC)
 
 
 class SlotTakenError(StoreError):
@@ -221,7 +221,11 @@ class HistoryStore:
             self._db = self._connect(self.path)
         except (OSError, sqlite3.Error) as exc:
             unwritable = (errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOSPC)
-            if isinstance(exc, OSError) and exc.errno in unwritable and not os.path.exists(self.path):
+            if (
+                isinstance(exc, OSError)
+                and exc.errno in unwritable
+                and not os.path.exists(self.path)
+            ):
                 # No history yet, and none can be made: an empty history to read.
                 self._empty_read_only(self._diagnosed() or self._readonly_error())
                 return
@@ -474,7 +478,6 @@ class HistoryStore:
             rows = [r[0] for r in self._db.execute("PRAGMA quick_check").fetchall()]
         return [] if rows == ["ok"] else rows
 
-
     # -- writing runs --------------------------------------------------------------------
 
     def start_run(
@@ -495,7 +498,16 @@ class HistoryStore:
                 cursor = db.execute(
                     "INSERT INTO runs (task, trigger, attempt, scheduled_at, started_at, status, pid, reason)"
                     " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    (task, trigger, attempt, to_ms(scheduled_at), to_ms(started_at), status, pid, reason),
+                    (
+                        task,
+                        trigger,
+                        attempt,
+                        to_ms(scheduled_at),
+                        to_ms(started_at),
+                        status,
+                        pid,
+                        reason,
+                    ),
                 )
                 return int(cursor.lastrowid)
         except sqlite3.IntegrityError:
@@ -526,7 +538,16 @@ class HistoryStore:
             "UPDATE runs SET status = ?, finished_at = ?, duration_ms = ?, exit_code = ?, signal = ?,"
             " reason = COALESCE(?, reason), started_at = COALESCE(?, started_at) WHERE id = ?"
         )
-        values = (status, to_ms(finished_at), duration_ms, exit_code, signal, reason, to_ms(started_at), run_id)
+        values = (
+            status,
+            to_ms(finished_at),
+            duration_ms,
+            exit_code,
+            signal,
+            reason,
+            to_ms(started_at),
+            run_id,
+        )
         has_output = stdout is not None or stderr is not None
         try:
             with self._write() as db:
@@ -536,14 +557,24 @@ class HistoryStore:
                     err = stderr or Output(b"", 0)
                     db.execute(
                         "INSERT OR REPLACE INTO run_output VALUES (?, ?, ?, ?, ?, ?, ?)",
-                        (run_id, out.data, err.data, out.total_bytes, err.total_bytes, out.dropped_bytes, err.dropped_bytes),
+                        (
+                            run_id,
+                            out.data,
+                            err.data,
+                            out.total_bytes,
+                            err.total_bytes,
+                            out.dropped_bytes,
+                            err.dropped_bytes,
+                        ),
                     )
         except DatabaseFullError as exc:
             if not has_output:
                 raise
             note = f"output not kept: {exc.message}"
             with self._write() as db:
-                db.execute(update, (*values[:5], f"{reason}; {note}" if reason else note, *values[6:]))
+                db.execute(
+                    update, (*values[:5], f"{reason}; {note}" if reason else note, *values[6:])
+                )
 
     def record_notify_error(self, run_id: int, message: str | None) -> None:
         with self._write() as db:
@@ -553,7 +584,9 @@ class HistoryStore:
 
     def get_run(self, run_id: int) -> Run:
         with self._guard():
-            row = self._db.execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,)).fetchone()
+            row = self._db.execute(
+                f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,)
+            ).fetchone()
             if row is None:
                 raise UnknownRunError(f"no run with id {run_id}", hint="see `cronctl history`")
             output = self._db.execute(
@@ -713,7 +746,9 @@ class HistoryStore:
             previous = free
             with self._guard():
                 try:
-                    self._db.executescript(f"BEGIN IMMEDIATE; PRAGMA incremental_vacuum({VACUUM_CHUNK}); COMMIT;")
+                    self._db.executescript(
+                        f"BEGIN IMMEDIATE; PRAGMA incremental_vacuum({VACUUM_CHUNK}); COMMIT;"
+                    )
                 except BaseException:
                     if self._db.in_transaction:
                         with contextlib.suppress(sqlite3.Error):
@@ -728,7 +763,8 @@ class HistoryStore:
                 ids = [
                     r[0]
                     for r in self._db.execute(
-                        "SELECT id FROM runs WHERE task = ? ORDER BY id LIMIT ?", (task, PRUNE_CHUNK)
+                        "SELECT id FROM runs WHERE task = ? ORDER BY id LIMIT ?",
+                        (task, PRUNE_CHUNK),
                     )
                 ]
             if not ids:
@@ -758,7 +794,10 @@ class HistoryStore:
 
     def serve_stopped(self, now: datetime) -> None:
         with self._write() as db:
-            db.execute("UPDATE serve_state SET stopped_at = ?, heartbeat_at = ? WHERE id = 1", (to_ms(now), to_ms(now)))
+            db.execute(
+                "UPDATE serve_state SET stopped_at = ?, heartbeat_at = ? WHERE id = 1",
+                (to_ms(now), to_ms(now)),
+            )
 
     def serve_state(self) -> ServeState | None:
         with self._guard():
@@ -776,7 +815,10 @@ class HistoryStore:
     def running_tasks(self) -> set[str]:
         """Return the tasks that have a run in progress (index runs_running)."""
         with self._guard():
-            return {r[0] for r in self._db.execute("SELECT DISTINCT task FROM runs WHERE status = 'running'")}
+            return {
+                r[0]
+                for r in self._db.execute("SELECT DISTINCT task FROM runs WHERE status = 'running'")
+            }
 
     def stderr_heads(self, run_ids: Iterable[int], size: int = 512) -> dict[int, bytes]:
         """Return the first `size` bytes of the stderr of each run (by primary key)."""
@@ -822,7 +864,9 @@ class HistoryStore:
         return {task: (count, failures.get(task, 0)) for task, count in totals}
 
 
-def open_for_serve(path: str | os.PathLike[str], *, now: datetime) -> tuple[HistoryStore, Path | None]:
+def open_for_serve(
+    path: str | os.PathLike[str], *, now: datetime
+) -> tuple[HistoryStore, Path | None]:
     """Open the history for `serve`: writable, sound, else moved aside and started anew.
 
     Returns the store and, when the file was damaged, where it was moved
@@ -861,7 +905,7 @@ def move_aside(path: str | os.PathLike[str], now: datetime) -> Path:
     """Rename a damaged database and its `-wal` and `-shm` files to `<name>.corrupt-<UTC>`
     (SQLite can still open the moved copy with its WAL, for whoever wants to rescue rows)."""
     source = Path(path)
-    stamp = now.astimezone(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    stamp = now.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
     target = source.with_name(f"{source.name}.corrupt-{stamp}")
     number = 1
     while target.exists():

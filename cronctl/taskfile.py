@@ -52,7 +52,11 @@ class TaskFile:
 
 def unknown_task(name: str, known: Mapping[str, Any]) -> UnknownTaskError:
     near = model.suggest(name, tuple(known))
-    hint = f"did you mean '{near}'?" if near else ("see `cronctl list`" if known else "the task file has no tasks")
+    hint = (
+        f"did you mean '{near}'?"
+        if near
+        else ("see `cronctl list`" if known else "the task file has no tasks")
+    )
     return UnknownTaskError(f"no task named '{name}'", hint=hint)
 
 
@@ -73,7 +77,9 @@ def snapshot(path: Path, *, regular_only: bool = False) -> bytes | None:
     """Return the bytes of the task file, or None when it does not exist."""
     try:
         if regular_only and not stat.S_ISREG(os.stat(path).st_mode) and not path.is_dir():
-            raise TaskFileError("is not a regular file", path=str(path), hint="point serve at a plain file")
+            raise TaskFileError(
+                "is not a regular file", path=str(path), hint="point serve at a plain file"
+            )
         return path.read_bytes()
     except FileNotFoundError:
         return None
@@ -92,7 +98,10 @@ def _parse_bytes(data: bytes | None, path: Path, *, default_zone: str | None = N
 def decode(data: bytes, path: Path) -> str:
     if data.startswith(b"\xef\xbb\xbf"):
         raise TaskFileError(
-            "starts with a byte-order mark", path=str(path), line=1, hint="save the file as UTF-8 without BOM"
+            "starts with a byte-order mark",
+            path=str(path),
+            line=1,
+            hint="save the file as UTF-8 without BOM",
         )
     try:
         return data.decode("utf-8")
@@ -136,17 +145,25 @@ def parse_text(text: str, path: Path, *, default_zone: str | None = None) -> Tas
     return TaskFile(path=path, text=text, tasks=tasks, defaults=defaults, raw=raw)
 
 
-def _validate(raw: Mapping[str, Any], default_zone: str) -> tuple[model.Defaults, dict[str, model.Task]]:
+def _validate(
+    raw: Mapping[str, Any], default_zone: str
+) -> tuple[model.Defaults, dict[str, model.Task]]:
     for key in raw:
         if key not in TOP_LEVEL_KEYS:
             near = model.suggest(key, TOP_LEVEL_KEYS)
-            hint = f"did you mean [{near}]?" if near else "the file holds [defaults] and [tasks.NAME] tables"
+            hint = (
+                f"did you mean [{near}]?"
+                if near
+                else "the file holds [defaults] and [tasks.NAME] tables"
+            )
             raise TaskFileError("unknown top-level key", key=key, hint=hint)
     defaults = model.parse_defaults(raw.get("defaults", {}))
     table = raw.get("tasks", {})
     if not isinstance(table, Mapping):
         raise TaskFileError("must be a table of tasks ([tasks.NAME])", key="tasks")
-    tasks = {name: model.parse_task(name, body, defaults, default_zone) for name, body in table.items()}
+    tasks = {
+        name: model.parse_task(name, body, defaults, default_zone) for name, body in table.items()
+    }
     for task in tasks.values():
         for other in task.after:
             if other not in tasks:
@@ -188,7 +205,7 @@ def locate(text: str, task: str | None, key: str | None) -> int | None:
         sub = tuple(key.split(".")[:-1])
         pattern = re.compile(rf"\s*(\"?){re.escape(leaf)}\1\s*=")
         for span in spans:
-            if span.path[len(section):] != sub:
+            if span.path[len(section) :] != sub:
                 continue
             for number in range(span.start + 1, span.end):
                 if pattern.match(lines[number]):
@@ -287,7 +304,9 @@ def _table_spans(lines: list[str]) -> list[_Span]:
     for index, (start, path) in enumerate(headers):
         end = headers[index + 1][0] if index + 1 < len(headers) else len(lines)
         # Comments and blank lines just above the next header belong to that header.
-        while end > start + 1 and (not lines[end - 1].strip() or lines[end - 1].lstrip().startswith("#")):
+        while end > start + 1 and (
+            not lines[end - 1].strip() or lines[end - 1].lstrip().startswith("#")
+        ):
             end -= 1
         spans.append(_Span(path, start, end))
     return spans
@@ -371,11 +390,15 @@ def _not_editable(name: str) -> TaskFileError:
     )
 
 
-def add_text(text: str, name: str, table: Mapping[str, Any], *, replace: bool, known: Mapping[str, Any]) -> str:
+def add_text(
+    text: str, name: str, table: Mapping[str, Any], *, replace: bool, known: Mapping[str, Any]
+) -> str:
     block = render_task_table(name, table)
     if name in known:
         if not replace:
-            raise DuplicateTaskError(f"a task named '{name}' already exists", hint="use --replace to overwrite it")
+            raise DuplicateTaskError(
+                f"a task named '{name}' already exists", hint="use --replace to overwrite it"
+            )
         return splice_task(text, name, block)
     return _append_block(text, block)
 
@@ -509,7 +532,9 @@ def write_atomic(path: Path, text: str, *, expect: bytes | None = _UNCHECKED) ->
 UPDATE_ATTEMPTS = 3
 
 
-def update(path: Path, change: Callable[[TaskFile], str], *, touched: set[str] | None = None) -> TaskFile:
+def update(
+    path: Path, change: Callable[[TaskFile], str], *, touched: set[str] | None = None
+) -> TaskFile:
     """Apply `change` (old file -> new text) under the lock; check the result before writing.
 
     `touched` names the tasks the change may alter; every other task and the defaults must

@@ -12,8 +12,20 @@ DATA = Path(__file__).parent / "data"
 
 # What pyproject.toml installs: cronctl's dependencies and the test extra (import names).
 INSTALLED_BY_THE_PROJECT = frozenset(
-    {"typer", "click", "rich", "croniter", "dateutil", "tomli_w", "platformdirs", "hypothesis",
-     "aiosmtpd", "kubernetes_validate", "yaml", "hatchling"}
+    {
+        "typer",
+        "click",
+        "rich",
+        "croniter",
+        "dateutil",
+        "tomli_w",
+        "platformdirs",
+        "hypothesis",
+        "aiosmtpd",
+        "kubernetes_validate",
+        "yaml",
+        "hatchling",
+    }
 )
 INSTALL = "python3 -m venv .venv && .venv/bin/pip install -e '.[test]'"
 
@@ -33,12 +45,15 @@ class _Module(pytest.Module):
                 package = cause.name.partition(".")[0]
                 if package in INSTALLED_BY_THE_PROJECT:
                     raise pytest.skip.Exception(
-                        f"needs {package}, which is not installed: {INSTALL}", allow_module_level=True
+                        f"needs {package}, which is not installed: {INSTALL}",
+                        allow_module_level=True,
                     ) from None
             raise
 
 
-def pytest_pycollect_makemodule(module_path: Path, parent: pytest.Collector) -> pytest.Module | None:
+def pytest_pycollect_makemodule(
+    module_path: Path, parent: pytest.Collector
+) -> pytest.Module | None:
     if module_path.name == "__init__.py":
         return None  # a package: pytest's own
     return _Module.from_parent(parent, path=module_path)
@@ -54,7 +69,9 @@ def pytest_report_header(config: pytest.Config) -> str | None:
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addoption("--run-slow", action="store_true", help="also run the slow reliability scenarios")
+    parser.addoption(
+        "--run-slow", action="store_true", help="also run the slow reliability scenarios"
+    )
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -70,7 +87,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def cronctl_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     home = tmp_path / "cronctl-home"
     monkeypatch.setenv("CRONCTL_HOME", str(home))
-    for variable in ("CRONCTL_TASKS", "CRONCTL_DB", "NO_COLOR", "VISUAL", "EDITOR", "NOTIFY_SOCKET"):
+    for variable in (
+        "CRONCTL_TASKS",
+        "CRONCTL_DB",
+        "NO_COLOR",
+        "VISUAL",
+        "EDITOR",
+        "NOTIFY_SOCKET",
+    ):
         monkeypatch.delenv(variable, raising=False)
     monkeypatch.setenv("TZ", "UTC")
     return home

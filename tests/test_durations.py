@@ -22,13 +22,18 @@ def test_parse_duration(text, seconds):
     assert parse_duration(text) == seconds
 
 
-@pytest.mark.parametrize("text", ["", "5x", "m", "1.5h", "-5", -5, "5 m", "٣", "1m1h", True, 1.5, "1h 30m"])
+@pytest.mark.parametrize(
+    "text", ["", "5x", "m", "1.5h", "-5", -5, "5 m", "٣", "1m1h", True, 1.5, "1h 30m"]
+)
 def test_parse_duration_rejects(text):
     with pytest.raises(UsageError):
         parse_duration(text)
 
 
-@pytest.mark.parametrize(("seconds", "text"), [(0, "0s"), (45, "45s"), (5400, "1h30m"), (172800, "2d"), (93784, "1d2h3m4s")])
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [(0, "0s"), (45, "45s"), (5400, "1h30m"), (172800, "2d"), (93784, "1d2h3m4s")],
+)
 def test_format_duration_round_trips(seconds, text):
     assert format_duration(seconds) == text
     assert parse_duration(text) == seconds

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -13,7 +13,7 @@ from cronctl import health, taskfile
 from cronctl.records import Output
 from cronctl.store import HistoryStore
 
-NOW = datetime(2026, 3, 1, 12, 2, 30, tzinfo=timezone.utc)
+NOW = datetime(2026, 3, 1, 12, 2, 30, tzinfo=UTC)
 
 TASKS = """\
 [tasks.backup]
@@ -55,11 +55,30 @@ def load_tasks(tmp_path: Path, text: str = TASKS, changed: datetime = NOW - time
     return taskfile.load(path, default_zone="UTC")
 
 
-def add(store, task, status, at, *, attempt=1, trigger="schedule", exit_code=None, stderr=b"", scheduled=True):
-    run_id = store.start_run(task, trigger, started_at=at, attempt=attempt, scheduled_at=at if scheduled else None)
+def add(
+    store,
+    task,
+    status,
+    at,
+    *,
+    attempt=1,
+    trigger="schedule",
+    exit_code=None,
+    stderr=b"",
+    scheduled=True,
+):
+    run_id = store.start_run(
+        task, trigger, started_at=at, attempt=attempt, scheduled_at=at if scheduled else None
+    )
     if status != "running":
-        store.finish_run(run_id, status=status, finished_at=at + timedelta(seconds=1), duration_ms=1000,
-                         exit_code=exit_code, stderr=Output(stderr, len(stderr)))
+        store.finish_run(
+            run_id,
+            status=status,
+            finished_at=at + timedelta(seconds=1),
+            duration_ms=1000,
+            exit_code=exit_code,
+            stderr=Output(stderr, len(stderr)),
+        )
     return run_id
 
 
@@ -74,17 +93,35 @@ def healthy_state(store):
 
 
 def test_serve_states():
-    assert health.serve_health(None, NOW) == health.ServeHealth(known=False, running=False, stale=False)
+    assert health.serve_health(None, NOW) == health.ServeHealth(
+        known=False, running=False, stale=False
+    )
 
 
 def test_a_healthy_machine(store, tmp_path):
     healthy_state(store)
     report = health.health(load_tasks(tmp_path), store, NOW)
     assert report.healthy, report.problems
-    assert report.serve.running and report.serve.pid == 4242 and report.serve.uptime_seconds == 3 * 3600
+    assert (
+        report.serve.running
+        and report.serve.pid == 4242
+        and report.serve.uptime_seconds == 3 * 3600
+    )
     data = health.health_json(report)
-    assert data["healthy"] is True and data["serve"]["running"] is True and data["serve"]["stale"] is False
-    assert set(data) >= {"healthy", "serve", "failures_last_hour", "failures_last_day", "overdue", "missed", "failing"}
+    assert (
+        data["healthy"] is True
+        and data["serve"]["running"] is True
+        and data["serve"]["stale"] is False
+    )
+    assert set(data) >= {
+        "healthy",
+        "serve",
+        "failures_last_hour",
+        "failures_last_day",
+        "overdue",
+        "missed",
+        "failing",
+    }
 
 
 def test_a_stale_heartbeat_means_serve_is_not_running(store, tmp_path):
@@ -99,7 +136,11 @@ def test_a_stopped_serve(store, tmp_path):
     healthy_state(store)
     store.serve_stopped(NOW - timedelta(seconds=10))
     report = health.health(load_tasks(tmp_path), store, NOW)
-    assert not report.serve.running and report.serve.stale and report.problems == ["serve is not running (it stopped 10s ago)"]
+    assert (
+        not report.serve.running
+        and report.serve.stale
+        and report.problems == ["serve is not running (it stopped 10s ago)"]
+    )
 
 
 # --------------------------------------------------------------------------------- failures
@@ -107,8 +148,16 @@ def test_a_stopped_serve(store, tmp_path):
 
 def test_failures_of_the_last_hour_and_day_with_the_first_line_of_stderr(store, tmp_path):
     healthy_state(store)
-    add(store, "report", "failed", NOW - timedelta(hours=5), exit_code=2, stderr=b"\n  make: *** no rule\nmore\n",
-        trigger="manual", scheduled=False)
+    add(
+        store,
+        "report",
+        "failed",
+        NOW - timedelta(hours=5),
+        exit_code=2,
+        stderr=b"\n  make: *** no rule\nmore\n",
+        trigger="manual",
+        scheduled=False,
+    )
     add(store, "gone", "timed_out", NOW - timedelta(minutes=10), trigger="manual", scheduled=False)
     report = health.health(load_tasks(tmp_path), store, NOW)
     assert [f.run.task for f in report.failures_last_hour] == ["gone"]
@@ -124,8 +173,24 @@ def test_failing_counts_runs_in_a_row_with_retries_once(store, tmp_path):
         other.delete_task_runs("report")
     add(store, "report", "succeeded", day - timedelta(days=2))
     add(store, "report", "failed", day - timedelta(days=1), exit_code=1)
-    add(store, "report", "failed", day - timedelta(days=1, minutes=-1), attempt=2, trigger="retry", exit_code=1)
-    add(store, "report", "failed", day - timedelta(minutes=-1), trigger="manual", scheduled=False, exit_code=1)
+    add(
+        store,
+        "report",
+        "failed",
+        day - timedelta(days=1, minutes=-1),
+        attempt=2,
+        trigger="retry",
+        exit_code=1,
+    )
+    add(
+        store,
+        "report",
+        "failed",
+        day - timedelta(minutes=-1),
+        trigger="manual",
+        scheduled=False,
+        exit_code=1,
+    )
     add(store, "report", "skipped", day - timedelta(minutes=-2), trigger="manual", scheduled=False)
     report = health.health(load_tasks(tmp_path), store, NOW)
     [failing] = report.failing
@@ -135,7 +200,15 @@ def test_failing_counts_runs_in_a_row_with_retries_once(store, tmp_path):
 
 def test_one_failure_is_not_failing(store, tmp_path):
     healthy_state(store)
-    add(store, "backup", "failed", NOW - timedelta(hours=2), exit_code=1, trigger="manual", scheduled=False)
+    add(
+        store,
+        "backup",
+        "failed",
+        NOW - timedelta(hours=2),
+        exit_code=1,
+        trigger="manual",
+        scheduled=False,
+    )
     report = health.health(load_tasks(tmp_path), store, NOW)
     assert report.failing == [] and report.healthy
 
@@ -144,10 +217,20 @@ def test_missed_runs_are_shown_but_not_unhealthy(store, tmp_path):
     healthy_state(store)
     for minutes in (30, 35, 40):
         slot = NOW - timedelta(hours=4, minutes=minutes)
-        store.start_run("backup", "schedule", started_at=NOW - timedelta(hours=3), scheduled_at=slot, status="missed")
+        store.start_run(
+            "backup",
+            "schedule",
+            started_at=NOW - timedelta(hours=3),
+            scheduled_at=slot,
+            status="missed",
+        )
     report = health.health(load_tasks(tmp_path), store, NOW)
     [missed] = report.missed
-    assert (missed.task, missed.count, missed.latest_slot) == ("backup", 3, NOW - timedelta(hours=4, minutes=30))
+    assert (missed.task, missed.count, missed.latest_slot) == (
+        "backup",
+        3,
+        NOW - timedelta(hours=4, minutes=30),
+    )
     assert report.healthy
 
 
@@ -157,11 +240,13 @@ def test_missed_runs_are_shown_but_not_unhealthy(store, tmp_path):
 def test_a_slot_that_passed_without_a_run_is_overdue(store, tmp_path):
     store.serve_started(pid=4242, hostname="box", version="0.1.0", now=NOW - timedelta(hours=3))
     store.heartbeat(NOW)
-    add(store, "backup", "succeeded", datetime(2026, 3, 1, 11, 0, tzinfo=timezone.utc))
+    add(store, "backup", "succeeded", datetime(2026, 3, 1, 11, 0, tzinfo=UTC))
     add(store, "report", "succeeded", NOW.replace(hour=9, minute=0, second=0))
     report = health.health(load_tasks(tmp_path), store, NOW)
     [overdue] = report.overdue
-    assert overdue.task == "backup" and overdue.slot == datetime(2026, 3, 1, 11, 5, tzinfo=timezone.utc)
+    assert overdue.task == "backup" and overdue.slot == datetime(
+        2026, 3, 1, 11, 5, tzinfo=UTC
+    )
     assert overdue.late_seconds == 57.5 * 60
     assert not report.healthy and report.problems == ["1 task overdue: backup"]
 
@@ -169,25 +254,34 @@ def test_a_slot_that_passed_without_a_run_is_overdue(store, tmp_path):
 def test_not_overdue_within_a_minute_or_while_running_or_after_an_edit(store, tmp_path):
     store.serve_started(pid=1, hostname="box", version="0.1.0", now=NOW - timedelta(hours=3))
     store.heartbeat(NOW)
-    add(store, "backup", "succeeded", datetime(2026, 3, 1, 11, 55, tzinfo=timezone.utc))
+    add(store, "backup", "succeeded", datetime(2026, 3, 1, 11, 55, tzinfo=UTC))
     add(store, "report", "succeeded", NOW.replace(hour=9, minute=0, second=0))
     # the 12:00 slot is 2m30s past: overdue
     assert [o.task for o in health.health(load_tasks(tmp_path), store, NOW).overdue] == ["backup"]
     # ... not 50 s after it
-    assert health.health(load_tasks(tmp_path), store, NOW.replace(minute=0, second=50)).overdue == []
+    assert (
+        health.health(load_tasks(tmp_path), store, NOW.replace(minute=0, second=50)).overdue == []
+    )
     # ... nor while a run of the task is in progress (queued behind it)
-    run_id = add(store, "backup", "running", NOW - timedelta(minutes=4), trigger="manual", scheduled=False)
+    run_id = add(
+        store, "backup", "running", NOW - timedelta(minutes=4), trigger="manual", scheduled=False
+    )
     assert health.health(load_tasks(tmp_path), store, NOW).overdue == []
     store.finish_run(run_id, status="succeeded", finished_at=NOW)
     # ... nor when the task file changed after the slot (a task added or enabled then)
-    assert health.health(load_tasks(tmp_path, changed=NOW - timedelta(minutes=1)), store, NOW).overdue == []
+    assert (
+        health.health(load_tasks(tmp_path, changed=NOW - timedelta(minutes=1)), store, NOW).overdue
+        == []
+    )
 
 
 def test_a_new_task_is_due_from_serve_start_or_the_file_change(store, tmp_path):
     store.serve_started(pid=1, hostname="box", version="0.1.0", now=NOW - timedelta(minutes=30))
     store.heartbeat(NOW)
     report = health.health(load_tasks(tmp_path), store, NOW)
-    assert [o.task for o in report.overdue] == ["backup"]  # disabled, @reboot and a daily task not yet due
+    assert [o.task for o in report.overdue] == [
+        "backup"
+    ]  # disabled, @reboot and a daily task not yet due
     assert report.overdue[0].slot == NOW.replace(minute=35, second=0) - timedelta(hours=1)
 
 
@@ -197,7 +291,13 @@ def test_a_new_task_is_due_from_serve_start_or_the_file_change(store, tmp_path):
 def test_every_status_and_metrics_query_uses_an_index(store, tmp_path):
     healthy_state(store)
     for day in range(30):
-        add(store, "backup", "failed" if day % 3 else "succeeded", NOW - timedelta(days=day, hours=1), exit_code=1)
+        add(
+            store,
+            "backup",
+            "failed" if day % 3 else "succeeded",
+            NOW - timedelta(days=day, hours=1),
+            exit_code=1,
+        )
     statements: list[str] = []
     store._db.set_trace_callback(statements.append)
     tasks = load_tasks(tmp_path)
@@ -233,18 +333,33 @@ def test_metrics_exposition_format(store, tmp_path):
         else:
             assert SAMPLE.match(line), line
             name = re.match(r"[a-z_]+", line).group()
-            assert families.get(name) == {"help", "type"}, f"{name} has samples before HELP and TYPE"
-    for name in ("cronctl_serve_up", "cronctl_task_last_run_timestamp_seconds", "cronctl_task_last_success",
-                 "cronctl_task_last_status", "cronctl_task_last_duration_seconds", "cronctl_task_runs_total",
-                 "cronctl_task_failures_total", "cronctl_task_next_run_timestamp_seconds"):
+            assert families.get(name) == {"help", "type"}, (
+                f"{name} has samples before HELP and TYPE"
+            )
+    for name in (
+        "cronctl_serve_up",
+        "cronctl_task_last_run_timestamp_seconds",
+        "cronctl_task_last_success",
+        "cronctl_task_last_status",
+        "cronctl_task_last_duration_seconds",
+        "cronctl_task_runs_total",
+        "cronctl_task_failures_total",
+        "cronctl_task_next_run_timestamp_seconds",
+    ):
         assert name in families
     assert "cronctl_serve_up 1" in text
     assert 'cronctl_task_last_success{task="report"} 0' in text
     assert 'cronctl_task_last_status{task="report",status="failed"} 1' in text
     assert 'cronctl_task_failures_total{task="report"} 1' in text
     assert 'cronctl_task_runs_total{task="report"} 2' in text
-    assert 'cronctl_task_next_run_timestamp_seconds{task="backup"} ' + str(int(NOW.replace(minute=5, second=0).timestamp())) in text
-    assert 'task="off"' in text and 'cronctl_task_next_run_timestamp_seconds{task="off"}' not in text
+    assert (
+        'cronctl_task_next_run_timestamp_seconds{task="backup"} '
+        + str(int(NOW.replace(minute=5, second=0).timestamp()))
+        in text
+    )
+    assert (
+        'task="off"' in text and 'cronctl_task_next_run_timestamp_seconds{task="off"}' not in text
+    )
     assert "# TYPE cronctl_task_runs_total counter" in text and "history kept" in text
 
 
@@ -256,15 +371,27 @@ def test_label_values_are_escaped():
 
 
 def test_prune_per_task_limits_and_dry_run(store, tmp_path):
-    tasks = load_tasks(tmp_path, TASKS.replace('command = "restic backup"', 'command = "restic backup"\nkeep_runs = 3'))
+    tasks = load_tasks(
+        tmp_path,
+        TASKS.replace('command = "restic backup"', 'command = "restic backup"\nkeep_runs = 3'),
+    )
     for i in range(6):
         add(store, "backup", "succeeded", NOW - timedelta(hours=i))
         add(store, "report", "succeeded", NOW - timedelta(hours=i))
     add(store, "report", "succeeded", NOW - timedelta(days=100))
     dry = health.prune(tasks, store, NOW, dry_run=True)
-    assert dry.removed == {"backup": 3, "report": 1} and dry.dry_run and len(store.runs(limit=None)) == 13
+    assert (
+        dry.removed == {"backup": 3, "report": 1}
+        and dry.dry_run
+        and len(store.runs(limit=None)) == 13
+    )
     done = health.prune(tasks, store, NOW)
     assert done.removed == {"backup": 3, "report": 1} and len(store.runs(limit=None)) == 9
     assert health.prune(tasks, store, NOW, keep_runs=2).removed == {"backup": 1, "report": 4}
-    assert health.prune_json(done) == {"dry_run": False, "keep_days": 90, "default_keep_runs": 1000,
-                                       "removed": {"backup": 3, "report": 1}, "total": 4}
+    assert health.prune_json(done) == {
+        "dry_run": False,
+        "keep_days": 90,
+        "default_keep_runs": 1000,
+        "removed": {"backup": 3, "report": 1},
+        "total": 4,
+    }

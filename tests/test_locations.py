@@ -14,7 +14,11 @@ def test_home_puts_everything_in_one_folder(tmp_path):
 
 
 def test_specific_variables_beat_home(tmp_path):
-    env = {"CRONCTL_HOME": str(tmp_path), "CRONCTL_TASKS": str(tmp_path / "t.toml"), "CRONCTL_DB": str(tmp_path / "x" / "h.db")}
+    env = {
+        "CRONCTL_HOME": str(tmp_path),
+        "CRONCTL_TASKS": str(tmp_path / "t.toml"),
+        "CRONCTL_DB": str(tmp_path / "x" / "h.db"),
+    }
     found = resolve(environ=env)
     assert found.tasks_file == tmp_path / "t.toml"
     assert found.db == str(tmp_path / "x" / "h.db")
@@ -22,14 +26,20 @@ def test_specific_variables_beat_home(tmp_path):
 
 
 def test_options_beat_variables(tmp_path):
-    found = resolve(tmp_path / "a.toml", tmp_path / "b.db", environ={"CRONCTL_TASKS": "/nope", "CRONCTL_DB": "/nope"})
+    found = resolve(
+        tmp_path / "a.toml",
+        tmp_path / "b.db",
+        environ={"CRONCTL_TASKS": "/nope", "CRONCTL_DB": "/nope"},
+    )
     assert found.tasks_file == tmp_path / "a.toml"
     assert found.db == str(tmp_path / "b.db")
 
 
 def test_platform_defaults():
     found = resolve(environ={})
-    assert str(found.tasks_file) == os.path.join(platformdirs.user_config_dir("cronctl"), "tasks.toml")
+    assert str(found.tasks_file) == os.path.join(
+        platformdirs.user_config_dir("cronctl"), "tasks.toml"
+    )
     assert found.db == os.path.join(platformdirs.user_state_dir("cronctl"), "history.db")
 
 

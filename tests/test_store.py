@@ -7,7 +7,7 @@ import stat
 import subprocess
 import sys
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -15,7 +15,7 @@ from cronctl.errors import StoreError, UnknownRunError
 from cronctl.records import FAILURE_STATUSES, Output, Status
 from cronctl.store import MIGRATIONS, SCHEMA_VERSION, HistoryStore, SlotTakenError
 
-T0 = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
 
 @pytest.fixture
@@ -24,9 +24,16 @@ def store():
         yield opened
 
 
-def add_run(store, task="a", status="succeeded", at=T0, duration=100, trigger="manual", scheduled=None):
+def add_run(
+    store, task="a", status="succeeded", at=T0, duration=100, trigger="manual", scheduled=None
+):
     run_id = store.start_run(task, trigger, started_at=at, scheduled_at=scheduled)
-    store.finish_run(run_id, status=status, finished_at=at + timedelta(milliseconds=duration), duration_ms=duration)
+    store.finish_run(
+        run_id,
+        status=status,
+        finished_at=at + timedelta(milliseconds=duration),
+        duration_ms=duration,
+    )
     return run_id
 
 
@@ -66,7 +73,13 @@ def test_runs_filters_newest_first(store):
     for minute, status in enumerate(["succeeded", "failed", "timed_out", "skipped", "succeeded"]):
         add_run(store, status=status, at=T0 + timedelta(minutes=minute))
     add_run(store, task="b", status="failed", at=T0 + timedelta(minutes=10))
-    assert [r.status for r in store.runs("a")] == ["succeeded", "skipped", "timed_out", "failed", "succeeded"]
+    assert [r.status for r in store.runs("a")] == [
+        "succeeded",
+        "skipped",
+        "timed_out",
+        "failed",
+        "succeeded",
+    ]
     assert [r.task for r in store.runs(statuses=FAILURE_STATUSES)] == ["b", "a", "a"]
     since = store.runs(since=T0 + timedelta(minutes=3))
     assert [r.status for r in since] == ["failed", "succeeded", "skipped"]
@@ -74,7 +87,9 @@ def test_runs_filters_newest_first(store):
 
 
 def test_task_stats(store):
-    for minute, (status, ms) in enumerate([("succeeded", 100), ("failed", 300), ("succeeded", 200), ("skipped", None)]):
+    for minute, (status, ms) in enumerate(
+        [("succeeded", 100), ("failed", 300), ("succeeded", 200), ("skipped", None)]
+    ):
         run_id = store.start_run("a", "schedule", started_at=T0 + timedelta(minutes=minute))
         store.finish_run(run_id, status=status, finished_at=T0, duration_ms=ms)
     stats = store.task_stats("a")
@@ -98,10 +113,14 @@ def test_prune_by_count_and_age(store):
         add_run(store, at=T0 + timedelta(minutes=minute))
     running = store.start_run("a", "schedule", started_at=T0 - timedelta(days=200))
     add_run(store, task="b", at=T0)
-    preview = store.prune(now=T0 + timedelta(hours=1), keep_days=90, default_keep_runs=15, dry_run=True)
+    preview = store.prune(
+        now=T0 + timedelta(hours=1), keep_days=90, default_keep_runs=15, dry_run=True
+    )
     assert preview == {"a": 15}
     assert len(store.runs("a", limit=None)) == 31
-    removed = store.prune(now=T0 + timedelta(hours=1), keep_days=90, keep_runs={"a": 15}, default_keep_runs=1000)
+    removed = store.prune(
+        now=T0 + timedelta(hours=1), keep_days=90, keep_runs={"a": 15}, default_keep_runs=1000
+    )
     assert removed == {"a": 15}
     remaining = store.runs("a", limit=None)
     assert len(remaining) == 16 and running in {r.id for r in remaining}
@@ -113,7 +132,11 @@ def test_heartbeat(store):
     store.serve_started(pid=42, hostname="h", version="0.1", now=T0)
     store.heartbeat(T0 + timedelta(seconds=30))
     state = store.serve_state()
-    assert (state.pid, state.heartbeat_at, state.stopped_at) == (42, T0 + timedelta(seconds=30), None)
+    assert (state.pid, state.heartbeat_at, state.stopped_at) == (
+        42,
+        T0 + timedelta(seconds=30),
+        None,
+    )
     store.serve_stopped(T0 + timedelta(minutes=1))
     assert store.serve_state().stopped_at == T0 + timedelta(minutes=1)
 
@@ -136,7 +159,9 @@ def test_migration_from_schema_1_keeps_runs(tmp_path):
     old = sqlite3.connect(path, isolation_level=None)
     old.executescript(MIGRATIONS[0])
     old.execute("PRAGMA user_version = 1")
-    old.execute("INSERT INTO runs (task, trigger, started_at, status) VALUES ('legacy', 'manual', 1, 'succeeded')")
+    old.execute(
+        "INSERT INTO runs (task, trigger, started_at, status) VALUES ('legacy', 'manual', 1, 'succeeded')"
+    )
     old.close()
     with HistoryStore(path) as opened:
         assert opened.schema_version == SCHEMA_VERSION
@@ -159,7 +184,9 @@ def test_migration_from_schema_2_swaps_in_the_covering_task_index(tmp_path):
     )
     old.close()
     with HistoryStore(path) as opened:
-        indexes = {r[0] for r in opened._db.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+        indexes = {
+            r[0] for r in opened._db.execute("SELECT name FROM sqlite_master WHERE type = 'index'")
+        }
         assert "runs_task_recent" in indexes and "runs_task_started" not in indexes
         stats = opened.task_stats("a")
         assert (stats.recent, stats.p50_ms, stats.last.status) == (("failed",), 7, "failed")
@@ -173,7 +200,8 @@ def test_task_stats_reads_the_index_only(store):
     store.task_stats("a")
     store._db.set_trace_callback(None)
     plans = [
-        " / ".join(r[3] for r in store._db.execute("EXPLAIN QUERY PLAN " + sql)) for sql in statements
+        " / ".join(r[3] for r in store._db.execute("EXPLAIN QUERY PLAN " + sql))
+        for sql in statements
     ]
     assert plans[0] == "SEARCH runs USING COVERING INDEX runs_task_recent (task=?)"
     assert all("runs_task_recent" in plan for plan in plans), plans

@@ -33,7 +33,9 @@ def test_every_key_parses():
     assert backup.notify.format == "slack" and backup.notify.after_failures == 2
     assert backup.notify.timeout == 15
     assert backup.notify.email == ("me@example.org",)
-    assert loaded.defaults.smtp.port == 2525 and loaded.defaults.smtp.sender == "cronctl@example.org"
+    assert (
+        loaded.defaults.smtp.port == 2525 and loaded.defaults.smtp.sender == "cronctl@example.org"
+    )
     extract = loaded.tasks["extract"]
     assert extract.timezone == "Europe/Berlin"  # from [defaults]
     assert extract.timeout == 3600
@@ -46,42 +48,100 @@ def test_missing_file_is_an_empty_task_list(tmp_path):
 
 def test_machine_zone_is_the_default(monkeypatch):
     monkeypatch.setenv("TZ", "Asia/Tokyo")
-    loaded = taskfile.parse_text('[tasks.a]\nschedule = "@daily"\ncommand = "true"\n', Path("x.toml"))
+    loaded = taskfile.parse_text(
+        '[tasks.a]\nschedule = "@daily"\ncommand = "true"\n', Path("x.toml")
+    )
     assert loaded.tasks["a"].timezone == "Asia/Tokyo"
 
 
 def test_retry_delay_doubles_and_is_capped():
-    task = parse('[tasks.a]\nschedule = "@daily"\ncommand = "true"\nretry_delay = "20m"\n').tasks["a"]
+    task = parse('[tasks.a]\nschedule = "@daily"\ncommand = "true"\nretry_delay = "20m"\n').tasks[
+        "a"
+    ]
     assert [task.retry_delay_for(n) for n in (2, 3, 4, 5)] == [1200, 2400, 3600, 3600]
 
 
 # One line per case: file text, and what the one-line error must say.
 BAD = [
     ('[tasks.a]\ncommand = "x"\n', "tasks.toml:1: task 'a', key 'schedule': is required"),
-    ('[tasks.a]\nschedule = "@daily"\ncommand = "x"\nretires = 2\n', "tasks.toml:4: task 'a', key 'retires': unknown key"),
-    ('[tasks.a]\nschedule = "@daily"\ncommand = "x"\ntimeout = "5 minutes"\n', "tasks.toml:4: task 'a', key 'timeout': '5 minutes' is not a duration"),
-    ('[tasks.a]\nschedule = "@daily"\ncommand = "x"\ntimezone = "Mars/Base"\n', "key 'timezone': unknown time zone 'Mars/Base'"),
-    ('[tasks.a]\nschedule = "@daily"\ncommand = "x"\noverlap = "never"\n', "'never' is not one of skip, queue, allow, replace"),
-    ('[tasks.a]\nschedule = "@daily"\ncommand = "x"\ncatch_up = "most"\n', "'most' is not one of skip, once, all"),
-    ('[tasks.a]\nschedule = "@daily"\ncommand = "x"\nretries = -1\n', "key 'retries': must be between 0 and 100"),
-    ('[tasks.a]\nschedule = "@daily"\ncommand = "x"\nretries = "2"\n', "key 'retries': must be a whole number"),
-    ('[tasks.a]\nschedule = "@daily"\ncommand = "x"\nenabled = "yes"\n', "key 'enabled': must be true or false"),
+    (
+        '[tasks.a]\nschedule = "@daily"\ncommand = "x"\nretires = 2\n',
+        "tasks.toml:4: task 'a', key 'retires': unknown key",
+    ),
+    (
+        '[tasks.a]\nschedule = "@daily"\ncommand = "x"\ntimeout = "5 minutes"\n',
+        "tasks.toml:4: task 'a', key 'timeout': '5 minutes' is not a duration",
+    ),
+    (
+        '[tasks.a]\nschedule = "@daily"\ncommand = "x"\ntimezone = "Mars/Base"\n',
+        "key 'timezone': unknown time zone 'Mars/Base'",
+    ),
+    (
+        '[tasks.a]\nschedule = "@daily"\ncommand = "x"\noverlap = "never"\n',
+        "'never' is not one of skip, queue, allow, replace",
+    ),
+    (
+        '[tasks.a]\nschedule = "@daily"\ncommand = "x"\ncatch_up = "most"\n',
+        "'most' is not one of skip, once, all",
+    ),
+    (
+        '[tasks.a]\nschedule = "@daily"\ncommand = "x"\nretries = -1\n',
+        "key 'retries': must be between 0 and 100",
+    ),
+    (
+        '[tasks.a]\nschedule = "@daily"\ncommand = "x"\nretries = "2"\n',
+        "key 'retries': must be a whole number",
+    ),
+    (
+        '[tasks.a]\nschedule = "@daily"\ncommand = "x"\nenabled = "yes"\n',
+        "key 'enabled': must be true or false",
+    ),
     ('[tasks.a]\nschedule = "@daily"\ncommand = "x"\nenv = { A = 1 }\n', "A must be a string"),
-    ('[tasks.a]\nschedule = "@daily"\ncommand = "x"\nenv = { "1A" = "x" }\n', "not a valid environment variable name"),
-    ('[tasks.a]\nschedule = "@daily"\ncommand = "x"\nafter = ["b"]\n', "task 'a', key 'after': names an unknown task 'b'"),
+    (
+        '[tasks.a]\nschedule = "@daily"\ncommand = "x"\nenv = { "1A" = "x" }\n',
+        "not a valid environment variable name",
+    ),
+    (
+        '[tasks.a]\nschedule = "@daily"\ncommand = "x"\nafter = ["b"]\n',
+        "task 'a', key 'after': names an unknown task 'b'",
+    ),
     ('[tasks.a]\nschedule = "@daily"\ncommand = "x"\nafter = ["a"]\n', "cannot run after itself"),
-    ('[tasks.a]\nschedule = "@daily"\ncommand = "x"\nkeep_runs = 0\n', "key 'keep_runs': must be at least 1"),
+    (
+        '[tasks.a]\nschedule = "@daily"\ncommand = "x"\nkeep_runs = 0\n',
+        "key 'keep_runs': must be at least 1",
+    ),
     ('[tasks.a]\nschedule = "@daily"\ncommand = ""\n', "key 'command': must not be empty"),
-    ('[tasks."bad name"]\nschedule = "@daily"\ncommand = "x"\n', "task 'bad name': invalid task name"),
-    ('[tasks.a]\nschedule = "@daily"\ncommand = "x"\n[tasks.a.notify]\non = ["boom"]\n', "key 'notify.on': 'boom' is not one of failure"),
-    ('[tasks.a]\nschedule = "@daily"\ncommand = "x"\n[tasks.a.notify]\nwebhook = "ftp://x"\n', "is not an http(s) URL"),
-    ('[tasks.a]\nschedule = "@daily"\ncommand = "x"\n[tasks.a.notify]\nchanels = 1\n', "key 'chanels': unknown key in notify"),
-    ('[tasks.a]\nschedule = "@daily"\ncommand = "x"\n[tasks.a.notify]\nwebhok = "http://x"\n', "did you mean 'webhook'?"),
+    (
+        '[tasks."bad name"]\nschedule = "@daily"\ncommand = "x"\n',
+        "task 'bad name': invalid task name",
+    ),
+    (
+        '[tasks.a]\nschedule = "@daily"\ncommand = "x"\n[tasks.a.notify]\non = ["boom"]\n',
+        "key 'notify.on': 'boom' is not one of failure",
+    ),
+    (
+        '[tasks.a]\nschedule = "@daily"\ncommand = "x"\n[tasks.a.notify]\nwebhook = "ftp://x"\n',
+        "is not an http(s) URL",
+    ),
+    (
+        '[tasks.a]\nschedule = "@daily"\ncommand = "x"\n[tasks.a.notify]\nchanels = 1\n',
+        "key 'chanels': unknown key in notify",
+    ),
+    (
+        '[tasks.a]\nschedule = "@daily"\ncommand = "x"\n[tasks.a.notify]\nwebhok = "http://x"\n',
+        "did you mean 'webhook'?",
+    ),
     ('[defaults]\nschedule = "@daily"\n', "key 'schedule': unknown key in [defaults]"),
     ('[defaults.smtp]\npassword = "hunter2"\n', "passwords are never stored in the task file"),
     ('[task.a]\nschedule = "@daily"\n', "did you mean [tasks]?"),
-    ('[tasks.a]\nschedule = "@daily"\ncommand = "x"\n[tasks.a]\ncommand = "y"\n', "tasks.toml:4: invalid TOML"),
-    ('[tasks.a]\nschedule = "0 0 31 2 *"\ncommand = "x"\n', "tasks.toml:2: task 'a', key 'schedule': '0 0 31 2 *'"),
+    (
+        '[tasks.a]\nschedule = "@daily"\ncommand = "x"\n[tasks.a]\ncommand = "y"\n',
+        "tasks.toml:4: invalid TOML",
+    ),
+    (
+        '[tasks.a]\nschedule = "0 0 31 2 *"\ncommand = "x"\n',
+        "tasks.toml:2: task 'a', key 'schedule': '0 0 31 2 *'",
+    ),
     ('[tasks.a]\nschedule = "@daily"\ncommand = "x\n', "invalid TOML"),
     ("tasks = 3\n", "must be a table of tasks"),
 ]
@@ -157,7 +217,9 @@ def user_file(tmp_path):
 
 
 def test_add_appends_and_keeps_every_byte(user_file):
-    task, replaced = taskfile.add_task(user_file, "sync", {"schedule": "*/5 * * * *", "command": "rsync a b"})
+    task, replaced = taskfile.add_task(
+        user_file, "sync", {"schedule": "*/5 * * * *", "command": "rsync a b"}
+    )
     assert not replaced and task.command == "rsync a b"
     text = user_file.read_text()
     assert text.startswith(USER_FILE)
@@ -167,10 +229,12 @@ def test_add_appends_and_keeps_every_byte(user_file):
 def test_disable_then_enable_edits_one_line(user_file):
     assert taskfile.set_enabled(user_file, ["backup"], False) == ["backup"]
     text = user_file.read_text()
-    assert text == USER_FILE.replace('[tasks.backup]\n', '[tasks.backup]\nenabled = false\n')
+    assert text == USER_FILE.replace("[tasks.backup]\n", "[tasks.backup]\nenabled = false\n")
     assert taskfile.set_enabled(user_file, ["backup"], False) == []
     taskfile.set_enabled(user_file, ["backup"], True)
-    assert user_file.read_text() == USER_FILE.replace('[tasks.backup]\n', '[tasks.backup]\nenabled = true\n')
+    assert user_file.read_text() == USER_FILE.replace(
+        "[tasks.backup]\n", "[tasks.backup]\nenabled = true\n"
+    )
 
 
 def test_remove_takes_the_task_its_subtables_and_its_comment(user_file):
@@ -194,7 +258,9 @@ def test_remove_last_task_keeps_other_text(user_file):
 def test_replace_swaps_only_that_task(user_file):
     with pytest.raises(DuplicateTaskError):
         taskfile.add_task(user_file, "backup", {"schedule": "@daily", "command": "x"})
-    taskfile.add_task(user_file, "backup", {"schedule": "@daily", "command": "borg create"}, replace=True)
+    taskfile.add_task(
+        user_file, "backup", {"schedule": "@daily", "command": "borg create"}, replace=True
+    )
     loaded = taskfile.load(user_file)
     assert loaded.tasks["backup"].command == "borg create"
     assert loaded.tasks["backup"].notify is None
@@ -204,7 +270,9 @@ def test_replace_swaps_only_that_task(user_file):
 
 def test_invalid_additions_are_never_written(user_file):
     with pytest.raises(TaskFileError, match="unknown time zone"):
-        taskfile.add_task(user_file, "x", {"schedule": "@daily", "command": "x", "timezone": "Nowhere/Land"})
+        taskfile.add_task(
+            user_file, "x", {"schedule": "@daily", "command": "x", "timezone": "Nowhere/Land"}
+        )
     with pytest.raises(TaskFileError):
         taskfile.add_task(user_file, "x", {"schedule": "61 * * * *", "command": "x"})
     assert user_file.read_text() == USER_FILE
@@ -260,7 +328,9 @@ def test_new_file_is_0600_in_0700_folder(tmp_path):
 
 
 def test_remove_refuses_when_another_task_runs_after_it(user_file):
-    taskfile.add_task(user_file, "after-report", {"schedule": "@daily", "command": "x", "after": ["report"]})
+    taskfile.add_task(
+        user_file, "after-report", {"schedule": "@daily", "command": "x", "after": ["report"]}
+    )
     with pytest.raises(TaskFileError, match="runs after 'report'"):
         taskfile.remove_tasks(user_file, ["report"])
     taskfile.remove_tasks(user_file, ["report", "after-report"])

@@ -14,7 +14,9 @@ from typing import Any
 # Modules in the order `cronctl --help` lists their commands.
 MODULES = ("tasks", "explain", "runs", "health", "serve", "system")
 COMMAND_MODULES = {
-    **dict.fromkeys(("add", "remove", "enable", "disable", "edit", "list", "show", "check"), "tasks"),
+    **dict.fromkeys(
+        ("add", "remove", "enable", "disable", "edit", "list", "show", "check"), "tasks"
+    ),
     "explain": "explain",
     **dict.fromkeys(("run-now", "history", "logs"), "runs"),
     **dict.fromkeys(("status", "prune", "metrics", "notify-test"), "health"),

@@ -1,6 +1,5 @@
 """The Typer application, its global options, and the one place where errors become exit codes."""
 
-
 import functools
 import os
 from collections.abc import Callable
@@ -73,16 +72,23 @@ def main_options(
     ctx: typer.Context,
     tasks_file: Annotated[
         Path | None,
-        typer.Option("--tasks-file", envvar="CRONCTL_TASKS", help="The task file.", show_envvar=True),
+        typer.Option(
+            "--tasks-file", envvar="CRONCTL_TASKS", help="The task file.", show_envvar=True
+        ),
     ] = None,
     db: Annotated[
         str | None,
         typer.Option("--db", envvar="CRONCTL_DB", help="The history database.", show_envvar=True),
     ] = None,
-    no_color: Annotated[bool, typer.Option("--no-color", help="No colours (also NO_COLOR).")] = False,
+    no_color: Annotated[
+        bool, typer.Option("--no-color", help="No colours (also NO_COLOR).")
+    ] = False,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks of errors.")] = False,
     version: Annotated[
-        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
     ] = False,
 ) -> None:
     """cron plus run history: tasks in one TOML file, every run recorded in SQLite."""

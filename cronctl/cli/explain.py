@@ -1,6 +1,5 @@
 """`cronctl explain`: a schedule in words, its next fire times, and what DST does to it."""
 
-
 from datetime import datetime
 from typing import Annotated
 from zoneinfo import ZoneInfo
@@ -18,7 +17,8 @@ def parse_from(text: str, zone: str) -> datetime:
         moment = datetime.fromisoformat(text)
     except ValueError:
         raise UsageError(
-            f"--from {text!r} is not a date and time", hint="use ISO 8601, e.g. 2026-03-08T01:00 or 2026-03-08T01:00-05:00"
+            f"--from {text!r} is not a date and time",
+            hint="use ISO 8601, e.g. 2026-03-08T01:00 or 2026-03-08T01:00-05:00",
         ) from None
     return moment if moment.tzinfo else moment.replace(tzinfo=ZoneInfo(zone))
 
@@ -26,11 +26,21 @@ def parse_from(text: str, zone: str) -> datetime:
 @command("explain")
 def explain_command(
     ctx: typer.Context,
-    expression: Annotated[str, typer.Argument(metavar="EXPR", help="A schedule, e.g. '0 9 * * MON-FRI'.")],
-    tz: Annotated[str | None, typer.Option("--tz", help="IANA time zone (default: the machine's).")] = None,
-    count: Annotated[int, typer.Option("--count", min=1, max=1000, help="How many fire times.")] = 5,
-    start: Annotated[str | None, typer.Option("--from", help="Start from this time (ISO 8601) instead of now.")] = None,
-    name: Annotated[str | None, typer.Option("--name", help="Task name that H values are hashed from.")] = None,
+    expression: Annotated[
+        str, typer.Argument(metavar="EXPR", help="A schedule, e.g. '0 9 * * MON-FRI'.")
+    ],
+    tz: Annotated[
+        str | None, typer.Option("--tz", help="IANA time zone (default: the machine's).")
+    ] = None,
+    count: Annotated[
+        int, typer.Option("--count", min=1, max=1000, help="How many fire times.")
+    ] = 5,
+    start: Annotated[
+        str | None, typer.Option("--from", help="Start from this time (ISO 8601) instead of now.")
+    ] = None,
+    name: Annotated[
+        str | None, typer.Option("--name", help="Task name that H values are hashed from.")
+    ] = None,
     json_output: JsonFlag = False,
 ) -> None:
     """Say what a schedule means in English, list its next fire times, and flag DST changes."""
@@ -58,6 +68,8 @@ def explain_command(
         out.line("next:")
         for moment in result.next:
             offset = moment.strftime("%z")
-            out.line(f"  {moment.strftime('%a %Y-%m-%d %H:%M')} {moment.tzname()} (UTC{offset[:3]}:{offset[3:]})")
+            out.line(
+                f"  {moment.strftime('%a %Y-%m-%d %H:%M')} {moment.tzname()} (UTC{offset[:3]}:{offset[3:]})"
+            )
     for note in result.notes:
         out.line(f"note: {note}")

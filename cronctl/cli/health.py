@@ -1,6 +1,5 @@
 """Commands about the machine's health: status, prune, metrics, notify-test."""
 
-
 import os
 import tempfile
 from pathlib import Path
@@ -63,7 +62,9 @@ def _serve_line(report) -> str:  # type: ignore[no-untyped-def]
 
 def _render_status(renderer: Renderer, report, zones: dict[str, str]) -> None:  # type: ignore[no-untyped-def]
     now = report.now
-    verdict = Text("healthy", style="green") if report.healthy else Text("UNHEALTHY", style="bold red")
+    verdict = (
+        Text("healthy", style="green") if report.healthy else Text("UNHEALTHY", style="bold red")
+    )
     if renderer.rich:
         renderer.out.print(Text("health  ", style="bold") + verdict)
         renderer.pairs([("serve ", _serve_line(report))])
@@ -87,19 +88,34 @@ def _render_status(renderer: Renderer, report, zones: dict[str, str]) -> None:  
             when = timefmt.stamp(run.started_at, zone(run.task))
             if renderer.rich:
                 when += f" ({timefmt.relative(run.started_at, now)})"
-            rows.append([str(run.id), run.task, when, renderer.status_text(run.status), exit_text(run),
-                         item.stderr_first_line or run.reason or ""])
+            rows.append(
+                [
+                    str(run.id),
+                    run.task,
+                    when,
+                    renderer.status_text(run.status),
+                    exit_text(run),
+                    item.stderr_first_line or run.reason or "",
+                ]
+            )
         renderer.table(["ID", "Task", "Started", "Status", "Exit", "Error"], rows)
 
     failures("failures in the last hour", report.failures_last_hour)
-    older = [f for f in report.failures_last_day if f.run.id not in {x.run.id for x in report.failures_last_hour}]
+    older = [
+        f
+        for f in report.failures_last_day
+        if f.run.id not in {x.run.id for x in report.failures_last_hour}
+    ]
     failures("other failures in the last day", older)
     if report.overdue:
         renderer.line("")
         renderer.line("overdue:")
         renderer.table(
             ["Task", "Slot", "Late"],
-            [[o.task, timefmt.stamp(o.slot, o.timezone), timefmt.span(o.late_seconds)] for o in report.overdue],
+            [
+                [o.task, timefmt.stamp(o.slot, o.timezone), timefmt.span(o.late_seconds)]
+                for o in report.overdue
+            ],
         )
     if report.failing:
         renderer.line("")
@@ -107,8 +123,12 @@ def _render_status(renderer: Renderer, report, zones: dict[str, str]) -> None:  
         renderer.table(
             ["Task", "Failed in a row", "Last run", "Status"],
             [
-                [f.task, str(f.consecutive), timefmt.relative(f.last_run.started_at, now),
-                 renderer.status_text(f.last_run.status)]
+                [
+                    f.task,
+                    str(f.consecutive),
+                    timefmt.relative(f.last_run.started_at, now),
+                    renderer.status_text(f.last_run.status),
+                ]
                 for f in report.failing
             ],
         )
@@ -117,7 +137,10 @@ def _render_status(renderer: Renderer, report, zones: dict[str, str]) -> None:  
         renderer.line("missed runs in the last day:")
         renderer.table(
             ["Task", "Missed", "Latest slot"],
-            [[m.task, str(m.count), timefmt.stamp(m.latest_slot, zone(m.task))] for m in report.missed],
+            [
+                [m.task, str(m.count), timefmt.stamp(m.latest_slot, zone(m.task))]
+                for m in report.missed
+            ],
         )
 
 
@@ -142,7 +165,9 @@ def prune(
             help="Keep this many runs per task [default: each task's keep_runs, else 1000].",
         ),
     ] = None,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only say what would be deleted.")] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Only say what would be deleted.")
+    ] = False,
     json_output: JsonFlag = False,
 ) -> None:
     """Delete old history: runs older than --keep-days or beyond each task's newest --keep-runs.
@@ -153,14 +178,21 @@ def prune(
 
     app = state(ctx)
     report = health.prune(
-        app.tasks(), app.store(), app.clock.now(), keep_days=keep_days, keep_runs=keep_runs, dry_run=dry_run
+        app.tasks(),
+        app.store(),
+        app.clock.now(),
+        keep_days=keep_days,
+        keep_runs=keep_runs,
+        dry_run=dry_run,
     )
     if json_output:
         app.renderer.json(health.prune_json(report))
         return
     verb = "would remove" if dry_run else "removed"
     if report.removed:
-        app.renderer.table(["Task", verb.capitalize()], [[task, str(n)] for task, n in report.removed.items()])
+        app.renderer.table(
+            ["Task", verb.capitalize()], [[task, str(n)] for task, n in report.removed.items()]
+        )
     app.renderer.note(
         f"{'Would remove' if dry_run else 'Removed'} {timefmt.counted(report.total, 'run')} "
         f"(older than {report.keep_days} days, or beyond the newest "
@@ -174,7 +206,9 @@ def metrics(
     output: Annotated[
         Path | None,
         typer.Option(
-            "--output", "-o", help="Write to this file, atomically (for node_exporter's textfile collector)."
+            "--output",
+            "-o",
+            help="Write to this file, atomically (for node_exporter's textfile collector).",
         ),
     ] = None,
 ) -> None:
@@ -218,7 +252,9 @@ def notify_test(
     name: Annotated[
         str,
         typer.Argument(
-            help="The task whose notifications to try.", metavar="NAME", autocompletion=complete_task_names_in
+            help="The task whose notifications to try.",
+            metavar="NAME",
+            autocompletion=complete_task_names_in,
         ),
     ],
     json_output: JsonFlag = False,
@@ -238,7 +274,9 @@ def notify_test(
             f"task '{name}' has no notification channel",
             hint=f"add command, webhook, healthchecks or email to [tasks.{name}.notify]",
         )
-    notifier = Notifier(None, smtp=tasks.defaults.smtp, clock=app.clock, synchronous=True, log=app.renderer.note)
+    notifier = Notifier(
+        None, smtp=tasks.defaults.smtp, clock=app.clock, synchronous=True, log=app.renderer.note
+    )
     results = notifier.test(task)
     ok = all(r.ok for r in results)
     if json_output:
@@ -248,7 +286,11 @@ def notify_test(
         app.renderer.table(
             ["Channel", "Result", "Detail"],
             [
-                [r.channel, Text("ok", style="green") if r.ok else Text("failed", style="bold red"), r.detail]
+                [
+                    r.channel,
+                    Text("ok", style="green") if r.ok else Text("failed", style="bold red"),
+                    r.detail,
+                ]
                 for r in results
             ],
         )

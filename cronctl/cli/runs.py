@@ -1,6 +1,5 @@
 """Commands about runs: run-now, history, logs."""
 
-
 import signal
 import sys
 import threading
@@ -62,10 +61,15 @@ class _Stream:
 def run_now(
     ctx: typer.Context,
     name: Annotated[
-        str, typer.Argument(help="The task to run.", metavar="NAME", autocompletion=complete_task_names_in)
+        str,
+        typer.Argument(
+            help="The task to run.", metavar="NAME", autocompletion=complete_task_names_in
+        ),
     ],
     no_retries: Annotated[bool, typer.Option("--no-retries", help="Run one attempt only.")] = False,
-    force: Annotated[bool, typer.Option("--force", help="Run even when the `when` condition says no.")] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Run even when the `when` condition says no.")
+    ] = False,
     json_output: JsonFlag = False,
 ) -> None:
     """Run a task now in the foreground, stream its output, record it, exit with its status."""
@@ -79,7 +83,9 @@ def run_now(
         app.renderer.note(f"Task '{name}' is disabled; running it anyway because you asked.")
     stop = StopSignal("interrupted by Ctrl-C")
     # A manual run is a run like any other: its failure reaches the task's channels too.
-    notifier = Notifier(app.store(), smtp=tasks.defaults.smtp, log=app.renderer.warning, clock=app.clock)
+    notifier = Notifier(
+        app.store(), smtp=tasks.defaults.smtp, log=app.renderer.warning, clock=app.clock
+    )
     executor = Executor(
         app.store(), clock=app.clock, on_output=None if json_output else _Stream(), events=notifier
     )
@@ -125,11 +131,17 @@ def history(
     ctx: typer.Context,
     name: Annotated[
         str | None,
-        typer.Argument(help="Only this task.", metavar="[NAME]", autocompletion=complete_task_names_in),
+        typer.Argument(
+            help="Only this task.", metavar="[NAME]", autocompletion=complete_task_names_in
+        ),
     ] = None,
     failed: Annotated[bool, typer.Option("--failed", help="Only failures.")] = False,
-    status: Annotated[list[str] | None, typer.Option("--status", help="Only this status; repeatable.")] = None,
-    since: Annotated[str | None, typer.Option("--since", help="Only runs started within this long, e.g. 1h.")] = None,
+    status: Annotated[
+        list[str] | None, typer.Option("--status", help="Only this status; repeatable.")
+    ] = None,
+    since: Annotated[
+        str | None, typer.Option("--since", help="Only runs started within this long, e.g. 1h.")
+    ] = None,
     limit: Annotated[
         int, typer.Option("--limit", min=1, max=MAX_LIMIT, help="At most this many runs.")
     ] = 50,
@@ -144,7 +156,9 @@ def history(
     if status:
         for value in status:
             if value not in STATUS_NAMES:
-                raise UsageError(f"unknown status {value!r}", hint=f"one of: {', '.join(STATUS_NAMES)}")
+                raise UsageError(
+                    f"unknown status {value!r}", hint=f"one of: {', '.join(STATUS_NAMES)}"
+                )
         statuses = list(status)
     if failed:
         statuses = [s for s in (statuses or FAILURE_STATUSES) if s in FAILURE_STATUSES]
@@ -176,7 +190,9 @@ def logs(
     target: Annotated[
         str,
         typer.Argument(
-            help="A run id, or a task name with --last.", metavar="RUN_ID|NAME", autocompletion=complete_task_names_in
+            help="A run id, or a task name with --last.",
+            metavar="RUN_ID|NAME",
+            autocompletion=complete_task_names_in,
         ),
     ],
     last: Annotated[bool, typer.Option("--last", help="The task's latest run.")] = False,
@@ -198,17 +214,25 @@ def logs(
         run = store.get_run(found.id)
     else:
         if not (target.isascii() and target.isdigit()):
-            raise UsageError(f"{target!r} is not a run id", hint="give a run id, or a task name with --last")
+            raise UsageError(
+                f"{target!r} is not a run id", hint="give a run id, or a task name with --last"
+            )
         run = store.get_run(min(int(target), MAX_RUN_ID))
     if json_output:
         app.renderer.json(run_json(run, output=True))
         return
     streams = [("stdout", run.stdout), ("stderr", run.stderr)]
     if stdout_only or stderr_only:
-        streams = [(n, s) for n, s in streams if (n == "stdout" and stdout_only) or (n == "stderr" and stderr_only)]
+        streams = [
+            (n, s)
+            for n, s in streams
+            if (n == "stdout" and stdout_only) or (n == "stderr" and stderr_only)
+        ]
     for stream_name, stream in streams:
         text = safe_text(stream.data) if stream else ""
         if len(streams) > 1:
-            app.renderer.note(f"--- {stream_name} ({stream.total_bytes if stream else 0} bytes) ---")
+            app.renderer.note(
+                f"--- {stream_name} ({stream.total_bytes if stream else 0} bytes) ---"
+            )
         if text:
             app.renderer.write(text if text.endswith("\n") else text + "\n")

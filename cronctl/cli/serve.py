@@ -1,6 +1,5 @@
 """The `serve` command: the scheduler in the foreground."""
 
-
 import logging
 import sys
 from typing import Annotated

@@ -1,6 +1,5 @@
 """Commands that fit cronctl into the system: service, import, export, completion."""
 
-
 import enum
 import sys
 from pathlib import Path

@@ -1,6 +1,5 @@
 """Commands that read and change the task file: add, remove, enable, disable, edit, list, show, check."""
 
-
 from typing import Annotated, Any
 
 import typer
@@ -12,10 +11,12 @@ from cronctl.errors import ExitCode, TaskFileError, UsageError
 from cronctl.shapes import run_json, task_json
 
 TaskName = Annotated[
-    str, typer.Argument(help="The task's name.", metavar="NAME", autocompletion=complete_task_names_in)
+    str,
+    typer.Argument(help="The task's name.", metavar="NAME", autocompletion=complete_task_names_in),
 ]
 TaskNames = Annotated[
-    list[str], typer.Argument(help="Task names.", metavar="NAME...", autocompletion=complete_task_names_in)
+    list[str],
+    typer.Argument(help="Task names.", metavar="NAME...", autocompletion=complete_task_names_in),
 ]
 
 
@@ -35,31 +36,55 @@ def _env_pairs(pairs: list[str]) -> dict[str, str]:
 def add(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="The new task's name.", metavar="NAME")],
-    schedule: Annotated[str, typer.Argument(help="Cron expression, macro, '@every 5m' or '@reboot'.")],
+    schedule: Annotated[
+        str, typer.Argument(help="Cron expression, macro, '@every 5m' or '@reboot'.")
+    ],
     task_command: Annotated[str, typer.Argument(metavar="COMMAND", help="Shell command to run.")],
     description: Annotated[str | None, typer.Option(help="What the task is for.")] = None,
     disabled: Annotated[bool, typer.Option("--disabled", help="Add the task disabled.")] = False,
-    timezone: Annotated[str | None, typer.Option("--timezone", "--tz", help="IANA time zone.")] = None,
+    timezone: Annotated[
+        str | None, typer.Option("--timezone", "--tz", help="IANA time zone.")
+    ] = None,
     timeout: Annotated[str | None, typer.Option(help="Per-attempt time limit, e.g. 30m.")] = None,
     retries: Annotated[int | None, typer.Option(help="Extra attempts after a failure.")] = None,
-    retry_delay: Annotated[str | None, typer.Option(help="Wait before a retry; doubles each time.")] = None,
+    retry_delay: Annotated[
+        str | None, typer.Option(help="Wait before a retry; doubles each time.")
+    ] = None,
     overlap: Annotated[str | None, typer.Option(help="skip, queue, allow or replace.")] = None,
     catch_up: Annotated[str | None, typer.Option(help="skip, once or all.")] = None,
-    jitter: Annotated[str | None, typer.Option(help="Random delay before each start, e.g. 5m.")] = None,
-    working_dir: Annotated[str | None, typer.Option(help="Folder to run in (default: home).")] = None,
-    shell: Annotated[str | None, typer.Option(help="Shell that runs the command (default /bin/sh).")] = None,
-    env: Annotated[list[str] | None, typer.Option("--env", help="KEY=VALUE for the job; repeatable.")] = None,
+    jitter: Annotated[
+        str | None, typer.Option(help="Random delay before each start, e.g. 5m.")
+    ] = None,
+    working_dir: Annotated[
+        str | None, typer.Option(help="Folder to run in (default: home).")
+    ] = None,
+    shell: Annotated[
+        str | None, typer.Option(help="Shell that runs the command (default /bin/sh).")
+    ] = None,
+    env: Annotated[
+        list[str] | None, typer.Option("--env", help="KEY=VALUE for the job; repeatable.")
+    ] = None,
     when: Annotated[str | None, typer.Option(help="Run only when this command exits 0.")] = None,
-    after: Annotated[list[str] | None, typer.Option("--after", help="Also run after this task succeeds; repeatable.")] = None,
+    after: Annotated[
+        list[str] | None,
+        typer.Option("--after", help="Also run after this task succeeds; repeatable."),
+    ] = None,
     keep_runs: Annotated[int | None, typer.Option(help="Runs of history to keep.")] = None,
     notify_on: Annotated[
-        list[str] | None, typer.Option("--notify-on", help="failure, recovery, success or missed; repeatable.")
+        list[str] | None,
+        typer.Option("--notify-on", help="failure, recovery, success or missed; repeatable."),
     ] = None,
-    notify_command: Annotated[str | None, typer.Option(help="Command to run for a notification.")] = None,
+    notify_command: Annotated[
+        str | None, typer.Option(help="Command to run for a notification.")
+    ] = None,
     notify_webhook: Annotated[str | None, typer.Option(help="URL to POST the run to.")] = None,
     notify_healthchecks: Annotated[str | None, typer.Option(help="Healthchecks ping URL.")] = None,
-    notify_email: Annotated[list[str] | None, typer.Option("--notify-email", help="Address to mail; repeatable.")] = None,
-    replace: Annotated[bool, typer.Option("--replace", help="Overwrite a task of the same name.")] = False,
+    notify_email: Annotated[
+        list[str] | None, typer.Option("--notify-email", help="Address to mail; repeatable.")
+    ] = None,
+    replace: Annotated[
+        bool, typer.Option("--replace", help="Overwrite a task of the same name.")
+    ] = False,
     json_output: JsonFlag = False,
 ) -> None:
     """Add a task and show its next 3 fire times."""
@@ -102,7 +127,12 @@ def add(
     now = app.clock.now()
     upcoming = task.parsed_schedule().upcoming(now, 3)
     if json_output:
-        app.renderer.json({**task_json(task, upcoming[0] if upcoming else None), "next": [m.isoformat() for m in upcoming]})
+        app.renderer.json(
+            {
+                **task_json(task, upcoming[0] if upcoming else None),
+                "next": [m.isoformat() for m in upcoming],
+            }
+        )
     else:
         app.renderer.task_added(task, upcoming, replaced, now)
 
@@ -118,7 +148,9 @@ def remove(
     taskfile.remove_tasks(app.locations.tasks_file, names)
     for name in names:
         dropped = app.store().delete_task_runs(name) if purge else 0
-        app.renderer.note(f"Removed task '{name}'" + (f" and {dropped} runs of history." if purge else "."))
+        app.renderer.note(
+            f"Removed task '{name}'" + (f" and {dropped} runs of history." if purge else ".")
+        )
 
 
 @command("enable")
@@ -138,7 +170,9 @@ def _set_enabled(ctx: typer.Context, names: list[str], enabled: bool) -> None:
     changed = taskfile.set_enabled(app.locations.tasks_file, names, enabled)
     word = "enabled" if enabled else "disabled"
     for name in names:
-        app.renderer.note(f"Task '{name}' {word}." if name in changed else f"Task '{name}' was already {word}.")
+        app.renderer.note(
+            f"Task '{name}' {word}." if name in changed else f"Task '{name}' was already {word}."
+        )
 
 
 @command("edit")
@@ -146,7 +180,9 @@ def edit(
     ctx: typer.Context,
     name: Annotated[
         str | None,
-        typer.Argument(help="Edit only this task.", metavar="[NAME]", autocompletion=complete_task_names_in),
+        typer.Argument(
+            help="Edit only this task.", metavar="[NAME]", autocompletion=complete_task_names_in
+        ),
     ] = None,
 ) -> None:
     """Edit the task file (or one task) in $VISUAL or $EDITOR; invalid edits are never saved."""
@@ -178,7 +214,9 @@ def list_tasks(ctx: typer.Context, json_output: JsonFlag = False) -> None:
     now = app.clock.now()
     rows = overview.task_rows(app.tasks(), app.store(), now)
     if json_output:
-        app.renderer.json([{**task_json(r.task, r.next_run, r.stats), "summary": r.summary} for r in rows])
+        app.renderer.json(
+            [{**task_json(r.task, r.next_run, r.stats), "summary": r.summary} for r in rows]
+        )
     else:
         app.renderer.tasks(rows, now)
 
@@ -230,4 +268,7 @@ def check(ctx: typer.Context, json_output: JsonFlag = False) -> None:
         )
         return
     app.renderer.findings(findings)
-    app.renderer.note(f"{path}: {len(tasks.tasks)} tasks, valid" + (f", {len(findings)} warnings." if findings else "."))
+    app.renderer.note(
+        f"{path}: {len(tasks.tasks)} tasks, valid"
+        + (f", {len(findings)} warnings." if findings else ".")
+    )

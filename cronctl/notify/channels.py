@@ -121,7 +121,9 @@ def http_request(
     attempt = 1
     while True:
         try:
-            return _http_once(url, body, content_type, headers, deadline - clock.monotonic(), timeout)
+            return _http_once(
+                url, body, content_type, headers, deadline - clock.monotonic(), timeout
+            )
         except _TransientError as exc:
             wait = max(pause, exc.wait)
             if attempt == HTTP_ATTEMPTS or deadline - clock.monotonic() < wait + HTTP_MIN_TRY:
@@ -154,7 +156,9 @@ def _http_once(
             code = response.status
     except urllib.error.HTTPError as exc:
         detail = _short(exc.read(_ERROR_BODY_BYTES)) if exc.fp is not None else ""
-        message = f"{_where(url)} answered HTTP {exc.code} {exc.reason}{f': {detail}' if detail else ''}"
+        message = (
+            f"{_where(url)} answered HTTP {exc.code} {exc.reason}{f': {detail}' if detail else ''}"
+        )
         if exc.code in _TRANSIENT_STATUSES:
             raise _TransientError(message, _retry_after(exc.headers.get("Retry-After"))) from None
         raise ChannelError(message) from None
@@ -274,7 +278,9 @@ def send_healthchecks(delivery: Delivery, settings: NotifySettings, context: Cha
     url = ping_url(settings.healthchecks, suffix, run_uuid(delivery.run.id, delivery.hostname))
     body = None if suffix == "start" else text_body(delivery).encode("utf-8")
     kind = "text/plain; charset=utf-8" if body is not None else None
-    result = http_request(url, body=body, content_type=kind, timeout=settings.timeout, clock=context.clock)
+    result = http_request(
+        url, body=body, content_type=kind, timeout=settings.timeout, clock=context.clock
+    )
     return f"/{suffix}: {result}"
 
 
@@ -288,7 +294,9 @@ def _payload_file(data: bytes) -> str:
     return path
 
 
-def command_environment(delivery: Delivery, environ: Mapping[str, str], payload_path: str) -> dict[str, str]:
+def command_environment(
+    delivery: Delivery, environ: Mapping[str, str], payload_path: str
+) -> dict[str, str]:
     """The notify command's environment: the caller's, the task's `env`, and CRONCTL_*."""
     run, task = delivery.run, delivery.task
     env = inherited_environment(environ)
@@ -358,7 +366,11 @@ def _check_outcome(outcome: ProcessOutcome, what: str, timeout: float) -> str:
     if outcome.timed_out:
         raise ChannelError(f"{what} did not finish within {timeout:g}s (stopped)")
     if outcome.exit_code != 0:
-        how = f"exit status {outcome.exit_code}" if outcome.exit_code is not None else f"signal {outcome.signal}"
+        how = (
+            f"exit status {outcome.exit_code}"
+            if outcome.exit_code is not None
+            else f"signal {outcome.signal}"
+        )
         lines = safe_text(outcome.stderr.data).strip().splitlines()
         raise ChannelError(f"{what} failed ({how}){': ' + lines[0][:200] if lines else ''}")
     return "exit status 0"
@@ -390,7 +402,12 @@ def send_email(delivery: Delivery, settings: NotifySettings, context: ChannelCon
     message = email_message(delivery, recipients, smtp.sender if smtp else None)
     if smtp is None and context.sendmail:
         return _via_sendmail(message.as_bytes(), context.sendmail, settings.timeout, context)
-    return _via_smtp(message, smtp or SmtpSettings(), min(settings.timeout, (smtp or SmtpSettings()).timeout), context)
+    return _via_smtp(
+        message,
+        smtp or SmtpSettings(),
+        min(settings.timeout, (smtp or SmtpSettings()).timeout),
+        context,
+    )
 
 
 def _via_sendmail(data: bytes, program: str, timeout: float, context: ChannelContext) -> str:
@@ -413,18 +430,24 @@ def _via_sendmail(data: bytes, program: str, timeout: float, context: ChannelCon
     return f"handed to {program}"
 
 
-def _via_smtp(message: EmailMessage, smtp: SmtpSettings, timeout: float, context: ChannelContext) -> str:
+def _via_smtp(
+    message: EmailMessage, smtp: SmtpSettings, timeout: float, context: ChannelContext
+) -> str:
     server = f"{smtp.host}:{smtp.port}"
     password = None
     if smtp.user:
         password = context.environ.get(smtp.password_env or "")
         if not password:
-            where = f"${smtp.password_env}" if smtp.password_env else "password_env in [defaults.smtp]"
+            where = (
+                f"${smtp.password_env}" if smtp.password_env else "password_env in [defaults.smtp]"
+            )
             raise ChannelError(f"SMTP user {smtp.user!r} is set but {where} gives no password")
     tls = ssl.create_default_context()
     try:
         if smtp.ssl:
-            client: smtplib.SMTP = smtplib.SMTP_SSL(smtp.host, smtp.port, timeout=timeout, context=tls)
+            client: smtplib.SMTP = smtplib.SMTP_SSL(
+                smtp.host, smtp.port, timeout=timeout, context=tls
+            )
         else:
             client = smtplib.SMTP(smtp.host, smtp.port, timeout=timeout)
         with client:
@@ -441,13 +464,19 @@ def _via_smtp(message: EmailMessage, smtp: SmtpSettings, timeout: float, context
     except smtplib.SMTPNotSupportedError as exc:
         raise ChannelError(f"{server}: {exc}") from None
     except smtplib.SMTPRecipientsRefused as exc:
-        raise ChannelError(f"{server} refused every recipient: {', '.join(exc.recipients)}") from None
+        raise ChannelError(
+            f"{server} refused every recipient: {', '.join(exc.recipients)}"
+        ) from None
     except smtplib.SMTPResponseException as exc:
-        raise ChannelError(f"{server} answered {exc.smtp_code} {_smtp_text(exc.smtp_error)}") from None
+        raise ChannelError(
+            f"{server} answered {exc.smtp_code} {_smtp_text(exc.smtp_error)}"
+        ) from None
     except (TimeoutError, smtplib.SMTPServerDisconnected) as exc:
         raise ChannelError(f"{server}: {exc or 'no answer within the timeout'}") from None
     except (OSError, smtplib.SMTPException) as exc:
-        raise ChannelError(f"cannot send mail through {server}: {getattr(exc, 'strerror', None) or exc}") from None
+        raise ChannelError(
+            f"cannot send mail through {server}: {getattr(exc, 'strerror', None) or exc}"
+        ) from None
     if refused:
         raise ChannelError(f"{server} refused {', '.join(refused)} (the others were sent)")
     return f"sent through {server}"

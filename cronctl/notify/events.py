@@ -67,13 +67,17 @@ def decide(settings: NotifySettings, status: str, *, final: bool, streak_before:
     `failure_streak`). A recovering run sends `recovery` when that is asked for, else
     `success` when that is.
     """
-    event = event_of(status, final=final, streak_before=streak_before, after_failures=settings.after_failures)
+    event = event_of(
+        status, final=final, streak_before=streak_before, after_failures=settings.after_failures
+    )
     if event == RECOVERY and RECOVERY not in settings.on:
         event = SUCCESS
     return event if event is not None and event in settings.on else None
 
 
-def event_of(status: str, *, final: bool, streak_before: int, after_failures: int = 1) -> str | None:
+def event_of(
+    status: str, *, final: bool, streak_before: int, after_failures: int = 1
+) -> str | None:
     """Return the event of a run regardless of `on` (the rules in this module's docstring)."""
     threshold = max(1, after_failures)
     if status == Status.MISSED:

@@ -23,6 +23,7 @@ from cronctl.shapes import run_json
 OUTPUT_TAIL_BYTES = 10_000
 SLACK_TAIL_BYTES = 2_000
 
+
 @dataclass(frozen=True)
 class Delivery:
     """One notification to send: a run, why (`event`), and where serve runs (`hostname`).
@@ -151,7 +152,9 @@ def default_sender(hostname: str) -> str:
     return f"{user}@{hostname}"
 
 
-def email_message(delivery: Delivery, recipients: tuple[str, ...], sender: str | None) -> EmailMessage:
+def email_message(
+    delivery: Delivery, recipients: tuple[str, ...], sender: str | None
+) -> EmailMessage:
     message = EmailMessage()
     message["From"] = sender or default_sender(delivery.hostname)
     message["To"] = ", ".join(recipients)

@@ -191,7 +191,9 @@ class Notifier:
         """Send `delivery` through `channels` at once, each in its own thread; wait at most
         the task's notify timeout (+ grace) and return one result per channel, in order."""
         settings = delivery.task.notify or NotifySettings()
-        context = ChannelContext(smtp=self.smtp, sendmail=self._sendmail, environ=self.environ, clock=self.clock)
+        context = ChannelContext(
+            smtp=self.smtp, sendmail=self._sendmail, environ=self.environ, clock=self.clock
+        )
         results: dict[str, ChannelResult] = {}
 
         def send(name: str) -> None:
@@ -205,14 +207,17 @@ class Notifier:
 
         threads = []
         for name in channels:
-            thread = threading.Thread(target=send, args=(name,), name=f"cronctl-notify-{name}", daemon=True)
+            thread = threading.Thread(
+                target=send, args=(name,), name=f"cronctl-notify-{name}", daemon=True
+            )
             thread.start()
             threads.append((name, thread))
         deadline = self.clock.monotonic() + settings.timeout + DEADLINE_GRACE
         for _name, thread in threads:
             thread.join(max(0.0, deadline - self.clock.monotonic()))
         return [
-            results.get(name) or ChannelResult(name, False, f"no answer within {settings.timeout}s; abandoned")
+            results.get(name)
+            or ChannelResult(name, False, f"no answer within {settings.timeout}s; abandoned")
             for name, _thread in threads
         ]
 
@@ -283,7 +288,9 @@ class Notifier:
             # lanes than waiting workers means a worker more (up to WORKERS).
             if len(self._ready) > self._idle and len(self._workers) < WORKERS:
                 number = len(self._workers) + 1
-                worker = threading.Thread(target=self._work, name=f"cronctl-notifier-{number}", daemon=True)
+                worker = threading.Thread(
+                    target=self._work, name=f"cronctl-notifier-{number}", daemon=True
+                )
                 worker.start()  # listed only once started: close() joins every listed worker
                 self._workers.append(worker)
             self._changed.notify()
@@ -317,7 +324,9 @@ class Notifier:
         try:
             self._handle(job)
         except Exception as exc:  # never let the worker die
-            self._log(f"notify: task '{job.task.name}' run {job.run.id}: {type(exc).__name__}: {exc}")
+            self._log(
+                f"notify: task '{job.task.name}' run {job.run.id}: {type(exc).__name__}: {exc}"
+            )
 
     def _handle(self, job: _Job) -> None:
         settings = job.task.notify
@@ -382,7 +391,9 @@ class Notifier:
             if store is None:
                 return 0
             rows = store.runs(task.name, limit=limit)
-        return events.failure_streak(events.before_trigger(rows, run), cap=max(1, settings.after_failures))
+        return events.failure_streak(
+            events.before_trigger(rows, run), cap=max(1, settings.after_failures)
+        )
 
     def _record(self, run_id: int, message: str) -> None:
         if run_id <= 0:

@@ -31,6 +31,10 @@ def open_editor(path: Path) -> None:
     try:
         result = subprocess.run(argv, check=False)
     except OSError as exc:
-        raise UsageError(f"cannot start the editor {argv[0]!r}: {exc.strerror}", hint="check VISUAL or EDITOR") from None
+        raise UsageError(
+            f"cannot start the editor {argv[0]!r}: {exc.strerror}", hint="check VISUAL or EDITOR"
+        ) from None
     if result.returncode != 0:
-        raise UsageError(f"the editor {argv[0]!r} exited with status {result.returncode}; nothing was saved")
+        raise UsageError(
+            f"the editor {argv[0]!r} exited with status {result.returncode}; nothing was saved"
+        )

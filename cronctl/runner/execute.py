@@ -95,9 +95,15 @@ def status_of(outcome: ProcessOutcome) -> tuple[str, str | None]:
     if outcome.exit_code == 0:
         return Status.SUCCEEDED, None
     if outcome.exit_code == 127:
-        return Status.FAILED, "exit status 127: the shell could not find the command (or the interpreter on its #! line)"
+        return (
+            Status.FAILED,
+            "exit status 127: the shell could not find the command (or the interpreter on its #! line)",
+        )
     if outcome.exit_code == 126:
-        return Status.FAILED, "exit status 126: the shell could not execute the command (permission denied, or not a program)"
+        return (
+            Status.FAILED,
+            "exit status 126: the shell could not execute the command (permission denied, or not a program)",
+        )
     return Status.FAILED, f"exit status {outcome.exit_code}"
 
 
@@ -182,7 +188,9 @@ class Executor:
             skip_reason = self._when_says_skip(task, env, request.stop)
             if skip_reason:
                 now = self.clock.now()
-                self.store.finish_run(run_id, status=Status.SKIPPED, finished_at=now, reason=skip_reason)
+                self.store.finish_run(
+                    run_id, status=Status.SKIPPED, finished_at=now, reason=skip_reason
+                )
                 return self._finished(request, run_id)
         # The listeners hear of the start from what we know, not from a read of the row: this
         # sits between the slot and the spawn, where every millisecond is lateness.
@@ -239,11 +247,15 @@ class Executor:
 
     def _finished(self, request: RunRequest, run_id: int) -> Run:
         run = self.store.get_run(run_id)
-        final = not should_retry(run, request.retry_limit) or bool(request.stop and request.stop.is_set())
+        final = not should_retry(run, request.retry_limit) or bool(
+            request.stop and request.stop.is_set()
+        )
         self.events.run_finished(request.task, run, final=final)
         return run
 
-    def _when_says_skip(self, task: Task, env: Mapping[str, str], stop: threading.Event | None) -> str | None:
+    def _when_says_skip(
+        self, task: Task, env: Mapping[str, str], stop: threading.Event | None
+    ) -> str | None:
         outcome = run_process(
             task.when or "true",
             shell=task.shell,
@@ -259,7 +271,11 @@ class Executor:
         if outcome.timed_out:
             return f"`when` did not finish within {WHEN_TIMEOUT:.0f}s"
         if outcome.exit_code != 0:
-            code = f"exit status {outcome.exit_code}" if outcome.exit_code is not None else f"signal {outcome.signal}"
+            code = (
+                f"exit status {outcome.exit_code}"
+                if outcome.exit_code is not None
+                else f"signal {outcome.signal}"
+            )
             return f"`when` condition returned {code}"
         return None
 
@@ -270,7 +286,9 @@ class Executor:
         while should_retry(runs[-1], request.retry_limit):
             attempt = runs[-1].attempt + 1
             delay = request.task.retry_delay_for(attempt)
-            if self.clock.sleep(delay, wake=request.stop) or (request.stop and request.stop.is_set()):
+            if self.clock.sleep(delay, wake=request.stop) or (
+                request.stop and request.stop.is_set()
+            ):
                 break
             runs.append(self.execute(retry_request(request, attempt)))
         return runs

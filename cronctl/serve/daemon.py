@@ -173,7 +173,9 @@ def serve(
         if events is None:
             from cronctl.notify import Notifier
 
-            notifier = Notifier(locations.db, smtp=loaded.defaults.smtp, log=log.warning, clock=clock)
+            notifier = Notifier(
+                locations.db, smtp=loaded.defaults.smtp, log=log.warning, clock=clock
+            )
             user_events = notifier
         now = clock.now()
         abandoned = abandon_leftover_runs(store, now)
@@ -306,4 +308,3 @@ class Signals:
             else:
                 log.info("%s: shutting down", name)
             scheduler.request_stop()
-

@@ -308,7 +308,9 @@ class Scheduler:
                 parts.append("no next slot")
             going = self.running.get(name, [])
             if going:
-                ids = ", ".join(str(h.run_id) if h.run_id is not None else "starting" for h in going)
+                ids = ", ".join(
+                    str(h.run_id) if h.run_id is not None else "starting" for h in going
+                )
                 parts.append(f"running: run {ids}")
             if waiting.get(name):
                 parts.append(f"{waiting[name]} waiting to start")

@@ -57,7 +57,9 @@ class TaskFileWatcher:
         path: Path,
         *,
         stamp: Stamp | None,
-        loader: Callable[[Path], taskfile.TaskFile] = functools.partial(taskfile.load, regular_only=True),
+        loader: Callable[[Path], taskfile.TaskFile] = functools.partial(
+            taskfile.load, regular_only=True
+        ),
     ) -> None:
         self.path = path
         self.loader = loader

@@ -112,7 +112,9 @@ class SerialStore:
             with self._lock:
                 write(run_id, value)
         except StoreError as exc:
-            self.say(key, logging.WARNING, "cannot record %s of run %s: %s", what, run_id, exc.message)
+            self.say(
+                key, logging.WARNING, "cannot record %s of run %s: %s", what, run_id, exc.message
+            )
 
     def finish_run(self, run_id: int, **fields: Any) -> None:
         """Record the end of a run; retry while the database refuses, until `give_up`."""

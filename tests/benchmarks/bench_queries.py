@@ -23,7 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
@@ -32,7 +32,15 @@ from cronctl.store import HistoryStore  # noqa: E402
 
 RATIO_TARGET = 1.5
 SPAN_SECONDS = 90 * 86400
-SCHEDULES = ["*/5 * * * *", "H * * * *", "0 2 * * *", "H H * * MON-FRI", "@every 15m", "*/13 * * * *", "0 */6 * * *"]
+SCHEDULES = [
+    "*/5 * * * *",
+    "H * * * *",
+    "0 2 * * *",
+    "H H * * MON-FRI",
+    "@every 15m",
+    "*/13 * * * *",
+    "0 */6 * * *",
+]
 COMMANDS = {
     "list": ["list"],
     "history --failed --since 1h": ["history", "--failed", "--since", "1h"],
@@ -65,9 +73,13 @@ def build(home: Path, rows: int, tasks: int) -> None:
     (home / "tasks.toml").write_text(task_file(tasks))
     now_ms = int(time.time() * 1000)
     with HistoryStore(db_path) as store:  # the real schema and pragmas
-        store.serve_started(pid=os.getpid(), hostname="bench", version="bench",
-                            now=datetime.fromtimestamp(now_ms / 1000 - 86400, tz=timezone.utc))
-        store.heartbeat(datetime.fromtimestamp(now_ms / 1000, tz=timezone.utc))
+        store.serve_started(
+            pid=os.getpid(),
+            hostname="bench",
+            version="bench",
+            now=datetime.fromtimestamp(now_ms / 1000 - 86400, tz=UTC),
+        )
+        store.heartbeat(datetime.fromtimestamp(now_ms / 1000, tz=UTC))
     per_task = max(1, rows // tasks)
     step_ms = SPAN_SECONDS * 1000 // per_task
     started = time.perf_counter()
@@ -108,7 +120,9 @@ def build(home: Path, rows: int, tasks: int) -> None:
     db.execute("ANALYZE")
     db.close()
     count = sqlite3.connect(db_path).execute("SELECT COUNT(*) FROM runs").fetchone()[0]
-    print(f"built {count} runs of {tasks} tasks in {time.perf_counter() - started:.1f}s ({db_path})")
+    print(
+        f"built {count} runs of {tasks} tasks in {time.perf_counter() - started:.1f}s ({db_path})"
+    )
     marker.touch()
 
 
@@ -124,7 +138,9 @@ def timed(argv: list[str], env: dict[str, str]) -> float:
     result = subprocess.run(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     elapsed = time.perf_counter() - started
     if result.returncode not in (0, 1):  # status may well say "unhealthy"
-        raise SystemExit(f"{' '.join(argv)} failed ({result.returncode}):\n{result.stderr.decode()}")
+        raise SystemExit(
+            f"{' '.join(argv)} failed ({result.returncode}):\n{result.stderr.decode()}"
+        )
     return elapsed
 
 
@@ -133,7 +149,9 @@ def main(argv: list[str] | None = None) -> list[dict[str, object]]:
     parser.add_argument("--runs", type=int, default=5, help="timed runs per command (median)")
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--tasks", type=int, default=100)
-    parser.add_argument("--dir", type=Path, default=None, help="keep the database here between runs")
+    parser.add_argument(
+        "--dir", type=Path, default=None, help="keep the database here between runs"
+    )
     args = parser.parse_args(argv)
 
     with tempfile.TemporaryDirectory(prefix="cronctl-bench-") as scratch:
@@ -174,7 +192,9 @@ def main(argv: list[str] | None = None) -> list[dict[str, object]]:
                 "passed": value / base <= RATIO_TARGET,
             }
         )
-    print(f"runs: {args.runs} each (median); python {sys.version.split()[0]}; {os.cpu_count()} CPUs")
+    print(
+        f"runs: {args.runs} each (median); python {sys.version.split()[0]}; {os.cpu_count()} CPUs"
+    )
     print(f"{'figure':<85} {'value':>8} {'floor':>8} {'ratio':>6}  result")
     for row in rows:
         print(

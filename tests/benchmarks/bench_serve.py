@@ -155,7 +155,9 @@ def lateness(seconds: float) -> list[dict[str, object]]:
     late = [(r.started_at - r.scheduled_at).total_seconds() * 1000 for r in runs]
     median, p99 = statistics.median(late), percentile(late, 0.99)
     print(f"lateness: {len(late)} runs of 20 @every 1s tasks; max {max(late):.1f} ms")
-    first = row("firing lateness median ms (20 tasks @every 1s)", median, None, "< 10 ms", median < 10)
+    first = row(
+        "firing lateness median ms (20 tasks @every 1s)", median, None, "< 10 ms", median < 10
+    )
     first["samples"] = late  # every run's lateness in ms, for tests/benchmarks/run.py's histogram
     return [
         first,

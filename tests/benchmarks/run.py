@@ -38,7 +38,7 @@ import subprocess
 import sys
 import time
 import traceback
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from types import ModuleType
 
@@ -64,7 +64,7 @@ def cpu_model() -> str:
 
 
 def machine_line(mode: str) -> str:
-    now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     try:
         one, five, fifteen = os.getloadavg()
         load = f"load average {one:.2f} {five:.2f} {fifteen:.2f} at start"

@@ -10,21 +10,47 @@ from cronctl.schedule import Schedule
 
 
 def test_explain_text_shows_weekday_offset_and_dst_note(cli):
-    result = cli("explain", "30 2 * * *", "--tz", "America/New_York", "--from", "2026-03-06T12:00", "--count", "3")
+    result = cli(
+        "explain",
+        "30 2 * * *",
+        "--tz",
+        "America/New_York",
+        "--from",
+        "2026-03-06T12:00",
+        "--count",
+        "3",
+    )
     assert result.exit_code == 0
     lines = result.stdout.splitlines()
     assert lines[0] == "At 02:30 every day."
     assert "  Sat 2026-03-07 02:30 EST (UTC-05:00)" in lines
     assert "  Sun 2026-03-08 03:00 EDT (UTC-04:00)" in lines
-    assert any(line.startswith("note: 2026-03-08") and "fires at 03:00 EDT instead" in line for line in lines)
+    assert any(
+        line.startswith("note: 2026-03-08") and "fires at 03:00 EDT instead" in line
+        for line in lines
+    )
 
 
 def test_explain_json(cli):
-    result = cli("explain", "0 0 1,15 * MON", "--tz", "UTC", "--from", "2026-03-06T00:00Z", "--count", "3", "--json")
+    result = cli(
+        "explain",
+        "0 0 1,15 * MON",
+        "--tz",
+        "UTC",
+        "--from",
+        "2026-03-06T00:00Z",
+        "--count",
+        "3",
+        "--json",
+    )
     data = json.loads(result.stdout)
     assert data["expression"] == "0 0 1,15 * MON" and data["timezone"] == "UTC"
     assert data["description"] == "At 00:00 on the 1st and 15th of the month, and on every Monday."
-    assert data["next"] == ["2026-03-09T00:00:00+00:00", "2026-03-15T00:00:00+00:00", "2026-03-16T00:00:00+00:00"]
+    assert data["next"] == [
+        "2026-03-09T00:00:00+00:00",
+        "2026-03-15T00:00:00+00:00",
+        "2026-03-16T00:00:00+00:00",
+    ]
     assert any("OR" in note for note in data["notes"])
 
 

@@ -7,7 +7,7 @@ import json
 import os
 import re
 import stat
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -24,7 +24,7 @@ command = "restic backup"
 
 @pytest.fixture
 def now():
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 @pytest.fixture
@@ -41,9 +41,17 @@ def db(home):
 
 
 def run(store, task, status, at, *, exit_code=None, stderr=b"", scheduled=None):
-    run_id = store.start_run(task, "schedule" if scheduled else "manual", started_at=at, scheduled_at=scheduled)
-    store.finish_run(run_id, status=status, finished_at=at + timedelta(seconds=1), duration_ms=1000,
-                     exit_code=exit_code, stderr=Output(stderr, len(stderr)))
+    run_id = store.start_run(
+        task, "schedule" if scheduled else "manual", started_at=at, scheduled_at=scheduled
+    )
+    store.finish_run(
+        run_id,
+        status=status,
+        finished_at=at + timedelta(seconds=1),
+        duration_ms=1000,
+        exit_code=exit_code,
+        stderr=Output(stderr, len(stderr)),
+    )
     return run_id
 
 
@@ -63,7 +71,11 @@ def test_status_healthy_exits_0(cli, db, now):
     result, data = status(cli, "--json")
     assert result.exit_code == 0, result.stdout
     assert data["healthy"] is True and data["problems"] == []
-    assert data["serve"]["running"] is True and data["serve"]["pid"] == 4242 and data["serve"]["stale"] is False
+    assert (
+        data["serve"]["running"] is True
+        and data["serve"]["pid"] == 4242
+        and data["serve"]["stale"] is False
+    )
     assert 3 * 3600 - 5 < data["serve"]["uptime_seconds"] < 3 * 3600 + 60
     assert data["serve"]["heartbeat_at"].endswith("+00:00")
     text = cli("status")
@@ -74,8 +86,14 @@ def test_status_healthy_exits_0(cli, db, now):
 
 def test_status_with_a_failure_in_the_last_hour_exits_1(cli, db, now):
     serve_alive(db, now)
-    run_id = run(db, "backup", "failed", now - timedelta(minutes=20), exit_code=2,
-                 stderr=b"\x1b[31mrestic: repository is locked\x1b[0m\nmore\n")
+    run_id = run(
+        db,
+        "backup",
+        "failed",
+        now - timedelta(minutes=20),
+        exit_code=2,
+        stderr=b"\x1b[31mrestic: repository is locked\x1b[0m\nmore\n",
+    )
     result, data = status(cli, "--json")
     assert result.exit_code == 1
     assert data["healthy"] is False and data["problems"] == ["1 failed run in the last hour"]
@@ -113,8 +131,17 @@ def test_status_with_a_stale_serve_exits_1(cli, db, now):
 def test_status_without_serve_ever_running_exits_1(cli, home):
     result, data = status(cli, "--json")
     assert result.exit_code == 1
-    assert data["serve"] == {"running": False, "pid": None, "hostname": None, "version": None, "started_at": None,
-                             "uptime_seconds": None, "heartbeat_at": None, "stopped_at": None, "stale": False}
+    assert data["serve"] == {
+        "running": False,
+        "pid": None,
+        "hostname": None,
+        "version": None,
+        "started_at": None,
+        "uptime_seconds": None,
+        "heartbeat_at": None,
+        "stopped_at": None,
+        "stale": False,
+    }
     assert data["problems"] == ["serve has never run with this database"]
 
 
@@ -150,8 +177,13 @@ def test_prune_dry_run_then_for_real(cli, db, now):
     run(db, "backup", "succeeded", now - timedelta(days=91))
     result = cli("prune", "--keep-runs", "3", "--dry-run", "--json")
     assert result.exit_code == 0
-    assert json.loads(result.stdout) == {"dry_run": True, "keep_days": 90, "default_keep_runs": 3,
-                                         "removed": {"backup": 3}, "total": 3}
+    assert json.loads(result.stdout) == {
+        "dry_run": True,
+        "keep_days": 90,
+        "default_keep_runs": 3,
+        "removed": {"backup": 3},
+        "total": 3,
+    }
     assert len(db.runs(limit=None)) == 6
     result = cli("prune", "--keep-runs", "3")
     assert result.exit_code == 0
@@ -164,7 +196,9 @@ def test_prune_dry_run_then_for_real(cli, db, now):
 # --------------------------------------------------------------------------------- metrics
 
 
-LINE = re.compile(r'^(# (HELP|TYPE) .+|[a-z_]+(\{[a-z_]+="[^"]*"(,[a-z_]+="[^"]*")*\})? -?[0-9.e+]+)$')
+LINE = re.compile(
+    r'^(# (HELP|TYPE) .+|[a-z_]+(\{[a-z_]+="[^"]*"(,[a-z_]+="[^"]*")*\})? -?[0-9.e+]+)$'
+)
 
 
 def test_metrics_prints_prometheus_text(cli, db, now):
@@ -196,17 +230,23 @@ def test_notify_test_reports_each_channel(cli, home, tasks_path):
     with http_server() as web:
         dead = free_port()
         tasks_path.write_text(
-            TASKS + f'\n[tasks.backup.notify]\nwebhook = "{web.url}/hook"\nhealthchecks = "http://127.0.0.1:{dead}/hc"\n'
+            TASKS
+            + f'\n[tasks.backup.notify]\nwebhook = "{web.url}/hook"\nhealthchecks = "http://127.0.0.1:{dead}/hc"\n'
         )
         result = cli("notify-test", "backup", "--json")
         assert result.exit_code == 1
         data = json.loads(result.stdout)
         assert data["task"] == "backup" and data["ok"] is False
-        assert [(c["channel"], c["ok"]) for c in data["channels"]] == [("webhook", True), ("healthchecks", False)]
+        assert [(c["channel"], c["ok"]) for c in data["channels"]] == [
+            ("webhook", True),
+            ("healthchecks", False),
+        ]
         assert f"cannot reach 127.0.0.1:{dead}" in data["channels"][1]["detail"]
         assert json.loads(web.requests[0].body)["event"] == "test"
 
-        tasks_path.write_text(TASKS + f'\n[tasks.backup.notify]\nwebhook = "{web.url}/hook"\nformat = "slack"\n')
+        tasks_path.write_text(
+            TASKS + f'\n[tasks.backup.notify]\nwebhook = "{web.url}/hook"\nformat = "slack"\n'
+        )
         result = cli("notify-test", "backup")
         assert result.exit_code == 0
         assert result.stdout.splitlines() == ["channel\tresult\tdetail", "webhook\tok\tHTTP 200"]

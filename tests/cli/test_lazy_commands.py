@@ -48,7 +48,10 @@ def test_list_does_not_import_the_other_commands(cronctl_home):
         "print(sorted(m for m in sys.modules if m.startswith('cronctl.cli.') or m.startswith(('cronctl.notify', 'cronctl.serve', 'cronctl.export'))))"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert result.stdout.strip().splitlines()[-1] == "['cronctl.cli.common', 'cronctl.cli.complete', 'cronctl.cli.tasks']"
+    assert (
+        result.stdout.strip().splitlines()[-1]
+        == "['cronctl.cli.common', 'cronctl.cli.complete', 'cronctl.cli.tasks']"
+    )
 
 
 LEAN_CODE = (
@@ -67,7 +70,9 @@ def test_piped_read_commands_load_only_what_they_use(cronctl_home, words):
     H no OpenSSL, and `status` no process machinery: each was milliseconds of start-up
     (SPEC 8). The collector, paused while importing, runs again for the command."""
     cronctl_home.mkdir(parents=True, exist_ok=True)
-    (cronctl_home / "tasks.toml").write_text('[tasks.a]\nschedule = "*/5 * * * *"\ncommand = "true"\n')
+    (cronctl_home / "tasks.toml").write_text(
+        '[tasks.a]\nschedule = "*/5 * * * *"\ncommand = "true"\n'
+    )
     result = subprocess.run(
         [sys.executable, "-c", LEAN_CODE, *words], capture_output=True, text=True, check=True
     )

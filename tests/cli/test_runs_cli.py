@@ -27,7 +27,9 @@ def run(cronctl_exe, *args, timeout=60):
         ("kill -TERM $$", [], 128 + signal.SIGTERM, "killed"),
     ],
 )
-def test_run_now_exit_codes_through_the_console_script(cronctl_exe, cronctl_home, command, extra, code, status):
+def test_run_now_exit_codes_through_the_console_script(
+    cronctl_exe, cronctl_home, command, extra, code, status
+):
     assert run(cronctl_exe, "add", "job", "@daily", command, *extra).returncode == 0
     result = run(cronctl_exe, "run-now", "job")
     assert result.returncode == code, result.stderr
@@ -49,13 +51,23 @@ def test_run_now_streams_output_and_records_it(cli):
 
 def test_run_now_retries(cli, tmp_path):
     counter = tmp_path / "n"
-    cli("add", "job", "@daily", f"n=$(cat {counter} 2>/dev/null || echo 0); echo $((n+1)) > {counter}; [ $n -ge 1 ]",
-        "--retries", "2", "--retry-delay", "0")
+    cli(
+        "add",
+        "job",
+        "@daily",
+        f"n=$(cat {counter} 2>/dev/null || echo 0); echo $((n+1)) > {counter}; [ $n -ge 1 ]",
+        "--retries",
+        "2",
+        "--retry-delay",
+        "0",
+    )
     result = cli("run-now", "job", "--json")
     data = json.loads(result.stdout)
     assert result.exit_code == 0
     assert [(a["attempt"], a["trigger"], a["status"]) for a in data["attempts"]] == [
-        (1, "manual", "failed"), (2, "retry", "succeeded")]
+        (1, "manual", "failed"),
+        (2, "retry", "succeeded"),
+    ]
     counter.unlink()
     assert cli("run-now", "job", "--no-retries").exit_code == 1
 
@@ -70,7 +82,9 @@ def test_run_now_when_and_force(cli):
     cli("add", "job", "@daily", "echo ran", "--when", "exit 1")
     result = cli("run-now", "job", "--json")
     data = json.loads(result.stdout)
-    assert data["status"] == "skipped" and "`when` condition returned exit status 1" in data["reason"]
+    assert (
+        data["status"] == "skipped" and "`when` condition returned exit status 1" in data["reason"]
+    )
     forced = json.loads(cli("run-now", "job", "--force", "--json").stdout)
     assert forced["status"] == "succeeded" and forced["stdout"] == "ran\n"
 
@@ -84,8 +98,16 @@ def test_run_now_unknown_task_suggests(cli):
 
 def test_ctrl_c_stops_the_group_and_records_interrupted(cronctl_exe, cronctl_home, tmp_path):
     marker = tmp_path / "child.pid"
-    run(cronctl_exe, "add", "job", "@daily", f"sh -c 'trap \"\" INT; echo $$ > {marker}; sleep 60'; sleep 60")
-    proc = subprocess.Popen([*cronctl_exe, "run-now", "job"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    run(
+        cronctl_exe,
+        "add",
+        "job",
+        "@daily",
+        f"sh -c 'trap \"\" INT; echo $$ > {marker}; sleep 60'; sleep 60",
+    )
+    proc = subprocess.Popen(
+        [*cronctl_exe, "run-now", "job"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     deadline = time.monotonic() + 30
     while not marker.exists() or not marker.read_text().strip():
         assert time.monotonic() < deadline, "the job did not start"
@@ -117,8 +139,20 @@ def test_history_filters(cli):
         cli("run-now", name)
     everything = json.loads(cli("history", "--json").stdout)
     assert [r["task"] for r in everything] == ["ok", "bad", "ok"]
-    for key in ("id", "task", "trigger", "attempt", "scheduled_at", "started_at", "finished_at",
-                "duration_ms", "status", "exit_code", "signal", "reason"):
+    for key in (
+        "id",
+        "task",
+        "trigger",
+        "attempt",
+        "scheduled_at",
+        "started_at",
+        "finished_at",
+        "duration_ms",
+        "status",
+        "exit_code",
+        "signal",
+        "reason",
+    ):
         assert key in everything[0]
     failed = json.loads(cli("history", "--failed", "--json").stdout)
     assert [(r["task"], r["exit_code"]) for r in failed] == [("bad", 2)]
@@ -158,13 +192,15 @@ def test_logs_escape_terminal_sequences(cli):
     assert data["stdout_bytes"] == len(b"red \x1b[31mX\x1b[0m bad \xff end\n")
 
 
-def test_run_now_mails_a_failure_through_sendmail_without_an_smtp_section(cronctl_exe, cronctl_home, tmp_path):
+def test_run_now_mails_a_failure_through_sendmail_without_an_smtp_section(
+    cronctl_exe, cronctl_home, tmp_path
+):
     """No [defaults.smtp] means the local sendmail (README, Notifications): for `run-now` and
     serve as for `notify-test` (they once fell back to SMTP on localhost:25 instead)."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     sendmail = bin_dir / "sendmail"
-    sendmail.write_text(f'#!/bin/sh\ncat > {tmp_path}/message\n')
+    sendmail.write_text(f"#!/bin/sh\ncat > {tmp_path}/message\n")
     sendmail.chmod(0o755)
     cronctl_home.mkdir(parents=True, exist_ok=True)
     (cronctl_home / "tasks.toml").write_text(

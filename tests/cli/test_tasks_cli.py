@@ -7,6 +7,7 @@ import os
 import stat
 import subprocess
 import sys
+from datetime import UTC
 from pathlib import Path
 
 from cronctl import taskfile
@@ -25,7 +26,9 @@ command = "make report"
 
 
 def test_add_prints_the_task_and_three_next_times(cli, tasks_path):
-    result = cli("add", "backup", "0 2 * * *", "restic backup", "--tz", "America/New_York", "--retries", "2")
+    result = cli(
+        "add", "backup", "0 2 * * *", "restic backup", "--tz", "America/New_York", "--retries", "2"
+    )
     assert result.exit_code == 0, result.stderr
     assert "Added task 'backup'" in result.stderr
     assert "America/New_York" in result.stdout
@@ -36,10 +39,23 @@ def test_add_prints_the_task_and_three_next_times(cli, tasks_path):
 
 
 def test_add_json(cli):
-    result = cli("add", "sync", "*/15 * * * *", "rsync a b", "--json", "--env", "A=1", "--after", "sync2", "--replace")
+    result = cli(
+        "add",
+        "sync",
+        "*/15 * * * *",
+        "rsync a b",
+        "--json",
+        "--env",
+        "A=1",
+        "--after",
+        "sync2",
+        "--replace",
+    )
     assert result.exit_code == 2  # sync2 does not exist
     assert "names an unknown task 'sync2'" in result.stderr
-    result = cli("add", "sync", "*/15 * * * *", "rsync a b", "--json", "--env", "A=1", "--timeout", "5m")
+    result = cli(
+        "add", "sync", "*/15 * * * *", "rsync a b", "--json", "--env", "A=1", "--timeout", "5m"
+    )
     data = json.loads(result.stdout)
     assert data["name"] == "sync" and data["env"] == {"A": "1"} and data["timeout"] == 300
     assert len(data["next"]) == 3 and data["next_run"] == data["next"][0]
@@ -47,18 +63,66 @@ def test_add_json(cli):
 
 def test_add_every_option(cli, tasks_path):
     args = [
-        "add", "full", "@daily", "echo hi",
-        "--description", "everything", "--disabled", "--timezone", "Europe/Berlin", "--timeout", "1h",
-        "--retries", "3", "--retry-delay", "2m", "--overlap", "queue", "--catch-up", "once",
-        "--jitter", "5m", "--working-dir", "/tmp", "--shell", "/bin/bash", "--env", "X=y",
-        "--when", "true", "--keep-runs", "10", "--notify-on", "failure", "--notify-on", "recovery",
-        "--notify-command", "true", "--notify-webhook", "http://127.0.0.1:9/x",
-        "--notify-healthchecks", "http://127.0.0.1:9/ping", "--notify-email", "me@example.org",
+        "add",
+        "full",
+        "@daily",
+        "echo hi",
+        "--description",
+        "everything",
+        "--disabled",
+        "--timezone",
+        "Europe/Berlin",
+        "--timeout",
+        "1h",
+        "--retries",
+        "3",
+        "--retry-delay",
+        "2m",
+        "--overlap",
+        "queue",
+        "--catch-up",
+        "once",
+        "--jitter",
+        "5m",
+        "--working-dir",
+        "/tmp",
+        "--shell",
+        "/bin/bash",
+        "--env",
+        "X=y",
+        "--when",
+        "true",
+        "--keep-runs",
+        "10",
+        "--notify-on",
+        "failure",
+        "--notify-on",
+        "recovery",
+        "--notify-command",
+        "true",
+        "--notify-webhook",
+        "http://127.0.0.1:9/x",
+        "--notify-healthchecks",
+        "http://127.0.0.1:9/ping",
+        "--notify-email",
+        "me@example.org",
     ]
     assert cli(*args).exit_code == 0
     task = taskfile.load(tasks_path).tasks["full"]
-    assert (task.enabled, task.timezone, task.timeout, task.retries, task.retry_delay) == (False, "Europe/Berlin", 3600, 3, 120)
-    assert (task.overlap, task.catch_up, task.jitter, task.working_dir, task.shell) == ("queue", "once", 300, "/tmp", "/bin/bash")
+    assert (task.enabled, task.timezone, task.timeout, task.retries, task.retry_delay) == (
+        False,
+        "Europe/Berlin",
+        3600,
+        3,
+        120,
+    )
+    assert (task.overlap, task.catch_up, task.jitter, task.working_dir, task.shell) == (
+        "queue",
+        "once",
+        300,
+        "/tmp",
+        "/bin/bash",
+    )
     assert task.env == {"X": "y"} and task.when == "true" and task.keep_runs == 10
     assert task.notify.on == ("failure", "recovery") and task.notify.email == ("me@example.org",)
 
@@ -79,7 +143,10 @@ BAD_ADDS = [
     (["a", "0 0 31 2 *", "true"], "key 'schedule'"),
     (["a", "61 * * * *", "true"], "key 'schedule'"),
     (["a", "@daily", "true", "--env", "NOEQUALS"], "is not KEY=VALUE"),
-    (["a", "@daily", "true", "--overlap", "sometimes"], "'sometimes' is not one of skip, queue, allow, replace"),
+    (
+        ["a", "@daily", "true", "--overlap", "sometimes"],
+        "'sometimes' is not one of skip, queue, allow, replace",
+    ),
 ]
 
 
@@ -98,7 +165,9 @@ def test_comments_survive_add_disable_remove(cli, tasks_path):
     assert cli("add", "sync", "@hourly", "rsync").exit_code == 0
     assert cli("disable", "report").exit_code == 0
     assert cli("remove", "sync").exit_code == 0
-    assert tasks_path.read_text() == USER_FILE.replace("[tasks.report]\n", "[tasks.report]\nenabled = false\n")
+    assert tasks_path.read_text() == USER_FILE.replace(
+        "[tasks.report]\n", "[tasks.report]\nenabled = false\n"
+    )
     assert cli("enable", "report").exit_code == 0
     assert "enabled = true" in tasks_path.read_text()
 
@@ -111,13 +180,14 @@ def test_enable_disable_unknown_task(cli, tasks_path):
 
 
 def test_remove_purge_drops_history(cli):
+    from datetime import datetime
+
     from cronctl.store import HistoryStore
-    from datetime import datetime, timezone
 
     cli("add", "a", "@daily", "true")
     db = Path(os.environ["CRONCTL_HOME"]) / "history.db"
     with HistoryStore(db) as store:
-        store.start_run("a", "manual", started_at=datetime.now(timezone.utc))
+        store.start_run("a", "manual", started_at=datetime.now(UTC))
     assert cli("remove", "a").exit_code == 0
     with HistoryStore(db) as store:
         assert len(store.runs("a")) == 1
@@ -129,18 +199,38 @@ def test_remove_purge_drops_history(cli):
 
 
 def test_list_plain_when_piped_and_json(cli):
-    assert cli("list").stdout.splitlines() == ["name\tschedule\tmeans\tzone\tnext_run\tlast_run\tsuccess\tenabled"]
+    assert cli("list").stdout.splitlines() == [
+        "name\tschedule\tmeans\tzone\tnext_run\tlast_run\tsuccess\tenabled"
+    ]
     cli("add", "backup", "0 2 * * *", "restic backup")
     cli("add", "off", "@hourly", "true", "--disabled")
     result = cli("list")
     lines = result.stdout.splitlines()
-    assert lines[0].split("\t") == ["name", "schedule", "means", "zone", "next_run", "last_run", "success", "enabled"]
+    assert lines[0].split("\t") == [
+        "name",
+        "schedule",
+        "means",
+        "zone",
+        "next_run",
+        "last_run",
+        "success",
+        "enabled",
+    ]
     assert lines[1].split("\t")[0] == "backup" and lines[1].split("\t")[4].startswith("in ")
     assert lines[2].split("\t")[4] == "disabled"
     assert "\x1b" not in result.stdout
     data = json.loads(cli("list", "--json").stdout)
     assert [t["name"] for t in data] == ["backup", "off"]
-    for key in ("name", "schedule", "command", "enabled", "timezone", "next_run", "last_run", "success_rate"):
+    for key in (
+        "name",
+        "schedule",
+        "command",
+        "enabled",
+        "timezone",
+        "next_run",
+        "last_run",
+        "success_rate",
+    ):
         assert key in data[0]
     assert data[1]["next_run"] is None
 
@@ -149,7 +239,11 @@ def test_show(cli):
     cli("add", "backup", "0 2 * * *", "restic backup", "--tz", "Europe/London")
     result = cli("show", "backup")
     assert result.exit_code == 0
-    upcoming = [line for line in result.stdout.splitlines() if line.startswith("  20") and " 02:00 GMT" in line]
+    upcoming = [
+        line
+        for line in result.stdout.splitlines()
+        if line.startswith("  20") and " 02:00 GMT" in line
+    ]
     assert "restic backup" in result.stdout and len(upcoming) == 5
     data = json.loads(cli("show", "backup", "--json").stdout)
     assert len(data["next"]) == 5 and data["runs"] == [] and data["timezone"] == "Europe/London"
@@ -162,8 +256,10 @@ def test_check_valid_invalid_and_warnings(cli, tasks_path):
     for index in range(6):
         cli("add", f"t{index}", "0 3 * * *", "true")
     cli("add", "a", "@daily", "true")
-    tasks_path.write_text(tasks_path.read_text() + '\n[tasks.b]\nschedule = "@daily"\ncommand = "x"\nafter = ["a"]\n')
-    text = tasks_path.read_text().replace('[tasks.a]\n', '[tasks.a]\nafter = ["b"]\n')
+    tasks_path.write_text(
+        tasks_path.read_text() + '\n[tasks.b]\nschedule = "@daily"\ncommand = "x"\nafter = ["a"]\n'
+    )
+    text = tasks_path.read_text().replace("[tasks.a]\n", '[tasks.a]\nafter = ["b"]\n')
     tasks_path.write_text(text)
     result = cli("check")
     assert result.exit_code == 0
@@ -174,7 +270,10 @@ def test_check_valid_invalid_and_warnings(cli, tasks_path):
     tasks_path.write_text('[tasks.x]\nschedule = 5\ncommand = "x"\n')
     result = cli("check")
     assert result.exit_code == 2
-    assert result.stderr.startswith("error: ") and "tasks.toml:2: task 'x', key 'schedule': must be a string" in result.stderr
+    assert (
+        result.stderr.startswith("error: ")
+        and "tasks.toml:2: task 'x', key 'schedule': must be a string" in result.stderr
+    )
     assert json.loads(cli("check", "--json").stdout)["valid"] is False
 
 
@@ -198,7 +297,9 @@ def test_database_that_is_not_sqlite(cli, cronctl_home):
 
 def test_global_options(cli, tmp_path):
     other = tmp_path / "elsewhere.toml"
-    result = cli("--tasks-file", str(other), "--db", str(tmp_path / "h.db"), "add", "x", "@daily", "true")
+    result = cli(
+        "--tasks-file", str(other), "--db", str(tmp_path / "h.db"), "add", "x", "@daily", "true"
+    )
     assert result.exit_code == 0 and other.exists()
     assert "cronctl 0.1.0" in cli("--version").stdout
     assert cli("--no-color", "list").exit_code == 0
@@ -239,8 +340,12 @@ def test_edit_never_saves_an_invalid_file(cli, tasks_path, tmp_path):
 def test_fifty_concurrent_adds_leave_fifty_tasks(tasks_path, cronctl_exe):
     env = {**os.environ}
     procs = [
-        subprocess.Popen([*cronctl_exe, "add", f"task{i}", "@daily", f"echo {i}"], env=env,
-                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        subprocess.Popen(
+            [*cronctl_exe, "add", f"task{i}", "@daily", f"echo {i}"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
         for i in range(50)
     ]
     errors = [p.communicate(timeout=120)[1] for p in procs]
@@ -249,7 +354,9 @@ def test_fifty_concurrent_adds_leave_fifty_tasks(tasks_path, cronctl_exe):
 
 
 def test_python_m_cronctl(cronctl_home):
-    result = subprocess.run([sys.executable, "-m", "cronctl", "--version"], capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "cronctl", "--version"], capture_output=True, text=True
+    )
     assert result.returncode == 0 and result.stdout.startswith("cronctl ")
 
 
@@ -258,10 +365,21 @@ def test_task_names_complete_for_every_name_argument(cli, cronctl_exe):
     cli("add", "backlog", "@daily", "true")
     cli("add", "report", "@daily", "true")
     for words, cword in [
-        ("cronctl run-now bac", 2), ("cronctl show bac", 2), ("cronctl disable report bac", 3),
-        ("cronctl remove bac", 2), ("cronctl logs bac", 2), ("cronctl history bac", 2),
-        ("cronctl edit bac", 2), ("cronctl notify-test bac", 2), ("cronctl enable bac", 2),
+        ("cronctl run-now bac", 2),
+        ("cronctl show bac", 2),
+        ("cronctl disable report bac", 3),
+        ("cronctl remove bac", 2),
+        ("cronctl logs bac", 2),
+        ("cronctl history bac", 2),
+        ("cronctl edit bac", 2),
+        ("cronctl notify-test bac", 2),
+        ("cronctl enable bac", 2),
     ]:
-        env = {**os.environ, "_CRONCTL_COMPLETE": "complete_bash", "COMP_WORDS": words, "COMP_CWORD": str(cword)}
+        env = {
+            **os.environ,
+            "_CRONCTL_COMPLETE": "complete_bash",
+            "COMP_WORDS": words,
+            "COMP_CWORD": str(cword),
+        }
         result = subprocess.run(cronctl_exe, env=env, capture_output=True, text=True)
         assert result.stdout.split() == ["backlog", "backup"], words

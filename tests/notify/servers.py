@@ -47,8 +47,12 @@ def http_server() -> Iterator[HttpRecorder]:
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else b""
             parts = urlsplit(self.path)
-            request = Request(self.command, parts.path, parse_qs(parts.query), dict(self.headers), body)
-            code = next((c for prefix, c in recorder.status.items() if parts.path.startswith(prefix)), 200)
+            request = Request(
+                self.command, parts.path, parse_qs(parts.query), dict(self.headers), body
+            )
+            code = next(
+                (c for prefix, c in recorder.status.items() if parts.path.startswith(prefix)), 200
+            )
             headers: dict[str, str] = {}
             with recorder.received:  # recorded before answering: the client may look at once
                 for prefix, answers in recorder.first.items():
@@ -72,7 +76,9 @@ def http_server() -> Iterator[HttpRecorder]:
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+    )
     thread.start()
     recorder.url = f"http://127.0.0.1:{server.server_address[1]}"
     try:
@@ -110,12 +116,16 @@ def smtp_server(*, accept_login: bool | None = None) -> Iterator[SmtpRecorder]:
 
     class Handler:
         async def handle_DATA(self, server, session, envelope):  # noqa: N802 (aiosmtpd's name)
-            recorder.messages.append((envelope.mail_from, list(envelope.rcpt_tos), envelope.content))
+            recorder.messages.append(
+                (envelope.mail_from, list(envelope.rcpt_tos), envelope.content)
+            )
             return "250 Message accepted for delivery"
 
     def authenticator(server, session, envelope, mechanism, auth_data):
         recorder.logins.append((mechanism, getattr(auth_data, "login", None)))
-        return AuthResult(success=bool(accept_login), handled=False)  # the server answers 535 itself
+        return AuthResult(
+            success=bool(accept_login), handled=False
+        )  # the server answers 535 itself
 
     options = {}
     if accept_login is not None:

@@ -99,7 +99,9 @@ RETRY_CASES = [
 
 
 @pytest.mark.parametrize(("first", "steady", "timeout", "requests", "outcome"), RETRY_CASES)
-def test_webhook_tries_again_when_a_failure_may_pass(store, web, first, steady, timeout, requests, outcome):
+def test_webhook_tries_again_when_a_failure_may_pass(
+    store, web, first, steady, timeout, requests, outcome
+):
     web.first["/hook"] = list(first)
     web.status["/hook"] = steady
     task = make_task(notify={"webhook": f"{web.url}/hook", "timeout": timeout})
@@ -147,8 +149,14 @@ def test_the_webhook_secret_stays_out_of_the_task_file(tmp_path, line, message):
     assert message in caught.value.message
 
 
-@pytest.mark.parametrize("key, url", [("webhook", "ftp://example.org/x"), ("healthchecks", "file:///etc/passwd"),
-                                      ("webhook", "hooks.slack.com/services/x")])
+@pytest.mark.parametrize(
+    "key, url",
+    [
+        ("webhook", "ftp://example.org/x"),
+        ("healthchecks", "file:///etc/passwd"),
+        ("webhook", "hooks.slack.com/services/x"),
+    ],
+)
 def test_a_url_that_is_not_http_is_rejected_by_the_task_file(tmp_path, key, url):
     text = f'[tasks.backup]\nschedule = "@daily"\ncommand = "true"\n\n[tasks.backup.notify]\n{key} = "{url}"\n'
     with pytest.raises(TaskFileError) as caught:
@@ -172,14 +180,21 @@ def test_healthchecks_ping_is_tried_again_with_the_same_run_id(store, web):
 def test_healthchecks_start_and_exit_status_pings_share_a_run_id(store, web):
     task = make_task(notify={"healthchecks": f"{web.url}/ping/abc?create=1"})
     n = notifier(store)
-    running_id = store.start_run("backup", "schedule", started_at=record(store, "backup", "succeeded").started_at)
+    running_id = store.start_run(
+        "backup", "schedule", started_at=record(store, "backup", "succeeded").started_at
+    )
     n.run_started(task, store.get_run(running_id))
-    store.finish_run(running_id, status="failed", finished_at=store.get_run(running_id).started_at, exit_code=3)
+    store.finish_run(
+        running_id, status="failed", finished_at=store.get_run(running_id).started_at, exit_code=3
+    )
     n.run_finished(task, store.get_run(running_id), final=True)
     start, end = web.requests
     assert (start.method, start.path) == ("GET", "/ping/abc/start")
     assert (end.method, end.path) == ("POST", "/ping/abc/3")
-    assert start.query["rid"] == end.query["rid"] and str(uuid.UUID(start.query["rid"][0])) == start.query["rid"][0]
+    assert (
+        start.query["rid"] == end.query["rid"]
+        and str(uuid.UUID(start.query["rid"][0])) == start.query["rid"][0]
+    )
     assert start.query["create"] == ["1"]
     assert b"backup failed (exit status 3)" in end.body
 
@@ -196,7 +211,9 @@ def test_healthchecks_start_and_exit_status_pings_share_a_run_id(store, web):
     ],
 )
 def test_healthchecks_end_ping_per_outcome(store, web, status, exit_code, final, path):
-    task = make_task(notify={"healthchecks": f"{web.url}/hc", "on": ["missed"]})  # `on` does not apply
+    task = make_task(
+        notify={"healthchecks": f"{web.url}/hc", "on": ["missed"]}
+    )  # `on` does not apply
     run = record(store, status=status, exit_code=exit_code)
     notifier(store).run_finished(task, run, final=final)
     [request] = web.requests
@@ -226,8 +243,12 @@ def test_command_gets_the_run_json_on_stdin_and_cronctl_variables(store, tmp_pat
     [result] = deliver(task, run, ["command"])
     assert result.ok, result.detail
     payload = json.loads((out / "stdin.json").read_text())
-    assert payload["id"] == run.id and payload["status"] == "failed" and payload["event"] == "failure"
-    env = dict(line.split("=", 1) for line in (out / "env.txt").read_text().splitlines() if "=" in line)
+    assert (
+        payload["id"] == run.id and payload["status"] == "failed" and payload["event"] == "failure"
+    )
+    env = dict(
+        line.split("=", 1) for line in (out / "env.txt").read_text().splitlines() if "=" in line
+    )
     assert env["CRONCTL_TASK"] == "backup" and env["CRONCTL_RUN_ID"] == str(run.id)
     assert env["CRONCTL_STATUS"] == "failed" and env["CRONCTL_EVENT"] == "failure"
     assert env["CRONCTL_TRIGGER"] == "schedule" and env["CRONCTL_ATTEMPT"] == "1"
@@ -256,7 +277,12 @@ def test_command_still_runs_when_the_working_folder_is_gone(store, tmp_path):
 def test_email_through_smtp(store, smtp):
     task = make_task(notify={"email": ["ops@example.org", "me@example.org"]})
     settings = SmtpSettings(host=smtp.host, port=smtp.port, sender="cronctl@box.example")
-    [result] = deliver(task, record(store, exit_code=5, stderr=b"restic: repository locked\n"), ["email"], smtp=settings)
+    [result] = deliver(
+        task,
+        record(store, exit_code=5, stderr=b"restic: repository locked\n"),
+        ["email"],
+        smtp=settings,
+    )
     assert result.ok, result.detail
     [(sender, recipients, raw)] = smtp.messages
     assert sender == "cronctl@box.example" and recipients == ["ops@example.org", "me@example.org"]
@@ -269,10 +295,17 @@ def test_email_through_smtp(store, smtp):
 
 def test_email_login_refused_is_reported(store, monkeypatch):
     with smtp_server(accept_login=False) as server:
-        settings = SmtpSettings(host=server.host, port=server.port, user="me", password_env="CRONCTL_TEST_SMTP_PASSWORD")
+        settings = SmtpSettings(
+            host=server.host, port=server.port, user="me", password_env="CRONCTL_TEST_SMTP_PASSWORD"
+        )
         task = make_task(notify={"email": "ops@example.org"})
-        [result] = deliver(task, record(store), ["email"], smtp=settings,
-                           environ={"CRONCTL_TEST_SMTP_PASSWORD": "wrong"})
+        [result] = deliver(
+            task,
+            record(store),
+            ["email"],
+            smtp=settings,
+            environ={"CRONCTL_TEST_SMTP_PASSWORD": "wrong"},
+        )
         assert not result.ok
         assert "refused the login of 'me'" in result.detail and "535" in result.detail
         assert server.logins and not server.messages
@@ -289,7 +322,9 @@ def test_email_login_accepted(store):
 
 
 def test_email_without_the_password_variable_fails_before_connecting(store):
-    settings = SmtpSettings(host="127.0.0.1", port=free_port(), user="me", password_env="NOT_SET_ANYWHERE")
+    settings = SmtpSettings(
+        host="127.0.0.1", port=free_port(), user="me", password_env="NOT_SET_ANYWHERE"
+    )
     task = make_task(notify={"email": "ops@example.org"})
     [result] = deliver(task, record(store), ["email"], smtp=settings, environ={})
     assert not result.ok and "$NOT_SET_ANYWHERE gives no password" in result.detail

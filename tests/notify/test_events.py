@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -55,24 +55,30 @@ failed                         | missed       | final | failure,recovery        
 -                              | running      | final | failure,success          | 1 | -
 """
 
-T0 = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
 
 def make_run(run_id: int, spec: str) -> Run:
     status, _, attempt = spec.partition("#")
-    return Run(run_id, "t", "schedule", int(attempt or 1), T0, T0, T0, 10, status, None, None, None, None)
+    return Run(
+        run_id, "t", "schedule", int(attempt or 1), T0, T0, T0, 10, status, None, None, None, None
+    )
 
 
 def cases():
     for line in TABLE.strip().splitlines():
         previous, this, final, on, after, expected = (cell.strip() for cell in line.split("|"))
-        yield pytest.param(previous, this, final, on, int(after), expected, id=" | ".join(line.split()))
+        yield pytest.param(
+            previous, this, final, on, int(after), expected, id=" | ".join(line.split())
+        )
 
 
 @pytest.mark.parametrize("previous, this, final, on, after, expected", list(cases()))
 def test_decision_table(previous, this, final, on, after, expected):
     specs = [] if previous == "-" else previous.split(",")
-    history = [make_run(len(specs) - index, spec) for index, spec in enumerate(specs)]  # newest first
+    history = [
+        make_run(len(specs) - index, spec) for index, spec in enumerate(specs)
+    ]  # newest first
     run = make_run(len(specs) + 1, this)
     settings = NotifySettings(on=tuple(on.split(",")), after_failures=after)
     streak = failure_streak(before_trigger([run, *history], run), cap=after)
@@ -81,7 +87,10 @@ def test_decision_table(previous, this, final, on, after, expected):
 
 
 def test_streak_counts_a_retried_run_once_and_stops_at_a_success():
-    runs = [make_run(9 - i, s) for i, s in enumerate(["failed#3", "failed#2", "failed#1", "failed", "succeeded", "failed"])]
+    runs = [
+        make_run(9 - i, s)
+        for i, s in enumerate(["failed#3", "failed#2", "failed#1", "failed", "succeeded", "failed"])
+    ]
     assert failure_streak(runs) == 2
     assert failure_streak(runs, cap=1) == 1
 

@@ -53,7 +53,12 @@ def test_a_hanging_notify_command_neither_blocks_the_listener_nor_the_run(store,
 def test_an_unreachable_webhook_is_recorded_on_the_run(store, db):
     log = Log()
     port = free_port()
-    task = make_task(notify={"webhook": f"http://127.0.0.1:{port}/hook", "healthchecks": f"http://127.0.0.1:{port}/hc"})
+    task = make_task(
+        notify={
+            "webhook": f"http://127.0.0.1:{port}/hook",
+            "healthchecks": f"http://127.0.0.1:{port}/hc",
+        }
+    )
     notifier = Notifier(db, log=log, sendmail=None)
     run_id = store.start_run("backup", "schedule", started_at=T0, scheduled_at=T0)
     notifier.run_started(task, store.get_run(run_id))
@@ -82,7 +87,11 @@ def test_executor_retries_notify_once_for_the_final_attempt(store, db, web):
         command="echo oops >&2; exit 3",
         retries=1,
         retry_delay=0,
-        notify={"webhook": f"{web.url}/hook", "healthchecks": f"{web.url}/hc", "on": ["failure", "recovery"]},
+        notify={
+            "webhook": f"{web.url}/hook",
+            "healthchecks": f"{web.url}/hc",
+            "on": ["failure", "recovery"],
+        },
     )
     notifier = Notifier(db, log=Log(), sendmail=None)
     runs = Executor(store, events=notifier).run_with_retries(RunRequest(task, Trigger.MANUAL))
@@ -90,7 +99,10 @@ def test_executor_retries_notify_once_for_the_final_attempt(store, db, web):
     assert notifier.close(timeout=10)
     paths = [r.path for r in web.requests]
     # in order, except that the channels of one notification go out side by side
-    assert paths[:3] == ["/hc/start", "/hc/log", "/hc/start"] and sorted(paths[3:]) == ["/hc/3", "/hook"]
+    assert paths[:3] == ["/hc/start", "/hc/log", "/hc/start"] and sorted(paths[3:]) == [
+        "/hc/3",
+        "/hook",
+    ]
     [hook] = [json.loads(r.body) for r in web.requests if r.path == "/hook"]
     assert hook["id"] == runs[-1].id and hook["attempt"] == 2 and hook["event"] == "failure"
     rids = [r.query["rid"][0] for r in web.requests if r.path.startswith("/hc/")]
@@ -113,7 +125,10 @@ def test_after_failures_notifies_once_and_then_the_recovery(store, db, web):
 def test_missed_runs_are_coalesced(store, db, web):
     task = make_task(notify={"webhook": f"{web.url}/hook", "on": ["missed"]})
     notifier = Notifier(db, log=Log(), sendmail=None)
-    runs = [record(store, status="missed", exit_code=None, at=T0 + timedelta(minutes=5 * i)) for i in range(50)]
+    runs = [
+        record(store, status="missed", exit_code=None, at=T0 + timedelta(minutes=5 * i))
+        for i in range(50)
+    ]
     for run in runs:
         notifier.run_finished(task, run, final=True)
     assert notifier.close(timeout=10)
@@ -128,9 +143,16 @@ def test_the_listener_never_raises(tmp_path):
         raise RuntimeError("the log is broken too")
 
     # A database that cannot be opened, a history query that is needed, a log that raises.
-    notifier = Notifier(tmp_path / "file" / "in" / "nowhere" / "x.db", log=broken_log, synchronous=True, sendmail=None)
+    notifier = Notifier(
+        tmp_path / "file" / "in" / "nowhere" / "x.db",
+        log=broken_log,
+        synchronous=True,
+        sendmail=None,
+    )
     (tmp_path / "file").write_text("not a folder")
-    task = make_task(notify={"webhook": f"http://127.0.0.1:{free_port()}/", "after_failures": 2, "timeout": 1})
+    task = make_task(
+        notify={"webhook": f"http://127.0.0.1:{free_port()}/", "after_failures": 2, "timeout": 1}
+    )
     with HistoryStore(":memory:") as memory:
         run = record(memory)
     notifier.run_started(task, run)
@@ -142,7 +164,9 @@ def test_events_after_close_are_dropped_with_a_log_line(store, db, web):
     log = Log()
     notifier = Notifier(db, log=log, sendmail=None)
     assert notifier.close()
-    notifier.run_finished(make_task(notify={"webhook": f"{web.url}/hook"}), record(store), final=True)
+    notifier.run_finished(
+        make_task(notify={"webhook": f"{web.url}/hook"}), record(store), final=True
+    )
     assert not web.requests and "notifier closed" in log[0]
 
 
@@ -162,10 +186,19 @@ def test_a_full_queue_drops_instead_of_blocking(store, db):
 def test_notify_test_sends_a_sample_through_every_channel(web, tmp_path):
     out = tmp_path / "stdin.json"
     task = make_task(
-        notify={"webhook": f"{web.url}/hook", "healthchecks": f"{web.url}/hc", "command": f"cat > {out}", "on": ["missed"]}
+        notify={
+            "webhook": f"{web.url}/hook",
+            "healthchecks": f"{web.url}/hc",
+            "command": f"cat > {out}",
+            "on": ["missed"],
+        }
     )
     results = Notifier(None, log=Log(), sendmail=None, hostname="box").test(task)
-    assert [(r.channel, r.ok) for r in results] == [("command", True), ("webhook", True), ("healthchecks", True)]
+    assert [(r.channel, r.ok) for r in results] == [
+        ("command", True),
+        ("webhook", True),
+        ("healthchecks", True),
+    ]
     assert json.loads(out.read_text())["event"] == "test"
     assert sorted(r.path for r in web.requests) == ["/hc/log", "/hook"]
 
@@ -177,8 +210,13 @@ def test_errors_can_be_recorded_through_the_callers_writer(store, db):
         path = str(db)
 
     task = make_task(notify={"webhook": f"http://127.0.0.1:{free_port()}/", "after_failures": 2})
-    notifier = Notifier(Wrapper(), log=Log(), sendmail=None, synchronous=True,
-                        record_error=lambda run_id, message: recorded.append((run_id, message)))
+    notifier = Notifier(
+        Wrapper(),
+        log=Log(),
+        sendmail=None,
+        synchronous=True,
+        record_error=lambda run_id, message: recorded.append((run_id, message)),
+    )
     record(store)
     run = record(store, at=T0 + timedelta(minutes=5))  # the second failure in a row: notifies
     notifier.run_finished(task, run, final=True)
@@ -206,7 +244,9 @@ def test_a_hanging_endpoint_delays_only_its_own_task(store, db, web):
 def test_workers_are_bounded_and_each_task_keeps_its_order(store, db, web):
     notifier = Notifier(db, log=Log(), sendmail=None)
     tasks = [
-        make_task(name=f"t{i}", notify={"webhook": f"{web.url}/hook/t{i}", "on": ["failure", "success"]})
+        make_task(
+            name=f"t{i}", notify={"webhook": f"{web.url}/hook/t{i}", "on": ["failure", "success"]}
+        )
         for i in range(12)
     ]
     sent: dict[str, list[int]] = {}

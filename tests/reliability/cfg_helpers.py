@@ -66,7 +66,9 @@ def cfg_run(
     )
 
 
-def cfg_run_many(exe: Sequence[str], calls: Sequence[Call]) -> list[subprocess.CompletedProcess[str]]:
+def cfg_run_many(
+    exe: Sequence[str], calls: Sequence[Call]
+) -> list[subprocess.CompletedProcess[str]]:
     """Run independent calls a few at a time (they must not share files); results in order."""
     with ThreadPoolExecutor(PARALLEL) as pool:
         return list(pool.map(lambda c: cfg_run(exe, *c.args, env=c.env, input=c.input), calls))
@@ -75,7 +77,9 @@ def cfg_run_many(exe: Sequence[str], calls: Sequence[Call]) -> list[subprocess.C
 def assert_one_error(result: subprocess.CompletedProcess[str], code: int, *fragments: str) -> str:
     """Assert exit `code` and stderr of one `error: ...` line, then at most one `hint: ...`;
     return the whole of stderr (for further checks)."""
-    what = f"{result.args!r} -> {result.returncode}\nstdout: {result.stdout}\nstderr: {result.stderr}"
+    what = (
+        f"{result.args!r} -> {result.returncode}\nstdout: {result.stdout}\nstderr: {result.stderr}"
+    )
     assert result.returncode == code, what
     assert "Traceback" not in result.stderr, what
     lines = result.stderr.splitlines()
@@ -95,7 +99,12 @@ def error_names_file_and_line(stderr: str, path: Path) -> int:
     return int(found.group(1))
 
 
-def wait_for(condition: Callable[[], object], timeout: float = LIMIT, interval: float = 0.05, what: str = "condition"):
+def wait_for(
+    condition: Callable[[], object],
+    timeout: float = LIMIT,
+    interval: float = 0.05,
+    what: str = "condition",
+):
     deadline = time.monotonic() + timeout
     while True:
         value = condition()
@@ -109,19 +118,32 @@ def wait_for(condition: Callable[[], object], timeout: float = LIMIT, interval: 
 def driver(setup: str) -> list[str]:
     """argv of the real CLI entry point (`cronctl.cli:main`, as the console script calls it) in a
     fresh interpreter, after `setup` (Python code) has installed a test hook."""
-    return [sys.executable, "-c", f"{setup}\nimport sys\nfrom cronctl.cli import main\nsys.exit(main())"]
+    return [
+        sys.executable,
+        "-c",
+        f"{setup}\nimport sys\nfrom cronctl.cli import main\nsys.exit(main())",
+    ]
 
 
 class CfgServe:
     """A real `cronctl serve` with its log in a file; always stop() or kill() it in a finally."""
 
-    def __init__(self, exe: Sequence[str], home: Path, *args: str, env: Mapping[str, str | None] | None = None,
-                 stdin: int | None = subprocess.DEVNULL) -> None:
+    def __init__(
+        self,
+        exe: Sequence[str],
+        home: Path,
+        *args: str,
+        env: Mapping[str, str | None] | None = None,
+        stdin: int | None = subprocess.DEVNULL,
+    ) -> None:
         self.home = home
         self.log_path = home.parent / f"serve-{time.monotonic_ns()}.log"
         self.log_file = open(self.log_path, "wb")
         self.proc = subprocess.Popen(
-            [*exe, "serve", *args], stdin=stdin, stdout=subprocess.DEVNULL, stderr=self.log_file,
+            [*exe, "serve", *args],
+            stdin=stdin,
+            stdout=subprocess.DEVNULL,
+            stderr=self.log_file,
             env=environment({"CRONCTL_HOME": str(home), **(env or {})}),
         )
 

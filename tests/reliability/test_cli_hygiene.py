@@ -13,7 +13,11 @@ import pytest
 
 from tests.reliability.cfg_helpers import LIMIT, Call, cfg_run, cfg_run_many, environment
 
-COMPLETE_BASH = {"_CRONCTL_COMPLETE": "complete_bash", "COMP_WORDS": "cronctl run-now ", "COMP_CWORD": "2"}
+COMPLETE_BASH = {
+    "_CRONCTL_COMPLETE": "complete_bash",
+    "COMP_WORDS": "cronctl run-now ",
+    "COMP_CWORD": "2",
+}
 CORRUPT = {
     "truncated": b"[tasks.a",
     "byte-order-mark": b'\xef\xbb\xbf[tasks.a]\nschedule = "@daily"\ncommand = "true"\n',
@@ -43,7 +47,9 @@ def assert_no_candidates(result: subprocess.CompletedProcess[str], what: str) ->
 # 34. Completion with a broken environment
 
 
-def test_s34_completion_with_a_corrupt_task_file_offers_nothing_and_creates_nothing(tmp_path, cronctl_exe):
+def test_s34_completion_with_a_corrupt_task_file_offers_nothing_and_creates_nothing(
+    tmp_path, cronctl_exe
+):
     """Decided: a TAB with a corrupt task file (truncated, BOM, invalid UTF-8, binary) prints no
     candidates, exits 0, says nothing on stderr (it would land in the user's prompt), and
     creates no file: no database, no lock (the folder holds only the task file afterwards).
@@ -59,8 +65,12 @@ def test_s34_completion_with_a_corrupt_task_file_offers_nothing_and_creates_noth
         for shell, extra in (("zsh", {}), ("fish", {"_TYPER_COMPLETE_FISH_ACTION": "get-args"})):
             other = cfg_run(
                 cronctl_exe,
-                env={"CRONCTL_HOME": str(home), "_CRONCTL_COMPLETE": f"complete_{shell}",
-                     "_TYPER_COMPLETE_ARGS": "cronctl run-now ", **extra},
+                env={
+                    "CRONCTL_HOME": str(home),
+                    "_CRONCTL_COMPLETE": f"complete_{shell}",
+                    "_TYPER_COMPLETE_ARGS": "cronctl run-now ",
+                    **extra,
+                },
                 timeout=10,
             )
             assert other.returncode == 0 and other.stderr == "", (shell, name, other.stderr)
@@ -75,8 +85,12 @@ def test_s34_completion_without_home_or_with_a_read_only_home(tmp_path, cronctl_
     xdg = tmp_path / "xdg"
     unset_home = {"HOME": None, "CRONCTL_HOME": None, "CRONCTL_TASKS": None, "CRONCTL_DB": None}
     cases = {
-        "no HOME, XDG elsewhere": {**unset_home, "XDG_CONFIG_HOME": str(xdg / "config"),
-                                   "XDG_STATE_HOME": str(xdg / "state"), "XDG_DATA_HOME": str(xdg / "data")},
+        "no HOME, XDG elsewhere": {
+            **unset_home,
+            "XDG_CONFIG_HOME": str(xdg / "config"),
+            "XDG_STATE_HOME": str(xdg / "state"),
+            "XDG_DATA_HOME": str(xdg / "data"),
+        },
     }
     for label, env in cases.items():
         assert_no_candidates(complete(cronctl_exe, env), label)
@@ -101,7 +115,9 @@ def test_s34_completion_without_home_or_with_a_read_only_home(tmp_path, cronctl_
         home.chmod(0o755)
 
     absent = tmp_path / "never-created"
-    assert_no_candidates(complete(cronctl_exe, {"CRONCTL_HOME": str(absent)}), "absent CRONCTL_HOME")
+    assert_no_candidates(
+        complete(cronctl_exe, {"CRONCTL_HOME": str(absent)}), "absent CRONCTL_HOME"
+    )
     assert tree(absent) == ["<absent>"]
 
 
@@ -115,7 +131,9 @@ def test_s34_completion_never_hangs_on_a_task_file_that_is_not_a_file(tmp_path, 
     assert_no_candidates(complete(cronctl_exe, {"CRONCTL_TASKS": "/dev/zero"}), "/dev/zero")
 
 
-def test_s34_completion_still_completes_a_good_file_without_creating_anything(tmp_path, cronctl_exe):
+def test_s34_completion_still_completes_a_good_file_without_creating_anything(
+    tmp_path, cronctl_exe
+):
     """Decided (the control case): with a valid file the names complete, and still nothing is
     created beside it."""
     home = tmp_path / "home"
@@ -150,18 +168,31 @@ def cfg_busy_home(tmp_path_factory) -> Path:
     home = tmp_path_factory.mktemp("busy")
     lines = []
     for i in range(60):
-        lines.append(f'[tasks.t{i}]\nschedule = "H * * * *"\ncommand = "echo {i}"\ntimezone = "UTC"\n')
-    lines.append('[tasks.chatty]\nschedule = "@daily"\ncommand = "' + CHATTY.replace('"', '\\"') + '"\n')
-    lines.append('[tasks.esc]\nschedule = "@daily"\ncommand = "true"\ndescription = "\\u001b[31mred"\n')
+        lines.append(
+            f'[tasks.t{i}]\nschedule = "H * * * *"\ncommand = "echo {i}"\ntimezone = "UTC"\n'
+        )
+    lines.append(
+        '[tasks.chatty]\nschedule = "@daily"\ncommand = "' + CHATTY.replace('"', '\\"') + '"\n'
+    )
+    lines.append(
+        '[tasks.esc]\nschedule = "@daily"\ncommand = "true"\ndescription = "\\u001b[31mred"\n'
+    )
     (home / "tasks.toml").write_text("\n".join(lines))
     store = HistoryStore(str(home / "history.db"))
     now = datetime.now(UTC)
     try:
         for i in range(3000):
             started = now - timedelta(minutes=i)
-            run_id = store.start_run(f"t{i % 60}", "schedule", started_at=started, scheduled_at=started)
-            store.finish_run(run_id, status="succeeded" if i % 4 else "failed", finished_at=started + timedelta(seconds=2),
-                             duration_ms=2000, exit_code=0 if i % 4 else 1)
+            run_id = store.start_run(
+                f"t{i % 60}", "schedule", started_at=started, scheduled_at=started
+            )
+            store.finish_run(
+                run_id,
+                status="succeeded" if i % 4 else "failed",
+                finished_at=started + timedelta(seconds=2),
+                duration_ms=2000,
+                exit_code=0 if i % 4 else 1,
+            )
     finally:
         store.close()
     return home
@@ -195,12 +226,22 @@ def test_s35_real_pipelines_into_head(cfg_busy_home, cronctl_exe):
     """Decided: `cronctl ... | head -1` and `| head -c 10` exit 0 (141, death by SIGPIPE, would
     be fine too) with nothing on stderr, however much output is left unread."""
     exe = " ".join(f"'{part}'" for part in cronctl_exe)
-    for args in (["list"], ["history", "--json", "--limit", "3000"], ["show", "t1"],
-                 ["explain", "'* * * * *'", "--count", "1000"], ["--help"]):
+    for args in (
+        ["list"],
+        ["history", "--json", "--limit", "3000"],
+        ["show", "t1"],
+        ["explain", "'* * * * *'", "--count", "1000"],
+        ["--help"],
+    ):
         for reader in ("head -1", "head -c 10"):
             script = f"{exe} {' '.join(args)} | {reader} >/dev/null; echo ${{PIPESTATUS[0]}}"
-            done = subprocess.run(["bash", "-c", script], capture_output=True, text=True,
-                                  env=environment({"CRONCTL_HOME": str(cfg_busy_home)}), timeout=LIMIT)
+            done = subprocess.run(
+                ["bash", "-c", script],
+                capture_output=True,
+                text=True,
+                env=environment({"CRONCTL_HOME": str(cfg_busy_home)}),
+                timeout=LIMIT,
+            )
             assert done.stdout.strip() in ("0", "141"), (args, reader, done.stdout, done.stderr)
             assert done.stderr == "", (args, reader, done.stderr)
 
@@ -209,8 +250,14 @@ def _closed_pipe_run(exe, args, home):
     read_end, write_end = os.pipe()
     os.close(read_end)  # the reader is gone before cronctl writes a byte
     try:
-        return subprocess.run([*exe, *args], stdin=subprocess.DEVNULL, stdout=write_end, stderr=subprocess.PIPE,
-                              env=environment({"CRONCTL_HOME": str(home)}), timeout=LIMIT)
+        return subprocess.run(
+            [*exe, *args],
+            stdin=subprocess.DEVNULL,
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            env=environment({"CRONCTL_HOME": str(home)}),
+            timeout=LIMIT,
+        )
     finally:
         os.close(write_end)
 
@@ -226,7 +273,9 @@ def test_s35_output_to_a_closed_pipe_is_not_an_error(cfg_busy_home, cronctl_exe)
         _clean_stderr(done.stderr.decode(), args)
 
 
-def test_s35_run_now_into_a_closed_pipe_still_runs_and_records_the_job(tmp_path, cfg_busy_home, cronctl_exe):
+def test_s35_run_now_into_a_closed_pipe_still_runs_and_records_the_job(
+    tmp_path, cfg_busy_home, cronctl_exe
+):
     """Decided: `cronctl run-now x | head -1`: the job is not cut short by the reader going away
     (its output still goes into the history in full); run-now exits with the job's own status
     (3 here) and the run is recorded `failed`, not left `running`. Before: exit 0 and the run
@@ -239,21 +288,35 @@ def test_s35_run_now_into_a_closed_pipe_still_runs_and_records_the_job(tmp_path,
     _clean_stderr(done.stderr.decode(), "run-now")
     import json
 
-    run = json.loads(cfg_run(cronctl_exe, "logs", "chatty", "--last", "--json", env={"CRONCTL_HOME": str(home)}).stdout)
+    run = json.loads(
+        cfg_run(
+            cronctl_exe, "logs", "chatty", "--last", "--json", env={"CRONCTL_HOME": str(home)}
+        ).stdout
+    )
     assert run["status"] == "failed" and run["exit_code"] == 3
     assert run["stdout_bytes"] == sum(len(f"line {i}\n") for i in range(1, 5001))
 
 
 PLAIN_COMMANDS = [
-    ["list"], ["show", "esc"], ["history", "--limit", "20"], ["explain", "@daily"], ["check"], ["status"],
-    ["--help"], ["show", "nosuch"], ["add", "t1", "@daily", "true"], ["logs", "1"],
+    ["list"],
+    ["show", "esc"],
+    ["history", "--limit", "20"],
+    ["explain", "@daily"],
+    ["check"],
+    ["status"],
+    ["--help"],
+    ["show", "nosuch"],
+    ["add", "t1", "@daily", "true"],
+    ["logs", "1"],
 ]
 
 
 def _pty_run(exe, args, env):
     """Run with stdout and stderr on a pseudo-terminal (what a user sees); return (code, bytes)."""
     leader, follower = pty.openpty()
-    proc = subprocess.Popen([*exe, *args], stdin=subprocess.DEVNULL, stdout=follower, stderr=follower, env=env)
+    proc = subprocess.Popen(
+        [*exe, *args], stdin=subprocess.DEVNULL, stdout=follower, stderr=follower, env=env
+    )
     os.close(follower)
     chunks = []
     try:
@@ -286,12 +349,20 @@ def test_s35_piped_and_no_color_output_has_no_escape_sequences(cfg_busy_home, cr
     ]
     for call, done in zip(calls, cfg_run_many(cronctl_exe, calls), strict=True):
         assert "\x1b[" not in done.stdout + done.stderr, (call, done.stdout[:300], done.stderr)
-    terminal = environment({"CRONCTL_HOME": str(cfg_busy_home), "COLUMNS": "160", "TERM": "xterm-256color"})
+    terminal = environment(
+        {"CRONCTL_HOME": str(cfg_busy_home), "COLUMNS": "160", "TERM": "xterm-256color"}
+    )
     for args in PLAIN_COMMANDS:
         code, seen = _pty_run(cronctl_exe, args, {**terminal, "NO_COLOR": "1"})
         assert b"\x1b[" not in seen, (args, seen[:300])
     for args in PLAIN_COMMANDS[:4]:
-        code, seen = _pty_run(cronctl_exe, ["--no-color", *args], {k: v for k, v in terminal.items() if k != "NO_COLOR"})
+        code, seen = _pty_run(
+            cronctl_exe,
+            ["--no-color", *args],
+            {k: v for k, v in terminal.items() if k != "NO_COLOR"},
+        )
         assert b"\x1b[" not in seen, (args, seen[:300])
-    code, seen = _pty_run(cronctl_exe, ["show", "nosuch"], {k: v for k, v in terminal.items() if k != "NO_COLOR"})
+    code, seen = _pty_run(
+        cronctl_exe, ["show", "nosuch"], {k: v for k, v in terminal.items() if k != "NO_COLOR"}
+    )
     assert code == 2 and b"\x1b[" in seen  # styles do reach a terminal without NO_COLOR

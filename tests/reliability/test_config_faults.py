@@ -21,7 +21,6 @@ import tomli_w
 
 from cronctl import taskfile
 from cronctl.errors import TaskFileError
-
 from tests.reliability.cfg_helpers import (
     LIMIT,
     Call,
@@ -47,7 +46,13 @@ CORRUPT = {
 }
 
 # The commands that write the task file, and one that only reads it: run on every corruption.
-WRITERS = [["add", "z", "@daily", "true"], ["remove", "a"], ["enable", "a"], ["disable", "a"], ["list"]]
+WRITERS = [
+    ["add", "z", "@daily", "true"],
+    ["remove", "a"],
+    ["enable", "a"],
+    ["disable", "a"],
+    ["list"],
+]
 # Every other command that reads the task file: run on one corruption.
 READERS = [
     ["check"],
@@ -142,23 +147,44 @@ TASK = '[tasks.backup]\nschedule = "@daily"\ncommand = "true"\n'
 
 BAD_FILES = [
     # (file text, fragments of the message, the line it names)
-    ('[tasks.backup]\nschedual = "@daily"\ncommand = "true"\n',
-     ["task 'backup', key 'schedual'", "unknown key", "hint: did you mean 'schedule'?"], 2),
-    ('# comment\n[taks.backup]\nschedule = "@daily"\ncommand = "true"\n',
-     ["key 'taks'", "unknown top-level key", "did you mean [tasks]?"], 2),
+    (
+        '[tasks.backup]\nschedual = "@daily"\ncommand = "true"\n',
+        ["task 'backup', key 'schedual'", "unknown key", "hint: did you mean 'schedule'?"],
+        2,
+    ),
+    (
+        '# comment\n[taks.backup]\nschedule = "@daily"\ncommand = "true"\n',
+        ["key 'taks'", "unknown top-level key", "did you mean [tasks]?"],
+        2,
+    ),
     ("[tasks]\nbackup = 5\n", ["task 'backup'", "must be a table"], 2),
     (TASK + 'timeout = "1 hour"\n', ["key 'timeout'", "'1 hour' is not a duration like 45s"], 4),
-    ('[tasks.backup]\nschedule = 5\ncommand = "true"\n', ["key 'schedule'", "must be a string, not int"], 2),
+    (
+        '[tasks.backup]\nschedule = 5\ncommand = "true"\n',
+        ["key 'schedule'", "must be a string, not int"],
+        2,
+    ),
     (TASK + "timeout = -5\n", ["key 'timeout'", "-5 is not a duration"], 4),
     (TASK + "env = {A = 1}\n", ["key 'env'", "A must be a string"], 4),
     (TASK + "retries = 1.5\n", ["key 'retries'", "must be a whole number"], 4),
     (TASK + 'enabled = "yes"\n', ["key 'enabled'", "must be true or false"], 4),
     (TASK + "keep_runs = 99999999999999999999\n", ["key 'keep_runs'", "must be at most"], 4),
-    (TASK + "timeout = 99999999999999999999\n", ["key 'timeout'", "longer than the limit of 365d"], 4),
+    (
+        TASK + "timeout = 99999999999999999999\n",
+        ["key 'timeout'", "longer than the limit of 365d"],
+        4,
+    ),
     (TASK + "jitter = 99999999999999999999\n", ["key 'jitter'", "longer than the limit"], 4),
-    (TASK + '\n[tasks.backup.notify]\non = ["fail"]\n', ["key 'notify.on'", "'fail' is not one of failure"], 6),
-    (TASK + "\n[tasks.backup.notify]\nafter_failures = 99999999999999999999\n",
-     ["key 'notify.after_failures'", "must be at most"], 6),
+    (
+        TASK + '\n[tasks.backup.notify]\non = ["fail"]\n',
+        ["key 'notify.on'", "'fail' is not one of failure"],
+        6,
+    ),
+    (
+        TASK + "\n[tasks.backup.notify]\nafter_failures = 99999999999999999999\n",
+        ["key 'notify.after_failures'", "must be at most"],
+        6,
+    ),
     ('[defaults]\ntimout = "1h"\n', ["key 'timout'", "did you mean 'timeout'?"], 2),
 ]
 
@@ -176,7 +202,9 @@ def test_s02_unknown_keys_and_wrong_types_name_the_key_and_line(tmp_path, cronct
     for index, result in enumerate(cfg_run_many(cronctl_exe, calls)):
         text, fragments, line = BAD_FILES[index]
         stderr = assert_one_error(result, 2, *fragments)
-        assert error_names_file_and_line(stderr, tmp_path / f"case{index}" / "tasks.toml") == line, stderr
+        assert (
+            error_names_file_and_line(stderr, tmp_path / f"case{index}" / "tasks.toml") == line
+        ), stderr
 
 
 def test_s02_prune_never_meets_an_out_of_range_keep_runs(tmp_path, cronctl_exe):
@@ -184,7 +212,9 @@ def test_s02_prune_never_meets_an_out_of_range_keep_runs(tmp_path, cronctl_exe):
     hourly retention and every other reader refuse it with the key named instead of crashing."""
     home = home_with(tmp_path, "home", TASK + "keep_runs = 99999999999999999999\n")
     for args in (["prune"], ["prune", "--dry-run"], ["list"]):
-        assert_one_error(cfg_run(cronctl_exe, *args, env={"CRONCTL_HOME": str(home)}), 2, "keep_runs")
+        assert_one_error(
+            cfg_run(cronctl_exe, *args, env={"CRONCTL_HOME": str(home)}), 2, "keep_runs"
+        )
 
 
 ADD_OPTIONS = [
@@ -328,7 +358,9 @@ def test_s03_invalid_cron_expressions_are_refused_everywhere(tmp_path, cronctl_e
             assert error_names_file_and_line(stderr, path) == 2
         with pytest.raises(TaskFileError) as caught:
             taskfile.parse_text(_file_with_schedule(expr), path, default_zone="UTC")
-        assert f"{path}:2: task 'x', key 'schedule'" in str(caught.value) and fragment in str(caught.value)
+        assert f"{path}:2: task 'x', key 'schedule'" in str(caught.value) and fragment in str(
+            caught.value
+        )
 
 
 def test_s03_accepted_spellings_mean_the_same_everywhere(tmp_path, cronctl_exe):
@@ -343,14 +375,21 @@ def test_s03_accepted_spellings_mean_the_same_everywhere(tmp_path, cronctl_exe):
         calls.append(Call(["explain", *window, expr]))
         if canonical:
             calls.append(Call(["explain", *window, canonical]))
-        calls.append(Call(["add", "--", "x", expr, "true"], env={"CRONCTL_HOME": str(tmp_path / f"add{index}")}))
+        calls.append(
+            Call(
+                ["add", "--", "x", expr, "true"],
+                env={"CRONCTL_HOME": str(tmp_path / f"add{index}")},
+            )
+        )
     results = iter(cfg_run_many(cronctl_exe, calls))
     for index, (expr, canonical) in enumerate(GOOD_SCHEDULES):
         explained = next(results)
         assert explained.returncode == 0, (expr, explained.stderr)
         if canonical:
             reference = next(results)
-            assert json.loads(explained.stdout)["next"] == json.loads(reference.stdout)["next"], expr
+            assert json.loads(explained.stdout)["next"] == json.loads(reference.stdout)["next"], (
+                expr
+            )
         added = next(results)
         assert added.returncode == 0, (expr, added.stderr)
         path = tmp_path / f"add{index}" / "tasks.toml"
@@ -361,7 +400,9 @@ def test_s03_accepted_spellings_mean_the_same_everywhere(tmp_path, cronctl_exe):
 def test_s03_explain_far_in_the_future_is_an_error_not_a_traceback(cronctl_exe):
     """Decided: fire times past the year 9999 cannot be shown: `explain` says so (exit 2) instead
     of an OverflowError traceback."""
-    result = cfg_run(cronctl_exe, "explain", "--from", "9999-12-31T23:59", "--tz", "UTC", "--", "* * * * *")
+    result = cfg_run(
+        cronctl_exe, "explain", "--from", "9999-12-31T23:59", "--tz", "UTC", "--", "* * * * *"
+    )
     assert_one_error(result, 2, "year 9999")
 
 
@@ -401,7 +442,9 @@ def test_s04_invalid_zones_are_refused_with_a_suggestion(tmp_path, cronctl_exe):
     for index, (zone, _) in enumerate(BAD_ZONES):
         add_home = home_with(tmp_path, f"add{index}", GOOD)
         calls.append(Call(["explain", "@daily", "--tz", zone]))
-        calls.append(Call(["add", "x", "@daily", "true", "--tz", zone], env={"CRONCTL_HOME": str(add_home)}))
+        calls.append(
+            Call(["add", "x", "@daily", "true", "--tz", zone], env={"CRONCTL_HOME": str(add_home)})
+        )
         if index % 4 == 0:  # the file, through the real `check` too (every case below in-process)
             file_home = home_with(tmp_path, f"file{index}", _file_with_zone(zone))
             calls.append(Call(["check"], env={"CRONCTL_HOME": str(file_home)}))
@@ -422,7 +465,9 @@ def test_s04_invalid_zones_are_refused_with_a_suggestion(tmp_path, cronctl_exe):
 
 
 def _file_with_zone(zone: str) -> str:
-    return tomli_w.dumps({"tasks": {"x": {"schedule": "@daily", "command": "true", "timezone": zone}}})
+    return tomli_w.dumps(
+        {"tasks": {"x": {"schedule": "@daily", "command": "true", "timezone": zone}}}
+    )
 
 
 def test_s04_an_empty_zone_is_an_error_not_the_default(tmp_path, cronctl_exe):
@@ -431,8 +476,10 @@ def test_s04_an_empty_zone_is_an_error_not_the_default(tmp_path, cronctl_exe):
     home = home_with(tmp_path, "home", GOOD)
     results = cfg_run_many(
         cronctl_exe,
-        [Call(["explain", "@daily", "--tz", ""]),
-         Call(["add", "x", "@daily", "true", "--tz", ""], env={"CRONCTL_HOME": str(home)})],
+        [
+            Call(["explain", "@daily", "--tz", ""]),
+            Call(["add", "x", "@daily", "true", "--tz", ""], env={"CRONCTL_HOME": str(home)}),
+        ],
     )
     assert_one_error(results[0], 2, "unknown time zone ''")
     assert_one_error(results[1], 2, "key 'timezone'", "must not be empty")
@@ -464,7 +511,8 @@ def test_s04_zone_files_outside_the_zone_folders_are_never_read(tmp_path, cronct
     shutil.copy(source, evil / "Zone")
     relative = os.path.relpath(evil / "Zone", TZPATH[0])
     results = cfg_run_many(
-        cronctl_exe, [Call(["explain", "@daily", "--tz", zone]) for zone in (relative, str(evil / "Zone"))]
+        cronctl_exe,
+        [Call(["explain", "@daily", "--tz", zone]) for zone in (relative, str(evil / "Zone"))],
     )
     for result in results:
         assert_one_error(result, 2, "unknown time zone")
@@ -479,19 +527,38 @@ def test_s04_missing_zone_data_suggests_installing_tzdata(tmp_path, cronctl_exe)
     env = {"PYTHONTZPATH": "", "PYTHONPATH": str(tmp_path / "shadow"), "TZ": None}
     results = cfg_run_many(
         cronctl_exe,
-        [Call(["explain", "@daily", "--tz", "Europe/Berlin"], env=env),
-         Call(["add", "x", "@daily", "true", "--tz", "Europe/Berlin"], env=env)],
+        [
+            Call(["explain", "@daily", "--tz", "Europe/Berlin"], env=env),
+            Call(["add", "x", "@daily", "true", "--tz", "Europe/Berlin"], env=env),
+        ],
     )
     for result in results:
-        assert_one_error(result, 2, "unknown time zone 'Europe/Berlin'", "install it (apt install tzdata")
+        assert_one_error(
+            result, 2, "unknown time zone 'Europe/Berlin'", "install it (apt install tzdata"
+        )
 
 
 # ---------------------------------------------------------------------------------------------
 # 5. Duplicate and ill-formed task names
 
 BAD_NAMES = [
-    "backup ", " backup", "café", "cafe\u0301", "../x", "a/b", "a" * 64, "a" * 100, ".hidden",
-    "_x", "-dash", "a b", "", "ａ", "x\x1b[31m", 'a"b', "a]b",
+    "backup ",
+    " backup",
+    "café",
+    "cafe\u0301",
+    "../x",
+    "a/b",
+    "a" * 64,
+    "a" * 100,
+    ".hidden",
+    "_x",
+    "-dash",
+    "a b",
+    "",
+    "ａ",
+    "x\x1b[31m",
+    'a"b',
+    "a]b",
 ]
 
 
@@ -506,13 +573,15 @@ def test_s05_ill_formed_names_are_refused(tmp_path, cronctl_exe):
         calls.append(Call(["add", "--", name, "@daily", "true"], env={"CRONCTL_HOME": str(home)}))
     for index, name in enumerate(["../x", "café", "a b", "a" * 64]):
         text = tomli_w.dumps({"tasks": {name: {"schedule": "@daily", "command": "true"}}})
-        calls.append(Call(["check"], env={"CRONCTL_HOME": str(home_with(tmp_path, f"file{index}", text))}))
+        calls.append(
+            Call(["check"], env={"CRONCTL_HOME": str(home_with(tmp_path, f"file{index}", text))})
+        )
     results = cfg_run_many(cronctl_exe, calls)
     for index, name in enumerate(BAD_NAMES):
         stderr = assert_one_error(results[index], 2, "invalid task name")
         assert "[A-Za-z0-9][A-Za-z0-9_.-]{0,62}" in stderr and "\x1b" not in stderr
         assert (tmp_path / f"add{index}" / "tasks.toml").read_text() == GOOD, repr(name)
-    for index, result in enumerate(results[len(BAD_NAMES):]):
+    for index, result in enumerate(results[len(BAD_NAMES) :]):
         stderr = assert_one_error(result, 2, "invalid task name")
         assert error_names_file_and_line(stderr, tmp_path / f"file{index}" / "tasks.toml") == 1
     longest = cfg_run(cronctl_exe, "add", "a" * 63, "@daily", "true")
@@ -532,7 +601,9 @@ def test_s05_duplicate_names_and_names_that_differ_only_in_case(tasks_path, cron
 
     twin = cfg_run(cronctl_exe, "add", "Backup", "@daily", "true")
     assert twin.returncode == 0, twin.stderr
-    assert twin.stderr.startswith("warning: task names are case-sensitive: 'Backup' is a new task beside 'backup'")
+    assert twin.stderr.startswith(
+        "warning: task names are case-sensitive: 'Backup' is a new task beside 'backup'"
+    )
     assert set(tomllib.loads(tasks_path.read_text())["tasks"]) == {"backup", "Backup"}
     checked = cfg_run(cronctl_exe, "check")
     assert checked.returncode == 0
@@ -556,8 +627,13 @@ def test_s06_fifty_concurrent_adds_keep_everything(tasks_path, cronctl_exe):
     tasks_path.write_text(GOOD)
     env = environment()
     procs = [
-        subprocess.Popen([*cronctl_exe, "add", f"task{i}", "@daily", f"echo {i}"], env=env,
-                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        subprocess.Popen(
+            [*cronctl_exe, "add", f"task{i}", "@daily", f"echo {i}"],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
         for i in range(50)
     ]
     errors = [p.communicate(timeout=120)[1].decode() for p in procs]
@@ -598,8 +674,13 @@ def test_s07_ten_concurrent_adds_of_one_name_one_wins(tasks_path, cronctl_exe):
     exists" (one error line each), the file holds one [tasks.same] with the winner's command."""
     env = environment()
     procs = [
-        subprocess.Popen([*cronctl_exe, "add", "same", "@daily", f"echo {i}"], env=env,
-                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        subprocess.Popen(
+            [*cronctl_exe, "add", "same", "@daily", f"echo {i}"],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
         for i in range(10)
     ]
     errors = [p.communicate(timeout=120)[1].decode() for p in procs]
@@ -618,7 +699,10 @@ def test_s07_ten_concurrent_adds_of_one_name_one_wins(tasks_path, cronctl_exe):
 # ---------------------------------------------------------------------------------------------
 # 8. An editor saves the file while `add` runs
 
-EDITED = GOOD.replace('command = "true"', 'command = "true"\ndescription = "edited by hand"') + "# saved by the editor\n"
+EDITED = (
+    GOOD.replace('command = "true"', 'command = "true"\ndescription = "edited by hand"')
+    + "# saved by the editor\n"
+)
 
 # Installed before the real CLI runs: the first N times `add` computes its new text (after it
 # read the file, before it replaces it), an "editor" saves the file the way editors do
@@ -647,7 +731,9 @@ def test_s08_an_editor_save_during_add_is_kept(tasks_path, cronctl_exe):
     `add` wrote its text made from the old read and the editor's save was lost."""
     tasks_path.parent.mkdir(parents=True)
     tasks_path.write_text(GOOD)
-    result = cfg_run(driver(EDITOR_HOOK.format(saves=1, edited=EDITED)), "add", "b", "@hourly", "echo b")
+    result = cfg_run(
+        driver(EDITOR_HOOK.format(saves=1, edited=EDITED)), "add", "b", "@hourly", "echo b"
+    )
     assert result.returncode == 0, result.stderr
     text = tasks_path.read_text()
     assert text.startswith(EDITED + "# save 1\n"), text
@@ -662,14 +748,18 @@ def test_s08_an_editor_that_keeps_saving_makes_add_give_up(tasks_path, cronctl_e
     editor's last save."""
     tasks_path.parent.mkdir(parents=True)
     tasks_path.write_text(GOOD)
-    result = cfg_run(driver(EDITOR_HOOK.format(saves=10, edited=EDITED)), "add", "b", "@hourly", "echo b")
+    result = cfg_run(
+        driver(EDITOR_HOOK.format(saves=10, edited=EDITED)), "add", "b", "@hourly", "echo b"
+    )
     assert_one_error(result, 75, "changed on disk", "nothing was written")
     text = tasks_path.read_text()
     assert text == EDITED + "".join(f"# save {n}\n" for n in (1, 2, 3)), text
     assert sorted(p.name for p in tasks_path.parent.iterdir()) == ["tasks.toml", "tasks.toml.lock"]
 
 
-def test_s08_cronctl_edit_never_overwrites_a_change_made_meanwhile(tasks_path, cronctl_exe, tmp_path):
+def test_s08_cronctl_edit_never_overwrites_a_change_made_meanwhile(
+    tasks_path, cronctl_exe, tmp_path
+):
     """Decided: `cronctl edit` whose file changed while the editor was open (here: a `cronctl add`
     from within the editor) saves nothing, keeps the user's edit in its scratch file and says
     where, exit 75 (try again); the other change stays. The check is made under the task file's
@@ -678,10 +768,14 @@ def test_s08_cronctl_edit_never_overwrites_a_change_made_meanwhile(tasks_path, c
     tasks_path.write_text(GOOD)
     editor = tmp_path / "editor.sh"
     exe = " ".join(f"'{part}'" for part in cronctl_exe)
-    editor.write_text(f"#!/bin/sh\n{exe} add other @daily true >/dev/null 2>&1\necho '# my edit' >> \"$1\"\n")
+    editor.write_text(
+        f"#!/bin/sh\n{exe} add other @daily true >/dev/null 2>&1\necho '# my edit' >> \"$1\"\n"
+    )
     editor.chmod(0o755)
     result = cfg_run(cronctl_exe, "edit", env={"EDITOR": str(editor), "VISUAL": None})
-    stderr = assert_one_error(result, 75, "changed on disk while you were editing", "your edit is kept in")
+    stderr = assert_one_error(
+        result, 75, "changed on disk while you were editing", "your edit is kept in"
+    )
     scratch = Path(stderr.split("your edit is kept in ", 1)[1].split("\n", 1)[0])
     try:
         assert scratch.read_text().endswith("# my edit\n")
@@ -712,7 +806,9 @@ command = "rsync -a ~/notes server:notes"
 """
 
 
-def test_s09_symlinked_task_file_stays_a_symlink_with_comments_and_mode(tmp_path, cronctl_home, cronctl_exe):
+def test_s09_symlinked_task_file_stays_a_symlink_with_comments_and_mode(
+    tmp_path, cronctl_home, cronctl_exe
+):
     """Decided: CLI writes resolve the link and replace its target (dotfile managers: stow,
     chezmoi, home-manager): after add, disable, enable and remove the link is still the same
     (relative) link, the target holds the change, every comment line survives, the target keeps
@@ -729,8 +825,13 @@ def test_s09_symlinked_task_file_stays_a_symlink_with_comments_and_mode(tmp_path
     link = cronctl_home / "tasks.toml"
     link.symlink_to(os.path.relpath(middle, cronctl_home))
     link_text = os.readlink(link)
-    for args in (["add", "new", "@hourly", "echo new"], ["disable", "backup"], ["enable", "backup"],
-                 ["disable", "sync"], ["remove", "new"]):
+    for args in (
+        ["add", "new", "@hourly", "echo new"],
+        ["disable", "backup"],
+        ["enable", "backup"],
+        ["disable", "sync"],
+        ["remove", "new"],
+    ):
         result = cfg_run(cronctl_exe, *args)
         assert result.returncode == 0, (args, result.stderr)
         assert link.is_symlink() and os.readlink(link) == link_text and middle.is_symlink()
@@ -746,7 +847,9 @@ def test_s09_symlinked_task_file_stays_a_symlink_with_comments_and_mode(tmp_path
     assert sorted(p.name for p in cronctl_home.iterdir()) == ["tasks.toml"]
 
 
-def test_s09_writes_refuse_a_task_file_that_is_not_a_regular_file(tmp_path, cronctl_home, cronctl_exe):
+def test_s09_writes_refuse_a_task_file_that_is_not_a_regular_file(
+    tmp_path, cronctl_home, cronctl_exe
+):
     """Decided: a task file (or link target) that is a FIFO, a device or a folder is never
     replaced: CLI writes exit 2 ("not a regular file" / "is a folder") before taking the lock,
     and the node is untouched. Before, `cronctl --tasks-file /dev/null add ...` run as root
@@ -772,13 +875,18 @@ def test_s09_writes_refuse_a_task_file_that_is_not_a_regular_file(tmp_path, cron
         add = ["add", "x", "@daily", "true"]
         for args in (add, ["--tasks-file", str(target), *add]):
             result = cfg_run(cronctl_exe, *args, timeout=20)
-            assert_one_error(result, 2, "is a folder" if target == folder else "is not a regular file")
+            assert_one_error(
+                result, 2, "is a folder" if target == folder else "is not a regular file"
+            )
         assert stat.S_IFMT(os.lstat(target).st_mode) == kind, target
         assert not (tmp_path / f"{target.name}.lock").exists()
-    content = "printf '[tasks.a]\\nschedule = \"@daily\"\\ncommand = \"true\"\\n'"
+    content = 'printf \'[tasks.a]\\nschedule = "@daily"\\ncommand = "true"\\n\''
     checked = subprocess.run(
         ["bash", "-c", f"{' '.join(cronctl_exe)} --tasks-file <({content}) check"],
-        capture_output=True, text=True, env=environment(), timeout=LIMIT,
+        capture_output=True,
+        text=True,
+        env=environment(),
+        timeout=LIMIT,
     )
     assert checked.returncode == 0 and "1 tasks, valid" in checked.stderr, checked.stderr
 

@@ -28,7 +28,9 @@ RAW_CONTROLS = ("\x1b", "\x00", "\x07", "\r", "\x9b")
 
 
 def run_bytes(exe, *args: str, env=None, stdin=subprocess.DEVNULL, timeout: float = LIMIT):
-    return subprocess.run([*exe, *args], stdin=stdin, capture_output=True, env=environment(env), timeout=timeout)
+    return subprocess.run(
+        [*exe, *args], stdin=stdin, capture_output=True, env=environment(env), timeout=timeout
+    )
 
 
 def assert_no_raw_controls(text: str, what: str) -> None:
@@ -115,13 +117,28 @@ def test_s16_jobs_that_cannot_run_are_recorded_and_notified_once(tmp_path, cronc
     (bin_dir / "badshebang").write_text("#!/nonexistent/interpreter\necho hi\n")
     (bin_dir / "badshebang").chmod(0o755)
     notified = tmp_path / "notified.log"
-    notify = ["--notify-on", "failure", "--notify-command", f'echo "$CRONCTL_TASK $CRONCTL_STATUS" >> {notified}']
+    notify = [
+        "--notify-on",
+        "failure",
+        "--notify-command",
+        f'echo "$CRONCTL_TASK $CRONCTL_STATUS" >> {notified}',
+    ]
     tasks = {
         "notfound": (["no-such-command-xyz"], "failed", {127}, "could not find the command"),
         "noexec": ([str(bin_dir / "noexec")], "failed", {126}, "exit status 126"),
         "shebang": ([str(bin_dir / "badshebang")], "failed", {126, 127}, "exit status 12"),
-        "nocwd": (["true", "--working-dir", str(tmp_path / "gone")], "error", {1}, "does not exist"),
-        "noshell": (["true", "--shell", "/no/such/shell"], "error", {1}, "shell /no/such/shell not found"),
+        "nocwd": (
+            ["true", "--working-dir", str(tmp_path / "gone")],
+            "error",
+            {1},
+            "does not exist",
+        ),
+        "noshell": (
+            ["true", "--shell", "/no/such/shell"],
+            "error",
+            {1},
+            "shell /no/such/shell not found",
+        ),
     }
     for name, (command, *_rest) in tasks.items():
         added = cfg_run(cronctl_exe, "add", name, "@daily", *command, *notify)
@@ -136,7 +153,9 @@ def test_s16_jobs_that_cannot_run_are_recorded_and_notified_once(tmp_path, cronc
         if status == "failed":
             assert run["exit_code"] in codes
     lines = notified.read_text().splitlines()
-    assert sorted(lines) == sorted(f"{name} {status}" for name, (_, status, *_r) in tasks.items()), lines
+    assert sorted(lines) == sorted(
+        f"{name} {status}" for name, (_, status, *_r) in tasks.items()
+    ), lines
 
 
 def test_s16_serve_keeps_scheduling_beside_jobs_that_cannot_run(tmp_path, cronctl_exe):
@@ -151,6 +170,7 @@ def test_s16_serve_keeps_scheduling_beside_jobs_that_cannot_run(tmp_path, cronct
     )
     serve = CfgServe(cronctl_exe, home, "--grace", "5")
     try:
+
         def enough():
             runs = serve.runs()
             by = {(r.task, r.status) for r in runs}
@@ -181,10 +201,15 @@ def test_s17_a_job_reading_stdin_gets_end_of_file_at_once(tasks_path, cronctl_ex
     """Decided: a job's stdin is /dev/null, also under `run-now` whose own stdin is an open
     terminal or pipe that nobody writes to: `read` gets end-of-file at once, `cat` ends, the run
     succeeds well before its 20 s timeout, and nothing typed at the terminal is taken."""
-    assert cfg_run(cronctl_exe, "add", "reader", "@daily", READER, "--timeout", "20s").returncode == 0
+    assert (
+        cfg_run(cronctl_exe, "add", "reader", "@daily", READER, "--timeout", "20s").returncode == 0
+    )
     proc = subprocess.Popen(
-        [*cronctl_exe, "run-now", "reader"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, env=environment(),
+        [*cronctl_exe, "run-now", "reader"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=environment(),
     )
     started = time.monotonic()
     try:
@@ -211,7 +236,8 @@ def test_s17_under_serve_too(tmp_path, cronctl_exe):
     os.close(read_end)
     try:
         runs = wait_for(
-            lambda: [r for r in serve.runs("reader") if r.status != "running"], what="a finished reader run"
+            lambda: [r for r in serve.runs("reader") if r.status != "running"],
+            what="a finished reader run",
         )
         assert runs[0].status == "succeeded", runs[0]
         logs = cfg_run(cronctl_exe, "logs", str(runs[0].id), env={"CRONCTL_HOME": str(home)})

@@ -189,9 +189,12 @@ def test_s21_serve_keeps_going_on_a_full_disk(serve_process, cronctl_home):
         # makes. Either way each kind of write is logged once, never once per slot.
         full = [line for line in serve.log.splitlines() if "is full" in line]
         kinds = Counter(
-            "claim" if "not started" in line
-            else "skip" if "skipped run of" in line
-            else "end" if "cannot record the end of run" in line
+            "claim"
+            if "not started" in line
+            else "skip"
+            if "skipped run of" in line
+            else "end"
+            if "cannot record the end of run" in line
             else "other"
             for line in full
         )

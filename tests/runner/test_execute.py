@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 import threading
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -83,7 +83,12 @@ def test_command_not_found_reason(store):
 
 
 def test_missing_working_dir_is_an_error_not_a_traceback(store):
-    run = Executor(store).execute(RunRequest(Task(name="j", schedule="@daily", command="true", working_dir="/nonexistent/x"), Trigger.MANUAL))
+    run = Executor(store).execute(
+        RunRequest(
+            Task(name="j", schedule="@daily", command="true", working_dir="/nonexistent/x"),
+            Trigger.MANUAL,
+        )
+    )
     assert run.status == "error" and "/nonexistent/x" in run.reason
 
 
@@ -93,7 +98,9 @@ def test_unusable_shell_is_an_error(store):
 
 
 def test_timeout(store):
-    run = Executor(store, kill_grace=0.5).execute(RunRequest(task("sleep 30", timeout=1), Trigger.MANUAL))
+    run = Executor(store, kill_grace=0.5).execute(
+        RunRequest(task("sleep 30", timeout=1), Trigger.MANUAL)
+    )
     assert run.status == "timed_out" and run.reason == "timed out after 1s"
     assert run.duration_ms < 10_000
 
@@ -105,43 +112,70 @@ def test_output_is_captured_separately(store):
 
 def test_environment_given_to_the_job(store, tmp_path):
     dump = tmp_path / "env.json"
-    script = f"{PY} -c 'import json, os; json.dump(dict(os.environ), open(\"{dump}\", \"w\"))'"
-    slot = datetime(2026, 3, 8, 7, 30, tzinfo=timezone.utc)
-    base = {"PATH": "/usr/bin:/bin", "NOTIFY_SOCKET": "/run/x", "WATCHDOG_USEC": "1", "LISTEN_FDS": "3", "KEEP": "1"}
+    script = f'{PY} -c \'import json, os; json.dump(dict(os.environ), open("{dump}", "w"))\''
+    slot = datetime(2026, 3, 8, 7, 30, tzinfo=UTC)
+    base = {
+        "PATH": "/usr/bin:/bin",
+        "NOTIFY_SOCKET": "/run/x",
+        "WATCHDOG_USEC": "1",
+        "LISTEN_FDS": "3",
+        "KEEP": "1",
+    }
     executor = Executor(store, environ=base)
     first = executor.execute(RunRequest(task("true"), Trigger.MANUAL))
     run = executor.execute(
-        RunRequest(task(script, env={"KEEP": "task", "EXTRA": "x"}, timezone="America/New_York"), Trigger.SCHEDULE, scheduled_at=slot)
+        RunRequest(
+            task(script, env={"KEEP": "task", "EXTRA": "x"}, timezone="America/New_York"),
+            Trigger.SCHEDULE,
+            scheduled_at=slot,
+        )
     )
     env = json.loads(dump.read_text())
     assert run.status == "succeeded"
     assert env["CRONCTL_TASK"] == "job" and env["CRONCTL_RUN_ID"] == str(run.id)
     assert env["CRONCTL_TRIGGER"] == "schedule" and env["CRONCTL_ATTEMPT"] == "1"
     assert env["CRONCTL_SCHEDULED_AT"] == "2026-03-08T03:30:00-04:00"
-    assert env["CRONCTL_LAST_SUCCESS_AT"] == first.started_at.astimezone(ZoneInfo("America/New_York")).isoformat()
+    assert (
+        env["CRONCTL_LAST_SUCCESS_AT"]
+        == first.started_at.astimezone(ZoneInfo("America/New_York")).isoformat()
+    )
     assert env["KEEP"] == "task" and env["EXTRA"] == "x"
     for gone in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "LISTEN_FDS"):
         assert gone not in env
 
 
 def test_manual_runs_have_empty_slot_and_no_last_success():
-    env = job_environment(task("true"), run_id=1, trigger="manual", attempt=1, scheduled_at=None, last_success_at=None, base={})
+    env = job_environment(
+        task("true"),
+        run_id=1,
+        trigger="manual",
+        attempt=1,
+        scheduled_at=None,
+        last_success_at=None,
+        base={},
+    )
     assert env["CRONCTL_SCHEDULED_AT"] == "" and env["CRONCTL_LAST_SUCCESS_AT"] == ""
 
 
 def test_when_condition_skips_with_reason(store):
     events = ListeningEvents()
-    run = Executor(store, events=events).execute(RunRequest(task("echo ran", when="exit 1"), Trigger.SCHEDULE))
+    run = Executor(store, events=events).execute(
+        RunRequest(task("echo ran", when="exit 1"), Trigger.SCHEDULE)
+    )
     assert run.status == "skipped" and run.reason == "`when` condition returned exit status 1"
     assert events.seen == [("finished", run.id, "skipped", True)]
-    forced = Executor(store).execute(RunRequest(task("echo ran", when="exit 1"), Trigger.MANUAL, check_when=False))
+    forced = Executor(store).execute(
+        RunRequest(task("echo ran", when="exit 1"), Trigger.MANUAL, check_when=False)
+    )
     assert forced.status == "succeeded"
 
 
 def test_retries_make_one_row_per_attempt_with_doubling_delays(store, tmp_path):
     counter = tmp_path / "count"
     # Fails twice, then succeeds.
-    command = f"n=$(cat {counter} 2>/dev/null || echo 0); n=$((n+1)); echo $n > {counter}; [ $n -ge 3 ]"
+    command = (
+        f"n=$(cat {counter} 2>/dev/null || echo 0); n=$((n+1)); echo $n > {counter}; [ $n -ge 3 ]"
+    )
     clock = FastClock()
     events = ListeningEvents()
     runs = Executor(store, clock=clock, events=events).run_with_retries(
@@ -159,16 +193,22 @@ def test_retries_make_one_row_per_attempt_with_doubling_delays(store, tmp_path):
 
 def test_retries_stop_when_exhausted_and_no_retries(store):
     clock = FastClock()
-    runs = Executor(store, clock=clock).run_with_retries(RunRequest(task("exit 1", retries=2, retry_delay=3000), Trigger.MANUAL))
+    runs = Executor(store, clock=clock).run_with_retries(
+        RunRequest(task("exit 1", retries=2, retry_delay=3000), Trigger.MANUAL)
+    )
     assert [r.attempt for r in runs] == [1, 2, 3] and clock.slept == [3000, 3600]
-    once = Executor(store, clock=clock).run_with_retries(RunRequest(task("exit 1", retries=2), Trigger.MANUAL, retries=0))
+    once = Executor(store, clock=clock).run_with_retries(
+        RunRequest(task("exit 1", retries=2), Trigger.MANUAL, retries=0)
+    )
     assert len(once) == 1
 
 
 def test_stop_event_records_interrupted(store):
     stop = StopSignal()
     threading.Timer(0.5, stop.stop, args=("interrupted by Ctrl-C",)).start()
-    run = Executor(store, kill_grace=0.5).execute(RunRequest(task("sleep 30"), Trigger.MANUAL, stop=stop))
+    run = Executor(store, kill_grace=0.5).execute(
+        RunRequest(task("sleep 30"), Trigger.MANUAL, stop=stop)
+    )
     assert run.status == "interrupted" and run.reason == "interrupted by Ctrl-C"
 
 
@@ -188,14 +228,19 @@ def test_a_failing_output_stream_never_leaves_a_run_running(store):
         raise BrokenPipeError("the reader went away")
 
     with pytest.raises(BrokenPipeError):
-        Executor(store, on_output=broken_stream, kill_grace=0.5).execute(RunRequest(task("echo hi; sleep 5"), Trigger.MANUAL))
+        Executor(store, on_output=broken_stream, kill_grace=0.5).execute(
+            RunRequest(task("echo hi; sleep 5"), Trigger.MANUAL)
+        )
     [run] = store.runs("job")
     assert run.status == "interrupted" and "BrokenPipeError" in run.reason
 
 
 @pytest.mark.parametrize(
     ("command", "code", "words"),
-    [("no-such-command-xyz", 127, "could not find the command"), ("/etc/passwd", 126, "could not execute")],
+    [
+        ("no-such-command-xyz", 127, "could not find the command"),
+        ("/etc/passwd", 126, "could not execute"),
+    ],
 )
 def test_126_and_127_say_why(store, command, code, words):
     run = Executor(store).execute(RunRequest(task(command), Trigger.MANUAL))
