@@ -8,7 +8,7 @@ What "healthy" means (the help of `cronctl status` and the README say the same):
 * no run failed (failed, timed_out, killed, abandoned, error) in the last hour;
 * no enabled task is overdue (below);
 * no enabled task is failing: FAILING_STREAK (2) or more runs in a row failed, a run being one
-  trigger with its retries (the streak rules of `cronctl.notify.events`).
+  trigger with its retries (the streak rules of `cronctl.notify.rules`).
 
 Missed runs of the last day and failures of the last day are reported but do not by
 themselves make the machine unhealthy (a missed slot means serve was down, which the first
@@ -32,10 +32,10 @@ from typing import Any
 
 from cronctl import timefmt
 from cronctl.model import DEFAULT_KEEP_DAYS, DEFAULT_KEEP_RUNS, Task
-from cronctl.notify.events import VERDICT_STATUSES, failure_streak
-from cronctl.records import FAILURE_STATUSES, Run, Status
+from cronctl.notify.rules import VERDICT_STATUSES, failure_streak
+from cronctl.records import FAILURE_STATUSES, Run, ServeState, Status
 from cronctl.shapes import run_json
-from cronctl.store import HistoryStore, ServeState, to_ms
+from cronctl.store import HistoryStore, to_ms
 from cronctl.taskfile import TaskFile
 
 STALE_AFTER = timedelta(seconds=60)

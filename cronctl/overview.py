@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from cronctl.model import Task, case_twins
-from cronctl.records import Run
-from cronctl.store import HistoryStore, TaskStats
+from cronctl.records import Run, TaskStats
+from cronctl.store import HistoryStore
 from cronctl.taskfile import TaskFile
 
 # `check` warns when at least this many tasks fire in the same minute of the day.

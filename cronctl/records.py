@@ -74,3 +74,23 @@ class Run:
     @property
     def failed(self) -> bool:
         return self.status in FAILURE_STATUSES
+
+
+@dataclass(frozen=True)
+class ServeState:
+    pid: int
+    hostname: str
+    version: str
+    started_at: datetime
+    heartbeat_at: datetime
+    stopped_at: datetime | None
+
+
+@dataclass(frozen=True)
+class TaskStats:
+    task: str
+    last: Run | None
+    recent: tuple[str, ...]  # statuses of the last runs, newest first
+    success_rate: float | None  # over the finished runs among the last 50
+    p50_ms: int | None
+    p95_ms: int | None

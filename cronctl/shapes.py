@@ -10,8 +10,7 @@ from typing import Any
 
 from cronctl import timefmt
 from cronctl.model import Task
-from cronctl.records import Run
-from cronctl.store import TaskStats
+from cronctl.records import Run, TaskStats
 
 
 def task_json(

@@ -13,13 +13,21 @@ import errno
 import os
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 from cronctl.errors import StoreError, UnknownRunError
 from cronctl.locations import MEMORY, ensure_private_dir
-from cronctl.records import FAILURE_STATUSES, FINISHED_STATUSES, SLOT_TRIGGERS, Output, Run, Status
+from cronctl.records import (
+    FAILURE_STATUSES,
+    FINISHED_STATUSES,
+    SLOT_TRIGGERS,
+    Output,
+    Run,
+    ServeState,
+    Status,
+    TaskStats,
+)
 
 APPLICATION_ID = 0x63726F6E  # "cron": lets `file` and tools recognise the database
 BUSY_TIMEOUT = 5.0
@@ -140,26 +148,6 @@ class _Unusable(StoreError):
 
 def _reason(exc: BaseException) -> str:
     return exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-
-
-@dataclass(frozen=True)
-class ServeState:
-    pid: int
-    hostname: str
-    version: str
-    started_at: datetime
-    heartbeat_at: datetime
-    stopped_at: datetime | None
-
-
-@dataclass(frozen=True)
-class TaskStats:
-    task: str
-    last: Run | None
-    recent: tuple[str, ...]  # statuses of the last runs, newest first
-    success_rate: float | None  # over the finished runs among the last 50
-    p50_ms: int | None
-    p95_ms: int | None
 
 
 _RUN_COLUMNS = (

@@ -44,7 +44,7 @@ def service_install(
     now: Annotated[bool, typer.Option("--now", help="Also enable and start the service.")] = False,
 ) -> None:
     """Write ~/.config/systemd/user/cronctl.service for `cronctl serve` and reload systemd."""
-    from cronctl import service
+    from cronctl import service_unit as service
 
     current = state(ctx)
     report = service.install(current.locations, now=now)
@@ -96,7 +96,7 @@ def service_install(
 @command("uninstall", target=service_app)
 def service_uninstall(ctx: typer.Context) -> None:
     """Stop and disable the service and remove its unit file."""
-    from cronctl import service
+    from cronctl import service_unit as service
 
     current = state(ctx)
     report = service.uninstall()
@@ -116,7 +116,7 @@ def service_uninstall(ctx: typer.Context) -> None:
 @command("status", target=service_app)
 def service_status(ctx: typer.Context, json_output: JsonFlag = False) -> None:
     """Whether the service is installed, up to date, enabled and running."""
-    from cronctl import service
+    from cronctl import service_unit as service
 
     current = state(ctx)
     found = service.status(current.locations)

@@ -1,7 +1,7 @@
 """Notifications of runs (SPEC section 6): which event a run triggers, and the channels.
 
 `Notifier` is the RunEvents listener that serve and `run-now` attach to the Executor. It is
-imported on first use: `cronctl.notify.events` (used by `status`) must not pay for smtplib,
+imported on first use: `cronctl.notify.rules` (used by `status`) must not pay for smtplib,
 urllib and ssl.
 """
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from cronctl import __version__, timefmt
 from cronctl.model import Task
-from cronctl.notify import events
+from cronctl.notify import rules
 from cronctl.records import FAILURE_STATUSES, Run, Status
 from cronctl.shapes import run_json
 
@@ -43,7 +43,7 @@ class Delivery:
 
     @property
     def is_test(self) -> bool:
-        return self.event == events.TEST
+        return self.event == rules.TEST
 
 
 def outcome(run: Run) -> str:
@@ -60,13 +60,13 @@ def outcome(run: Run) -> str:
 def headline(delivery: Delivery) -> str:
     run, task = delivery.run, delivery.task
     prefix = "[test] " if delivery.is_test else ""
-    if delivery.event == events.MISSED:
+    if delivery.event == rules.MISSED:
         slots = f"{delivery.missed_count} runs" if delivery.missed_count > 1 else "a run"
         when = timefmt.stamp(run.scheduled_at, task.timezone) if run.scheduled_at else "unknown"
         return f"{prefix}cronctl: {task.name} missed {slots} on {delivery.hostname} (latest slot {when})"
     if run.status in FAILURE_STATUSES:
         verb = f"failed ({outcome(run)})"
-    elif delivery.event == events.RECOVERY:
+    elif delivery.event == rules.RECOVERY:
         verb = "recovered"
     elif run.status == Status.SUCCEEDED:
         verb = "succeeded"
@@ -138,7 +138,7 @@ def slack_json(delivery: Delivery) -> dict[str, Any]:
     if delivery.run.reason:
         text += f"\n{delivery.run.reason}"
     tail = output_tail(delivery.run, SLACK_TAIL_BYTES)
-    if tail and delivery.event != events.MISSED:
+    if tail and delivery.event != rules.MISSED:
         fence = "`" * 3
         text += "\n" + fence + "\n" + tail.replace(fence, "'" * 3) + "\n" + fence
     return {"text": text}

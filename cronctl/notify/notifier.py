@@ -5,7 +5,7 @@ raise. Jobs wait in one lane per task, and a small pool of worker threads (WORKE
 the lanes in turn, one job at a time: a task's notifications go out in order (its
 healthchecks /start ping before its end ping), while a task whose endpoint hangs holds one
 worker, not everyone's notifications. A worker decides the event from the history
-(`cronctl.notify.events`) and sends each channel in its own thread under a hard deadline of
+(`cronctl.notify.rules`) and sends each channel in its own thread under a hard deadline of
 the task's `notify.timeout` (plus a small grace). A channel that fails or hangs is logged and
 recorded on the run (`notify_error`); it never fails the run or stops serve. At most
 `queue_size` jobs wait, at most `lane_size` of one task; past that, new ones are dropped with
@@ -35,7 +35,7 @@ from cronctl.clock import SYSTEM_CLOCK, Clock
 from cronctl.errors import CronctlError
 from cronctl.locations import MEMORY
 from cronctl.model import NotifySettings, SmtpSettings, Task
-from cronctl.notify import events
+from cronctl.notify import rules
 from cronctl.notify.channels import (
     SENDERS,
     ChannelContext,
@@ -234,7 +234,7 @@ class Notifier:
             task=task,
             run=sample_run(task, self.clock),
             phase="finish",
-            event=events.TEST,
+            event=rules.TEST,
             final=True,
             hostname=self.hostname,
         )
@@ -380,19 +380,19 @@ class Notifier:
                     " assuming a failure reaches the streak (it notifies) and a success ends none"
                 )
                 streak = settings.after_failures - 1 if run.status in FAILURE_STATUSES else 0
-        return events.decide(settings, run.status, final=job.final, streak_before=streak)
+        return rules.decide(settings, run.status, final=job.final, streak_before=streak)
 
     def _streak_before(self, task: Task, run: Run, settings: NotifySettings) -> int:
         # The task's latest rows whatever their status (skipped and missed rows between the
         # verdicts are skipped in Python): a bounded index range, never a long filtered walk.
-        limit = max(HISTORY_ROWS, 4 * events.history_needed(settings, task.retries))
+        limit = max(HISTORY_ROWS, 4 * rules.history_needed(settings, task.retries))
         with self._store_lock:
             store = self._open_store()
             if store is None:
                 return 0
             rows = store.runs(task.name, limit=limit)
-        return events.failure_streak(
-            events.before_trigger(rows, run), cap=max(1, settings.after_failures)
+        return rules.failure_streak(
+            rules.before_trigger(rows, run), cap=max(1, settings.after_failures)
         )
 
     def _record(self, run_id: int, message: str) -> None:

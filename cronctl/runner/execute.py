@@ -16,7 +16,7 @@ from datetime import datetime
 
 from cronctl.clock import SYSTEM_CLOCK, Clock
 from cronctl.durations import format_duration
-from cronctl.events import NoEvents, RunEvents
+from cronctl.listeners import NoEvents, RunEvents
 from cronctl.model import Task
 from cronctl.records import Run, Status, Trigger
 from cronctl.runner.environment import inherited_environment, local_iso, run_variables

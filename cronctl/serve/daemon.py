@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping
 from cronctl import __version__, taskfile, timefmt
 from cronctl.clock import SYSTEM_CLOCK, Clock
 from cronctl.errors import CronctlError, ExitCode, TaskFileError, UsageError
-from cronctl.events import EventFanout, NoEvents, RunEvents
+from cronctl.listeners import EventFanout, NoEvents, RunEvents
 from cronctl.locations import MEMORY, Locations
 from cronctl.runner.execute import Executor
 from cronctl.serve import GRACE, KILL_GRACE, NOTIFY_FLUSH_SECONDS

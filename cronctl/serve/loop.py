@@ -28,7 +28,7 @@ from typing import Any, Protocol
 from cronctl import timefmt
 from cronctl.clock import Clock
 from cronctl.errors import StoreError
-from cronctl.events import NoEvents, RunEvents
+from cronctl.listeners import NoEvents, RunEvents
 from cronctl.model import DEFAULT_KEEP_DAYS, DEFAULT_KEEP_RUNS, Task
 from cronctl.records import Status, Trigger
 from cronctl.runner.execute import RunRequest, StopSignal, retry_request, should_retry

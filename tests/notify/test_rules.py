@@ -1,4 +1,4 @@
-"""The event decision table: which notification a finished run sends (cronctl.notify.events)."""
+"""The event decision table: which notification a finished run sends (cronctl.notify.rules)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 
 from cronctl.model import NotifySettings
-from cronctl.notify.events import before_trigger, decide, failure_streak
+from cronctl.notify.rules import before_trigger, decide, failure_streak
 from cronctl.records import Run
 
 # previous runs, newest first (STATUS#ATTEMPT) | this run | final | on | after_failures | event sent

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cronctl import service
+from cronctl import service_unit as service
 from cronctl.export.systemd import env_assignment, exec_line
 from cronctl.locations import Locations
 from cronctl.runner.tools import ToolResult
@@ -438,7 +438,7 @@ def test_stop_timeout_covers_serves_whole_shutdown():
     import inspect
 
     from cronctl.serve.daemon import NOTIFY_FLUSH_SECONDS, serve
-    from cronctl.service import KILL_GRACE, NOTIFY_FLUSH, SERVE_GRACE, STOP_MARGIN
+    from cronctl.service_unit import KILL_GRACE, NOTIFY_FLUSH, SERVE_GRACE, STOP_MARGIN
 
     assert NOTIFY_FLUSH == NOTIFY_FLUSH_SECONDS
     assert SERVE_GRACE + KILL_GRACE + NOTIFY_FLUSH + STOP_MARGIN == 60

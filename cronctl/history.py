@@ -1,0 +1,155 @@
+"""The run history as the rest of cronctl sees it: what a history backend offers, by reader.
+
+`cronctl.store.HistoryStore` (SQLite) implements every protocol here; a second backend (a
+shared PostgreSQL database for several hosts) implements the same ones and nothing above this
+seam changes. No SQL and no driver is imported here, so a module can name the type it needs
+without paying for the database at import time.
+
+Who reads what:
+
+* `RunRecorder` - whoever starts runs (the runner's Executor for `run-now` and serve): the
+  `running` row first (for a scheduled slot, the exactly-once claim), the pid, the end.
+* `RunReader` - `history`, `logs`, `show`, the notifier's failure streaks, serve's start-up
+  (each task's newest slot).
+* `HealthReader` - `list`, `status`, `metrics`: figures answered from indexes.
+* `ServeStateRecorder` - serve's start, heartbeat and stop, which `status` reads back.
+* `Retention` - `prune`, `remove --purge`, and serve's hourly retention.
+
+Statuses and triggers are the enums of `cronctl.records`; times are aware datetimes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Protocol
+
+from cronctl.records import Output, Run, ServeState, Status, TaskStats, Trigger
+
+
+class RunRecorder(Protocol):
+    """Writes the life of a run: start, pid, end."""
+
+    def start_run(
+        self,
+        task: str,
+        trigger: Trigger,
+        *,
+        started_at: datetime,
+        attempt: int = 1,
+        scheduled_at: datetime | None = None,
+        status: Status = Status.RUNNING,
+        pid: int | None = None,
+        reason: str | None = None,
+    ) -> int:
+        """Insert a run and return its id; raise SlotTakenError when its slot already ran."""
+        ...
+
+    def set_pid(self, run_id: int, pid: int) -> None: ...
+
+    def finish_run(
+        self,
+        run_id: int,
+        *,
+        status: Status,
+        finished_at: datetime,
+        duration_ms: int | None = None,
+        exit_code: int | None = None,
+        signal: int | None = None,
+        reason: str | None = None,
+        stdout: Output | None = None,
+        stderr: Output | None = None,
+        started_at: datetime | None = None,
+    ) -> Run:
+        """Record the end of a run and return the finished record, as written."""
+        ...
+
+    def get_run(self, run_id: int) -> Run:
+        """Return one run with its output; raise UnknownRunError when there is none."""
+        ...
+
+    def last_success_at(self, task: str) -> datetime | None:
+        """When the newest successful run of `task` started (CRONCTL_LAST_SUCCESS_AT)."""
+        ...
+
+
+class RunReader(Protocol):
+    """Reads runs back."""
+
+    def get_run(self, run_id: int) -> Run: ...
+
+    def runs(
+        self,
+        task: str | None = None,
+        *,
+        statuses: Iterable[Status] | None = None,
+        since: datetime | None = None,
+        limit: int | None = 50,
+    ) -> list[Run]:
+        """Runs newest first, filtered by task, status and start time (no output)."""
+        ...
+
+    def last_run(self, task: str, *, statuses: Iterable[Status] | None = None) -> Run | None: ...
+
+    def latest_slot(self, task: str) -> datetime | None:
+        """The newest scheduled instant that has a run (where catch-up starts from)."""
+        ...
+
+    def task_names(self) -> list[str]: ...
+
+
+class HealthReader(Protocol):
+    """Figures for `list`, `show`, `status` and `metrics`."""
+
+    def task_stats(self, task: str, window: int = 50) -> TaskStats: ...
+
+    def running_tasks(self) -> set[str]: ...
+
+    def stderr_heads(self, run_ids: Iterable[int], size: int = 512) -> dict[int, bytes]: ...
+
+    def missed_counts(self, since: datetime) -> list[tuple[str, int, datetime | None]]: ...
+
+    def run_counts(self) -> dict[str, tuple[int, int]]: ...
+
+
+class ServeStateRecorder(Protocol):
+    """serve's own row: who runs, since when, last heartbeat."""
+
+    def serve_started(self, *, pid: int, hostname: str, version: str, now: datetime) -> None: ...
+
+    def heartbeat(self, now: datetime) -> None: ...
+
+    def serve_stopped(self, now: datetime) -> None: ...
+
+    def serve_state(self) -> ServeState | None: ...
+
+
+class Retention(Protocol):
+    """Deleting old history."""
+
+    def prune(
+        self,
+        *,
+        now: datetime,
+        keep_days: int,
+        keep_runs: dict[str, int] | None = None,
+        default_keep_runs: int,
+        dry_run: bool = False,
+    ) -> dict[str, int]:
+        """Delete runs older than `keep_days` or beyond each task's newest `keep_runs`;
+        return how many went (or would go) per task."""
+        ...
+
+    def delete_task_runs(self, task: str) -> int: ...
+
+    def checkpoint(self) -> None:
+        """Give the write-ahead log back to the database file (a no-op where there is none)."""
+        ...
+
+
+class History(RunRecorder, RunReader, HealthReader, ServeStateRecorder, Retention, Protocol):
+    """A whole history backend: every reader's part, and closing."""
+
+    def record_notify_error(self, run_id: int, message: str | None) -> None: ...
+
+    def close(self) -> None: ...
