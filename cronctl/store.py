@@ -181,6 +181,18 @@ def _run(row: Sequence, output: Sequence | None = None) -> Run:
     )
 
 
+def _output_row(out: Output, err: Output) -> tuple[bytes, bytes, int, int, int, int]:
+    """The run_output row of two captured streams, in the column order `_run` reads."""
+    return (
+        out.data,
+        err.data,
+        out.total_bytes,
+        err.total_bytes,
+        out.dropped_bytes,
+        err.dropped_bytes,
+    )
+
+
 def _percentile(sorted_values: list[int], fraction: float) -> int | None:
     if not sorted_values:
         return None
@@ -518,13 +530,15 @@ class HistoryStore:
         stdout: Output | None = None,
         stderr: Output | None = None,
         started_at: datetime | None = None,
-    ) -> None:
-        """Record the end of a run. When the disk is too full for the captured output, the
-        end is recorded without it (with a note in `reason`) rather than not at all: the
+    ) -> Run:
+        """Record the end of a run and return the finished record (from the UPDATE's own
+        RETURNING clause: no second read). When the disk is too full for the captured output,
+        the end is recorded without it (with a note in `reason`) rather than not at all: the
         status is what health, notifications and retries need."""
         update = (
-            "UPDATE runs SET status = ?, finished_at = ?, duration_ms = ?, exit_code = ?, signal = ?,"
-            " reason = COALESCE(?, reason), started_at = COALESCE(?, started_at) WHERE id = ?"
+            "UPDATE runs SET status = ?, finished_at = ?, duration_ms = ?, exit_code = ?,"
+            " signal = ?, reason = COALESCE(?, reason), started_at = COALESCE(?, started_at)"
+            f" WHERE id = ? RETURNING {_RUN_COLUMNS}"
         )
         values = (
             status,
@@ -537,32 +551,28 @@ class HistoryStore:
             run_id,
         )
         has_output = stdout is not None or stderr is not None
+        out = stdout or Output(b"", 0)
+        err = stderr or Output(b"", 0)
         try:
             with self._write() as db:
-                db.execute(update, values)
+                row = db.execute(update, values).fetchone()
+                if row is None:
+                    raise UnknownRunError(f"no run with id {run_id}", hint="see `cronctl history`")
                 if has_output:
-                    out = stdout or Output(b"", 0)
-                    err = stderr or Output(b"", 0)
                     db.execute(
                         "INSERT OR REPLACE INTO run_output VALUES (?, ?, ?, ?, ?, ?, ?)",
-                        (
-                            run_id,
-                            out.data,
-                            err.data,
-                            out.total_bytes,
-                            err.total_bytes,
-                            out.dropped_bytes,
-                            err.dropped_bytes,
-                        ),
+                        (run_id, *_output_row(out, err)),
                     )
         except DatabaseFullError as exc:
             if not has_output:
                 raise
             note = f"output not kept: {exc.message}"
             with self._write() as db:
-                db.execute(
+                row = db.execute(
                     update, (*values[:5], f"{reason}; {note}" if reason else note, *values[6:])
-                )
+                ).fetchone()
+            return _run(row, (b"", b"", 0, 0, 0, 0))
+        return _run(row, _output_row(out, err) if has_output else (b"", b"", 0, 0, 0, 0))
 
     def record_notify_error(self, run_id: int, message: str | None) -> None:
         with self._write() as db:
