@@ -38,9 +38,9 @@ class AppState:
     renderer: Renderer
     debug: bool = False
     clock: Clock = SYSTEM_CLOCK
-    _store: History | None = field(default=None, repr=False)
+    _store: "History | None" = field(default=None, repr=False)
 
-    def store(self) -> History:
+    def store(self) -> "History":
         """The history, opened once per command (on first use: see `tasks`)."""
         if self._store is None:
             from cronctl.store import HistoryStore
@@ -48,7 +48,7 @@ class AppState:
             self._store = HistoryStore(self.locations.db)
         return self._store
 
-    def tasks(self) -> TaskFile:
+    def tasks(self) -> "TaskFile":
         """The task file, read on each call.
 
         The store's and the task file's modules are imported here, when a command first
