@@ -17,7 +17,7 @@ transaction discipline (`_guard`, `_write`), and `HistoryStore` must offer the p
 methods with their exact signatures, which forwarding would repeat method by method. The two
 parts that read runs to do their work (the newest run of `task_stats`, the task names `prune`
 walks) derive from `RunStore`; the others from `Database` alone. Each module can be read, and
-is tested (tests/store/test_<module>.py), by itself.
+is tested, by itself (tests/store/test_<module>.py; this one's in test_history_store.py).
 
 Requires SQLite 3.35 or newer (`UPDATE ... RETURNING`, see runs.py).
 """
@@ -52,15 +52,9 @@ if TYPE_CHECKING:
 
 
 class HistoryStore(HealthStore, RetentionStore, ServeStateStore):
-    """Runs recorded in SQLite: every reader's part (see the module docstring).
-    `HistoryStore(":memory:")` for tests.
-
-    Opening never needs to write when the file cannot be written: a read-only file or folder,
-    or a full disk that has no room for SQLite's `-shm` file, gives a read-only store
-    (`read_only` is then True) on which every query works and every write raises a
-    StoreError that says why. A file that is not a readable database raises
-    DamagedDatabaseError; a schema from a newer cronctl is refused before anything is written.
-    """
+    """Runs recorded in SQLite: every reader's part (see the module docstring), one connection.
+    `HistoryStore(":memory:")` for tests; opening, read-only fallbacks and the errors it
+    raises are `Database`'s."""
 
 
 if TYPE_CHECKING:
