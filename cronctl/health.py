@@ -1,5 +1,5 @@
-"""The data behind `cronctl status`, `prune` and `metrics`: pure functions of the history, the
-task file and `now`.
+"""The data behind `cronctl status` and `prune`: pure functions of the history, the task file
+and `now` (`metrics` reads the same figures: cronctl/metrics.py).
 
 What "healthy" means (the help of `cronctl status` and the README say the same):
 
@@ -28,14 +28,14 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from cronctl import timefmt
+from cronctl.history import HealthReader, Retention, RunReader, ServeStateRecorder
 from cronctl.model import DEFAULT_KEEP_DAYS, DEFAULT_KEEP_RUNS, Task
 from cronctl.notify.rules import VERDICT_STATUSES, failure_streak
-from cronctl.records import FAILURE_STATUSES, Run, ServeState, Status
+from cronctl.records import FAILURE_STATUSES, Run, ServeState, to_millisecond
 from cronctl.shapes import run_json
-from cronctl.store import HistoryStore, to_ms
 from cronctl.taskfile import TaskFile
 
 STALE_AFTER = timedelta(seconds=60)
@@ -46,10 +46,17 @@ STREAK_ROWS = 500  # ... among at most this many of the task's latest rows
 MISSED_WINDOW = timedelta(days=1)
 LIST_LIMIT = 100  # failures listed per window, newest first
 STDERR_HEAD_BYTES = 512
-RECENT_ROWS = 20  # metrics: the latest verdict (succeeded or failed) is looked for among this many
 
 
 # --------------------------------------------------------------------------------- status
+
+
+class MachineHistory(RunReader, HealthReader, ServeStateRecorder, Protocol):
+    """What `status` and `metrics` read: runs, the health figures and serve's row."""
+
+
+class RecentRuns(RunReader, HealthReader, Protocol):
+    """What the overdue and failure checks read: runs and the health figures."""
 
 
 @dataclass(frozen=True)
@@ -141,7 +148,7 @@ def _first_line(data: bytes) -> str:
     return ""
 
 
-def _failures(store: HistoryStore, since: datetime) -> list[Failure]:
+def _failures(store: RecentRuns, since: datetime) -> list[Failure]:
     runs = store.runs(statuses=FAILURE_STATUSES, since=since, limit=LIST_LIMIT)
     heads = store.stderr_heads([r.id for r in runs], STDERR_HEAD_BYTES) if runs else {}
     return [Failure(run, _first_line(heads.get(run.id, b""))) for run in runs]
@@ -156,7 +163,7 @@ def task_file_changed_at(taskfile: TaskFile) -> datetime | None:
 
 def overdue_tasks(
     tasks: Iterable[Task],
-    store: HistoryStore,
+    store: RecentRuns,
     now: datetime,
     *,
     serve_started_at: datetime | None,
@@ -187,7 +194,7 @@ def overdue_tasks(
     return found
 
 
-def failing_tasks(tasks: Iterable[Task], store: HistoryStore) -> list[Failing]:
+def failing_tasks(tasks: Iterable[Task], store: RunReader) -> list[Failing]:
     """Return the enabled tasks whose latest FAILING_STREAK or more runs failed."""
     found = []
     for task in tasks:
@@ -198,7 +205,7 @@ def failing_tasks(tasks: Iterable[Task], store: HistoryStore) -> list[Failing]:
     return found
 
 
-def _streak(task: Task, store: HistoryStore) -> tuple[int, Run | None]:
+def _streak(task: Task, store: RunReader) -> tuple[int, Run | None]:
     """Return the task's current failure streak (capped at FAILING_CAP) and its latest verdict.
 
     Reads the task's latest runs whatever their status (an index range, no filter that could
@@ -216,13 +223,16 @@ def _streak(task: Task, store: HistoryStore) -> tuple[int, Run | None]:
         limit = min(limit * 4, STREAK_ROWS)
 
 
-def health(taskfile: TaskFile, store: HistoryStore, now: datetime) -> Health:
+def health(taskfile: TaskFile, store: MachineHistory, now: datetime) -> Health:
     """Return the state of the machine's scheduling: what `cronctl status` shows."""
     serve = serve_health(store.serve_state(), now)
     last_day = _failures(store, now - timedelta(days=1))
-    # The hour's failures are the newest of the day's (the same order and limit): no second read.
-    hour_ago = to_ms(now - timedelta(hours=1))
-    last_hour = [f for f in last_day if (to_ms(f.run.started_at) or 0) >= hour_ago]
+    # The hour's failures are the newest of the day's (the same order and limit): no second
+    # read. The hour starts where a `since` query would start it (at the millisecond).
+    hour_ago = to_millisecond(now - timedelta(hours=1))
+    last_hour = [
+        f for f in last_day if f.run.started_at is not None and f.run.started_at >= hour_ago
+    ]
     tasks = list(taskfile.tasks.values())
     overdue = overdue_tasks(
         tasks,
@@ -246,7 +256,8 @@ def health(taskfile: TaskFile, store: HistoryStore, now: datetime) -> Health:
         )
     elif serve.stale:
         problems.append(
-            f"serve's last heartbeat is {timefmt.span(serve.heartbeat_age_seconds or 0)} old: it is not running"
+            f"serve's last heartbeat is {timefmt.span(serve.heartbeat_age_seconds or 0)} old:"
+            " it is not running"
         )
     if last_hour:
         at_least = "at least " if len(last_hour) >= LIST_LIMIT else ""
@@ -259,7 +270,8 @@ def health(taskfile: TaskFile, store: HistoryStore, now: datetime) -> Health:
         )
     if failing:
         problems.append(
-            f"{timefmt.counted(len(failing), 'task')} failing repeatedly: {', '.join(f.task for f in failing)}"
+            f"{timefmt.counted(len(failing), 'task')} failing repeatedly:"
+            f" {', '.join(f.task for f in failing)}"
         )
     return Health(now, serve, last_hour, last_day, overdue, missed, failing, problems)
 
@@ -330,7 +342,7 @@ class PruneReport:
 
 def prune(
     taskfile: TaskFile,
-    store: HistoryStore,
+    store: Retention,
     now: datetime,
     *,
     keep_days: int | None = None,
@@ -365,150 +377,3 @@ def prune_json(report: PruneReport) -> dict[str, Any]:
         "removed": report.removed,
         "total": report.total,
     }
-
-
-# -------------------------------------------------------------------------------- metrics
-
-
-def _label(value: str) -> str:
-    """Escape a label value for the Prometheus text format (backslash, quote, newline)."""
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-
-
-def _number(value: float | int) -> str:
-    if isinstance(value, bool):
-        return "1" if value else "0"
-    if isinstance(value, int) or float(value).is_integer():
-        return str(int(value))
-    return repr(round(float(value), 3))
-
-
-def _seconds(moment: datetime) -> float:
-    return round(moment.timestamp(), 3)
-
-
-class _Exposition:
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-
-    def family(
-        self,
-        name: str,
-        kind: str,
-        help_text: str,
-        samples: list[tuple[dict[str, str], float | int]],
-    ) -> None:
-        self.lines.append(
-            f"# HELP {name} {help_text.replace(chr(92), chr(92) * 2).replace(chr(10), ' ')}"
-        )
-        self.lines.append(f"# TYPE {name} {kind}")
-        for labels, value in samples:
-            text = ",".join(f'{key}="{_label(val)}"' for key, val in labels.items())
-            self.lines.append(
-                f"{name}{{{text}}} {_number(value)}" if text else f"{name} {_number(value)}"
-            )
-
-    def text(self) -> str:
-        return "\n".join(self.lines) + "\n"
-
-
-def metrics(taskfile: TaskFile, store: HistoryStore, now: datetime) -> str:
-    """Return the Prometheus text exposition of cronctl's state (for node_exporter's textfile
-    collector: `cronctl metrics --output /var/lib/node_exporter/textfile/cronctl.prom`)."""
-    serve = serve_health(store.serve_state(), now)
-    counts = store.run_counts()
-    tasks = sorted(taskfile.tasks.values(), key=lambda t: t.name)
-    last_runs: dict[str, Run | None] = {}
-    last_verdicts: dict[str, Run | None] = {}
-    next_runs: dict[str, datetime] = {}
-    for task in tasks:
-        recent = store.runs(task.name, limit=RECENT_ROWS)
-        last_runs[task.name] = recent[0] if recent else None
-        last_verdicts[task.name] = next((r for r in recent if r.status in VERDICT_STATUSES), None)
-        if task.enabled:
-            upcoming = task.parsed_schedule().next_after(now)
-            if upcoming is not None:
-                next_runs[task.name] = upcoming
-
-    out = _Exposition()
-    out.family(
-        "cronctl_serve_up",
-        "gauge",
-        f"1 when cronctl serve is running with a heartbeat under {STALE_AFTER.seconds}s old, else 0.",
-        [({}, serve.running)],
-    )
-    if serve.heartbeat_at is not None:
-        out.family(
-            "cronctl_serve_heartbeat_timestamp_seconds",
-            "gauge",
-            "Unix time of serve's latest heartbeat.",
-            [({}, _seconds(serve.heartbeat_at))],
-        )
-    out.family(
-        "cronctl_task_enabled",
-        "gauge",
-        "1 when the task is enabled in the task file, else 0.",
-        [({"task": t.name}, t.enabled) for t in tasks],
-    )
-    out.family(
-        "cronctl_task_last_run_timestamp_seconds",
-        "gauge",
-        "Unix time when the task's latest run started.",
-        [
-            ({"task": name}, _seconds(run.started_at))
-            for name, run in last_runs.items()
-            if run is not None and run.started_at is not None
-        ],
-    )
-    out.family(
-        "cronctl_task_last_success",
-        "gauge",
-        "1 when the task's latest verdict is a success, 0 when it is a failure "
-        f"(no sample when none of its last {RECENT_ROWS} runs succeeded or failed).",
-        [
-            ({"task": name}, run.status == Status.SUCCEEDED)
-            for name, run in last_verdicts.items()
-            if run is not None
-        ],
-    )
-    out.family(
-        "cronctl_task_last_status",
-        "gauge",
-        "The status of the task's latest run: 1 on the series of that status, 0 on the others.",
-        [
-            ({"task": name, "status": status.value}, run.status == status)
-            for name, run in last_runs.items()
-            if run is not None
-            for status in Status
-        ],
-    )
-    out.family(
-        "cronctl_task_last_duration_seconds",
-        "gauge",
-        "How long the task's latest run that succeeded or failed took.",
-        [
-            ({"task": name}, run.duration_ms / 1000)
-            for name, run in last_verdicts.items()
-            if run is not None and run.duration_ms is not None
-        ],
-    )
-    out.family(
-        "cronctl_task_runs_total",
-        "counter",
-        "Runs of the task in the history kept (pruning lowers it; Prometheus reads that as a counter reset).",
-        [({"task": t.name}, counts.get(t.name, (0, 0))[0]) for t in tasks],
-    )
-    out.family(
-        "cronctl_task_failures_total",
-        "counter",
-        "Failed runs (failed, timed_out, killed, abandoned, error) of the task in the history kept "
-        "(pruning lowers it; read as a counter reset).",
-        [({"task": t.name}, counts.get(t.name, (0, 0))[1]) for t in tasks],
-    )
-    out.family(
-        "cronctl_task_next_run_timestamp_seconds",
-        "gauge",
-        "Unix time of the task's next scheduled run (enabled tasks with one).",
-        [({"task": name}, _seconds(moment)) for name, moment in next_runs.items()],
-    )
-    return out.text()

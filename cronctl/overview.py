@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Protocol
 
+from cronctl.history import HealthReader, RunReader
 from cronctl.model import Task, case_twins
 from cronctl.records import Run, TaskStats
-from cronctl.store import HistoryStore
 from cronctl.taskfile import TaskFile
 
 # `check` warns when at least this many tasks fire in the same minute of the day.
@@ -40,13 +41,17 @@ class Finding:
     message: str
 
 
+class DetailReader(HealthReader, RunReader, Protocol):
+    """What `show` reads: a task's health figures and its latest runs."""
+
+
 def next_run(task: Task, now: datetime) -> datetime | None:
     if not task.enabled:
         return None
     return task.parsed_schedule().next_after(now)
 
 
-def task_rows(taskfile: TaskFile, store: HistoryStore, now: datetime) -> list[TaskRow]:
+def task_rows(taskfile: TaskFile, store: HealthReader, now: datetime) -> list[TaskRow]:
     rows = []
     for task in taskfile.tasks.values():
         schedule = task.parsed_schedule()
@@ -61,7 +66,7 @@ def task_rows(taskfile: TaskFile, store: HistoryStore, now: datetime) -> list[Ta
     return rows
 
 
-def task_detail(task: Task, store: HistoryStore, now: datetime) -> TaskDetail:
+def task_detail(task: Task, store: DetailReader, now: datetime) -> TaskDetail:
     schedule = task.parsed_schedule()
     stats = store.task_stats(task.name)
     recent = store.runs(task.name, limit=30)  # the last 10 listed, 30 for the sparkline
@@ -122,7 +127,8 @@ def check(taskfile: TaskFile, now: datetime) -> list[Finding]:
             Finding(
                 "warning",
                 None,
-                f"{len(crowded) - CROWDED_SHOWN} more minutes each have {CROWDED_MINUTE} or more tasks",
+                f"{len(crowded) - CROWDED_SHOWN} more minutes each have {CROWDED_MINUTE}"
+                " or more tasks",
             )
         )
     for twins in case_twins(taskfile.tasks):

@@ -1,4 +1,9 @@
-"""Run records: the statuses and triggers of SPEC section 6, and one run as data."""
+"""Run records: statuses, triggers, one run as data, and the figures read about runs.
+
+These are what a history backend (`cronctl.history`) returns; nothing here needs a database.
+Times in records are aware datetimes; the history keeps them to the millisecond
+(`to_millisecond`).
+"""
 
 from __future__ import annotations
 
@@ -43,6 +48,12 @@ FINISHED_STATUSES = (Status.SUCCEEDED, *FAILURE_STATUSES, Status.INTERRUPTED)
 SLOT_TRIGGERS = (Trigger.SCHEDULE, Trigger.CATCH_UP)
 
 
+def to_millisecond(moment: datetime) -> datetime:
+    """`moment` rounded to the millisecond, the resolution at which the history keeps times:
+    a recorded time compares with it as the history's own `since` filter does."""
+    return datetime.fromtimestamp(round(moment.timestamp() * 1000) / 1000, tz=moment.tzinfo)
+
+
 @dataclass(frozen=True)
 class Output:
     """One captured stream: what was kept (head, marker, tail), and how much was printed."""
@@ -56,13 +67,13 @@ class Output:
 class Run:
     id: int
     task: str
-    trigger: str
+    trigger: Trigger
     attempt: int
     scheduled_at: datetime | None
     started_at: datetime | None
     finished_at: datetime | None
     duration_ms: int | None
-    status: str
+    status: Status
     exit_code: int | None
     signal: int | None
     pid: int | None
@@ -90,7 +101,7 @@ class ServeState:
 class TaskStats:
     task: str
     last: Run | None
-    recent: tuple[str, ...]  # statuses of the last runs, newest first
+    recent: tuple[Status, ...]  # statuses of the last runs, newest first
     success_rate: float | None  # over the finished runs among the last 50
     p50_ms: int | None
     p95_ms: int | None

@@ -1,15 +1,14 @@
-"""The data behind `status`, `prune` and `metrics` (cronctl.health), on real SQLite files."""
+"""The data behind `status` and `prune` (cronctl.health), on real SQLite files."""
 
 from __future__ import annotations
 
 import os
-import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from cronctl import health, taskfile
+from cronctl import health, metrics, taskfile
 from cronctl.records import Output
 from cronctl.store import HistoryStore
 
@@ -34,12 +33,6 @@ schedule = "* * * * *"
 command = "true"
 enabled = false
 """
-
-# A metric line: name, optional labels with escaped values, a number.
-SAMPLE = re.compile(
-    r'^[a-zA-Z_:][a-zA-Z0-9_:]*(\{([a-zA-Z_][a-zA-Z0-9_]*="(\\[\\"n]|[^\\"\n])*",?)*\})? '
-    r"(-?[0-9]+(\.[0-9]+)?(e[+-]?[0-9]+)?|NaN|\+Inf|-Inf)$"
-)
 
 
 @pytest.fixture
@@ -166,6 +159,19 @@ def test_failures_of_the_last_hour_and_day_with_the_first_line_of_stderr(store, 
     assert report.problems == ["1 failed run in the last hour"]
 
 
+def test_the_last_hour_starts_at_the_millisecond_as_a_since_query_does(store, tmp_path):
+    """The history keeps times to the millisecond: the hour's first millisecond is in it,
+    even when `now` has microseconds, exactly as `runs(since=...)` counts it."""
+    now = NOW + timedelta(microseconds=400)
+    hour_ago = NOW - timedelta(hours=1)
+    for at in (hour_ago, hour_ago - timedelta(milliseconds=1)):
+        add(store, "gone", "failed", at, trigger="manual", scheduled=False)
+    report = health.health(load_tasks(tmp_path), store, now)
+    assert [f.run.started_at for f in report.failures_last_hour] == [hour_ago]
+    assert [r.started_at for r in store.runs(since=now - timedelta(hours=1))] == [hour_ago]
+    assert len(report.failures_last_day) == 2
+
+
 def test_failing_counts_runs_in_a_row_with_retries_once(store, tmp_path):
     healthy_state(store)
     day = NOW.replace(hour=9, minute=0, second=0)
@@ -244,9 +250,7 @@ def test_a_slot_that_passed_without_a_run_is_overdue(store, tmp_path):
     add(store, "report", "succeeded", NOW.replace(hour=9, minute=0, second=0))
     report = health.health(load_tasks(tmp_path), store, NOW)
     [overdue] = report.overdue
-    assert overdue.task == "backup" and overdue.slot == datetime(
-        2026, 3, 1, 11, 5, tzinfo=UTC
-    )
+    assert overdue.task == "backup" and overdue.slot == datetime(2026, 3, 1, 11, 5, tzinfo=UTC)
     assert overdue.late_seconds == 57.5 * 60
     assert not report.healthy and report.problems == ["1 task overdue: backup"]
 
@@ -302,7 +306,7 @@ def test_every_status_and_metrics_query_uses_an_index(store, tmp_path):
     store._db.set_trace_callback(statements.append)
     tasks = load_tasks(tmp_path)
     health.health(tasks, store, NOW)
-    health.metrics(tasks, store, NOW)
+    metrics.metrics(tasks, store, NOW)
     store._db.set_trace_callback(None)
     selects = [s for s in statements if s.lstrip().upper().startswith("SELECT")]
     assert len(selects) > 10
@@ -312,59 +316,6 @@ def test_every_status_and_metrics_query_uses_an_index(store, tmp_path):
             if step.startswith("SCAN"):
                 # index-only scans (counting a task's runs) are fine; table scans are not
                 assert "COVERING INDEX" in step or "INDEX runs_failures" in step, (sql, plan)
-
-
-# ---------------------------------------------------------------------------------- metrics
-
-
-def test_metrics_exposition_format(store, tmp_path):
-    healthy_state(store)
-    add(store, "report", "failed", NOW - timedelta(hours=1), exit_code=3)
-    text = health.metrics(load_tasks(tmp_path), store, NOW)
-    assert text.endswith("\n")
-    families = {}
-    for line in text.splitlines():
-        if line.startswith("# HELP "):
-            families.setdefault(line.split()[2], set()).add("help")
-        elif line.startswith("# TYPE "):
-            _, _, name, kind = line.split()
-            assert kind in ("gauge", "counter")
-            families.setdefault(name, set()).add("type")
-        else:
-            assert SAMPLE.match(line), line
-            name = re.match(r"[a-z_]+", line).group()
-            assert families.get(name) == {"help", "type"}, (
-                f"{name} has samples before HELP and TYPE"
-            )
-    for name in (
-        "cronctl_serve_up",
-        "cronctl_task_last_run_timestamp_seconds",
-        "cronctl_task_last_success",
-        "cronctl_task_last_status",
-        "cronctl_task_last_duration_seconds",
-        "cronctl_task_runs_total",
-        "cronctl_task_failures_total",
-        "cronctl_task_next_run_timestamp_seconds",
-    ):
-        assert name in families
-    assert "cronctl_serve_up 1" in text
-    assert 'cronctl_task_last_success{task="report"} 0' in text
-    assert 'cronctl_task_last_status{task="report",status="failed"} 1' in text
-    assert 'cronctl_task_failures_total{task="report"} 1' in text
-    assert 'cronctl_task_runs_total{task="report"} 2' in text
-    assert (
-        'cronctl_task_next_run_timestamp_seconds{task="backup"} '
-        + str(int(NOW.replace(minute=5, second=0).timestamp()))
-        in text
-    )
-    assert (
-        'task="off"' in text and 'cronctl_task_next_run_timestamp_seconds{task="off"}' not in text
-    )
-    assert "# TYPE cronctl_task_runs_total counter" in text and "history kept" in text
-
-
-def test_label_values_are_escaped():
-    assert health._label('a"b\\c\nd') == 'a\\"b\\\\c\\nd'
 
 
 # ------------------------------------------------------------------------------------ prune

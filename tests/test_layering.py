@@ -1,5 +1,5 @@
 """The architecture, checked: core modules never import the CLI's libraries, and each concern has
-one owner (only `store` speaks SQL, only `runner` starts processes)."""
+one owner (only the `store` package speaks SQL, only `runner` starts processes)."""
 
 from __future__ import annotations
 
@@ -46,9 +46,17 @@ def test_nobody_imports_click_directly(path):
 
 
 @pytest.mark.parametrize("path", module_files(), ids=rel)
-def test_only_store_speaks_sql(path):
-    if path.name != "store.py":
+def test_only_the_store_package_speaks_sql(path):
+    if path.relative_to(PACKAGE).parts[0] != "store":
         assert "sqlite3" not in imports_of(path)
+
+
+def test_the_store_package_is_where_the_sql_is():
+    """The rule above guards something: the store's modules are there and use sqlite3."""
+    store = PACKAGE / "store"
+    assert (store / "__init__.py").is_file()
+    assert "sqlite3" in imports_of(store / "database.py")
+    assert not (PACKAGE / "store.py").exists()
 
 
 @pytest.mark.parametrize("path", module_files(), ids=rel)

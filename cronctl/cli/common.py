@@ -5,7 +5,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
@@ -14,6 +14,10 @@ from cronctl.clock import SYSTEM_CLOCK, Clock
 from cronctl.errors import CronctlError, ExitCode
 from cronctl.locations import Locations, resolve
 from cronctl.render import Renderer, to_devnull
+
+if TYPE_CHECKING:
+    from cronctl.history import History
+    from cronctl.taskfile import TaskFile
 
 app = typer.Typer(
     name="cronctl",
@@ -34,16 +38,23 @@ class AppState:
     renderer: Renderer
     debug: bool = False
     clock: Clock = SYSTEM_CLOCK
-    _store: Any = field(default=None, repr=False)
+    _store: "History | None" = field(default=None, repr=False)
 
-    def store(self):  # -> HistoryStore, opened once per command
+    def store(self) -> "History":
+        """The history, opened once per command (on first use: see `tasks`)."""
         if self._store is None:
             from cronctl.store import HistoryStore
 
             self._store = HistoryStore(self.locations.db)
         return self._store
 
-    def tasks(self):  # -> TaskFile
+    def tasks(self) -> "TaskFile":
+        """The task file, read on each call.
+
+        The store's and the task file's modules are imported here, when a command first
+        needs them, not at the top: a command that never opens the database does not import
+        SQLite (tests/cli/test_lazy_commands.py checks what piped `list`, `status` and
+        `history` load)."""
         from cronctl import taskfile
 
         return taskfile.load(self.locations.tasks_file)

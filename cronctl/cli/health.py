@@ -3,7 +3,7 @@
 import os
 import tempfile
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.text import Text
@@ -14,6 +14,9 @@ from cronctl.cli.complete import complete_task_names_in
 from cronctl.errors import ExitCode, UsageError
 from cronctl.model import MAX_KEEP_RUNS
 from cronctl.render import Renderer, exit_text
+
+if TYPE_CHECKING:  # imported by the commands that use it (start-up: see cli/common.py)
+    from cronctl.health import Failure, Health
 
 MAX_KEEP_DAYS = 36500
 
@@ -47,7 +50,7 @@ def status(ctx: typer.Context, json_output: JsonFlag = False) -> None:
     raise typer.Exit(int(ExitCode.OK) if report.healthy else int(ExitCode.FAILURE))
 
 
-def _serve_line(report) -> str:  # type: ignore[no-untyped-def]
+def _serve_line(report: "Health") -> str:
     serve, now = report.serve, report.now
     if not serve.known:
         return "not running (it has never run with this database)"
@@ -60,7 +63,7 @@ def _serve_line(report) -> str:  # type: ignore[no-untyped-def]
     return f"not running: stale heartbeat ({beat}; was {where})"
 
 
-def _render_status(renderer: Renderer, report, zones: dict[str, str]) -> None:  # type: ignore[no-untyped-def]
+def _render_status(renderer: Renderer, report: "Health", zones: dict[str, str]) -> None:
     now = report.now
     verdict = (
         Text("healthy", style="green") if report.healthy else Text("UNHEALTHY", style="bold red")
@@ -76,13 +79,13 @@ def _render_status(renderer: Renderer, report, zones: dict[str, str]) -> None:  
     def zone(task: str) -> str:
         return zones.get(task, "UTC")
 
-    def failures(title: str, items) -> None:  # type: ignore[no-untyped-def]
+    def failures(title: str, items: "list[Failure]") -> None:
         renderer.line("")
         if not items:
             renderer.line(f"{title}: none")
             return
         renderer.line(f"{title}:")
-        rows = []
+        rows: list[list[str | Text]] = []
         for item in items:
             run = item.run
             when = timefmt.stamp(run.started_at, zone(run.task))
@@ -217,10 +220,10 @@ def metrics(
     For node_exporter's textfile collector, e.g. from a cronctl task or a timer:
     cronctl metrics -o /var/lib/node_exporter/textfile_collector/cronctl.prom
     """
-    from cronctl import health
+    from cronctl.metrics import metrics as exposition
 
     app = state(ctx)
-    text = health.metrics(app.tasks(), app.store(), app.clock.now())
+    text = exposition(app.tasks(), app.store(), app.clock.now())
     if output is None:
         app.renderer.write(text)
         return

@@ -152,14 +152,14 @@ def history(
     tasks = app.tasks()
     if name is not None and name not in tasks.tasks and name not in app.store().task_names():
         tasks.get(name)
-    statuses: list[str] | None = None
+    statuses: list[Status] | None = None
     if status:
         for value in status:
             if value not in STATUS_NAMES:
                 raise UsageError(
                     f"unknown status {value!r}", hint=f"one of: {', '.join(STATUS_NAMES)}"
                 )
-        statuses = list(status)
+        statuses = [Status(value) for value in status]
     if failed:
         statuses = [s for s in (statuses or FAILURE_STATUSES) if s in FAILURE_STATUSES]
     now = app.clock.now()

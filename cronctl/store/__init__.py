@@ -1,0 +1,122 @@
+"""The run history in SQLite: the one package that speaks SQL.
+
+`HistoryStore` implements every protocol of `cronctl.history` (the seam a second backend, a
+shared PostgreSQL database, implements again). It is assembled from one class per reader,
+each in its own module with its own SQL, all over one base class that owns the connection:
+
+    Database          database.py     opening, PRAGMAs, read-only fallbacks, damage checks,
+    |                                 sqlite3 errors -> typed StoreErrors, `_guard`/`_write`
+    +-- RunStore      runs.py         RunRecorder, RunReader; rows -> `Run`
+    |   +-- HealthStore     stats.py      HealthReader (list, show, status, metrics)
+    |   +-- RetentionStore  retention.py  Retention (prune, remove --purge, checkpoint)
+    +-- ServeStateStore     serve_state.py  ServeStateRecorder (serve's heartbeat row)
+    schema.py: tables, indexes, application id and the migrations `Database` applies
+
+Why subclasses and not parts held by the store: every part shares one connection and one
+transaction discipline (`_guard`, `_write`), and `HistoryStore` must offer the protocols'
+methods with their exact signatures, which forwarding would repeat method by method. The two
+parts that read runs to do their work (the newest run of `task_stats`, the task names `prune`
+walks) derive from `RunStore`; the others from `Database` alone. Each module can be read, and
+is tested, by itself (tests/store/test_<module>.py; this one's in test_history_store.py).
+
+Requires SQLite 3.35 or newer (`UPDATE ... RETURNING`, see runs.py).
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from cronctl.store.database import (
+    BUSY_TIMEOUT,
+    DamagedDatabaseError,
+    Database,
+    DatabaseFullError,
+    DatabaseLockedError,
+    ReadOnlyDatabaseError,
+    SlotTakenError,
+    from_ms,
+    move_aside,
+    to_ms,
+)
+from cronctl.store.retention import PRUNE_CHUNK, VACUUM_CHUNK, RetentionStore
+from cronctl.store.runs import RunStore
+from cronctl.store.schema import APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION
+from cronctl.store.serve_state import ServeStateStore
+from cronctl.store.stats import HealthStore
+
+if TYPE_CHECKING:
+    from cronctl.history import History
+
+
+class HistoryStore(HealthStore, RetentionStore, ServeStateStore):
+    """Runs recorded in SQLite: every reader's part (see the module docstring), one connection.
+    `HistoryStore(":memory:")` for tests; opening, read-only fallbacks and the errors it
+    raises are `Database`'s."""
+
+
+if TYPE_CHECKING:
+
+    def _implements_history(store: HistoryStore) -> History:
+        return store  # mypy checks here that HistoryStore satisfies every protocol
+
+
+def open_for_serve(
+    path: str | os.PathLike[str], *, now: datetime
+) -> tuple[HistoryStore, Path | None]:
+    """Open the history for `serve`: writable, sound, else moved aside and started anew.
+
+    Returns the store and, when the file was damaged, where it was moved
+    (`history.db.corrupt-<UTC time>`, with its `-wal` and `-shm`); the caller logs that
+    loudly. A read-only database, a full disk, a lock held past the busy timeout and a
+    schema from a newer cronctl raise StoreError: moving those aside would lose history.
+    The caller must hold the serve lock (no other serve uses the file).
+    """
+    path = os.fspath(path)
+    try:
+        store = HistoryStore(path)
+        try:
+            problems = store.quick_check()
+            if problems:
+                raise DamagedDatabaseError(
+                    f"{path} is damaged: {'; '.join(problems[:3])}", hint=None
+                )
+        except BaseException:
+            store.close()
+            raise
+    except DamagedDatabaseError:
+        moved = move_aside(path, now)
+        return HistoryStore(path), moved
+    try:
+        store.check_writable()  # can serve record runs at all?
+    except BaseException:
+        store.close()
+        raise
+    return store, None
+
+
+__all__ = [
+    "APPLICATION_ID",
+    "BUSY_TIMEOUT",
+    "MIGRATIONS",
+    "PRUNE_CHUNK",
+    "SCHEMA_VERSION",
+    "VACUUM_CHUNK",
+    "DamagedDatabaseError",
+    "Database",
+    "DatabaseFullError",
+    "DatabaseLockedError",
+    "HealthStore",
+    "HistoryStore",
+    "ReadOnlyDatabaseError",
+    "RetentionStore",
+    "RunStore",
+    "ServeStateStore",
+    "SlotTakenError",
+    "from_ms",
+    "move_aside",
+    "open_for_serve",
+    "to_ms",
+]

@@ -1,0 +1,114 @@
+"""The schema of the history database: tables, indexes, and the upgrade of an older file.
+
+The file is marked as ours with `PRAGMA application_id` (APPLICATION_ID); `PRAGMA
+user_version` says how many MIGRATIONS ran. A file of another program is never migrated into;
+a file from a newer cronctl (a higher user_version) is refused before anything is written.
+The partial indexes' predicates are spelled once here (SLOT_TRIGGERS_SQL, FAILURES_SQL): a
+query uses such an index only when it repeats the predicate exactly.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+from cronctl.records import FAILURE_STATUSES, SLOT_TRIGGERS
+
+APPLICATION_ID = 0x63726F6E  # "cron": lets `file` and tools recognise the database
+
+SLOT_TRIGGERS_SQL = ", ".join(f"'{t}'" for t in SLOT_TRIGGERS)
+FAILURES_SQL = ", ".join(f"'{s}'" for s in FAILURE_STATUSES)
+
+# Each entry upgrades the schema by one version; `PRAGMA user_version` says how many ran.
+MIGRATIONS: tuple[str, ...] = (
+    # 1: runs and their captured output (kept apart so that listing runs never reads blobs).
+    f"""
+    CREATE TABLE runs (
+        id INTEGER PRIMARY KEY,
+        task TEXT NOT NULL,
+        trigger TEXT NOT NULL,
+        attempt INTEGER NOT NULL DEFAULT 1,
+        scheduled_at INTEGER,
+        started_at INTEGER,
+        finished_at INTEGER,
+        duration_ms INTEGER,
+        status TEXT NOT NULL,
+        exit_code INTEGER,
+        signal INTEGER,
+        pid INTEGER,
+        reason TEXT
+    );
+    CREATE TABLE run_output (
+        run_id INTEGER PRIMARY KEY REFERENCES runs(id) ON DELETE CASCADE,
+        stdout BLOB,
+        stderr BLOB,
+        stdout_bytes INTEGER NOT NULL DEFAULT 0,
+        stderr_bytes INTEGER NOT NULL DEFAULT 0,
+        stdout_dropped INTEGER NOT NULL DEFAULT 0,
+        stderr_dropped INTEGER NOT NULL DEFAULT 0
+    );
+    -- Exactly once per slot: one first attempt per (task, scheduled instant).
+    CREATE UNIQUE INDEX runs_slot ON runs(task, scheduled_at)
+        WHERE scheduled_at IS NOT NULL AND attempt = 1 AND trigger IN ({SLOT_TRIGGERS_SQL});
+    -- Runs of a task, newest first.
+    CREATE INDEX runs_task_started ON runs(task, started_at DESC, id DESC);
+    -- All runs newest first, and failures since T.
+    CREATE INDEX runs_started ON runs(started_at DESC, id DESC);
+    CREATE INDEX runs_failures ON runs(started_at) WHERE status IN ({FAILURES_SQL});
+    """,
+    # 2: serve's heartbeat, and the outcome of notifications on a run.
+    """
+    ALTER TABLE runs ADD COLUMN notify_error TEXT;
+    CREATE TABLE serve_state (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        pid INTEGER NOT NULL,
+        hostname TEXT NOT NULL,
+        version TEXT NOT NULL,
+        started_at INTEGER NOT NULL,
+        heartbeat_at INTEGER NOT NULL,
+        stopped_at INTEGER
+    );
+    CREATE INDEX runs_running ON runs(status) WHERE status = 'running';
+    """,
+    # 3: a task's runs newest first, carrying status and duration: the health of every task
+    # (`list`, `show`: outcomes and durations of its last 50 runs) is read from the index
+    # alone, without a table read per run.
+    """
+    DROP INDEX runs_task_started;
+    CREATE INDEX runs_task_recent ON runs(task, started_at DESC, id DESC, status, duration_ms);
+    """,
+)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def read_header(db: sqlite3.Connection) -> tuple[int, int, int]:
+    """Return (application id, schema version, number of schema objects) of the file."""
+    # One statement, one snapshot: another process may be creating our schema now.
+    app_id, version, tables = db.execute(
+        "SELECT (SELECT application_id FROM pragma_application_id),"
+        " (SELECT user_version FROM pragma_user_version),"
+        " (SELECT COUNT(*) FROM sqlite_master)"
+    ).fetchone()
+    return int(app_id), int(version), int(tables)
+
+
+def is_ours(app_id: int, version: int, tables: int) -> bool:
+    """Whether a file with this header is a cronctl history, or empty (to become one)."""
+    return app_id in (0, APPLICATION_ID) and not (app_id == 0 and version == 0 and tables)
+
+
+def migrate(db: sqlite3.Connection) -> None:
+    """Bring the schema to SCHEMA_VERSION; the caller holds a write transaction."""
+    # Re-read under the write lock: two processes racing here migrate once.
+    version = db.execute("PRAGMA user_version").fetchone()[0]
+    if version == 0:
+        db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+    for number in range(version, SCHEMA_VERSION):
+        for statement in statements(MIGRATIONS[number]):
+            db.execute(statement)
+    db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+
+def statements(script: str) -> list[str]:
+    """The statements of a migration script, without its `--` comment lines."""
+    lines = [line for line in script.splitlines() if not line.strip().startswith("--")]
+    return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]

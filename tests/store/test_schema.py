@@ -1,0 +1,102 @@
+"""The schema and its migrations (cronctl/store/schema.py)."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+
+import pytest
+
+from cronctl.errors import StoreError
+from cronctl.store import APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION, HistoryStore
+from cronctl.store.schema import is_ours, statements
+
+from .support import T0
+
+
+def test_migration_from_schema_1_keeps_runs(tmp_path):
+    path = tmp_path / "history.db"
+    old = sqlite3.connect(path, isolation_level=None)
+    old.executescript(MIGRATIONS[0])
+    old.execute("PRAGMA user_version = 1")
+    old.execute(
+        "INSERT INTO runs (task, trigger, started_at, status)"
+        " VALUES ('legacy', 'manual', 1, 'succeeded')"
+    )
+    old.close()
+    with HistoryStore(path) as opened:
+        assert opened.schema_version == SCHEMA_VERSION
+        [run] = opened.runs("legacy")
+        assert run.status == "succeeded" and run.notify_error is None
+        opened.serve_started(pid=1, hostname="h", version="v", now=T0)  # table from schema 2
+        opened.record_notify_error(run.id, "webhook: connection refused")
+        assert opened.get_run(run.id).notify_error == "webhook: connection refused"
+
+
+def test_migration_from_schema_2_swaps_in_the_covering_task_index(tmp_path):
+    path = tmp_path / "history.db"
+    old = sqlite3.connect(path, isolation_level=None)
+    for script in MIGRATIONS[:2]:
+        old.executescript(script)
+    old.execute("PRAGMA user_version = 2")
+    old.execute(
+        "INSERT INTO runs (task, trigger, started_at, duration_ms, status)"
+        " VALUES ('a', 'manual', 1, 7, 'failed')"
+    )
+    old.close()
+    with HistoryStore(path) as opened:
+        indexes = {
+            r[0] for r in opened._db.execute("SELECT name FROM sqlite_master WHERE type = 'index'")
+        }
+        assert "runs_task_recent" in indexes and "runs_task_started" not in indexes
+        stats = opened.task_stats("a")
+        assert (stats.recent, stats.p50_ms, stats.last.status) == (("failed",), 7, "failed")
+
+
+def test_newer_schema_is_refused(tmp_path):
+    path = tmp_path / "history.db"
+    raw = sqlite3.connect(path)
+    raw.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    raw.close()
+    with pytest.raises(StoreError, match="newer cronctl"):
+        HistoryStore(path)
+
+
+def test_two_processes_racing_the_migration_migrate_once(tmp_path):
+    path = tmp_path / "history.db"
+    code = "import sys; from cronctl.store import HistoryStore; HistoryStore(sys.argv[1]).close()"
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(path)]) for _ in range(6)]
+    assert [p.wait(timeout=60) for p in procs] == [0] * 6
+    with HistoryStore(path) as opened:
+        assert opened.schema_version == SCHEMA_VERSION
+
+
+def test_a_database_of_another_program_is_refused_untouched(tmp_path):
+    path = tmp_path / "other.db"
+    raw = sqlite3.connect(path)
+    raw.execute("CREATE TABLE notes (text TEXT)")
+    raw.commit()
+    raw.close()
+    with pytest.raises(StoreError, match="another program"):
+        HistoryStore(path)
+    raw = sqlite3.connect(path)
+    assert raw.execute("PRAGMA user_version").fetchone()[0] == 0
+    assert raw.execute("PRAGMA application_id").fetchone()[0] == 0
+    raw.close()
+
+
+def test_a_new_file_is_marked_as_a_cronctl_history(tmp_path):
+    HistoryStore(tmp_path / "history.db").close()
+    raw = sqlite3.connect(tmp_path / "history.db")
+    assert raw.execute("PRAGMA application_id").fetchone()[0] == APPLICATION_ID
+    raw.close()
+
+
+def test_is_ours_and_statements():
+    assert is_ours(0, 0, 0) and is_ours(APPLICATION_ID, 3, 9) and is_ours(0, 2, 5)
+    assert not is_ours(0, 0, 1) and not is_ours(42, 0, 0)
+    assert statements("-- a comment\nCREATE TABLE t (x);\n\n DROP TABLE t;\n") == [
+        "CREATE TABLE t (x)",
+        "DROP TABLE t",
+    ]
