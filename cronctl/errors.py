@@ -92,6 +92,33 @@ class StoreError(CronctlError):
     """The history database cannot be opened, read or written."""
 
 
+# What any history backend raises (SQLite now, PostgreSQL later): the layers above the store
+# catch these, never a driver's own errors.
+
+
+class SlotTakenError(StoreError):
+    """The (task, scheduled instant) slot already has a run: it must not run again."""
+
+
+class DamagedDatabaseError(StoreError):
+    """The database is not readable (corrupt, truncated, overwritten).
+
+    `serve` moves such a file aside (`open_for_serve`); the CLI only says so.
+    """
+
+
+class DatabaseFullError(StoreError):
+    """The file system holding the database has no room left."""
+
+
+class ReadOnlyDatabaseError(StoreError):
+    """The database (or its folder) cannot be written."""
+
+
+class DatabaseLockedError(StoreError):
+    """Another connection held the write lock for longer than the busy timeout."""
+
+
 class LockHeldError(CronctlError):
     """Another process holds a lock we need (serve.lock, tasks.toml.lock): try again later."""
 

@@ -29,14 +29,16 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from cronctl.store.database import (
-    BUSY_TIMEOUT,
+from cronctl.errors import (
     DamagedDatabaseError,
-    Database,
     DatabaseFullError,
     DatabaseLockedError,
     ReadOnlyDatabaseError,
     SlotTakenError,
+)
+from cronctl.store.database import (
+    BUSY_TIMEOUT,
+    Database,
     from_ms,
     move_aside,
     to_ms,

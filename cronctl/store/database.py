@@ -21,7 +21,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Self, overload
 
-from cronctl.errors import StoreError
+from cronctl.errors import (
+    DamagedDatabaseError,
+    DatabaseFullError,
+    DatabaseLockedError,
+    ReadOnlyDatabaseError,
+    StoreError,
+)
 from cronctl.locations import MEMORY, ensure_private_dir
 from cronctl.store import schema
 
@@ -51,29 +57,6 @@ def from_ms(value: int | None) -> datetime | None:
     if value is None:
         return None
     return datetime.fromtimestamp(value / 1000, tz=UTC)
-
-
-class SlotTakenError(StoreError):
-    """The (task, scheduled instant) slot already has a run: it must not run again."""
-
-
-class DamagedDatabaseError(StoreError):
-    """The file is not a readable SQLite database (corrupt, truncated, overwritten).
-
-    `serve` moves such a file aside (`open_for_serve`); the CLI only says so.
-    """
-
-
-class DatabaseFullError(StoreError):
-    """The file system holding the database has no room left."""
-
-
-class ReadOnlyDatabaseError(StoreError):
-    """The database (or its folder) cannot be written."""
-
-
-class DatabaseLockedError(StoreError):
-    """Another connection held the write lock for longer than the busy timeout."""
 
 
 class _Unusable(StoreError):

@@ -14,9 +14,9 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from cronctl.errors import StoreError, UnknownRunError
+from cronctl.errors import DatabaseFullError, SlotTakenError, StoreError, UnknownRunError
 from cronctl.records import FAILURE_STATUSES, Output, Run, Status, Trigger
-from cronctl.store.database import Database, DatabaseFullError, SlotTakenError, from_ms, to_ms
+from cronctl.store.database import Database, from_ms, to_ms
 from cronctl.store.schema import FAILURES_SQL, SLOT_TRIGGERS_SQL
 
 RUN_COLUMNS = (
