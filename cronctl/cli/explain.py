@@ -8,7 +8,7 @@ import typer
 
 from cronctl.cli.common import JsonFlag, command, state
 from cronctl.errors import UsageError
-from cronctl.model import is_valid_zone, machine_timezone, zone_hint
+from cronctl.schedule.zones import is_valid_zone, machine_timezone, zone_hint
 
 
 def parse_from(text: str, zone: str) -> datetime:
@@ -68,8 +68,7 @@ def explain_command(
         out.line("next:")
         for moment in result.next:
             offset = moment.strftime("%z")
-            out.line(
-                f"  {moment.strftime('%a %Y-%m-%d %H:%M')} {moment.tzname()} (UTC{offset[:3]}:{offset[3:]})"
-            )
+            when = moment.strftime("%a %Y-%m-%d %H:%M")
+            out.line(f"  {when} {moment.tzname()} (UTC{offset[:3]}:{offset[3:]})")
     for note in result.notes:
         out.line(f"note: {note}")
