@@ -329,7 +329,9 @@ def parse_task(name: str, raw: Any, defaults: Defaults, default_zone: str) -> Ta
             values[key] = TASK_KEY[key].check(name, key, value)
     if defaults.notify or "notify" in raw:
         # The task's notify table is [defaults.notify] with the task's own keys over it.
-        values["notify"] = parse_notify({**defaults.notify, **raw.get("notify", {})}, name)
+        own = raw.get("notify", {})
+        merged = {**defaults.notify, **own} if isinstance(own, Mapping) else own
+        values["notify"] = parse_notify(merged, name)
     if "after" in values and name in values["after"]:
         fail(name, "after", "a task cannot run after itself")
     task = Task(name=name, **values)
