@@ -34,6 +34,9 @@ def _env_pairs(pairs: list[str]) -> dict[str, str]:
     return result
 
 
+# An explicit parameter a key (Typer reads them for --help and completion), each with the help
+# of its key in the table of task keys (cronctl.model.keys); tests/test_task_keys.py fails when a
+# key has no option here.
 @command("add")
 def add(
     ctx: typer.Context,
@@ -55,10 +58,7 @@ def add(
     shell: Annotated[str | None, typer.Option(help=TASK_KEY["shell"].help)] = None,
     env: Annotated[list[str] | None, typer.Option("--env", help=TASK_KEY["env"].help)] = None,
     when: Annotated[str | None, typer.Option(help=TASK_KEY["when"].help)] = None,
-    after: Annotated[
-        list[str] | None,
-        typer.Option("--after", help=TASK_KEY["after"].help),
-    ] = None,
+    after: Annotated[list[str] | None, typer.Option("--after", help=TASK_KEY["after"].help)] = None,
     keep_runs: Annotated[int | None, typer.Option(help=TASK_KEY["keep_runs"].help)] = None,
     notify_on: Annotated[
         list[str] | None,

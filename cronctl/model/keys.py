@@ -41,8 +41,8 @@ ToJson = Callable[[Task], Any]
 class TaskKey(NamedTuple):
     """One key of a task and everything cronctl does with it.
 
-    (A NamedTuple rather than a dataclass: making a dataclass costs 1.5 ms of every command's
-    start-up, a NamedTuple 0.2 ms, measured.)
+    (A NamedTuple rather than a dataclass: making this class costs every command's start-up
+    about 0.3 ms as a NamedTuple and 2 ms as a dataclass, measured on Python 3.11.)
     """
 
     name: str
