@@ -8,7 +8,6 @@ import typer
 
 from cronctl.cli.common import JsonFlag, command, state
 from cronctl.errors import UsageError
-from cronctl.schedule.zones import is_valid_zone, machine_timezone, zone_hint
 
 
 def parse_from(text: str, zone: str) -> datetime:
@@ -45,6 +44,7 @@ def explain_command(
 ) -> None:
     """Say what a schedule means in English, list its next fire times, and flag DST changes."""
     from cronctl.schedule.explain import explain
+    from cronctl.schedule.zones import is_valid_zone, machine_timezone, zone_hint
 
     app = state(ctx)
     zone = tz if tz is not None else machine_timezone()  # `--tz ""` is an error, not "the default"
