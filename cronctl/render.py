@@ -18,7 +18,7 @@ from rich.table import Table
 from rich.text import Text
 
 from cronctl import timefmt
-from cronctl.model import Task
+from cronctl.model import Task, show_lines
 from cronctl.records import FAILURE_STATUSES, Run
 
 if TYPE_CHECKING:
@@ -246,7 +246,7 @@ class Renderer:
             "Success",
             "Enabled",
         ]
-        body = []
+        body: list[list[str | Text]] = []
         for row in rows:
             task, stats = row.task, row.stats
             last: Text | str = "-"
@@ -272,32 +272,8 @@ class Renderer:
         self.table(headers, body)
 
     def task_settings(self, task: Task) -> list[tuple[str, str]]:
-        from cronctl.durations import format_duration
-
-        items = [
-            ("name", task.name),
-            ("schedule", task.schedule),
-            ("command", task.command),
-            ("description", task.description or "-"),
-            ("enabled", "yes" if task.enabled else "no"),
-            ("timezone", task.timezone),
-            ("timeout", format_duration(task.timeout) if task.timeout else "none"),
-            ("retries", f"{task.retries} (delay {format_duration(task.retry_delay)}, doubling)"),
-            ("overlap", task.overlap),
-            ("catch_up", task.catch_up),
-            ("jitter", format_duration(task.jitter) if task.jitter else "none"),
-            ("working_dir", task.working_dir),
-        ]
-        if task.shell != "/bin/sh":
-            items.append(("shell", task.shell))
-        if task.env:
-            items.append(("env", " ".join(f"{k}={v}" for k, v in task.env.items())))
-        if task.when:
-            items.append(("when", task.when))
-        if task.after:
-            items.append(("after", ", ".join(task.after)))
-        items.append(("keep_runs", str(task.keep_runs)))
-        return items
+        """The settings lines of `show` and `add`: the name, then the keys (model.keys)."""
+        return [("name", task.name), *show_lines(task)]
 
     def task_added(
         self, task: Task, upcoming: Sequence[datetime], replaced: bool, now: datetime
@@ -314,15 +290,13 @@ class Renderer:
 
     def task_detail(self, detail: Any, now: datetime) -> None:
         task, stats = detail.row.task, detail.row.stats
+        duration_ms = timefmt.duration_ms
         self.pairs(
             [
                 *self.task_settings(task),
                 ("means", detail.description),
                 ("success", f"{percent(stats.success_rate)} of the last 50 runs"),
-                (
-                    "duration",
-                    f"p50 {timefmt.duration_ms(stats.p50_ms)}, p95 {timefmt.duration_ms(stats.p95_ms)}",
-                ),
+                ("duration", f"p50 {duration_ms(stats.p50_ms)}, p95 {duration_ms(stats.p95_ms)}"),
                 ("recent", status_strip(stats.recent[:30]) or "-"),
                 ("durations", sparkline(detail.durations_ms) or "-"),
             ]
@@ -352,7 +326,7 @@ class Renderer:
             "Status",
             "Exit",
         ]
-        body = []
+        body: list[list[str | Text]] = []
         for run in runs:
             zone = zone_of(run.task)
             body.append(

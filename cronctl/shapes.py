@@ -9,33 +9,21 @@ from datetime import datetime
 from typing import Any
 
 from cronctl import timefmt
-from cronctl.model import Task
+from cronctl.model import Task, json_fields
 from cronctl.records import Run, TaskStats
 
 
 def task_json(
     task: Task, next_run: datetime | None, stats: TaskStats | None = None
 ) -> dict[str, Any]:
+    keys = list(json_fields(task).items())
+    # next_run follows timezone, the zone its time is written in.
+    zone_at = [name for name, _ in keys].index("timezone") + 1
     data: dict[str, Any] = {
         "name": task.name,
-        "schedule": task.schedule,
-        "command": task.command,
-        "description": task.description,
-        "enabled": task.enabled,
-        "timezone": task.timezone,
+        **dict(keys[:zone_at]),
         "next_run": timefmt.iso(timefmt.local(next_run, task.timezone)) if next_run else None,
-        "timeout": task.timeout,
-        "retries": task.retries,
-        "retry_delay": task.retry_delay,
-        "overlap": task.overlap,
-        "catch_up": task.catch_up,
-        "jitter": task.jitter,
-        "working_dir": task.working_dir,
-        "shell": task.shell,
-        "env": dict(task.env),
-        "when": task.when,
-        "after": list(task.after),
-        "keep_runs": task.keep_runs,
+        **dict(keys[zone_at:]),
     }
     if stats is not None:
         last = stats.last

@@ -41,7 +41,7 @@ def span(seconds: float) -> str:
     if total < 60:
         return f"{total}s"
     units = (("d", 86400), ("h", 3600), ("m", 60), ("s", 1))
-    parts = []
+    parts: list[str] = []
     for unit, size in units:
         count, total = divmod(total, size)
         if count or parts:

@@ -131,6 +131,10 @@ BAD = [
         '[tasks.a]\nschedule = "@daily"\ncommand = "x"\n[tasks.a.notify]\nwebhok = "http://x"\n',
         "did you mean 'webhook'?",
     ),
+    (  # a notify that is not a table: was a TypeError traceback (exit 1)
+        '[tasks.a]\nschedule = "@daily"\ncommand = "x"\nnotify = "failure"\n',
+        "tasks.toml:4: task 'a', key 'notify': must be a table ([tasks.NAME.notify])",
+    ),
     ('[defaults]\nschedule = "@daily"\n', "key 'schedule': unknown key in [defaults]"),
     ('[defaults.smtp]\npassword = "hunter2"\n', "passwords are never stored in the task file"),
     ('[task.a]\nschedule = "@daily"\n', "did you mean [tasks]?"),

@@ -8,7 +8,6 @@ import typer
 
 from cronctl.cli.common import JsonFlag, command, state
 from cronctl.errors import UsageError
-from cronctl.model import is_valid_zone, machine_timezone, zone_hint
 
 
 def parse_from(text: str, zone: str) -> datetime:
@@ -45,6 +44,7 @@ def explain_command(
 ) -> None:
     """Say what a schedule means in English, list its next fire times, and flag DST changes."""
     from cronctl.schedule.explain import explain
+    from cronctl.schedule.zones import is_valid_zone, machine_timezone, zone_hint
 
     app = state(ctx)
     zone = tz if tz is not None else machine_timezone()  # `--tz ""` is an error, not "the default"
@@ -68,8 +68,7 @@ def explain_command(
         out.line("next:")
         for moment in result.next:
             offset = moment.strftime("%z")
-            out.line(
-                f"  {moment.strftime('%a %Y-%m-%d %H:%M')} {moment.tzname()} (UTC{offset[:3]}:{offset[3:]})"
-            )
+            when = moment.strftime("%a %Y-%m-%d %H:%M")
+            out.line(f"  {when} {moment.tzname()} (UTC{offset[:3]}:{offset[3:]})")
     for note in result.notes:
         out.line(f"note: {note}")

@@ -1,4 +1,5 @@
-"""Commands that read and change the task file: add, remove, enable, disable, edit, list, show, check."""
+"""Commands that read and change the task file: add, remove, enable, disable, edit, list, show,
+check."""
 
 from typing import Annotated, Any
 
@@ -8,6 +9,7 @@ from cronctl import overview, taskfile
 from cronctl.cli.common import JsonFlag, command, state
 from cronctl.cli.complete import complete_task_names_in
 from cronctl.errors import ExitCode, TaskFileError, UsageError
+from cronctl.model import TASK_KEY
 from cronctl.shapes import run_json, task_json
 
 TaskName = Annotated[
@@ -32,44 +34,32 @@ def _env_pairs(pairs: list[str]) -> dict[str, str]:
     return result
 
 
+# An explicit parameter a key (Typer reads them for --help and completion), each with the help
+# of its key in the table of task keys (cronctl.model.keys); tests/test_task_keys.py fails when a
+# key has no option here.
 @command("add")
 def add(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="The new task's name.", metavar="NAME")],
-    schedule: Annotated[
-        str, typer.Argument(help="Cron expression, macro, '@every 5m' or '@reboot'.")
-    ],
-    task_command: Annotated[str, typer.Argument(metavar="COMMAND", help="Shell command to run.")],
-    description: Annotated[str | None, typer.Option(help="What the task is for.")] = None,
-    disabled: Annotated[bool, typer.Option("--disabled", help="Add the task disabled.")] = False,
+    schedule: Annotated[str, typer.Argument(help=TASK_KEY["schedule"].help)],
+    task_command: Annotated[str, typer.Argument(metavar="COMMAND", help=TASK_KEY["command"].help)],
+    description: Annotated[str | None, typer.Option(help=TASK_KEY["description"].help)] = None,
+    disabled: Annotated[bool, typer.Option("--disabled", help=TASK_KEY["enabled"].help)] = False,
     timezone: Annotated[
-        str | None, typer.Option("--timezone", "--tz", help="IANA time zone.")
+        str | None, typer.Option("--timezone", "--tz", help=TASK_KEY["timezone"].help)
     ] = None,
-    timeout: Annotated[str | None, typer.Option(help="Per-attempt time limit, e.g. 30m.")] = None,
-    retries: Annotated[int | None, typer.Option(help="Extra attempts after a failure.")] = None,
-    retry_delay: Annotated[
-        str | None, typer.Option(help="Wait before a retry; doubles each time.")
-    ] = None,
-    overlap: Annotated[str | None, typer.Option(help="skip, queue, allow or replace.")] = None,
-    catch_up: Annotated[str | None, typer.Option(help="skip, once or all.")] = None,
-    jitter: Annotated[
-        str | None, typer.Option(help="Random delay before each start, e.g. 5m.")
-    ] = None,
-    working_dir: Annotated[
-        str | None, typer.Option(help="Folder to run in (default: home).")
-    ] = None,
-    shell: Annotated[
-        str | None, typer.Option(help="Shell that runs the command (default /bin/sh).")
-    ] = None,
-    env: Annotated[
-        list[str] | None, typer.Option("--env", help="KEY=VALUE for the job; repeatable.")
-    ] = None,
-    when: Annotated[str | None, typer.Option(help="Run only when this command exits 0.")] = None,
-    after: Annotated[
-        list[str] | None,
-        typer.Option("--after", help="Also run after this task succeeds; repeatable."),
-    ] = None,
-    keep_runs: Annotated[int | None, typer.Option(help="Runs of history to keep.")] = None,
+    timeout: Annotated[str | None, typer.Option(help=TASK_KEY["timeout"].help)] = None,
+    retries: Annotated[int | None, typer.Option(help=TASK_KEY["retries"].help)] = None,
+    retry_delay: Annotated[str | None, typer.Option(help=TASK_KEY["retry_delay"].help)] = None,
+    overlap: Annotated[str | None, typer.Option(help=TASK_KEY["overlap"].help)] = None,
+    catch_up: Annotated[str | None, typer.Option(help=TASK_KEY["catch_up"].help)] = None,
+    jitter: Annotated[str | None, typer.Option(help=TASK_KEY["jitter"].help)] = None,
+    working_dir: Annotated[str | None, typer.Option(help=TASK_KEY["working_dir"].help)] = None,
+    shell: Annotated[str | None, typer.Option(help=TASK_KEY["shell"].help)] = None,
+    env: Annotated[list[str] | None, typer.Option("--env", help=TASK_KEY["env"].help)] = None,
+    when: Annotated[str | None, typer.Option(help=TASK_KEY["when"].help)] = None,
+    after: Annotated[list[str] | None, typer.Option("--after", help=TASK_KEY["after"].help)] = None,
+    keep_runs: Annotated[int | None, typer.Option(help=TASK_KEY["keep_runs"].help)] = None,
     notify_on: Annotated[
         list[str] | None,
         typer.Option("--notify-on", help="failure, recovery, success or missed; repeatable."),

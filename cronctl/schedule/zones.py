@@ -1,4 +1,8 @@
-"""Time zones: loading one by IANA name, and finding the instants where its offset changes.
+"""Time zones: which names are zones, the machine's zone, loading one, and its offset changes.
+
+Every zone rule of cronctl lives here: the task model checks `timezone` keys with
+`is_valid_zone`/`zone_hint`, the task file's default zone is `machine_timezone`, and schedules
+load zones and walk their transitions.
 
 zoneinfo answers "what is the UTC offset at this instant" but does not list its transitions, so
 they are found by probing once a day through a year and bisecting to the second where the offset
@@ -9,8 +13,11 @@ year. Instants here are naive datetimes in UTC; wall times are naive datetimes i
 
 from __future__ import annotations
 
+import difflib
 import functools
-from collections.abc import Iterator
+import os
+import re
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import MAXYEAR, UTC, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -19,6 +26,113 @@ from cronctl.errors import ScheduleError
 
 _DAY = timedelta(days=1)
 _SECOND = timedelta(seconds=1)
+
+# Files in the zoneinfo folder that are not IANA zone names: `localtime` is whatever the machine
+# uses (a task would change zone with it), `posixrules` is a template, and posix/ and right/ are
+# copies of the whole tree that systemd and Kubernetes do not know.
+_NOT_ZONES = ("localtime", "posixrules")
+_COPY_FOLDERS = ("posix/", "right/")
+_OFFSET = r"(?:UTC|GMT|Z)?\s*([+-])(\d{1,2})(?::?(\d{2}))?"  # compiled when a hint needs it
+
+
+def machine_timezone(environ: Mapping[str, str] | None = None) -> str:
+    """Return the IANA name of the machine's zone: TZ, else /etc/localtime, else UTC."""
+    env = os.environ if environ is None else environ
+    tz = _without_copy_folder(env.get("TZ", "").lstrip(":"))
+    if tz and is_valid_zone(tz):
+        return tz
+    try:
+        target = os.path.realpath("/etc/localtime")
+        marker = "zoneinfo" + os.sep
+        if marker in target:
+            name = _without_copy_folder(target.split(marker, 1)[1])
+            if is_valid_zone(name):
+                return name
+    except OSError:
+        pass
+    return "UTC"
+
+
+def _without_copy_folder(name: str) -> str:
+    """`posix/Europe/Berlin` (where some systems link /etc/localtime) is `Europe/Berlin`."""
+    for folder in _COPY_FOLDERS:
+        if name.startswith(folder):
+            return name[len(folder) :]
+    return name
+
+
+def is_valid_zone(name: str) -> bool:
+    """Whether `name` is an IANA zone name this machine has data for."""
+    if not isinstance(name, str) or not name or name.startswith(("/", ".")) or ".." in name:
+        return False  # never let a path-like key reach the file system
+    if name in _NOT_ZONES or name.startswith(_COPY_FOLDERS):
+        return False
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        return False
+    return True
+
+
+def zone_hint(name: str) -> str:
+    """Return the hint for a zone name that is_valid_zone refused: the nearest IANA name, the
+    Etc/GMT form of a fixed offset, or how to install the zone data."""
+    from zoneinfo import available_timezones
+
+    known = {z for z in available_timezones() if z not in _NOT_ZONES}
+    if not known:
+        return (
+            "this machine has no time zone data: install it "
+            "(apt install tzdata, or pip install tzdata)"
+        )
+    text = name.strip() if isinstance(name, str) else ""
+    if text in _NOT_ZONES:
+        return f"name the zone itself, e.g. '{machine_timezone()}' (this machine's zone)"
+    plain = _without_copy_folder(text)
+    if plain != text and plain in known:
+        folder = text[: len(text) - len(plain)]
+        return f"did you mean '{plain}'? ({folder} holds copies of the zone files, not IANA names)"
+    if text.upper() == "Z":
+        return "did you mean 'UTC'?"
+    offset = re.fullmatch(_OFFSET, text, re.IGNORECASE)
+    if offset:
+        return _offset_hint(offset, known)
+    near = _nearest_zone(text, known) if text else None
+    if near is not None and near != name:
+        return f"did you mean '{near}'?"
+    return "use an IANA name such as Europe/Berlin or UTC"
+
+
+def _offset_hint(offset: re.Match[str], known: set[str]) -> str:
+    """The hint for a fixed offset such as `+05:00` or `UTC-3`."""
+    sign, hours, minutes = offset.group(1), int(offset.group(2)), int(offset.group(3) or 0)
+    if minutes == 0 and hours <= 14:
+        etc = "Etc/UTC" if hours == 0 else f"Etc/GMT{'-' if sign == '+' else '+'}{hours}"
+        if etc in known:
+            return (
+                f"a fixed offset is the zone '{etc}' (POSIX inverts the sign), or name a place "
+                "such as Europe/Berlin to follow its daylight saving time"
+            )
+    return "a zone is an IANA name such as Asia/Kolkata, not an offset"
+
+
+def _nearest_zone(text: str, known: set[str]) -> str | None:
+    """The zone `text` most likely means: same name in another case, a near spelling, or a
+    zone whose city is spelt nearly so (`Berln` -> Europe/Berlin)."""
+    by_case = {z.lower(): z for z in known}
+    near = by_case.get(text.lower().replace(" ", "_"))
+    if near is not None:
+        return near
+    ordered = sorted(known)
+    found = difflib.get_close_matches(text, ordered, n=1, cutoff=0.6)
+    if found:
+        return found[0]
+    cities: dict[str, str] = {}
+    for zone in ordered:
+        cities.setdefault(zone.rsplit("/", 1)[-1].lower(), zone)
+    wanted = text.rsplit("/", 1)[-1].lower().replace(" ", "_")
+    found = difflib.get_close_matches(wanted, sorted(cities), n=1, cutoff=0.8)
+    return cities[found[0]] if found else None
 
 
 @dataclass(frozen=True)

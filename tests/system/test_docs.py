@@ -231,3 +231,28 @@ def test_readme_documents_every_command_and_long_option():
         }
     )
     assert missing == [], f"README.md does not mention: {missing}"
+
+
+def readme_section(title: str) -> str:
+    """Return the text of README's `## title` section, up to the next `## ` heading."""
+    text = README.read_text(encoding="utf-8")
+    found = re.search(rf"^## {re.escape(title)}\n(.*?)(?=^## |\Z)", text, re.M | re.S)
+    assert found, f"README.md has no section '## {title}'"
+    return found.group(1)
+
+
+def test_readme_task_file_section_documents_every_key():
+    """Every key of the table of task keys (cronctl.model.keys), of a notify table and of
+    [defaults.smtp] is in README's task-file section: a `key = ...` line of its example or
+    `key` in its text."""
+    from cronctl.model import NOTIFY_KEYS, SMTP_KEYS, TASK_KEYS
+
+    section = readme_section("The task file")
+    missing = [
+        key
+        for key in (*TASK_KEYS, *NOTIFY_KEYS, *SMTP_KEYS)
+        if not re.search(rf"^\s*{re.escape(key)}\s*=", section, re.M)
+        and f"`{key}`" not in section
+        and not re.search(rf"^\[tasks\.\w+\.{re.escape(key)}\]", section, re.M)
+    ]
+    assert missing == [], f"README.md's task-file section does not mention: {missing}"

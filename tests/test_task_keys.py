@@ -1,0 +1,224 @@
+"""The table of task keys (cronctl.model.keys) and everything held to it: the Task fields and
+defaults, the checks, `add`'s options and their help, `show`'s lines and the task JSON.
+
+A key added to one of them and not to the others fails here. README's task-file section is
+checked in tests/system/test_docs.py.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import tomllib
+from datetime import UTC, datetime
+
+import pytest
+import typer
+
+from cronctl import model, taskfile
+from cronctl.errors import TaskFileError
+from cronctl.model import TASK_KEY, TASK_KEY_TABLE, TASK_KEYS, CatchUp, Overlap, Task
+from cronctl.render import Renderer
+from cronctl.shapes import task_json
+
+# Keys without a `show` line of their own, and where they are instead.
+NOT_ON_THEIR_OWN_SHOW_LINE = {"retry_delay": "retries", "notify": None}
+# Keys that are not part of the task JSON.
+NOT_IN_JSON = {"notify"}
+
+
+# A task that sets every key to a value that is not its default.
+EVERY_KEY = {
+    "schedule": "0 2 * * *",
+    "command": "restic backup ~/docs",
+    "description": "Nightly backup",
+    "enabled": False,
+    "timezone": "America/New_York",
+    "timeout": "30m",
+    "retries": 2,
+    "retry_delay": "1m",
+    "overlap": "queue",
+    "catch_up": "once",
+    "jitter": "5m",
+    "working_dir": "~/backups",
+    "shell": "/bin/bash",
+    "env": {"RESTIC_REPOSITORY": "/srv/restic"},
+    "when": "test -s ~/queue/pending",
+    "after": ["extract"],
+    "keep_runs": 10,
+    "notify": {"on": ["failure", "recovery"], "command": "true"},
+}
+
+
+def every_key_task() -> Task:
+    assert list(EVERY_KEY) == list(TASK_KEYS), "EVERY_KEY must set every key of the table"
+    task = model.parse_task("backup", EVERY_KEY, model.Defaults(), "UTC")
+    for key in TASK_KEY_TABLE:
+        if not key.required:
+            assert getattr(task, key.name) != key.default, f"EVERY_KEY leaves {key.name} default"
+    return task
+
+
+def add_parameters() -> dict[str, typer.core.click.Parameter]:
+    """Return {option or argument name: its Click parameter} of `cronctl add`."""
+    from cronctl.cli import app
+
+    add = typer.main.get_command(app).commands["add"]  # type: ignore[attr-defined]
+    found = {}
+    for param in add.params:
+        if param.param_type_name == "argument":
+            found[(param.metavar or param.name).upper()] = param
+        else:
+            found.update({opt: param for opt in param.opts})
+    return found
+
+
+# ---------------------------------------------------------------------------------------------
+# The table and the Task
+
+
+def test_the_table_lists_the_task_fields_in_order():
+    fields = [f.name for f in dataclasses.fields(Task) if f.name != "name"]
+    assert list(TASK_KEYS) == fields
+
+
+@pytest.mark.parametrize("key", TASK_KEY_TABLE, ids=lambda k: k.name)
+def test_each_default_is_the_task_field_default(key):
+    field = {f.name: f for f in dataclasses.fields(Task)}[key.name]
+    if key.required:
+        assert field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING
+        return
+    if field.default_factory is not dataclasses.MISSING:
+        assert field.default_factory() == key.default
+    else:
+        assert field.default == key.default
+
+
+@pytest.mark.parametrize("key", TASK_KEY_TABLE, ids=lambda k: k.name)
+def test_each_key_says_what_it_is(key):
+    assert key.toml_type and key.help.strip() and key.add_options
+
+
+def test_only_schedule_and_command_are_required():
+    assert model.REQUIRED_KEYS == ("schedule", "command")
+    assert model.DEFAULT_KEYS == (*TASK_KEYS[2:], "smtp")
+
+
+@pytest.mark.parametrize("key", TASK_KEY_TABLE, ids=lambda k: k.name)
+def test_each_key_is_checked_with_its_name_in_the_error(key):
+    raw = {"schedule": "@daily", "command": "true", key.name: [[1]]}
+    with pytest.raises(TaskFileError) as caught:
+        model.parse_task("t", raw, model.Defaults(), "UTC")
+    assert caught.value.task == "t" and caught.value.key.split(".")[0] == key.name
+
+
+def test_defaults_take_every_key_but_schedule_and_command():
+    defaults = model.parse_defaults({"retries": 2, "overlap": "queue", "shell": "/bin/bash"})
+    task = model.parse_task("t", {"schedule": "@daily", "command": "x"}, defaults, "UTC")
+    assert (task.retries, task.overlap, task.shell) == (2, "queue", "/bin/bash")
+    with pytest.raises(TaskFileError, match="unknown key in"):
+        model.parse_defaults({"schedule": "@daily"})
+
+
+# ---------------------------------------------------------------------------------------------
+# Overlap and catch-up are enums whose values are the words of the file
+
+
+def test_overlap_and_catch_up_are_enums_equal_to_their_words():
+    raw = {"schedule": "@daily", "command": "x", "overlap": "replace", "catch_up": "all"}
+    task = model.parse_task("t", raw, model.Defaults(), "UTC")
+    assert task.overlap is Overlap.REPLACE and task.catch_up is CatchUp.ALL
+    assert task.overlap == "replace" and task.catch_up == "all"
+    assert f"{task.overlap}" == "replace"
+    data = json.loads(json.dumps(task_json(task, None)))
+    assert (data["overlap"], data["catch_up"]) == ("replace", "all")
+    assert type(task_json(task, None)["overlap"]) is str
+    assert Task(name="d", schedule="@daily", command="x").overlap is Overlap.SKIP
+
+
+def test_an_unknown_policy_names_the_choices():
+    raw = {"schedule": "@daily", "command": "x", "overlap": "later"}
+    with pytest.raises(TaskFileError, match="'later' is not one of skip, queue, allow, replace"):
+        model.parse_task("t", raw, model.Defaults(), "UTC")
+
+
+# ---------------------------------------------------------------------------------------------
+# `add` has an option for every key, with the table's help
+
+
+@pytest.mark.parametrize("key", TASK_KEY_TABLE, ids=lambda k: k.name)
+def test_add_has_the_options_of_each_key(key):
+    params = add_parameters()
+    for option in key.add_options:
+        assert option in params, f"`add` has no {option} for {key.name}"
+        assert params[option].help or params[option].param_type_name == "argument"
+    first = params[key.add_options[0]]
+    if first.param_type_name == "option" and key.name != "notify":
+        assert first.help == key.help
+
+
+def test_add_sets_every_key(cli, tasks_path):
+    """`add` with every option writes every key, in the table's order."""
+    result = cli(
+        "add",
+        "full",
+        "@daily",
+        "echo hi",
+        *("--description", "d", "--disabled", "--tz", "Asia/Tokyo", "--timeout", "1h"),
+        *("--retries", "3", "--retry-delay", "2m", "--overlap", "queue", "--catch-up", "once"),
+        *("--jitter", "10s", "--working-dir", "/tmp", "--shell", "/bin/bash", "--env", "A=1"),
+        *("--when", "true", "--keep-runs", "50", "--notify-on", "success"),
+    )
+    assert result.exit_code == 0, result.stderr
+    cli("add", "other", "@daily", "true", "--after", "full")
+    written = taskfile.load(tasks_path)
+    table = tomllib.loads(written.text)["tasks"]
+    assert set(table["full"]) == set(TASK_KEYS) - {"after"}
+    assert written.tasks["other"].after == ("full",)
+    text = taskfile.task_text(written.text, "full")
+    keys = [line.split(" = ")[0] for line in text.splitlines() if " = " in line]
+    assert keys[:3] == ["schedule", "command", "description"]
+    main_keys = [k for k in keys if k in TASK_KEYS]
+    assert main_keys == [k for k in TASK_KEYS if k in main_keys]
+
+
+# ---------------------------------------------------------------------------------------------
+# `show` and the task JSON come from the table
+
+
+def test_show_lists_every_key_in_table_order():
+    task = every_key_task()
+    lines = Renderer().task_settings(task)
+    labels = [label for label, _ in lines]
+    expected = [k for k in TASK_KEYS if k not in NOT_ON_THEIR_OWN_SHOW_LINE]
+    assert labels == ["name", *expected]
+    without_line = [k.name for k in TASK_KEY_TABLE if k.show is None]
+    assert sorted(without_line) == sorted(NOT_ON_THEIR_OWN_SHOW_LINE)
+    assert dict(lines)["retries"] == "2 (delay 1m, doubling)"
+    assert dict(lines)["enabled"] == "no" and dict(lines)["env"] == "RESTIC_REPOSITORY=/srv/restic"
+
+
+def test_show_lists_the_optional_keys_only_when_set():
+    task = Task(name="t", schedule="@daily", command="x")
+    labels = [label for label, _ in Renderer().task_settings(task)]
+    assert {"shell", "env", "when", "after"}.isdisjoint(labels)
+    assert dict(Renderer().task_settings(task))["timeout"] == "none"
+
+
+def test_show_names_the_shell_when_it_is_not_the_default():
+    default = Task(name="t", schedule="@daily", command="x", shell=model.DEFAULT_SHELL)
+    other = dataclasses.replace(default, shell="/bin/dash")
+    assert "shell" not in dict(Renderer().task_settings(default))
+    assert dict(Renderer().task_settings(other))["shell"] == "/bin/dash"
+    assert TASK_KEY["shell"].default == model.DEFAULT_SHELL
+
+
+def test_the_task_json_holds_every_exported_key():
+    task = every_key_task()
+    data = task_json(task, datetime(2026, 3, 7, 12, tzinfo=UTC))
+    exported = [k.name for k in TASK_KEY_TABLE if k.json is not None]
+    assert [k for k in data if k in TASK_KEYS] == exported
+    assert sorted(set(TASK_KEYS) - set(exported)) == sorted(NOT_IN_JSON)
+    assert list(data)[:7] == ["name", *TASK_KEYS[:5], "next_run"]
+    assert data["env"] == {"RESTIC_REPOSITORY": "/srv/restic"} and data["after"] == ["extract"]
+    assert json.loads(json.dumps(data)) == data
