@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cronctl.runner import BoundedCapture, CapturedOutput, safe_text
+from cronctl.runner.capture import BoundedCapture, CapturedOutput, safe_text
 from cronctl.runner.capture import drop_marker
 
 H = T = 64 * 1024
