@@ -14,9 +14,9 @@ import pytest
 from cronctl import taskfile
 from cronctl.errors import TaskFileError
 from cronctl.model import SmtpSettings
-from cronctl.notify.notifier import Notifier
 from cronctl.notify.channels import HTTP_BACKOFF
 from cronctl.notify.message import Delivery
+from cronctl.notify.notifier import Notifier
 from cronctl.store import HistoryStore
 from tests.notify.helpers import make_task, record
 from tests.notify.servers import free_port, smtp_server

@@ -10,8 +10,7 @@ from datetime import timedelta
 
 import pytest
 
-from cronctl.notify.notifier import Notifier
-from cronctl.notify.notifier import WORKERS
+from cronctl.notify.notifier import WORKERS, Notifier
 from cronctl.records import Trigger
 from cronctl.runner.execute import Executor, RunRequest
 from cronctl.store import HistoryStore

@@ -16,10 +16,16 @@ from pathlib import Path
 import pytest
 
 from cronctl.clock import SYSTEM_CLOCK
-from cronctl.runner.process import ProcessOutcome, run_process, stop_process_group
 from cronctl.runner import process as process_mod
 from cronctl.runner.capture import drop_marker
-from cronctl.runner.process import NOTE_LEFTOVER, NOTE_STOPPED_EARLY, group_alive
+from cronctl.runner.process import (
+    NOTE_LEFTOVER,
+    NOTE_STOPPED_EARLY,
+    ProcessOutcome,
+    group_alive,
+    run_process,
+    stop_process_group,
+)
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX process groups")
 
