@@ -228,7 +228,7 @@ def serve(
             on_reload=_reloaded(runs, on_reload),
         )
         signals.attach(scheduler)
-        _run(scheduler, systemd, locations, len(loaded.tasks), on_ready)
+        _run_until_stopped(scheduler, systemd, locations, len(loaded.tasks), on_ready)
 
         serial.give_up.set()
         recorder.serve_stopped(clock.now())
@@ -249,7 +249,7 @@ def _report_abandoned(abandoned: list[Run], loaded: taskfile.TaskFile, events: R
             fanout.run_finished(task, run, final=True)
 
 
-def _run(
+def _run_until_stopped(
     scheduler: Scheduler,
     systemd: SystemdNotifier,
     locations: Locations,
