@@ -267,7 +267,7 @@ def notify_test(
     Reports each channel's result; exit 1 if any failed. healthchecks gets a /log ping, which
     does not change the check's state. Nothing is recorded in the history.
     """
-    from cronctl.notify import Notifier
+    from cronctl.notify.notifier import Notifier
 
     app = state(ctx)
     tasks = app.tasks()

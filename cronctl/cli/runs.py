@@ -1,9 +1,12 @@
 """Commands about runs: run-now, history, logs."""
 
+import contextlib
 import signal
 import sys
 import threading
+from collections.abc import Iterator
 from datetime import timedelta
+from types import FrameType
 from typing import Annotated
 
 import typer
@@ -73,8 +76,8 @@ def run_now(
     json_output: JsonFlag = False,
 ) -> None:
     """Run a task now in the foreground, stream its output, record it, exit with its status."""
-    from cronctl.notify import Notifier
-    from cronctl.runner.execute import Executor, RunRequest, StopSignal
+    from cronctl.pipeline import RunPipeline
+    from cronctl.runner.execute import RunRequest, StopSignal
 
     app = state(ctx)
     tasks = app.tasks()
@@ -83,11 +86,13 @@ def run_now(
         app.renderer.note(f"Task '{name}' is disabled; running it anyway because you asked.")
     stop = StopSignal("interrupted by Ctrl-C")
     # A manual run is a run like any other: its failure reaches the task's channels too.
-    notifier = Notifier(
-        app.store(), smtp=tasks.defaults.smtp, log=app.renderer.warning, clock=app.clock
-    )
-    executor = Executor(
-        app.store(), clock=app.clock, on_output=None if json_output else _Stream(), events=notifier
+    pipeline = RunPipeline(
+        app.store(),
+        database=app.store().path,
+        smtp=tasks.defaults.smtp,
+        clock=app.clock,
+        warn=app.renderer.warning,
+        on_output=None if json_output else _Stream(),
     )
     request = RunRequest(
         task,
@@ -96,12 +101,11 @@ def run_now(
         check_when=not force,
         retries=0 if no_retries else None,
     )
-    previous = _on_signals(stop)
     try:
-        runs = executor.run_with_retries(request)
+        with _signals_stop(stop):
+            runs = pipeline.executor.run_with_retries(request)
     finally:
-        _restore(previous)
-        notifier.close(timeout=task.notify.timeout + 2 if task.notify else 2)
+        pipeline.close(timeout=task.notify.timeout + 2 if task.notify else 2)
     last = runs[-1]
     if json_output:
         app.renderer.json(run_json(last, output=True) | {"attempts": [run_json(r) for r in runs]})
@@ -112,18 +116,23 @@ def run_now(
     raise typer.Exit(exit_code_of(last))
 
 
-def _on_signals(stop: threading.Event):
+@contextlib.contextmanager
+def _signals_stop(stop: threading.Event) -> Iterator[None]:
     """Ctrl-C and SIGTERM stop the job's process group (it is in its own group, so the terminal's
     SIGINT does not reach it); the run is then recorded `interrupted`."""
     if threading.current_thread() is not threading.main_thread():
-        return {}
-    handler = lambda *_: stop.set()  # noqa: E731
-    return {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+        yield
+        return
 
+    def handler(number: int, frame: FrameType | None) -> None:
+        stop.set()
 
-def _restore(previous) -> None:
-    for sig, handler in previous.items():
-        signal.signal(sig, handler)
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
 
 
 @command("history")

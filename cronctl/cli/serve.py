@@ -2,7 +2,7 @@
 
 import logging
 import sys
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -10,8 +10,11 @@ from cronctl.cli.common import command, state
 from cronctl.errors import UsageError
 from cronctl.serve import GRACE, KILL_GRACE
 
+if TYPE_CHECKING:
+    from rich.console import Console
 
-def _terminal_handler(console) -> logging.Handler | None:  # console: rich.console.Console
+
+def _terminal_handler(console: "Console") -> logging.Handler | None:
     """Rich log lines on a terminal (never in the journal or a file)."""
     if not sys.stderr.isatty():
         return None

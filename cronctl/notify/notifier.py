@@ -12,9 +12,8 @@ recorded on the run (`notify_error`); it never fails the run or stops serve. At 
 a log line.
 
 The workers read and write the history through the notifier's own connection to the
-database (a HistoryStore is one sqlite3 connection: they take turns). Given an in-memory
-store, which no second connection can see, it shares that one: use `synchronous=True` then
-(tests).
+database, opened from its path on first use (a HistoryStore is one sqlite3 connection: they
+take turns). A failure can instead be recorded through the caller's writer (`record_error`).
 
 Missed runs are coalesced: while a `missed` notification of a task waits in its lane,
 further missed runs of that task are counted into it instead of queued (serve can record up
@@ -33,7 +32,6 @@ from datetime import timedelta
 
 from cronctl.clock import SYSTEM_CLOCK, Clock
 from cronctl.errors import CronctlError
-from cronctl.locations import MEMORY
 from cronctl.model import NotifySettings, SmtpSettings, Task
 from cronctl.notify import rules
 from cronctl.notify.channels import (
@@ -88,13 +86,13 @@ def _stderr_log(message: str) -> None:
 
 
 class Notifier:
-    """Sends the notifications of runs (SPEC section 6). See the module's docstring.
+    """Sends the notifications of runs (README, "Notifications"). See the module's docstring.
 
-    `store`: the history database (a path, or a HistoryStore whose path is used to open the
-    worker's own connection); None records nothing (notify-test). `smtp`: [defaults.smtp]
-    (`taskfile.defaults.smtp`), None without one: then sendmail (serve reassigns `smtp` on
-    reload). `log`: where failures are reported, one line each (default: stderr).
-    `synchronous`: do the work on the caller's thread (tests, notify-test). `sendmail`: the
+    `database`: the path of the history database, which the workers open on first use to
+    read failure streaks and record failures; None reads and records nothing (notify-test).
+    `smtp`: [defaults.smtp] (`taskfile.defaults.smtp`), None without one: then sendmail (serve
+    reassigns `smtp` on reload). `log`: where failures are reported, one line each (default:
+    stderr). `synchronous`: do the work on the caller's thread (tests, notify-test). `sendmail`: the
     program, None for none (default: looked up on PATH). `environ`: for the notify command's
     environment and the SMTP password variable (default: os.environ). `record_error(run_id,
     message)`: how to record a failure on the run (default: `record_notify_error` through the
@@ -103,7 +101,7 @@ class Notifier:
 
     def __init__(
         self,
-        store: HistoryStore | str | os.PathLike[str] | None = None,  # or anything with `.path`
+        database: str | os.PathLike[str] | None = None,
         *,
         smtp: SmtpSettings | None = None,
         log: Callable[[str], None] | None = None,
@@ -123,10 +121,9 @@ class Notifier:
         self.hostname = hostname or socket.gethostname()
         self.environ = os.environ if environ is None else environ
         self._sendmail = find_sendmail(self.environ) if sendmail == FIND_SENDMAIL else sendmail
-        self._store_source = store
+        self._database = database
         self._record_error = record_error
         self._store: HistoryStore | None = None
-        self._own_store = False
         self._store_lock = threading.Lock()
         self._queue_size = queue_size
         self._lane_size = lane_size
@@ -267,7 +264,8 @@ class Notifier:
                     return
             if self._queued >= self._queue_size:
                 self._log(
-                    f"notify: queue full; dropped the notification of task '{name}' run {job.run.id}"
+                    "notify: queue full; dropped the notification"
+                    f" of task '{name}' run {job.run.id}"
                 )
                 return
             lane = self._lanes.get(name)
@@ -312,7 +310,8 @@ class Notifier:
             try:
                 self._handle_safely(job)
             finally:
-                # Even after a BaseException the lane goes back in turn (or away): never left with no worker.
+                # Even after a BaseException the lane goes back in turn (or away): never left
+                # with no worker.
                 with self._changed:
                     self._queued -= 1
                     if lane:
@@ -349,7 +348,8 @@ class Notifier:
         for failure in failures:
             what = f"{event} notification" if event else f"{job.phase} ping"
             self._log(
-                f"notify: task '{job.task.name}' run {job.run.id}: {what} by {failure.channel} failed: {failure.detail}"
+                f"notify: task '{job.task.name}' run {job.run.id}: {what}"
+                f" by {failure.channel} failed: {failure.detail}"
             )
         message = "; ".join(f"{f.channel}: {f.detail}" for f in failures)
         with self._lock:  # workers of other lanes use it too
@@ -410,25 +410,15 @@ class Notifier:
             self._log(f"notify: cannot record the notification error of run {run_id}: {exc}")
 
     def _open_store(self) -> HistoryStore | None:
-        if self._store is None:
-            source = self._store_source
-            if source is None:
-                return None
-            if not isinstance(source, (str, os.PathLike)):  # a HistoryStore, or serve's wrapper
-                if source.path == MEMORY:  # no second connection can see it: share it
-                    self._store = source
-                    return source
-                source = source.path
-            self._store = HistoryStore(source)
-            self._own_store = True
+        if self._store is None and self._database is not None:
+            self._store = HistoryStore(self._database)
         return self._store
 
     def _close_store(self) -> None:
         with self._store_lock:
-            if self._store is not None and self._own_store:
+            if self._store is not None:
                 self._store.close()
             self._store = None
-            self._own_store = False
 
 
 def _later_slot(new: Run, old: Run) -> bool:

@@ -16,12 +16,12 @@ from datetime import datetime
 
 from cronctl.clock import SYSTEM_CLOCK, Clock
 from cronctl.durations import format_duration
+from cronctl.history import RunRecorder
 from cronctl.listeners import NoEvents, RunEvents
 from cronctl.model import Task
 from cronctl.records import Run, Status, Trigger
 from cronctl.runner.environment import inherited_environment, local_iso, run_variables
 from cronctl.runner.process import ProcessOutcome, run_process
-from cronctl.store import HistoryStore
 
 DEFAULT_KILL_GRACE = 10.0
 # A `when` condition is a quick test; one that hangs must not hold the task forever.
@@ -48,7 +48,7 @@ class RunRequest:
     """What to run and why. `stop` lets the caller end the job (shutdown, replace, Ctrl-C)."""
 
     task: Task
-    trigger: str
+    trigger: Trigger
     attempt: int = 1
     scheduled_at: datetime | None = None
     stop: StopSignal | None = None
@@ -64,7 +64,7 @@ def job_environment(
     task: Task,
     *,
     run_id: int,
-    trigger: str,
+    trigger: Trigger,
     attempt: int,
     scheduled_at: datetime | None,
     last_success_at: datetime | None,
@@ -82,7 +82,7 @@ def job_environment(
     return env
 
 
-def status_of(outcome: ProcessOutcome) -> tuple[str, str | None]:
+def status_of(outcome: ProcessOutcome) -> tuple[Status, str | None]:
     """Return the run status and a reason for an attempt's outcome."""
     if outcome.start_error:
         return Status.ERROR, outcome.start_error
@@ -97,12 +97,14 @@ def status_of(outcome: ProcessOutcome) -> tuple[str, str | None]:
     if outcome.exit_code == 127:
         return (
             Status.FAILED,
-            "exit status 127: the shell could not find the command (or the interpreter on its #! line)",
+            "exit status 127: the shell could not find the command"
+            " (or the interpreter on its #! line)",
         )
     if outcome.exit_code == 126:
         return (
             Status.FAILED,
-            "exit status 126: the shell could not execute the command (permission denied, or not a program)",
+            "exit status 126: the shell could not execute the command"
+            " (permission denied, or not a program)",
         )
     return Status.FAILED, f"exit status {outcome.exit_code}"
 
@@ -120,11 +122,12 @@ def _join(*parts: str | None) -> str | None:
 
 
 class Executor:
-    """Runs attempts of tasks and records them in `store`."""
+    """Runs attempts of tasks and records them through `store` (a RunRecorder: the history
+    itself for `run-now`, serve's shared connection for serve)."""
 
     def __init__(
         self,
-        store: HistoryStore,
+        store: RunRecorder,
         *,
         clock: Clock = SYSTEM_CLOCK,
         kill_grace: float = DEFAULT_KILL_GRACE,
@@ -187,11 +190,10 @@ class Executor:
         if request.check_when and task.when:
             skip_reason = self._when_says_skip(task, env, request.stop)
             if skip_reason:
-                now = self.clock.now()
-                self.store.finish_run(
-                    run_id, status=Status.SKIPPED, finished_at=now, reason=skip_reason
+                skipped = self.store.finish_run(
+                    run_id, status=Status.SKIPPED, finished_at=self.clock.now(), reason=skip_reason
                 )
-                return self._finished(request, run_id)
+                return self._finished(request, skipped)
         # The listeners hear of the start from what we know, not from a read of the row: this
         # sits between the slot and the spawn, where every millisecond is lateness.
         self.events.run_started(
@@ -231,7 +233,7 @@ class Executor:
             # run_process reports `stopped` only for a stop event it was given: request.stop.
             assert request.stop is not None
             reason = request.stop.reason
-        self.store.finish_run(
+        finished = self.store.finish_run(
             run_id,
             status=status,
             started_at=outcome.started_at,
@@ -243,10 +245,9 @@ class Executor:
             stdout=outcome.stdout,
             stderr=outcome.stderr,
         )
-        return self._finished(request, run_id)
+        return self._finished(request, finished)
 
-    def _finished(self, request: RunRequest, run_id: int) -> Run:
-        run = self.store.get_run(run_id)
+    def _finished(self, request: RunRequest, run: Run) -> Run:
         final = not should_retry(run, request.retry_limit) or bool(
             request.stop and request.stop.is_set()
         )

@@ -1,7 +1,9 @@
-"""`cronctl serve`: the scheduler (SPEC section 5).
+"""`cronctl serve`: the scheduler (README, "serve").
 
-`plan` holds the pure decisions, `loop` the Scheduler, `daemon` the wiring (lock, database,
-signals, systemd); `daemon.serve(locations)` runs it.
+`plan` holds the pure decisions, `loop` the Scheduler, `workers` the job threads, `storage`
+serve's doors to the history, `daemon` the wiring (lock, database, signals, systemd);
+`daemon.serve(locations)` runs it. The Executor and the run listeners are put together in
+`cronctl.pipeline`, as for `run-now`.
 
 The defaults of a stop live here, where `cronctl service` reads them without loading serve:
 the unit's TimeoutStopSec must cover all of them.

@@ -1,6 +1,6 @@
 """`cronctl serve` wired together: lock, database, tasks, recovery, signals, the loop, shutdown.
 
-Start-up order (SPEC section 5): take the serve lock -> open the history database -> load the
+Start-up order (README, "serve"): take the serve lock -> open the history database -> load the
 task file (invalid: exit 78) -> mark runs a dead serve left `running` as `abandoned` and stop
 their leftover jobs (serve/recovery.py) -> heartbeat row ->
 READY=1 -> catch-up -> the loop. Shutdown: STOPPING=1, start nothing new, wait up to the
@@ -9,6 +9,7 @@ grace for running jobs, stop the rest, record `serve_stopped`, checkpoint the WA
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import random
@@ -17,13 +18,16 @@ import signal
 import socket
 import threading
 from collections.abc import Callable, Mapping
+from types import FrameType
+from typing import Any
 
 from cronctl import __version__, taskfile, timefmt
 from cronctl.clock import SYSTEM_CLOCK, Clock
 from cronctl.errors import CronctlError, ExitCode, TaskFileError, UsageError
-from cronctl.listeners import EventFanout, NoEvents, RunEvents
+from cronctl.listeners import EventFanout, RunEvents
 from cronctl.locations import MEMORY, Locations
-from cronctl.runner.execute import Executor
+from cronctl.pipeline import RunPipeline
+from cronctl.records import Run
 from cronctl.serve import GRACE, KILL_GRACE, NOTIFY_FLUSH_SECONDS
 from cronctl.serve import log as serve_log
 from cronctl.serve.lock import ServeLock
@@ -40,6 +44,10 @@ DEFAULT_KILL_GRACE = KILL_GRACE  # the name importers used before the defaults m
 
 FDS_PER_JOB = 4  # two pipes, a pidfd, and one spare for the spawn itself
 FDS_RESERVED = 64  # the database, the lock, the log, sockets
+
+
+# What signal.signal takes and returns: a function, SIG_DFL or SIG_IGN, or None (set from C).
+SignalHandler = Callable[[int, FrameType | None], Any] | int | signal.Handlers | None
 
 
 class TaskFileInvalid(CronctlError):
@@ -63,7 +71,7 @@ class SignalWaker:
         self.on_signal = on_signal
         self._reader, self._writer = socket.socketpair()
         self._writer.setblocking(False)
-        self._previous: dict[int, object] = {}
+        self._previous: dict[int, SignalHandler] = {}
         self._old_fd = -1
         self._thread = threading.Thread(target=self._run, name="cronctl-signals", daemon=True)
 
@@ -75,7 +83,7 @@ class SignalWaker:
 
     def uninstall(self) -> None:
         for number, handler in self._previous.items():
-            signal.signal(number, handler)  # type: ignore[arg-type]
+            signal.signal(number, handler)
         signal.set_wakeup_fd(self._old_fd)
         try:
             self._writer.send(b"\0")  # wakes the reader thread, which then ends
@@ -97,7 +105,7 @@ class SignalWaker:
                 self.on_signal(number)
 
 
-def _ignore(number: int, frame: object) -> None:
+def _ignore(number: int, frame: FrameType | None) -> None:
     pass
 
 
@@ -152,118 +160,127 @@ def serve(
     if locations.db == MEMORY:
         raise UsageError("serve needs a history database file, not :memory:")
     serve_log.setup(handler=log_handler, level=log_level, environ=environ)
-    user_events: RunEvents = events or NoEvents()
-    notifier = None
     lock = ServeLock(locations.serve_lock)
     lock.acquire()
-    store: HistoryStore | None = None
-    recorder: Recorder | None = None
-    waker: SignalWaker | None = None
-    signals = Signals()
     systemd = SystemdNotifier(environ)
-    leftovers: threading.Thread | None = None
-    try:
+    with contextlib.ExitStack() as stack:
+        stack.callback(lock.release)
+        stack.callback(systemd.close)
+        # Shutdown, in turn: the jobs a dead serve left get their SIGKILL (if due) and the
+        # signal handlers go (a signal during the flush then ends serve at once), the pending
+        # notifications get NOTIFY_FLUSH_SECONDS, then the history writes still queued
+        # (`serve_stopped`, the checkpoint) are done and the connections closed.
+        history = stack.enter_context(contextlib.ExitStack())
+        notifications = stack.enter_context(contextlib.ExitStack())
+        process = stack.enter_context(contextlib.ExitStack())
+        signals = Signals()
         if install_signals:  # early: a SIGTERM during start-up still ends in a clean stop
             waker = SignalWaker(signals.received)
             waker.install()
+            process.callback(waker.uninstall)
         max_parallel = parallel_limit()
         store = open_history(locations.db, clock)  # checked; a damaged one moved aside
+        history.callback(store.close)
         stamp = stamp_of(locations.tasks_file)
         loaded = load_tasks(locations)
-        if events is None:
-            from cronctl.notify import Notifier
-
-            notifier = Notifier(
-                locations.db, smtp=loaded.defaults.smtp, log=log.warning, clock=clock
-            )
-            user_events = notifier
+        serial = SerialStore(store, clock)
+        runs = RunPipeline(
+            serial,
+            database=locations.db,
+            smtp=loaded.defaults.smtp,
+            clock=clock,
+            warn=log.warning,
+            listeners=events,
+            run_log=serve_log.RunLog(),
+            kill_grace=kill_grace,
+            # A snapshot of the environment as a plain dict: os.environ decodes every key and
+            # value on each read, which cost 0.1 ms a run (a tenth of a spawn) when copied for
+            # each job.
+            environ=dict(os.environ if environ is None else environ),
+        )
+        notifications.callback(runs.close, NOTIFY_FLUSH_SECONDS)
         now = clock.now()
         abandoned = abandon_leftover_runs(store, now)
         leftovers = stop_leftover_jobs(abandoned, kill_grace)
-        fanout = EventFanout(user_events)
-        for run in abandoned:
-            log.warning(
-                "run %s of %s was left running by a serve that stopped unexpectedly: abandoned",
-                run.id,
-                run.task,
-            )
-            task = loaded.tasks.get(run.task)
-            if task is not None:
-                fanout.run_finished(task, run, final=True)
+        if leftovers is not None:
+            process.callback(leftovers.join, kill_grace + 2.0)
+        _report_abandoned(abandoned, loaded, runs.listeners)
         store.serve_started(
             pid=os.getpid(), hostname=socket.gethostname(), version=__version__, now=now
         )
 
-        serial = SerialStore(store, clock)
-        recorder = Recorder(HistoryStore(locations.db), clock)
+        recorder = Recorder(HistoryStore(locations.db), clock, runs.events)
+        history.callback(recorder.close)
         recorder.start()
-        run_events = EventFanout(serve_log.RunLog(), user_events)
-        # A snapshot of the environment as a plain dict: os.environ decodes every key and value
-        # on each read, which cost 0.1 ms a run (a tenth of a spawn) when copied for each job.
-        job_environ = dict(os.environ if environ is None else environ)
-        executor = Executor(
-            serial, clock=clock, kill_grace=kill_grace, environ=job_environ, events=run_events
-        )  # type: ignore[arg-type]
         scheduler = Scheduler(
             loaded.tasks,
             clock=clock,
-            launcher=ThreadLauncher(executor, say=serial.say),
+            launcher=ThreadLauncher(runs.executor, say=serial.say),
             store=serial,
             recorder=recorder,
-            events=run_events,
+            events=runs.events,
             rng=random.Random(),
             systemd=systemd,
             watcher=TaskFileWatcher(locations.tasks_file, stamp=stamp),
             grace=grace,
             kill_grace=kill_grace,
             max_parallel=max_parallel,
-            on_reload=_reloaded(notifier, on_reload),
+            on_reload=_reloaded(runs, on_reload),
         )
         signals.attach(scheduler)
-        count = len(loaded.tasks)
-        systemd.ready(timefmt.counted(count, "task") + " loaded")
-        log.info(
-            "cronctl serve %s started (pid %d): %s from %s, history in %s",
-            __version__,
-            os.getpid(),
-            timefmt.counted(count, "task"),
-            locations.tasks_file,
-            locations.db,
-        )
-        scheduler.start()
-        if systemd.enabled:
-            systemd.status(scheduler.status_line())
-        if on_ready is not None:
-            on_ready(scheduler)
-        scheduler.run()
+        _run_until_stopped(scheduler, systemd, locations, len(loaded.tasks), on_ready)
 
         serial.give_up.set()
-        stopped_at = clock.now()
-        recorder.submit("serve stopped", lambda s: s.serve_stopped(stopped_at))
-        recorder.submit("checkpoint", lambda s: s.checkpoint())
+        recorder.serve_stopped(clock.now())
         log.info("cronctl serve stopped")
         return int(ExitCode.OK)
-    finally:
-        if leftovers is not None:  # the jobs a dead serve left get their SIGKILL, if due
-            leftovers.join(kill_grace + 2.0)
-        if waker is not None:
-            waker.uninstall()
-        if notifier is not None:
-            notifier.close(timeout=NOTIFY_FLUSH_SECONDS)
-        if recorder is not None:
-            recorder.close()
-        if store is not None:
-            store.close()
-        systemd.close()
-        lock.release()
 
 
-def _reloaded(notifier, on_reload):  # type: ignore[no-untyped-def]
+def _report_abandoned(abandoned: list[Run], loaded: taskfile.TaskFile, events: RunEvents) -> None:
+    fanout = EventFanout(events)
+    for run in abandoned:
+        log.warning(
+            "run %s of %s was left running by a serve that stopped unexpectedly: abandoned",
+            run.id,
+            run.task,
+        )
+        task = loaded.tasks.get(run.task)
+        if task is not None:
+            fanout.run_finished(task, run, final=True)
+
+
+def _run_until_stopped(
+    scheduler: Scheduler,
+    systemd: SystemdNotifier,
+    locations: Locations,
+    count: int,
+    on_ready: Callable[[Scheduler], None] | None,
+) -> None:
+    """Say READY=1, start the scheduler (catch-up) and run it until it is stopped."""
+    systemd.ready(timefmt.counted(count, "task") + " loaded")
+    log.info(
+        "cronctl serve %s started (pid %d): %s from %s, history in %s",
+        __version__,
+        os.getpid(),
+        timefmt.counted(count, "task"),
+        locations.tasks_file,
+        locations.db,
+    )
+    scheduler.start()
+    if systemd.enabled:
+        systemd.status(scheduler.status_line())
+    if on_ready is not None:
+        on_ready(scheduler)
+    scheduler.run()
+
+
+def _reloaded(
+    runs: RunPipeline, on_reload: Callable[[taskfile.TaskFile], None] | None
+) -> Callable[[taskfile.TaskFile], None]:
     """Return the reload hook: the notifier follows the new [defaults.smtp], then `on_reload`."""
 
     def hook(loaded: taskfile.TaskFile) -> None:
-        if notifier is not None:
-            notifier.smtp = loaded.defaults.smtp
+        runs.reload(loaded.defaults.smtp)
         if on_reload is not None:
             on_reload(loaded)
 

@@ -17,17 +17,22 @@ from __future__ import annotations
 import logging
 import threading
 from datetime import datetime
+from typing import Protocol
 
+from cronctl.history import RunReader, RunRecorder
 from cronctl.records import Run, Status, Trigger
 from cronctl.runner.process import group_runs_job, stop_process_group
-from cronctl.store import HistoryStore
 
 log = logging.getLogger("cronctl.serve")
 
 ABANDONED_REASON = "serve stopped unexpectedly while the run was running"
 
 
-def abandon_leftover_runs(store: HistoryStore, now: datetime) -> list[Run]:
+class _Recovery(RunRecorder, RunReader, Protocol):
+    """The history as recovery uses it: finds the `running` rows and finishes them."""
+
+
+def abandon_leftover_runs(store: _Recovery, now: datetime) -> list[Run]:
     """Mark the runs a previous serve left `running` as `abandoned`; return them as recorded.
 
     The caller holds the serve lock: no other process writes these rows.
@@ -37,9 +42,10 @@ def abandon_leftover_runs(store: HistoryStore, now: datetime) -> list[Run]:
         for run in store.runs(statuses=[Status.RUNNING], limit=None)
         if run.trigger != Trigger.MANUAL
     ]
-    for run in leftovers:
+    return [
         store.finish_run(run.id, status=Status.ABANDONED, finished_at=now, reason=ABANDONED_REASON)
-    return [store.get_run(run.id) for run in leftovers]
+        for run in leftovers
+    ]
 
 
 def stop_leftover_jobs(runs: list[Run], kill_grace: float) -> threading.Thread | None:

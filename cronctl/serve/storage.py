@@ -8,7 +8,8 @@
   the database takes it.
 * `Recorder`: a thread for the writes the scheduling loop must never wait for (heartbeat,
   `skipped` and `missed` rows, retention, WAL checkpoints), on a second connection, in order,
-  each retried with back-off until it succeeds.
+  each retried with back-off until it succeeds; it tells the run listeners of the rows of runs
+  that never ran (`cronctl.serve.writes.BackgroundWrites` is what the loop asks of it).
 * `open_history`: the database as serve opens it at start: checked (quick_check), a damaged
   one moved aside and replaced, loudly; a read-only one, a full disk or a newer schema refused.
 """
@@ -19,10 +20,17 @@ import logging
 import threading
 from collections import deque
 from collections.abc import Callable
+from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from cronctl.clock import Clock
 from cronctl.errors import StoreError
+from cronctl.history import History
+from cronctl.listeners import NoEvents, RunEvents
+from cronctl.model import DEFAULT_KEEP_RUNS, Task
+from cronctl.records import Output, Run, Status, Trigger
+from cronctl.runner.execute import RunRequest
 from cronctl.store import HistoryStore, SlotTakenError, open_for_serve
 
 log = logging.getLogger("cronctl.serve")
@@ -74,9 +82,10 @@ class LogOnce:
 
 
 class SerialStore:
-    """A HistoryStore whose methods run one at a time; safe to share between threads."""
+    """The history's run writes and the reads serve makes through its shared connection, one
+    call at a time; safe to share between threads. A `RunRecorder` for the Executor."""
 
-    def __init__(self, store: HistoryStore, clock: Clock) -> None:
+    def __init__(self, store: History, clock: Clock) -> None:
         self._store = store
         self._lock = threading.Lock()
 
@@ -84,52 +93,74 @@ class SerialStore:
         self.give_up = threading.Event()  # set at shutdown: finish_run stops retrying
         self.say = LogOnce(clock)
 
-    def __getattr__(self, name: str) -> Any:
-        target = getattr(self._store, name)
-        if not callable(target):
-            return target
+    # -- RunRecorder -------------------------------------------------------------------------
 
-        def call(*args: Any, **kwargs: Any) -> Any:
-            with self._lock:
-                return target(*args, **kwargs)
-
-        call.__name__ = name
-        self.__dict__[name] = call  # made once per method
-        return call
+    def start_run(
+        self,
+        task: str,
+        trigger: Trigger,
+        *,
+        started_at: datetime,
+        attempt: int = 1,
+        scheduled_at: datetime | None = None,
+        status: Status = Status.RUNNING,
+        pid: int | None = None,
+        reason: str | None = None,
+    ) -> int:
+        with self._lock:
+            return self._store.start_run(
+                task,
+                trigger,
+                started_at=started_at,
+                attempt=attempt,
+                scheduled_at=scheduled_at,
+                status=status,
+                pid=pid,
+                reason=reason,
+            )
 
     def set_pid(self, run_id: int, pid: int) -> None:
         # Called as the job starts: a failure here must not kill the job (the pid is a detail).
         self._best_effort("set_pid", "the pid", run_id, self._store.set_pid, pid)
 
-    def record_notify_error(self, run_id: int, message: str | None) -> None:
-        self._best_effort(
-            "notify_error", "a notification error", run_id, self._store.record_notify_error, message
+    def finish_run(
+        self,
+        run_id: int,
+        *,
+        status: Status,
+        finished_at: datetime,
+        duration_ms: int | None = None,
+        exit_code: int | None = None,
+        signal: int | None = None,
+        reason: str | None = None,
+        stdout: Output | None = None,
+        stderr: Output | None = None,
+        started_at: datetime | None = None,
+    ) -> Run:
+        """Record the end of a run and return it; retry while the database refuses, until
+        `give_up`."""
+        write = partial(
+            self._store.finish_run,
+            run_id,
+            status=status,
+            finished_at=finished_at,
+            duration_ms=duration_ms,
+            exit_code=exit_code,
+            signal=signal,
+            reason=reason,
+            stdout=stdout,
+            stderr=stderr,
+            started_at=started_at,
         )
-
-    def _best_effort(self, key: str, what: str, run_id: int, write: Any, value: Any) -> None:
-        """Write a detail of a run; when the database refuses, log it (once) and go on."""
-        try:
-            with self._lock:
-                write(run_id, value)
-        except StoreError as exc:
-            self.say(
-                key, logging.WARNING, "cannot record %s of run %s: %s", what, run_id, exc.message
-            )
-
-    def finish_run(self, run_id: int, **fields: Any) -> None:
-        """Record the end of a run; retry while the database refuses, until `give_up`."""
         attempt = 0
         while True:
             try:
                 with self._lock:
-                    self._store.finish_run(run_id, **fields)
+                    run = write()
             except StoreError as exc:
                 if self.give_up.is_set():
                     log.error(
-                        "run %s ended %s but cannot be recorded: %s",
-                        run_id,
-                        fields.get("status"),
-                        exc.message,
+                        "run %s ended %s but cannot be recorded: %s", run_id, status, exc.message
                     )
                     raise
                 delay = BACKOFF[min(attempt, len(BACKOFF) - 1)]
@@ -146,29 +177,92 @@ class SerialStore:
                 continue
             if attempt:
                 log.info("run %s recorded after %d attempts", run_id, attempt + 1)
-            return
+            return run
+
+    def get_run(self, run_id: int) -> Run:
+        with self._lock:
+            return self._store.get_run(run_id)
+
+    def last_success_at(self, task: str) -> datetime | None:
+        with self._lock:
+            return self._store.last_success_at(task)
+
+    # -- what else serve reads and writes through it -----------------------------------------
+
+    def latest_slot(self, task: str) -> datetime | None:
+        with self._lock:
+            return self._store.latest_slot(task)
+
+    def record_notify_error(self, run_id: int, message: str | None) -> None:
+        self._best_effort(
+            "notify_error", "a notification error", run_id, self._store.record_notify_error, message
+        )
+
+    def _best_effort(
+        self, key: str, what: str, run_id: int, write: Callable[[int, Any], None], value: Any
+    ) -> None:
+        """Write a detail of a run; when the database refuses, log it (once) and go on."""
+        try:
+            with self._lock:
+                write(run_id, value)
+        except StoreError as exc:
+            self.say(
+                key, logging.WARNING, "cannot record %s of run %s: %s", what, run_id, exc.message
+            )
+
+
+Write = Callable[[History], None]
 
 
 class Recorder:
-    """Runs database writes on its own thread, in order, retrying each until it succeeds."""
+    """Runs database writes on its own thread, in order, retrying each until it succeeds.
 
-    def __init__(self, store: HistoryStore, clock: Clock) -> None:
+    The rows it writes of runs that never ran (`skipped`, `missed`) are told to `events`, the
+    run listeners, once written."""
+
+    def __init__(self, store: History, clock: Clock, events: RunEvents | None = None) -> None:
         self.store = store
         self.clock = clock
+        self.events = events or NoEvents()
         self.say = LogOnce(clock)
-        self._queue: deque[tuple[str, Callable[[HistoryStore], None]]] = deque()
+        self._queue: deque[tuple[str, Write]] = deque()
         self._cond = threading.Condition()
         self._closing = threading.Event()
         self._thread = threading.Thread(target=self._run, name="cronctl-recorder", daemon=True)
         self._idle = threading.Event()
         self._idle.set()
 
+    # -- BackgroundWrites --------------------------------------------------------------------
+
+    def record_skipped(self, request: RunRequest, reason: str, now: datetime) -> None:
+        log.debug("task %s: %s run skipped: %s", request.task.name, request.trigger, reason)
+        self.submit(
+            f"skipped run of {request.task.name}",
+            partial(self._write_skipped, request, reason, now),
+        )
+
+    def record_missed(self, task: Task, slots: tuple[datetime, ...], reason: str) -> None:
+        self.submit(
+            f"missed slots of {task.name}", partial(self._write_missed, task, slots, reason)
+        )
+
+    def heartbeat(self, now: datetime) -> None:
+        self.submit("heartbeat", partial(_heartbeat, now), replace=True)
+
+    def retention(self, now: datetime, *, keep_days: int, keep_runs: dict[str, int]) -> None:
+        self.submit("retention", partial(_retention, now, keep_days, dict(keep_runs)), replace=True)
+
+    def serve_stopped(self, now: datetime) -> None:
+        """Record serve's stop, then give the write-ahead log back to the database file."""
+        self.submit("serve stopped", partial(_serve_stopped, now))
+        self.submit("checkpoint", _checkpoint)
+
+    # -- the queue ---------------------------------------------------------------------------
+
     def start(self) -> None:
         self._thread.start()
 
-    def submit(
-        self, label: str, write: Callable[[HistoryStore], None], *, replace: bool = False
-    ) -> None:
+    def submit(self, label: str, write: Write, *, replace: bool = False) -> None:
         """Queue `write(store)`; with `replace`, a queued write of the same label is dropped."""
         with self._cond:
             if replace:
@@ -230,3 +324,70 @@ class Recorder:
             with self._cond:
                 if self._queue and self._queue[0][1] is write:
                     self._queue.popleft()
+
+    # -- the writes --------------------------------------------------------------------------
+
+    def _write_skipped(
+        self, request: RunRequest, reason: str, now: datetime, store: History
+    ) -> None:
+        run_id = store.start_run(
+            request.task.name,
+            request.trigger,
+            started_at=now,
+            attempt=request.attempt,
+            scheduled_at=request.scheduled_at,
+            status=Status.SKIPPED,
+            reason=reason,
+        )
+        run = store.finish_run(run_id, status=Status.SKIPPED, finished_at=now, reason=reason)
+        self._tell(request.task, run)
+
+    def _write_missed(
+        self, task: Task, slots: tuple[datetime, ...], reason: str, store: History
+    ) -> None:
+        for slot in slots:
+            try:
+                run_id = store.start_run(
+                    task.name,
+                    Trigger.CATCH_UP,
+                    started_at=_utc(slot),
+                    scheduled_at=_utc(slot),
+                    status=Status.MISSED,
+                    reason=reason,
+                )
+            except SlotTakenError:
+                continue
+            self._tell(task, store.get_run(run_id))
+
+    def _tell(self, task: Task, run: Run) -> None:
+        """Report a row that never ran to the listeners; a failing listener must not stop the
+        recorder from writing the next rows."""
+        try:
+            self.events.run_finished(task, run, final=True)
+        except Exception:
+            log.exception("a run listener failed on run %s", run.id)
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment.astimezone(UTC)
+
+
+def _heartbeat(now: datetime, store: History) -> None:
+    store.heartbeat(now)
+
+
+def _retention(now: datetime, keep_days: int, keep_runs: dict[str, int], store: History) -> None:
+    removed = store.prune(
+        now=now, keep_days=keep_days, keep_runs=keep_runs, default_keep_runs=DEFAULT_KEEP_RUNS
+    )
+    if removed:
+        log.info("retention: removed %d old runs", sum(removed.values()))
+    store.checkpoint()
+
+
+def _serve_stopped(now: datetime, store: History) -> None:
+    store.serve_stopped(now)
+
+
+def _checkpoint(store: History) -> None:
+    store.checkpoint()

@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from cronctl.runner import run_process
+from cronctl.runner.process import run_process
 
 WALL_RATIO_TARGET = 1.5
 CPU_TARGET_MS = 3.0

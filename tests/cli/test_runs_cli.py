@@ -1,4 +1,5 @@
-"""run-now, history and logs: through the real console script where exit codes and signals matter."""
+"""run-now, history and logs: through the real console script where exit codes and signals
+matter."""
 
 from __future__ import annotations
 

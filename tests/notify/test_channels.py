@@ -14,9 +14,9 @@ import pytest
 from cronctl import taskfile
 from cronctl.errors import TaskFileError
 from cronctl.model import SmtpSettings
-from cronctl.notify import Notifier
 from cronctl.notify.channels import HTTP_BACKOFF
 from cronctl.notify.message import Delivery
+from cronctl.notify.notifier import Notifier
 from cronctl.store import HistoryStore
 from tests.notify.helpers import make_task, record
 from tests.notify.servers import free_port, smtp_server
@@ -179,7 +179,7 @@ def test_healthchecks_ping_is_tried_again_with_the_same_run_id(store, web):
 
 def test_healthchecks_start_and_exit_status_pings_share_a_run_id(store, web):
     task = make_task(notify={"healthchecks": f"{web.url}/ping/abc?create=1"})
-    n = notifier(store)
+    n = notifier(store.path)
     running_id = store.start_run(
         "backup", "schedule", started_at=record(store, "backup", "succeeded").started_at
     )
@@ -215,7 +215,7 @@ def test_healthchecks_end_ping_per_outcome(store, web, status, exit_code, final,
         notify={"healthchecks": f"{web.url}/hc", "on": ["missed"]}
     )  # `on` does not apply
     run = record(store, status=status, exit_code=exit_code)
-    notifier(store).run_finished(task, run, final=final)
+    notifier(store.path).run_finished(task, run, final=final)
     [request] = web.requests
     assert request.path == path
     assert "rid" in request.query
@@ -224,7 +224,7 @@ def test_healthchecks_end_ping_per_outcome(store, web, status, exit_code, final,
 def test_healthchecks_output_body_is_bounded(store, web):
     task = make_task(notify={"healthchecks": f"{web.url}/hc"})
     run = record(store, stderr=b"x" * 500_000)
-    notifier(store).run_finished(task, run, final=True)
+    notifier(store.path).run_finished(task, run, final=True)
     assert 0 < len(web.requests[0].body) < 12_000
 
 

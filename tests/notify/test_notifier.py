@@ -10,8 +10,7 @@ from datetime import timedelta
 
 import pytest
 
-from cronctl.notify import Notifier
-from cronctl.notify.notifier import WORKERS
+from cronctl.notify.notifier import WORKERS, Notifier
 from cronctl.records import Trigger
 from cronctl.runner.execute import Executor, RunRequest
 from cronctl.store import HistoryStore
@@ -205,13 +204,9 @@ def test_notify_test_sends_a_sample_through_every_channel(web, tmp_path):
 
 def test_errors_can_be_recorded_through_the_callers_writer(store, db):
     recorded = []
-
-    class Wrapper:  # like serve's shared store: only `.path` is used to open a connection
-        path = str(db)
-
     task = make_task(notify={"webhook": f"http://127.0.0.1:{free_port()}/", "after_failures": 2})
     notifier = Notifier(
-        Wrapper(),
+        db,
         log=Log(),
         sendmail=None,
         synchronous=True,

@@ -10,8 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cronctl.runner import BoundedCapture, CapturedOutput, safe_text
-from cronctl.runner.capture import drop_marker
+from cronctl.runner.capture import BoundedCapture, CapturedOutput, drop_marker, safe_text
 
 H = T = 64 * 1024
 _PATTERN = bytes(range(251)) * 2200  # 552 200 bytes; 251 is prime, so offsets are visible

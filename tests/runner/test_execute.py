@@ -148,7 +148,7 @@ def test_manual_runs_have_empty_slot_and_no_last_success():
     env = job_environment(
         task("true"),
         run_id=1,
-        trigger="manual",
+        trigger=Trigger.MANUAL,
         attempt=1,
         scheduled_at=None,
         last_success_at=None,

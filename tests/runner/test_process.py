@@ -16,10 +16,16 @@ from pathlib import Path
 import pytest
 
 from cronctl.clock import SYSTEM_CLOCK
-from cronctl.runner import ProcessOutcome, run_process, stop_process_group
 from cronctl.runner import process as process_mod
 from cronctl.runner.capture import drop_marker
-from cronctl.runner.process import NOTE_LEFTOVER, NOTE_STOPPED_EARLY, group_alive
+from cronctl.runner.process import (
+    NOTE_LEFTOVER,
+    NOTE_STOPPED_EARLY,
+    ProcessOutcome,
+    group_alive,
+    run_process,
+    stop_process_group,
+)
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX process groups")
 
@@ -338,7 +344,7 @@ def test_stdout_and_stderr_are_separate() -> None:
 
 
 def test_raw_bytes_are_kept_and_safe_text_escapes_them() -> None:
-    from cronctl.runner import safe_text
+    from cronctl.runner.capture import safe_text
 
     out = run(r"printf 'bad \377\376 \033[31mred\033[0m nul\000 \302\233x\n'")
     raw = b"bad \xff\xfe \x1b[31mred\x1b[0m nul\x00 \xc2\x9bx\n"
@@ -379,7 +385,7 @@ def test_large_output_keeps_memory_bounded() -> None:
     script = textwrap.dedent(
         """
         import json, os
-        from cronctl.runner import run_process
+        from cronctl.runner.process import run_process
 
         def hwm():
             for line in open("/proc/self/status"):
@@ -469,7 +475,7 @@ def test_too_many_open_files_is_a_start_error() -> None:
     script = textwrap.dedent(
         """
         import os, resource
-        from cronctl.runner import run_process
+        from cronctl.runner.process import run_process
         resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))
         held = []
         try:

@@ -244,7 +244,10 @@ def test_serve_sends_notifications_after_the_last_retry(serve, tasks_path, tmp_p
     CRONCTL_STATUS in its environment."""
     inbox = tmp_path / "inbox"
     channel = f"cat > {inbox}.$CRONCTL_RUN_ID.json; echo $CRONCTL_STATUS >> {inbox}.status"
-    extra = f'retries = 1\nretry_delay = "1s"\n[tasks.flaky.notify]\non = ["failure"]\ncommand = \'{channel}\''
+    extra = (
+        'retries = 1\nretry_delay = "1s"\n'
+        f"[tasks.flaky.notify]\non = [\"failure\"]\ncommand = '{channel}'"
+    )
     tasks_path.write_text(task_text("flaky", schedule="@every 2s", command="exit 4", extra=extra))
     process = serve("--grace", "1")
     try:

@@ -43,17 +43,19 @@ def live(tmp_path):
             **options,
         )
         thread = threading.Thread(target=scheduler.run, daemon=True)
-        made.append((scheduler, thread, recorder, store))
+        reader = HistoryStore(db)  # the tests read as `cronctl history` would
+        made.append((scheduler, thread, recorder, store, reader))
         thread.start()
-        return scheduler, serial
+        return scheduler, reader
 
     yield make
-    for scheduler, thread, recorder, store in made:
+    for scheduler, thread, recorder, store, reader in made:
         scheduler.request_stop()
         scheduler.request_stop()
         thread.join(10)
         recorder.close()
         store.close()
+        reader.close()
 
 
 def test_jobs_run_in_threads_and_are_recorded(live, tmp_path):
