@@ -1,4 +1,4 @@
-"""Shared fixtures: every test gets its own CRONCTL_HOME, so nothing touches the real user's files."""
+"""Shared fixtures: every test gets its own CRONCTL_HOME: nothing touches the user's files."""
 
 from __future__ import annotations
 
@@ -64,7 +64,10 @@ def pytest_report_header(config: pytest.Config) -> str | None:
 
     missing = sorted(p for p in INSTALLED_BY_THE_PROJECT if importlib.util.find_spec(p) is None)
     if missing:
-        return f"not installed: {', '.join(missing)}; the tests that need them skip. Install: {INSTALL}"
+        return (
+            f"not installed: {', '.join(missing)}; the tests that need them skip."
+            f" Install: {INSTALL}"
+        )
     return None
 
 
@@ -107,7 +110,7 @@ def tasks_path(cronctl_home: Path) -> Path:
 
 @pytest.fixture
 def cli():
-    """Invoke the app in-process: cli("add", "x", ...) -> Result with .exit_code, .stdout, .stderr."""
+    """Invoke the app in-process: cli("add", "x", ...) -> Result (.exit_code, .stdout, .stderr)."""
     from typer.testing import CliRunner
 
     from cronctl.cli import app

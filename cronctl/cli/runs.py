@@ -88,7 +88,7 @@ def run_now(
     # A manual run is a run like any other: its failure reaches the task's channels too.
     pipeline = RunPipeline(
         app.store(),
-        database=app.store().path,
+        database=app.locations.db,
         smtp=tasks.defaults.smtp,
         clock=app.clock,
         warn=app.renderer.warning,

@@ -63,7 +63,10 @@ def headline(delivery: Delivery) -> str:
     if delivery.event == rules.MISSED:
         slots = f"{delivery.missed_count} runs" if delivery.missed_count > 1 else "a run"
         when = timefmt.stamp(run.scheduled_at, task.timezone) if run.scheduled_at else "unknown"
-        return f"{prefix}cronctl: {task.name} missed {slots} on {delivery.hostname} (latest slot {when})"
+        return (
+            f"{prefix}cronctl: {task.name} missed {slots} on {delivery.hostname}"
+            f" (latest slot {when})"
+        )
     if run.status in FAILURE_STATUSES:
         verb = f"failed ({outcome(run)})"
     elif delivery.event == rules.RECOVERY:

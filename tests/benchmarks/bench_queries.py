@@ -94,18 +94,20 @@ def build(home: Path, rows: int, tasks: int) -> None:
             SELECT i,
                    'task-' || printf('%03d', i % {tasks}) AS task,
                    {now_ms} - ({per_task} - i / {tasks}) * {step_ms} - (i % {tasks}) * 1000 AS slot,
-                   ((i * 2654435761) % 4294967291) % 100 AS dice,  -- a hash of i: statuses mix within each task
+                   ((i * 2654435761) % 4294967291) % 100 AS dice,  -- a hash of i: statuses mix
                    50 + (i * 104729) % 5000 AS duration
             FROM n
         )
-        INSERT INTO runs (task, trigger, attempt, scheduled_at, started_at, finished_at, duration_ms,
-                          status, exit_code, signal, pid, reason)
+        INSERT INTO runs (task, trigger, attempt, scheduled_at, started_at, finished_at,
+                          duration_ms, status, exit_code, signal, pid, reason)
         SELECT task, 'schedule', 1, slot, slot + 20, slot + 20 + duration, duration,
                CASE WHEN dice < 5 THEN 'failed' WHEN dice < 6 THEN 'timed_out'
                     WHEN dice < 8 THEN 'skipped' ELSE 'succeeded' END,
-               CASE WHEN dice < 5 THEN 1 + dice WHEN dice < 6 THEN NULL WHEN dice < 8 THEN NULL ELSE 0 END,
+               CASE WHEN dice < 5 THEN 1 + dice WHEN dice < 6 THEN NULL
+                    WHEN dice < 8 THEN NULL ELSE 0 END,
                NULL, 10000 + i % 30000,
-               CASE WHEN dice < 5 THEN 'exit status ' || (1 + dice) WHEN dice < 6 THEN 'timed out after 5m'
+               CASE WHEN dice < 5 THEN 'exit status ' || (1 + dice)
+                    WHEN dice < 6 THEN 'timed out after 5m'
                     WHEN dice < 8 THEN 'previous run still running' ELSE NULL END
         FROM r
         """
@@ -135,7 +137,7 @@ def cronctl_command() -> list[str]:
 
 def timed(argv: list[str], env: dict[str, str]) -> float:
     started = time.perf_counter()
-    result = subprocess.run(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    result = subprocess.run(argv, env=env, capture_output=True)
     elapsed = time.perf_counter() - started
     if result.returncode not in (0, 1):  # status may well say "unhealthy"
         raise SystemExit(
@@ -184,7 +186,8 @@ def main(argv: list[str] | None = None) -> list[dict[str, object]]:
         value = statistics.median(samples) * 1000
         rows.append(
             {
-                "figure": f"median wall ms, cronctl {name} ({args.tasks} tasks, {args.rows} runs) vs import floor",
+                "figure": f"median wall ms, cronctl {name} ({args.tasks} tasks,"
+                f" {args.rows} runs) vs import floor",
                 "value": round(value, 1),
                 "baseline": round(base, 1),
                 "ratio": round(value / base, 2),

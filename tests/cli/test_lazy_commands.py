@@ -45,7 +45,8 @@ def test_list_does_not_import_the_other_commands(cronctl_home):
         "import sys; sys.argv = ['cronctl', 'list']\n"
         "from cronctl.cli import main\n"
         "try:\n    main()\nexcept SystemExit:\n    pass\n"
-        "print(sorted(m for m in sys.modules if m.startswith('cronctl.cli.') or m.startswith(('cronctl.notify', 'cronctl.serve', 'cronctl.export'))))"
+        "print(sorted(m for m in sys.modules if m.startswith("
+        "('cronctl.cli.', 'cronctl.notify', 'cronctl.serve', 'cronctl.export'))))"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert (

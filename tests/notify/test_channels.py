@@ -158,7 +158,10 @@ def test_the_webhook_secret_stays_out_of_the_task_file(tmp_path, line, message):
     ],
 )
 def test_a_url_that_is_not_http_is_rejected_by_the_task_file(tmp_path, key, url):
-    text = f'[tasks.backup]\nschedule = "@daily"\ncommand = "true"\n\n[tasks.backup.notify]\n{key} = "{url}"\n'
+    text = (
+        '[tasks.backup]\nschedule = "@daily"\ncommand = "true"\n\n'
+        f'[tasks.backup.notify]\n{key} = "{url}"\n'
+    )
     with pytest.raises(TaskFileError) as caught:
         taskfile.parse_text(text, tmp_path / "tasks.toml")
     assert f"notify.{key}" in caught.value.message and "http(s)" in caught.value.message

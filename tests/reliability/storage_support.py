@@ -294,7 +294,8 @@ def read_only(path: Path) -> Iterator[str]:
         _mount("--bind", str(path), str(path))
     except (subprocess.CalledProcessError, FileNotFoundError) as exc:
         pytest.skip(
-            f"root ignores chmod and cannot bind-mount read-only here: {getattr(exc, 'stderr', exc)}"
+            "root ignores chmod and cannot bind-mount read-only here:"
+            f" {getattr(exc, 'stderr', exc)}"
         )
     try:
         _mount("-o", "remount,bind,ro", str(path))

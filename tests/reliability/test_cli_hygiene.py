@@ -139,7 +139,8 @@ def test_s34_completion_still_completes_a_good_file_without_creating_anything(
     home = tmp_path / "home"
     home.mkdir()
     (home / "tasks.toml").write_text(
-        '[tasks.alpha]\nschedule = "@daily"\ncommand = "true"\n[tasks.beta]\nschedule = "@daily"\ncommand = "true"\n'
+        '[tasks.alpha]\nschedule = "@daily"\ncommand = "true"\n'
+        '[tasks.beta]\nschedule = "@daily"\ncommand = "true"\n'
     )
     result = complete(cronctl_exe, {"CRONCTL_HOME": str(home)})
     assert result.returncode == 0 and result.stderr == ""

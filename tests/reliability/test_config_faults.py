@@ -38,7 +38,9 @@ GOOD = '# my tasks\n[tasks.a]\nschedule = "@daily"   # nightly\ncommand = "true"
 
 CORRUPT = {
     "truncated": b'[tasks.a]\nschedule = "@daily"\ncommand = "true"\n[tasks.b',
-    "duplicate-table": b'[tasks.a]\nschedule = "@daily"\ncommand = "x"\n\n[tasks.a]\nschedule = "@hourly"\n',
+    "duplicate-table": (
+        b'[tasks.a]\nschedule = "@daily"\ncommand = "x"\n\n[tasks.a]\nschedule = "@hourly"\n'
+    ),
     "duplicate-key": b'[tasks.a]\nschedule = "@daily"\nschedule = "@hourly"\ncommand = "x"\n',
     "binary-garbage": b"\x00\x01\x02\x7fELF\x02\x01\x01" + bytes(range(128, 256)) + b"\n\x00",
     "byte-order-mark": b'\xef\xbb\xbf[tasks.a]\nschedule = "@daily"\ncommand = "true"\n',

@@ -166,7 +166,8 @@ def test_s16_serve_keeps_scheduling_beside_jobs_that_cannot_run(tmp_path, cronct
     (home / "tasks.toml").write_text(
         '[tasks.good]\nschedule = "@every 1s"\ncommand = "true"\n\n'
         '[tasks.notfound]\nschedule = "@every 1s"\ncommand = "no-such-command-xyz"\n\n'
-        f'[tasks.nocwd]\nschedule = "@every 1s"\ncommand = "true"\nworking_dir = "{tmp_path}/gone"\n'
+        '[tasks.nocwd]\nschedule = "@every 1s"\ncommand = "true"\n'
+        f'working_dir = "{tmp_path}/gone"\n'
     )
     serve = CfgServe(cronctl_exe, home, "--grace", "5")
     try:

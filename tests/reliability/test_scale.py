@@ -99,13 +99,14 @@ def build_history(db: Path, rows: int, tasks: int, *, span_days: int = 200) -> i
                    ((i * 2654435761) % 4294967291) % 100 AS dice
             FROM n
         )
-        INSERT INTO runs (task, trigger, attempt, scheduled_at, started_at, finished_at, duration_ms,
-                          status, exit_code, pid, reason)
+        INSERT INTO runs (task, trigger, attempt, scheduled_at, started_at, finished_at,
+                          duration_ms, status, exit_code, pid, reason)
         SELECT task, 'schedule', 1, slot, slot + 20, slot + 120, 100,
                CASE WHEN dice < 5 THEN 'failed' WHEN dice < 7 THEN 'skipped' ELSE 'succeeded' END,
                CASE WHEN dice < 5 THEN 1 WHEN dice < 7 THEN NULL ELSE 0 END,
                10000 + i % 30000,
-               CASE WHEN dice < 5 THEN 'exit status 1' WHEN dice < 7 THEN 'previous run still running' END
+               CASE WHEN dice < 5 THEN 'exit status 1'
+                    WHEN dice < 7 THEN 'previous run still running' END
         FROM r
         """
     )
@@ -178,8 +179,8 @@ def _lower_open_files(limit: int):
 @pytest.mark.slow
 def test_s32_serve_with_10000_tasks_due_at_once(serve_process, cronctl_home):
     """Decided: serve loads 10,000 tasks and starts within 5 s; when all 10,000 are due at
-    the same instant (jobs of 0.2 s), each one runs (one row each, `succeeded`), never more at once than
-    serve's parallel limit (derived from the open-file limit: 112 with 512 descriptors,
+    the same instant (jobs of 0.2 s), each one runs (one row each, `succeeded`), never more at
+    once than serve's parallel limit (derived from the open-file limit: 112 with 512 descriptors,
     4 a job), and nothing fails with "Too many open files": the rest wait their turn."""
     cronctl_home.mkdir(parents=True, exist_ok=True)
     count, interval = 10_000, 30
@@ -198,7 +199,8 @@ def test_s32_serve_with_10000_tasks_due_at_once(serve_process, cronctl_home):
     def complete_slot():
         with contextlib.closing(raw(db)) as check:
             row = check.execute(
-                "SELECT scheduled_at, COUNT(*) FROM runs WHERE trigger = 'schedule' AND status != 'running'"
+                "SELECT scheduled_at, COUNT(*) FROM runs"
+                " WHERE trigger = 'schedule' AND status != 'running'"
                 " GROUP BY scheduled_at HAVING COUNT(*) >= ? ORDER BY scheduled_at LIMIT 1",
                 (count,),
             ).fetchone()
@@ -300,7 +302,8 @@ def test_s33_history_json_is_correct(cronctl_exe, cronctl_home):
         expected = [
             r[0]
             for r in check.execute(
-                "SELECT id FROM runs WHERE task = 'task-007' ORDER BY started_at DESC, id DESC LIMIT 20"
+                "SELECT id FROM runs WHERE task = 'task-007'"
+                " ORDER BY started_at DESC, id DESC LIMIT 20"
             )
         ]
         failed = check.execute(
@@ -356,7 +359,8 @@ class WriteProbe:
                 began = time.perf_counter()
                 connection.execute("BEGIN IMMEDIATE")
                 connection.execute(
-                    "INSERT INTO runs (task, trigger, started_at, status) VALUES ('probe', 'manual', 0, 'running')"
+                    "INSERT INTO runs (task, trigger, started_at, status)"
+                    " VALUES ('probe', 'manual', 0, 'running')"
                 )
                 connection.execute("COMMIT")
                 self.waits.append(time.perf_counter() - began)

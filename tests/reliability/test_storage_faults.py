@@ -105,7 +105,7 @@ def test_s21_disk_full_in_the_store(tmp_path):
     assert run.stdout.data == b""
 
     with pytest.raises(DatabaseFullError) as caught:
-        for number in range(10_000):  # rows until no page is left
+        for _ in range(10_000):  # rows until no page is left
             store.finish_run(
                 store.start_run("a", "manual", started_at=T0),
                 status="failed",
@@ -538,7 +538,7 @@ def test_s25_an_old_schema_is_migrated_once_by_racing_processes(cronctl_exe, cro
     ]
     outputs = [p.communicate(timeout=120) for p in procs]
     assert [p.returncode for p in procs] == [0] * 8, [err for _, err in outputs]
-    for (out, err), command in zip(outputs, commands):
+    for (out, err), command in zip(outputs, commands, strict=True):
         assert "Traceback" not in err
         if command[0] == "history":
             legacy = [r for r in json.loads(out) if r["task"] == "legacy"]
