@@ -1,4 +1,4 @@
-"""Typed errors and the exit codes of SPEC section 4.
+"""Typed errors and their exit codes (README.md#exit-codes).
 
 Core modules raise these; the CLI translates them once, at its edge, into one line on stderr
 and the exit code carried here.

@@ -1,4 +1,4 @@
-"""Where cronctl keeps its files (SPEC section 1).
+"""Where cronctl keeps its files (README.md#files).
 
 Precedence for each path: command-line option, then its own variable (CRONCTL_TASKS,
 CRONCTL_DB), then CRONCTL_HOME, then the platform's config and state folders.

@@ -1,4 +1,4 @@
-"""The four ways to notify (SPEC section 6): command, webhook, healthchecks, email.
+"""The four ways to notify (README.md#channels): command, webhook, healthchecks, email.
 
 Each sender takes a Delivery and raises ChannelError with a one-line reason when it fails;
 the return value is a short account of what happened ("HTTP 200"). Senders may block up to

@@ -1,4 +1,5 @@
-"""Which notification a finished run triggers (SPEC section 6), as pure functions.
+"""Which notification a finished run triggers (README.md#when-a-notification-is-sent), as pure
+functions.
 
 The rules, in one place (the README documents them):
 

@@ -1,4 +1,5 @@
-"""Fire times of a cron expression in a time zone, with SPEC section 3's daylight-saving rules.
+"""Fire times of a cron expression in a time zone, with the daylight-saving rules of
+README.md#daylight-saving-time.
 
 The search walks the zone's offset segments: between two transitions, wall time and UTC differ
 by a constant offset, so the next matching wall time of the segment gives the next instant

@@ -27,7 +27,7 @@ _HASH_WORDS: tuple[tuple[str, Callable[[int], str]], ...] = (
 
 @dataclass(frozen=True)
 class Explanation:
-    """The answer of `cronctl explain`: SPEC section 4 names its JSON keys."""
+    """The answer of `cronctl explain`: README.md#json names its JSON keys."""
 
     expression: str
     timezone: str

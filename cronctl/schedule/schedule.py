@@ -1,4 +1,4 @@
-"""`Schedule`: one schedule string of a task, in the task's time zone (SPEC section 3)."""
+"""`Schedule`: one schedule string of a task, in the task's time zone (README.md#schedules)."""
 
 from __future__ import annotations
 
@@ -69,7 +69,8 @@ class Schedule:
 
     @property
     def is_wildcard(self) -> bool:
-        """True for a cron schedule whose minute or hour field starts with '*' (SPEC 3)."""
+        """True for a cron schedule whose minute or hour field starts with '*'
+        (README.md#daylight-saving-time)."""
         return self.cron is not None and self.cron.wildcard
 
     def next_after(self, dt: datetime) -> datetime | None:

@@ -34,10 +34,10 @@ class CronSpec:
         self.minutes = tuple(sorted(self.minute.values))
         self.hours = tuple(sorted(self.hour.values))
         self.months = frozenset(self.month.values)
-        # SPEC 3: a task is *wildcard* when its minute or hour field starts with '*': it follows
-        # the wall clock as it comes, losing wall times a jump skips and running in both passes
-        # of a repeated hour. Otherwise it is *fixed-time*: each matching wall time runs once,
-        # even when a clock change skips or repeats it.
+        # README.md#daylight-saving-time: a task is *wildcard* when its minute or hour field starts
+        # with '*': it follows the wall clock as it comes, losing wall times a jump skips and
+        # running in both passes of a repeated hour. Otherwise it is *fixed-time*: each matching
+        # wall time runs once, even when a clock change skips or repeats it.
         self.wildcard = self.minute.starts_with_star or self.hour.starts_with_star
 
     def next_wall(self, after: datetime, inclusive: bool = False) -> datetime | None:

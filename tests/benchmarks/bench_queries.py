@@ -3,9 +3,9 @@
 Plain script (pytest does not collect it):
     python tests/benchmarks/bench_queries.py [--runs 5] [--rows 1000000] [--tasks 100] [--dir DIR]
 
-SPEC section 8: with 100 tasks and 1,000,000 history rows, each command takes at most 1.5x the
-time of `python -c "import typer, rich.table, croniter"` (the floor set by its own imports).
-Each figure is the median wall time of real subprocesses (stdout piped, so plain output),
+docs/performance.md#targets: with 100 tasks and 1,000,000 history rows, each command takes at most
+1.5x the time of `python -c "import typer, rich.table, croniter"` (the floor set by its own
+imports). Each figure is the median wall time of real subprocesses (stdout piped, so plain output),
 interleaved with the floor and measured in the same run after a warm-up.
 
 The database is built in one transaction with INSERT ... SELECT over a recursive CTE (about

@@ -1,4 +1,5 @@
-"""`cronctl serve` against SPEC section 8, measured on the real command in a scratch CRONCTL_HOME.
+"""`cronctl serve` against docs/performance.md#targets, measured on the real command in a scratch
+CRONCTL_HOME.
 
 Plain script (pytest does not collect it):  python tests/benchmarks/bench_serve.py [--quick]
 

@@ -5,8 +5,8 @@ Plain script (pytest does not collect it):  python tests/benchmarks/bench_spawn.
 Figures:
 * median wall time of run_process("true") vs subprocess.run(["sh", "-c", "true"]), interleaved;
 * CPU time this process spends per run_process call (getrusage of self: children excluded),
-  with the bare subprocess.run's as baseline. SPEC section 8: serve spends under 3 ms of its own
-  CPU per run (spawn, capture, two database writes).
+  with the bare subprocess.run's as baseline. docs/performance.md#targets: serve spends under 3 ms
+  of its own CPU per run (spawn, capture, two database writes).
 """
 
 from __future__ import annotations

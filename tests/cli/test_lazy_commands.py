@@ -69,7 +69,8 @@ LEAN_CODE = (
 def test_piped_read_commands_load_only_what_they_use(cronctl_home, words):
     """Plain output needs no Rich console, CRONCTL_HOME no platformdirs, schedules without
     H no OpenSSL, and `status` no process machinery: each was milliseconds of start-up
-    (SPEC 8). The collector, paused while importing, runs again for the command."""
+    (docs/performance.md#targets). The collector, paused while importing, runs again for the
+    command."""
     cronctl_home.mkdir(parents=True, exist_ok=True)
     (cronctl_home / "tasks.toml").write_text(
         '[tasks.a]\nschedule = "*/5 * * * *"\ncommand = "true"\n'

@@ -1,6 +1,6 @@
 """Fault scenarios 1-9 of reliability.md section 6: the task file and the input that reaches it.
 
-Every case drives the real `cronctl` script. What is expected, adapted to SPEC: an invalid
+Every case drives the real `cronctl` script. What is expected (README.md#exit-codes): an invalid
 task file or input is exit 2 with one `error: ...` line (then at most a `hint: ...` line) that
 names the file and line, the task and the key; `serve` exits 78 on an invalid file at start;
 a refused write leaves the file byte-identical; no traceback, ever.
@@ -81,10 +81,10 @@ def home_with(tmp_path: Path, name: str, content: bytes | str) -> Path:
 
 def test_s01_corrupt_task_file_is_one_error_line_and_never_overwritten(tmp_path, cronctl_exe):
     """Decided: every command that reads a corrupt task file (truncated table, duplicate table,
-    duplicate key, binary garbage, UTF-8 byte-order mark, invalid UTF-8) exits 2 (SPEC: invalid
-    task file) with `error: PATH:LINE: ...` -- a line number even when TOML only says "at end of
-    document" -- at most one hint line, no traceback; writers (add, remove, enable, disable)
-    leave the file byte-identical."""
+    duplicate key, binary garbage, UTF-8 byte-order mark, invalid UTF-8) exits 2
+    (README.md#exit-codes: invalid task file) with `error: PATH:LINE: ...` -- a line number even
+    when TOML only says "at end of document" -- at most one hint line, no traceback; writers (add,
+    remove, enable, disable) leave the file byte-identical."""
     calls, where = [], []
     for name, content in CORRUPT.items():
         home = home_with(tmp_path, name, content)
@@ -192,11 +192,12 @@ BAD_FILES = [
 
 
 def test_s02_unknown_keys_and_wrong_types_name_the_key_and_line(tmp_path, cronctl_exe):
-    """Decided: exit 2 (SPEC), one error naming file:line, task and key, what is allowed, and the
-    nearest known key for a misspelling. `timeout` takes a duration string or whole seconds, so
-    "1h" and 3600 are both right; "1 hour", -5, 1.5 are not. Numbers past sane limits (durations
-    over 365d, keep_runs over 1e8, after_failures over 1000) are refused when the file is read:
-    before, keep_runs = 1e20 was accepted and `prune` died with an OverflowError traceback."""
+    """Decided: exit 2 (invalid input), one error naming file:line, task and key, what is allowed,
+    and the nearest known key for a misspelling. `timeout` takes a duration string or whole
+    seconds, so "1h" and 3600 are both right; "1 hour", -5, 1.5 are not. Numbers past sane limits
+    (durations over 365d, keep_runs over 1e8, after_failures over 1000) are refused when the file
+    is read: before, keep_runs = 1e20 was accepted and `prune` died with an OverflowError
+    traceback."""
     calls = []
     for index, (text, _, _) in enumerate(BAD_FILES):
         home = home_with(tmp_path, f"case{index}", text)
@@ -336,9 +337,10 @@ def test_s03_invalid_cron_expressions_are_refused_everywhere(tmp_path, cronctl_e
     (as in crontab) and blanks around the schedule are ignored; a no-break space, any other
     Unicode space, zero-width character or control character anywhere -- also at either end, where
     Python's str.strip used to drop it silently -- is refused with its code point. Non-ASCII
-    digits are refused. A schedule that never fires is an error (SPEC 3.4). `@every` is at most
-    365d: longer intervals used to overflow (`explain '@every 99999999999999999999d'` was a
-    traceback, and `add` wrote the task and then crashed)."""
+    digits are refused. A schedule that never fires is an error
+    (README.md#schedules-that-are-refused). `@every` is at most 365d: longer intervals used to
+    overflow (`explain '@every 99999999999999999999d'` was a traceback, and `add` wrote the task
+    and then crashed)."""
     calls = []
     for index, (expr, _) in enumerate(BAD_SCHEDULES):
         add_home = home_with(tmp_path, f"add{index}", GOOD)
@@ -565,7 +567,7 @@ BAD_NAMES = [
 
 
 def test_s05_ill_formed_names_are_refused(tmp_path, cronctl_exe):
-    """Decided: SPEC's rule `[A-Za-z0-9][A-Za-z0-9_.-]{0,62}` (ASCII only, so NFC and NFD `café`
+    """Decided: the name rule `[A-Za-z0-9][A-Za-z0-9_.-]{0,62}` (ASCII only, so NFC and NFD `café`
     cannot be two look-alike tasks; 63 characters at most) for `add` and in the file: exit 2,
     the rule in the hint, file byte-identical, and the name shown escaped, never raw control
     characters."""
@@ -591,10 +593,10 @@ def test_s05_ill_formed_names_are_refused(tmp_path, cronctl_exe):
 
 
 def test_s05_duplicate_names_and_names_that_differ_only_in_case(tasks_path, cronctl_exe):
-    """Decided: a second `add backup` exits 2 (SPEC: invalid input) with "already exists" and a
-    hint to use --replace; the file is byte-identical. Names are case-sensitive (SPEC's rule), so
-    `Backup` is a second task -- rarely what is meant, so `add` says so in a warning line (exit
-    0) and `check` warns about the pair (exit 0)."""
+    """Decided: a second `add backup` exits 2 (invalid input) with "already exists" and a
+    hint to use --replace; the file is byte-identical. Names are case-sensitive
+    (README.md#the-task-file), so `Backup` is a second task -- rarely what is meant, so `add` says
+    so in a warning line (exit 0) and `check` warns about the pair (exit 0)."""
     assert cfg_run(cronctl_exe, "add", "backup", "@daily", "true").returncode == 0
     before = tasks_path.read_bytes()
     again = cfg_run(cronctl_exe, "add", "backup", "@hourly", "false")

@@ -106,11 +106,11 @@ def test_s15_values_from_the_task_file_and_arguments_are_shown_escaped(tasks_pat
 
 
 def test_s16_jobs_that_cannot_run_are_recorded_and_notified_once(tmp_path, cronctl_exe):
-    """Decided (SPEC 6): a command the shell cannot find is a `failed` run with exit 127 and a
-    reason saying so; not executable: `failed`, 126; a bad shebang: whatever the shell reports
-    (dash: 127 "not found"; bash: 126); a missing working folder or shell: `error` (could not
-    start), with the reason. `run-now` exits with the job's status (127, 126) and 1 for `error`
-    runs, which have none. Each failed run sends its failure notification exactly once."""
+    """Decided (README.md#run-statuses): a command the shell cannot find is a `failed` run with
+    exit 127 and a reason saying so; not executable: `failed`, 126; a bad shebang: whatever the
+    shell reports (dash: 127 "not found"; bash: 126); a missing working folder or shell: `error`
+    (could not start), with the reason. `run-now` exits with the job's status (127, 126) and 1 for
+    `error` runs, which have none. Each failed run sends its failure notification exactly once."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     (bin_dir / "noexec").write_text("echo hi\n")

@@ -129,7 +129,8 @@ def test_s21_run_now_on_a_full_disk(cronctl_exe, cronctl_home, tmp_path):
       the job's own status.
     * No room for the row: the job is not started (nothing runs that cannot be recorded,
       the rule serve follows for its exactly-once claim); exit 1 with one line
-      "error: the disk holding PATH is full" and a hint. (SPEC has no code 74: 1 = failure.)
+      "error: the disk holding PATH is full" and a hint. (README.md#exit-codes has no 74: 1 =
+      failure.)
     * Reading still works on the full disk: `history`, `list`, `history --json` (the store
       falls back to a read-only open that needs no new file)."""
     marker = tmp_path / "job-ran"

@@ -7,8 +7,9 @@ launcher that claims runs as serve's worker does. Where the job process matters 
 durations across a step), the real runner runs a real job under a clock whose wall time is
 stepped while the job runs. Hot reload (31) uses the real `cronctl serve` process.
 
-SPEC wins over the reference: a wall-clock jump forward follows the task's `catch_up` policy,
-whatever its size (there is no cronie-style 3-hour rule), and the DST rules are SPEC section 3.
+Decided (docs/reliability.md#decisions): a wall-clock jump forward follows the task's `catch_up`
+policy, whatever its size (there is no cronie-style 3-hour rule), and the DST rules are
+README.md#daylight-saving-time.
 """
 
 from __future__ import annotations
@@ -80,7 +81,7 @@ POLICIES = ("skip", "once", "all")
 
 
 def test_s26_jump_forward_follows_each_tasks_catch_up_policy(clock_harness):
-    """Decided (SPEC wins over cronie's "< 3 h: run what was skipped"): slots jumped over follow
+    """Decided (not cronie's "< 3 h: run what was skipped"): slots jumped over follow
     the task's `catch_up` policy, the same for fixed-time and wildcard tasks: `skip` records each
     `missed`, `once` runs the newest one once (trigger `catch-up`), `all` runs every one, oldest
     first, one after another. A `*/5` task under `skip`/`once` is therefore coalesced into no run
@@ -246,7 +247,7 @@ def test_s28_a_long_jump_is_never_a_burst(clock_harness):
     """Decided: a long jump (here a day and 2 h: a resume, or NTP correcting a dead RTC) is no
     different from a short one: the `catch_up` policy applies, with its caps. `skip` records at
     most 100 `missed` rows a task (the newest; a warning counts the rest), `once` runs one
-    catch-up however old the slot is (SPEC has no age window), `all` runs at most the newest
+    catch-up however old the slot is (there is no age window), `all` runs at most the newest
     100 slots, strictly one at a time. Nothing ever starts in a burst."""
     tasks = [task(f"five_{p}", "*/5 * * * *", catch_up=p) for p in POLICIES]
     tasks += [task(f"daily_{p}", "0 3 * * *", catch_up=p) for p in ("skip", "once")]
@@ -278,7 +279,7 @@ def test_s28_a_long_jump_is_never_a_burst(clock_harness):
 
 
 # ---------------------------------------------------------------------------------------------
-# 29, 30. Daylight saving time (SPEC section 3)
+# 29, 30. Daylight saving time (README.md#daylight-saving-time)
 
 
 def zone_tasks(zone: str, *schedules: str, prefix: str = ""):
@@ -319,8 +320,8 @@ def run_day(clock_harness, tasks, start, until) -> Harness:
 def test_s29_spring_forward(
     clock_harness, cronctl_exe, zone, start, until, fixed_at, quarter_before
 ):
-    """Decided (SPEC section 3, matching reliability.md's instants): a fixed-time task whose
-    wall time falls in the gap fires once, at the first instant after it: `30 2 * * *` at
+    """Decided (README.md#daylight-saving-time, at the reference's instants): a fixed-time task
+    whose wall time falls in the gap fires once, at the first instant after it: `30 2 * * *` at
     03:00 local = 2025-03-30T01:00Z (Berlin) / 2025-03-09T07:00Z (New York); `0,30 2 * * *` fires
     once there too. A wildcard task loses the wall times that do not exist: `*/15 * * * *` has
     no 02:xx run and goes from 01:45 to 03:00 local, 15 real minutes, no burst. `explain` notes
@@ -364,9 +365,9 @@ def test_s29_spring_forward(
 
 
 def test_s30_fall_back(clock_harness):
-    """Decided (SPEC section 3): a fixed-time task in the repeated hour runs once, in the first
-    pass: `30 2 * * *` Berlin at 2025-10-26T00:30Z (not 01:30Z), `30 1 * * *` New York at
-    2025-11-02T05:30Z (not 06:30Z). A wildcard task fires in both passes: `*/30 * * * *` runs 4
+    """Decided (README.md#daylight-saving-time): a fixed-time task in the repeated hour runs once,
+    in the first pass: `30 2 * * *` Berlin at 2025-10-26T00:30Z (not 01:30Z), `30 1 * * *` New York
+    at 2025-11-02T05:30Z (not 06:30Z). A wildcard task fires in both passes: `*/30 * * * *` runs 4
     times in the repeated hour (2 a pass), `*/15 1 * * *` 8 times. `@every 30m` follows elapsed
     time (epoch-aligned UTC slots), so it too runs 4 times in the two real hours the repeated
     wall hour lasts. Tasks in UTC are unaffected."""
@@ -425,7 +426,7 @@ def test_s31_add_remove_and_change_tasks_while_running(serve_proc, tasks_path):
     began = time.monotonic()
     tasks_path.write_text(keep + task_text("chg") + task_text("added"))
     (line,) = wait_reloads(process, 1)
-    assert time.monotonic() - began < 3.5  # SPEC: within 2 s; slack for a loaded machine
+    assert time.monotonic() - began < 3.5  # README: within 2 s; slack for a loaded machine
     assert "added added" in line and "removed long" in line and "changed chg" in line
     reloaded = datetime.now(UTC)
 
@@ -477,9 +478,9 @@ def test_s31_editor_saves_are_detected(serve_proc, tasks_path):
 
 def test_s31_ten_saves_in_a_second_are_one_reload(serve_proc, tasks_path):
     """Decided: a reload waits until the file has been quiet for a moment (0.3 s, well within
-    the 2 s SPEC allows), so a burst of saves (10 in a second here, or an editor's several
-    writes) is read once, in its final state, and a file caught half-written is read only once
-    it has settled (not reported as invalid). SIGHUP reloads at once."""
+    the 2 s README.md#what-serve-guarantees allows), so a burst of saves (10 in a second here, or
+    an editor's several writes) is read once, in its final state, and a file caught half-written is
+    read only once it has settled (not reported as invalid). SIGHUP reloads at once."""
     tasks_path.write_text(task_text("a", command="echo v-start"))
     process = serve_proc()
     process.wait_runs("a", 1)

@@ -1,6 +1,6 @@
 """Fire times, one case a line: expression | zone | start | the expected next fire times.
 
-Expected times are derived by hand from SPEC section 3, not from the implementation. DST rows
+Expected times are derived by hand from README.md#schedules, not from the implementation. DST rows
 rely on the transitions that `test_transitions_are_where_the_table_assumes` checks with zoneinfo.
 """
 

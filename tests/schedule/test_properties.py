@@ -2,7 +2,7 @@
 
 The oracle is independent of the implementation: each generated field carries the values it
 must select (expanded here from the grammar), and whether the task fires at an instant is
-decided minute by minute from zoneinfo and SPEC section 3:
+decided minute by minute from zoneinfo and README.md#schedules:
 - the wall time must match the fields, days combined by AND when dom or dow starts with '*',
   else by OR;
 - a wildcard task (minute or hour field starts with '*') fires at every matching wall time that
@@ -239,8 +239,8 @@ def test_next_after_is_the_first_matching_time(cron: Cron, where: tuple[str, dat
         instant += MINUTE
 
 
-# Where croniter's meaning equals SPEC 3 (UTC, no a-a ranges, day fields that are either `*`
-# or plain lists and ranges), cronctl must agree with it: croniter as a reference.
+# Where croniter's meaning equals ours (README.md#schedules) (UTC, no a-a ranges, day fields that
+# are either `*` or plain lists and ranges), cronctl must agree with it: croniter as a reference.
 
 
 @st.composite
