@@ -35,6 +35,7 @@ from cronctl.history import HealthReader, Retention, RunReader, ServeStateRecord
 from cronctl.model import DEFAULT_KEEP_DAYS, DEFAULT_KEEP_RUNS, Task
 from cronctl.notify.rules import VERDICT_STATUSES, failure_streak
 from cronctl.records import FAILURE_STATUSES, Run, ServeState, to_millisecond
+from cronctl.runner.capture import safe_text
 from cronctl.shapes import run_json
 from cronctl.taskfile import TaskFile
 
@@ -140,8 +141,6 @@ def serve_health(state: ServeState | None, now: datetime) -> ServeHealth:
 
 
 def _first_line(data: bytes) -> str:
-    from cronctl.runner.capture import safe_text
-
     for line in safe_text(data).splitlines():
         if line.strip():
             return line.strip()[:200]

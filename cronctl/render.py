@@ -171,7 +171,7 @@ class Renderer:
     # -- primitives ------------------------------------------------------------------------
 
     def json(self, data: Any) -> None:
-        import json
+        import json  # 1.3 ms, only for --json (docs/architecture.md#start-up-lazy-imports)
 
         self.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
 

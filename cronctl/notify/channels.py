@@ -31,7 +31,9 @@ from cronctl.clock import SYSTEM_CLOCK, Clock
 from cronctl.model import NotifySettings, SmtpSettings
 from cronctl.notify.message import Delivery, email_message, slack_json, text_body, webhook_json
 from cronctl.records import FAILURE_STATUSES, Status
+from cronctl.runner.capture import safe_text
 from cronctl.runner.environment import inherited_environment, run_variables
+from cronctl.runner.process import run_process
 
 if TYPE_CHECKING:
     from cronctl.runner.process import ProcessOutcome
@@ -338,7 +340,6 @@ def _run_with_stdin(
 ) -> ProcessOutcome:
     """Run `script` with `payload` on its stdin (through a 0600 temporary file, removed after:
     run_process has no stdin of its own)."""
-    from cronctl.runner.process import run_process
 
     path = _payload_file(payload)
     try:
@@ -359,7 +360,6 @@ def _run_with_stdin(
 
 
 def _check_outcome(outcome: ProcessOutcome, what: str, timeout: float) -> str:
-    from cronctl.runner.capture import safe_text
 
     if outcome.start_error:
         raise ChannelError(f"{what} could not start: {outcome.start_error}")

@@ -16,6 +16,7 @@ from cronctl import __version__, timefmt
 from cronctl.model import Task
 from cronctl.notify import rules
 from cronctl.records import FAILURE_STATUSES, Run, Status
+from cronctl.runner.capture import safe_text
 from cronctl.shapes import run_json
 
 # Bytes of output shown in a mail or chat message, and POSTed to healthchecks (whose limit is
@@ -103,7 +104,6 @@ def detail_lines(delivery: Delivery) -> list[str]:
 
 def output_tail(run: Run, limit: int = OUTPUT_TAIL_BYTES) -> str:
     """Return the end of stderr, then of stdout, at most about `limit` bytes, escaped."""
-    from cronctl.runner.capture import safe_text
 
     parts = []
     budget = limit

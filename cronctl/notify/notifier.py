@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import os
 import socket
+import sys
 import threading
 from collections import OrderedDict, deque
 from collections.abc import Callable, Mapping, Sequence
@@ -77,7 +78,6 @@ class _Job:
 
 
 def _stderr_log(message: str) -> None:
-    import sys
 
     try:
         print(message, file=sys.stderr, flush=True)

@@ -20,7 +20,7 @@ import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import MAXYEAR, UTC, datetime, timedelta
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from cronctl.errors import ScheduleError
 
@@ -77,7 +77,6 @@ def is_valid_zone(name: str) -> bool:
 def zone_hint(name: str) -> str:
     """Return the hint for a zone name that is_valid_zone refused: the nearest IANA name, the
     Etc/GMT form of a fixed offset, or how to install the zone data."""
-    from zoneinfo import available_timezones
 
     known = {z for z in available_timezones() if z not in _NOT_ZONES}
     if not known:

@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Self, overload
+from urllib.parse import quote
 
 from cronctl.errors import (
     DamagedDatabaseError,
@@ -133,7 +134,6 @@ class Database:
         file without it, which is exact only when no `-wal` holds changes: otherwise we refuse
         rather than show a history without its latest runs.
         """
-        from urllib.parse import quote  # only here: not a cost of every start-up
 
         base = "file:" + quote(os.path.abspath(self.path))
         attempts = [base + "?mode=ro"]
