@@ -20,7 +20,7 @@ import re
 import shutil
 from dataclasses import dataclass, field
 from pathlib import PurePath
-from typing import Any
+from typing import Any, TypeAlias
 
 from cronctl import model
 from cronctl.crontab_import.naming import derive_name
@@ -35,6 +35,7 @@ NAME_COMMENT = re.compile(
     r"\s*".join(map(re.escape, crontab_export.NAME_COMMENT.split()))
     + r"\s*(?P<name>\S+)(?:\s+-\s+(?P<description>.*))?$"
 )
+_NameComment: TypeAlias = tuple[str, str | None]  # (name, description) of a NAME_COMMENT
 _ASSIGNMENT = re.compile(r"\s*(?P<name>[^\s=]+)\s*=(?P<value>.*)$")
 # Variables that only shape the mail cron sends: cronctl has no use for them.
 _MAIL_ONLY = ("MAILFROM", "CONTENT_TYPE", "CONTENT_TRANSFER_ENCODING", "CRON_CORRECT_MAIL_HEADER")
@@ -211,7 +212,7 @@ class CrontabReader:
         """Lines carry a user field after the schedule (/etc/crontab, /etc/cron.d)."""
         self.result = Parsed(system=system)
         self.settings = _Settings()
-        self.wanted: tuple[str, str | None] | None = None
+        self.wanted: _NameComment | None = None
         """(name, description) of a `# cronctl: NAME - description` comment for the next entry."""
         self.comments: list[str] = []
         """The comment block right above the current line."""
@@ -220,12 +221,14 @@ class CrontabReader:
             self.result.notes.append(Note(None, _SYSTEM_NOTE))
 
     def read(self, lines: list[str]) -> Parsed:
+        """Read every line (numbered from 1); return what was found."""
         for number, raw in enumerate(lines, start=1):
             self.read_line(number, raw.rstrip("\r"))
         self._note_other_users()
         return self.result
 
     def read_line(self, number: int, line: str) -> None:
+        """Hand line `number` to the method of its kind."""
         stripped = line.strip()
         if not stripped:
             self.blank()
@@ -326,7 +329,7 @@ class CrontabReader:
     # ----------------------------------------------------------------------- entries
 
     def macro_entry(
-        self, number: int, line: str, above: list[str], wanted: tuple[str, str | None] | None
+        self, number: int, line: str, above: list[str], wanted: _NameComment | None
     ) -> None:
         """`@daily command` (in the system format `@daily user command`)."""
         split = self._fields(number, line, 1, "a macro")
@@ -341,7 +344,7 @@ class CrontabReader:
         self._add_entry(number, line, macro, rest, above, wanted)
 
     def timed_entry(
-        self, number: int, line: str, above: list[str], wanted: tuple[str, str | None] | None
+        self, number: int, line: str, above: list[str], wanted: _NameComment | None
     ) -> None:
         """`m h dom mon dow command` (in the system format with a user before the command)."""
         split = self._fields(number, line, 5, "5 time fields")
@@ -376,7 +379,7 @@ class CrontabReader:
         schedule: str,
         rest: str,
         above: list[str],
-        wanted: tuple[str, str | None] | None,
+        wanted: _NameComment | None,
     ) -> None:
         command = unescape_command(rest)
         if command is None:
