@@ -16,6 +16,7 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from cronctl.errors import CronctlError, ExitCode, UsageError
 from cronctl.export.systemd import env_assignment, exec_line
@@ -28,7 +29,13 @@ from cronctl.serve import NOTIFY_FLUSH_SECONDS as NOTIFY_FLUSH
 UNIT = "cronctl.service"
 STOP_MARGIN = 5
 
-Runner = Callable[..., ToolResult]
+
+class Runner(Protocol):
+    """How a tool is run (runner.tools.run_tool; tests pass a stand-in for systemd)."""
+
+    def __call__(
+        self, argv: Sequence[str], *, timeout: float = ..., env: Mapping[str, str] | None = ...
+    ) -> ToolResult: ...
 
 
 def unit_dir(environ: Mapping[str, str] | None = None) -> Path:
@@ -283,7 +290,7 @@ class Status:
     systemctl: bool
     problem: str | None = None  # why systemd could not be asked
 
-    def as_json(self) -> dict:
+    def as_json(self) -> dict[str, object]:
         return {
             "unit_file": str(self.unit_path),
             "installed": self.installed,

@@ -2,20 +2,24 @@
 
 import enum
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from cronctl import timefmt
-from cronctl.cli.common import JsonFlag, app, command, state
+from cronctl.cli.common import AppState, JsonFlag, app, command, state
 from cronctl.cli.complete import (
     INSTALL_PATHS,
-    SHELLS,
     complete_task_names_in,
     completion_script,
 )
 from cronctl.errors import ExitCode, UsageError
+
+if TYPE_CHECKING:
+    from cronctl.crontab_import import Plan
+    from cronctl.export import OutputFile
 
 service_app = typer.Typer(
     help="The systemd user service that runs `cronctl serve`.",
@@ -222,7 +226,7 @@ def import_crontab(
         raise typer.Exit(int(ExitCode.FAILURE))
 
 
-def _report_import(current, plan, dry_run: bool, json_output: bool) -> None:
+def _report_import(current: AppState, plan: "Plan", dry_run: bool, json_output: bool) -> None:
     render = current.renderer
     if json_output:
         render.json(
@@ -275,7 +279,7 @@ def _report_import(current, plan, dry_run: bool, json_output: bool) -> None:
 # export
 
 
-class ExportFormat(str, enum.Enum):
+class ExportFormat(enum.StrEnum):
     crontab = "crontab"
     systemd = "systemd"
     k8s = "k8s"
@@ -292,10 +296,11 @@ def export_tasks(
             autocompletion=complete_task_names_in,
         ),
     ] = None,
+    *,
     fmt: Annotated[
         ExportFormat,
         typer.Option("--format", help="crontab, systemd or k8s.", case_sensitive=False),
-    ] = ...,
+    ],
     output: Annotated[
         Path | None,
         typer.Option(
@@ -334,8 +339,8 @@ def export_tasks(
         result = systemd_format.export(tasks)
     else:
         result = k8s_format.export(tasks, image=image or "", namespace=namespace)
-    for item in result.skipped:
-        render.warning(f"task {item.task} not exported: {item.reason}")
+    for skipped in result.skipped:
+        render.warning(f"task {skipped.task} not exported: {skipped.reason}")
     if output is not None:
         _write_files(output, result.files)
         written = ", ".join(f.name for f in result.files) or "nothing"
@@ -355,7 +360,7 @@ def export_tasks(
         raise typer.Exit(int(ExitCode.FAILURE))
 
 
-def _write_files(folder: Path, files) -> None:
+def _write_files(folder: Path, files: Sequence["OutputFile"]) -> None:
     try:
         folder.mkdir(parents=True, exist_ok=True)
         for item in files:
@@ -368,7 +373,12 @@ def _write_files(folder: Path, files) -> None:
 # completion
 
 
-Shell = enum.Enum("Shell", {name: name for name in SHELLS}, type=str)
+class Shell(enum.StrEnum):
+    """The shells of complete.SHELLS (tests/system/test_cli_system.py keeps the two equal)."""
+
+    bash = "bash"
+    zsh = "zsh"
+    fish = "fish"
 
 
 @command("completion")

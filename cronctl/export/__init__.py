@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from cronctl.schedule.fields import FieldKind
+    from cronctl.schedule.schedule import Schedule
 
 
 class NotExportable(Exception):
@@ -62,19 +63,25 @@ def _name_to_number(kind: FieldKind, word: str) -> str:
     return word
 
 
-def vixie_fields(schedule) -> tuple[str, ...]:
+def _names_as_numbers(kind: FieldKind, item: str) -> str:
+    return _WORD.sub(lambda match: _name_to_number(kind, match.group(0)), item)
+
+
+def vixie_fields(schedule: Schedule) -> tuple[str, ...]:
     """Return the five fields of a cron schedule as plain Vixie cron understands them.
 
     Names become numbers, each `H` item becomes the values it resolved to for this task;
     everything else is kept as written, so a field that starts with `*` still does (that
     decides how cron combines day-of-month and day-of-week). `L` and `DOW#N` have no Vixie
-    equivalent: NotExportable.
+    equivalent, and neither has a schedule that is not a cron expression: NotExportable.
     """
     # Imported here: `cronctl service` loads this package for its quoting alone, and whoever
     # parsed `schedule` has loaded the schedule package already.
     from cronctl.schedule.fields import KINDS
 
     cron = schedule.cron
+    if cron is None:
+        raise NotExportable(f"'{schedule.text}' is not a cron expression")
     fields = []
     for kind, fld in zip(KINDS, cron.fields, strict=True):
         if fld.last_day:
@@ -87,7 +94,7 @@ def vixie_fields(schedule) -> tuple[str, ...]:
             if item in hashed:
                 items.append(",".join(str(v) for v in hashed[item]))
             else:
-                items.append(_WORD.sub(lambda m, k=kind: _name_to_number(k, m.group(0)), item))
+                items.append(_names_as_numbers(kind, item))
         fields.append(",".join(items))
     return tuple(fields)
 

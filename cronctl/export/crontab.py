@@ -71,6 +71,10 @@ def _sh_quote(text: str) -> str:
     return shlex.quote(text)
 
 
+GroupKey = tuple[str, str, tuple[tuple[str, str], ...]]
+"""(zone, shell, env items): entries with the same key share their assignment lines."""
+
+
 @dataclass(frozen=True)
 class Entry:
     task: Task
@@ -82,7 +86,7 @@ class Entry:
     env_lines: Mapping[str, str] = field(default_factory=dict)  # env NAME -> its assignment
 
     @property
-    def key(self) -> tuple:
+    def key(self) -> GroupKey:
         return (self.zone, self.task.shell, tuple(sorted(self.task.env.items())))
 
 
@@ -147,7 +151,7 @@ def export(tasks: Iterable[Task], *, source: str | None = None) -> Export:
         except NotExportable as exc:
             result.skipped.append(Skipped(task.name, exc.reason))
     lines = _header(source, len(entries), result.skipped)
-    groups: dict[tuple, list[Entry]] = {}
+    groups: dict[GroupKey, list[Entry]] = {}
     for entry in entries:
         groups.setdefault(entry.key, []).append(entry)
     env_state: dict[str, str] = {}

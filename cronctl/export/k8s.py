@@ -76,6 +76,8 @@ def schedule_line(task: Task) -> tuple[str, str, list[str]]:
             )
         return line, "Etc/UTC", notes
     cron = schedule.cron
+    if cron is None:  # neither @reboot, @every nor a cron expression: nothing to translate
+        raise NotExportable(f"'{task.schedule}' has no CronJob equivalent")
     minute, hour, dom, month, dow = cron.fields
     if dom.last_day:
         raise NotExportable("'L' (last day of the month) is not supported by CronJob schedules")

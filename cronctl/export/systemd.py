@@ -14,6 +14,8 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterable, Sequence
+from datetime import tzinfo
+from typing import TYPE_CHECKING, Final, Literal, TypeAlias
 
 from cronctl.durations import format_duration
 from cronctl.export import (
@@ -26,6 +28,10 @@ from cronctl.export import (
     every_step,
 )
 from cronctl.model import Task
+
+if TYPE_CHECKING:
+    from cronctl.schedule.fields import Field
+    from cronctl.schedule.schedule import Schedule
 
 UNIT_PREFIX = "cronctl-"
 WEEKDAY_NAMES = ("Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat")
@@ -123,64 +129,32 @@ def _nth_window(n: int) -> range:
     return range(7 * n - 6, min(7 * n, 31) + 1)
 
 
-def calendar_specs(schedule) -> list[str]:
+# The day alternatives of a cron schedule, each one OnCalendar= date (with or without weekday):
+# day-of-month values or `L`, and day-of-week values or `DOW#N` (weekday, n).
+_LAST_DAY: Final = "L"
+_DateAlternative: TypeAlias = frozenset[int] | Literal["L"]
+_WeekdayAlternative: TypeAlias = frozenset[int] | tuple[int, int]
+_CalendarDay: TypeAlias = tuple[str | None, str]  # (weekday part or None, date part)
+_ALL_WEEKDAYS = frozenset(range(7))
+
+
+def calendar_specs(schedule: Schedule) -> list[str]:
     """Return `OnCalendar=` values (with the zone) that fire exactly when a cron schedule does."""
     cron = schedule.cron
-    zone = schedule.timezone
+    if cron is None:
+        raise NotExportable(f"'{schedule.text}' is not a cron expression")
     minute, hour, dom, month, dow = cron.fields
     time = f"{_two(hour.values, 0, 23)}:{_two(minute.values, 0, 59)}:00"
     months = _two(month.values, 1, 12)
-    all_weekdays = set(range(7))
-
-    # The day alternatives of each field: plain values, and L / DOW#N.
-    date_alternatives: list[tuple[str, object]] = []
-    if dom.values:
-        date_alternatives.append(("days", frozenset(dom.values)))
-    if dom.last_day:
-        date_alternatives.append(("last", None))
-    weekday_alternatives: list[tuple[str, object]] = []
-    if dow.values:
-        weekday_alternatives.append(("weekdays", frozenset(dow.values)))
-    for weekday, n in sorted(dow.nth_weekdays):
-        weekday_alternatives.append(("nth", (weekday, n)))
-
-    lines: list[tuple[str | None, str]] = []  # (weekday part, date part)
-
-    def date_part(kind: str, value: object) -> str:
-        if kind == "last":
-            return f"*-{months}~01"
-        days = set(value)  # type: ignore[arg-type]
-        return f"*-{months}-{_two(days, 1, 31)}"
-
+    dates = _date_alternatives(dom)
+    weekdays = _weekday_alternatives(dow)
     if cron.days.combine_by_or:
-        for kind, value in date_alternatives:
-            lines.append((None, date_part(kind, value)))
-        for kind, value in weekday_alternatives:
-            if kind == "weekdays":
-                lines.append((_weekdays(value), f"*-{months}-*"))  # type: ignore[arg-type]
-            else:
-                weekday, n = value  # type: ignore[misc]
-                window = _nth_window(n)
-                lines.append((WEEKDAY_NAMES[weekday], f"*-{months}-{_two(window, 1, 31)}"))
+        days = _days_matching_either(dates, weekdays, months)
     else:
-        for dkind, dvalue in date_alternatives:
-            for wkind, wvalue in weekday_alternatives:
-                if wkind == "weekdays":
-                    weekdays = None if set(wvalue) == all_weekdays else _weekdays(wvalue)  # type: ignore[arg-type]
-                    lines.append((weekdays, date_part(dkind, dvalue)))
-                    continue
-                weekday, n = wvalue  # type: ignore[misc]
-                if dkind == "last":
-                    raise NotExportable(
-                        f"'L' together with '{WEEKDAY_NAMES[weekday].upper()}#{n}' has no "
-                        "OnCalendar equivalent"
-                    )
-                days = set(dvalue) & set(_nth_window(n))  # type: ignore[arg-type]
-                if days:
-                    lines.append((WEEKDAY_NAMES[weekday], f"*-{months}-{_two(days, 1, 31)}"))
-    specs = []
-    for weekday_part, date in lines:
-        spec = f"{weekday_part + ' ' if weekday_part else ''}{date} {time} {zone}"
+        days = _days_matching_both(dates, weekdays, months)
+    specs: list[str] = []
+    for weekday_part, date in days:
+        spec = f"{weekday_part + ' ' if weekday_part else ''}{date} {time} {schedule.timezone}"
         if spec not in specs:
             specs.append(spec)
     if not specs:
@@ -188,7 +162,74 @@ def calendar_specs(schedule) -> list[str]:
     return specs
 
 
-def has_clock_changes(zone, years: Iterable[int] = range(2024, 2036)) -> bool:
+def _date_alternatives(dom: Field) -> list[_DateAlternative]:
+    dates: list[_DateAlternative] = []
+    if dom.values:
+        dates.append(frozenset(dom.values))
+    if dom.last_day:
+        dates.append(_LAST_DAY)
+    return dates
+
+
+def _weekday_alternatives(dow: Field) -> list[_WeekdayAlternative]:
+    weekdays: list[_WeekdayAlternative] = []
+    if dow.values:
+        weekdays.append(frozenset(dow.values))
+    weekdays.extend(sorted(dow.nth_weekdays))
+    return weekdays
+
+
+def _date_part(date: _DateAlternative, months: str) -> str:
+    if isinstance(date, frozenset):
+        return f"*-{months}-{_two(date, 1, 31)}"
+    return f"*-{months}~01"
+
+
+def _days_matching_either(
+    dates: list[_DateAlternative], weekdays: list[_WeekdayAlternative], months: str
+) -> list[_CalendarDay]:
+    """Cron's OR of day-of-month and day-of-week: one line per alternative of either field."""
+    days: list[_CalendarDay] = [(None, _date_part(date, months)) for date in dates]
+    for weekday in weekdays:
+        if isinstance(weekday, frozenset):
+            days.append((_weekdays(weekday), f"*-{months}-*"))
+        else:
+            day, n = weekday
+            days.append((WEEKDAY_NAMES[day], f"*-{months}-{_two(_nth_window(n), 1, 31)}"))
+    return days
+
+
+def _days_matching_both(
+    dates: list[_DateAlternative], weekdays: list[_WeekdayAlternative], months: str
+) -> list[_CalendarDay]:
+    """Cron's AND (a day field starts with `*`): one line per pair that some day matches."""
+    days: list[_CalendarDay] = []
+    for date in dates:
+        for weekday in weekdays:
+            day = _day_matching(date, weekday, months)
+            if day is not None:
+                days.append(day)
+    return days
+
+
+def _day_matching(
+    date: _DateAlternative, weekday: _WeekdayAlternative, months: str
+) -> _CalendarDay | None:
+    if isinstance(weekday, frozenset):
+        names = None if weekday == _ALL_WEEKDAYS else _weekdays(weekday)
+        return names, _date_part(date, months)
+    day, n = weekday
+    if not isinstance(date, frozenset):
+        raise NotExportable(
+            f"'L' together with '{WEEKDAY_NAMES[day].upper()}#{n}' has no OnCalendar equivalent"
+        )
+    in_window = date & frozenset(_nth_window(n))
+    if not in_window:
+        return None
+    return WEEKDAY_NAMES[day], f"*-{months}-{_two(in_window, 1, 31)}"
+
+
+def has_clock_changes(zone: tzinfo, years: Iterable[int] = range(2024, 2036)) -> bool:
     """Return whether `zone` changes its UTC offset within a year (daylight saving time)."""
     from datetime import datetime
 
@@ -242,6 +283,8 @@ def timer_lines(task: Task) -> tuple[list[str], list[str]]:
                 f"{task.schedule}: every {format_duration(seconds)} after the last start, "
                 "not aligned to the epoch as cronctl aligns it"
             )
+    elif schedule.cron is None:
+        raise NotExportable(f"'{task.schedule}' has no systemd timer equivalent")
     else:
         specs = calendar_specs(schedule)
         if len(specs) > 1 and schedule.cron.days.combine_by_or:

@@ -31,10 +31,6 @@ class CapturedOutput(Output):
     of `data` (0 when nothing was dropped).
     """
 
-    @property
-    def truncated(self) -> bool:
-        return self.dropped_bytes > 0
-
 
 EMPTY_OUTPUT = CapturedOutput(b"", 0, 0)
 
@@ -55,10 +51,6 @@ class BoundedCapture:
         # The tail grows to at most 2 * tail_limit before its front is cut (amortised O(1)).
         self._tail = bytearray()
         self._total = 0
-
-    @property
-    def total_bytes(self) -> int:
-        return self._total
 
     def feed(self, chunk: bytes | bytearray | memoryview) -> None:
         n = len(chunk)

@@ -18,32 +18,50 @@ Lifecycle of a run:
 * after the job has exited, drain the pipes for at most LEFTOVER_DRAIN seconds: a background
   process still holding them (`sleep 30 & echo started`) does not hang the run; its group is
   stopped and the outcome carries a note.
+
+Beside this module: `pipes` reads the output and notices the exit, `groups` signals and
+watches process groups, `outcome` is what a run returns.
 """
 
 from __future__ import annotations
 
 import errno
 import os
-import selectors
 import signal
 import stat
 import subprocess
-import sys
 import threading
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
 from datetime import datetime
 
 from cronctl.clock import SYSTEM_CLOCK, Clock
-from cronctl.runner.capture import (
-    DEFAULT_HEAD_BYTES,
-    DEFAULT_TAIL_BYTES,
-    EMPTY_OUTPUT,
-    BoundedCapture,
-    CapturedOutput,
+from cronctl.runner.capture import DEFAULT_HEAD_BYTES, DEFAULT_TAIL_BYTES
+from cronctl.runner.groups import (
+    REAP_WAIT,
+    group_alive,
+    group_runs_job,
+    signal_group,
+    stop_process_group,
+    wait_group_gone,
 )
+from cronctl.runner.outcome import (
+    NOTE_LEFTOVER,
+    NOTE_LEFTOVER_OUTSIDE,
+    NOTE_STOPPED_EARLY,
+    NOTE_SURVIVORS,
+    ProcessOutcome,
+    outcome_without_process,
+)
+from cronctl.runner.pipes import JobPipes
 
-READ_CHUNK = 64 * 1024
+__all__ = [
+    # The process-group helpers live in runner.groups; serve's recovery reaches them here.
+    "ProcessOutcome",
+    "group_runs_job",
+    "run_process",
+    "stop_process_group",
+]
+
 LEFTOVER_DRAIN = 0.5
 """Seconds we keep reading after the job exited before treating the pipes as held."""
 LEFTOVER_TERM_GRACE = 0.2
@@ -54,177 +72,6 @@ STOP_POLL = 0.1
 """Seconds between checks of the caller's `stop` event."""
 GROUP_POLL = 0.05
 """Seconds between checks that a terminated group is empty."""
-REAP_WAIT = 1.0
-"""Seconds we wait after SIGKILL for the group's members to be gone."""
-
-NOTE_LEFTOVER = "output pipe held by a background process; its process group was stopped"
-NOTE_LEFTOVER_OUTSIDE = (
-    "output pipe held by a process outside the job's process group; it was left running"
-)
-NOTE_SURVIVORS = "processes of the job's process group survived SIGKILL"
-NOTE_STOPPED_EARLY = "stopped before it started"
-
-_HAS_PIDFD = hasattr(os, "pidfd_open") and sys.platform.startswith("linux")
-
-
-@dataclass(frozen=True)
-class ProcessOutcome:
-    """How one attempt of a job ended; never carries a traceback."""
-
-    pid: int | None
-    exit_code: int | None
-    """The exit status when the job exited by itself (None if it was killed or never started)."""
-    signal: int | None
-    """The signal number when the job was killed by a signal."""
-    timed_out: bool
-    stopped: bool
-    """Stopped because the caller set `stop` (serve shutdown, overlap=replace, Ctrl-C)."""
-    start_error: str | None
-    """Why the job could not be started (missing working folder, shell, EMFILE...)."""
-    stdout: CapturedOutput
-    stderr: CapturedOutput
-    started_at: datetime
-    finished_at: datetime
-    duration: float
-    note: str | None
-
-
-# --------------------------------------------------------------------------- process groups
-
-
-def _signal_group(pgid: int, sig: int) -> bool:
-    """Send `sig` to the group; False when the group no longer exists."""
-    try:
-        os.killpg(pgid, sig)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        # A member we may not signal (setuid): the group exists, nothing more we can do.
-        return True
-    return True
-
-
-def _proc_is_ours() -> bool:
-    """True when /proc shows this process's pid namespace (so a scan of it can be trusted)."""
-    try:
-        with open("/proc/self/stat", "rb") as f:
-            return int(f.read().split(b" ", 1)[0]) == os.getpid()
-    except (OSError, ValueError):
-        return False
-
-
-_PROC_USABLE: bool | None = None  # computed once; the answer cannot change while we run
-_DEAD_STATES = (b"Z", b"X")  # zombie or dead: gone but for the reaping
-
-
-def _group_members(pgid: int) -> Iterator[tuple[str, bytes]]:
-    """Yield (pid, state) of each process of group `pgid` that /proc shows.
-
-    A process that vanishes or cannot be read during the scan is left out; without /proc,
-    nothing is yielded. The state is /proc's one letter (see _DEAD_STATES).
-    """
-    try:
-        names = os.listdir("/proc")
-    except OSError:
-        return
-    for name in names:
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/stat", "rb") as f:
-                line = f.read()
-            # pid (comm) state ppid pgrp ...; comm may hold spaces and parentheses.
-            fields = line[line.rfind(b")") + 2 :].split(b" ", 3)
-            if len(fields) < 3 or int(fields[2]) != pgid:
-                continue
-        except (OSError, ValueError):
-            continue
-        yield name, fields[0]
-
-
-def _members_state(pgid: int) -> tuple[bool, bool]:
-    """Scan /proc for the group: (found any member, found a member that is not a zombie)."""
-    found = False
-    for _pid, state in _group_members(pgid):
-        if state not in _DEAD_STATES:
-            return True, True
-        found = True
-    return found, False
-
-
-def group_alive(pgid: int) -> bool:
-    """True while the group has a member that is not merely a zombie waiting to be reaped.
-
-    os.killpg(pgid, 0) alone counts zombies, and orphaned zombies last as long as PID 1 takes to
-    reap them (seconds in some containers). On Linux a scan of /proc tells zombies apart; when
-    the scan cannot be trusted or finds nothing, the answer errs towards "alive".
-    """
-    global _PROC_USABLE
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    if _PROC_USABLE is None:
-        _PROC_USABLE = _proc_is_ours()
-    if not _PROC_USABLE:
-        return True
-    found, live = _members_state(pgid)
-    return live or not found
-
-
-def group_runs_job(pgid: int, run_id: int) -> bool:
-    """True when process group `pgid` has a live member started for run `run_id`.
-
-    A job's processes carry CRONCTL_RUN_ID in their environment (execute.job_environment), and
-    the job's pid is its group's id. Both together identify the job of a run whose serve died,
-    so a recorded pid that was reused since by an unrelated process is never signalled.
-    Linux only (/proc); elsewhere, and for processes we may not inspect, the answer is False.
-    """
-    needle = b"\0CRONCTL_RUN_ID=%d\0" % run_id
-    try:
-        os.killpg(pgid, 0)
-    except OSError:
-        return False
-    for pid, state in _group_members(pgid):
-        if state in _DEAD_STATES:
-            continue
-        try:
-            with open(f"/proc/{pid}/environ", "rb") as f:
-                environ = b"\0" + f.read()
-        except OSError:
-            continue
-        if needle in environ:
-            return True
-    return False
-
-
-def _wait_group_gone(pgid: int, seconds: float, clock: Clock) -> bool:
-    end = clock.monotonic() + seconds
-    while True:
-        if not group_alive(pgid):
-            return True
-        left = end - clock.monotonic()
-        if left <= 0:
-            return False
-        clock.sleep(min(0.01, left))
-
-
-def stop_process_group(pgid: int, kill_grace: float, *, clock: Clock = SYSTEM_CLOCK) -> bool:
-    """Stop every process of group `pgid`, blocking for at most about kill_grace + 1 s.
-
-    SIGTERM (and SIGCONT, so stopped members see it) to the group; SIGKILL to the group after
-    `kill_grace` seconds if any member is left. Returns True when the group is gone.
-    """
-    if not _signal_group(pgid, signal.SIGTERM):
-        return True
-    _signal_group(pgid, signal.SIGCONT)
-    if _wait_group_gone(pgid, kill_grace, clock):
-        return True
-    if not _signal_group(pgid, signal.SIGKILL):
-        return True
-    return _wait_group_gone(pgid, REAP_WAIT, clock)
 
 
 # --------------------------------------------------------------------------- starting
@@ -264,39 +111,6 @@ def _describe_start_error(exc: BaseException, shell: str, cwd: str | None) -> st
     return f"could not start the job: {reason}"
 
 
-def _outcome_without_process(
-    clock: Clock,
-    *,
-    start_error: str | None,
-    stopped: bool = False,
-    note: str | None = None,
-    started_at: datetime | None = None,
-    t0: float | None = None,
-) -> ProcessOutcome:
-    finished_at = clock.now()
-    return ProcessOutcome(
-        pid=None,
-        exit_code=None,
-        signal=None,
-        timed_out=False,
-        stopped=stopped,
-        start_error=start_error,
-        stdout=EMPTY_OUTPUT,
-        stderr=EMPTY_OUTPUT,
-        started_at=started_at or finished_at,
-        finished_at=finished_at,
-        duration=0.0 if t0 is None else max(0.0, clock.monotonic() - t0),
-        note=note,
-    )
-
-
-def _new_selector() -> selectors.BaseSelector:
-    # poll(2) needs no descriptor of its own (epoll and kqueue do) and has no FD_SETSIZE limit.
-    if hasattr(selectors, "PollSelector"):
-        return selectors.PollSelector()
-    return selectors.SelectSelector()  # pragma: no cover
-
-
 # --------------------------------------------------------------------------- running
 
 
@@ -328,13 +142,13 @@ def run_process(
     if head_bytes < 0 or tail_bytes < 0:
         raise ValueError("head_bytes and tail_bytes must not be negative")
     if stop is not None and stop.is_set():
-        return _outcome_without_process(
+        return outcome_without_process(
             clock, start_error=None, stopped=True, note=NOTE_STOPPED_EARLY
         )
     if cwd is not None:
         problem = _cwd_problem(cwd)
         if problem is not None:
-            return _outcome_without_process(clock, start_error=problem)
+            return outcome_without_process(clock, start_error=problem)
 
     started_at = clock.now()
     t0 = clock.monotonic()
@@ -351,218 +165,237 @@ def run_process(
             bufsize=0,
         )
     except (OSError, ValueError) as exc:
-        return _outcome_without_process(
+        return outcome_without_process(
             clock,
             start_error=_describe_start_error(exc, shell, cwd),
             started_at=started_at,
             t0=t0,
         )
-    return _Run(proc, clock, t0, started_at).run(
-        timeout=timeout,
+    supervision = _Supervision(
+        proc,
+        clock,
+        t0,
+        started_at,
+        deadline=None if timeout is None else t0 + timeout,
         kill_grace=kill_grace,
         stop=stop,
-        on_start=on_start,
-        on_output=on_output,
-        head_bytes=head_bytes,
-        tail_bytes=tail_bytes,
+        pipes=JobPipes(head_bytes, tail_bytes, on_output),
+    )
+    return supervision.run(on_start)
+
+
+def _sooner(wait: float | None, other: float) -> float:
+    return other if wait is None else min(wait, other)
+
+
+class _Supervision:
+    """One running job, watched until it has exited and its output is read; one thread, one call.
+
+    Each turn of the loop takes the same steps: signal the group when a timeout or a stop
+    request is due (SIGTERM, then SIGKILL after kill_grace), work out how long it may block,
+    pump output (noticing the job's exit), reap the job. The loop ends once the job is reaped,
+    any termination is over and the pipes are closed, or LEFTOVER_DRAIN seconds later when
+    something still holds them; such leftovers are stopped after the loop.
+    """
+
+    __slots__ = (
+        "clock",
+        "deadline",
+        "kill_grace",
+        "next_group_check",
+        "notes",
+        "pipes",
+        "proc",
+        "settled_at",
+        "started_at",
+        "stop",
+        "stopped",
+        "t0",
+        "term_at",
+        "term_over",
+        "timed_out",
     )
 
-
-class _Run:
-    """The state of one running job; used by one thread, for one call."""
-
     def __init__(
-        self, proc: subprocess.Popen[bytes], clock: Clock, t0: float, started_at: datetime
+        self,
+        proc: subprocess.Popen[bytes],
+        clock: Clock,
+        t0: float,
+        started_at: datetime,
+        *,
+        deadline: float | None,
+        kill_grace: float,
+        stop: threading.Event | None,
+        pipes: JobPipes,
     ) -> None:
         self.proc = proc
         self.clock = clock
         self.t0 = t0
         self.started_at = started_at
+        self.deadline = deadline
+        self.kill_grace = kill_grace
+        self.stop = stop
+        self.pipes = pipes
+        self.timed_out = False
+        self.stopped = False
+        self.term_at: float | None = None
+        """When SIGTERM went to the group."""
+        self.term_over = False
+        """SIGKILL sent, or the group found empty, after SIGTERM."""
+        self.settled_at: float | None = None
+        """From when the leftover drain window counts; only ever set once the job has exited."""
+        self.next_group_check = 0.0
+        self.notes: list[str] = []
 
-    def run(
-        self,
-        *,
-        timeout: float | None,
-        kill_grace: float,
-        stop: threading.Event | None,
-        on_start: Callable[[int], None] | None,
-        on_output: Callable[[str, bytes], None] | None,
-        head_bytes: int,
-        tail_bytes: int,
-    ) -> ProcessOutcome:
-        proc = self.proc
-        clock = self.clock
-        pid = pgid = proc.pid
-        assert proc.stdout is not None and proc.stderr is not None
-        captures = {
-            "stdout": BoundedCapture(head_bytes, tail_bytes),
-            "stderr": BoundedCapture(head_bytes, tail_bytes),
-        }
-        # fd -> (stream name, file object, capture)
-        streams: dict[int, tuple[str, object, BoundedCapture]] = {}
-        sel = _new_selector()
-        pidfd: int | None = None
-        returncode: int | None = None
-        timed_out = stopped = False
-        term_at: float | None = None  # when SIGTERM went to the group
-        term_over = False  # SIGKILL sent, or the group found empty, after SIGTERM
-        settled_at: float | None = None  # from when the leftover drain window counts
-        next_group_check = 0.0
-        leftover = False
-        notes: list[str] = []
+    def run(self, on_start: Callable[[int], None] | None) -> ProcessOutcome:
+        pgid = self.proc.pid
         try:
-            for name, fileobj in (("stdout", proc.stdout), ("stderr", proc.stderr)):
-                fd = fileobj.fileno()
-                streams[fd] = (name, fileobj, captures[name])
-                sel.register(fd, selectors.EVENT_READ)
-            if _HAS_PIDFD:
-                try:
-                    pidfd = os.pidfd_open(pid)
-                except OSError:
-                    pidfd = None  # no pidfd (EMFILE, old kernel): poll for the exit instead
-                else:
-                    sel.register(pidfd, selectors.EVENT_READ)
+            self.pipes.watch(self.proc)
             if on_start is not None:
-                on_start(pid)
-            deadline = None if timeout is None else self.t0 + timeout
-            select = sel.select
-            read = os.read
-
-            while True:
-                now = clock.monotonic()
-                if returncode is None and term_at is None:
-                    if stop is not None and stop.is_set():
-                        stopped = True
-                    elif deadline is not None and now >= deadline:
-                        timed_out = True
-                    if stopped or timed_out:
-                        term_at = now
-                        _signal_group(pgid, signal.SIGTERM)
-                        _signal_group(pgid, signal.SIGCONT)
-                if term_at is not None and not term_over:
-                    if now >= term_at + kill_grace:
-                        # Grace over: SIGKILL whatever is left of the group, unchecked (a group
-                        # that is gone is ignored by _signal_group, zombies ignore signals).
-                        _signal_group(pgid, signal.SIGKILL)
-                        term_over = True
-                        if returncode is not None:
-                            settled_at = now
-                    elif returncode is not None and now >= next_group_check:
-                        # The job is gone but members of its group may not be (they get
-                        # SIGKILL at the end of the grace); finish early once none is left.
-                        next_group_check = now + GROUP_POLL
-                        if not group_alive(pgid):
-                            term_over = True
-                            settled_at = now
-                if settled_at is not None:  # only ever set once the job has exited
-                    if not streams:
-                        break
-                    if now >= settled_at + LEFTOVER_DRAIN:
-                        leftover = True
-                        break
-
-                # How long may we wait for the next event?
-                wait: float | None = None
-                if returncode is None:
-                    if pidfd is None:
-                        wait = EXIT_POLL
-                    if term_at is None:
-                        if stop is not None:
-                            wait = STOP_POLL if wait is None else min(wait, STOP_POLL)
-                        if deadline is not None:
-                            wait = deadline - now if wait is None else min(wait, deadline - now)
-                    elif not term_over:
-                        left = term_at + kill_grace - now
-                        wait = left if wait is None else min(wait, left)
-                elif settled_at is None:  # waiting for the terminated group to empty
-                    assert term_at is not None
-                    wait = min(next_group_check, term_at + kill_grace) - now
-                else:
-                    wait = settled_at + LEFTOVER_DRAIN - now
-                if wait is not None and wait < 0:
-                    wait = 0
-
-                exit_seen = pidfd is None
-                for key, _events in select(wait):
-                    fd = key.fd
-                    if fd == pidfd:
-                        exit_seen = True  # handled below, after the reads
-                        continue
-                    name, fileobj, capture = streams[fd]
-                    chunk = read(fd, READ_CHUNK)
-                    if chunk:
-                        capture.feed(chunk)
-                        if on_output is not None:
-                            on_output(name, chunk)
-                    else:
-                        sel.unregister(fd)
-                        fileobj.close()  # type: ignore[attr-defined]
-                        del streams[fd]
-                if returncode is None and exit_seen:
-                    returncode = proc.poll()  # waitpid(WNOHANG): reaps the job once it exited
-                    if returncode is not None:
-                        if pidfd is not None:
-                            sel.unregister(pidfd)
-                            os.close(pidfd)
-                            pidfd = None
-                        if term_at is None or term_over:
-                            settled_at = clock.monotonic()
-
-            if leftover:
-                self._close_streams(sel, streams)
-                if not term_over and group_alive(pgid):
-                    notes.append(NOTE_LEFTOVER)
-                    if not stop_process_group(
-                        pgid, min(kill_grace, LEFTOVER_TERM_GRACE), clock=clock
-                    ):
-                        notes.append(NOTE_SURVIVORS)
-                else:
-                    notes.append(NOTE_LEFTOVER_OUTSIDE)
-            if term_at is not None and not _wait_group_gone(pgid, REAP_WAIT, clock):
-                _signal_group(pgid, signal.SIGKILL)
-                if not _wait_group_gone(pgid, REAP_WAIT, clock):
-                    notes.append(NOTE_SURVIVORS)
+                on_start(pgid)
+            if self._supervise():
+                self._stop_leftovers()
+            if self.term_at is not None:
+                self._make_sure_group_gone()
         except BaseException:
             # A callback raised (or KeyboardInterrupt): leave nothing behind, then re-raise.
-            _signal_group(pgid, signal.SIGKILL)
+            signal_group(pgid, signal.SIGKILL)
             raise
         finally:
-            self._close_streams(sel, streams)
-            if pidfd is not None:
-                try:
-                    sel.unregister(pidfd)
-                except (KeyError, ValueError):
-                    pass
-                os.close(pidfd)
-            sel.close()
-            if proc.returncode is None:
-                proc.wait()  # never leave a zombie
-            returncode = proc.returncode
+            self.pipes.close()
+            if self.proc.returncode is None:
+                self.proc.wait()  # never leave a zombie
+        return self._outcome()
 
+    def _supervise(self) -> bool:
+        """Run the loop; True when it ended with the pipes held after the job's exit."""
+        monotonic = self.clock.monotonic
+        proc = self.proc
+        pipes = self.pipes
+        while True:
+            now = monotonic()
+            self._signal_when_due(now)
+            if self.settled_at is not None:
+                if not pipes.open:
+                    return False
+                if now >= self.settled_at + LEFTOVER_DRAIN:
+                    return True
+            exit_seen = pipes.pump(self._wait_budget(now))
+            if exit_seen and proc.returncode is None:
+                self._reap()
+
+    # ----------------------------------------------------------------------- signal when due
+
+    def _signal_when_due(self, now: float) -> None:
+        if self.term_at is None and self.proc.returncode is None:
+            self._terminate_when_asked(now)
+        # Not an elif: with kill_grace 0, SIGKILL follows SIGTERM in the same step.
+        if self.term_at is not None and not self.term_over:
+            self._kill_when_grace_over(now, self.term_at)
+
+    def _terminate_when_asked(self, now: float) -> None:
+        """SIGTERM (and SIGCONT) to the group on a stop request or at the deadline."""
+        if self.stop is not None and self.stop.is_set():
+            self.stopped = True
+        elif self.deadline is not None and now >= self.deadline:
+            self.timed_out = True
+        else:
+            return
+        self.term_at = now
+        signal_group(self.proc.pid, signal.SIGTERM)
+        signal_group(self.proc.pid, signal.SIGCONT)
+
+    def _kill_when_grace_over(self, now: float, term_at: float) -> None:
+        exited = self.proc.returncode is not None
+        if now >= term_at + self.kill_grace:
+            # Grace over: SIGKILL whatever is left of the group, unchecked (a group that is
+            # gone is ignored by signal_group, zombies ignore signals).
+            signal_group(self.proc.pid, signal.SIGKILL)
+            self.term_over = True
+            if exited:
+                self.settled_at = now
+        elif exited and now >= self.next_group_check:
+            # The job is gone but members of its group may not be (they get SIGKILL at the end
+            # of the grace); finish early once none is left.
+            self.next_group_check = now + GROUP_POLL
+            if not group_alive(self.proc.pid):
+                self.term_over = True
+                self.settled_at = now
+
+    # ----------------------------------------------------------------------- wait budget
+
+    def _wait_budget(self, now: float) -> float | None:
+        """How long the next pump may block: until the next step is due (None: no limit)."""
+        wait: float | None
+        if self.proc.returncode is None:
+            wait = self._wait_while_running(now)
+        elif self.settled_at is None:  # waiting for the terminated group to empty
+            assert self.term_at is not None
+            wait = min(self.next_group_check, self.term_at + self.kill_grace) - now
+        else:
+            wait = self.settled_at + LEFTOVER_DRAIN - now
+        if wait is not None and wait < 0:
+            return 0.0
+        return wait
+
+    def _wait_while_running(self, now: float) -> float | None:
+        wait = EXIT_POLL if self.pipes.pidfd is None else None
+        if self.term_at is None:
+            if self.stop is not None:
+                wait = _sooner(wait, STOP_POLL)
+            if self.deadline is not None:
+                wait = _sooner(wait, self.deadline - now)
+        elif not self.term_over:
+            wait = _sooner(wait, self.term_at + self.kill_grace - now)
+        return wait
+
+    # ----------------------------------------------------------------------- reap
+
+    def _reap(self) -> None:
+        """Collect the job's exit status if it has exited (waitpid WNOHANG)."""
+        if self.proc.poll() is None:
+            return
+        self.pipes.stop_watching_exit()
+        if self.term_at is None or self.term_over:
+            self.settled_at = self.clock.monotonic()
+
+    # ----------------------------------------------------------------------- after the exit
+
+    def _stop_leftovers(self) -> None:
+        """The pipes are still held after the drain window: stop what holds them, if ours."""
+        self.pipes.close_streams()
+        pgid = self.proc.pid
+        if not self.term_over and group_alive(pgid):
+            self.notes.append(NOTE_LEFTOVER)
+            grace = min(self.kill_grace, LEFTOVER_TERM_GRACE)
+            if not stop_process_group(pgid, grace, clock=self.clock):
+                self.notes.append(NOTE_SURVIVORS)
+        else:
+            self.notes.append(NOTE_LEFTOVER_OUTSIDE)
+
+    def _make_sure_group_gone(self) -> None:
+        """After a timeout or stop: wait for the group to empty, SIGKILL it once more if not."""
+        pgid = self.proc.pid
+        if not wait_group_gone(pgid, REAP_WAIT, self.clock):
+            signal_group(pgid, signal.SIGKILL)
+            if not wait_group_gone(pgid, REAP_WAIT, self.clock):
+                self.notes.append(NOTE_SURVIVORS)
+
+    def _outcome(self) -> ProcessOutcome:
+        returncode = self.proc.returncode
         assert returncode is not None
+        stdout, stderr = self.pipes.output()
         return ProcessOutcome(
-            pid=pid,
+            pid=self.proc.pid,
             exit_code=returncode if returncode >= 0 else None,
             signal=-returncode if returncode < 0 else None,
-            timed_out=timed_out,
-            stopped=stopped,
+            timed_out=self.timed_out,
+            stopped=self.stopped,
             start_error=None,
-            stdout=captures["stdout"].result(),
-            stderr=captures["stderr"].result(),
+            stdout=stdout,
+            stderr=stderr,
             started_at=self.started_at,
-            finished_at=clock.now(),
-            duration=max(0.0, clock.monotonic() - self.t0),
-            note="; ".join(notes) or None,
+            finished_at=self.clock.now(),
+            duration=max(0.0, self.clock.monotonic() - self.t0),
+            note="; ".join(self.notes) or None,
         )
-
-    @staticmethod
-    def _close_streams(
-        sel: selectors.BaseSelector, streams: dict[int, tuple[str, object, BoundedCapture]]
-    ) -> None:
-        for fd, (_name, fileobj, _capture) in list(streams.items()):
-            try:
-                sel.unregister(fd)
-            except (KeyError, ValueError):
-                pass
-            fileobj.close()  # type: ignore[attr-defined]
-            del streams[fd]

@@ -8,7 +8,6 @@ traceback when systemd is not there (containers, macOS, WSL without systemd).
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 from collections.abc import Mapping, Sequence
 from typing import NamedTuple
@@ -34,19 +33,10 @@ class ToolResult(NamedTuple):
     def ok(self) -> bool:
         return self.code == 0
 
-    @property
-    def missing(self) -> bool:
-        return self.code == NOT_FOUND
-
     def message(self) -> str:
         """Return the tool's own explanation, one line: its stderr, else its stdout."""
         text = (self.stderr.strip() or self.stdout.strip()).splitlines()
         return text[0] if text else f"exit status {self.code}"
-
-
-def available(tool: str) -> bool:
-    """Return whether `tool` is on PATH."""
-    return shutil.which(tool) is not None
 
 
 def run_tool(

@@ -16,16 +16,11 @@ from pathlib import Path
 import pytest
 
 from cronctl.clock import SYSTEM_CLOCK
-from cronctl.runner import process as process_mod
+from cronctl.runner import pipes as pipes_mod
 from cronctl.runner.capture import drop_marker
-from cronctl.runner.process import (
-    NOTE_LEFTOVER,
-    NOTE_STOPPED_EARLY,
-    ProcessOutcome,
-    group_alive,
-    run_process,
-    stop_process_group,
-)
+from cronctl.runner.groups import group_alive
+from cronctl.runner.outcome import NOTE_LEFTOVER, NOTE_STOPPED_EARLY
+from cronctl.runner.process import ProcessOutcome, run_process, stop_process_group
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX process groups")
 
@@ -118,7 +113,7 @@ def open_fds() -> set[str]:
 def exit_detection(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """Run a test with pidfd exit detection (Linux) and with the polling fallback (macOS)."""
     if request.param == "poll":
-        monkeypatch.setattr(process_mod, "_HAS_PIDFD", False)
+        monkeypatch.setattr(pipes_mod, "_HAS_PIDFD", False)
     return request.param
 
 

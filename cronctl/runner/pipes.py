@@ -1,0 +1,140 @@
+"""The output pipes of a running job and the notice of its exit, read with one selector.
+
+Both pipes feed a bounded capture (capture.BoundedCapture) and the optional `on_output`
+callback as data comes. On Linux a pidfd in the same selector tells when the job exits while
+its pipes are still open; elsewhere (macOS, old kernels, no descriptor left) the caller polls
+for the exit instead.
+"""
+
+from __future__ import annotations
+
+import os
+import selectors
+import subprocess
+import sys
+from collections.abc import Callable
+from typing import IO, NamedTuple
+
+from cronctl.runner.capture import BoundedCapture, CapturedOutput
+
+READ_CHUNK = 64 * 1024
+
+_HAS_PIDFD = hasattr(os, "pidfd_open") and sys.platform.startswith("linux")
+
+
+def _new_selector() -> selectors.BaseSelector:
+    # poll(2) needs no descriptor of its own (epoll and kqueue do) and has no FD_SETSIZE limit.
+    if hasattr(selectors, "PollSelector"):
+        return selectors.PollSelector()
+    return selectors.SelectSelector()  # pragma: no cover
+
+
+class _Stream(NamedTuple):
+    name: str
+    """"stdout" or "stderr", as `on_output` receives it."""
+    file: IO[bytes]
+    capture: BoundedCapture
+
+
+class JobPipes:
+    """stdout, stderr and (on Linux) the pidfd of one job; used by one thread, for one run.
+
+    Costs no descriptor of its own: the selector is poll(2) based.
+    """
+
+    __slots__ = ("_captures", "_on_output", "_selector", "_streams", "pidfd")
+
+    def __init__(
+        self,
+        head_bytes: int,
+        tail_bytes: int,
+        on_output: Callable[[str, bytes], None] | None,
+    ) -> None:
+        self._captures = {
+            "stdout": BoundedCapture(head_bytes, tail_bytes),
+            "stderr": BoundedCapture(head_bytes, tail_bytes),
+        }
+        self._on_output = on_output
+        self._streams: dict[int, _Stream] = {}
+        self._selector = _new_selector()
+        self.pidfd: int | None = None
+        """The job's pidfd while we watch for its exit with one; None: poll for the exit."""
+
+    def watch(self, proc: subprocess.Popen[bytes]) -> None:
+        """Start reading the job's pipes, and watching its exit with a pidfd where there is one."""
+        assert proc.stdout is not None and proc.stderr is not None
+        for name, file in (("stdout", proc.stdout), ("stderr", proc.stderr)):
+            fd = file.fileno()
+            self._streams[fd] = _Stream(name, file, self._captures[name])
+            self._selector.register(fd, selectors.EVENT_READ)
+        if _HAS_PIDFD:
+            try:
+                self.pidfd = os.pidfd_open(proc.pid)
+            except OSError:
+                return  # no pidfd (EMFILE, old kernel): the caller polls for the exit instead
+            self._selector.register(self.pidfd, selectors.EVENT_READ)
+
+    @property
+    def open(self) -> bool:
+        """True while a pipe has not reached its end (or been closed)."""
+        return bool(self._streams)
+
+    def pump(self, wait: float | None) -> bool:
+        """Block up to `wait` seconds (None: until something happens), then read what came.
+
+        Returns True when the job may have exited: its pidfd is readable, or there is no pidfd
+        to tell (the caller then checks with waitpid).
+        """
+        exit_seen = self.pidfd is None
+        for key, _events in self._selector.select(wait):
+            fd = key.fd
+            if fd == self.pidfd:
+                exit_seen = True  # the caller reaps, after these reads
+                continue
+            self._read(fd)
+        return exit_seen
+
+    def _read(self, fd: int) -> None:
+        stream = self._streams[fd]
+        chunk = os.read(fd, READ_CHUNK)
+        if chunk:
+            stream.capture.feed(chunk)
+            if self._on_output is not None:
+                self._on_output(stream.name, chunk)
+        else:
+            self._selector.unregister(fd)
+            stream.file.close()
+            del self._streams[fd]
+
+    def stop_watching_exit(self) -> None:
+        """Close the pidfd once the job is reaped."""
+        if self.pidfd is not None:
+            self._selector.unregister(self.pidfd)
+            os.close(self.pidfd)
+            self.pidfd = None
+
+    def close_streams(self) -> None:
+        """Stop reading: close both pipes, whether or not their writers are done."""
+        for fd, stream in list(self._streams.items()):
+            try:
+                self._selector.unregister(fd)
+            except (KeyError, ValueError):
+                pass
+            stream.file.close()
+            del self._streams[fd]
+
+    def close(self) -> None:
+        """Release every descriptor (safe to call after any of the above, and more than once)."""
+        self.close_streams()
+        if self.pidfd is not None:
+            try:
+                self._selector.unregister(self.pidfd)
+            except (KeyError, ValueError):
+                pass
+            os.close(self.pidfd)
+            self.pidfd = None
+        self._selector.close()
+
+    def output(self) -> tuple[CapturedOutput, CapturedOutput]:
+        """What was kept of stdout and stderr."""
+        return self._captures["stdout"].result(), self._captures["stderr"].result()
