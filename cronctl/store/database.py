@@ -336,11 +336,6 @@ class Database:
         with self._write() as db:
             schema.migrate(db)
 
-    @property
-    def schema_version(self) -> int:
-        with self._guard():
-            return int(self._db.execute("PRAGMA user_version").fetchone()[0])
-
     def quick_check(self) -> list[str]:
         """Return the problems `PRAGMA quick_check` finds (empty when the file is sound).
 

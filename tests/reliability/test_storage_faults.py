@@ -33,6 +33,7 @@ from cronctl.store import (
     open_for_serve,
 )
 
+from ..store.support import schema_version
 from .storage_support import (
     LIMIT,
     LockHolder,
@@ -434,7 +435,7 @@ def test_s24_open_for_serve_moves_a_damaged_history_aside(kind, tmp_path):
     try:
         assert moved == db.with_name("history.db.corrupt-20260304T050607Z")
         assert moved.read_bytes() == damaged
-        assert store.runs() == [] and store.schema_version == SCHEMA_VERSION
+        assert store.runs() == [] and schema_version(db) == SCHEMA_VERSION
         store.start_run("a", "manual", started_at=T0)
     finally:
         store.close()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import sqlite3
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -18,3 +20,9 @@ def add_run(
         duration_ms=duration,
     )
     return run_id
+
+
+def schema_version(path: str | Path) -> int:
+    """The schema version a history file records (SQLite's user_version), read directly."""
+    with sqlite3.connect(path) as db:
+        return int(db.execute("PRAGMA user_version").fetchone()[0])

@@ -15,14 +15,14 @@ from cronctl.errors import StoreError
 from cronctl.records import Status, Trigger
 from cronctl.store import SCHEMA_VERSION, HistoryStore, from_ms, move_aside, to_ms
 
-from .support import T0, add_run
+from .support import T0, add_run, schema_version
 
 
 def test_file_is_private_wal_and_versioned(tmp_path):
     path = tmp_path / "state" / "history.db"
     with HistoryStore(path) as opened:
         add_run(opened)
-        assert opened.schema_version == SCHEMA_VERSION
+        assert schema_version(path) == SCHEMA_VERSION
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
     raw = sqlite3.connect(path)

@@ -12,7 +12,7 @@ from cronctl.errors import StoreError
 from cronctl.store import APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION, HistoryStore
 from cronctl.store.schema import is_ours, statements
 
-from .support import T0
+from .support import T0, schema_version
 
 
 def test_migration_from_schema_1_keeps_runs(tmp_path):
@@ -26,7 +26,7 @@ def test_migration_from_schema_1_keeps_runs(tmp_path):
     )
     old.close()
     with HistoryStore(path) as opened:
-        assert opened.schema_version == SCHEMA_VERSION
+        assert schema_version(path) == SCHEMA_VERSION
         [run] = opened.runs("legacy")
         assert run.status == "succeeded" and run.notify_error is None
         opened.serve_started(pid=1, hostname="h", version="v", now=T0)  # table from schema 2
@@ -68,8 +68,7 @@ def test_two_processes_racing_the_migration_migrate_once(tmp_path):
     code = "import sys; from cronctl.store import HistoryStore; HistoryStore(sys.argv[1]).close()"
     procs = [subprocess.Popen([sys.executable, "-c", code, str(path)]) for _ in range(6)]
     assert [p.wait(timeout=60) for p in procs] == [0] * 6
-    with HistoryStore(path) as opened:
-        assert opened.schema_version == SCHEMA_VERSION
+    assert schema_version(path) == SCHEMA_VERSION
 
 
 def test_a_database_of_another_program_is_refused_untouched(tmp_path):
