@@ -24,12 +24,16 @@ from cronctl.errors import TaskFileError
 log = logging.getLogger("cronctl.serve")
 
 # One stat() of the task file every 1.5 s while nothing is due: edits are picked up within
-# SPEC's 2 s (POLL_INTERVAL + SETTLE) without waking the loop every second.
+# 2 s (POLL_INTERVAL + SETTLE) without waking the loop every second.
 POLL_INTERVAL = 1.5
 SETTLE = 0.3
 """Seconds a changed task file must stay unchanged before it is read."""
 Stamp = tuple[int, int, int]
 _NOTHING = "nothing"  # no change waiting to settle
+
+
+load_regular = functools.partial(taskfile.load, regular_only=True)
+"""How the watcher reads the task file: a FIFO or a device in its place is refused, not read."""
 
 
 def stamp_of(path: Path) -> Stamp | None:
@@ -57,9 +61,7 @@ class TaskFileWatcher:
         path: Path,
         *,
         stamp: Stamp | None,
-        loader: Callable[[Path], taskfile.TaskFile] = functools.partial(
-            taskfile.load, regular_only=True
-        ),
+        loader: Callable[[Path], taskfile.TaskFile] = load_regular,
     ) -> None:
         self.path = path
         self.loader = loader
