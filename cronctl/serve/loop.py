@@ -12,10 +12,12 @@ step or a suspend and resume: slots jumped over follow the task's catch-up polic
 step back nothing is re-run because each task's next slot is computed after the newest slot
 it already ran (and the database's unique key on (task, slot) is the last word).
 
-The loop delegates what is not a decision: `Capacity` holds the runs it started (at most
-`max_parallel` at once), `plan` computes, `Upkeep` does the periodic chores (task file,
-heartbeat, retention, watchdog), the background writer (`BackgroundWrites`) writes the rows of
-runs that never start, and `log` turns a snapshot of the loop into its report.
+The loop decides when a run is due; the rest it delegates: `plan` computes (due and missed
+slots, catch-up, overlap, jumps, the reload diff), `Starts` starts runs (overlap policy, the
+parallel limit, waiting starts), `Upkeep` does the periodic chores (task file, heartbeat,
+retention, watchdog), the background writer (`BackgroundWrites`) writes the rows of runs that
+never start, `JobStopper` ends the running jobs at shutdown, and `serve.log` turns a snapshot
+of the loop into its report.
 """
 
 from __future__ import annotations
@@ -234,6 +236,7 @@ class Scheduler:
                     self.slots.schedule(state, nxt)
 
     def _fire_slots(self, now: datetime, jumped_after: datetime | None) -> None:
+        why = "when the wall clock jumped" if jumped_after is not None else "while serve was busy"
         for state, slot in self.slots.due(now.timestamp(), self.states):
             name = state.task.name
             if state.last_slot is not None and slot <= state.last_slot:
@@ -244,11 +247,6 @@ class Scheduler:
             due, nxt = plan.overdue(state.schedule, slot, now, jumped_after)
             fire = due.fire
             if due.passed:
-                why = (
-                    "when the wall clock jumped"
-                    if jumped_after is not None
-                    else "while serve was busy"
-                )
                 if fire is not None and state.task.catch_up == "once" and fire > due.passed[-1]:
                     # The run of the newest slot, starting now, is the one catch-up run. (After
                     # a forward jump the slot due on time is older than the slots jumped over:
@@ -345,8 +343,6 @@ class Scheduler:
             )
         return then
 
-    # ---------------------------------------------------------------- starting runs
-
     # ---------------------------------------------------------------- runs that ended
 
     def _drain_completions(self) -> None:
@@ -434,18 +430,16 @@ class Scheduler:
     def _keep_runs(self) -> dict[str, int]:
         return {name: state.task.keep_runs for name, state in self.states.items()}
 
-    def view(self) -> serve_log.LoopView:
+    def view(self, mono: float) -> serve_log.LoopView:
         """A snapshot of the loop, for its report and status line."""
-        return snapshot(self.states, self.starts, self.timers.pending(), self.clock.monotonic())
+        return snapshot(self.states, self.starts, self.timers.pending(), mono)
 
     def report(self, now: datetime, mono: float) -> list[str]:
         """Return the loop's state as log lines (SIGUSR1): see `serve_log.report`."""
-        return serve_log.report(
-            snapshot(self.states, self.starts, self.timers.pending(), mono), now
-        )
+        return serve_log.report(self.view(mono), now)
 
     def status_line(self) -> str:
-        return serve_log.status_line(self.view())
+        return serve_log.status_line(self.view(self.clock.monotonic()))
 
     # ---------------------------------------------------------------- shutdown
 
