@@ -2,7 +2,8 @@
 
 Editors replace files (write a temporary file, rename it) or delete and recreate them, so we
 watch the path with stat(2), not an open descriptor. The check is one stat call; the loop
-makes it every POLL_INTERVAL seconds, which keeps "changes are picked up within 2 s".
+makes it every POLL_INTERVAL seconds, which keeps "changes are picked up within 2 s"
+(README.md#what-serve-guarantees, hot reload).
 
 A change is read once it has settled: when a poll finds the file changed, the loop looks again
 SETTLE seconds later and reads the file only if it is still the same. A burst of saves (an
