@@ -430,16 +430,16 @@ class Scheduler:
     def _keep_runs(self) -> dict[str, int]:
         return {name: state.task.keep_runs for name, state in self.states.items()}
 
-    def view(self, mono: float) -> serve_log.LoopView:
-        """A snapshot of the loop, for its report and status line."""
-        return snapshot(self.states, self.starts, self.timers.pending(), mono)
-
     def report(self, now: datetime, mono: float) -> list[str]:
         """Return the loop's state as log lines (SIGUSR1): see `serve_log.report`."""
-        return serve_log.report(self.view(mono), now)
+        view = snapshot(self.states, self.starts, self.timers.pending(), mono)
+        return serve_log.report(view, now)
 
     def status_line(self) -> str:
-        return serve_log.status_line(self.view(self.clock.monotonic()))
+        return serve_log.status_line(
+            ((state.task, state.next_slot) for state in self.states.values()),
+            sum(len(handles) for handles in self.starts.running.values()),
+        )
 
     # ---------------------------------------------------------------- shutdown
 

@@ -61,7 +61,6 @@ def snapshot(
     )
     return LoopView(
         tasks,
-        running=sum(len(handles) for handles in starts.running.values()),
         going=starts.active,
         waiting=len(starts.waiting),
         max_parallel=starts.max_parallel,

@@ -167,7 +167,7 @@ def test_clock_jump_is_logged(harness, caplog):
     assert h.scheduler.states["a"].next_slot == utc(2026, 1, 6, 3) - timedelta(0)
 
 
-def test_report_and_status_line_from_a_snapshot():
+def test_report_from_a_snapshot():
     now = utc(2026, 1, 5, 12, 0, 0)
     view = serve_log.LoopView(
         (
@@ -186,7 +186,6 @@ def test_report_and_status_line_from_a_snapshot():
             serve_log.TaskView(task("gone", "0 3 * * *"), None, False),
             serve_log.TaskView(task("off", enabled=False), None, False),
         ),
-        running=3,
         going=2,
         waiting=1,
         max_parallel=2,
@@ -204,15 +203,24 @@ def test_report_and_status_line_from_a_snapshot():
         " 1 waiting to start; 1 queued behind the running one; 3 catch-up runs to go;"
         " retry in 59s; start in 0s",
     ]
-    # The first of equal next slots in the loop's order; a removed task's runs count too.
-    assert (
-        serve_log.status_line(view) == "4 tasks, 3 running; next: zeta at 2026-01-05T14:00:00+01:00"
-    )
-    empty = serve_log.LoopView(
-        (), running=0, going=0, waiting=0, max_parallel=1, timers=0, started=0
-    )
-    assert serve_log.status_line(empty) == "0 tasks, 0 running"
+    empty = serve_log.LoopView((), going=0, waiting=0, max_parallel=1, timers=0, started=0)
     assert serve_log.report(empty, now) == [
         "state: 0 tasks, 0 runs going (0 waiting for a free place, at most 1), 0 timers,"
         " 0 runs started since serve started"
     ]
+
+
+def test_status_line_names_the_first_task_due():
+    tasks = [
+        (task("zeta", "0 * * * *", timezone="Europe/Berlin"), utc(2026, 1, 5, 13)),
+        (task("alpha", "0 3 * * *"), utc(2026, 1, 5, 13)),
+        (task("later", "0 3 * * *"), utc(2026, 1, 5, 14)),
+        (task("boot", "@reboot"), None),
+        (task("off", enabled=False), None),
+    ]
+    # The first of equal next slots in the loop's order; `running` counts a removed task's too.
+    assert serve_log.status_line(tasks, 3) == (
+        "4 tasks, 3 running; next: zeta at 2026-01-05T14:00:00+01:00"
+    )
+    assert serve_log.status_line([], 0) == "0 tasks, 0 running"
+    assert serve_log.status_line([(task("one"), None)], 1) == "1 task, 1 running"
