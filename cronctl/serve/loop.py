@@ -63,6 +63,8 @@ def _newest(current: datetime | None, candidate: datetime) -> datetime:
 
 
 class Scheduler:
+    """serve's scheduling loop: `start`, then `run` until a stop is requested (see above)."""
+
     def __init__(
         self,
         tasks: Mapping[str, Task],
