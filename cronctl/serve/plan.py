@@ -1,4 +1,5 @@
-"""Pure scheduling decisions: which slots are due or missed, catch-up, overlap, jitter, jumps.
+"""Pure scheduling decisions: which slots are due or missed, catch-up, overlap, jitter, jumps,
+and what a reload of the task file changed.
 
 Nothing here reads a clock, the database or the task file: every function takes what it needs,
 so the rules can be tested exhaustively and cheaply.
@@ -9,8 +10,12 @@ from __future__ import annotations
 import enum
 import random
 from collections import deque
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+
+from cronctl.model import Task
+from cronctl.schedule import Schedule
 
 MAX_CATCH_UP = 100
 """At most this many missed slots of one task are recorded (`skip`) or run (`all`)."""
@@ -21,7 +26,7 @@ JUMP_THRESHOLD = 1.0
 _FIRST_WINDOW = 60.0
 
 
-def next_slot(schedule, moment: datetime) -> datetime | None:
+def next_slot(schedule: Schedule, moment: datetime) -> datetime | None:
     """Return the schedule's first fire time strictly after `moment`, as a UTC instant.
 
     Every slot the scheduler handles goes through here. Schedule.next_after answers in the
@@ -34,7 +39,7 @@ def next_slot(schedule, moment: datetime) -> datetime | None:
 
 
 def slots_between(
-    schedule, after: datetime, until: datetime, limit: int = MAX_CATCH_UP
+    schedule: Schedule, after: datetime, until: datetime, limit: int = MAX_CATCH_UP
 ) -> tuple[list[datetime], int | None]:
     """Return the newest `limit` fire times s with after < s <= until, oldest first.
 
@@ -45,7 +50,7 @@ def slots_between(
     """
     if limit <= 0 or until <= after:
         return [], 0
-    interval = getattr(schedule, "interval_seconds", None)
+    interval = schedule.interval_seconds
     if interval:
         return _every_slots(schedule, after, until, limit, interval)
     window = _FIRST_WINDOW
@@ -66,7 +71,7 @@ def slots_between(
 
 
 def _every_slots(
-    schedule, after: datetime, until: datetime, limit: int, interval: int
+    schedule: Schedule, after: datetime, until: datetime, limit: int, interval: int
 ) -> tuple[list[datetime], int]:
     first = next_slot(schedule, after)
     if first is None or first > until:
@@ -78,7 +83,9 @@ def _every_slots(
     return [start + i * step for i in range(total - skip)], total
 
 
-def first_slot_after(schedule, moment: datetime, floor: datetime | None = None) -> datetime | None:
+def first_slot_after(
+    schedule: Schedule, moment: datetime, floor: datetime | None = None
+) -> datetime | None:
     """Return the first slot strictly after `moment` and after `floor` (the newest slot already
     run: after a clock step back a slot that ran is never due again)."""
     if floor is not None and floor > moment:
@@ -210,7 +217,7 @@ class Overdue:
 
 
 def overdue(
-    schedule, slot: datetime, now: datetime, jumped_after: datetime | None
+    schedule: Schedule, slot: datetime, now: datetime, jumped_after: datetime | None
 ) -> tuple[Overdue, datetime | None]:
     """Split the due `slot` and any later slots up to `now`; return them and the next slot.
 
@@ -235,3 +242,70 @@ def overdue(
         return Overdue(slot), nxt
     passed = [slot, *later[:-1]][-MAX_CATCH_UP:]
     return Overdue(later[-1], passed, total), nxt
+
+
+# ------------------------------------------------------------------------------ reload
+
+
+class Edit(enum.Enum):
+    ADDED = "added"
+    CHANGED = "changed"  # settings only: its slots stand
+    RETIMED = "retimed"  # schedule, zone or enabled changed: its slots are computed anew
+
+
+@dataclass(frozen=True)
+class TaskChanges:
+    """What a new task file changed: tasks removed, then each added or changed task in the
+    new file's order (the order the loop applies them in)."""
+
+    removed: tuple[str, ...] = ()
+    edits: tuple[tuple[str, Edit], ...] = ()
+
+    @property
+    def added(self) -> tuple[str, ...]:
+        return tuple(name for name, edit in self.edits if edit is Edit.ADDED)
+
+    @property
+    def changed(self) -> tuple[str, ...]:
+        """Changed tasks, retimed or not."""
+        return tuple(name for name, edit in self.edits if edit is not Edit.ADDED)
+
+    def summary(self) -> str:
+        """`added a, b; removed c; changed d`, or "" when no task changed."""
+        return "; ".join(
+            f"{label} {', '.join(names)}"
+            for label, names in (
+                ("added", self.added),
+                ("removed", self.removed),
+                ("changed", self.changed),
+            )
+            if names
+        )
+
+
+def retimed(old: Task, new: Task) -> bool:
+    """Whether `new` fires at other instants than `old` (its slots must be computed anew)."""
+    return (old.schedule, old.timezone, old.enabled) != (new.schedule, new.timezone, new.enabled)
+
+
+def task_changes(old: Mapping[str, Task], new: Mapping[str, Task]) -> TaskChanges:
+    """Compare the tasks in force with a newly loaded set."""
+    removed = tuple(name for name in old if name not in new)
+    edits: list[tuple[str, Edit]] = []
+    for name, task in new.items():
+        before = old.get(name)
+        if before is None:
+            edits.append((name, Edit.ADDED))
+        elif before != task:
+            edits.append((name, Edit.RETIMED if retimed(before, task) else Edit.CHANGED))
+    return TaskChanges(removed, tuple(edits))
+
+
+def dependents(tasks: Iterable[Task]) -> dict[str, list[str]]:
+    """Return, for each task named in an `after`, the enabled tasks to start after it."""
+    found: dict[str, list[str]] = {}
+    for task in tasks:
+        if task.enabled:
+            for upstream in task.after:
+                found.setdefault(upstream, []).append(task.name)
+    return found

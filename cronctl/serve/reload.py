@@ -2,7 +2,8 @@
 
 Editors replace files (write a temporary file, rename it) or delete and recreate them, so we
 watch the path with stat(2), not an open descriptor. The check is one stat call; the loop
-makes it every POLL_INTERVAL seconds, which keeps "changes are picked up within 2 s".
+makes it every POLL_INTERVAL seconds, which keeps "changes are picked up within 2 s"
+(README.md#what-serve-guarantees, hot reload).
 
 A change is read once it has settled: when a poll finds the file changed, the loop looks again
 SETTLE seconds later and reads the file only if it is still the same. A burst of saves (an
@@ -24,12 +25,16 @@ from cronctl.errors import TaskFileError
 log = logging.getLogger("cronctl.serve")
 
 # One stat() of the task file every 1.5 s while nothing is due: edits are picked up within
-# SPEC's 2 s (POLL_INTERVAL + SETTLE) without waking the loop every second.
+# 2 s (POLL_INTERVAL + SETTLE) without waking the loop every second.
 POLL_INTERVAL = 1.5
 SETTLE = 0.3
 """Seconds a changed task file must stay unchanged before it is read."""
 Stamp = tuple[int, int, int]
 _NOTHING = "nothing"  # no change waiting to settle
+
+
+load_regular = functools.partial(taskfile.load, regular_only=True)
+"""How the watcher reads the task file: a FIFO or a device in its place is refused, not read."""
 
 
 def stamp_of(path: Path) -> Stamp | None:
@@ -57,9 +62,7 @@ class TaskFileWatcher:
         path: Path,
         *,
         stamp: Stamp | None,
-        loader: Callable[[Path], taskfile.TaskFile] = functools.partial(
-            taskfile.load, regular_only=True
-        ),
+        loader: Callable[[Path], taskfile.TaskFile] = load_regular,
     ) -> None:
         self.path = path
         self.loader = loader

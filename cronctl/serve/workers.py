@@ -37,7 +37,7 @@ class Handle:
     run_id: int | None = None  # known once the worker claimed the run
 
     @property
-    def task(self) -> str:
+    def task_name(self) -> str:
         return self.request.task.name
 
     def stop(self, reason: str) -> None:
@@ -104,7 +104,7 @@ class ThreadLauncher:
                         log.error(
                             "run %s of %s: cannot start a thread for it: %s",
                             handle.run_id,
-                            handle.task,
+                            handle.task_name,
                             exc,
                         )
                         self._abandon(handle, exc)
@@ -120,7 +120,7 @@ class ThreadLauncher:
         except SlotTakenError:
             log.debug(
                 "task %s: slot %s already has a run; not run again",
-                handle.task,
+                handle.task_name,
                 request.scheduled_at,
             )
             done(Completion(handle, None))
@@ -128,7 +128,7 @@ class ThreadLauncher:
         except StoreError as exc:
             # Without the row there is no exactly-once claim: the slot is not run.
             message = "task %s: not started (%s), the run cannot be recorded: %s"
-            args = (handle.task, request.trigger, exc.message)
+            args = (handle.task_name, request.trigger, exc.message)
             if self.say is not None:
                 self.say("claim", logging.ERROR, message, *args)
             else:
@@ -136,7 +136,7 @@ class ThreadLauncher:
             done(Completion(handle, None))
             return False
         except Exception:
-            log.exception("task %s: not started", handle.task)
+            log.exception("task %s: not started", handle.task_name)
             done(Completion(handle, None))
             return False
         return True
@@ -144,11 +144,14 @@ class ThreadLauncher:
     def _abandon(self, handle: Handle, exc: BaseException) -> None:
         """Close the run's row after cronctl itself failed around it (best effort: a row left
         `running` is marked `abandoned` at the next start anyway)."""
+        run_id = handle.run_id
+        if run_id is None:
+            return  # never claimed: there is no row to close
         try:
-            if self.executor.store.get_run(handle.run_id).status != Status.RUNNING:
+            if self.executor.store.get_run(run_id).status != Status.RUNNING:
                 return  # the Executor recorded its end before the failure
             self.executor.store.finish_run(
-                handle.run_id,
+                run_id,
                 status=Status.ERROR,
                 finished_at=self.executor.clock.now(),
                 reason=f"cronctl failed around the run: {exc}",
@@ -160,12 +163,12 @@ class ThreadLauncher:
         try:
             run = self.executor.execute(handle.request, handle.run_id)
         except StoreError as exc:
-            log.error("run %s of %s: %s", handle.run_id, handle.task, exc.message)
+            log.error("run %s of %s: %s", handle.run_id, handle.task_name, exc.message)
             self._abandon(handle, exc)
             done(Completion(handle, None))
             return
         except BaseException as exc:
-            log.exception("run %s of %s failed inside cronctl", handle.run_id, handle.task)
+            log.exception("run %s of %s failed inside cronctl", handle.run_id, handle.task_name)
             self._abandon(handle, exc)
             done(Completion(handle, None))
             return

@@ -1,6 +1,6 @@
 """Test doubles for the scheduler: a fake clock that advances on sleep, a launcher that records
-runs in a real (in-memory) history store without starting processes, and a recorder that
-writes at once."""
+runs in a real (in-memory) history store without starting processes, and a background writer
+that writes the same rows at once, on the caller's thread."""
 
 from __future__ import annotations
 
@@ -9,8 +9,10 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from cronctl.model import Task
-from cronctl.records import Run, Status
+from cronctl.listeners import NoEvents, RunEvents
+from cronctl.model import DEFAULT_KEEP_RUNS, Task
+from cronctl.records import Run, Status, Trigger
+from cronctl.runner.execute import RunRequest
 from cronctl.serve.loop import Scheduler
 from cronctl.serve.workers import Completion, Done, Handle
 from cronctl.store import HistoryStore, SlotTakenError
@@ -53,20 +55,60 @@ class FakeClock:
 
 
 class SyncRecorder:
-    """The Recorder's interface, writing at once on the caller's thread."""
+    """A BackgroundWrites (serve.writes) that writes the rows serve's Recorder writes, at once
+    on the caller's thread, tells `events` about the rows of runs that never ran, and keeps
+    each call in `calls` (method name, arguments)."""
 
-    def __init__(self, store: HistoryStore) -> None:
+    def __init__(self, store: HistoryStore, events: RunEvents | None = None) -> None:
         self.store = store
-        self.labels: list[str] = []
+        self.events = events or NoEvents()
+        self.calls: list[tuple[str, tuple[object, ...]]] = []
 
-    def submit(
-        self, label: str, write: Callable[[HistoryStore], None], *, replace: bool = False
-    ) -> None:
-        self.labels.append(label)
+    def called(self, method: str) -> list[tuple[object, ...]]:
+        return [args for name, args in self.calls if name == method]
+
+    def record_skipped(self, request: RunRequest, reason: str, now: datetime) -> None:
+        self.calls.append(("record_skipped", (request, reason, now)))
         try:
-            write(self.store)
+            run_id = self.store.start_run(
+                request.task.name,
+                request.trigger,
+                started_at=now,
+                attempt=request.attempt,
+                scheduled_at=request.scheduled_at,
+                status=Status.SKIPPED,
+                reason=reason,
+            )
         except SlotTakenError:
-            pass
+            return
+        self.store.finish_run(run_id, status=Status.SKIPPED, finished_at=now, reason=reason)
+        self.events.run_finished(request.task, self.store.get_run(run_id), final=True)
+
+    def record_missed(self, task: Task, slots: tuple[datetime, ...], reason: str) -> None:
+        self.calls.append(("record_missed", (task, slots, reason)))
+        for slot in slots:
+            try:
+                run_id = self.store.start_run(
+                    task.name,
+                    Trigger.CATCH_UP,
+                    started_at=slot.astimezone(UTC),
+                    scheduled_at=slot.astimezone(UTC),
+                    status=Status.MISSED,
+                    reason=reason,
+                )
+            except SlotTakenError:
+                continue
+            self.events.run_finished(task, self.store.get_run(run_id), final=True)
+
+    def heartbeat(self, now: datetime) -> None:
+        self.calls.append(("heartbeat", (now,)))
+        self.store.heartbeat(now)
+
+    def retention(self, now: datetime, *, keep_days: int, keep_runs: dict[str, int]) -> None:
+        self.calls.append(("retention", (now, keep_days, keep_runs)))
+        self.store.prune(
+            now=now, keep_days=keep_days, keep_runs=keep_runs, default_keep_runs=DEFAULT_KEEP_RUNS
+        )
 
 
 @dataclass
@@ -119,7 +161,9 @@ class FakeLauncher:
 
     def running(self, task: str | None = None) -> list[Launched]:
         return [
-            i for i in self.launched if not i.finished and (task is None or i.handle.task == task)
+            i
+            for i in self.launched
+            if not i.finished and (task is None or i.handle.task_name == task)
         ]
 
     def finish(
@@ -156,7 +200,7 @@ class Harness:
         self.clock = FakeClock(start)
         self.store = store or HistoryStore(":memory:")
         self.launcher = FakeLauncher(self.store, self.clock, options.pop("outcomes", {}))
-        self.recorder = SyncRecorder(self.store)
+        self.recorder = SyncRecorder(self.store, options.pop("events", None))
         self.scheduler = Scheduler(
             {t.name: t for t in tasks},
             clock=self.clock,
@@ -185,8 +229,8 @@ class Harness:
             remaining = (until - self.clock.now()).total_seconds()
             if remaining <= 0:
                 return
-            woke = self.clock.sleep(min(timeout, remaining), wake=self.scheduler._wake)
-            self.scheduler._wake.clear()
+            woke = self.clock.sleep(min(timeout, remaining), wake=self.scheduler.inbox.wake)
+            self.scheduler.inbox.wake.clear()
             busy = busy + 1 if (woke or timeout == 0) else 0
             assert busy < 10_000, "the loop does not make progress"
 

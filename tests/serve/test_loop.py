@@ -480,8 +480,11 @@ def test_max_parallel_holds_the_rest_back(harness):
 def test_heartbeat_and_retention_are_handed_to_the_recorder(harness):
     h = harness([task("a", "0 0 1 1 *")])
     h.run_for(40)
-    assert h.recorder.labels.count("heartbeat") == 2
-    assert h.recorder.labels.count("retention") == 1
+    assert h.recorder.called("heartbeat") == [
+        (T0 + timedelta(seconds=15),),
+        (T0 + timedelta(seconds=30),),
+    ]
+    assert h.recorder.called("retention") == [(T0, 90, {"a": 1000})]
 
 
 def test_report_lists_each_task_next_slot_runs_and_timers(harness):
@@ -511,7 +514,7 @@ def test_a_report_request_logs_on_the_next_step(harness, caplog):
     h.run_for(1)
     caplog.set_level(logging.INFO, logger="cronctl.serve")
     h.scheduler.request_report()
-    assert h.scheduler._wake.is_set()  # the loop wakes for it
+    assert h.scheduler.inbox.wake.is_set()  # the loop wakes for it
     h.scheduler.step()
     assert [r.getMessage() for r in caplog.records if r.getMessage().startswith("state:")][1:] == [
         "state: task a: next 2026-01-06T03:00:00+00:00 (in 14h 59m)"

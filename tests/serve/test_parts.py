@@ -165,3 +165,62 @@ def test_clock_jump_is_logged(harness, caplog):
     assert "wall clock moved back by 7200.0s" in caplog.text
     assert h.clock.now() == utc(2026, 1, 5, 10, 0, 7)
     assert h.scheduler.states["a"].next_slot == utc(2026, 1, 6, 3) - timedelta(0)
+
+
+def test_report_from_a_snapshot():
+    now = utc(2026, 1, 5, 12, 0, 0)
+    view = serve_log.LoopView(
+        (
+            serve_log.TaskView(
+                task("zeta", "0 * * * *", timezone="Europe/Berlin"),
+                utc(2026, 1, 5, 13),
+                False,
+                runs=(12, None),
+                waiting=1,
+                queued=True,
+                backlog=3,
+                timers=(("retry", 59.7), ("start", -0.2)),
+            ),
+            serve_log.TaskView(task("alpha", "0 3 * * *"), utc(2026, 1, 5, 13), False),
+            serve_log.TaskView(task("boot", "@reboot"), None, True),
+            serve_log.TaskView(task("gone", "0 3 * * *"), None, False),
+            serve_log.TaskView(task("off", enabled=False), None, False),
+        ),
+        going=2,
+        waiting=1,
+        max_parallel=2,
+        timers=2,
+        started=40,
+    )
+    assert serve_log.report(view, now) == [
+        "state: 5 tasks, 2 runs going (1 waiting for a free place, at most 2), 2 timers,"
+        " 40 runs started since serve started",
+        "state: task alpha: next 2026-01-05T13:00:00+00:00 (in 1h)",
+        "state: task boot: idle",
+        "state: task gone: no next slot",
+        "state: task off: disabled",
+        "state: task zeta: next 2026-01-05T14:00:00+01:00 (in 1h); running: run 12, starting;"
+        " 1 waiting to start; 1 queued behind the running one; 3 catch-up runs to go;"
+        " retry in 59s; start in 0s",
+    ]
+    empty = serve_log.LoopView((), going=0, waiting=0, max_parallel=1, timers=0, started=0)
+    assert serve_log.report(empty, now) == [
+        "state: 0 tasks, 0 runs going (0 waiting for a free place, at most 1), 0 timers,"
+        " 0 runs started since serve started"
+    ]
+
+
+def test_status_line_names_the_first_task_due():
+    tasks = [
+        (task("zeta", "0 * * * *", timezone="Europe/Berlin"), utc(2026, 1, 5, 13)),
+        (task("alpha", "0 3 * * *"), utc(2026, 1, 5, 13)),
+        (task("later", "0 3 * * *"), utc(2026, 1, 5, 14)),
+        (task("boot", "@reboot"), None),
+        (task("off", enabled=False), None),
+    ]
+    # The first of equal next slots in the loop's order; `running` counts a removed task's too.
+    assert serve_log.status_line(tasks, 3) == (
+        "4 tasks, 3 running; next: zeta at 2026-01-05T14:00:00+01:00"
+    )
+    assert serve_log.status_line([], 0) == "0 tasks, 0 running"
+    assert serve_log.status_line([(task("one"), None)], 1) == "1 task, 1 running"

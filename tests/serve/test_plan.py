@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from cronctl.model import Task
 from cronctl.schedule import Schedule
 from cronctl.serve import plan
 from cronctl.serve.plan import Action
@@ -155,3 +156,74 @@ def test_overdue_after_a_forward_jump_fires_nothing_jumped_over():
         and due.passed_total == 12
     )
     assert nxt == T0 + timedelta(hours=2, minutes=10)
+
+
+# ------------------------------------------------------------------------------ reload
+
+Edit = plan.Edit
+
+
+def tasks(*items: Task) -> dict[str, Task]:
+    return {t.name: t for t in items}
+
+
+def make(name: str, **values) -> Task:
+    values.setdefault("schedule", "0 3 * * *")
+    values.setdefault("command", "true")
+    values.setdefault("timezone", "UTC")
+    return Task(name=name, **values)
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "removed", "edits"),
+    [
+        ([], [], (), ()),
+        ([make("a")], [make("a")], (), ()),
+        ([], [make("a"), make("b")], (), (("a", Edit.ADDED), ("b", Edit.ADDED))),
+        ([make("a"), make("b")], [], ("a", "b"), ()),
+        ([make("a")], [make("a", command="false")], (), (("a", Edit.CHANGED),)),
+        ([make("a")], [make("a", retries=2, overlap="queue")], (), (("a", Edit.CHANGED),)),
+        ([make("a")], [make("a", schedule="0 4 * * *")], (), (("a", Edit.RETIMED),)),
+        ([make("a")], [make("a", timezone="Europe/Berlin")], (), (("a", Edit.RETIMED),)),
+        ([make("a")], [make("a", enabled=False)], (), (("a", Edit.RETIMED),)),
+        ([make("a", enabled=False)], [make("a")], (), (("a", Edit.RETIMED),)),
+        (
+            [make("a", command="x"), make("gone"), make("b")],
+            [make("b"), make("new"), make("a", command="y")],
+            ("gone",),
+            (("new", Edit.ADDED), ("a", Edit.CHANGED)),
+        ),
+    ],
+)
+def test_task_changes(old, new, removed, edits):
+    changes = plan.task_changes(tasks(*old), tasks(*new))
+    assert changes.removed == removed
+    assert changes.edits == edits
+
+
+def test_task_changes_keep_the_new_file_order_and_summarise():
+    old = tasks(make("a"), make("b"), make("c"), make("d"))
+    new = tasks(make("e"), make("c", schedule="@hourly"), make("a", command="false"), make("f"))
+    changes = plan.task_changes(old, new)
+    assert changes.edits == (
+        ("e", Edit.ADDED),
+        ("c", Edit.RETIMED),
+        ("a", Edit.CHANGED),
+        ("f", Edit.ADDED),
+    )
+    assert changes.added == ("e", "f")
+    assert changes.changed == ("c", "a")
+    assert changes.summary() == "added e, f; removed b, d; changed c, a"
+    assert plan.task_changes(old, old).summary() == ""
+    assert plan.task_changes({}, tasks(make("x"))).summary() == "added x"
+
+
+def test_dependents_of_enabled_tasks():
+    found = plan.dependents(
+        [
+            make("load", after=("extract",)),
+            make("report", after=("load", "extract")),
+            make("off", after=("load",), enabled=False),
+        ]
+    )
+    assert found == {"extract": ["load", "report"], "load": ["report"]}

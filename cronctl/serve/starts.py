@@ -1,0 +1,198 @@
+"""Every run the scheduling loop decides to start goes through `Starts`.
+
+First the task's overlap policy (`plan.overlap`): start it, record it `skipped`, queue it behind
+the running one, or stop the running one and queue it (`replace`). Then the parallel limit: at
+most `max_parallel` runs go at once (bounded by the open-file limit), more wait for a free
+place, in order. The runs decided during one step of the loop are handed to the launcher
+together at its end (`flush`). When the last run of a task ends, its catch-up backlog, else its
+queued run, starts (`next_waiting`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections import deque
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Protocol
+
+from cronctl.clock import Clock
+from cronctl.model import Task
+from cronctl.records import Trigger
+from cronctl.runner.execute import RunRequest, StopSignal
+from cronctl.serve import plan
+from cronctl.serve.taskstate import TaskState
+from cronctl.serve.workers import REPLACED_REASON, SHUTDOWN_REASON, Done, Handle
+from cronctl.serve.writes import BackgroundWrites
+
+log = logging.getLogger("cronctl.serve")
+
+CAP_WARNING_INTERVAL = 300.0
+"""Seconds between two warnings that runs wait for a free place."""
+
+
+def run_request(
+    task: Task, trigger: Trigger, *, scheduled_at: datetime | None = None
+) -> RunRequest:
+    """The request of a run the loop decided on; its stop signal ends it if serve stops."""
+    return RunRequest(
+        task,
+        trigger,
+        scheduled_at=None if scheduled_at is None else scheduled_at.astimezone(UTC),
+        stop=StopSignal(SHUTDOWN_REASON),
+    )
+
+
+class Launcher(Protocol):
+    def launch(self, handles: list[Handle], done: Done) -> None:
+        """Start the runs (claim each, then run it); report each end through `done`."""
+
+
+class Starts:
+    """The runs the loop started, by task, from its decision until their completion."""
+
+    def __init__(
+        self,
+        launcher: Launcher,
+        done: Done,
+        *,
+        clock: Clock,
+        recorder: BackgroundWrites,
+        max_parallel: int,
+    ) -> None:
+        self.launcher = launcher
+        self.done = done  # where the launcher reports each end
+        self.clock = clock
+        self.recorder = recorder  # `skipped` rows
+        self.max_parallel = max(1, max_parallel)
+        self.running: dict[str, list[Handle]] = {}  # by task name; a task without runs has none
+        self.active = 0  # launched and not yet completed
+        self.waiting: deque[Handle] = deque()  # over max_parallel: launched as others end
+        self.started = 0  # runs launched since start, for the SIGUSR1 report
+        self.closed = False  # shutting down: nothing new starts
+        self._outbox: list[Handle] = []  # decided this step, handed to the launcher at its end
+        self._next_warning = 0.0
+
+    def of(self, task_name: str) -> list[Handle]:
+        """The runs of one task, going or waiting for a free place (empty when none)."""
+        return self.running.get(task_name, [])
+
+    def handles(self) -> Iterator[Handle]:
+        for handles in self.running.values():
+            yield from handles
+
+    # ---------------------------------------------------------------- overlap
+
+    def start(
+        self, state: TaskState, request: RunRequest, chain: frozenset[str] = frozenset()
+    ) -> None:
+        """Start `request` now, or skip, queue or replace per the task's overlap policy."""
+        if self.closed:
+            return
+        running = self.of(state.task.name)
+        decision = plan.overlap(
+            state.task.overlap,
+            [h.run_id for h in running],
+            state.queued is not None,
+            is_retry=request.trigger == Trigger.RETRY,
+        )
+        if decision.action is plan.Action.START:
+            self.launch(request, chain)
+        elif decision.action is plan.Action.SKIP:
+            self._skip(request, decision.reason or "previous run still running")
+        elif decision.action is plan.Action.QUEUE:
+            log.info(
+                "task %s: %s run waits for the running one to end", state.task.name, request.trigger
+            )
+            state.queued = (request, chain)
+        else:  # REPLACE
+            if decision.drop_queued and state.queued is not None:
+                self._skip(state.queued[0], "replaced by a newer run before it started")
+            for handle in running:
+                log.info(
+                    "task %s: stopping run %s, replaced by a newer run",
+                    state.task.name,
+                    handle.run_id,
+                )
+                handle.stop(REPLACED_REASON)
+            state.queued = (request, chain)
+
+    def _skip(self, request: RunRequest, reason: str) -> None:
+        self.recorder.record_skipped(request, reason, self.clock.now())
+
+    def next_waiting(self, state: TaskState) -> None:
+        """Nothing of the task runs any more: start its catch-up backlog, else its queued run."""
+        if self.closed:
+            return
+        if state.backlog:
+            self.launch(state.backlog.popleft(), frozenset())
+        elif state.queued is not None:
+            request, chain = state.queued
+            state.queued = None
+            self.launch(dataclasses.replace(request, task=state.task), chain)
+
+    # ---------------------------------------------------------------- capacity
+
+    def launch(self, request: RunRequest, chain: frozenset[str]) -> None:
+        """Start `request` at the end of this step, or when a place is free."""
+        handle = Handle(request, chain)
+        self.running.setdefault(handle.task_name, []).append(handle)
+        if self.active >= self.max_parallel:
+            self.waiting.append(handle)
+            mono = self.clock.monotonic()
+            if mono >= self._next_warning:
+                self._next_warning = mono + CAP_WARNING_INTERVAL
+                log.warning(
+                    "%d jobs run at once, the most the open-file limit allows;"
+                    " more wait their turn "
+                    "(raise LimitNOFILE= / ulimit -n to allow more)",
+                    self.active,
+                )
+            return
+        self._go(handle)
+
+    def _go(self, handle: Handle) -> None:
+        self.active += 1
+        self.started += 1
+        self._outbox.append(handle)
+
+    def flush(self) -> None:
+        """Hand this step's new runs to the launcher in one batch (claimed in chunks before
+        their threads compete for the interpreter; see ThreadLauncher)."""
+        if self._outbox:
+            handles, self._outbox = self._outbox, []
+            self.launcher.launch(handles, self.done)
+
+    def completed(self, handle: Handle) -> None:
+        """`handle` ended (or never started): its place goes to the oldest waiting start."""
+        self._forget(handle)
+        self.active -= 1
+        while self.waiting and self.active < self.max_parallel:
+            waiting = self.waiting.popleft()
+            if waiting in self.running.get(waiting.task_name, []):
+                self._go(waiting)
+
+    def _forget(self, handle: Handle) -> None:
+        handles = self.running.get(handle.task_name, [])
+        if handle in handles:
+            handles.remove(handle)
+            if not handles:
+                del self.running[handle.task_name]
+
+    # ---------------------------------------------------------------- shutdown
+
+    def close(self, reason: str) -> None:
+        """Start nothing new: drop the starts still waiting for a place, and stop the runs
+        handed over but not yet claimed (the launcher then does not start them)."""
+        self.closed = True
+        for handle in self.waiting:  # never launched
+            self._forget(handle)
+        self.waiting.clear()
+        for handle in self.handles():
+            if handle.run_id is None:
+                handle.stop(reason)
+
+    def stop_all(self, reason: str) -> None:
+        for handle in self.handles():
+            handle.stop(reason)

@@ -1,0 +1,195 @@
+"""Starts on its own: the overlap policy applied, the parallel limit, waiting starts, the batch
+handed to the launcher at the end of a step, shutdown."""
+
+from __future__ import annotations
+
+import logging
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from cronctl.records import Trigger
+from cronctl.serve.starts import CAP_WARNING_INTERVAL, Starts, run_request
+from cronctl.serve.taskstate import TaskState
+from cronctl.serve.workers import REPLACED_REASON, SHUTDOWN_REASON, Completion, Handle
+from tests.serve.fakes import FakeClock, task, utc
+
+T0 = utc(2026, 1, 5, 12, 0, 0)
+
+
+class BatchLauncher:
+    def __init__(self) -> None:
+        self.batches: list[list[Handle]] = []
+
+    def launch(self, handles, done) -> None:
+        self.batches.append(list(handles))
+
+
+class Writes:
+    def __init__(self) -> None:
+        self.skipped: list[tuple[str, str, object]] = []
+
+    def record_skipped(self, request, reason, now) -> None:
+        self.skipped.append((request.task.name, reason, now))
+
+
+class Rig:
+    def __init__(self, max_parallel: int = 100) -> None:
+        self.clock = FakeClock(T0)
+        self.launcher = BatchLauncher()
+        self.writes = Writes()
+        self.done: list[Completion] = []
+        self.starts = Starts(
+            self.launcher,
+            self.done.append,
+            clock=self.clock,
+            recorder=self.writes,
+            max_parallel=max_parallel,
+        )
+
+    def state(self, name: str = "t", **values) -> TaskState:
+        t = task(name, **values)
+        return TaskState(t, t.parsed_schedule(), 1)
+
+    def launched(self) -> list[str]:
+        return [h.task_name for batch in self.launcher.batches for h in batch]
+
+    def end(self, handle: Handle) -> None:
+        self.starts.completed(handle)
+
+
+@pytest.fixture
+def rig():
+    return Rig()
+
+
+def test_run_request_carries_its_slot_in_utc_and_a_stop_signal():
+    t = task("t")
+    slot = T0.astimezone(ZoneInfo("Europe/Berlin"))
+    request = run_request(t, Trigger.SCHEDULE, scheduled_at=slot)
+    assert request.scheduled_at == T0 and request.scheduled_at.tzinfo is not None
+    assert request.scheduled_at.utcoffset().total_seconds() == 0
+    assert request.stop is not None and not request.stop.is_set()
+    assert request.stop.reason == SHUTDOWN_REASON
+    assert run_request(t, Trigger.AFTER).scheduled_at is None
+
+
+def test_starts_go_to_the_launcher_in_one_batch_at_flush(rig):
+    a, b = rig.state("a"), rig.state("b")
+    rig.starts.start(a, run_request(a.task, Trigger.SCHEDULE))
+    rig.starts.start(b, run_request(b.task, Trigger.SCHEDULE))
+    assert rig.launcher.batches == []  # nothing before the end of the step
+    rig.starts.flush()
+    assert rig.launched() == ["a", "b"] and len(rig.launcher.batches) == 1
+    rig.starts.flush()
+    assert len(rig.launcher.batches) == 1  # an empty step hands nothing over
+    assert rig.starts.active == 2 and rig.starts.started == 2
+    assert [h.task_name for h in rig.starts.of("a")] == ["a"]
+
+
+def test_skip_records_a_skipped_row_with_the_running_id(rig):
+    state = rig.state("s", overlap="skip")
+    rig.starts.start(state, run_request(state.task, Trigger.SCHEDULE))
+    rig.starts.of("s")[0].run_id = 41
+    rig.starts.start(state, run_request(state.task, Trigger.SCHEDULE))
+    assert rig.writes.skipped == [("s", "previous run 41 still running", T0)]
+    assert len(rig.starts.of("s")) == 1
+
+
+def test_queue_keeps_one_waiting_and_skips_more(rig):
+    state = rig.state("q", overlap="queue")
+    for _ in range(3):
+        rig.starts.start(state, run_request(state.task, Trigger.SCHEDULE))
+    assert state.queued is not None and len(rig.starts.of("q")) == 1
+    assert [reason for _, reason, _ in rig.writes.skipped] == [
+        "previous run still running and another run is already waiting"
+    ]
+    rig.starts.flush()
+    rig.end(rig.starts.of("q")[0])
+    assert rig.starts.of("q") == []
+    rig.starts.next_waiting(state)  # the loop calls this when the task has nothing running
+    assert state.queued is None and len(rig.starts.of("q")) == 1
+
+
+def test_replace_stops_the_running_run_and_queues_the_new_one(rig):
+    state = rig.state("r", overlap="replace")
+    rig.starts.start(state, run_request(state.task, Trigger.SCHEDULE))
+    first = rig.starts.of("r")[0]
+    older = run_request(state.task, Trigger.SCHEDULE)
+    rig.starts.start(state, older)
+    assert first.request.stop.is_set() and first.request.stop.reason == REPLACED_REASON
+    assert state.queued == (older, frozenset())
+    newer = run_request(state.task, Trigger.SCHEDULE)
+    rig.starts.start(state, newer)  # the one waiting is dropped, recorded skipped
+    assert state.queued == (newer, frozenset())
+    assert [reason for _, reason, _ in rig.writes.skipped] == [
+        "replaced by a newer run before it started"
+    ]
+
+
+def test_a_retry_under_replace_waits_instead_of_stopping(rig):
+    state = rig.state("r", overlap="replace")
+    rig.starts.start(state, run_request(state.task, Trigger.SCHEDULE))
+    rig.starts.start(state, run_request(state.task, Trigger.RETRY))
+    assert not rig.starts.of("r")[0].request.stop.is_set()
+    assert state.queued is not None
+
+
+def test_next_waiting_runs_the_backlog_before_the_queued_run(rig):
+    state = rig.state("c")
+    backlog = [run_request(state.task, Trigger.CATCH_UP, scheduled_at=T0) for _ in range(2)]
+    state.backlog.extend(backlog)
+    queued = run_request(state.task, Trigger.SCHEDULE)
+    state.queued = (queued, frozenset({"up"}))
+    started = []
+    for _ in range(3):
+        rig.starts.next_waiting(state)
+        [handle] = rig.starts.of("c")
+        started.append(handle)
+        rig.end(handle)
+    assert [h.request for h in started[:2]] == backlog
+    assert started[2].request.trigger == Trigger.SCHEDULE and started[2].chain == {"up"}
+    assert not state.backlog and state.queued is None
+
+
+def test_over_the_limit_runs_wait_in_order_and_one_warning_says_so(caplog):
+    caplog.set_level(logging.WARNING, logger="cronctl.serve")
+    rig = Rig(max_parallel=2)
+    states = [rig.state(f"t{i}") for i in range(5)]
+    for state in states:
+        rig.starts.start(state, run_request(state.task, Trigger.SCHEDULE))
+    rig.starts.flush()
+    assert rig.launched() == ["t0", "t1"]
+    assert [h.task_name for h in rig.starts.waiting] == ["t2", "t3", "t4"]
+    assert sum(len(h) for h in rig.starts.running.values()) == 5  # waiting ones count as running
+    warnings = [r for r in caplog.records if "open-file limit" in r.getMessage()]
+    assert len(warnings) == 1 and "2 jobs run at once" in warnings[0].getMessage()
+    rig.end(rig.starts.of("t0")[0])
+    rig.starts.flush()
+    assert rig.launched() == ["t0", "t1", "t2"] and rig.starts.active == 2
+    rig.clock.advance(CAP_WARNING_INTERVAL)
+    extra = rig.state("t5")
+    rig.starts.start(extra, run_request(extra.task, Trigger.SCHEDULE))
+    assert len([r for r in caplog.records if "open-file limit" in r.getMessage()]) == 2
+
+
+def test_max_parallel_is_at_least_one():
+    assert Rig(max_parallel=0).starts.max_parallel == 1
+
+
+def test_close_drops_waiting_starts_and_stops_unclaimed_runs():
+    rig = Rig(max_parallel=2)
+    states = [rig.state(f"t{i}") for i in range(3)]
+    for state in states:
+        rig.starts.start(state, run_request(state.task, Trigger.SCHEDULE))
+    rig.starts.flush()
+    claimed, unclaimed = rig.starts.of("t0")[0], rig.starts.of("t1")[0]
+    claimed.run_id = 7
+    rig.starts.close(SHUTDOWN_REASON)
+    assert rig.starts.closed and not rig.starts.waiting and rig.starts.of("t2") == []
+    assert unclaimed.request.stop.is_set() and not claimed.request.stop.is_set()
+    rig.starts.start(states[2], run_request(states[2].task, Trigger.SCHEDULE))
+    rig.starts.next_waiting(states[2])
+    assert rig.starts.of("t2") == []  # nothing new starts
+    rig.starts.stop_all(SHUTDOWN_REASON)
+    assert claimed.request.stop.is_set()
