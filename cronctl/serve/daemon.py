@@ -218,7 +218,6 @@ def serve(
             launcher=ThreadLauncher(runs.executor, say=serial.say),
             store=serial,
             recorder=recorder,
-            events=runs.events,
             rng=random.Random(),
             systemd=systemd,
             watcher=TaskFileWatcher(locations.tasks_file, stamp=stamp),
