@@ -229,8 +229,6 @@ class Recorder:
         self._cond = threading.Condition()
         self._closing = threading.Event()
         self._thread = threading.Thread(target=self._run, name="cronctl-recorder", daemon=True)
-        self._idle = threading.Event()
-        self._idle.set()
 
     # -- BackgroundWrites --------------------------------------------------------------------
 
@@ -270,12 +268,7 @@ class Recorder:
                 if len(kept) != len(self._queue):
                     self._queue = deque(kept)
             self._queue.append((label, write))
-            self._idle.clear()
             self._cond.notify()
-
-    def wait_idle(self, timeout: float) -> bool:
-        """Wait until every queued write is done (for tests and shutdown)."""
-        return self._idle.wait(timeout)
 
     def close(self, timeout: float = 10.0) -> None:
         """Finish the queued writes (one attempt each once closing), then stop the thread."""
@@ -293,10 +286,8 @@ class Recorder:
         while True:
             with self._cond:
                 while not self._queue and not self._closing.is_set():
-                    self._idle.set()
                     self._cond.wait()
                 if not self._queue:
-                    self._idle.set()
                     return
                 label, write = self._queue[0]
             try:

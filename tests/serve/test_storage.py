@@ -67,7 +67,7 @@ def test_a_skipped_run_is_recorded_and_told_as_written(make_recorder, reader, ca
     request = RunRequest(task("job"), Trigger.SCHEDULE, scheduled_at=T0)
     with caplog.at_level(logging.DEBUG, logger="cronctl.serve"):
         recorder.record_skipped(request, "previous run still running", T0)
-        assert recorder.wait_idle(5)
+        recorder.close()  # finishes the queued writes
     [run] = reader.runs("job")
     assert (run.status, run.trigger, run.scheduled_at) == (Status.SKIPPED, Trigger.SCHEDULE, T0)
     assert run.started_at == run.finished_at == T0
@@ -84,7 +84,7 @@ def test_missed_slots_are_recorded_once_each_and_told(make_recorder, reader):
     slots = (T0, T0 + timedelta(minutes=5), T0 + timedelta(minutes=10))
     reader.start_run("job", Trigger.SCHEDULE, started_at=slots[1], scheduled_at=slots[1])
     recorder.record_missed(task("job"), slots, "the slot passed while serve was not running")
-    assert recorder.wait_idle(5)
+    recorder.close()  # finishes the queued writes
     missed = reader.runs("job", statuses=[Status.MISSED])
     assert sorted(r.scheduled_at for r in missed) == [slots[0], slots[2]]  # the taken one left
     assert all(r.trigger == Trigger.CATCH_UP and r.started_at == r.scheduled_at for r in missed)
@@ -96,7 +96,7 @@ def test_a_failing_listener_does_not_stop_the_next_writes(make_recorder, reader,
     recorder = make_recorder(Listener(fail=True))
     recorder.record_missed(task("a"), (T0,), "missed")
     recorder.record_missed(task("b"), (T0,), "missed")
-    assert recorder.wait_idle(5)
+    recorder.close()  # finishes the queued writes
     assert {r.task for r in reader.runs()} == {"a", "b"}
     assert caplog.text.count("a run listener failed on run") == 2
 
@@ -108,7 +108,7 @@ def test_a_queued_heartbeat_is_replaced_by_the_newer_one(make_recorder, reader):
     recorder.heartbeat(T0 + timedelta(seconds=30))
     assert [label for label, _ in recorder._queue] == ["heartbeat"]
     recorder.start()
-    assert recorder.wait_idle(5)
+    recorder.close()  # finishes the queued writes
     assert reader.serve_state().heartbeat_at == T0 + timedelta(seconds=30)
 
 
@@ -123,7 +123,7 @@ def test_retention_prunes_logs_and_replaces_a_queued_one(make_recorder, reader, 
     assert [label for label, _ in recorder._queue] == ["retention"]
     with caplog.at_level(logging.INFO, logger="cronctl.serve"):
         recorder.start()
-        assert recorder.wait_idle(5)
+        recorder.close()  # finishes the queued writes
     assert len(reader.runs("job")) == 2  # the newer retention's keep_runs
     assert "retention: removed 3 old runs" in caplog.text
 
@@ -132,7 +132,7 @@ def test_serve_stopped_is_recorded(make_recorder, reader):
     reader.serve_started(pid=1, hostname="h", version="v", now=T0)
     recorder = make_recorder()
     recorder.serve_stopped(T0 + timedelta(minutes=1))
-    assert recorder.wait_idle(5)
+    recorder.close()  # finishes the queued writes
     state = reader.serve_state()
     assert state.stopped_at == state.heartbeat_at == T0 + timedelta(minutes=1)
 

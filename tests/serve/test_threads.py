@@ -159,6 +159,6 @@ def test_recorder_retries_in_order(tmp_path, monkeypatch):
     done = []
     recorder.submit("heartbeat", lambda s: s.heartbeat(datetime.now(UTC)))
     recorder.submit("second", lambda s: done.append(flaky.calls))
-    assert recorder.wait_idle(5)
+    wait_for(lambda: done, what="the second write")
     assert done == [3]  # the second write waited for the first to succeed
     recorder.close()
