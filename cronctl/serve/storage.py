@@ -236,12 +236,13 @@ class Recorder:
         log.debug("task %s: %s run skipped: %s", request.task.name, request.trigger, reason)
         self.submit(
             f"skipped run of {request.task.name}",
-            partial(self._write_skipped, request, reason, now),
+            lambda store: write_skipped(store, self.events, request, reason, now),
         )
 
     def record_missed(self, task: Task, slots: tuple[datetime, ...], reason: str) -> None:
         self.submit(
-            f"missed slots of {task.name}", partial(self._write_missed, task, slots, reason)
+            f"missed slots of {task.name}",
+            lambda store: write_missed(store, self.events, task, slots, reason),
         )
 
     def heartbeat(self, now: datetime) -> None:
@@ -316,47 +317,54 @@ class Recorder:
                 if self._queue and self._queue[0][1] is write:
                     self._queue.popleft()
 
-    # -- the writes --------------------------------------------------------------------------
 
-    def _write_skipped(
-        self, request: RunRequest, reason: str, now: datetime, store: History
-    ) -> None:
-        run_id = store.start_run(
-            request.task.name,
-            request.trigger,
-            started_at=now,
-            attempt=request.attempt,
-            scheduled_at=request.scheduled_at,
-            status=Status.SKIPPED,
-            reason=reason,
-        )
-        run = store.finish_run(run_id, status=Status.SKIPPED, finished_at=now, reason=reason)
-        self._tell(request.task, run)
+# -- rows of runs that never ran ------------------------------------------------------------
+# Module functions, not Recorder methods: tests/serve/fakes.py writes the same rows at once.
 
-    def _write_missed(
-        self, task: Task, slots: tuple[datetime, ...], reason: str, store: History
-    ) -> None:
-        for slot in slots:
-            try:
-                run_id = store.start_run(
-                    task.name,
-                    Trigger.CATCH_UP,
-                    started_at=_utc(slot),
-                    scheduled_at=_utc(slot),
-                    status=Status.MISSED,
-                    reason=reason,
-                )
-            except SlotTakenError:
-                continue
-            self._tell(task, store.get_run(run_id))
 
-    def _tell(self, task: Task, run: Run) -> None:
-        """Report a row that never ran to the listeners; a failing listener must not stop the
-        recorder from writing the next rows."""
+def write_skipped(
+    store: History, events: RunEvents, request: RunRequest, reason: str, now: datetime
+) -> None:
+    """Record a due run that was not started (overlap policy) and tell the listeners."""
+    run_id = store.start_run(
+        request.task.name,
+        request.trigger,
+        started_at=now,
+        attempt=request.attempt,
+        scheduled_at=request.scheduled_at,
+        status=Status.SKIPPED,
+        reason=reason,
+    )
+    run = store.finish_run(run_id, status=Status.SKIPPED, finished_at=now, reason=reason)
+    tell(events, request.task, run)
+
+
+def write_missed(
+    store: History, events: RunEvents, task: Task, slots: tuple[datetime, ...], reason: str
+) -> None:
+    """Record each slot that passed unrun as `missed` (a slot with a run already is left)."""
+    for slot in slots:
         try:
-            self.events.run_finished(task, run, final=True)
-        except Exception:
-            log.exception("a run listener failed on run %s", run.id)
+            run_id = store.start_run(
+                task.name,
+                Trigger.CATCH_UP,
+                started_at=_utc(slot),
+                scheduled_at=_utc(slot),
+                status=Status.MISSED,
+                reason=reason,
+            )
+        except SlotTakenError:
+            continue
+        tell(events, task, store.get_run(run_id))
+
+
+def tell(events: RunEvents, task: Task, run: Run) -> None:
+    """Report a row that never ran to the listeners; a failing listener must not stop the
+    recorder from writing the next rows."""
+    try:
+        events.run_finished(task, run, final=True)
+    except Exception:
+        log.exception("a run listener failed on run %s", run.id)
 
 
 def _utc(moment: datetime) -> datetime:

@@ -4,6 +4,7 @@ that writes the same rows at once, on the caller's thread."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -11,9 +12,10 @@ from datetime import UTC, datetime, timedelta
 
 from cronctl.listeners import NoEvents, RunEvents
 from cronctl.model import DEFAULT_KEEP_RUNS, Task
-from cronctl.records import Run, Status, Trigger
+from cronctl.records import Run, Status
 from cronctl.runner.execute import RunRequest
 from cronctl.serve.loop import Scheduler
+from cronctl.serve.storage import write_missed, write_skipped
 from cronctl.serve.workers import Completion, Done, Handle
 from cronctl.store import HistoryStore, SlotTakenError
 
@@ -69,36 +71,12 @@ class SyncRecorder:
 
     def record_skipped(self, request: RunRequest, reason: str, now: datetime) -> None:
         self.calls.append(("record_skipped", (request, reason, now)))
-        try:
-            run_id = self.store.start_run(
-                request.task.name,
-                request.trigger,
-                started_at=now,
-                attempt=request.attempt,
-                scheduled_at=request.scheduled_at,
-                status=Status.SKIPPED,
-                reason=reason,
-            )
-        except SlotTakenError:
-            return
-        self.store.finish_run(run_id, status=Status.SKIPPED, finished_at=now, reason=reason)
-        self.events.run_finished(request.task, self.store.get_run(run_id), final=True)
+        with contextlib.suppress(SlotTakenError):  # as the Recorder's queue does
+            write_skipped(self.store, self.events, request, reason, now)
 
     def record_missed(self, task: Task, slots: tuple[datetime, ...], reason: str) -> None:
         self.calls.append(("record_missed", (task, slots, reason)))
-        for slot in slots:
-            try:
-                run_id = self.store.start_run(
-                    task.name,
-                    Trigger.CATCH_UP,
-                    started_at=slot.astimezone(UTC),
-                    scheduled_at=slot.astimezone(UTC),
-                    status=Status.MISSED,
-                    reason=reason,
-                )
-            except SlotTakenError:
-                continue
-            self.events.run_finished(task, self.store.get_run(run_id), final=True)
+        write_missed(self.store, self.events, task, slots, reason)
 
     def heartbeat(self, now: datetime) -> None:
         self.calls.append(("heartbeat", (now,)))
