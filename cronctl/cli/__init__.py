@@ -87,7 +87,7 @@ def main() -> None:
 
 
 def _name_of(info: Any) -> str:
-    return info.name or info.callback.__name__.replace("_", "-")
+    return str(info.name or info.callback.__name__.replace("_", "-"))
 
 
 def _click_saw_a_closed_pipe() -> bool:

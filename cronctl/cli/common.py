@@ -66,7 +66,7 @@ class AppState:
 
 
 def state(ctx: typer.Context) -> AppState:
-    current = ctx.find_root().obj
+    current: AppState | None = ctx.find_root().obj
     if current is None:  # a command invoked without the callback (tests of one command)
         current = ctx.find_root().obj = AppState(resolve(), Renderer())
     return current
@@ -152,7 +152,8 @@ def _context_of(args: tuple[Any, ...], kwargs: dict[str, Any]) -> typer.Context:
     (Typer passes it by name). Typer below 0.29, as pinned, has no public get_current_context:
     its Click is vendored privately (typer._click), and cronctl never imports click."""
     try:
-        return kwargs["ctx"]
+        ctx: typer.Context = kwargs["ctx"]
+        return ctx
     except KeyError:
         raise TypeError("a cronctl command must take a `ctx: typer.Context` parameter") from None
 

@@ -153,7 +153,7 @@ class Task:
 
     def retry_delay_for(self, attempt: int) -> int:
         """Return the wait before `attempt` (2, 3, ...): retry_delay doubling, capped at 1h."""
-        return min(self.retry_delay * 2 ** max(0, attempt - 2), MAX_RETRY_DELAY)
+        return min(self.retry_delay * (1 << max(0, attempt - 2)), MAX_RETRY_DELAY)
 
     def parsed_schedule(self) -> Schedule:
         """Return the task's Schedule, parsed once: validation parses it, `list`, `status` and
