@@ -9,11 +9,12 @@ worker, not everyone's notifications. A worker decides the event from the histor
 the task's `notify.timeout` (plus a small grace). A channel that fails or hangs is logged and
 recorded on the run (`notify_error`); it never fails the run or stops serve. At most
 `queue_size` jobs wait, at most `lane_size` of one task; past that, new ones are dropped with
-a log line.
+a log line. The lanes and their workers are `cronctl.notify.lanes`.
 
 The workers read and write the history through the notifier's own connection to the
 database, opened from its path on first use (a HistoryStore is one sqlite3 connection: they
 take turns). A failure can instead be recorded through the caller's writer (`record_error`).
+Both are `cronctl.notify.history_link`.
 
 Missed runs are coalesced: while a `missed` notification of a task waits in its lane,
 further missed runs of that task are counted into it instead of queued (serve can record up
@@ -26,7 +27,7 @@ import os
 import socket
 import sys
 import threading
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -42,9 +43,10 @@ from cronctl.notify.channels import (
     channels_for,
     find_sendmail,
 )
+from cronctl.notify.history_link import HistoryLink
+from cronctl.notify.lanes import Lanes, Outcome
 from cronctl.notify.message import Delivery
 from cronctl.records import FAILURE_STATUSES, Output, Run, Status, Trigger
-from cronctl.store import HistoryStore
 
 DEFAULT_QUEUE_SIZE = 1000
 # Jobs one task may have waiting: a task that fires faster than its notifications go out (a
@@ -121,22 +123,17 @@ class Notifier:
         self.hostname = hostname or socket.gethostname()
         self.environ = os.environ if environ is None else environ
         self._sendmail = find_sendmail(self.environ) if sendmail == FIND_SENDMAIL else sendmail
-        self._database = database
-        self._record_error = record_error
-        self._store: HistoryStore | None = None
-        self._store_lock = threading.Lock()
-        self._queue_size = queue_size
-        self._lane_size = lane_size
-        self._lock = threading.Lock()
-        self._changed = threading.Condition(self._lock)  # a job queued or done; closing
-        self._lanes: dict[str, deque[_Job]] = {}  # task name -> its jobs, oldest first
-        self._ready: deque[str] = deque()  # lanes with jobs that no worker is on, in turn
-        self._queued = 0  # jobs in the lanes or being sent
-        self._workers: list[threading.Thread] = []
-        self._idle = 0
-        self._closed = False
-        self._pending_missed: dict[str, _Job] = {}
+        self._history = HistoryLink(database, record_error)
+        self._lanes: Lanes[_Job] = Lanes(  # one lane per task name
+            self._handle_safely,
+            workers=WORKERS,
+            queue_size=queue_size,
+            lane_size=lane_size,
+            clock=clock,
+            thread_name="cronctl-notifier",
+        )
         self._start_errors: OrderedDict[int, str] = OrderedDict()
+        self._start_errors_lock = threading.Lock()  # workers of other lanes use them too
 
     # -- RunEvents ---------------------------------------------------------------------------
 
@@ -162,18 +159,12 @@ class Notifier:
         Returns False when notifications were still pending at the deadline (they are logged
         as lost). Later events are dropped with a log line.
         """
-        deadline = self.clock.monotonic() + max(0.0, timeout)
-        with self._changed:
-            self._closed = True  # workers leave once no lane has work
-            self._changed.notify_all()
-            workers = list(self._workers)
-        for worker in workers:
-            worker.join(max(0.0, deadline - self.clock.monotonic()))
-        flushed = not any(worker.is_alive() for worker in workers)
+        flushed = self._lanes.close(timeout)
         if not flushed:
-            self._log(f"notify: gave up waiting at shutdown; {self._queued} notifications not sent")
+            pending = self._lanes.pending
+            self._log(f"notify: gave up waiting at shutdown; {pending} notifications not sent")
         else:
-            self._close_store()
+            self._history.close()
         return flushed
 
     def __enter__(self) -> Notifier:
@@ -247,77 +238,23 @@ class Notifier:
             pass
 
     def _submit(self, job: _Job) -> None:
-        if self.synchronous and not self._closed:
+        if self.synchronous and not self._lanes.closed:
             self._handle_safely(job)
             return
         name = job.task.name
-        with self._changed:
-            if self._closed:
-                self._log(f"notify: task '{name}' run {job.run.id}: notifier closed; not sent")
-                return
-            if job.phase == "finish" and job.run.status == Status.MISSED:
-                pending = self._pending_missed.get(name)
-                if pending is not None:
-                    pending.missed_count += 1
-                    if _later_slot(job.run, pending.run):
-                        pending.run, pending.task = job.run, job.task
-                    return
-            if self._queued >= self._queue_size:
-                self._log(
-                    "notify: queue full; dropped the notification"
-                    f" of task '{name}' run {job.run.id}"
-                )
-                return
-            lane = self._lanes.get(name)
-            if lane is not None and len(lane) >= self._lane_size:
-                self._log(
-                    f"notify: task '{name}' has {len(lane)} notifications waiting;"
-                    f" dropped the one of run {job.run.id}"
-                )
-                return
-            if job.phase == "finish" and job.run.status == Status.MISSED:
-                self._pending_missed[name] = job
-            if lane is None:  # no jobs and no worker on it: its turn comes
-                lane = self._lanes[name] = deque()
-                self._ready.append(name)
-            lane.append(job)
-            self._queued += 1
-            # A lane whose turn has come counts as ready until a worker takes it, so more ready
-            # lanes than waiting workers means a worker more (up to WORKERS).
-            if len(self._ready) > self._idle and len(self._workers) < WORKERS:
-                number = len(self._workers) + 1
-                worker = threading.Thread(
-                    target=self._work, name=f"cronctl-notifier-{number}", daemon=True
-                )
-                worker.start()  # listed only once started: close() joins every listed worker
-                self._workers.append(worker)
-            self._changed.notify()
-
-    def _work(self) -> None:
-        while True:
-            with self._changed:
-                while not self._ready and not self._closed:
-                    self._idle += 1
-                    self._changed.wait()
-                    self._idle -= 1
-                if not self._ready:
-                    return  # closed, and no lane has work
-                name = self._ready.popleft()
-                lane = self._lanes[name]
-                job = lane.popleft()
-                if self._pending_missed.get(name) is job:
-                    del self._pending_missed[name]
-            try:
-                self._handle_safely(job)
-            finally:
-                # Even after a BaseException the lane goes back in turn (or away): never left
-                # with no worker.
-                with self._changed:
-                    self._queued -= 1
-                    if lane:
-                        self._ready.append(name)  # one job a turn: other tasks go first
-                    else:
-                        del self._lanes[name]
+        missed = job.phase == "finish" and job.run.status == Status.MISSED
+        submitted = self._lanes.submit(name, job, _count_missed if missed else None)
+        if submitted.outcome == Outcome.CLOSED:
+            self._log(f"notify: task '{name}' run {job.run.id}: notifier closed; not sent")
+        elif submitted.outcome == Outcome.QUEUE_FULL:
+            self._log(
+                f"notify: queue full; dropped the notification of task '{name}' run {job.run.id}"
+            )
+        elif submitted.outcome == Outcome.LANE_FULL:
+            self._log(
+                f"notify: task '{name}' has {submitted.waiting} notifications waiting;"
+                f" dropped the one of run {job.run.id}"
+            )
 
     def _handle_safely(self, job: _Job) -> None:
         try:
@@ -352,7 +289,7 @@ class Notifier:
                 f" by {failure.channel} failed: {failure.detail}"
             )
         message = "; ".join(f"{f.channel}: {f.detail}" for f in failures)
-        with self._lock:  # workers of other lanes use it too
+        with self._start_errors_lock:
             if job.phase == "start":
                 if message:
                     self._start_errors[job.run.id] = message
@@ -386,11 +323,9 @@ class Notifier:
         # The task's latest rows whatever their status (skipped and missed rows between the
         # verdicts are skipped in Python): a bounded index range, never a long filtered walk.
         limit = max(HISTORY_ROWS, 4 * rules.history_needed(settings, task.retries))
-        with self._store_lock:
-            store = self._open_store()
-            if store is None:
-                return 0
-            rows = store.runs(task.name, limit=limit)
+        rows = self._history.runs(task.name, limit)
+        if rows is None:
+            return 0
         return rules.failure_streak(
             rules.before_trigger(rows, run), cap=max(1, settings.after_failures)
         )
@@ -399,26 +334,17 @@ class Notifier:
         if run_id <= 0:
             return
         try:
-            if self._record_error is not None:
-                self._record_error(run_id, message[:2000])
-                return
-            with self._store_lock:
-                store = self._open_store()
-                if store is not None:
-                    store.record_notify_error(run_id, message[:2000])
+            self._history.record_error(run_id, message[:2000])
         except CronctlError as exc:
             self._log(f"notify: cannot record the notification error of run {run_id}: {exc}")
 
-    def _open_store(self) -> HistoryStore | None:
-        if self._store is None and self._database is not None:
-            self._store = HistoryStore(self._database)
-        return self._store
 
-    def _close_store(self) -> None:
-        with self._store_lock:
-            if self._store is not None:
-                self._store.close()
-            self._store = None
+def _count_missed(pending: _Job, job: _Job) -> None:
+    """Count the missed run of `job` into the missed notification still waiting, which then
+    names the latest slot."""
+    pending.missed_count += 1
+    if _later_slot(job.run, pending.run):
+        pending.run, pending.task = job.run, job.task
 
 
 def _later_slot(new: Run, old: Run) -> bool:
