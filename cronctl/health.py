@@ -34,8 +34,7 @@ from cronctl import timefmt
 from cronctl.history import HealthReader, Retention, RunReader, ServeStateRecorder
 from cronctl.model import DEFAULT_KEEP_DAYS, DEFAULT_KEEP_RUNS, Task
 from cronctl.notify.rules import VERDICT_STATUSES, failure_streak
-from cronctl.records import FAILURE_STATUSES, Run, ServeState, to_millisecond
-from cronctl.runner.capture import safe_text
+from cronctl.records import FAILURE_STATUSES, Run, ServeState, safe_text, to_millisecond
 from cronctl.shapes import run_json
 from cronctl.taskfile import TaskFile
 

@@ -8,6 +8,7 @@ Times in records are aware datetimes; the history keeps them to the millisecond
 from __future__ import annotations
 
 import enum
+import re
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -105,3 +106,25 @@ class TaskStats:
     success_rate: float | None  # over the finished runs among the last 50
     p50_ms: int | None
     p95_ms: int | None
+
+
+# Captured output is kept raw; this is how every reader shows it (history, logs, JSON, mail).
+_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def _escape(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def safe_text(data: bytes) -> str:
+    """Decode `data` for display: invalid UTF-8 as \\xNN, control characters escaped.
+
+    ESC (and so every terminal escape sequence), CR, backspace, NUL, C1 controls and bidi
+    overrides come out as visible escapes; newline and tab are kept. The result holds no
+    surrogates, so it is always valid in UTF-8 JSON.
+    """
+    text = data.decode("utf-8", "backslashreplace")
+    if _UNSAFE.search(text) is None:
+        return text
+    return _UNSAFE.sub(_escape, text)

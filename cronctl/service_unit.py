@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import pwd
 import shutil
 import sys
 from collections.abc import Callable, Mapping, Sequence
@@ -121,7 +122,6 @@ def unit_text(command: Sequence[str], locations: Locations) -> str:
 
 
 def user_name() -> str:
-    import pwd
 
     try:
         return pwd.getpwuid(os.getuid()).pw_name

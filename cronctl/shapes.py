@@ -10,7 +10,7 @@ from typing import Any
 
 from cronctl import timefmt
 from cronctl.model import Task, json_fields
-from cronctl.records import Run, TaskStats
+from cronctl.records import Run, TaskStats, safe_text
 
 
 def task_json(
@@ -56,8 +56,6 @@ def run_json(run: Run, *, output: bool = False) -> dict[str, Any]:
         "notify_error": run.notify_error,
     }
     if output:
-        from cronctl.runner.capture import safe_text
-
         for name, stream in (("stdout", run.stdout), ("stderr", run.stderr)):
             data[name] = safe_text(stream.data) if stream else ""
             data[f"{name}_bytes"] = stream.total_bytes if stream else 0

@@ -210,7 +210,7 @@ def logs(
     json_output: JsonFlag = False,
 ) -> None:
     """Print the captured output of one run (escape sequences are shown escaped)."""
-    from cronctl.runner.capture import safe_text
+    from cronctl.records import safe_text
 
     app = state(ctx)
     store = app.store()

@@ -75,7 +75,8 @@ def vixie_fields(schedule: Schedule) -> tuple[str, ...]:
     decides how cron combines day-of-month and day-of-week). `L` and `DOW#N` have no Vixie
     equivalent, and neither has a schedule that is not a cron expression: NotExportable.
     """
-    # Imported here: `cronctl service` loads this package for its quoting alone, and whoever
+    # Imported here (docs/architecture.md#start-up-lazy-imports): `cronctl service` loads this
+    # package for its quoting alone (the schedule package costs 15 ms), and whoever
     # parsed `schedule` has loaded the schedule package already.
     from cronctl.schedule.fields import KINDS
 

@@ -9,6 +9,7 @@ comment for every setting crontab cannot express. Disabled tasks are written com
 from __future__ import annotations
 
 import os
+import shlex
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -66,7 +67,6 @@ def working_dir_prefix(task: Task) -> str:
 
 
 def _sh_quote(text: str) -> str:
-    import shlex
 
     return shlex.quote(text)
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterable, Sequence
-from datetime import tzinfo
+from datetime import datetime, tzinfo
 from typing import TYPE_CHECKING, Final, Literal, TypeAlias
 
 from cronctl.durations import format_duration
@@ -231,7 +231,6 @@ def _day_matching(
 
 def has_clock_changes(zone: tzinfo, years: Iterable[int] = range(2024, 2036)) -> bool:
     """Return whether `zone` changes its UTC offset within a year (daylight saving time)."""
-    from datetime import datetime
 
     for year in years:
         offsets = {datetime(year, month, 1, 12, tzinfo=zone).utcoffset() for month in (1, 4, 7, 10)}

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 from cronctl.model import NotifySettings, SmtpSettings
 from cronctl.notify.channel_base import ChannelContext, ChannelError
 from cronctl.notify.message import Delivery, email_message, webhook_json
-from cronctl.runner.capture import safe_text
+from cronctl.records import safe_text
 from cronctl.runner.environment import inherited_environment, run_variables
 from cronctl.runner.process import run_process
 

@@ -15,8 +15,7 @@ from typing import Any
 from cronctl import __version__, timefmt
 from cronctl.model import Task
 from cronctl.notify import rules
-from cronctl.records import FAILURE_STATUSES, Run, Status
-from cronctl.runner.capture import safe_text
+from cronctl.records import FAILURE_STATUSES, Run, Status, safe_text
 from cronctl.shapes import run_json
 
 # Bytes of output shown in a mail or chat message, and POSTed to healthchecks (whose limit is

@@ -3,6 +3,6 @@
 `process` supervises one process group, `capture` bounds its output, `execute` turns a task
 into recorded attempts (the Executor), `environment` is what a job inherits.
 
-Nothing is re-exported here: `status` and `logs` import `cronctl.runner.capture` for
-`safe_text`, and importing this package must not load the process machinery.
+Nothing is re-exported here: importing one module of the runner (`capture` for
+`--json`'s output fields) must not load the process machinery.
 """

@@ -2,13 +2,12 @@
 
 A stream keeps its first `head_bytes` and its last `tail_bytes`; everything in between is
 counted and replaced by one marker line. Memory stays O(head_bytes + tail_bytes) whatever the
-job prints. Bytes are kept raw (invalid UTF-8, NUL, terminal escapes and all); `safe_text` turns
-them into text that cannot drive a terminal and is valid in JSON.
+job prints. Bytes are kept raw (invalid UTF-8, NUL, terminal escapes and all);
+`cronctl.records.safe_text` turns them into text that cannot drive a terminal.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 from cronctl.records import Output
@@ -88,22 +87,3 @@ class BoundedCapture:
 
 # C0 controls except \t and \n, DEL, C1 controls, and the bidirectional overrides/isolates that
 # can make a terminal show text in another order than it was written.
-_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
-
-
-def _escape(match: re.Match[str]) -> str:
-    code = ord(match.group())
-    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
-
-
-def safe_text(data: bytes) -> str:
-    """Decode `data` for display: invalid UTF-8 as \\xNN, control characters escaped.
-
-    ESC (and so every terminal escape sequence), CR, backspace, NUL, C1 controls and bidi
-    overrides come out as visible escapes; newline and tab are kept. The result holds no
-    surrogates, so it is always valid in UTF-8 JSON.
-    """
-    text = data.decode("utf-8", "backslashreplace")
-    if _UNSAFE.search(text) is None:
-        return text
-    return _UNSAFE.sub(_escape, text)

@@ -10,7 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cronctl.runner.capture import BoundedCapture, CapturedOutput, drop_marker, safe_text
+from cronctl.records import safe_text
+from cronctl.runner.capture import BoundedCapture, CapturedOutput, drop_marker
 
 H = T = 64 * 1024
 _PATTERN = bytes(range(251)) * 2200  # 552 200 bytes; 251 is prime, so offsets are visible

@@ -339,7 +339,7 @@ def test_stdout_and_stderr_are_separate() -> None:
 
 
 def test_raw_bytes_are_kept_and_safe_text_escapes_them() -> None:
-    from cronctl.runner.capture import safe_text
+    from cronctl.records import safe_text
 
     out = run(r"printf 'bad \377\376 \033[31mred\033[0m nul\000 \302\233x\n'")
     raw = b"bad \xff\xfe \x1b[31mred\x1b[0m nul\x00 \xc2\x9bx\n"
