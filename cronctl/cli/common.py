@@ -39,6 +39,10 @@ class AppState:
     debug: bool = False
     clock: Clock = SYSTEM_CLOCK
     _store: "History | None" = field(default=None, repr=False)
+    # The exit status a command has decided before it renders its result: when the reader of
+    # its output goes away (`cronctl status | head -1`), this is still the status, not 0
+    # (README.md#exit-codes: a closed pipe never turns a meaningful status into success).
+    exit_code: int = int(ExitCode.OK)
 
     def store(self) -> "History":
         """The history, opened once per command (on first use: see `tasks`)."""
@@ -137,9 +141,10 @@ def command(
                 _tell(current.renderer.error, "interrupted")
                 raise typer.Exit(code=int(ExitCode.INTERRUPTED)) from None
             except BrokenPipeError:
-                # The reader went away (`cronctl list | head -1`): not an error worth a word.
+                # The reader went away (`cronctl list | head -1`): not an error worth a word,
+                # and no reason to change the status the command had decided.
                 to_devnull(current.renderer.stdout)
-                raise typer.Exit(code=int(ExitCode.OK)) from None
+                raise typer.Exit(code=current.exit_code) from None
 
         (app if target is None else target).command(name, **settings)(wrapper)
         return func

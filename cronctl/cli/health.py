@@ -42,12 +42,13 @@ def status(ctx: typer.Context, json_output: JsonFlag = False) -> None:
     app = state(ctx)
     tasks = app.tasks()
     report = health.health(tasks, app.store(), app.clock.now())
+    app.exit_code = int(ExitCode.OK) if report.healthy else int(ExitCode.FAILURE)
     if json_output:
         app.renderer.json(health.health_json(report))
     else:
         zones = {name: task.timezone for name, task in tasks.tasks.items()}
         _render_status(app.renderer, report, zones)
-    raise typer.Exit(int(ExitCode.OK) if report.healthy else int(ExitCode.FAILURE))
+    raise typer.Exit(app.exit_code)
 
 
 def _serve_line(report: "Health") -> str:
@@ -282,6 +283,7 @@ def notify_test(
     )
     results = notifier.test(task)
     ok = all(r.ok for r in results)
+    app.exit_code = int(ExitCode.OK) if ok else int(ExitCode.FAILURE)
     if json_output:
         channels = [{"channel": r.channel, "ok": r.ok, "detail": r.detail} for r in results]
         app.renderer.json({"task": name, "ok": ok, "channels": channels})
@@ -297,4 +299,4 @@ def notify_test(
                 for r in results
             ],
         )
-    raise typer.Exit(int(ExitCode.OK) if ok else int(ExitCode.FAILURE))
+    raise typer.Exit(app.exit_code)

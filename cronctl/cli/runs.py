@@ -107,13 +107,14 @@ def run_now(
     finally:
         pipeline.close(timeout=task.notify.timeout + 2 if task.notify else 2)
     last = runs[-1]
+    app.exit_code = exit_code_of(last)
     if json_output:
         app.renderer.json(run_json(last, output=True) | {"attempts": [run_json(r) for r in runs]})
     else:
         for run in runs:
             detail = f": {run.reason}" if run.reason else ""
             app.renderer.note(f"run {run.id} (attempt {run.attempt}) {run.status}{detail}")
-    raise typer.Exit(exit_code_of(last))
+    raise typer.Exit(app.exit_code)
 
 
 @contextlib.contextmanager

@@ -241,8 +241,9 @@ def check(ctx: typer.Context, json_output: JsonFlag = False) -> None:
         tasks = app.tasks()
     except TaskFileError as exc:
         if json_output:
+            app.exit_code = int(ExitCode.USAGE)
             app.renderer.json({"valid": False, "errors": [exc.message], "warnings": []})
-            raise typer.Exit(int(ExitCode.USAGE)) from None
+            raise typer.Exit(app.exit_code) from None
         raise
     findings = overview.check(tasks, app.clock.now())
     if json_output:

@@ -79,23 +79,27 @@ class Schedule:
         A naive `dt` is a wall time in the schedule's zone. None for `@reboot`, which has no
         fire times. Compare results as instants (`.timestamp()`, or after `.astimezone(UTC)`):
         Python compares two datetimes of the same zone by wall time and ignores `fold`, so
-        01:00 EST (second pass) would sort before 01:30 EDT.
+        01:00 EST (second pass) would sort before 01:30 EDT. None too when the next fire time
+        would fall past the end of year 9999, the last year Python's datetime holds.
         """
-        instant = self._next_instant(instant_of(dt, self.zone))
-        return None if instant is None else zoned(instant, self.zone)
+        try:
+            instant = self._next_instant(instant_of(dt, self.zone))
+            return None if instant is None else zoned(instant, self.zone)
+        except OverflowError:  # past 9999-12-31, in UTC or in the zone
+            return None
 
     def upcoming(self, after: datetime, count: int) -> list[datetime]:
         """Return the next `count` fire times after `after` ([] for `@reboot`)."""
         if count < 0:
             raise UsageError(f"count must be 0 or more, not {count}")
         times: list[datetime] = []
-        cursor = instant_of(after, self.zone)
+        cursor = after
         while len(times) < count:
-            instant = self._next_instant(cursor)
-            if instant is None:
+            moment = self.next_after(cursor)
+            if moment is None:
                 break
-            times.append(zoned(instant, self.zone))
-            cursor = instant
+            times.append(moment)
+            cursor = moment
         return times
 
     def describe(self, short: bool = False) -> str:

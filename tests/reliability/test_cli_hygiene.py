@@ -367,3 +367,22 @@ def test_s35_piped_and_no_color_output_has_no_escape_sequences(cfg_busy_home, cr
         cronctl_exe, ["show", "nosuch"], {k: v for k, v in terminal.items() if k != "NO_COLOR"}
     )
     assert code == 2 and b"\x1b[" in seen  # styles do reach a terminal without NO_COLOR
+
+
+def test_h14_a_closed_pipe_keeps_the_exit_status_a_command_decided(
+    tmp_path, cfg_busy_home, cronctl_exe
+):
+    """Decided: `cronctl status | head -1` while unhealthy exits 1, as `status` does unpiped
+    (under `set -o pipefail` a script sees it); `check --json` of an invalid file exits 2. The
+    reader going away silences the output, not the verdict. Before: both exited 0."""
+    unhealthy = _closed_pipe_run(cronctl_exe, ["status"], cfg_busy_home)  # serve is not running
+    assert unhealthy.returncode == 1, unhealthy.stderr
+    _clean_stderr(unhealthy.stderr.decode(), "status")
+    as_json = _closed_pipe_run(cronctl_exe, ["status", "--json"], cfg_busy_home)
+    assert as_json.returncode == 1, as_json.stderr
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "tasks.toml").write_text("[tasks.x\n")
+    invalid = _closed_pipe_run(cronctl_exe, ["check", "--json"], broken)
+    assert invalid.returncode == 2, invalid.stderr
+    _clean_stderr(invalid.stderr.decode(), "check --json")

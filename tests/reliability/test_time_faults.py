@@ -503,3 +503,53 @@ def test_s31_ten_saves_in_a_second_are_one_reload(serve_proc, tasks_path):
         assert store.get_run(newest.id).stdout.data == b"v9\n"  # the final text was read
     assert "not reloaded" not in process.log
     assert process.stop() == 0
+
+
+# h16. The end of time: datetime holds nothing past 9999-12-31 23:59:59.999999.
+END_OF_9999 = datetime(9999, 12, 31, 23, 59, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("schedule", "zone", "after", "expected"),
+    [
+        ("* * * * *", "UTC", END_OF_9999, None),
+        ("@every 1h", "UTC", END_OF_9999, None),
+        ("0 0 1 1 *", "UTC", END_OF_9999, None),
+        ("@yearly", "UTC", datetime(9999, 6, 1, tzinfo=UTC), None),
+        ("* * * * *", "Pacific/Kiritimati", END_OF_9999, None),  # already year 10000 there
+        ("* * * * *", "Pacific/Honolulu", END_OF_9999, None),  # 13:59, but 14:00 is year 10000
+        ("* * * * *", "UTC", END_OF_9999 - timedelta(minutes=1), END_OF_9999),
+    ],
+)
+def test_h16_next_after_past_year_9999_is_none(schedule, zone, after, expected):
+    """Decided: past the last instant Python can hold there is no next fire time: next_after
+    returns None and `upcoming` stops, never OverflowError (a traceback in `explain` or
+    serve)."""
+    from cronctl.schedule import Schedule
+
+    parsed = Schedule.parse(schedule, zone)
+    found = parsed.next_after(after)
+    assert found == expected
+    times = parsed.upcoming(after - timedelta(minutes=2), 5)
+    assert all(t.astimezone(UTC) <= END_OF_9999 for t in times)
+    assert len(times) <= 3
+
+
+def test_h16_explain_at_the_end_of_time_lists_what_there_is(cronctl_exe):
+    result = subprocess.run(
+        [
+            *cronctl_exe,
+            "explain",
+            "* * * * *",
+            "--from",
+            "9999-12-31T23:57:00+00:00",
+            "--count",
+            "5",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    assert "9999-12-31 23:59" in result.stdout
