@@ -135,7 +135,15 @@ def webhook_json(delivery: Delivery) -> dict[str, Any]:
     }
 
 
+def slack_escape(text: str) -> str:
+    """Escape the three characters Slack reads as markup in message text (its "Escaping text"
+    rules): `<!channel>` in a job's output must arrive as text, not ping a whole channel."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def slack_json(delivery: Delivery) -> dict[str, Any]:
+    """A Slack incoming-webhook message: the headline, the reason, the output's tail in a
+    code block; every part escaped, since none of it is ours to turn into Slack markup."""
     text = headline(delivery)
     if delivery.run.reason:
         text += f"\n{delivery.run.reason}"
@@ -143,7 +151,7 @@ def slack_json(delivery: Delivery) -> dict[str, Any]:
     if tail and delivery.event != rules.MISSED:
         fence = "`" * 3
         text += "\n" + fence + "\n" + tail.replace(fence, "'" * 3) + "\n" + fence
-    return {"text": text}
+    return {"text": slack_escape(text)}
 
 
 def default_sender(hostname: str) -> str:

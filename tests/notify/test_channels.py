@@ -65,6 +65,18 @@ def test_webhook_slack_format_is_a_text_message(store, web):
     assert "backup failed (exit status 2) on box" in body["text"] and "disk full" in body["text"]
 
 
+def test_h8_slack_text_escapes_its_markup_characters(store, web):
+    """Decided (docs/reliability.md, h8): `<`, `>` and `&` from a job's output reach Slack as
+    text (&lt; &gt; &amp;, Slack's own escaping), so `<!channel>` pings nobody."""
+    task = make_task(notify={"webhook": f"{web.url}/services/T/B/x", "format": "slack"})
+    run = record(store, exit_code=2, stderr=b"<!channel> a < b && c > d\n")
+    [result] = deliver(task, run, ["webhook"])
+    assert result.ok
+    text = json.loads(web.requests[0].body)["text"]
+    assert "&lt;!channel&gt; a &lt; b &amp;&amp; c &gt; d" in text
+    assert "<" not in text and ">" not in text
+
+
 def test_webhook_error_status_fails_without_showing_the_secret_path(store, web):
     web.status["/hook"] = 500
     task = make_task(notify={"webhook": f"{web.url}/hook/secret-token"})
