@@ -39,6 +39,7 @@ class RunPipeline:
         *,
         database: str | os.PathLike[str] | None,
         smtp: SmtpSettings | None,
+        hidden_variables: frozenset[str],
         clock: Clock,
         warn: Callable[[str], None],
         listeners: RunEvents | None = None,
@@ -60,10 +61,12 @@ class RunPipeline:
             environ=environ,
             on_output=on_output,
             events=self.events,
+            hidden_variables=hidden_variables,
         )
 
-    def reload(self, smtp: SmtpSettings | None) -> None:
-        """Follow a reloaded task file's [defaults.smtp]."""
+    def reload(self, smtp: SmtpSettings | None, hidden_variables: frozenset[str]) -> None:
+        """Follow a reloaded task file's [defaults.smtp] and its secret variables."""
+        self.executor.hidden_variables = hidden_variables
         if self.notifier is not None:
             self.notifier.smtp = smtp
 

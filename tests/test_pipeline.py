@@ -40,7 +40,12 @@ def test_without_listeners_the_notifier_of_the_tasks_hears_the_runs(db, tmp_path
     out = tmp_path / "notified.json"
     with HistoryStore(db) as store:
         pipeline = RunPipeline(
-            store, database=db, smtp=None, clock=SYSTEM_CLOCK, warn=lambda _line: None
+            store,
+            database=db,
+            smtp=None,
+            hidden_variables=frozenset(),
+            clock=SYSTEM_CLOCK,
+            warn=lambda _line: None,
         )
         assert isinstance(pipeline.notifier, Notifier)
         assert pipeline.listeners is pipeline.events is pipeline.notifier
@@ -58,6 +63,7 @@ def test_given_listeners_there_is_no_notifier_and_the_run_log_hears_first(db):
             store,
             database=db,
             smtp=None,
+            hidden_variables=frozenset(),
             clock=SYSTEM_CLOCK,
             warn=lambda _line: None,
             listeners=Heard("listener", heard),
@@ -65,7 +71,7 @@ def test_given_listeners_there_is_no_notifier_and_the_run_log_hears_first(db):
         )
         assert pipeline.notifier is None
         run = pipeline.executor.execute(RunRequest(job(), Trigger.MANUAL))
-        pipeline.reload(None)  # nothing to follow
+        pipeline.reload(None, frozenset())  # nothing to follow
         pipeline.close(timeout=1)
     assert heard == [
         ("log", "started", run.id),
@@ -75,11 +81,17 @@ def test_given_listeners_there_is_no_notifier_and_the_run_log_hears_first(db):
     ]
 
 
-def test_a_reload_reaches_the_notifier(db):
+def test_a_reload_reaches_the_notifier_and_the_executor(db):
     pipeline = RunPipeline(
-        HistoryStore(db), database=db, smtp=None, clock=SYSTEM_CLOCK, warn=lambda _line: None
+        HistoryStore(db),
+        database=db,
+        smtp=None,
+        hidden_variables=frozenset({"OLD_SECRET"}),
+        clock=SYSTEM_CLOCK,
+        warn=lambda _line: None,
     )
     smtp = model.SmtpSettings(host="mail.example.org")
-    pipeline.reload(smtp)
+    pipeline.reload(smtp, frozenset({"NEW_SECRET"}))
     assert pipeline.notifier is not None and pipeline.notifier.smtp is smtp
+    assert pipeline.executor.hidden_variables == {"NEW_SECRET"}
     pipeline.close(timeout=1)

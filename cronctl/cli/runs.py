@@ -90,6 +90,7 @@ def run_now(
         app.store(),
         database=app.locations.db,
         smtp=tasks.defaults.smtp,
+        hidden_variables=tasks.secret_variables,
         clock=app.clock,
         warn=app.renderer.warning,
         on_output=None if json_output else _Stream(),

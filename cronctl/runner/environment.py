@@ -18,12 +18,18 @@ SUPERVISOR_VARIABLES = ("NOTIFY_SOCKET",)
 SUPERVISOR_PREFIXES = ("WATCHDOG_", "LISTEN_")
 
 
-def inherited_environment(base: Mapping[str, str]) -> dict[str, str]:
-    """Return `base` without serve's supervisor variables."""
+def inherited_environment(
+    base: Mapping[str, str], hidden: frozenset[str] = frozenset()
+) -> dict[str, str]:
+    """Return `base` without serve's supervisor variables and without the `hidden` ones (the
+    variables that hold the task file's secrets: a job that prints its environment must not
+    put an SMTP password or a webhook signing key into the history)."""
     return {
         key: value
         for key, value in base.items()
-        if key not in SUPERVISOR_VARIABLES and not key.startswith(SUPERVISOR_PREFIXES)
+        if key not in SUPERVISOR_VARIABLES
+        and not key.startswith(SUPERVISOR_PREFIXES)
+        and key not in hidden
     }
 
 

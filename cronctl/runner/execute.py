@@ -69,9 +69,11 @@ def job_environment(
     scheduled_at: datetime | None,
     last_success_at: datetime | None,
     base: Mapping[str, str] | None = None,
+    hidden: frozenset[str] = frozenset(),
 ) -> dict[str, str]:
-    """Return the job's environment: the caller's, the task's `env`, then cronctl's variables."""
-    env = inherited_environment(os.environ if base is None else base)
+    """Return the job's environment: the caller's less its `hidden` (secret) variables, the
+    task's `env`, then cronctl's variables."""
+    env = inherited_environment(os.environ if base is None else base, hidden)
     env.update(task.env)
     env.update(
         run_variables(
@@ -134,6 +136,7 @@ class Executor:
         environ: Mapping[str, str] | None = None,
         on_output: Callable[[str, bytes], None] | None = None,
         events: RunEvents | None = None,
+        hidden_variables: frozenset[str] = frozenset(),
     ) -> None:
         self.events = events or NoEvents()
         self.store = store
@@ -141,6 +144,9 @@ class Executor:
         self.kill_grace = kill_grace
         self.environ = environ
         self.on_output = on_output
+        # Secret variables of the task file, kept from every job and `when` condition; serve
+        # replaces the set when a reload changes them.
+        self.hidden_variables = hidden_variables
 
     def begin(self, request: RunRequest) -> int:
         """Write the `running` row; for a scheduled slot this is the exactly-once claim."""
@@ -186,6 +192,7 @@ class Executor:
             scheduled_at=request.scheduled_at,
             last_success_at=self.store.last_success_at(task.name),
             base=self.environ,
+            hidden=self.hidden_variables,
         )
         if request.check_when and task.when:
             skip_reason = self._when_says_skip(task, env, request.stop)

@@ -188,6 +188,7 @@ def serve(
             serial,
             database=locations.db,
             smtp=loaded.defaults.smtp,
+            hidden_variables=loaded.secret_variables,
             clock=clock,
             warn=log.warning,
             listeners=events,
@@ -279,7 +280,7 @@ def _reloaded(
     """Return the reload hook: the notifier follows the new [defaults.smtp], then `on_reload`."""
 
     def hook(loaded: taskfile.TaskFile) -> None:
-        runs.reload(loaded.defaults.smtp)
+        runs.reload(loaded.defaults.smtp, loaded.secret_variables)
         if on_reload is not None:
             on_reload(loaded)
 

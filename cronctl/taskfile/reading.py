@@ -26,6 +26,15 @@ class TaskFile:
     defaults: model.Defaults = field(default_factory=model.Defaults)
     raw: Mapping[str, Any] = field(default_factory=dict)
 
+    @property
+    def secret_variables(self) -> frozenset[str]:
+        """The environment variables that hold secrets of this file (`password_env` of
+        [defaults.smtp], each task's `webhook_secret_env`): jobs never inherit them."""
+        names = {t.notify.webhook_secret_env for t in self.tasks.values() if t.notify}
+        if self.defaults.smtp is not None:
+            names.add(self.defaults.smtp.password_env)
+        return frozenset(name for name in names if name)
+
     def get(self, name: str) -> model.Task:
         try:
             return self.tasks[name]

@@ -252,3 +252,29 @@ def test_s17_under_serve_too(tmp_path, cronctl_exe):
 def test_s16_run_now_of_an_unknown_task_is_one_error_line(cronctl_exe):
     """Decided: `run-now nosuch` is invalid input: exit 2, one error line with a hint."""
     assert_one_error(cfg_run(cronctl_exe, "run-now", "nosuch"), 2, "no task named 'nosuch'")
+
+
+def test_h11_jobs_never_inherit_the_task_files_secret_variables(tasks_path, cronctl_exe):
+    """Decided: the variables named by `password_env` ([defaults.smtp]) and by any task's
+    `webhook_secret_env` are removed from every job's and `when` condition's environment, so a
+    job that prints its environment cannot put them into the history. Other variables pass.
+    Before: the job printed both secrets, and `logs` showed them."""
+    tasks_path.parent.mkdir(parents=True, exist_ok=True)
+    tasks_path.write_text(
+        "[defaults.smtp]\n"
+        'host = "127.0.0.1"\nuser = "me"\npassword_env = "H11_SMTP_PASS"\nstarttls = true\n\n'
+        '[tasks.hook]\nschedule = "@daily"\ncommand = "true"\n'
+        '[tasks.hook.notify]\nwebhook = "http://127.0.0.1:9/hook"\n'
+        'webhook_secret_env = "H11_HOOK_KEY"\n\n'
+        '[tasks.printer]\nschedule = "@daily"\ncommand = "env"\n'
+        'when = "test -z \\"$H11_SMTP_PASS$H11_HOOK_KEY\\""\n'
+    )
+    secrets = {"H11_SMTP_PASS": "smtp-secret-1", "H11_HOOK_KEY": "hook-secret-2"}
+    ran = cfg_run(cronctl_exe, "run-now", "printer", "--json", env={**secrets, "H11_KEEP": "x"})
+    assert ran.returncode == 0, ran.stderr
+    run = json.loads(ran.stdout)
+    assert run["status"] == "succeeded", run  # the `when` condition saw no secret either
+    assert "H11_KEEP=x" in run["stdout"]
+    for value in secrets.values():
+        assert value not in ran.stdout
+        assert value not in cfg_run(cronctl_exe, "logs", "printer", "--last").stdout
