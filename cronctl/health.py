@@ -3,8 +3,9 @@ and `now` (`metrics` reads the same figures: cronctl/metrics.py).
 
 What "healthy" means (the help of `cronctl status` and the README say the same):
 
-* serve is running: it has a heartbeat row, it has not recorded a stop, and its heartbeat is
-  at most STALE_AFTER (60 s) old;
+* serve is running: it has a heartbeat row, it has not recorded a stop, its heartbeat is at
+  most STALE_AFTER (60 s) old, and, when it ran on this host, its process still exists (a
+  serve ended by `kill -9` records no stop; `local_serve_probe` sees it gone at once);
 * no run failed (failed, timed_out, killed, abandoned, error) in the last hour;
 * no enabled task is overdue (below);
 * no enabled task is failing: FAILING_STREAK (2) or more runs in a row failed, a run being one
@@ -25,7 +26,8 @@ as overdue, at the price of not seeing a slot that passed before the file's last
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+import socket
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
@@ -72,6 +74,7 @@ class ServeHealth:
     stopped_at: datetime | None = None
     uptime_seconds: float | None = None
     heartbeat_age_seconds: float | None = None
+    gone: bool = False  # its process no longer exists, though it recorded no stop
 
 
 @dataclass(frozen=True)
@@ -118,11 +121,31 @@ class Health:
         return not self.problems
 
 
-def serve_health(state: ServeState | None, now: datetime) -> ServeHealth:
+ServeProbe = Callable[[ServeState], "bool | None"]
+"""Whether serve's recorded process still exists: True, False, or None when it cannot tell."""
+
+
+def local_serve_probe(state: ServeState) -> bool | None:
+    """Does the serve recorded in `state` still exist? Only a serve that ran on this host and
+    recorded no stop is looked at (signal 0 to its pid); for any other, None. The one check
+    here that asks the system, passed in by the commands (`status`, `metrics`)."""
+    if state.stopped_at is not None or state.hostname != socket.gethostname():
+        return None
+    try:
+        os.kill(state.pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # EPERM: a process of another user has the pid; serve or not, it exists
+        return None
+    return True
+
+
+def serve_health(state: ServeState | None, now: datetime, alive: bool | None = None) -> ServeHealth:
+    """serve's state as `status` tells it; `alive` is what a probe said of its process."""
     if state is None:
         return ServeHealth(known=False, running=False, stale=False)
     age = (now - state.heartbeat_at).total_seconds()
-    stale = state.stopped_at is not None or age > STALE_AFTER.total_seconds()
+    stale = state.stopped_at is not None or age > STALE_AFTER.total_seconds() or alive is False
     running = not stale
     return ServeHealth(
         known=True,
@@ -136,7 +159,16 @@ def serve_health(state: ServeState | None, now: datetime) -> ServeHealth:
         stopped_at=state.stopped_at,
         uptime_seconds=max(0.0, (now - state.started_at).total_seconds()) if running else None,
         heartbeat_age_seconds=max(0.0, age),
+        gone=alive is False,
     )
+
+
+def probed_serve_health(
+    store: ServeStateRecorder, now: datetime, probe: ServeProbe | None
+) -> ServeHealth:
+    state = store.serve_state()
+    alive = probe(state) if probe is not None and state is not None else None
+    return serve_health(state, now, alive)
 
 
 def _first_line(data: bytes) -> str:
@@ -221,9 +253,12 @@ def _streak(task: Task, store: RunReader) -> tuple[int, Run | None]:
         limit = min(limit * 4, STREAK_ROWS)
 
 
-def health(taskfile: TaskFile, store: MachineHistory, now: datetime) -> Health:
-    """Return the state of the machine's scheduling: what `cronctl status` shows."""
-    serve = serve_health(store.serve_state(), now)
+def health(
+    taskfile: TaskFile, store: MachineHistory, now: datetime, probe: ServeProbe | None = None
+) -> Health:
+    """Return the state of the machine's scheduling: what `cronctl status` shows. `probe`
+    tells whether serve's process still exists (`local_serve_probe`)."""
+    serve = probed_serve_health(store, now, probe)
     last_day = _failures(store, now - timedelta(days=1))
     # The hour's failures are the newest of the day's (the same order and limit): no second
     # read. The hour starts where a `since` query would start it (at the millisecond).
@@ -251,6 +286,10 @@ def health(taskfile: TaskFile, store: MachineHistory, now: datetime) -> Health:
     elif serve.stopped_at is not None:
         problems.append(
             f"serve is not running (it stopped {timefmt.relative(serve.stopped_at, now)})"
+        )
+    elif serve.gone:
+        problems.append(
+            f"serve (pid {serve.pid}) is not running: it ended without recording a stop (killed?)"
         )
     elif serve.stale:
         problems.append(

@@ -1,14 +1,14 @@
 """`cronctl metrics`: cronctl's state in the Prometheus text exposition format.
 
 For node_exporter's textfile collector. Serve's liveness is judged as `cronctl status` judges
-it (`cronctl.health.serve_health`); the figures are read from the history's indexes.
+it (`cronctl.health.probed_serve_health`); the figures are read from the history's indexes.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from cronctl.health import STALE_AFTER, MachineHistory, serve_health
+from cronctl.health import STALE_AFTER, MachineHistory, ServeProbe, probed_serve_health
 from cronctl.notify.rules import VERDICT_STATUSES
 from cronctl.records import Run, Status
 from cronctl.taskfile import TaskFile
@@ -58,10 +58,12 @@ class _Exposition:
         return "\n".join(self.lines) + "\n"
 
 
-def metrics(taskfile: TaskFile, store: MachineHistory, now: datetime) -> str:
+def metrics(
+    taskfile: TaskFile, store: MachineHistory, now: datetime, probe: ServeProbe | None = None
+) -> str:
     """Return the Prometheus text exposition of cronctl's state (for node_exporter's textfile
     collector: `cronctl metrics --output /var/lib/node_exporter/textfile/cronctl.prom`)."""
-    serve = serve_health(store.serve_state(), now)
+    serve = probed_serve_health(store, now, probe)
     counts = store.run_counts()
     tasks = sorted(taskfile.tasks.values(), key=lambda t: t.name)
     last_runs: dict[str, Run | None] = {}
@@ -80,8 +82,8 @@ def metrics(taskfile: TaskFile, store: MachineHistory, now: datetime) -> str:
     out.family(
         "cronctl_serve_up",
         "gauge",
-        f"1 when cronctl serve is running with a heartbeat under {STALE_AFTER.seconds}s old,"
-        " else 0.",
+        f"1 when cronctl serve is running with a heartbeat under {STALE_AFTER.seconds}s old"
+        " (and, on its own host, its process exists), else 0.",
         [({}, serve.running)],
     )
     if serve.heartbeat_at is not None:

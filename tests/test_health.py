@@ -125,6 +125,42 @@ def test_a_stale_heartbeat_means_serve_is_not_running(store, tmp_path):
     assert report.problems == ["serve's last heartbeat is 1m 1s old: it is not running"]
 
 
+def test_a_serve_whose_process_is_gone_is_not_running(store, tmp_path):
+    """h13: a fresh heartbeat but no process (kill -9 records nothing): not running, now."""
+    healthy_state(store)
+    probed: list[int] = []
+
+    def gone(state):
+        probed.append(state.pid)
+        return False
+
+    report = health.health(load_tasks(tmp_path), store, NOW, gone)
+    assert probed == [4242]
+    assert not report.serve.running and report.serve.gone and not report.healthy
+    assert report.problems == [
+        "serve (pid 4242) is not running: it ended without recording a stop (killed?)"
+    ]
+    assert "cronctl_serve_up 0" in metrics.metrics(load_tasks(tmp_path), store, NOW, gone)
+    unsure = health.health(load_tasks(tmp_path), store, NOW, lambda state: None)
+    assert unsure.serve.running and unsure.healthy  # no answer: the heartbeat decides
+
+
+def test_the_local_probe_asks_only_about_a_serve_of_this_host(store):
+    import socket
+
+    healthy_state(store)
+    state = store.serve_state()
+    assert health.local_serve_probe(state) is None  # ran on "box"
+    store.serve_started(pid=os.getpid(), hostname=socket.gethostname(), version="v", now=NOW)
+    assert health.local_serve_probe(store.serve_state()) is True
+    child = os.fork()
+    if child == 0:
+        os._exit(0)
+    os.waitpid(child, 0)
+    store.serve_started(pid=child, hostname=socket.gethostname(), version="v", now=NOW)
+    assert health.local_serve_probe(store.serve_state()) is False
+
+
 def test_a_stopped_serve(store, tmp_path):
     healthy_state(store)
     store.serve_stopped(NOW - timedelta(seconds=10))

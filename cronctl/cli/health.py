@@ -26,12 +26,12 @@ Whether serve is running and the tasks are healthy; exit 1 when unhealthy.
 Shows serve (pid, uptime, last heartbeat), the failed runs of the last hour and day, overdue
 tasks, tasks with missed runs in the last day and tasks failing repeatedly.
 
-Unhealthy (exit 1) means any of: serve is not running (never started, stopped, or its
-heartbeat is more than 60s old); a run failed (failed, timed_out, killed, abandoned, error)
-in the last hour; an enabled task is overdue (a slot more than 1 minute plus its jitter in the
-past with no run recorded and none in progress); an enabled task failed 2 or more runs in a
-row (retries of one run count once). Missed runs and older failures are shown but do not
-make the result unhealthy. Exit 0 otherwise.
+Unhealthy (exit 1) means any of: serve is not running (never started, stopped, its heartbeat
+is more than 60s old, or its process on this host is gone); a run failed (failed, timed_out,
+killed, abandoned, error) in the last hour; an enabled task is overdue (a slot more than 1 minute
+plus its jitter in the past with no run recorded and none in progress); an enabled task failed 2 or
+more runs in a row (retries of one run count once). Missed runs and older failures are shown but do
+not make the result unhealthy. Exit 0 otherwise.
 """
 
 
@@ -41,7 +41,7 @@ def status(ctx: typer.Context, json_output: JsonFlag = False) -> None:
 
     app = state(ctx)
     tasks = app.tasks()
-    report = health.health(tasks, app.store(), app.clock.now())
+    report = health.health(tasks, app.store(), app.clock.now(), health.local_serve_probe)
     app.exit_code = int(ExitCode.OK) if report.healthy else int(ExitCode.FAILURE)
     if json_output:
         app.renderer.json(health.health_json(report))
@@ -221,10 +221,11 @@ def metrics(
     For node_exporter's textfile collector, e.g. from a cronctl task or a timer:
     cronctl metrics -o /var/lib/node_exporter/textfile_collector/cronctl.prom
     """
+    from cronctl.health import local_serve_probe
     from cronctl.metrics import metrics as exposition
 
     app = state(ctx)
-    text = exposition(app.tasks(), app.store(), app.clock.now())
+    text = exposition(app.tasks(), app.store(), app.clock.now(), local_serve_probe)
     if output is None:
         app.renderer.write(text)
         return

@@ -508,3 +508,21 @@ def test_s20_failing_notification_endpoints(serve_proc, tasks_path, endpoint, cr
     began = time.monotonic()
     assert process.stop() == 0
     assert time.monotonic() - began < 10  # a hanging endpoint does not hold up the exit
+
+
+def test_h13_status_knows_at_once_that_a_killed_serve_is_gone(serve_proc, tasks_path, cronctl_exe):
+    """Decided: after `kill -9` of serve (no stop recorded, the heartbeat still fresh), `status`
+    says serve is not running and exits 1, and `cronctl_serve_up` is 0, at once: the recorded
+    pid is on this host and no longer exists. Before: "running (pid N)" for up to 60 s."""
+    tasks_path.write_text(task_text("tick"))
+    process = serve_proc()
+    wait_started(process)
+    up = subprocess.run([*cronctl_exe, "metrics"], capture_output=True, text=True, timeout=LIMIT)
+    assert "cronctl_serve_up 1" in up.stdout, up.stderr
+    process.kill()
+    process.proc.wait(timeout=LIMIT)
+    status = subprocess.run([*cronctl_exe, "status"], capture_output=True, text=True, timeout=LIMIT)
+    assert status.returncode == 1, status.stdout
+    assert "ended without recording a stop" in status.stdout
+    down = subprocess.run([*cronctl_exe, "metrics"], capture_output=True, text=True, timeout=LIMIT)
+    assert "cronctl_serve_up 0" in down.stdout
