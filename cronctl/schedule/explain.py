@@ -60,6 +60,13 @@ def explain(
         raise UsageError("explain needs start, the time to count fire times from")
     schedule = Schedule.parse(text, timezone, name)
     times = schedule.upcoming(start, count)
+    if len(times) < count and not schedule.is_reboot:
+        # Every schedule that parses fires at least once in 28 years, so fewer times than asked
+        # means the end of year 9999, the last instant Python's datetime holds.
+        raise UsageError(
+            "the fire times asked for go past the year 9999, the last one cronctl can show",
+            hint="use an earlier --from or a smaller --count",
+        )
     notes = _rule_notes(schedule)
     if times:
         shifts = transitions_between(

@@ -536,20 +536,16 @@ def test_h16_next_after_past_year_9999_is_none(schedule, zone, after, expected):
 
 
 def test_h16_explain_at_the_end_of_time_lists_what_there_is(cronctl_exe):
+    """`explain` lists the fire times that exist before the end of year 9999; asking for more
+    is the error of s03 (exit 2), never a traceback."""
+    args = ["explain", "* * * * *", "--tz", "UTC", "--from", "9999-12-31T23:57:00+00:00"]
     result = subprocess.run(
-        [
-            *cronctl_exe,
-            "explain",
-            "* * * * *",
-            "--from",
-            "9999-12-31T23:57:00+00:00",
-            "--count",
-            "5",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=30,
+        [*cronctl_exe, *args, "--count", "2"], capture_output=True, text=True, timeout=30
     )
     assert result.returncode == 0, result.stderr
-    assert "Traceback" not in result.stderr
-    assert "9999-12-31 23:59" in result.stdout
+    assert "9999-12-31 23:58" in result.stdout and "9999-12-31 23:59" in result.stdout
+    more = subprocess.run(
+        [*cronctl_exe, *args, "--count", "3"], capture_output=True, text=True, timeout=30
+    )
+    assert more.returncode == 2 and "year 9999" in more.stderr, more.stderr
+    assert "Traceback" not in more.stderr
