@@ -4,12 +4,18 @@ flock(2) instead of a pid file: the kernel drops the lock when the holder dies, 
 SIGKILL, so a stale file never blocks a restart and a reused pid never fools us. The pid we
 write into the file is only for the "already running (pid N)" message. The descriptor is not
 inheritable (PEP 446 default), so a job that daemonises cannot keep the lock alive.
+
+The file is opened without following a symbolic link and must be a regular file: serve writes
+its pid into it and empties it on exit, which through a planted link would clobber another
+file (docs/reliability.md, h10).
 """
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
+import stat
 from pathlib import Path
 
 from cronctl.errors import LockHeldError, StoreError
@@ -25,9 +31,15 @@ class ServeLock:
         """Take the lock or raise LockHeldError naming the holder's pid."""
         try:
             ensure_private_dir(self.path.parent)
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            flags = os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK
+            fd = os.open(self.path, flags, 0o600)
         except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise _not_ours(self.path, "a symbolic link") from None
             raise StoreError(f"cannot open the serve lock {self.path}: {exc.strerror}") from None
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise _not_ours(self.path, "not a regular file")
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -64,6 +76,13 @@ class ServeLock:
 
     def __exit__(self, *exc: object) -> None:
         self.release()
+
+
+def _not_ours(path: Path, what: str) -> StoreError:
+    return StoreError(
+        f"the serve lock {path} is {what}; cronctl writes only files of its own there",
+        hint="remove it (serve creates a new one), or choose another place with --db",
+    )
 
 
 def _read_pid(fd: int) -> int | None:

@@ -610,3 +610,18 @@ def test_s25_a_database_of_another_program_is_refused(owner, cronctl_exe, cronct
     check = raw(db)
     assert [r[0] for r in check.execute("SELECT name FROM sqlite_master")] == ["notes"]
     check.close()
+
+
+def test_h10_serve_refuses_a_planted_lock_link_and_leaves_its_target(cronctl_exe, cronctl_home):
+    """Decided: `serve.lock` is opened without following a symbolic link. A link planted there
+    (to a file of the user's) makes serve exit 1 with one error line, and the file it points at
+    is untouched. Before: serve wrote its pid into the target and emptied it on exit."""
+    cronctl_home.mkdir(parents=True, exist_ok=True)
+    (cronctl_home / "tasks.toml").write_text(task_text("a"))
+    precious = cronctl_home.parent / "precious.txt"
+    precious.write_text("keep me\n")
+    (cronctl_home / "serve.lock").symlink_to(precious)
+    result = run_cli(cronctl_exe, "serve", timeout=30)
+    assert result.returncode == 1, result.stderr
+    assert_one_error(result, "serve.lock", "symbolic link")
+    assert precious.read_text() == "keep me\n"

@@ -11,7 +11,7 @@ from datetime import timedelta
 
 import pytest
 
-from cronctl.errors import LockHeldError
+from cronctl.errors import LockHeldError, StoreError
 from cronctl.records import Status
 from cronctl.serve import log as serve_log
 from cronctl.serve.lock import ServeLock
@@ -39,6 +39,27 @@ def test_lock_descriptor_is_not_inherited(tmp_path):
     lock.acquire()
     assert os.get_inheritable(lock._fd) is False
     lock.release()
+
+
+@pytest.mark.parametrize("kind", ["symlink", "fifo", "dangling symlink"])
+def test_h10_the_lock_is_never_opened_through_a_link_or_a_non_file(tmp_path, kind):
+    """h10: a planted `serve.lock` symlink (or a FIFO) is refused, and what it points at is
+    left exactly as it was: serve would write its pid into it and empty it on exit."""
+    path = tmp_path / "serve.lock"
+    target = tmp_path / "precious.txt"
+    if kind == "fifo":
+        os.mkfifo(path)
+    else:
+        if kind == "symlink":
+            target.write_text("keep me\n")
+        path.symlink_to(target)
+    with pytest.raises(StoreError) as caught:
+        ServeLock(path).acquire()
+    assert "cronctl writes only files of its own there" in caught.value.message
+    if kind == "symlink":
+        assert target.read_text() == "keep me\n"
+    if kind == "dangling symlink":
+        assert not target.exists()  # not created through the link
 
 
 def datagram_socket(address):
