@@ -61,6 +61,8 @@ def _serve_line(report: "Health") -> str:
         return f"running ({where}, up {timefmt.span(serve.uptime_seconds or 0)}, {beat})"
     if serve.stopped_at is not None:
         return f"not running (stopped {timefmt.relative(serve.stopped_at, now)}; was {where})"
+    if serve.gone:
+        return f"not running: its process is gone, no stop recorded ({beat}; was {where})"
     return f"not running: stale heartbeat ({beat}; was {where})"
 
 

@@ -196,7 +196,7 @@ def _segment_program(words: list[str], depth: int) -> str | None:
 
 def _is_assignment(word: str) -> bool:
     name, sep, _ = word.partition("=")
-    return bool(sep) and bool(model._ENV_NAME.fullmatch(name))
+    return bool(sep) and bool(model.ENV_NAME.fullmatch(name))
 
 
 def unique_names(wanted: Sequence[str], taken: set[str], prefix: str | None) -> list[str]:

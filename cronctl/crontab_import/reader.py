@@ -267,7 +267,7 @@ class CrontabReader:
 
     def assignment(self, number: int, line: str, name: str, value: str) -> None:
         settings = self.settings
-        if not model._ENV_NAME.fullmatch(name):
+        if not model.ENV_NAME.fullmatch(name):
             self._problem(number, line, f"'{name}' is not a valid environment variable name")
         elif name == "SHELL":
             settings.shell = value or None

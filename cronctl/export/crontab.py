@@ -60,15 +60,10 @@ def working_dir_prefix(task: Task) -> str:
         return ""
     working_dir = task.working_dir
     if working_dir.startswith("~/"):
-        return f'cd "$HOME"/{_sh_quote(working_dir[2:])} && '
+        return f'cd "$HOME"/{shlex.quote(working_dir[2:])} && '
     if os.path.isabs(working_dir):
-        return f"cd {_sh_quote(working_dir)} && "
-    return f'cd "$HOME"/{_sh_quote(working_dir)} && '
-
-
-def _sh_quote(text: str) -> str:
-
-    return shlex.quote(text)
+        return f"cd {shlex.quote(working_dir)} && "
+    return f'cd "$HOME"/{shlex.quote(working_dir)} && '
 
 
 GroupKey = tuple[str, str, tuple[tuple[str, str], ...]]

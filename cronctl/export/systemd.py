@@ -231,7 +231,6 @@ def _day_matching(
 
 def has_clock_changes(zone: tzinfo, years: Iterable[int] = range(2024, 2036)) -> bool:
     """Return whether `zone` changes its UTC offset within a year (daylight saving time)."""
-
     for year in years:
         offsets = {datetime(year, month, 1, 12, tzinfo=zone).utcoffset() for month in (1, 4, 7, 10)}
         if len(offsets) > 1:

@@ -63,7 +63,6 @@ from cronctl.model.task import (
 if TYPE_CHECKING:
     from cronctl.schedule.zones import is_valid_zone, machine_timezone, zone_hint
 
-_ENV_NAME = ENV_NAME  # its name before the model became a package (crontab_import uses it)
 _ZONE_HELPERS = ("machine_timezone", "is_valid_zone", "zone_hint")
 
 

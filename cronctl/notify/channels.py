@@ -7,7 +7,7 @@ Processes (the notify command, sendmail) are started through the runner, as ever
 
 The senders live in `local_channels` (command, email) and `http_channels` (webhook,
 healthchecks); this module names them (SENDERS), picks those a delivery goes to
-(`channels_for`), and keeps the names the Notifier and callers import from here.
+(`channels_for`).
 """
 
 from __future__ import annotations
@@ -16,52 +16,12 @@ from collections.abc import Callable
 
 from cronctl.model import NotifySettings
 from cronctl.notify.channel_base import ChannelContext, ChannelError
-from cronctl.notify.http_channels import (
-    HTTP_ATTEMPTS,
-    HTTP_BACKOFF,
-    HTTP_MIN_TRY,
-    SIGNATURE_HEADER,
-    http_request,
-    ping_suffix,
-    ping_url,
-    run_uuid,
-    send_healthchecks,
-    send_webhook,
-    signature,
-)
-from cronctl.notify.local_channels import (
-    POSIX_SHELLS,
-    SENDMAIL_PATHS,
-    command_environment,
-    find_sendmail,
-    send_command,
-    send_email,
-)
+from cronctl.notify.http_channels import send_healthchecks, send_webhook
+from cronctl.notify.local_channels import find_sendmail, send_command, send_email
 from cronctl.notify.message import Delivery
 
-__all__ = [
-    "HTTP_ATTEMPTS",
-    "HTTP_BACKOFF",
-    "HTTP_MIN_TRY",
-    "POSIX_SHELLS",
-    "SENDERS",
-    "SENDMAIL_PATHS",
-    "SIGNATURE_HEADER",
-    "ChannelContext",
-    "ChannelError",
-    "channels_for",
-    "command_environment",
-    "find_sendmail",
-    "http_request",
-    "ping_suffix",
-    "ping_url",
-    "run_uuid",
-    "send_command",
-    "send_email",
-    "send_healthchecks",
-    "send_webhook",
-    "signature",
-]
+# What the Notifier takes from here; the senders' own helpers stay in their modules.
+__all__ = ["SENDERS", "ChannelContext", "ChannelError", "channels_for", "find_sendmail"]
 
 
 SENDERS: dict[str, Callable[[Delivery, NotifySettings, ChannelContext], str]] = {

@@ -83,7 +83,3 @@ class BoundedCapture:
         if dropped:
             return CapturedOutput(head + drop_marker(dropped) + tail, self._total, dropped)
         return CapturedOutput(head + tail, self._total, 0)
-
-
-# C0 controls except \t and \n, DEL, C1 controls, and the bidirectional overrides/isolates that
-# can make a terminal show text in another order than it was written.

@@ -107,9 +107,12 @@ class JobPipes:
             del self._streams[fd]
 
     def stop_watching_exit(self) -> None:
-        """Close the pidfd once the job is reaped."""
+        """Close the pidfd once the job is reaped (safe to call more than once)."""
         if self.pidfd is not None:
-            self._selector.unregister(self.pidfd)
+            try:
+                self._selector.unregister(self.pidfd)
+            except (KeyError, ValueError):
+                pass
             os.close(self.pidfd)
             self.pidfd = None
 
@@ -126,13 +129,7 @@ class JobPipes:
     def close(self) -> None:
         """Release every descriptor (safe to call after any of the above, and more than once)."""
         self.close_streams()
-        if self.pidfd is not None:
-            try:
-                self._selector.unregister(self.pidfd)
-            except (KeyError, ValueError):
-                pass
-            os.close(self.pidfd)
-            self.pidfd = None
+        self.stop_watching_exit()
         self._selector.close()
 
     def output(self) -> tuple[CapturedOutput, CapturedOutput]:

@@ -267,8 +267,7 @@ def _run_until_stopped(
         locations.db,
     )
     scheduler.start()
-    if systemd.enabled:
-        systemd.status(scheduler.status_line())
+    scheduler.upkeep.tell_status(scheduler.status_line)
     if on_ready is not None:
         on_ready(scheduler)
     scheduler.run()

@@ -29,7 +29,7 @@ class SlotHeap:
 
     def renew(self, state: TaskState) -> None:
         """Make the task's entries stale (its slots are computed anew)."""
-        state.gen = next(self._generations)
+        state.gen = self.new_generation()
 
     def schedule(self, state: TaskState, slot: datetime | None) -> None:
         """Make `slot` the task's next slot (None: it has none)."""

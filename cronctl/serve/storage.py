@@ -25,13 +25,13 @@ from functools import partial
 from typing import Any
 
 from cronctl.clock import Clock
-from cronctl.errors import StoreError
+from cronctl.errors import SlotTakenError, StoreError
 from cronctl.history import History
 from cronctl.listeners import NoEvents, RunEvents
 from cronctl.model import DEFAULT_KEEP_RUNS, Task
 from cronctl.records import Output, Run, Status, Trigger
 from cronctl.runner.execute import RunRequest
-from cronctl.store import HistoryStore, SlotTakenError, open_for_serve
+from cronctl.store import HistoryStore, open_for_serve
 
 log = logging.getLogger("cronctl.serve")
 
@@ -192,11 +192,6 @@ class SerialStore:
     def latest_slot(self, task: str) -> datetime | None:
         with self._lock:
             return self._store.latest_slot(task)
-
-    def record_notify_error(self, run_id: int, message: str | None) -> None:
-        self._best_effort(
-            "notify_error", "a notification error", run_id, self._store.record_notify_error, message
-        )
 
     def _best_effort(
         self, key: str, what: str, run_id: int, write: Callable[[int, Any], None], value: Any

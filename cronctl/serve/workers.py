@@ -15,10 +15,9 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from cronctl.errors import StoreError
+from cronctl.errors import SlotTakenError, StoreError
 from cronctl.records import Run, Status
 from cronctl.runner.execute import Executor, RunRequest
-from cronctl.store import SlotTakenError
 
 log = logging.getLogger("cronctl.serve")
 

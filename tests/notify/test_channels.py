@@ -14,7 +14,7 @@ import pytest
 from cronctl import taskfile
 from cronctl.errors import TaskFileError
 from cronctl.model import SmtpSettings
-from cronctl.notify.channels import HTTP_BACKOFF
+from cronctl.notify.http_channels import HTTP_BACKOFF
 from cronctl.notify.message import Delivery
 from cronctl.notify.notifier import Notifier
 from cronctl.store import HistoryStore

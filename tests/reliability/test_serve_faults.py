@@ -524,5 +524,6 @@ def test_h13_status_knows_at_once_that_a_killed_serve_is_gone(serve_proc, tasks_
     status = subprocess.run([*cronctl_exe, "status"], capture_output=True, text=True, timeout=LIMIT)
     assert status.returncode == 1, status.stdout
     assert "ended without recording a stop" in status.stdout
+    assert "its process is gone" in status.stdout  # the serve line agrees with the problem
     down = subprocess.run([*cronctl_exe, "metrics"], capture_output=True, text=True, timeout=LIMIT)
     assert "cronctl_serve_up 0" in down.stdout

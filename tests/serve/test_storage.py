@@ -149,8 +149,6 @@ def test_the_serial_store_records_a_run_and_returns_it_finished(db, reader):
     assert finished == serial.get_run(run_id) == reader.get_run(run_id)
     assert (finished.status, finished.pid) == (Status.SUCCEEDED, 4242)
     assert serial.last_success_at("job") == T0
-    serial.record_notify_error(run_id, "webhook: refused")
-    assert reader.get_run(run_id).notify_error == "webhook: refused"
 
 
 def test_the_serial_store_says_once_when_a_detail_cannot_be_written(db, caplog):
