@@ -19,7 +19,8 @@ How a case is read:
 - `fires_at`: whether `at` is a fire time.
 - `fields`: the values each field selects (dom `L` and dow `n#k` as strings; a `#` item whose
   weekday the field already selects adds nothing).
-- `equiv`: whether `expr` and `expr2` are the same schedule, judged by their fire times.
+- `equiv`: whether `expr` and `expr2` are the same schedule: the same minutes, hours and
+  matching days.
 - `valid` / `invalid`: whether `Schedule.parse` accepts the expression.
 - `never`: no fire time: cronctl refuses the schedule as one that never fires, or finds none.
 """
@@ -29,7 +30,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -39,8 +40,6 @@ from cronctl.schedule import Schedule
 DATA = Path(__file__).parent.parent / "data" / "peer-cases"
 PEER_FILES = ("cronsim", "croniter", "cronos", "robfig", "cronparser")
 _MICROSECOND = timedelta(microseconds=1)
-_EQUIV_START = datetime(2024, 1, 1, tzinfo=UTC)
-_EQUIV_COUNT = 600  # fire times compared for `equiv`: more than a year of a daily schedule
 _PREV_LIMIT = timedelta(days=366 * 30)
 
 AGREE, REJECTED, ACCEPTED, DIFFERS = "agree", "rejected", "accepted", "differs"
@@ -230,16 +229,30 @@ def _fields(schedule: Schedule, case: dict[str, Any]) -> Outcome:
     return Outcome(DIFFERS, "; ".join(wrong)) if wrong else Outcome(AGREE)
 
 
+def _calendar(schedule: Schedule) -> tuple[object, ...]:
+    """What decides a cron schedule's wall-clock fire times: its minutes, hours, and the days
+    it matches in every month of 2000-2027 (a 28-year cycle holds every shape of month)."""
+    spec = schedule.cron
+    assert spec is not None  # the equiv cases are all cron expressions
+    days = tuple(
+        spec.days.days_in(year, month) if month in spec.months else ()
+        for year in range(2000, 2028)
+        for month in range(1, 13)
+    )
+    return spec.minutes, spec.hours, days
+
+
 def _equiv(schedule: Schedule, case: dict[str, Any]) -> Outcome:
+    """Same schedule: the same wall-clock fire times (the equiv cases are all in UTC, where
+    daylight saving cannot tell a wildcard from a fixed-time task)."""
     try:
         other = Schedule.parse(case["expr2"], case["tz"], case.get("name"))
     except ValueError as error:
         return Outcome(REJECTED, f"expr2: {error}")
-    ours = [t.timestamp() for t in schedule.upcoming(_EQUIV_START, _EQUIV_COUNT)]
-    theirs = [t.timestamp() for t in other.upcoming(_EQUIV_START, _EQUIV_COUNT)]
-    if (ours == theirs) == case["equal"]:
+    same = _calendar(schedule) == _calendar(other)
+    if same == case["equal"]:
         return Outcome(AGREE)
-    return Outcome(DIFFERS, f"same fire times: {ours == theirs}, peer equal={case['equal']}")
+    return Outcome(DIFFERS, f"same fire times: {same}, peer equal={case['equal']}")
 
 
 def _never(schedule: Schedule, case: dict[str, Any]) -> Outcome:

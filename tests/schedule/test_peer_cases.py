@@ -74,8 +74,6 @@ class Rule:
     outcomes: tuple[tuple[str, str | None], ...]
 
 
-_REJECTS = ((REJECTED, None),)
-
 # The peer means something else on purpose: how cronctl keeps disagreeing.
 RULES = (
     Rule("peer wraps reversed ranges", ((REJECTED, r"is a reversed range"),)),
@@ -122,8 +120,9 @@ SYNTAX = (
 
 
 def _rule(reason: str, rules: tuple[Rule, ...]) -> Rule:
-    (found,) = [rule for rule in rules if rule.key in reason]
-    return found
+    found = [rule for rule in rules if rule.key in reason]
+    assert len(found) == 1, f"a verdict reason needs exactly one rule here: {reason!r}"
+    return found[0]
 
 
 def _fits(outcome: Outcome, allowed: tuple[tuple[str, str | None], ...]) -> bool:
