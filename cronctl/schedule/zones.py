@@ -30,7 +30,7 @@ _SECOND = timedelta(seconds=1)
 # Vixie cron and cronie treat a clock change of more than three hours as the clock being set,
 # not as DST. tzdata's larger ones are date-line moves (Pacific/Apia 2011 and Kwajalein 1993
 # skipped a day, Kwajalein 1969 lived 23 hours twice) and Antarctic stations (Vostok 1994,
-# 7 hours each way); Antarctica/Casey's 3-hour changes (2009-2011) are the largest below it.
+# 7 hours each way); Antarctica/Casey's 3-hour changes (2009-2011) are the largest kept as DST.
 LONGEST_DST_SHIFT = timedelta(hours=3)
 
 # Files in the zoneinfo folder that are not IANA zone names: `localtime` is whatever the machine
