@@ -122,6 +122,8 @@ def _hash_notes(spec: CronSpec, name: str | None) -> list[str]:
 
 
 def _transition_note(schedule: Schedule, shift: Transition) -> str:
+    if shift.is_big_jump:
+        return _big_jump_note(schedule, shift)
     zone = schedule.zone
     old_wall, new_wall = shift.at + shift.before, shift.at + shift.after
     old_name = zoned(shift.at - _MINUTE, zone).tzname()
@@ -149,6 +151,38 @@ def _transition_note(schedule: Schedule, shift: Transition) -> str:
         return f"{head}; {span} happens twice; the task fires in both passes ({_listing(runs)})"
     fires = "fires" if len(runs) == 1 else "fire"
     return f"{head}; {span} happens twice; {its_runs} {fires} only in the first pass ({old_name})"
+
+
+def _big_jump_note(schedule: Schedule, shift: Transition) -> str:
+    """The note on a clock change of more than 3 hours, which cron's DST rules leave out: every
+    task follows the wall clock (README.md#daylight-saving-time)."""
+    old_wall, new_wall = shift.at + shift.before, shift.at + shift.after
+    old_name = zoned(shift.at - _MINUTE, schedule.zone).tzname()
+    new_name = zoned(shift.at, schedule.zone).tzname()
+    hours = abs(shift.after - shift.before) / timedelta(hours=1)
+    head = (
+        f"{old_wall:%Y-%m-%d}: clocks {'jump' if shift.is_gap else 'go back'} {hours:g} hours, "
+        f"from {old_wall:%Y-%m-%d %H:%M} {old_name} to {new_wall:%Y-%m-%d %H:%M} {new_name}; "
+        "a change of more than 3 hours is not daylight saving, so every task follows the "
+        "wall clock"
+    )
+    if schedule.cron is None:
+        return f"{head}; @every slots are absolute instants, so only their wall-clock times shift"
+    first, end = (old_wall, new_wall) if shift.is_gap else (new_wall, old_wall)
+    last = end - _MINUTE
+    span = f"{first:%Y-%m-%d %H:%M} to {last:%Y-%m-%d %H:%M}"
+    if first.date() == last.date():
+        span = f"{first:%Y-%m-%d %H:%M} to {last:%H:%M}"
+    happen = "do not exist" if shift.is_gap else "happen twice"
+    runs = _walls_between(schedule.cron, first, end)
+    if not runs:
+        return f"{head}; wall times {span} {happen}; this task has no run in them"
+    if len(runs) == 1:
+        its_runs, verb = f"the {_listing(runs)} run", "is" if shift.is_gap else "fires"
+    else:
+        its_runs, verb = f"its runs at {_listing(runs)}", "are" if shift.is_gap else "fire"
+    outcome = "skipped" if shift.is_gap else "in both passes"
+    return f"{head}; wall times {span} {happen}, so {its_runs} {verb} {outcome}"
 
 
 def _walls_between(spec: CronSpec, first: datetime, end: datetime) -> list[datetime]:

@@ -26,6 +26,12 @@ from cronctl.errors import ScheduleError
 
 _DAY = timedelta(days=1)
 _SECOND = timedelta(seconds=1)
+# The longest shift of wall clocks that is still daylight saving (README.md#daylight-saving-time).
+# Vixie cron and cronie treat a clock change of more than three hours as the clock being set,
+# not as DST. tzdata's larger ones are date-line moves (Pacific/Apia 2011 and Kwajalein 1993
+# skipped a day, Kwajalein 1969 lived 23 hours twice) and Antarctic stations (Vostok 1994,
+# 7 hours each way); Antarctica/Casey's 3-hour changes (2009-2011) are the largest kept as DST.
+LONGEST_DST_SHIFT = timedelta(hours=3)
 
 # Files in the zoneinfo folder that are not IANA zone names: `localtime` is whatever the machine
 # uses (a task would change zone with it), `posixrules` is a template, and posix/ and right/ are
@@ -149,6 +155,12 @@ class Transition:
         Otherwise clocks go back and wall times [at+after, at+before) happen twice.
         """
         return self.after > self.before
+
+    @property
+    def is_big_jump(self) -> bool:
+        """True when wall clocks move by more than LONGEST_DST_SHIFT, either way: a change of
+        calendar (a date-line move), which cron's daylight-saving rules do not apply to."""
+        return abs(self.after - self.before) > LONGEST_DST_SHIFT
 
 
 def load_zone(name: str) -> ZoneInfo:

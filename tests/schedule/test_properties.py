@@ -8,7 +8,9 @@ decided minute by minute from zoneinfo and README.md#schedules:
 - a wildcard task (minute or hour field starts with '*') fires at every matching wall time that
   exists, in both passes of a repeated hour; a fixed-time task only in the first pass;
 - a fixed-time task also fires at the first instant after a gap when a wall time in the gap
-  matches.
+  matches;
+- those two DST rules hold for shifts of up to 3 hours: across a larger clock change (h17) a
+  fixed-time task follows the wall clock like a wildcard one.
 """
 
 from __future__ import annotations
@@ -26,6 +28,15 @@ from cronctl.errors import ScheduleError
 from cronctl.schedule import Schedule
 
 ZONES = ("America/New_York", "Europe/London", "Australia/Lord_Howe", "Pacific/Chatham")
+# h17: zones with clock changes of more than 3 hours (and Casey's 3-hour ones, still DST's
+# rule), with the years scanned for them.
+BIG_JUMP_ZONES = {
+    "Pacific/Apia": 2011,  # 2011-12-30 skipped
+    "Pacific/Kwajalein": 1969,  # 1969-09-30 01:00-23:59 lived twice
+    "Antarctica/Vostok": 1994,  # 7 hours back in February, 7 forward in November
+    "Antarctica/Casey": 2009,  # 3 hours forward (2009-10-18) and back (2010-03-05)
+}
+LONGEST_DST_SHIFT = timedelta(hours=3)
 MINUTE = timedelta(minutes=1)
 WINDOW = timedelta(days=3)  # checked minute by minute after each start
 MONTHS = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")
@@ -42,10 +53,10 @@ class Expected:
     nth: frozenset[tuple[int, int]] = field(default_factory=frozenset)
 
 
-def _transitions(zone: ZoneInfo) -> list[datetime]:
-    """Instants in 2026-2027 where `zone` changes offset, found by an hourly scan."""
-    found, instant = [], datetime(2026, 1, 1, tzinfo=UTC)
-    while instant.year < 2028:
+def _transitions(zone: ZoneInfo, year: int = 2026) -> list[datetime]:
+    """Instants in `year` and the next where `zone` changes offset, found by an hourly scan."""
+    found, instant = [], datetime(year, 1, 1, tzinfo=UTC)
+    while instant.year < year + 2:
         if (
             instant.astimezone(zone).utcoffset()
             != (instant - timedelta(hours=1)).astimezone(zone).utcoffset()
@@ -56,6 +67,7 @@ def _transitions(zone: ZoneInfo) -> list[datetime]:
 
 
 TRANSITIONS = {name: _transitions(ZoneInfo(name)) for name in ZONES}
+TRANSITIONS.update({name: _transitions(ZoneInfo(name), y) for name, y in BIG_JUMP_ZONES.items()})
 
 
 # Strategies build Expected fields; names stand in for numbers where a field has them.
@@ -161,10 +173,12 @@ class Cron:
         local = instant.astimezone(zone)
         wall = local.replace(tzinfo=None)
         if self.matches(wall):
-            return self.wildcard or local.fold == 0
+            return self.wildcard or local.fold == 0 or _shift(local) > LONGEST_DST_SHIFT
         if self.wildcard:
             return False
         skipped = (instant - MINUTE).astimezone(zone).replace(tzinfo=None) + MINUTE
+        if wall - skipped > LONGEST_DST_SHIFT:
+            return False  # a change of calendar: the skipped wall times have no run
         while skipped < wall:  # only when clocks jumped forward just before `instant`
             if self.matches(skipped):
                 return True
@@ -179,6 +193,13 @@ class Cron:
                 return True
             day += timedelta(days=1)
         return False
+
+
+def _shift(local: datetime) -> timedelta:
+    """How far clocks went back in the repeat holding `local` (0 outside a second pass)."""
+    first, second = local.replace(fold=0).utcoffset(), local.utcoffset()
+    assert first is not None and second is not None
+    return first - second
 
 
 crons = st.builds(
@@ -201,13 +222,13 @@ crons = st.builds(
 
 
 @st.composite
-def starts(draw: st.DrawFn) -> tuple[str, datetime]:
-    zone = draw(st.sampled_from(ZONES))
+def starts(draw: st.DrawFn, zones: tuple[str, ...] = ZONES) -> tuple[str, datetime]:
+    zone = draw(st.sampled_from(zones))
     if draw(st.integers(0, 3)):
         base = draw(st.sampled_from(TRANSITIONS[zone]))
         shift = timedelta(seconds=draw(st.integers(-86400, 12 * 3600)))
     else:
-        base = datetime(2026, 1, 1, tzinfo=UTC)
+        base = datetime(BIG_JUMP_ZONES.get(zone, 2026), 1, 1, tzinfo=UTC)
         shift = timedelta(seconds=draw(st.integers(0, 2 * 365 * 86400)))
     start = base + shift
     if draw(st.booleans()):
@@ -218,7 +239,18 @@ def starts(draw: st.DrawFn) -> tuple[str, datetime]:
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(cron=crons, where=starts())
 def test_next_after_is_the_first_matching_time(cron: Cron, where: tuple[str, datetime]) -> None:
-    name, start = where
+    _check_first_matching_time(cron, *where)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(cron=crons, where=starts(tuple(BIG_JUMP_ZONES)))
+def test_h17_next_after_is_the_first_matching_time_across_big_jumps(
+    cron: Cron, where: tuple[str, datetime]
+) -> None:
+    _check_first_matching_time(cron, *where)
+
+
+def _check_first_matching_time(cron: Cron, name: str, start: datetime) -> None:
     zone = ZoneInfo(name)
     try:
         schedule = Schedule.parse(cron.text, name)
