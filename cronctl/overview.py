@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import os
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 
 from cronctl.history import HealthReader, RunReader
 from cronctl.model import Task, case_twins
+from cronctl.model.checks import insecure_login, task_warnings
 from cronctl.records import Run, TaskStats
 from cronctl.taskfile import TaskFile
 
@@ -81,12 +84,19 @@ def task_detail(task: Task, store: DetailReader, now: datetime) -> TaskDetail:
     )
 
 
-def check(taskfile: TaskFile, now: datetime) -> list[Finding]:
+def check(
+    taskfile: TaskFile, now: datetime, environ: Mapping[str, str] = os.environ
+) -> list[Finding]:
     """Return warnings about a valid task file (errors were raised while loading it)."""
     findings: list[Finding] = []
+    refused = insecure_login(taskfile.defaults.smtp)
+    if refused:
+        findings.append(Finding("warning", None, f"[defaults.smtp]: mail is never sent: {refused}"))
     minute_users: dict[tuple[int, int], set[str]] = defaultdict(set)
     horizon = now + timedelta(days=366)
     for task in taskfile.tasks.values():
+        for warning in task_warnings(task, now, environ):
+            findings.append(Finding("warning", task.name, warning))
         schedule = task.parsed_schedule()
         if schedule.is_reboot:
             continue

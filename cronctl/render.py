@@ -47,6 +47,13 @@ def printable(text: str) -> str:
     return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
 
 
+def one_line(text: str) -> str:
+    """Return `text` as printable() does, with tab and newline too shown as `\\t` and `\\n`:
+    for a value on a line of its own (`show`'s settings), which must stay one line however it
+    is piped or cut (README.md#a-five-minute-tour: plain text is one line a row)."""
+    return printable(text).replace("\t", "\\t").replace("\n", "\\n")
+
+
 def is_terminal(stream: IO[str], environ: Mapping[str, str] = os.environ) -> bool:
     """Whether `stream` gets the terminal form (Rich tables, colour) rather than plain text.
 
@@ -226,9 +233,9 @@ class Renderer:
         width = max((len(k) for k, _ in items), default=0)
         for key, value in items:
             if self.rich:
-                self.out.print(Text(f"{key:<{width}}  ", style="bold") + Text(printable(value)))
+                self.out.print(Text(f"{key:<{width}}  ", style="bold") + Text(one_line(value)))
             else:
-                self.write(f"{key:<{width}}  {printable(value)}\n")
+                self.write(f"{key:<{width}}  {one_line(value)}\n")
 
     # -- views -----------------------------------------------------------------------------
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from cronctl.cli import COMPLETE_VAR
+from cronctl.model.task import TASK_NAME
 
 SHELLS = ("bash", "zsh", "fish")
 PROG = "cronctl"
@@ -90,6 +91,8 @@ def task_names(path: Path) -> dict[str, str]:
         return {}
     result = {}
     for name, table in tasks.items():
+        if not TASK_NAME.fullmatch(name):
+            continue  # `check` refuses it: offering it would complete to a name no command takes
         schedule = table.get("schedule", "") if isinstance(table, dict) else ""
         result[name] = schedule if isinstance(schedule, str) else ""
     return result

@@ -1,6 +1,7 @@
 """Commands that read and change the task file: add, remove, enable, disable, edit, list, show,
 check."""
 
+import os
 from typing import Annotated, Any
 
 import typer
@@ -10,6 +11,7 @@ from cronctl.cli.common import JsonFlag, command, state
 from cronctl.cli.complete import complete_task_names_in
 from cronctl.errors import ExitCode, TaskFileError, UsageError
 from cronctl.model import TASK_KEY
+from cronctl.model.checks import task_warnings
 from cronctl.shapes import run_json, task_json
 
 TaskName = Annotated[
@@ -115,6 +117,10 @@ def add(
         app.locations.tasks_file, name, table, replace=replace, warn=app.renderer.warning
     )
     now = app.clock.now()
+    # What `check` would warn about this task; the task is written all the same.
+    smtp = app.tasks().defaults.smtp if task.notify and task.notify.email else None
+    for warning in task_warnings(task, now, os.environ, smtp):
+        app.renderer.warning(warning)
     upcoming = task.parsed_schedule().upcoming(now, 3)
     if json_output:
         app.renderer.json(

@@ -8,12 +8,14 @@ error names (`notify.timeout`).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta
 from typing import Any, NoReturn
 from urllib.parse import urlsplit
 
 from cronctl.durations import ALLOWED as DURATION_ALLOWED
-from cronctl.durations import MAX_DURATION, parse_duration
+from cronctl.durations import MAX_DURATION, format_duration, parse_duration
 from cronctl.errors import TaskFileError, UsageError
 from cronctl.model.task import (
     ENV_NAME,
@@ -21,6 +23,7 @@ from cronctl.model.task import (
     TASK_NAME,
     NotifySettings,
     SmtpSettings,
+    Task,
     suggest,
 )
 
@@ -161,7 +164,17 @@ NOTIFY_KEYS = (
     "email",
     "timeout",
 )
-SMTP_KEYS = ("host", "port", "starttls", "ssl", "user", "password_env", "from", "timeout")
+SMTP_KEYS = (
+    "host",
+    "port",
+    "starttls",
+    "ssl",
+    "user",
+    "password_env",
+    "from",
+    "timeout",
+    "allow_insecure_auth",
+)
 
 
 def _events(task: str | None, key: str, value: Any) -> tuple[str, ...]:
@@ -221,6 +234,7 @@ _SMTP_CHECKS: dict[str, tuple[str, Check]] = {
     "password_env": ("password_env", string),
     "from": ("sender", string),
     "timeout": ("timeout", lambda t, k, v: duration(t, k, v, 1)),
+    "allow_insecure_auth": ("allow_insecure_auth", boolean),
 }
 
 
@@ -241,3 +255,110 @@ def parse_smtp(raw: Any) -> SmtpSettings:
         if key in raw
     }
     return SmtpSettings(**values)
+
+
+def insecure_login(smtp: SmtpSettings | None) -> str | None:
+    """Return why mail through `smtp` is refused: a login (`user`) without TLS (neither
+    `starttls` nor `ssl`) would send the password in clear text, unless the file says
+    `allow_insecure_auth = true` (README.md#channels). None when nothing is refused."""
+    if smtp is None or not smtp.user or smtp.starttls or smtp.ssl or smtp.allow_insecure_auth:
+        return None
+    return (
+        f"an SMTP login of {smtp.user!r} to {smtp.host}:{smtp.port} without TLS would send the"
+        " password in clear text; set starttls = true (or ssl = true) in [defaults.smtp],"
+        " or allow_insecure_auth = true to log in anyway"
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Warnings: what is valid but cannot work as written. `check` lists each one, `add` prints one
+# `warning:` line each and still writes the task (README.md#commands). Not errors: the rest of
+# the file runs as it is.
+
+# At most this many fire times are looked at for the shortest gap between two of a cron
+# schedule's slots: one day of every minute, and the first slot of the next day.
+GAP_SAMPLE = 1441
+
+
+def shortest_gap(task: Task, now: datetime, longest: int) -> int | None:
+    """Return a gap of `longest` seconds or less between two consecutive slots of `task`, the
+    first one found; None when there is none (also for @reboot, and a schedule that fires at
+    most once).
+
+    `@every N` is N. A cron schedule's slots are the product of its fields, so every day it
+    fires on has the same hours and minutes: its shortest gap is within a day, or over the
+    night between two days it fires on (23:50, then 00:10), or at a DST change. The gaps are
+    measured over the slots of the next 366 days (every month, weekday and DST change of a
+    year), at most GAP_SAMPLE of them (a full day of every minute), and the search stops at the
+    first gap of `longest` or less: cheap, and exact but for leap days.
+    """
+    schedule = task.parsed_schedule()
+    if schedule.interval_seconds is not None:
+        return schedule.interval_seconds if schedule.interval_seconds <= longest else None
+    if schedule.is_reboot or longest < 60:
+        return None  # cron slots are whole minutes apart
+    horizon = now + timedelta(days=366)
+    previous = schedule.next_after(now)
+    for _ in range(GAP_SAMPLE):
+        if previous is None or previous > horizon:
+            return None
+        current = schedule.next_after(previous)
+        if current is None:
+            return None
+        gap = int(current.timestamp() - previous.timestamp())  # not wall time: DST counts
+        if gap <= longest:
+            return gap
+        previous = current
+    return None
+
+
+def _jitter_warning(task: Task, now: datetime) -> str | None:
+    if task.jitter <= 0:
+        return None
+    gap = shortest_gap(task, now, task.jitter)
+    if gap is None:
+        return None
+    return (
+        f"jitter {format_duration(task.jitter)} is not shorter than the gap between two of"
+        f" its slots ({format_duration(gap)}): a start may come after the next slot's"
+    )
+
+
+def _notify_warnings(notify: NotifySettings | None, environ: Mapping[str, str]) -> list[str]:
+    if notify is None:
+        return []
+    found = []
+    if not notify.has_channels:
+        found.append(
+            f"notify.on ({', '.join(notify.on)}) has no channel to send to: set notify.command,"
+            " webhook, healthchecks or email (`add --notify-command ...`)"
+        )
+    secret = notify.webhook_secret_env
+    if notify.webhook and secret and not environ.get(secret):
+        found.append(
+            f"notify.webhook_secret_env: the variable {secret} is not set here; without it"
+            " every webhook of this task is dropped (set it where serve runs)"
+        )
+    return found
+
+
+def task_warnings(
+    task: Task,
+    now: datetime,
+    environ: Mapping[str, str],
+    smtp: SmtpSettings | None = None,
+) -> list[str]:
+    """Return the warnings about one valid task: a jitter as long as the gap between its slots,
+    notifications that go nowhere, a webhook secret that is not set, a working folder that
+    does not exist (every run would end `error`), and with `smtp`, mail that is refused."""
+    found = [warning for warning in (_jitter_warning(task, now),) if warning]
+    found += _notify_warnings(task.notify, environ)
+    if not os.path.isdir(task.cwd):
+        found.append(
+            f"working_dir {task.working_dir} does not exist (or is not a folder) here:"
+            " every run would end `error`"
+        )
+    refused = insecure_login(smtp) if task.notify and task.notify.email else None
+    if refused:
+        found.append(f"its email is never sent: {refused}")
+    return found

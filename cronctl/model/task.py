@@ -114,6 +114,7 @@ class SmtpSettings:
     password_env: str | None = None
     sender: str | None = None
     timeout: int = DEFAULT_NOTIFY_TIMEOUT
+    allow_insecure_auth: bool = False  # log in without TLS (README.md#channels)
 
 
 @dataclass(frozen=True)

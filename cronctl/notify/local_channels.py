@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from cronctl.model import NotifySettings, SmtpSettings
+from cronctl.model.checks import insecure_login
 from cronctl.notify.channel_base import ChannelContext, ChannelError
 from cronctl.notify.message import Delivery, email_message, webhook_json
 from cronctl.records import safe_text
@@ -194,6 +195,9 @@ def _via_smtp(
     message: EmailMessage, smtp: SmtpSettings, timeout: float, context: ChannelContext
 ) -> str:
     server = f"{smtp.host}:{smtp.port}"
+    insecure = insecure_login(smtp)
+    if insecure:  # refused before connecting: not even the user name leaves the machine
+        raise ChannelError(f"not sent: {insecure}")
     password = None
     if smtp.user:
         password = context.environ.get(smtp.password_env or "")

@@ -26,7 +26,7 @@ import dataclasses
 import logging
 import random
 from collections.abc import Callable, Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from cronctl import timefmt
@@ -285,8 +285,21 @@ class Scheduler:
             state = self.states.get(name)
             if state is None or not state.task.enabled:
                 log.info("task %s: %s dropped, the task is gone or disabled", name, kind)
+                why = "was removed" if state is None else "was disabled"
+                self._unstarted(request, kind, f"the task {why} before its jittered start", mono)
                 continue
             self.starts.start(state, dataclasses.replace(request, task=state.task), chain)
+
+    def _unstarted(self, request: RunRequest, kind: str, why: str, due: float) -> None:
+        """A jittered start that will never happen is recorded `missed`, so that its slot does
+        not vanish without a row (README.md#what-serve-guarantees); `due` is on the monotonic
+        clock. A retry has its run's row already: the failed attempt before it."""
+        if kind != "start" or request.scheduled_at is None:
+            return
+        at = self.clock.now() + timedelta(seconds=due - self.clock.monotonic())
+        shown = timefmt.local(at, request.task.timezone)
+        reason = f"{why} at {shown:%H:%M:%S} {shown.tzname() or ''}".rstrip()
+        self.recorder.record_missed(request.task, (request.scheduled_at,), reason)
 
     # ---------------------------------------------------------------- catch-up
 
@@ -449,6 +462,8 @@ class Scheduler:
         """Start nothing new; wait up to `grace` for running jobs, then stop them."""
         self.starts.close(SHUTDOWN_REASON)
         self.slots.clear()
+        for due, _, kind, _name, request, _chain in sorted(self.timers.pending()):
+            self._unstarted(request, kind, "serve stopped before its jittered start", due)
         self.timers.clear()
         for state in self.states.values():
             state.queued = None

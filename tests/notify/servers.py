@@ -102,6 +102,7 @@ class SmtpRecorder:
     port: int
     messages: list = field(default_factory=list)  # (envelope sender, recipients, raw bytes)
     logins: list = field(default_factory=list)
+    greetings: list = field(default_factory=list)  # each EHLO or HELO: a client that talked
 
 
 @contextlib.contextmanager
@@ -120,6 +121,16 @@ def smtp_server(*, accept_login: bool | None = None) -> Iterator[SmtpRecorder]:
                 (envelope.mail_from, list(envelope.rcpt_tos), envelope.content)
             )
             return "250 Message accepted for delivery"
+
+        async def handle_EHLO(self, server, session, envelope, hostname, responses):  # noqa: N802
+            recorder.greetings.append(hostname)
+            session.host_name = hostname  # what aiosmtpd does when there is no hook
+            return responses
+
+        async def handle_HELO(self, server, session, envelope, hostname):  # noqa: N802
+            recorder.greetings.append(hostname)
+            session.host_name = hostname
+            return f"250 {server.hostname}"
 
     def authenticator(server, session, envelope, mechanism, auth_data):
         recorder.logins.append((mechanism, getattr(auth_data, "login", None)))

@@ -20,6 +20,7 @@ from cronctl.notify.notifier import Notifier
 from cronctl.store import HistoryStore
 from tests.notify.helpers import make_task, record
 from tests.notify.servers import free_port, smtp_server
+from tests.reliability.cfg_helpers import cfg_run
 
 
 @pytest.fixture
@@ -311,7 +312,11 @@ def test_email_through_smtp(store, smtp):
 def test_email_login_refused_is_reported(store, monkeypatch):
     with smtp_server(accept_login=False) as server:
         settings = SmtpSettings(
-            host=server.host, port=server.port, user="me", password_env="CRONCTL_TEST_SMTP_PASSWORD"
+            host=server.host,
+            port=server.port,
+            user="me",
+            password_env="CRONCTL_TEST_SMTP_PASSWORD",
+            allow_insecure_auth=True,  # the test server has no TLS (h12)
         )
         task = make_task(notify={"email": "ops@example.org"})
         [result] = deliver(
@@ -329,7 +334,13 @@ def test_email_login_refused_is_reported(store, monkeypatch):
 
 def test_email_login_accepted(store):
     with smtp_server(accept_login=True) as server:
-        settings = SmtpSettings(host=server.host, port=server.port, user="me", password_env="PW")
+        settings = SmtpSettings(
+            host=server.host,
+            port=server.port,
+            user="me",
+            password_env="PW",
+            allow_insecure_auth=True,  # the test server has no TLS (h12)
+        )
         task = make_task(notify={"email": "ops@example.org"})
         [result] = deliver(task, record(store), ["email"], smtp=settings, environ={"PW": "secret"})
         assert result.ok, result.detail
@@ -338,11 +349,95 @@ def test_email_login_accepted(store):
 
 def test_email_without_the_password_variable_fails_before_connecting(store):
     settings = SmtpSettings(
-        host="127.0.0.1", port=free_port(), user="me", password_env="NOT_SET_ANYWHERE"
+        host="127.0.0.1",
+        port=free_port(),
+        user="me",
+        password_env="NOT_SET_ANYWHERE",
+        allow_insecure_auth=True,
     )
     task = make_task(notify={"email": "ops@example.org"})
     [result] = deliver(task, record(store), ["email"], smtp=settings, environ={})
     assert not result.ok and "$NOT_SET_ANYWHERE gives no password" in result.detail
+
+
+@pytest.mark.parametrize("password_env", ["PW", None])
+def test_h12_a_login_without_tls_is_refused_before_connecting(store, tmp_path, password_env):
+    """Before: with `user` set and neither starttls nor ssl, cronctl sent AUTH (and so the
+    password) in clear text. Now nothing is sent, not even a greeting, and the reason, recorded
+    on the run as every notification failure is, names the fix."""
+    with smtp_server(accept_login=True) as server:
+        settings = SmtpSettings(
+            host=server.host, port=server.port, user="me", password_env=password_env
+        )
+        task = make_task(notify={"email": "ops@example.org"})
+        run = record(store)
+        log: list[str] = []
+        sender = Notifier(
+            tmp_path / "history.db",
+            smtp=settings,
+            sendmail=None,
+            log=log.append,
+            environ={"PW": "pw"},
+        )
+        sender.run_finished(task, run, final=True)
+        assert sender.close(timeout=10)
+        assert server.greetings == [] and server.logins == [] and server.messages == []
+    error = store.get_run(run.id).notify_error
+    assert error == (
+        f"email: not sent: an SMTP login of 'me' to 127.0.0.1:{server.port} without TLS would"
+        " send the password in clear text; set starttls = true (or ssl = true) in"
+        " [defaults.smtp], or allow_insecure_auth = true to log in anyway"
+    )
+    assert "pw" not in error and any("clear text" in line for line in log)
+
+
+def test_h12_allow_insecure_auth_logs_in_without_tls_as_before(store):
+    with smtp_server(accept_login=True) as server:
+        settings = SmtpSettings(
+            host=server.host,
+            port=server.port,
+            user="me",
+            password_env="PW",
+            allow_insecure_auth=True,
+        )
+        task = make_task(notify={"email": "ops@example.org"})
+        [result] = deliver(task, record(store), ["email"], smtp=settings, environ={"PW": "pw"})
+        assert result.ok, result.detail
+        assert server.greetings and len(server.messages) == 1
+        assert [login for _mechanism, login in server.logins] == [b"me"]
+
+
+def test_h12_without_a_user_mail_goes_out_without_tls_as_before(store, smtp):
+    settings = SmtpSettings(host=smtp.host, port=smtp.port)
+    task = make_task(notify={"email": "ops@example.org"})
+    [result] = deliver(task, record(store), ["email"], smtp=settings)
+    assert result.ok, result.detail
+    assert len(smtp.messages) == 1
+
+
+@pytest.mark.parametrize("allowed", [False, True])
+def test_h12_notify_test_shows_the_refusal_or_logs_in_when_allowed(
+    tasks_path, cronctl_exe, allowed
+):
+    with smtp_server(accept_login=True) as server:
+        tasks_path.parent.mkdir(parents=True)
+        tasks_path.write_text(
+            f'[defaults.smtp]\nhost = "127.0.0.1"\nport = {server.port}\nuser = "me"\n'
+            f'password_env = "H12_PW"\nallow_insecure_auth = {str(allowed).lower()}\n'
+            '[tasks.x]\nschedule = "@daily"\ncommand = "true"\n'
+            '[tasks.x.notify]\nemail = "ops@example.org"\n'
+        )
+        result = cfg_run(cronctl_exe, "notify-test", "x", env={"H12_PW": "pw-h12"})
+        if allowed:
+            assert result.returncode == 0, result.stderr
+            assert [login for _mechanism, login in server.logins] == [b"me"]
+            assert len(server.messages) == 1
+        else:
+            assert result.returncode == 1, result.stderr
+            shown = result.stdout + result.stderr
+            assert "email\tfailed\tnot sent: an SMTP login of 'me'" in shown
+            assert "allow_insecure_auth = true" in shown
+            assert server.greetings == [] and server.logins == [] and server.messages == []
 
 
 def test_email_through_sendmail_when_there_is_no_smtp_section(store, tmp_path):

@@ -9,6 +9,8 @@ import os
 import subprocess
 import time
 
+import pytest
+
 from tests.reliability.cfg_helpers import (
     LIMIT,
     CfgServe,
@@ -99,6 +101,32 @@ def test_s15_values_from_the_task_file_and_arguments_are_shown_escaped(tasks_pat
             result = cfg_run(cronctl_exe, command, name)
             assert result.returncode == 2
             assert_no_raw_controls(result.stderr, f"{command} error")
+
+
+@pytest.mark.parametrize("terminal", ["0", "1"], ids=["piped", "terminal"])
+def test_h19_show_keeps_each_value_on_its_line(tasks_path, cronctl_exe, terminal):
+    """Also seen in #13: `show` printed tabs and newlines of values raw, so a description with a
+    newline made a line that is no setting and a tab split a value in `cut -f`. Each value is
+    now shown on its line with tab and newline escaped as `\\t` and `\\n` (the other control
+    characters as `\\xNN`, as before), piped and on a terminal alike."""
+    tasks_path.parent.mkdir(parents=True)
+    tasks_path.write_text(
+        '[tasks.d]\nschedule = "@daily"\ncommand = "echo one\\tTAB\\ntwo"\n'
+        'description = "first\\nsecond\\tthird\\u001b"\nenv = { A = "x\\ty" }\n'
+    )
+    result = cfg_run(cronctl_exe, "show", "d", env={"TTY_COMPATIBLE": terminal, "NO_COLOR": "1"})
+    assert result.returncode == 0, result.stderr
+    shown = result.stdout
+    settings = shown[: shown.index("next runs:")].splitlines()
+    expected = {
+        "command": "echo one\\tTAB\\ntwo",
+        "description": "first\\nsecond\\tthird\\x1b",
+        "env": "A=x\\ty",
+    }
+    for key, value in expected.items():
+        lines = [line for line in settings if line.split(" ", 1)[0] == key]
+        assert len(lines) == 1 and lines[0].split(None, 1)[1] == value, shown
+    assert "\t" not in shown and not any(line.startswith(("second", "two")) for line in settings)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -272,3 +272,37 @@ def test_reading_names_imports_no_schedule_engine_and_no_database(shell_env):
         [sys.executable, "-c", code], capture_output=True, text=True, env=shell_env, check=False
     )
     assert result.stdout.strip() == "[]", result.stderr
+
+
+def test_h19_completion_offers_only_names_check_accepts(shell_env, tmp_path, cronctl_exe):
+    """Also seen in #13: names `check` refuses (a `;`, a newline, a leading dot) were offered,
+    and a TAB completed to a name no command takes. Only valid task names are offered now."""
+    other = tmp_path / "odd.toml"
+    other.write_text(
+        '[tasks."bad;name"]\nschedule = "@daily"\ncommand = "x"\n'
+        '[tasks."bad\\nline"]\nschedule = "@daily"\ncommand = "x"\n'
+        '[tasks.".hidden"]\nschedule = "@daily"\ncommand = "x"\n'
+        '[tasks.bare]\nschedule = "@daily"\ncommand = "x"\n'
+    )
+    check = subprocess.run(
+        [*cronctl_exe, "--tasks-file", str(other), "check"],
+        capture_output=True,
+        text=True,
+        env=shell_env,
+        check=False,
+    )
+    assert check.returncode == 2 and "invalid task name" in check.stderr
+    result = protocol(
+        shell_env,
+        _CRONCTL_COMPLETE="complete_bash",
+        COMP_WORDS=f"cronctl --tasks-file {other} show ",
+        COMP_CWORD="4",
+    )
+    assert result.returncode == 0 and result.stdout.split() == ["bare"]
+    result = protocol(
+        shell_env,
+        _CRONCTL_COMPLETE="complete_bash",
+        COMP_WORDS=f"cronctl --tasks-file {other} show b",
+        COMP_CWORD="4",
+    )
+    assert result.stdout.split() == ["bare"]
