@@ -347,7 +347,7 @@ def _invalid_file_problems(
         else:
             problems.append(
                 "serve keeps running the version of the task file it loaded at"
-                f" {timefmt.stamp(loaded, 'UTC')} ({timefmt.relative(loaded, now)})"
+                f" {loaded.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC ({timefmt.relative(loaded, now)})"
             )
     return problems
 
