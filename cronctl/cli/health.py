@@ -31,8 +31,9 @@ Unhealthy (exit 1) means any of: serve is not running (never started, stopped, i
 is more than 60s old, or its process on this host is gone); a run failed (failed, timed_out,
 killed, abandoned, error) in the last hour; an enabled task is overdue (a slot more than 1 minute
 plus its jitter in the past with no run recorded and none in progress); an enabled task failed 2 or
-more runs in a row (retries of one run count once). Missed runs and older failures are shown but do
-not make the result unhealthy. Exit 0 otherwise.
+more runs in a row (retries of one run count once); the task file is invalid (status then says
+which version of it serve keeps running). Missed runs and older failures are shown but do not make
+the result unhealthy. Exit 0 otherwise.
 """
 
 
