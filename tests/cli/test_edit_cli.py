@@ -143,7 +143,8 @@ def test_h5_an_edit_that_is_not_saved_is_kept_and_its_path_printed(
 
 def test_h5_nothing_typed_leaves_nothing_behind(home, cronctl_exe):
     """Decided: an edit that saves, or that changed nothing (even when the editor then failed),
-    leaves no scratch file."""
+    leaves no scratch file. (The control of the test above: it passed before the fix too, and
+    guards against keeping files that hold nothing typed.)"""
     unchanged = run_edit(cronctl_exe, home, [GOOD], editor_status=1)
     assert unchanged.code == 2 and unchanged.kept is None and unchanged.left == []
     saved = run_edit(cronctl_exe, home, [INVALID_TOML, GOOD + "# more\n"], answers="y\n")
@@ -191,4 +192,5 @@ def test_h5_a_yes_to_saving_a_rename_at_a_terminal_saves(home, cronctl_exe):
     )
     saved = run_edit(cronctl_exe, home, [RENAMED], answers="y\n")
     assert saved.code == 0 and saved.left == [], saved.stderr
+    assert "task 'a' has 1 run in the history" in saved.stderr and "Save?" in saved.stderr
     assert (home / "tasks.toml").read_text() == RENAMED
