@@ -196,12 +196,13 @@ def edit(
     def leaving(names: list[str]) -> bool:
         # As `remove` does, the history of a task that leaves the file is kept, under its name;
         # at a terminal, edit asks before saving (a rename is easy to make by mistake there).
-        for task, runs in _runs_in_history(app, names).items():
+        with_history = _runs_in_history(app, names)
+        for task, runs in with_history.items():
             app.renderer.warning(
                 f"task '{task}' has {timefmt.counted(runs, 'run')} in the history;"
                 f" they stay under the name '{task}'"
             )
-        return not editing.interactive() or ask("Save?")
+        return not with_history or not editing.interactive() or ask("Save?")
 
     dialogue = editing.Dialogue(
         open_editor=open_editor,

@@ -194,3 +194,6 @@ def test_h5_a_yes_to_saving_a_rename_at_a_terminal_saves(home, cronctl_exe):
     assert saved.code == 0 and saved.left == [], saved.stderr
     assert "task 'a' has 1 run in the history" in saved.stderr and "Save?" in saved.stderr
     assert (home / "tasks.toml").read_text() == RENAMED
+    # b has no history: removing it at a terminal asks nothing (no answer is typed)
+    quiet = run_edit(cronctl_exe, home, [GOOD], answers="")
+    assert quiet.code == 0 and quiet.stderr.splitlines() == [f"Saved {home}/tasks.toml."], quiet
