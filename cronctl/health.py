@@ -21,6 +21,11 @@ reference is the latest of: the task's latest recorded slot (else its latest run
 start, and the task file's last change. Slots before serve started are catch-up's business,
 and a task added or re-enabled by an edit is not due before the edit: so neither is reported
 as overdue, at the price of not seeing a slot that passed before the file's last edit.
+
+An invalid task file is a problem too: serve keeps running the last valid tasks it loaded
+(`ServeState.tasks_loaded_at` says since when) while no edit can reach it. Whatever the file
+says, the history stays readable: `status` then judges serve and the failures of the last hour
+from the history alone (overdue and failing need the tasks' schedules and retries: not judged).
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ import socket
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any, Protocol
 
 from cronctl import timefmt
@@ -75,6 +81,15 @@ class ServeHealth:
     uptime_seconds: float | None = None
     heartbeat_age_seconds: float | None = None
     gone: bool = False  # its process no longer exists, though it recorded no stop
+    tasks_loaded_at: datetime | None = None  # when it last put a valid task file in force
+
+
+@dataclass(frozen=True)
+class InvalidTaskFile:
+    """A task file that does not load: its path and the loader's one-line error."""
+
+    path: Path
+    error: str
 
 
 @dataclass(frozen=True)
@@ -115,6 +130,7 @@ class Health:
     missed: list[Missed]
     failing: list[Failing]
     problems: list[str] = field(default_factory=list)
+    invalid_task_file: InvalidTaskFile | None = None
 
     @property
     def healthy(self) -> bool:
@@ -160,6 +176,7 @@ def serve_health(state: ServeState | None, now: datetime, alive: bool | None = N
         uptime_seconds=max(0.0, (now - state.started_at).total_seconds()) if running else None,
         heartbeat_age_seconds=max(0.0, age),
         gone=alive is False,
+        tasks_loaded_at=state.tasks_loaded_at,
     )
 
 
@@ -184,7 +201,7 @@ def _failures(store: RecentRuns, since: datetime) -> list[Failure]:
     return [Failure(run, _first_line(heads.get(run.id, b""))) for run in runs]
 
 
-def task_file_changed_at(taskfile: TaskFile) -> datetime | None:
+def task_file_changed_at(taskfile: TaskFile | InvalidTaskFile) -> datetime | None:
     try:
         return datetime.fromtimestamp(os.stat(taskfile.path).st_mtime, tz=UTC)
     except OSError:
@@ -254,10 +271,14 @@ def _streak(task: Task, store: RunReader) -> tuple[int, Run | None]:
 
 
 def health(
-    taskfile: TaskFile, store: MachineHistory, now: datetime, probe: ServeProbe | None = None
+    taskfile: TaskFile | InvalidTaskFile,
+    store: MachineHistory,
+    now: datetime,
+    probe: ServeProbe | None = None,
 ) -> Health:
     """Return the state of the machine's scheduling: what `cronctl status` shows. `probe`
-    tells whether serve's process still exists (`local_serve_probe`)."""
+    tells whether serve's process still exists (`local_serve_probe`). For an invalid task file,
+    what the history alone tells, and the file as a problem (see the module docstring)."""
     serve = probed_serve_health(store, now, probe)
     last_day = _failures(store, now - timedelta(days=1))
     # The hour's failures are the newest of the day's (the same order and limit): no second
@@ -266,7 +287,8 @@ def health(
     last_hour = [
         f for f in last_day if f.run.started_at is not None and f.run.started_at >= hour_ago
     ]
-    tasks = list(taskfile.tasks.values())
+    invalid = taskfile if isinstance(taskfile, InvalidTaskFile) else None
+    tasks = [] if isinstance(taskfile, InvalidTaskFile) else list(taskfile.tasks.values())
     overdue = overdue_tasks(
         tasks,
         store,
@@ -280,7 +302,7 @@ def health(
     ]
     failing = failing_tasks(tasks, store)
 
-    problems = []
+    problems = [] if invalid is None else _invalid_file_problems(invalid, serve, now)
     if not serve.known:
         problems.append("serve has never run with this database")
     elif serve.stopped_at is not None:
@@ -310,7 +332,24 @@ def health(
             f"{timefmt.counted(len(failing), 'task')} failing repeatedly:"
             f" {', '.join(f.task for f in failing)}"
         )
-    return Health(now, serve, last_hour, last_day, overdue, missed, failing, problems)
+    return Health(now, serve, last_hour, last_day, overdue, missed, failing, problems, invalid)
+
+
+def _invalid_file_problems(
+    invalid: InvalidTaskFile, serve: ServeHealth, now: datetime
+) -> list[str]:
+    """The invalid task file as problems: what is wrong, and what serve runs meanwhile."""
+    problems = [f"the task file is invalid: {invalid.error}"]
+    if serve.running:
+        loaded = serve.tasks_loaded_at
+        if loaded is None:  # a serve from before load times were recorded
+            problems.append("serve keeps running the last valid version of the task file it loaded")
+        else:
+            problems.append(
+                "serve keeps running the version of the task file it loaded at"
+                f" {loaded.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC ({timefmt.relative(loaded, now)})"
+            )
+    return problems
 
 
 def health_json(report: Health) -> dict[str, Any]:
@@ -331,6 +370,11 @@ def health_json(report: Health) -> dict[str, Any]:
             "heartbeat_at": timefmt.iso(serve.heartbeat_at),
             "stopped_at": timefmt.iso(serve.stopped_at),
             "stale": serve.stale,
+            "tasks_loaded_at": timefmt.iso(serve.tasks_loaded_at),
+        },
+        "task_file": {
+            "valid": report.invalid_task_file is None,
+            "error": None if report.invalid_task_file is None else report.invalid_task_file.error,
         },
         "failures_last_hour": [_failure_json(f) for f in report.failures_last_hour],
         "failures_last_day": [_failure_json(f) for f in report.failures_last_day],
@@ -378,7 +422,7 @@ class PruneReport:
 
 
 def prune(
-    taskfile: TaskFile,
+    taskfile: TaskFile | None,
     store: Retention,
     now: datetime,
     *,
@@ -387,11 +431,18 @@ def prune(
     dry_run: bool = False,
 ) -> PruneReport:
     """Delete runs older than `keep_days` (default 90) or beyond each task's newest `keep_runs`
-    (default: the task's own keep_runs; 1000 for tasks no longer in the file)."""
+    (default: the task's own keep_runs; 1000 for tasks no longer in the file).
+
+    Without a task file (None: it is invalid) each task's keep_runs is unknown: `keep_runs`
+    must then be given, and is applied to every task, lest the default delete runs that the
+    file keeps (README.md, "Keeping the history small").
+    """
     days = DEFAULT_KEEP_DAYS if keep_days is None else keep_days
+    if taskfile is None and keep_runs is None:
+        raise ValueError("prune without the task file needs keep_runs")
+    tasks = {} if taskfile is None else taskfile.tasks
     limits = {
-        name: keep_runs if keep_runs is not None else task.keep_runs
-        for name, task in taskfile.tasks.items()
+        name: keep_runs if keep_runs is not None else task.keep_runs for name, task in tasks.items()
     }
     default = DEFAULT_KEEP_RUNS if keep_runs is None else keep_runs
     removed = store.prune(

@@ -113,11 +113,15 @@ class HealthReader(Protocol):
 
 
 class ServeStateRecorder(Protocol):
-    """serve's own row: who runs, since when, last heartbeat."""
+    """serve's own row: who runs, since when, last heartbeat, when its tasks were loaded."""
 
     def serve_started(self, *, pid: int, hostname: str, version: str, now: datetime) -> None: ...
 
     def heartbeat(self, now: datetime) -> None: ...
+
+    def tasks_loaded(self, now: datetime) -> None:
+        """serve put a newly loaded, valid task file in force (`serve_started` counts as one)."""
+        ...
 
     def serve_stopped(self, now: datetime) -> None: ...
 

@@ -2,6 +2,10 @@
 
 For node_exporter's textfile collector. Serve's liveness is judged as `cronctl status` judges
 it (`cronctl.health.probed_serve_health`); the figures are read from the history's indexes.
+
+An invalid task file does not blind the exposition: `cronctl_task_file_valid` is 0, and the
+per-task series that the history holds are exported for every task name in the history (the
+series that need a task's definition, `enabled` and the next run, have no samples).
 """
 
 from __future__ import annotations
@@ -59,20 +63,26 @@ class _Exposition:
 
 
 def metrics(
-    taskfile: TaskFile, store: MachineHistory, now: datetime, probe: ServeProbe | None = None
+    taskfile: TaskFile | None,
+    store: MachineHistory,
+    now: datetime,
+    probe: ServeProbe | None = None,
 ) -> str:
     """Return the Prometheus text exposition of cronctl's state (for node_exporter's textfile
-    collector: `cronctl metrics --output /var/lib/node_exporter/textfile/cronctl.prom`)."""
+    collector: `cronctl metrics --output /var/lib/node_exporter/textfile/cronctl.prom`).
+    `taskfile` None: the task file is invalid (see the module docstring)."""
     serve = probed_serve_health(store, now, probe)
     counts = store.run_counts()
-    tasks = sorted(taskfile.tasks.values(), key=lambda t: t.name)
+    tasks = [] if taskfile is None else sorted(taskfile.tasks.values(), key=lambda t: t.name)
+    names = store.task_names() if taskfile is None else [t.name for t in tasks]
     last_runs: dict[str, Run | None] = {}
     last_verdicts: dict[str, Run | None] = {}
     next_runs: dict[str, datetime] = {}
+    for name in sorted(names):
+        recent = store.runs(name, limit=RECENT_ROWS)
+        last_runs[name] = recent[0] if recent else None
+        last_verdicts[name] = next((r for r in recent if r.status in VERDICT_STATUSES), None)
     for task in tasks:
-        recent = store.runs(task.name, limit=RECENT_ROWS)
-        last_runs[task.name] = recent[0] if recent else None
-        last_verdicts[task.name] = next((r for r in recent if r.status in VERDICT_STATUSES), None)
         if task.enabled:
             upcoming = task.parsed_schedule().next_after(now)
             if upcoming is not None:
@@ -93,6 +103,13 @@ def metrics(
             "Unix time of serve's latest heartbeat.",
             [({}, _seconds(serve.heartbeat_at))],
         )
+    out.family(
+        "cronctl_task_file_valid",
+        "gauge",
+        "1 when the task file is valid, else 0 (serve keeps running the last valid tasks it"
+        " loaded; the task series then come from the history alone).",
+        [({}, taskfile is not None)],
+    )
     out.family(
         "cronctl_task_enabled",
         "gauge",
@@ -146,14 +163,14 @@ def metrics(
         "counter",
         "Runs of the task in the history kept"
         " (pruning lowers it; Prometheus reads that as a counter reset).",
-        [({"task": t.name}, counts.get(t.name, (0, 0))[0]) for t in tasks],
+        [({"task": name}, counts.get(name, (0, 0))[0]) for name in last_runs],
     )
     out.family(
         "cronctl_task_failures_total",
         "counter",
         "Failed runs (failed, timed_out, killed, abandoned, error) of the task in the history kept "
         "(pruning lowers it; read as a counter reset).",
-        [({"task": t.name}, counts.get(t.name, (0, 0))[1]) for t in tasks],
+        [({"task": name}, counts.get(name, (0, 0))[1]) for name in last_runs],
     )
     out.family(
         "cronctl_task_next_run_timestamp_seconds",

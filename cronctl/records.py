@@ -96,6 +96,9 @@ class ServeState:
     started_at: datetime
     heartbeat_at: datetime
     stopped_at: datetime | None
+    # When serve last put a valid task file in force: at start, then at each reload. None in
+    # a row written by a cronctl from before it was recorded.
+    tasks_loaded_at: datetime | None = None
 
 
 @dataclass(frozen=True)

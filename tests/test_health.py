@@ -117,6 +117,31 @@ def test_a_healthy_machine(store, tmp_path):
     }
 
 
+def test_h1_an_invalid_task_file_is_a_problem_and_says_what_serve_runs(store, tmp_path):
+    """The file's error and the version serve keeps running (its last load, to the second);
+    the failures come from the history alone; a serve from before load times were recorded
+    (none in its row) is said to run "the last valid version"."""
+    healthy_state(store)
+    store.tasks_loaded(NOW - timedelta(minutes=10, seconds=3))
+    add(store, "backup", "failed", NOW - timedelta(minutes=5), exit_code=1)
+    invalid = health.InvalidTaskFile(tmp_path / "tasks.toml", "tasks.toml:4: invalid TOML: x")
+    report = health.health(invalid, store, NOW)
+    assert report.problems == [
+        "the task file is invalid: tasks.toml:4: invalid TOML: x",
+        "serve keeps running the version of the task file it loaded at 2026-03-01 11:52:27 UTC"
+        " (10m 3s ago)",
+        "1 failed run in the last hour",
+    ]
+    assert (report.overdue, report.failing) == ([], [])
+    data = health.health_json(report)
+    assert data["task_file"] == {"valid": False, "error": "tasks.toml:4: invalid TOML: x"}
+    assert data["serve"]["tasks_loaded_at"] == "2026-03-01T11:52:27+00:00"
+    old = health.ServeHealth(known=True, running=True, stale=False, tasks_loaded_at=None)
+    assert health._invalid_file_problems(invalid, old, NOW)[1] == (
+        "serve keeps running the last valid version of the task file it loaded"
+    )
+
+
 def test_a_stale_heartbeat_means_serve_is_not_running(store, tmp_path):
     healthy_state(store)
     store.heartbeat(NOW - timedelta(seconds=61))

@@ -16,6 +16,7 @@ from cronctl.locations import Locations, resolve
 from cronctl.render import Renderer, to_devnull
 
 if TYPE_CHECKING:
+    from cronctl.errors import TaskFileError
     from cronctl.history import History
     from cronctl.taskfile import TaskFile
 
@@ -62,6 +63,18 @@ class AppState:
         from cronctl import taskfile
 
         return taskfile.load(self.locations.tasks_file)
+
+    def tasks_beside_history(self, consequence: str) -> "TaskFile | TaskFileError":
+        """The task file for a command that reads the history (history, logs, status, metrics,
+        prune): those work from the database whatever state the file is in. When it is invalid,
+        one warning line (the loader's error, then `consequence`) and the error is returned."""
+        from cronctl.errors import TaskFileError
+
+        try:
+            return self.tasks()
+        except TaskFileError as exc:
+            _tell(self.renderer.warning, f"{exc.message}; {consequence}")
+            return exc
 
     def close(self) -> None:
         if self._store is not None:

@@ -9,14 +9,15 @@ import typer
 from rich.text import Text
 
 from cronctl import timefmt
-from cronctl.cli.common import JsonFlag, command, state
+from cronctl.cli.common import AppState, JsonFlag, command, state
 from cronctl.cli.complete import complete_task_names_in
-from cronctl.errors import ExitCode, UsageError
+from cronctl.errors import ExitCode, TaskFileError, UsageError
 from cronctl.model import MAX_KEEP_RUNS
 from cronctl.render import Renderer, exit_text
 
 if TYPE_CHECKING:  # imported by the commands that use it (start-up: see cli/common.py)
     from cronctl.health import Failure, Health
+    from cronctl.taskfile import TaskFile
 
 MAX_KEEP_DAYS = 36500
 
@@ -30,8 +31,9 @@ Unhealthy (exit 1) means any of: serve is not running (never started, stopped, i
 is more than 60s old, or its process on this host is gone); a run failed (failed, timed_out,
 killed, abandoned, error) in the last hour; an enabled task is overdue (a slot more than 1 minute
 plus its jitter in the past with no run recorded and none in progress); an enabled task failed 2 or
-more runs in a row (retries of one run count once). Missed runs and older failures are shown but do
-not make the result unhealthy. Exit 0 otherwise.
+more runs in a row (retries of one run count once); the task file is invalid (status then says
+which version of it serve keeps running). Missed runs and older failures are shown but do not make
+the result unhealthy. Exit 0 otherwise.
 """
 
 
@@ -40,13 +42,22 @@ def status(ctx: typer.Context, json_output: JsonFlag = False) -> None:
     from cronctl import health
 
     app = state(ctx)
-    tasks = app.tasks()
+    loaded = app.tasks_beside_history("showing the history only")
+    tasks = (
+        health.InvalidTaskFile(app.locations.tasks_file, loaded.message)
+        if isinstance(loaded, TaskFileError)
+        else loaded
+    )
     report = health.health(tasks, app.store(), app.clock.now(), health.local_serve_probe)
     app.exit_code = int(ExitCode.OK) if report.healthy else int(ExitCode.FAILURE)
     if json_output:
         app.renderer.json(health.health_json(report))
     else:
-        zones = {name: task.timezone for name, task in tasks.tasks.items()}
+        zones = (
+            {}
+            if isinstance(tasks, health.InvalidTaskFile)
+            else {name: task.timezone for name, task in tasks.tasks.items()}
+        )
         _render_status(app.renderer, report, zones)
     raise typer.Exit(app.exit_code)
 
@@ -78,6 +89,8 @@ def _render_status(renderer: Renderer, report: "Health", zones: dict[str, str]) 
         renderer.pairs([("health", verdict.plain), ("serve", _serve_line(report))])
     for problem in report.problems:
         renderer.line(f"  - {problem}")
+    if report.invalid_task_file is not None:
+        renderer.line("  (overdue and failing tasks are not judged while the task file is invalid)")
 
     def zone(task: str) -> str:
         return zones.get(task, "UTC")
@@ -150,6 +163,22 @@ def _render_status(renderer: Renderer, report: "Health", zones: dict[str, str]) 
         )
 
 
+# An invalid task file leaves each task's keep_runs unknown: `prune` then refuses (the
+# loader's error), unless --keep-runs says the limit for every task (README.md, "Health").
+_WITHOUT_THE_FILE = "pruning with --keep-runs for every task"
+
+
+def _tasks_for_prune(app: AppState) -> "TaskFile":
+    try:
+        return app.tasks()
+    except TaskFileError as exc:
+        raise UsageError(
+            exc.message,
+            hint="each task's keep_runs is in the task file: fix it, or give --keep-runs N"
+            " (serve keeps pruning with the last valid tasks)",
+        ) from None
+
+
 @command("prune")
 def prune(
     ctx: typer.Context,
@@ -183,8 +212,9 @@ def prune(
     from cronctl import health
 
     app = state(ctx)
+    loaded = app.tasks_beside_history(_WITHOUT_THE_FILE) if keep_runs else _tasks_for_prune(app)
     report = health.prune(
-        app.tasks(),
+        None if isinstance(loaded, TaskFileError) else loaded,
         app.store(),
         app.clock.now(),
         keep_days=keep_days,
@@ -227,7 +257,9 @@ def metrics(
     from cronctl.metrics import metrics as exposition
 
     app = state(ctx)
-    text = exposition(app.tasks(), app.store(), app.clock.now(), local_serve_probe)
+    loaded = app.tasks_beside_history("exporting the history only")
+    tasks = None if isinstance(loaded, TaskFileError) else loaded
+    text = exposition(tasks, app.store(), app.clock.now(), local_serve_probe)
     if output is None:
         app.renderer.write(text)
         return

@@ -7,17 +7,20 @@ import threading
 from collections.abc import Iterator
 from datetime import timedelta
 from types import FrameType
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from cronctl.cli.common import JsonFlag, command, state
 from cronctl.cli.complete import complete_task_names_in
 from cronctl.durations import parse_duration
-from cronctl.errors import ExitCode, UsageError
+from cronctl.errors import ExitCode, TaskFileError, UnknownTaskError, UsageError
 from cronctl.records import FAILURE_STATUSES, Run, Status, Trigger
 from cronctl.render import to_devnull
 from cronctl.shapes import run_json
+
+if TYPE_CHECKING:  # imported when a command needs it (start-up: see cli/common.py)
+    from cronctl.taskfile import TaskFile
 
 STATUS_NAMES = [s.value for s in Status]
 MAX_LIMIT = 1_000_000_000
@@ -160,9 +163,10 @@ def history(
 ) -> None:
     """Recent runs, newest first."""
     app = state(ctx)
-    tasks = app.tasks()
-    if name is not None and name not in tasks.tasks and name not in app.store().task_names():
-        tasks.get(name)
+    loaded = app.tasks_beside_history("showing the history only")
+    tasks = {} if isinstance(loaded, TaskFileError) else loaded.tasks
+    if name is not None and name not in tasks and name not in app.store().task_names():
+        raise _unknown(name, loaded)
     statuses: list[Status] | None = None
     if status:
         for value in status:
@@ -186,13 +190,22 @@ def history(
         return
 
     def zone_of(task_name: str) -> str:
-        task = tasks.tasks.get(task_name)
+        task = tasks.get(task_name)
         return task.timezone if task else "UTC"
 
     if not runs and app.renderer.rich:
         app.renderer.note("No runs match.")
         return
     app.renderer.runs(runs, now, zone_of)
+
+
+def _unknown(name: str, loaded: "TaskFile | TaskFileError") -> UsageError:
+    """A task that is neither in the history nor in the task file (when that one loads)."""
+    from cronctl.taskfile import unknown_task
+
+    if isinstance(loaded, TaskFileError):
+        return UnknownTaskError(f"no task named '{name}' in the history")
+    return unknown_task(name, loaded.tasks)
 
 
 @command("logs")
@@ -220,7 +233,9 @@ def logs(
         found = store.last_run(target)
         if found is None:
             if target not in store.task_names():
-                app.tasks().get(target)
+                loaded = app.tasks_beside_history("showing the history only")
+                if isinstance(loaded, TaskFileError) or target not in loaded.tasks:
+                    raise _unknown(target, loaded)
             raise UsageError(f"task '{target}' has no runs yet")
         run = store.get_run(found.id)
     else:

@@ -6,8 +6,8 @@ from typing import Annotated, Any
 
 import typer
 
-from cronctl import overview, taskfile
-from cronctl.cli.common import JsonFlag, command, state
+from cronctl import overview, taskfile, timefmt
+from cronctl.cli.common import AppState, JsonFlag, command, state
 from cronctl.cli.complete import complete_task_names_in
 from cronctl.errors import ExitCode, TaskFileError, UsageError
 from cronctl.model import TASK_KEY
@@ -181,26 +181,60 @@ def edit(
         ),
     ] = None,
 ) -> None:
-    """Edit the task file (or one task) in $VISUAL or $EDITOR; invalid edits are never saved."""
+    """Edit the task file (or one task) in $VISUAL or $EDITOR; invalid edits are never saved,
+    and an edit not saved is kept in a file whose path is printed."""
     from cronctl import editing
     from cronctl.runner.editor import open_editor
 
     app = state(ctx)
 
+    def ask(question: str) -> bool:
+        try:
+            return typer.confirm(question, default=True, err=True)
+        except typer.Abort:  # Ctrl-C or end of input at the prompt
+            raise KeyboardInterrupt from None
+
     def retry(error: TaskFileError) -> bool:
         app.renderer.error(error.message, error.hint)
-        if not editing.interactive():
-            return False
-        return typer.confirm("Edit again?", default=True, err=True)
+        return editing.interactive() and ask("Edit again?")
 
-    outcome = editing.edit(app.locations.tasks_file, name, open_editor=open_editor, retry=retry)
-    if outcome == editing.Outcome.UNCHANGED:
+    def leaving(names: list[str]) -> bool:
+        # As `remove` does, the history of a task that leaves the file is kept, under its name;
+        # at a terminal, edit asks before saving (a rename is easy to make by mistake there).
+        with_history = _runs_in_history(app, names)
+        for task, runs in with_history.items():
+            app.renderer.warning(
+                f"task '{task}' has {timefmt.counted(runs, 'run')} in the history;"
+                f" they stay under the name '{task}'"
+            )
+        return not with_history or not editing.interactive() or ask("Save?")
+
+    dialogue = editing.Dialogue(
+        open_editor=open_editor,
+        retry=retry,
+        leaving=leaving,
+        again=lambda: editing.interactive() and ask("Edit again?"),
+    )
+    edited = editing.edit(app.locations.tasks_file, name, dialogue)
+    if edited.outcome == editing.Outcome.UNCHANGED:
         app.renderer.note("No changes.")
-    elif outcome == editing.Outcome.SAVED:
+    elif edited.outcome == editing.Outcome.SAVED:
         app.renderer.note(f"Saved {app.locations.tasks_file}.")
     else:
-        app.renderer.error("the edit was not saved; the task file is unchanged")
+        app.renderer.error(
+            "the edit was not saved; the task file is unchanged;"
+            f" your edit is kept in {edited.kept}"
+        )
         raise typer.Exit(int(ExitCode.USAGE))
+
+
+def _runs_in_history(app: AppState, names: list[str]) -> dict[str, int]:
+    """How many runs the history holds of each of `names` (those with any); no history file,
+    none (edit does not create one)."""
+    if not os.path.exists(app.locations.db):
+        return {}
+    counts = app.store().run_counts()
+    return {name: counts[name][0] for name in names if counts.get(name, (0, 0))[0]}
 
 
 @command("list")

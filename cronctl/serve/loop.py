@@ -201,6 +201,7 @@ class Scheduler:
         loaded = self.upkeep.poll_task_file(mono, force=self.inbox.take_reload())
         if loaded is not None:
             self.apply(loaded.tasks, now)
+            self.recorder.tasks_loaded(now)  # `status` tells which version serve runs
             self.upkeep.reloaded(loaded)
         self.upkeep.chores(now, mono, self.status_line, self._keep_runs)
         if self.inbox.take_report():

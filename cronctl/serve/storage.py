@@ -243,6 +243,9 @@ class Recorder:
     def heartbeat(self, now: datetime) -> None:
         self.submit("heartbeat", partial(_heartbeat, now), replace=True)
 
+    def tasks_loaded(self, now: datetime) -> None:
+        self.submit("tasks loaded", partial(_tasks_loaded, now), replace=True)
+
     def retention(self, now: datetime, *, keep_days: int, keep_runs: dict[str, int]) -> None:
         self.submit("retention", partial(_retention, now, keep_days, dict(keep_runs)), replace=True)
 
@@ -368,6 +371,10 @@ def _utc(moment: datetime) -> datetime:
 
 def _heartbeat(now: datetime, store: History) -> None:
     store.heartbeat(now)
+
+
+def _tasks_loaded(now: datetime, store: History) -> None:
+    store.tasks_loaded(now)
 
 
 def _retention(now: datetime, keep_days: int, keep_runs: dict[str, int], store: History) -> None:

@@ -26,5 +26,8 @@ class BackgroundWrites(Protocol):
     def heartbeat(self, now: datetime) -> None:
         """Record that serve is alive; a heartbeat still queued is replaced by this one."""
 
+    def tasks_loaded(self, now: datetime) -> None:
+        """Record that a newly loaded, valid task file is now in force."""
+
     def retention(self, now: datetime, *, keep_days: int, keep_runs: dict[str, int]) -> None:
         """Prune old runs and checkpoint the WAL; a retention still queued is replaced."""

@@ -76,6 +76,11 @@ MIGRATIONS: tuple[str, ...] = (
     DROP INDEX runs_task_started;
     CREATE INDEX runs_task_recent ON runs(task, started_at DESC, id DESC, status, duration_ms);
     """,
+    # 4: when serve last put a valid task file in force (at start, then at each reload), so
+    # that `status` can say which version of an invalid file's tasks serve keeps running.
+    """
+    ALTER TABLE serve_state ADD COLUMN tasks_loaded_at INTEGER;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

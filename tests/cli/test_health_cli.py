@@ -141,7 +141,9 @@ def test_status_without_serve_ever_running_exits_1(cli, home):
         "heartbeat_at": None,
         "stopped_at": None,
         "stale": False,
+        "tasks_loaded_at": None,
     }
+    assert data["task_file"] == {"valid": True, "error": None}
     assert data["problems"] == ["serve has never run with this database"]
 
 

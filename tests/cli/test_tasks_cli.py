@@ -335,6 +335,9 @@ def test_edit_never_saves_an_invalid_file(cli, tasks_path, tmp_path):
     assert result.exit_code == 2
     assert "did you mean 'retries'?" in result.stderr and "not saved" in result.stderr
     assert tasks_path.read_text() == before
+    kept = Path(result.stderr.split("your edit is kept in ", 1)[1].strip())
+    assert kept.read_text() == before + "retires = 3\n"
+    kept.unlink()
 
 
 def test_fifty_concurrent_adds_leave_fifty_tasks(tasks_path, cronctl_exe):

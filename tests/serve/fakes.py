@@ -82,6 +82,10 @@ class SyncRecorder:
         self.calls.append(("heartbeat", (now,)))
         self.store.heartbeat(now)
 
+    def tasks_loaded(self, now: datetime) -> None:
+        self.calls.append(("tasks_loaded", (now,)))
+        self.store.tasks_loaded(now)
+
     def retention(self, now: datetime, *, keep_days: int, keep_runs: dict[str, int]) -> None:
         self.calls.append(("retention", (now, keep_days, keep_runs)))
         self.store.prune(

@@ -54,6 +54,24 @@ def test_migration_from_schema_2_swaps_in_the_covering_task_index(tmp_path):
         assert (stats.recent, stats.p50_ms, stats.last.status) == (("failed",), 7, "failed")
 
 
+def test_h1_migration_from_schema_3_adds_when_serve_loaded_its_tasks(tmp_path):
+    """A serve row written before load times were recorded reads back with none; the next
+    start and reload record them."""
+    path = tmp_path / "history.db"
+    old = sqlite3.connect(path, isolation_level=None)
+    for script in MIGRATIONS[:3]:
+        old.executescript(script)
+    old.execute("PRAGMA user_version = 3")
+    old.execute("INSERT INTO serve_state VALUES (1, 7, 'h', '0.9', 1000, 2000, NULL)")
+    old.close()
+    with HistoryStore(path) as opened:
+        assert schema_version(path) == SCHEMA_VERSION
+        state = opened.serve_state()
+        assert (state.pid, state.version, state.tasks_loaded_at) == (7, "0.9", None)
+        opened.tasks_loaded(T0)
+        assert opened.serve_state().tasks_loaded_at == T0
+
+
 def test_newer_schema_is_refused(tmp_path):
     path = tmp_path / "history.db"
     raw = sqlite3.connect(path)
