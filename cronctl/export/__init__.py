@@ -10,10 +10,16 @@ express exactly.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
-from collections.abc import Callable, Iterable
+import tempfile
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
+
+from cronctl.errors import UsageError
 
 if TYPE_CHECKING:
     from cronctl.schedule.fields import FieldKind
@@ -169,8 +175,51 @@ def every_as_cron(seconds: int) -> str | None:
     return "0 0 * * *"
 
 
+# ---------------------------------------------------------------------------------------------
+# Writing the files
+
+EXPORT_MODE = 0o600
+"""Exported files are private like the task file they come from: units and crontab lines may
+carry `env` values (tokens, passwords) and commands."""
+
+
+def replace_file(target: Path, text: str, mode: int) -> None:
+    """Write `text` to `target` whole: into a new temporary file beside it (created with
+    O_EXCL, so through no link), synced, given `mode`, then renamed over `target`.
+
+    The rename replaces whatever has the name, a symbolic link included, and never writes
+    into what a link points at. Before (`export --output`): an existing link was followed and
+    its target overwritten."""
+    handle, temporary = tempfile.mkstemp(
+        dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"
+    )
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            stream.write(text)
+            stream.flush()
+            os.fchmod(stream.fileno(), mode)
+            os.fsync(stream.fileno())
+        os.replace(temporary, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
+
+
+def write_files(folder: Path, files: Sequence[OutputFile]) -> None:
+    """Write the files of an export into `folder` (created if missing), each 0600 and through
+    no symbolic link (`replace_file`); UsageError when the folder cannot be written."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        for item in files:
+            replace_file(folder / item.name, item.text, EXPORT_MODE)
+    except OSError as exc:
+        raise UsageError(f"cannot write to {folder}: {exc.strerror or exc}") from None
+
+
 __all__ = [
     "BOUNDS",
+    "EXPORT_MODE",
     "Export",
     "NotExportable",
     "OutputFile",
@@ -178,7 +227,9 @@ __all__ = [
     "compress",
     "every_as_cron",
     "every_step",
+    "replace_file",
     "vixie_fields",
+    "write_files",
 ]
 
 
