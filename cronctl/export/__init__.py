@@ -26,12 +26,40 @@ if TYPE_CHECKING:
     from cronctl.schedule.schedule import Schedule
 
 
+def one_line(text: str) -> str:
+    """Return `text` fit for one line of a comment or a message: runs of whitespace (newlines
+    included) become one space, and other control characters (and Unicode's line and
+    paragraph separators) are written as `\\xNN` / `\\uNNNN`, so nothing the task file says
+    can start a line of its own."""
+    out = []
+    for char in " ".join(text.split()):
+        code = ord(char)
+        if code < 0x20 or 0x7F <= code <= 0x9F:
+            out.append(f"\\x{code:02x}")
+        elif code in (0x2028, 0x2029):
+            out.append(f"\\u{code:04x}")
+        else:
+            out.append(char)
+    return "".join(out)
+
+
 class NotExportable(Exception):
-    """This task (or this feature of it) has no equivalent in the target format."""
+    """This task (or this feature of it) has no equivalent in the target format. The reason
+    is made one line (`one_line`): it is written into comments and warnings."""
 
     def __init__(self, reason: str) -> None:
+        reason = one_line(reason)
         super().__init__(reason)
         self.reason = reason
+
+
+def refuse_control_characters(key: str, value: str, target: str) -> None:
+    """Raise NotExportable when `value` holds a character no line of `target` can carry:
+    a line break (\\n, \\r), NUL, or another control character."""
+    if "\n" in value or "\r" in value:
+        raise NotExportable(f"{key} spans several lines; {target} holds it on one line")
+    if any(ord(char) < 0x20 and char != "\t" or ord(char) == 0x7F for char in value):
+        raise NotExportable(f"{key} holds a control character, which {target} cannot carry")
 
 
 @dataclass(frozen=True)
@@ -227,6 +255,8 @@ __all__ = [
     "compress",
     "every_as_cron",
     "every_step",
+    "one_line",
+    "refuse_control_characters",
     "replace_file",
     "vixie_fields",
     "write_files",
