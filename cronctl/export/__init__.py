@@ -57,7 +57,7 @@ def refuse_control_characters(key: str, value: str, target: str) -> None:
     """Raise NotExportable when `value` holds a character no line of `target` can carry:
     a line break (\\n, \\r), NUL, or another control character."""
     if "\n" in value or "\r" in value:
-        raise NotExportable(f"{key} spans several lines; {target} holds it on one line")
+        raise NotExportable(f"{key} spans several lines, and {target} is a single line")
     if any(ord(char) < 0x20 and char != "\t" or ord(char) == 0x7F for char in value):
         raise NotExportable(f"{key} holds a control character, which {target} cannot carry")
 
