@@ -154,6 +154,11 @@ def entry_for(task: Task) -> Entry:
     if not _ZONE.fullmatch(zone):
         raise NotExportable(f"the time zone {zone!r} cannot be written as CRON_TZ")
     command = escape_command(working_dir_prefix(task) + task.command)
+    if command.lstrip(" \t").startswith("-"):
+        raise NotExportable(
+            "the command starts with '-', which cron reads as its own option (-q), not as"
+            " the command"
+        )
     if not task.runs_in_home:
         remarks.append(f"working_dir {task.working_dir}: written as a cd before the command")
     env_lines = {name: env_line(name, value) for name, value in task.env.items()}

@@ -57,7 +57,7 @@ CRONTAB_REFUSES = {
     (field, value)
     for field in ("command", "env", "working_dir", "shell")
     for value in ("newline", "carriage return")
-}
+} | {("command", "prefix -")}  # cron reads a command's leading '-' as its option (-q)
 
 
 def hostile_task(field: str, value_name: str) -> Task:
@@ -283,7 +283,8 @@ def split_crontab(text: str) -> tuple[list[tuple[str, str]], list[tuple[str, str
     One line each; blank lines and lines whose first non-blank is `#` are ignored. `NAME =
     value` is an assignment (blanks around both dropped, one pair of matching quotes around
     the value removed). Anything else is an entry: five fields or an `@` macro, then the
-    command up to the first `%` that is not written `\\%`; the rest, with each further `%` a
+    command (which must not start with `-`: cronie and Vixie cron read that as their option
+    `-q`) up to the first `%` that is not written `\\%`; the rest, with each further `%` a
     newline, is the job's input. Entries are (schedule, command, input or None).
     """
     assignments, entries = [], []
@@ -300,6 +301,7 @@ def split_crontab(text: str) -> tuple[list[tuple[str, str]], list[tuple[str, str
             continue
         parts = stripped.split(None, 1 if stripped.startswith("@") else 5)
         schedule, field = " ".join(parts[:-1]), parts[-1]
+        assert not field.startswith("-"), f"cron reads {field!r} as its options"
         command, stdin, current, i = [], None, [], 0
         current = command
         while i < len(field):
