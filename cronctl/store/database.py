@@ -102,8 +102,21 @@ class Database:
         self.timeout = timeout
         self.read_only = False
         self.read_only_cause: StoreError | None = None
-        if self.path != MEMORY:
-            check_database_path(self.path, tasks_file=tasks_file)
+        if self.path == MEMORY:
+            self._open()
+            return
+        check_database_path(self.path, tasks_file=tasks_file)
+        try:
+            self._open()
+        except DamagedDatabaseError:
+            # Read only now, with no connection of ours open on the file: closing any
+            # descriptor of a file drops every SQLite lock this process holds on it.
+            refused = not_sqlite_error(self.path)
+            if refused is not None:  # never SQLite's: refused, never "damaged" (h9)
+                raise refused from None
+            raise
+
+    def _open(self) -> None:
         try:
             if self.path != MEMORY:
                 _create_private(Path(self.path))
@@ -223,10 +236,6 @@ class Database:
                 hint="try again; if it persists, look for a stuck cronctl process",
             )
         if code in (_CORRUPT, _NOTADB) or "not a database" in text or "malformed" in text:
-            if self.path != MEMORY:
-                refused = not_sqlite_error(self.path)
-                if refused is not None:  # never SQLite's: refused, never "damaged" (h9)
-                    return refused
             return DamagedDatabaseError(
                 f"{self.path} is not a cronctl history database, or it is damaged ({text})",
                 hint=(
@@ -405,7 +414,8 @@ def not_sqlite_error(path: str | os.PathLike[str]) -> DatabasePathError | None:
     header (text, random bytes), else None: only such a file may be called damaged.
 
     Reads the first 16 bytes. Call it only when no SQLite connection of this process has the
-    file open and sound (after SQLite refused to read it, or before moving it aside)."""
+    file open (after opening it failed, or before moving it aside): closing the descriptor
+    drops every POSIX lock the process holds on the file, SQLite's included."""
     text = os.fspath(path)
     try:
         with open(text, "rb") as handle:
