@@ -107,6 +107,21 @@ class DamagedDatabaseError(StoreError):
     """
 
 
+class DatabasePathError(StoreError):
+    """The database path names what must never become a history: the task file, a file that
+    is not SQLite (it lacks SQLite's header: text, random bytes), a folder, a FIFO or a device.
+    Refused, and nothing is touched: invalid input (2) for a command."""
+
+    exit_code = ExitCode.USAGE
+
+
+class DatabasePathAtStartError(DatabasePathError):
+    """The same refusal when serve starts: EX_CONFIG (78), as for an invalid task file, so
+    that systemd does not restart serve over a setting only the user can fix."""
+
+    exit_code = ExitCode.CONFIG
+
+
 class DatabaseFullError(StoreError):
     """The file system holding the database has no room left."""
 

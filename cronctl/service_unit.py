@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Protocol
 
 from cronctl.errors import CronctlError, ExitCode, UsageError
+from cronctl.export import replace_file
 from cronctl.export.systemd import env_assignment, exec_line
 from cronctl.locations import MEMORY, Locations
 from cronctl.runner.tools import ToolResult, run_tool
@@ -203,15 +204,14 @@ def linger_enabled(
 
 
 def write_unit(path: Path, text: str) -> bool:
-    """Write the unit atomically; return whether its text changed."""
+    """Write the unit atomically, through no symbolic link (`replace_file`), 0644 (it holds
+    paths, no secrets); return whether its text changed. Before: a link planted at its
+    temporary name `.cronctl.service.tmp` was followed, and its target written and chmodded."""
     with contextlib.suppress(OSError):
         if path.read_text(encoding="utf-8") == text:
             return False
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(text, encoding="utf-8")
-    os.chmod(temporary, 0o644)
-    os.replace(temporary, path)
+    replace_file(path, text, 0o644)
     return True
 
 

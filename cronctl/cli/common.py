@@ -50,7 +50,7 @@ class AppState:
         if self._store is None:
             from cronctl.store import HistoryStore
 
-            self._store = HistoryStore(self.locations.db)
+            self._store = HistoryStore(self.locations.db, tasks_file=self.locations.tasks_file)
         return self._store
 
     def tasks(self) -> "TaskFile":

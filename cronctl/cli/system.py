@@ -2,7 +2,6 @@
 
 import enum
 import sys
-from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -19,7 +18,6 @@ from cronctl.errors import ExitCode, UsageError
 
 if TYPE_CHECKING:
     from cronctl.crontab_import import Plan
-    from cronctl.export import OutputFile
 
 service_app = typer.Typer(
     help="The systemd user service that runs `cronctl serve`.",
@@ -321,6 +319,7 @@ def export_tasks(
     from cronctl.export import crontab as crontab_format
     from cronctl.export import k8s as k8s_format
     from cronctl.export import systemd as systemd_format
+    from cronctl.export import write_files
 
     current = state(ctx)
     render = current.renderer
@@ -342,7 +341,7 @@ def export_tasks(
     for skipped in result.skipped:
         render.warning(f"task {skipped.task} not exported: {skipped.reason}")
     if output is not None:
-        _write_files(output, result.files)
+        write_files(output, result.files)
         written = ", ".join(f.name for f in result.files) or "nothing"
         render.note(f"Wrote {written} to {output}.")
         if fmt is ExportFormat.systemd and result.files:
@@ -358,15 +357,6 @@ def export_tasks(
             render.write(item.text)
     if result.skipped:
         raise typer.Exit(int(ExitCode.FAILURE))
-
-
-def _write_files(folder: Path, files: Sequence["OutputFile"]) -> None:
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        for item in files:
-            (folder / item.name).write_text(item.text, encoding="utf-8")
-    except OSError as exc:
-        raise UsageError(f"cannot write to {folder}: {exc.strerror or exc}") from None
 
 
 # ---------------------------------------------------------------------------------------------

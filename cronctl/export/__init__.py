@@ -10,22 +10,56 @@ express exactly.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
-from collections.abc import Callable, Iterable
+import tempfile
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
+
+from cronctl.errors import UsageError
 
 if TYPE_CHECKING:
     from cronctl.schedule.fields import FieldKind
     from cronctl.schedule.schedule import Schedule
 
 
+def one_line(text: str) -> str:
+    """Return `text` fit for one line of a comment or a message: runs of whitespace (newlines
+    included) become one space, and other control characters (and Unicode's line and
+    paragraph separators) are written as `\\xNN` / `\\uNNNN`, so nothing the task file says
+    can start a line of its own."""
+    out = []
+    for char in " ".join(text.split()):
+        code = ord(char)
+        if code < 0x20 or 0x7F <= code <= 0x9F:
+            out.append(f"\\x{code:02x}")
+        elif code in (0x2028, 0x2029):
+            out.append(f"\\u{code:04x}")
+        else:
+            out.append(char)
+    return "".join(out)
+
+
 class NotExportable(Exception):
-    """This task (or this feature of it) has no equivalent in the target format."""
+    """This task (or this feature of it) has no equivalent in the target format. The reason
+    is made one line (`one_line`): it is written into comments and warnings."""
 
     def __init__(self, reason: str) -> None:
+        reason = one_line(reason)
         super().__init__(reason)
         self.reason = reason
+
+
+def refuse_control_characters(key: str, value: str, target: str) -> None:
+    """Raise NotExportable when `value` holds a character no line of `target` can carry:
+    a line break (\\n, \\r), NUL, or another control character."""
+    if "\n" in value or "\r" in value:
+        raise NotExportable(f"{key} spans several lines, and {target} is a single line")
+    if any(ord(char) < 0x20 and char != "\t" or ord(char) == 0x7F for char in value):
+        raise NotExportable(f"{key} holds a control character, which {target} cannot carry")
 
 
 @dataclass(frozen=True)
@@ -169,8 +203,51 @@ def every_as_cron(seconds: int) -> str | None:
     return "0 0 * * *"
 
 
+# ---------------------------------------------------------------------------------------------
+# Writing the files
+
+EXPORT_MODE = 0o600
+"""Exported files are private like the task file they come from: units and crontab lines may
+carry `env` values (tokens, passwords) and commands."""
+
+
+def replace_file(target: Path, text: str, mode: int) -> None:
+    """Write `text` to `target` whole: into a new temporary file beside it (created with
+    O_EXCL, so through no link), synced, given `mode`, then renamed over `target`.
+
+    The rename replaces whatever has the name, a symbolic link included, and never writes
+    into what a link points at. Before (`export --output`): an existing link was followed and
+    its target overwritten."""
+    handle, temporary = tempfile.mkstemp(
+        dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"
+    )
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            stream.write(text)
+            stream.flush()
+            os.fchmod(stream.fileno(), mode)
+            os.fsync(stream.fileno())
+        os.replace(temporary, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
+
+
+def write_files(folder: Path, files: Sequence[OutputFile]) -> None:
+    """Write the files of an export into `folder` (created if missing), each 0600 and through
+    no symbolic link (`replace_file`); UsageError when the folder cannot be written."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        for item in files:
+            replace_file(folder / item.name, item.text, EXPORT_MODE)
+    except OSError as exc:
+        raise UsageError(f"cannot write to {folder}: {exc.strerror or exc}") from None
+
+
 __all__ = [
     "BOUNDS",
+    "EXPORT_MODE",
     "Export",
     "NotExportable",
     "OutputFile",
@@ -178,7 +255,11 @@ __all__ = [
     "compress",
     "every_as_cron",
     "every_step",
+    "one_line",
+    "refuse_control_characters",
+    "replace_file",
     "vixie_fields",
+    "write_files",
 ]
 
 

@@ -9,13 +9,23 @@ comment for every setting crontab cannot express. Disabled tasks are written com
 from __future__ import annotations
 
 import os
+import re
 import shlex
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from cronctl import timefmt
 from cronctl.durations import format_duration
-from cronctl.export import Export, NotExportable, OutputFile, Skipped, every_as_cron, vixie_fields
+from cronctl.export import (
+    Export,
+    NotExportable,
+    OutputFile,
+    Skipped,
+    every_as_cron,
+    one_line,
+    refuse_control_characters,
+    vixie_fields,
+)
 from cronctl.model import DEFAULT_SHELL, Task
 
 NAME_COMMENT = "# cronctl: "
@@ -30,6 +40,8 @@ def escape_command(command: str) -> str:
     """
     if "\n" in command or "\r" in command:
         raise NotExportable("the command spans several lines; a crontab entry is one line")
+    if "\x00" in command:
+        raise NotExportable("the command holds a NUL character, which cron cannot pass")
     out = []
     backslashes = 0
     for char in command:
@@ -47,6 +59,8 @@ def env_line(name: str, value: str) -> str:
     """Return a crontab assignment; cron strips one pair of matching quotes and outer blanks."""
     if "\n" in value or "\r" in value:
         raise NotExportable(f"env {name} spans several lines; a crontab assignment is one line")
+    if "\x00" in value:
+        raise NotExportable(f"env {name} holds a NUL character, which cron cannot pass")
     plain = value == value.strip() and not (value[:1] in "'\"" and value)
     if plain:
         return f"{name}={value}"
@@ -55,10 +69,17 @@ def env_line(name: str, value: str) -> str:
 
 
 def working_dir_prefix(task: Task) -> str:
-    """Return the `cd DIR && ` prefix that gives cron's job the task's folder ('' for home)."""
+    """Return the `cd DIR && ` prefix that gives cron's job the task's folder ('' for home).
+
+    It is part of the command field, so `escape_command` escapes its `%` too."""
     if task.runs_in_home:
         return ""
     working_dir = task.working_dir
+    refuse_control_characters("working_dir", working_dir, "a crontab entry")
+    if working_dir.startswith("~") and not working_dir.startswith("~/"):
+        raise NotExportable(
+            f"working_dir {working_dir!r}: another user's home has no crontab equivalent"
+        )
     if working_dir.startswith("~/"):
         return f'cd "$HOME"/{shlex.quote(working_dir[2:])} && '
     if os.path.isabs(working_dir):
@@ -79,6 +100,7 @@ class Entry:
     notes: tuple[str, ...]  # settings crontab cannot express
     remarks: tuple[str, ...] = ()  # how a setting was expressed differently
     env_lines: Mapping[str, str] = field(default_factory=dict)  # env NAME -> its assignment
+    shell_line: str = f"SHELL={DEFAULT_SHELL}"
 
     @property
     def key(self) -> GroupKey:
@@ -129,11 +151,23 @@ def entry_for(task: Task) -> Entry:
         fields, zone = cron, "UTC"
     else:
         fields = " ".join(vixie_fields(schedule))
-    command = working_dir_prefix(task) + escape_command(task.command)
+    if not _ZONE.fullmatch(zone):
+        raise NotExportable(f"the time zone {zone!r} cannot be written as CRON_TZ")
+    command = escape_command(working_dir_prefix(task) + task.command)
+    if command.lstrip(" \t").startswith("-"):
+        raise NotExportable(
+            "the command starts with '-', which cron reads as its own option (-q), not as"
+            " the command"
+        )
     if not task.runs_in_home:
         remarks.append(f"working_dir {task.working_dir}: written as a cd before the command")
     env_lines = {name: env_line(name, value) for name, value in task.env.items()}
-    return Entry(task, zone, fields, command, tuple(notes), tuple(remarks), env_lines)
+    refuse_control_characters("shell", task.shell, "a crontab SHELL= line")
+    shell_line = env_line("SHELL", task.shell)
+    return Entry(task, zone, fields, command, tuple(notes), tuple(remarks), env_lines, shell_line)
+
+
+_ZONE = re.compile(r"[A-Za-z0-9_+./-]+")  # the names of the tz database
 
 
 def export(tasks: Iterable[Task], *, source: str | None = None) -> Export:
@@ -160,7 +194,7 @@ def export(tasks: Iterable[Task], *, source: str | None = None) -> Export:
             lines.append(f"CRON_TZ={zone}")
             zone_state = zone
         if shell != shell_state:
-            lines.append(env_line("SHELL", shell))
+            lines.append(group[0].shell_line)
             shell_state = shell
         env = dict(env_items)
         for name in [n for n, v in env_state.items() if n not in env and v != ""]:
@@ -173,6 +207,9 @@ def export(tasks: Iterable[Task], *, source: str | None = None) -> Export:
                 env_state[name] = value
         for entry in group:
             lines.extend(_entry_lines(entry))
+    for line in lines:  # the last guard that nothing the task file says adds a line
+        if "\n" in line or "\r" in line or "\x00" in line:
+            raise ValueError(f"a crontab line would span several lines: {line!r}")
     result.files.append(OutputFile("crontab", "\n".join(lines).rstrip("\n") + "\n"))
     return result
 
@@ -181,31 +218,27 @@ def _entry_lines(entry: Entry) -> list[str]:
     task = entry.task
     title = NAME_COMMENT + task.name
     if task.description:
-        title += f" - {_one_line(task.description)}"
+        title += f" - {one_line(task.description)}"
     lines = [title]
     if not task.enabled:
         lines.append("# disabled in cronctl: remove the '# ' below to enable it")
     if task.schedule.strip().startswith("@every"):
-        lines.append(f"# schedule {task.schedule} (UTC slots since the epoch)")
+        lines.append(f"# schedule {one_line(task.schedule)} (UTC slots since the epoch)")
     elif entry.schedule != task.schedule and entry.schedule != "@reboot":
-        lines.append(f"# schedule {task.schedule}")
+        lines.append(f"# schedule {one_line(task.schedule)}")
     for remark in entry.remarks:
-        lines.append(f"# note: {_one_line(remark)}")
+        lines.append(f"# note: {one_line(remark)}")
     for note in entry.notes:
-        lines.append(f"# lost: {_one_line(note)}")
+        lines.append(f"# lost: {one_line(note)}")
     line = f"{entry.schedule} {entry.command}"
     lines.append(line if task.enabled else f"# {line}")
     return lines
 
 
-def _one_line(text: str) -> str:
-    return " ".join(text.split())
-
-
 def _header(source: str | None, count: int, skipped: Sequence[Skipped]) -> list[str]:
     lines = [
         "# crontab written by `cronctl export --format crontab`"
-        + (f" from {source}" if source else ""),
+        + (f" from {one_line(source)}" if source else ""),
         f"# {timefmt.counted(count, 'task')}. Install: crontab FILE (replaces your "
         "crontab) or append to `crontab -e`.",
         "# CRON_TZ needs cronie or another cron that reads it; Vixie/Debian cron uses the "

@@ -26,6 +26,8 @@ from cronctl.export import (
     compress,
     escape_quoted,
     every_step,
+    one_line,
+    refuse_control_characters,
 )
 from cronctl.model import Task
 
@@ -71,11 +73,15 @@ _UNSAFE_PROGRAM = re.compile(r"['\"\\\x00-\x1f\x7f]")
 def exec_line(argv: Sequence[str]) -> str:
     """Return the value of `ExecStart=` that runs `argv` exactly.
 
-    systemd refuses a program path with quotes, backslashes or control characters; such a
-    program is started by `/bin/sh -c 'exec "$0" "$@"'`, which passes it every argument as is.
+    systemd refuses a program path with quotes, backslashes or control characters, reads
+    `-`, `@`, `:`, `+` and `!` at the start of the program as prefixes even when quoted or
+    escaped, and looks a name without `/` up in its own fixed path. So only an absolute path
+    without those characters is written as the program; any other is started by
+    `/bin/sh -c 'exec "$0" "$@"'`, which passes it every argument as is (and finds a bare
+    name in PATH, as the job's own shell would).
     """
     argv = list(argv)
-    if _UNSAFE_PROGRAM.search(argv[0]):
+    if _UNSAFE_PROGRAM.search(argv[0]) or not argv[0].startswith("/"):
         argv = ["/bin/sh", "-c", 'exec "$0" "$@"', *argv]
     return " ".join(exec_word(word, first=index == 0) for index, word in enumerate(argv))
 
@@ -86,10 +92,22 @@ def env_assignment(name: str, value: str) -> str:
 
 
 def path_setting(task: Task) -> str:
-    """Return the task's folder for `WorkingDirectory=`: `~` for home, `%h/...` below it."""
+    """Return the task's folder for `WorkingDirectory=`: `~` for home, `%h/...` below it.
+
+    systemd takes this value as it is written (no escapes; blanks at either end stripped, a
+    trailing backslash continues the line, `..` refused): a folder it cannot read back
+    exactly raises NotExportable."""
     if task.runs_in_home:
         return "~"
     path = task.working_dir
+    refuse_control_characters("working_dir", path, "WorkingDirectory=")
+    if path != path.strip() or path.endswith("\\") or ".." in path.split("/"):
+        raise NotExportable(
+            f"working_dir {path!r} has blanks at an end, a trailing backslash or a '..',"
+            " which WorkingDirectory= cannot hold"
+        )
+    if path.startswith("~") and not path.startswith("~/"):
+        raise NotExportable(f"working_dir {path!r}: another user's home has no unit equivalent")
     if path.startswith("~/"):
         return "%h/" + specifiers(path[2:])
     if not os.path.isabs(path):
@@ -341,14 +359,37 @@ def service_lines(task: Task) -> tuple[list[str], list[str]]:
     return settings, notes
 
 
+def description_label(task: Task) -> str:
+    """Return `Description=`'s label: "cronctl task NAME: DESCRIPTION" on one line (runs of
+    whitespace, newlines included, as one space). systemd takes it as written (no escapes),
+    so a label with another control character, or ending in a backslash (which would join
+    the next line to it), raises NotExportable."""
+    label = f"cronctl task {task.name}" + (f": {task.description}" if task.description else "")
+    label = " ".join(label.split())
+    refuse_control_characters("description", label, "Description=")
+    if label.endswith("\\"):
+        raise NotExportable(
+            "description ends with a backslash, which a unit file reads as a line continuation"
+        )
+    return label
+
+
+def checked_lines(lines: Sequence[str]) -> str:
+    """Return the unit's text from its lines, after checking each is one line that ends the
+    setting it holds: the last guard that nothing the task file says adds a line."""
+    for line in lines:
+        if any(ord(char) < 0x20 and char != "\t" or ord(char) == 0x7F for char in line):
+            raise NotExportable(f"a unit line would hold a control character: {line!r}")
+        if (len(line) - len(line.rstrip("\\"))) % 2:
+            raise NotExportable(f"a unit line would end in a line continuation: {line!r}")
+    return "\n".join(lines) + "\n"
+
+
 def units_for(task: Task, tasks: Sequence[Task]) -> tuple[OutputFile, OutputFile]:
     """Return the timer and service units of `task` (`tasks` gives the `after` followers)."""
     timer_settings, timer_notes = timer_lines(task)
     service_settings, service_notes = service_lines(task)
-    description = f"cronctl task {task.name}" + (
-        f": {task.description}" if task.description else ""
-    )
-    description = specifiers(" ".join(description.split()))
+    description = specifiers(description_label(task))
     header = [
         f"# Exported by `cronctl export --format systemd` from task '{task.name}'",
         f"# schedule: {' '.join(task.schedule.split())} ({task.timezone})",
@@ -357,7 +398,7 @@ def units_for(task: Task, tasks: Sequence[Task]) -> tuple[OutputFile, OutputFile
         header.append("# disabled in cronctl: enable the timer only when you want it to run")
     timer = [
         *header,
-        *(f"# {note}" for note in timer_notes),
+        *(f"# {one_line(note)}" for note in timer_notes),
         "[Unit]",
         f"Description={description}",
         "",
@@ -373,7 +414,7 @@ def units_for(task: Task, tasks: Sequence[Task]) -> tuple[OutputFile, OutputFile
     )
     service = [
         *header,
-        *(f"# {note}" for note in service_notes),
+        *(f"# {one_line(note)}" for note in service_notes),
         "[Unit]",
         f"Description={description}",
         *unit_settings,
@@ -382,8 +423,8 @@ def units_for(task: Task, tasks: Sequence[Task]) -> tuple[OutputFile, OutputFile
         *service_settings,
     ]
     return (
-        OutputFile(unit_name(task.name, "timer"), "\n".join(timer) + "\n"),
-        OutputFile(unit_name(task.name, "service"), "\n".join(service) + "\n"),
+        OutputFile(unit_name(task.name, "timer"), checked_lines(timer)),
+        OutputFile(unit_name(task.name, "service"), checked_lines(service)),
     )
 
 

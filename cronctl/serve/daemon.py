@@ -179,7 +179,7 @@ def serve(
             waker.install()
             process.callback(waker.uninstall)
         max_parallel = parallel_limit()
-        store = open_history(locations.db, clock)  # checked; a damaged one moved aside
+        store = open_history(locations.db, clock, tasks_file=locations.tasks_file)
         history.callback(store.close)
         stamp = stamp_of(locations.tasks_file)
         loaded = load_tasks(locations)

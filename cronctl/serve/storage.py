@@ -22,6 +22,7 @@ from collections import deque
 from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 from cronctl.clock import Clock
@@ -39,7 +40,7 @@ BACKOFF = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
 """Seconds between attempts of a write the database refused."""
 
 
-def open_history(path: str, clock: Clock) -> HistoryStore:
+def open_history(path: str, clock: Clock, *, tasks_file: Path | None = None) -> HistoryStore:
     """Open the history for serve (call with the serve lock held).
 
     A damaged file (SQLite cannot read it, or `PRAGMA quick_check` finds problems) is moved
@@ -49,7 +50,7 @@ def open_history(path: str, clock: Clock) -> HistoryStore:
     history cannot be written (read-only, full disk, locked past the busy timeout) or has a
     newer schema: serve then refuses to start, and moving the file would lose history.
     """
-    store, moved = open_for_serve(path, now=clock.now())
+    store, moved = open_for_serve(path, now=clock.now(), tasks_file=tasks_file)
     if moved is not None:
         log.error(
             "the history database %s was damaged: moved it to %s and started a new, empty one",

@@ -33,6 +33,8 @@ from cronctl.errors import (
     DamagedDatabaseError,
     DatabaseFullError,
     DatabaseLockedError,
+    DatabasePathAtStartError,
+    DatabasePathError,
     ReadOnlyDatabaseError,
     SlotTakenError,
 )
@@ -66,19 +68,24 @@ if TYPE_CHECKING:
 
 
 def open_for_serve(
-    path: str | os.PathLike[str], *, now: datetime
+    path: str | os.PathLike[str],
+    *,
+    now: datetime,
+    tasks_file: str | os.PathLike[str] | None = None,
 ) -> tuple[HistoryStore, Path | None]:
     """Open the history for `serve`: writable, sound, else moved aside and started anew.
 
     Returns the store and, when the file was damaged, where it was moved
     (`history.db.corrupt-<UTC time>`, with its `-wal` and `-shm`); the caller logs that
     loudly. A read-only database, a full disk, a lock held past the busy timeout and a
-    schema from a newer cronctl raise StoreError: moving those aside would lose history.
+    schema from a newer cronctl raise StoreError: moving those aside would lose history. A
+    path that is no history at all (the task file, a file without SQLite's header, a folder, a
+    FIFO, a device) raises DatabasePathAtStartError (exit 78) and is never touched.
     The caller must hold the serve lock (no other serve uses the file).
     """
     path = os.fspath(path)
     try:
-        store = HistoryStore(path)
+        store = HistoryStore(path, tasks_file=tasks_file)
         try:
             problems = store.quick_check()
             if problems:
@@ -88,8 +95,13 @@ def open_for_serve(
         except BaseException:
             store.close()
             raise
+    except DatabasePathError as exc:
+        raise DatabasePathAtStartError(exc.message, hint=exc.hint) from None
     except DamagedDatabaseError:
-        moved = move_aside(path, now)
+        try:
+            moved = move_aside(path, now)
+        except DatabasePathError as exc:  # the file changed under us: still never moved
+            raise DatabasePathAtStartError(exc.message, hint=exc.hint) from None
         return HistoryStore(path), moved
     try:
         store.check_writable()  # can serve record runs at all?
@@ -110,6 +122,8 @@ __all__ = [
     "Database",
     "DatabaseFullError",
     "DatabaseLockedError",
+    "DatabasePathAtStartError",
+    "DatabasePathError",
     "HealthStore",
     "HistoryStore",
     "ReadOnlyDatabaseError",

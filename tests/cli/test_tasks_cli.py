@@ -291,7 +291,7 @@ def test_database_that_is_not_sqlite(cli, cronctl_home):
     cli("add", "a", "@daily", "true")
     (cronctl_home / "history.db").write_bytes(b"hello" * 1000)
     result = cli("list")
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # no SQLite header: refused as input, never "damaged" (h9)
     assert "is not a cronctl history database" in result.stderr
 
 

@@ -20,6 +20,7 @@ from cronctl.history import (
 )
 from cronctl.records import Status, Trigger
 from cronctl.store import HistoryStore, open_for_serve
+from cronctl.store.database import SQLITE_HEADER
 
 from .support import T0
 
@@ -103,11 +104,12 @@ def test_the_package_exports_what_others_import(name):
 
 def test_open_for_serve_moves_a_damaged_file_aside(tmp_path):
     path = tmp_path / "history.db"
-    path.write_bytes(b"not a database at all\n" * 200)
+    # SQLite's header, then damage: only such a file is ever moved aside (see test_h9_*)
+    path.write_bytes(SQLITE_HEADER + b"not a database at all\n" * 200)
     opened, moved = open_for_serve(path, now=T0)
     with opened:
         assert moved is not None and moved.name == "history.db.corrupt-20260301T120000Z"
-        assert moved.read_bytes().startswith(b"not a database")
+        assert moved.read_bytes().startswith(SQLITE_HEADER + b"not a database")
         assert opened.runs() == []
         opened.check_writable()
     opened, moved = open_for_serve(path, now=T0)

@@ -6,6 +6,7 @@ import json
 import os
 import re
 import shutil
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -453,3 +454,25 @@ def test_stop_timeout_covers_serves_whole_shutdown():
 
     options = inspect.signature(serve_command.serve).parameters
     assert (options["grace"].default, options["kill_grace"].default) == (SERVE_GRACE, KILL_GRACE)
+
+
+@pytest.mark.parametrize("planted", ["cronctl.service", ".cronctl.service.tmp"])
+def test_h7_install_never_writes_through_a_planted_link(planted, cli, isolated_config, fake):
+    """Decided: the unit is written to a new temporary file (O_EXCL, a fresh name) and
+    renamed over cronctl.service, so a link planted at the unit's name or at the old fixed
+    temporary name is never followed: what it points at is unchanged, the unit is a 0644 file.
+    Before: a link at `.cronctl.service.tmp` was followed, its target overwritten and made
+    0644."""
+    folder = isolated_config / "systemd" / "user"
+    folder.mkdir(parents=True)
+    outside = isolated_config.parent / "precious.txt"
+    outside.write_text("keep me\n")
+    outside.chmod(0o600)
+    (folder / planted).symlink_to(outside)
+    result = cli("service", "install")
+    assert result.exit_code == 0, result.stderr
+    assert outside.read_text() == "keep me\n"
+    assert stat.S_IMODE(outside.stat().st_mode) == 0o600
+    unit = folder / "cronctl.service"
+    assert not unit.is_symlink() and "Type=notify" in unit.read_text()
+    assert stat.S_IMODE(unit.stat().st_mode) == 0o644
