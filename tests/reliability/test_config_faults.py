@@ -163,11 +163,11 @@ BAD_FILES = [
     (TASK + 'timeout = "1 hour"\n', ["key 'timeout'", "'1 hour' is not a duration like 45s"], 4),
     (
         '[tasks.backup]\nschedule = 5\ncommand = "true"\n',
-        ["key 'schedule'", "must be a string, not int"],
+        ["key 'schedule'", "must be a string, not an integer", 'hint: quote it: schedule = "5"'],
         2,
     ),
     (TASK + "timeout = -5\n", ["key 'timeout'", "-5 is not a duration"], 4),
-    (TASK + "env = {A = 1}\n", ["key 'env'", "A must be a string"], 4),
+    (TASK + "env = {A = 1}\n", ["key 'env.A'", "must be a string, not an integer"], 4),
     (TASK + "retries = 1.5\n", ["key 'retries'", "must be a whole number"], 4),
     (TASK + 'enabled = "yes"\n', ["key 'enabled'", "must be true or false"], 4),
     (TASK + "keep_runs = 99999999999999999999\n", ["key 'keep_runs'", "must be at most"], 4),
