@@ -4,7 +4,7 @@ to validated tasks, every error naming the file and the line.
 The limits (README, "The task file"): a task file is read only up to MAX_BYTES, and arrays and
 inline tables nest at most MAX_NESTING deep; beyond them the file is invalid, as is a number of
 more than 4300 digits. Anything the file holds ends as a TaskFileError, never another exception:
-tests/test_taskfile_fuzz.py feeds the loader generated documents to hold it to that.
+tests/taskfile/test_fuzz.py feeds the loader generated documents to hold it to that.
 """
 
 from __future__ import annotations
