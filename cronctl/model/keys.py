@@ -1,8 +1,9 @@
-"""The table of task keys: for each key of a [tasks.NAME] table, its type, default, check, help,
-how `show` lists it and how it goes to JSON; and, from it, raw TOML tables to Tasks.
+"""The table of task keys: for each key of a [tasks.NAME] table, its type, the shape of value it
+takes, default, check, help, how `show` lists it and how it goes to JSON; the shapes of the
+notify and [defaults.smtp] keys; and, from them, raw TOML tables to Tasks.
 
-Everything that handles keys one by one is derived from this table: the checks of the task
-file, the order `add` writes keys in, `show`'s settings lines and the task JSON.
+Everything that handles keys one by one is derived from this table: the shape rule and the
+checks of the task file, the order `add` writes keys in, `show`'s settings lines and the task JSON.
 tests/test_task_keys.py holds the rest to it: the Task fields and defaults, `add`'s options and
 their help, and the README's task-file section. A new key is a new row here, a Task field, an
 `add` option and a README line.
