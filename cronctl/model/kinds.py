@@ -108,11 +108,11 @@ def check_shape(
     prefix ("" for the table of a task or of [defaults], whose keys are named alone).
     """
     kind = kind_of(value)
+    if kind == "integer" and abs(value) >= _TOO_LONG:  # first: not even a hint may print it
+        _fail(task, key, f"is a number of more than {MAX_INTEGER_DIGITS} digits")
     if kind not in expected.kinds:
         hint = _quote_hint(key, value) if "string" in expected.kinds else None
         _fail(task, key, f"must be {expected.words}, not {described(value)}", hint)
-    if kind == "integer" and abs(value) >= _TOO_LONG:
-        _fail(task, key, f"is a number of more than {MAX_INTEGER_DIGITS} digits")
     if kind == "array" and expected.items is not None:
         for number, item in enumerate(value, start=1):
             if kind_of(item) not in expected.items.kinds:

@@ -179,6 +179,9 @@ TOKENS = [
     "#",
     "retries = " + "9" * 5000 + "\n",
     "retries = 0x" + "f" * 4000 + "\n",
+    "0x" + "f" * 4000,
+    "9" * 5000,
+    "[" * 300 + "]" * 300,
     "port = 0o" + "7" * 6000 + "\n",
     "x = 1979-05-27T00:32:00+25:00\n",
     "x = 9999-12-31T23:59:59-23:59\n",
@@ -202,7 +205,9 @@ def mangled_texts(draw: st.DrawFn) -> str:
         at = draw(st.sampled_from(starts)) if starts else draw(st.integers(0, len(text)))
         if draw(st.integers(0, 3)):
             piece = draw(st.one_of(st.sampled_from(TOKENS), st.text(string.printable, max_size=6)))
-            text = text[:at] + piece + text[at:]
+            # A value may take the place of the one it lands on (up to the end of its line).
+            end = text.find("\n", at) if where == "value" and draw(st.booleans()) else at
+            text = text[:at] + piece + text[at if end == -1 else end :]
         else:
             text = text[:at] + text[at + draw(st.integers(1, 20)) :]
     return text

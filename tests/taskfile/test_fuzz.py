@@ -49,6 +49,7 @@ FOUND_TEXTS = [
     'x = "' + "]" * 300 + '"\ny = ' + "{a=" * 400 + "1" + "}" * 400 + "\n",  # the same, unseen
     "[tasks.a]\nretries = " + "9" * 5000 + "\n",  # ValueError from tomllib
     "[tasks.a]\nretries = 0x" + "f" * 4000 + "\n",  # ValueError from str() of the number
+    '[tasks.a]\nschedule = "@daily"\ncommand = 0x' + "f" * 4000 + "\n",  # the same, in a hint
 ]
 
 
@@ -67,6 +68,7 @@ def test_h2_generated_task_files_load_or_give_one_error(document):
 @example(FOUND_TEXTS[2])
 @example(FOUND_TEXTS[3])
 @example(FOUND_TEXTS[4])
+@example(FOUND_TEXTS[5])
 def test_h2_mangled_task_files_load_or_give_one_error(text):
     assert_loads_or_one_error(text)
 

@@ -62,6 +62,7 @@ LONG_NUMBERS = [
     # (text, what the error says, line)
     (TASK + "retries = " + "9" * 5000 + "\n", "invalid TOML: a number of more than 4300", 4),
     (TASK + "retries = 0x" + "f" * 4000 + "\n", "is a number of more than 4300 digits", 4),
+    (TASK.replace('"true"', "0x" + "f" * 4000), "is a number of more than 4300 digits", 3),
     ("[defaults.smtp]\nport = 0o" + "7" * 6000 + "\n", "is a number of more than 4300", 2),
     (TASK + 'timeout = "' + "9" * 5000 + '"\n', "is not a duration like", 4),
     (TASK.replace("@daily", "9" * 5000 + " * * * *"), "cannot be read", 2),
