@@ -13,6 +13,8 @@ ALLOWED = "a duration like 45s, 5m, 1h30m, 2d, or a whole number of seconds"
 # The longest duration a task may name (timeouts, delays, `@every`): a year. Longer `@every`
 # intervals would overflow datetime within a few slots.
 MAX_DURATION = 365 * 86400
+# No duration is written in more characters than this; int() refuses 4300 digits and more.
+_LONGEST = 100
 
 
 def parse_duration(value: str | int) -> int:
@@ -26,6 +28,8 @@ def parse_duration(value: str | int) -> int:
     if not isinstance(value, str):
         raise UsageError(f"{value!r} is not {ALLOWED}")
     text = value.strip()
+    if len(text) > _LONGEST:
+        raise UsageError(f"a text of {len(text)} characters is not {ALLOWED}")
     # str.isdigit accepts other scripts' digits; durations are ASCII only.
     if text.isascii() and text.isdigit():
         return int(text)

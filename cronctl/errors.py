@@ -7,6 +7,7 @@ and the exit code carried here.
 from __future__ import annotations
 
 import enum
+import re
 
 
 class ExitCode(enum.IntEnum):
@@ -66,14 +67,23 @@ class TaskFileError(UsageError):
     def _compose(self, message: str) -> str:
         where = ""
         if self.path:
-            where = self.path + (f":{self.line}" if self.line else "")
+            where = _escaped(self.path) + (f":{self.line}" if self.line else "")
         subject = []
-        if self.task:
-            subject.append(f"task '{self.task}'")
-        if self.key:
-            subject.append(f"key '{self.key}'")
+        if self.task is not None:
+            subject.append(f"task '{_escaped(self.task)}'")
+        if self.key is not None:
+            subject.append(f"key '{_escaped(self.key)}'")
         parts = [p for p in (where, ", ".join(subject)) if p]
         return ": ".join([*parts, message])
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def _escaped(name: str) -> str:
+    """A name from the file (a key, a task) with control characters written as escapes: a key
+    holding a newline must not split the one line of the error."""
+    return _CONTROL.sub(lambda found: repr(found.group())[1:-1], name)
 
 
 class UnknownTaskError(UsageError):

@@ -222,3 +222,15 @@ def test_the_task_json_holds_every_exported_key():
     assert list(data)[:7] == ["name", *TASK_KEYS[:5], "next_run"]
     assert data["env"] == {"RESTIC_REPOSITORY": "/srv/restic"} and data["after"] == ["extract"]
     assert json.loads(json.dumps(data)) == data
+
+
+def test_h2_every_key_of_every_table_has_its_shape():
+    """The shape rule (cronctl.model.kinds) knows each key of [tasks.NAME], notify and
+    [defaults.smtp]: a key without a shape would let any kind of value reach its check."""
+    from cronctl.model import keys
+    from cronctl.model.kinds import Shape
+
+    assert all(isinstance(key.shape, Shape) for key in TASK_KEY_TABLE)
+    assert list(keys.NOTIFY_SHAPES) == list(model.NOTIFY_KEYS)
+    assert list(keys.SMTP_SHAPES) == list(model.SMTP_KEYS)
+    assert set(keys.DEFAULTS_TABLE.keys or {}) == set(model.DEFAULT_KEYS)

@@ -96,7 +96,10 @@ BAD = [
         '[tasks.a]\nschedule = "@daily"\ncommand = "x"\nenabled = "yes"\n',
         "key 'enabled': must be true or false",
     ),
-    ('[tasks.a]\nschedule = "@daily"\ncommand = "x"\nenv = { A = 1 }\n', "A must be a string"),
+    (  # the key is the variable's, so the line is its own (was key 'env', "A must be ...")
+        '[tasks.a]\nschedule = "@daily"\ncommand = "x"\nenv = { A = 1 }\n',
+        "key 'env.A': must be a string, not an integer",
+    ),
     (
         '[tasks.a]\nschedule = "@daily"\ncommand = "x"\nenv = { "1A" = "x" }\n',
         "not a valid environment variable name",

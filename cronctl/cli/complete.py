@@ -30,6 +30,10 @@ INSTALL_PATHS = {
 }
 FILES = {"bash": "cronctl.bash", "zsh": "_cronctl", "fish": "cronctl.fish"}
 
+# cronctl.taskfile.MAX_BYTES, written out: importing the task file package would cost each TAB
+# 30 ms (tests/test_taskfile.py holds the two equal).
+TASK_FILE_LIMIT = 4 * 1024 * 1024
+
 _ZSH_TYPER_TAIL = "compdef _cronctl_completion cronctl"
 _ZSH_TAIL = """compdef _cronctl_completion cronctl
 if [[ $zsh_eval_context[-1] == loadautofunc ]]; then
@@ -77,14 +81,20 @@ def task_file_path(tasks_file: str | os.PathLike[str] | None = None) -> Path:
 def task_names(path: Path) -> dict[str, str]:
     """Return {name: schedule} of the tasks in `path`; {} when it cannot be read.
 
-    Only a regular file is read: a TAB must never hang on a FIFO or read /dev/zero forever.
+    Only a regular file is read, and at most the task file's limit: a TAB must never hang on
+    a FIFO nor read /dev/zero (or a file swapped in after the stat) forever.
     """
     try:
         if not stat.S_ISREG(os.stat(path).st_mode):
             return {}
-        with open(path, "rb") as handle:
-            data: Any = tomllib.load(handle)
-    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError, ValueError):
+        with open(os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC), "rb") as handle:
+            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+                return {}
+            content = handle.read(TASK_FILE_LIMIT + 1)
+        if len(content) > TASK_FILE_LIMIT:
+            return {}
+        data: Any = tomllib.loads(content.decode("utf-8"))
+    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError, ValueError, RecursionError):
         return {}
     tasks = data.get("tasks") if isinstance(data, dict) else None
     if not isinstance(tasks, dict):

@@ -1,8 +1,9 @@
-"""The table of task keys: for each key of a [tasks.NAME] table, its type, default, check, help,
-how `show` lists it and how it goes to JSON; and, from it, raw TOML tables to Tasks.
+"""The table of task keys: for each key of a [tasks.NAME] table, its type, the shape of value it
+takes, default, check, help, how `show` lists it and how it goes to JSON; the shapes of the
+notify and [defaults.smtp] keys; and, from them, raw TOML tables to Tasks.
 
-Everything that handles keys one by one is derived from this table: the checks of the task
-file, the order `add` writes keys in, `show`'s settings lines and the task JSON.
+Everything that handles keys one by one is derived from this table: the shape rule and the
+checks of the task file, the order `add` writes keys in, `show`'s settings lines and the task JSON.
 tests/test_task_keys.py holds the rest to it: the Task fields and defaults, `add`'s options and
 their help, and the README's task-file section. A new key is a new row here, a Task field, an
 `add` option and a README line.
@@ -10,7 +11,7 @@ their help, and the README's task-file section. A new key is a new row here, a T
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from operator import attrgetter
 from types import MappingProxyType
 from typing import Any, NamedTuple
@@ -19,6 +20,18 @@ from cronctl.durations import format_duration
 from cronctl.errors import ScheduleError
 from cronctl.model import checks
 from cronctl.model.checks import check_keys, fail, parse_notify, parse_smtp
+from cronctl.model.kinds import (
+    BOOLEAN,
+    DURATION,
+    STRING,
+    STRING_OR_STRINGS,
+    STRINGS,
+    WHOLE_NUMBER,
+    Shape,
+    check_shape,
+    shape,
+    table_of,
+)
 from cronctl.model.task import (
     CATCH_UP_POLICIES,
     DEFAULT_KEEP_RUNS,
@@ -47,6 +60,7 @@ class TaskKey(NamedTuple):
 
     name: str
     toml_type: str  # what the file holds, in words
+    shape: Shape  # the kinds of TOML value it takes (cronctl.model.kinds)
     default: Any  # the Task's value when neither the task nor [defaults] sets it
     check: checks.Check  # raw TOML value -> the Task's value; raises TaskFileError
     help: str  # the help of its `add` option
@@ -73,10 +87,39 @@ def _either(choices: tuple[str, ...]) -> str:
     return f"{', '.join(choices[:-1])} or {choices[-1]}."
 
 
+# The shapes of the notify table (README: Notifications) and of [defaults.smtp], key by key;
+# tests/test_task_keys.py holds them to checks.NOTIFY_KEYS and checks.SMTP_KEYS.
+NOTIFY_SHAPES: dict[str, Shape] = {
+    "on": STRING_OR_STRINGS,
+    "after_failures": WHOLE_NUMBER,
+    "command": STRING,
+    "webhook": STRING,
+    "format": STRING,
+    "webhook_secret_env": STRING,
+    "healthchecks": STRING,
+    "email": STRING_OR_STRINGS,
+    "timeout": DURATION,
+}
+SMTP_SHAPES: dict[str, Shape] = {
+    "host": STRING,
+    "port": WHOLE_NUMBER,
+    "starttls": BOOLEAN,
+    "ssl": BOOLEAN,
+    "user": STRING,
+    "password_env": STRING,
+    "from": STRING,
+    "timeout": DURATION,
+}
+ENV_TABLE = shape('a table of NAME = "value"', "table", items=STRING)
+NOTIFY_TABLE = table_of("a table ([tasks.NAME.notify])", NOTIFY_SHAPES)
+DEFAULT_NOTIFY_TABLE = table_of("a table ([defaults.notify])", NOTIFY_SHAPES)
+SMTP_TABLE = table_of("a table ([defaults.smtp])", SMTP_SHAPES)
+
 TASK_KEY_TABLE: tuple[TaskKey, ...] = (
     TaskKey(
         name="schedule",
         toml_type="cron expression, macro, @every DURATION or @reboot",
+        shape=STRING,
         default=None,
         check=checks.string,
         help="Cron expression, macro, '@every 5m' or '@reboot'.",
@@ -88,6 +131,7 @@ TASK_KEY_TABLE: tuple[TaskKey, ...] = (
     TaskKey(
         name="command",
         toml_type="string",
+        shape=STRING,
         default=None,
         check=checks.string,
         help="Shell command to run.",
@@ -99,6 +143,7 @@ TASK_KEY_TABLE: tuple[TaskKey, ...] = (
     TaskKey(
         name="description",
         toml_type="string",
+        shape=STRING,
         default="",
         check=lambda t, k, v: checks.string(t, k, v, empty_ok=True),
         help="What the task is for.",
@@ -109,6 +154,7 @@ TASK_KEY_TABLE: tuple[TaskKey, ...] = (
     TaskKey(
         name="enabled",
         toml_type="boolean",
+        shape=BOOLEAN,
         default=True,
         check=checks.boolean,
         help="Add the task disabled.",
@@ -119,6 +165,7 @@ TASK_KEY_TABLE: tuple[TaskKey, ...] = (
     TaskKey(
         name="timezone",
         toml_type="IANA zone name",
+        shape=STRING,
         default="UTC",  # a task file's tasks default to the machine's zone
         check=checks.zone,
         help="IANA time zone.",
@@ -129,6 +176,7 @@ TASK_KEY_TABLE: tuple[TaskKey, ...] = (
     TaskKey(
         name="timeout",
         toml_type="duration",
+        shape=DURATION,
         default=None,
         check=lambda t, k, v: checks.duration(t, k, v, 1),
         help="Per-attempt time limit, e.g. 30m.",
@@ -139,6 +187,7 @@ TASK_KEY_TABLE: tuple[TaskKey, ...] = (
     TaskKey(
         name="retries",
         toml_type="integer",
+        shape=WHOLE_NUMBER,
         default=0,
         check=lambda t, k, v: checks.whole_number(t, k, v, 0, 100),
         help="Extra attempts after a failure.",
@@ -149,6 +198,7 @@ TASK_KEY_TABLE: tuple[TaskKey, ...] = (
     TaskKey(
         name="retry_delay",
         toml_type="duration",
+        shape=DURATION,
         default=DEFAULT_RETRY_DELAY,
         check=lambda t, k, v: checks.duration(t, k, v, 0),
         help="Wait before a retry; doubles each time.",
@@ -159,6 +209,7 @@ TASK_KEY_TABLE: tuple[TaskKey, ...] = (
     TaskKey(
         name="overlap",
         toml_type=" | ".join(OVERLAP_POLICIES),
+        shape=STRING,
         default=Overlap.SKIP,
         check=lambda t, k, v: Overlap(checks.choice(t, k, v, OVERLAP_POLICIES)),
         help=_either(OVERLAP_POLICIES),
@@ -169,6 +220,7 @@ TASK_KEY_TABLE: tuple[TaskKey, ...] = (
     TaskKey(
         name="catch_up",
         toml_type=" | ".join(CATCH_UP_POLICIES),
+        shape=STRING,
         default=CatchUp.SKIP,
         check=lambda t, k, v: CatchUp(checks.choice(t, k, v, CATCH_UP_POLICIES)),
         help=_either(CATCH_UP_POLICIES),
@@ -179,6 +231,7 @@ TASK_KEY_TABLE: tuple[TaskKey, ...] = (
     TaskKey(
         name="jitter",
         toml_type="duration",
+        shape=DURATION,
         default=0,
         check=lambda t, k, v: checks.duration(t, k, v, 0),
         help="Random delay before each start, e.g. 5m.",
@@ -189,6 +242,7 @@ TASK_KEY_TABLE: tuple[TaskKey, ...] = (
     TaskKey(
         name="working_dir",
         toml_type="path",
+        shape=STRING,
         default="~",
         check=checks.string,
         help="Folder to run in (default: home).",
@@ -199,6 +253,7 @@ TASK_KEY_TABLE: tuple[TaskKey, ...] = (
     TaskKey(
         name="shell",
         toml_type="path",
+        shape=STRING,
         default=DEFAULT_SHELL,
         check=checks.string,
         help=f"Shell that runs the command (default {DEFAULT_SHELL}).",
@@ -210,6 +265,7 @@ TASK_KEY_TABLE: tuple[TaskKey, ...] = (
     TaskKey(
         name="env",
         toml_type='table of NAME = "value"',
+        shape=ENV_TABLE,
         default=MappingProxyType({}),
         check=checks.environment,
         help="KEY=VALUE for the job; repeatable.",
@@ -221,6 +277,7 @@ TASK_KEY_TABLE: tuple[TaskKey, ...] = (
     TaskKey(
         name="when",
         toml_type="string (a command)",
+        shape=STRING,
         default=None,
         check=checks.string,
         help="Run only when this command exits 0.",
@@ -232,6 +289,7 @@ TASK_KEY_TABLE: tuple[TaskKey, ...] = (
     TaskKey(
         name="after",
         toml_type="list of task names",
+        shape=STRINGS,
         default=(),
         check=checks.task_names,
         help="Also run after this task succeeds; repeatable.",
@@ -243,6 +301,7 @@ TASK_KEY_TABLE: tuple[TaskKey, ...] = (
     TaskKey(
         name="keep_runs",
         toml_type="integer",
+        shape=WHOLE_NUMBER,
         default=DEFAULT_KEEP_RUNS,
         check=lambda t, k, v: checks.whole_number(t, k, v, 1, cap=MAX_KEEP_RUNS),
         help="Runs of history to keep.",
@@ -253,6 +312,7 @@ TASK_KEY_TABLE: tuple[TaskKey, ...] = (
     TaskKey(
         name="notify",
         toml_type="table (README: Notifications)",
+        shape=NOTIFY_TABLE,
         default=None,
         check=lambda t, k, v: parse_notify(v, t),
         help="How to tell someone about a run: the --notify-* options.",
@@ -275,6 +335,17 @@ TASK_KEY = {key.name: key for key in TASK_KEY_TABLE}
 TASK_KEYS = tuple(key.name for key in TASK_KEY_TABLE)
 REQUIRED_KEYS = tuple(key.name for key in TASK_KEY_TABLE if key.required)
 DEFAULT_KEYS = tuple(key.name for key in TASK_KEY_TABLE if not key.required) + ("smtp",)
+
+TASK_TABLE = table_of("a table ([tasks.NAME])", {key.name: key.shape for key in TASK_KEY_TABLE})
+DEFAULTS_TABLE = table_of(
+    "a table ([defaults])",
+    {
+        **{key.name: key.shape for key in TASK_KEY_TABLE if not key.required},
+        "notify": DEFAULT_NOTIFY_TABLE,
+        "smtp": SMTP_TABLE,
+    },
+)
+TASKS_TABLE = shape("a table of tasks ([tasks.NAME])", "table")
 
 
 def show_lines(task: Task) -> list[tuple[str, str]]:
@@ -299,8 +370,7 @@ def json_fields(task: Task) -> dict[str, Any]:
 
 
 def parse_defaults(raw: Any) -> Defaults:
-    if not isinstance(raw, Mapping):
-        fail(None, "defaults", "must be a table ([defaults])")
+    check_shape(None, "defaults", raw, DEFAULTS_TABLE, inner="")
     check_keys(raw, DEFAULT_KEYS, None, "[defaults]")
     values = {}
     for key, value in raw.items():
@@ -317,8 +387,7 @@ def parse_task(name: str, raw: Any, defaults: Defaults, default_zone: str) -> Ta
     """Return the Task for table `raw`, with `defaults` applied, or raise TaskFileError."""
     if not TASK_NAME.fullmatch(name):
         fail(name, None, "invalid task name", f"a name matches {NAME_RULE}")
-    if not isinstance(raw, Mapping):
-        fail(name, None, "must be a table ([tasks.NAME])")
+    check_shape(name, None, raw, TASK_TABLE, inner="")
     check_keys(raw, TASK_KEYS, name, f"[tasks.{name}]")
     for key in REQUIRED_KEYS:
         if key not in raw:
@@ -330,8 +399,7 @@ def parse_task(name: str, raw: Any, defaults: Defaults, default_zone: str) -> Ta
     if defaults.notify or "notify" in raw:
         # The task's notify table is [defaults.notify] with the task's own keys over it.
         own = raw.get("notify", {})
-        merged = {**defaults.notify, **own} if isinstance(own, Mapping) else own
-        values["notify"] = parse_notify(merged, name)
+        values["notify"] = parse_notify({**defaults.notify, **own}, name)
     if "after" in values and name in values["after"]:
         fail(name, "after", "a task cannot run after itself")
     task = Task(name=name, **values)
@@ -339,4 +407,6 @@ def parse_task(name: str, raw: Any, defaults: Defaults, default_zone: str) -> Ta
         task.parsed_schedule()
     except ScheduleError as exc:
         fail(name, "schedule", f"{task.schedule!r}: {exc.message}", exc.hint)
+    except ValueError as exc:  # all that Schedule.parse lets out (a number of 5000 digits)
+        fail(name, "schedule", f"{task.schedule!r} cannot be read: {exc}")
     return task

@@ -125,12 +125,19 @@ def parallel_limit() -> int:
 
 
 def load_tasks(locations: Locations) -> taskfile.TaskFile:
+    """Load the task file at start; any failure to load it is TaskFileInvalid (exit 78)."""
     try:
         return taskfile.load(locations.tasks_file, regular_only=True)
     except TaskFileError as exc:
         raise TaskFileInvalid(
             exc.message,
             hint=exc.hint or "fix the task file (`cronctl check`), then start serve again",
+        ) from None
+    except Exception as exc:
+        # A loader bug a file found would otherwise be exit 1, which systemd restarts forever.
+        raise TaskFileInvalid(
+            f"{locations.tasks_file}: cannot be loaded: {exc!r}",
+            hint="fix the task file (`cronctl check`), then start serve again",
         ) from None
 
 

@@ -98,14 +98,19 @@ class TaskFileWatcher:
         try:
             loaded = self.loader(self.path)
         except TaskFileError as exc:
-            if self._reported != current or force:
-                hint = f" ({exc.hint})" if exc.hint else ""
-                log.error(
-                    "task file not reloaded, the last good tasks keep running: %s%s",
-                    exc.message,
-                    hint,
-                )
-                self._reported = current
+            self._report(current, force, exc.message + (f" ({exc.hint})" if exc.hint else ""))
+            return None
+        except Exception as exc:
+            # The loader raises TaskFileError for anything a file holds (the fuzz tests of
+            # cronctl.taskfile hold it to that); were a file to find a bug in it, serve still
+            # keeps running its last good tasks: nothing in the task file ends serve.
+            self._report(current, force, f"{self.path}: cannot be loaded: {exc!r}")
             return None
         self._reported = "none"
         return loaded
+
+    def _report(self, current: Stamp | None, force: bool, why: str) -> None:
+        """Log why a change was not loaded: once per version of the file (or on SIGHUP)."""
+        if self._reported != current or force:
+            log.error("task file not reloaded, the last good tasks keep running: %s", why)
+            self._reported = current

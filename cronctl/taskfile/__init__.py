@@ -4,8 +4,9 @@ Writes never re-serialise the whole file (that would drop comments and layout). 
 text of the one task being changed, parse the result back, check that nothing else changed,
 and replace the file atomically under a lock on a separate, never-replaced lock file.
 
-- `reading`: bytes to a validated TaskFile, every error naming the file and the line; where
-  each table of the text starts and ends.
+- `reading`: a bounded read of the file, bytes to a validated TaskFile, every error naming the
+  file and the line.
+- `layout`: where each table of the text starts and ends, and the line of each key.
 - `edits`: the text of one task added, replaced, removed or enabled (text in, text out).
 - here: the disk. The atomic replacement of the file, the lock, `update` (read, change, check,
   write) and the operations of `add`, `remove`, `enable`, `disable`, `edit` and `import`.
@@ -34,12 +35,14 @@ from cronctl.taskfile.edits import (
     task_text,
     without_task,
 )
+from cronctl.taskfile.layout import locate
 from cronctl.taskfile.reading import (
+    MAX_BYTES,
+    MAX_NESTING,
     TOP_LEVEL_KEYS,
     TaskFile,
     decode,
     load,
-    locate,
     parse_bytes,
     parse_text,
     snapshot,
@@ -48,6 +51,8 @@ from cronctl.taskfile.reading import (
 
 __all__ = [
     "LOCK_WAIT_SECONDS",
+    "MAX_BYTES",
+    "MAX_NESTING",
     "TOP_LEVEL_KEYS",
     "UPDATE_ATTEMPTS",
     "TaskFile",

@@ -11,7 +11,7 @@ from typing import Any
 
 from cronctl import model
 from cronctl.errors import DuplicateTaskError, TaskFileError
-from cronctl.taskfile.reading import Span, task_spans
+from cronctl.taskfile.layout import Span, task_spans
 
 
 def render_task_table(name: str, table: Mapping[str, Any]) -> str:

@@ -1,8 +1,15 @@
-"""Reading the task file: bytes to validated tasks, every error naming the file and the line;
-where each table of the text starts and ends."""
+"""Reading the task file: a bounded read of a regular file (or a pipe, for one command), bytes
+to validated tasks, every error naming the file and the line.
+
+The limits (README, "The task file"): a task file is read only up to MAX_BYTES, and arrays and
+inline tables nest at most MAX_NESTING deep; beyond them the file is invalid, as is a number of
+more than 4300 digits. Anything the file holds ends as a TaskFileError, never another exception:
+tests/taskfile/test_fuzz.py feeds the loader generated documents to hold it to that.
+"""
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import stat
@@ -14,8 +21,23 @@ from typing import Any
 
 from cronctl import model
 from cronctl.errors import TaskFileError, UnknownTaskError
+from cronctl.model.keys import TASKS_TABLE
+from cronctl.model.kinds import MAX_INTEGER_DIGITS, check_shape
+from cronctl.taskfile.layout import locate
 
 TOP_LEVEL_KEYS = ("defaults", "tasks")
+
+MAX_BYTES = 4 * 1024 * 1024
+"""The most cronctl reads of a task file. A task is 100 to 300 bytes of TOML: 4 MiB holds over
+30,000 of them, three times the 10,000 of the scale tests (1.2 MB, tests/reliability/
+test_scale.py). Reading and validating 4 MiB takes about 2 s and 150 MB; without a bound,
+`--tasks-file /dev/zero` (or a log file named by mistake) grew memory without end."""
+
+MAX_NESTING = 100
+"""Arrays and inline tables nested deeper than this are refused (no task file needs more than
+two levels); Python's TOML parser raised RecursionError from about 300 levels."""
+
+_READ_CHUNK = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -55,26 +77,81 @@ def unknown_task(name: str, known: Mapping[str, Any]) -> UnknownTaskError:
 def load(path: Path, *, default_zone: str | None = None, regular_only: bool = False) -> TaskFile:
     """Return the parsed, validated task file; a missing file is an empty task list.
 
-    `regular_only` refuses pipes and devices: a one-off `cronctl --tasks-file <(...) check`
-    may read a pipe, but serve must never block on one it re-reads at every change.
+    `regular_only` refuses pipes too: a one-off `cronctl --tasks-file <(...) check` may read a
+    pipe, but serve must never block on one it re-reads at every change.
     """
     return parse_bytes(snapshot(path, regular_only=regular_only), path, default_zone=default_zone)
 
 
 def snapshot(path: Path, *, regular_only: bool = False) -> bytes | None:
-    """Return the bytes of the task file, or None when it does not exist."""
+    """Return the bytes of the task file, or None when it does not exist.
+
+    Only a regular file is read (or, without `regular_only`, a pipe), and at most MAX_BYTES of
+    it: a device, a socket or a folder is refused before it is opened, a larger file after
+    MAX_BYTES + 1 bytes.
+    """
     try:
-        if regular_only and not stat.S_ISREG(os.stat(path).st_mode) and not path.is_dir():
-            raise TaskFileError(
-                "is not a regular file", path=str(path), hint="point serve at a plain file"
-            )
-        return path.read_bytes()
+        mode = os.stat(path).st_mode
+        _check_kind(path, mode, pipe_ok=not regular_only)
+        # A regular file is opened without blocking: swapped for a FIFO after the stat, it must
+        # not hang serve at open; what was opened is checked again. A pipe opens as usual.
+        regular = stat.S_ISREG(mode)
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | (os.O_NONBLOCK if regular else 0))
     except FileNotFoundError:
         return None
-    except IsADirectoryError:
-        raise TaskFileError("is a folder, not a task file", path=str(path)) from None
     except OSError as exc:
         raise TaskFileError(f"cannot read: {exc.strerror}", path=str(path)) from None
+    try:
+        info = os.fstat(fd)
+        _check_kind(path, info.st_mode, pipe_ok=not regular)
+        if info.st_size > MAX_BYTES:
+            raise _too_large(path)
+        return _read_at_most(fd, path)
+    except OSError as exc:
+        raise TaskFileError(f"cannot read: {exc.strerror}", path=str(path)) from None
+    finally:
+        os.close(fd)
+
+
+_KINDS = {
+    stat.S_IFCHR: "a character device",
+    stat.S_IFBLK: "a block device",
+    stat.S_IFSOCK: "a socket",
+    stat.S_IFIFO: "a pipe",
+}
+
+
+def _check_kind(path: Path, mode: int, *, pipe_ok: bool) -> None:
+    if stat.S_ISREG(mode) or (stat.S_ISFIFO(mode) and pipe_ok):
+        return
+    if stat.S_ISDIR(mode):
+        raise TaskFileError("is a folder, not a task file", path=str(path))
+    kind = _KINDS.get(stat.S_IFMT(mode), "not a file")
+    hint = (
+        "one command reads a pipe (`--tasks-file <(...)`); serve reads a regular file"
+        if stat.S_ISFIFO(mode)
+        else "point --tasks-file (or CRONCTL_TASKS) at a regular file"
+    )
+    raise TaskFileError(f"is not a regular file ({kind})", path=str(path), hint=hint)
+
+
+def _read_at_most(fd: int, path: Path) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := os.read(fd, min(_READ_CHUNK, MAX_BYTES + 1 - size)):
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > MAX_BYTES:
+            raise _too_large(path)
+    return b"".join(chunks)
+
+
+def _too_large(path: Path) -> TaskFileError:
+    return TaskFileError(
+        f"is larger than {MAX_BYTES // (1024 * 1024)} MiB, the most cronctl reads of a task file",
+        path=str(path),
+        hint="is it the right file? 4 MiB holds over 30,000 tasks",
+    )
 
 
 def parse_bytes(data: bytes | None, path: Path, *, default_zone: str | None = None) -> TaskFile:
@@ -104,26 +181,16 @@ def decode(data: bytes, path: Path) -> str:
         ) from None
 
 
-_TOML_POSITION = re.compile(r"\s*\(at line (\d+), column \d+\)$")
-_TOML_END = re.compile(r"\s*\(at end of document\)$")
-
-
 def parse_text(text: str, path: Path, *, default_zone: str | None = None) -> TaskFile:
     """Return the TaskFile for `text`; every error names the file and, where known, the line.
 
     Tasks without a `timezone` (theirs or [defaults]') get `default_zone`, by default the
     machine's zone.
     """
-    try:
-        raw = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        message = str(exc)
-        found = _TOML_POSITION.search(message)
-        line = int(found.group(1)) if found else None
-        if found is None and _TOML_END.search(message):
-            line = max(1, len(text.splitlines()))  # "at end of document": the last line
-        reason = _TOML_END.sub("", _TOML_POSITION.sub("", message))
-        raise TaskFileError(f"invalid TOML: {reason}", path=str(path), line=line) from None
+    # The text a write would save (`edit`, `add`) is held to what a read accepts.
+    if len(text) > MAX_BYTES // 4 and len(text.encode("utf-8", "surrogatepass")) > MAX_BYTES:
+        raise _too_large(path)
+    raw = _toml(text, path)
     try:
         defaults, tasks = _validate(raw, default_zone)
     except TaskFileError as exc:
@@ -136,6 +203,76 @@ def parse_text(text: str, path: Path, *, default_zone: str | None = None) -> Tas
             hint=exc.hint,
         ) from None
     return TaskFile(path=path, text=text, tasks=tasks, defaults=defaults, raw=raw)
+
+
+def _toml(text: str, path: Path) -> dict[str, Any]:
+    """Return the TOML document of `text`; whatever tomllib raises is invalid TOML."""
+    deep = _too_deep(text)
+    if deep is not None:
+        raise _nested_too_deep(path, deep)
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        message = str(exc)
+        found = _TOML_POSITION.search(message)
+        line = int(found.group(1)) if found else None
+        if found is None and _TOML_END.search(message):
+            line = max(1, len(text.splitlines()))  # "at end of document": the last line
+        reason = _TOML_END.sub("", _TOML_POSITION.sub("", message))
+        raise TaskFileError(f"invalid TOML: {reason}", path=str(path), line=line) from None
+    except RecursionError:  # nesting _too_deep did not see (brackets in strings misled it)
+        raise _nested_too_deep(path, _too_deep(text, exact=True)) from None
+    except ValueError:  # int() of a decimal number of more than 4300 digits
+        found = _LONG_NUMBER.search(text)
+        raise TaskFileError(
+            f"invalid TOML: a number of more than {MAX_INTEGER_DIGITS} digits",
+            path=str(path),
+            line=text.count("\n", 0, found.start()) + 1 if found else None,
+        ) from None
+
+
+_TOML_POSITION = re.compile(r"\s*\(at line (\d+), column \d+\)$")
+_TOML_END = re.compile(r"\s*\(at end of document\)$")
+_LONG_NUMBER = re.compile(rf"[0-9_]{{{MAX_INTEGER_DIGITS + 1},}}")
+# What holds brackets that do not nest: strings (multi-line first) and comments.
+_NOT_NESTING = re.compile(
+    r'"""(?:[^\\]|\\.)*?"""|\'\'\'.*?\'\'\'|"(?:[^"\\\n]|\\.)*"|\'[^\'\n]*\'|#[^\n]*', re.DOTALL
+)
+_BRACKETS = re.compile(r"[^\[\]{}]+")
+_DEPTH = {"[": 1, "{": 1, "]": -1, "}": -1}
+
+
+def _too_deep(text: str, *, exact: bool = False) -> int | None:
+    """Return the line where arrays and inline tables nest more than MAX_NESTING deep, or None.
+
+    The brackets of the whole text are counted first (about 30 ms for 4 MiB); only when they
+    go that deep are strings and comments, which may hold brackets, taken out and the lines
+    counted. `exact` goes straight to that (and returns the deepest line when none is over).
+    """
+    if not exact:
+        if text.count("[") + text.count("{") <= MAX_NESTING:
+            return None
+        brackets = _BRACKETS.sub("", text)
+        if max(itertools.accumulate(map(_DEPTH.__getitem__, brackets)), default=0) <= MAX_NESTING:
+            return None
+    bare = _NOT_NESTING.sub(lambda found: "\n" * found.group().count("\n"), text)
+    depth, deepest, deepest_line = 0, 0, None
+    for number, line in enumerate(bare.split("\n"), start=1):
+        for char in _BRACKETS.sub("", line):
+            depth += _DEPTH[char]
+            if depth > deepest:
+                deepest, deepest_line = depth, number
+            if depth > MAX_NESTING:
+                return number
+    return deepest_line if exact else None
+
+
+def _nested_too_deep(path: Path, line: int | None) -> TaskFileError:
+    return TaskFileError(
+        f"invalid TOML: arrays or inline tables nested more than {MAX_NESTING} deep",
+        path=str(path),
+        line=line,
+    )
 
 
 def _validate(
@@ -152,8 +289,7 @@ def _validate(
             raise TaskFileError("unknown top-level key", key=key, hint=hint)
     defaults = model.parse_defaults(raw.get("defaults", {}))
     table = raw.get("tasks", {})
-    if not isinstance(table, Mapping):
-        raise TaskFileError("must be a table of tasks ([tasks.NAME])", key="tasks")
+    check_shape(None, "tasks", table, TASKS_TABLE)
     # The machine's zone is looked up only for tasks: it loads the zone rules (cronctl.schedule).
     zone = (default_zone or model.machine_timezone()) if table else ""
     tasks = {name: model.parse_task(name, body, defaults, zone) for name, body in table.items()}
@@ -168,154 +304,3 @@ def _validate(
                     hint=f"did you mean '{near}'?" if near else None,
                 )
     return defaults, tasks
-
-
-def locate(text: str, task: str | None, key: str | None) -> int | None:
-    """Return the 1-based line of `key` in `task`'s table (or of the table), if it can be found.
-
-    With no task, `key` is a key of [defaults] or, failing that, a top-level key (`[taks.x]`).
-    """
-    lines = text.splitlines()
-    section: tuple[str, ...] = ("defaults",) if task is None else ("tasks", task)
-    all_spans = table_spans(lines)
-    spans = [s for s in all_spans if s.path[: len(section)] == section]
-    if task is None and key and "." not in key:
-        in_defaults = _key_line(lines, [s for s in spans if s.path == section], key)
-        if in_defaults is None:
-            top = _top_level_line(lines, all_spans, key)
-            if top is not None:
-                return top
-    if not spans and task is not None:
-        # A task written as a value of [tasks] (`backup = 5`): the line of that assignment.
-        return _key_line(lines, [s for s in all_spans if s.path == ("tasks",)], task)
-    if not spans:
-        return None
-    if key:
-        found = _dotted_key_line(lines, spans, section, key)
-        if found is not None:
-            return found
-    return spans[0].start + 1
-
-
-def _dotted_key_line(
-    lines: list[str], spans: list[Span], section: tuple[str, ...], key: str
-) -> int | None:
-    """Return the line of `key` (`timeout`, `notify.timeout`) in the tables of `section`."""
-    leaf = key.split(".")[-1]
-    sub = tuple(key.split(".")[:-1])
-    pattern = re.compile(rf"\s*(\"?){re.escape(leaf)}\1\s*=")
-    for span in spans:
-        if span.path[len(section) :] != sub:
-            continue
-        for number in range(span.start + 1, span.end):
-            if pattern.match(lines[number]):
-                return number + 1
-    return None
-
-
-def _key_line(lines: list[str], spans: list[Span], key: str) -> int | None:
-    """Return the line of a `key = ...` assignment directly in one of `spans`."""
-    pattern = re.compile(rf"\s*([\"']?){re.escape(key)}\1\s*=")
-    for span in spans:
-        for number in range(span.start + 1, span.end):
-            if pattern.match(lines[number]):
-                return number + 1
-    return None
-
-
-def _top_level_line(lines: list[str], spans: list[Span], key: str) -> int | None:
-    """Return the line of top-level `key`: its first table header, or a `key = ...` line."""
-    for span in spans:
-        if span.path and span.path[0] == key:
-            return span.start + 1
-    first_header = spans[0].start if spans else len(lines)
-    pattern = re.compile(rf"\s*([\"']?){re.escape(key)}\1\s*(=|\.)")
-    for number in range(first_header):
-        if pattern.match(lines[number]):
-            return number + 1
-    return None
-
-
-# ---------------------------------------------------------------------------------------------
-# Finding the tables of the text by their header lines, without parsing it all: reading gives
-# an error its line with them, and writing changes one task's text and nothing else.
-
-
-@dataclass(frozen=True)
-class Span:
-    """The lines of one table: its header and the lines that belong to it."""
-
-    path: tuple[str, ...]
-    start: int  # index of the header line
-    end: int  # index after the last line that belongs to the table
-
-
-_HEADER = re.compile(r"\s*\[(?!\[)(.*)\]\s*(#.*)?$")
-_BARE = re.compile(r"[A-Za-z0-9_-]+")
-
-
-def _parse_key_path(text: str) -> tuple[str, ...] | None:
-    """Return the dotted key of a table header, or None when it is not one we can read."""
-    parts: list[str] = []
-    rest = text.strip()
-    while rest:
-        if rest[0] == '"':
-            end = rest.find('"', 1)
-            while end != -1 and rest[end - 1] == "\\":
-                end = rest.find('"', end + 1)
-            if end == -1:
-                return None
-            try:
-                parts.append(tomllib.loads(f"k = {rest[: end + 1]}")["k"])
-            except tomllib.TOMLDecodeError:
-                return None
-            rest = rest[end + 1 :]
-        elif rest[0] == "'":
-            end = rest.find("'", 1)
-            if end == -1:
-                return None
-            parts.append(rest[1:end])
-            rest = rest[end + 1 :]
-        else:
-            match = _BARE.match(rest)
-            if not match:
-                return None
-            parts.append(match.group(0))
-            rest = rest[match.end() :]
-        rest = rest.lstrip()
-        if rest.startswith("."):
-            rest = rest[1:].lstrip()
-        elif rest:
-            return None
-    return tuple(parts)
-
-
-def table_spans(lines: list[str]) -> list[Span]:
-    """Return the span of every table of `lines`, in order (`[[...]]` arrays as `("[[",)`)."""
-    headers: list[tuple[int, tuple[str, ...]]] = []
-    for number, line in enumerate(lines):
-        stripped = line.lstrip()
-        if not stripped.startswith("["):
-            continue
-        if stripped.startswith("[["):
-            headers.append((number, ("[[",)))
-            continue
-        match = _HEADER.match(line)
-        path = _parse_key_path(match.group(1)) if match else None
-        if path is not None:
-            headers.append((number, path))
-    spans = []
-    for index, (start, path) in enumerate(headers):
-        end = headers[index + 1][0] if index + 1 < len(headers) else len(lines)
-        # Comments and blank lines just above the next header belong to that header.
-        while end > start + 1 and (
-            not lines[end - 1].strip() or lines[end - 1].lstrip().startswith("#")
-        ):
-            end -= 1
-        spans.append(Span(path, start, end))
-    return spans
-
-
-def task_spans(lines: list[str], name: str) -> list[Span]:
-    """Return the spans of task `name`: [tasks.NAME] and its sub-tables."""
-    return [s for s in table_spans(lines) if len(s.path) >= 2 and s.path[:2] == ("tasks", name)]
