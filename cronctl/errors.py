@@ -20,6 +20,15 @@ class ExitCode(enum.IntEnum):
     CONFIG = 78  # EX_CONFIG: the task file is invalid when serve starts
 
 
+def excerpt(text: str, limit: int = 60) -> str:
+    """`text` as an error message quotes it: whole up to `limit` characters, else its start and
+    end around an ellipsis, so that an error stays one readable line whatever the input."""
+    if len(text) <= limit:
+        return text
+    keep = (limit - 1) // 2
+    return f"{text[:keep]}…{text[-keep:]}"
+
+
 class CronctlError(Exception):
     """Base of every error a user can cause or fix."""
 

@@ -159,21 +159,20 @@ def service_status(ctx: typer.Context, json_output: JsonFlag = False) -> None:
 
 def _read_input(source: str | None) -> tuple[str, str]:
     """Return (text, label) of FILE or standard input."""
+    from cronctl.crontab_import import read_crontab
+
     if source in (None, "-"):
         if source is None and sys.stdin.isatty():
             raise UsageError(
                 "nothing to import",
                 hint="give a FILE, or - for standard input: crontab -l | cronctl import -",
             )
-        data = sys.stdin.buffer.read()
-        label = "-"
-    else:
-        try:
-            data = Path(source).read_bytes()
-        except OSError as exc:
-            raise UsageError(f"cannot read {source}: {exc.strerror or exc}") from None
-        label = source
-    return data.decode("utf-8", errors="replace"), label
+        return read_crontab(sys.stdin.buffer, "standard input"), "-"
+    try:
+        with Path(source).open("rb") as stream:
+            return read_crontab(stream, source), source
+    except OSError as exc:
+        raise UsageError(f"cannot read {source}: {exc.strerror or exc}") from None
 
 
 @command("import")

@@ -18,6 +18,7 @@ from cronctl.crontab_import.reader import (
     parse,
     unescape_command,
 )
+from cronctl.crontab_import.source import read_crontab
 
 __all__ = [
     "CRON_MACROS",
@@ -32,6 +33,7 @@ __all__ = [
     "import_into",
     "parse",
     "plan",
+    "read_crontab",
     "render",
     "unescape_command",
 ]

@@ -17,7 +17,7 @@ from types import MappingProxyType
 from typing import Any, NamedTuple
 
 from cronctl.durations import format_duration
-from cronctl.errors import ScheduleError
+from cronctl.errors import ScheduleError, excerpt
 from cronctl.model import checks
 from cronctl.model.checks import check_keys, fail, parse_notify, parse_smtp
 from cronctl.model.kinds import (
@@ -109,6 +109,7 @@ SMTP_SHAPES: dict[str, Shape] = {
     "password_env": STRING,
     "from": STRING,
     "timeout": DURATION,
+    "allow_insecure_auth": BOOLEAN,
 }
 ENV_TABLE = shape('a table of NAME = "value"', "table", items=STRING)
 NOTIFY_TABLE = table_of("a table ([tasks.NAME.notify])", NOTIFY_SHAPES)
@@ -406,7 +407,7 @@ def parse_task(name: str, raw: Any, defaults: Defaults, default_zone: str) -> Ta
     try:
         task.parsed_schedule()
     except ScheduleError as exc:
-        fail(name, "schedule", f"{task.schedule!r}: {exc.message}", exc.hint)
-    except ValueError as exc:  # all that Schedule.parse lets out (a number of 5000 digits)
+        fail(name, "schedule", f"{excerpt(task.schedule)!r}: {exc.message}", exc.hint)
+    except ValueError as exc:  # a backstop: Schedule.parse promises nothing but ValueError
         fail(name, "schedule", f"{task.schedule!r} cannot be read: {exc}")
     return task

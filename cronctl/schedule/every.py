@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from cronctl.durations import MAX_DURATION, format_duration, parse_duration
-from cronctl.errors import ScheduleError, UsageError
+from cronctl.errors import ScheduleError, UsageError, excerpt
 
 EPOCH = datetime(1970, 1, 1)  # naive UTC, like every instant in this package
 
@@ -21,12 +21,13 @@ def parse_every(argument: str) -> int:
     try:
         seconds = parse_duration(argument)
     except UsageError as error:
-        raise ScheduleError(f"'@every {argument}': {error}") from None
+        raise ScheduleError(f"'@every {excerpt(argument)}': {error}") from None
     if seconds < 1:
-        raise ScheduleError(f"'@every {argument}': the interval must be at least 1s")
+        raise ScheduleError(f"'@every {excerpt(argument)}': the interval must be at least 1s")
     if seconds > MAX_DURATION:
         raise ScheduleError(
-            f"'@every {argument}': the interval must be at most {format_duration(MAX_DURATION)}",
+            f"'@every {excerpt(argument)}': the interval must be at most "
+            f"{format_duration(MAX_DURATION)}",
             hint="for longer intervals use a cron expression, e.g. '@yearly' or '0 0 1 1 *'",
         )
     return seconds

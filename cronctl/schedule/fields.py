@@ -12,7 +12,7 @@ import functools
 import re
 from dataclasses import dataclass
 
-from cronctl.errors import ScheduleError
+from cronctl.errors import ScheduleError, excerpt
 
 
 @dataclass(frozen=True)
@@ -127,7 +127,7 @@ def _range(kind: FieldKind, match: re.Match[str], item: str) -> range:
 
 
 def _step(kind: FieldKind, text: str | None, item: str) -> int:
-    step = 1 if text is None else int(text)
+    step = 1 if text is None else _number(kind, text, item)
     if step == 0:
         raise _error(kind, item, "has a step of 0; a step must be 1 or more")
     return step
@@ -159,7 +159,7 @@ def _hashed(kind: FieldKind, match: re.Match[str], item: str, name: str | None) 
 
 def _nth_weekday(match: re.Match[str], item: str) -> tuple[int, int]:
     weekday = _value(DAY_OF_WEEK, match["day"], item) % 7
-    n = int(match["n"])
+    n = _number(DAY_OF_WEEK, match["n"], item)
     if not 1 <= n <= 5:
         raise _error(DAY_OF_WEEK, item, f"asks for weekday number {n}; #N takes N from 1 to 5")
     return weekday, n
@@ -167,7 +167,7 @@ def _nth_weekday(match: re.Match[str], item: str) -> tuple[int, int]:
 
 def _value(kind: FieldKind, token: str, item: str) -> int:
     if token.isdigit():
-        number = int(token)
+        number = _number(kind, token, item)
     elif token.upper() in kind.names:
         number = kind.low + kind.names.index(token.upper())
     else:
@@ -212,4 +212,16 @@ def _unsupported(kind: FieldKind, item: str) -> ScheduleError:
 
 
 def _error(kind: FieldKind, item: str, reason: str) -> ScheduleError:
-    return ScheduleError(f"{kind.label} field: '{item}' {reason}")
+    return ScheduleError(f"{kind.label} field: '{excerpt(item)}' {reason}")
+
+
+# No field, step or #N takes a number of more digits; and int() of a text of more than 4,300
+# digits raises a bare ValueError (Python's guard against quadratic conversion).
+_MAX_DIGITS = 4
+
+
+def _number(kind: FieldKind, text: str, item: str) -> int:
+    """The ASCII decimal `text` (the grammar's regexes matched it) as an int."""
+    if len(text.lstrip("0")) > _MAX_DIGITS:
+        raise _error(kind, item, f"is out of range: a number of {len(text)} digits")
+    return int(text)

@@ -6,7 +6,7 @@ from bisect import bisect_left
 from datetime import MAXYEAR, datetime, timedelta
 
 from cronctl import timefmt
-from cronctl.errors import ScheduleError
+from cronctl.errors import ScheduleError, excerpt
 from cronctl.schedule.days import DayRule, month_lengths
 from cronctl.schedule.fields import KINDS, Field, parse_field
 from cronctl.schedule.words import MONTH_NAMES, join
@@ -81,12 +81,12 @@ def parse_cron(text: str, name: str | None) -> CronSpec:
     if text.startswith("@"):
         if text.lower() not in MACROS:
             known = " ".join([*MACROS, "@every DURATION", "@reboot"])
-            raise ScheduleError(f"unknown macro '{text}'", hint=f"known macros: {known}")
+            raise ScheduleError(f"unknown macro '{excerpt(text)}'", hint=f"known macros: {known}")
         text = MACROS[text.lower()]
     parts = text.split()
     if len(parts) != len(KINDS):
         raise ScheduleError(
-            f"'{text}' has {timefmt.counted(len(parts), 'field')}; a cron schedule "
+            f"'{excerpt(text)}' has {timefmt.counted(len(parts), 'field')}; a cron schedule "
             f"has 5: {FIELD_NAMES}",
             hint="no seconds or year field; the command goes in the task's `command`"
             if len(parts) > len(KINDS)
@@ -96,7 +96,7 @@ def parse_cron(text: str, name: str | None) -> CronSpec:
         tuple(parse_field(part, kind, name) for part, kind in zip(parts, KINDS, strict=True))
     )
     if not spec.days.can_fire(spec.months):
-        raise ScheduleError(f"'{text}' never fires: {_why_never(spec)}")
+        raise ScheduleError(f"'{excerpt(text)}' never fires: {_why_never(spec)}")
     return spec
 
 

@@ -215,3 +215,29 @@ def test_h_forms_stay_in_their_ranges(name: str) -> None:
 def test_h_needs_a_name_that_is_not_empty() -> None:
     with pytest.raises(ScheduleError, match="needs a task name"):
         Schedule.parse("H H * * *", name="")
+
+
+LONG = "1" * 5000
+
+
+@pytest.mark.parametrize(
+    "expression",
+    [
+        f"{LONG} * * * *",
+        f"*/{LONG} * * * *",
+        f"1-{LONG} * * * *",
+        f"0 0 * * 1#{LONG}",
+        f"H(0-{LONG}) * * * *",
+        f"@every {LONG}s",
+        " ".join(["1"] * 3000),
+        "@" + "x" * 5000,
+    ],
+    ids=["minute", "step", "range", "nth", "hash", "every", "fields", "macro"],
+)
+def test_h2_huge_numbers_and_texts_are_one_short_error(expression: str) -> None:
+    """Decided: a number of thousands of digits is out of range like any other (before: int()
+    of more than 4,300 digits raised a bare ValueError, a traceback in `explain`), and the
+    message quotes a long expression by its ends, so the error stays one readable line."""
+    with pytest.raises(ScheduleError) as caught:
+        Schedule.parse(expression, name="task")
+    assert len(str(caught.value)) < 250, str(caught.value)[:300]

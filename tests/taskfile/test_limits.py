@@ -65,7 +65,7 @@ LONG_NUMBERS = [
     (TASK.replace('"true"', "0x" + "f" * 4000), "is a number of more than 4300 digits", 3),
     ("[defaults.smtp]\nport = 0o" + "7" * 6000 + "\n", "is a number of more than 4300", 2),
     (TASK + 'timeout = "' + "9" * 5000 + '"\n', "is not a duration like", 4),
-    (TASK.replace("@daily", "9" * 5000 + " * * * *"), "cannot be read", 2),
+    (TASK.replace("@daily", "9" * 5000 + " * * * *"), "out of range: a number of 5000", 2),
     (TASK.replace("@daily", "@every " + "9" * 5000 + "s"), "'@every 999", 2),
     (TASK + "keep_runs = " + "9" * 4300 + "\n", "must be at most 100000000", 4),
 ]
