@@ -173,3 +173,12 @@ class CfgServe:
             self.proc.wait(LIMIT)
         if not self.log_file.closed:
             self.log_file.close()
+
+
+def home_with(tmp_path: Path, name: str, content: bytes | str) -> Path:
+    """A CRONCTL_HOME under `tmp_path` whose task file holds `content`."""
+    home = tmp_path / name
+    home.mkdir(parents=True)
+    data = content.encode() if isinstance(content, str) else content
+    (home / "tasks.toml").write_bytes(data)
+    return home

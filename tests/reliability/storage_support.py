@@ -46,6 +46,14 @@ def task_text(
 wait_for = partial(support.wait_for, timeout=LIMIT)
 
 
+def write_tasks(home: Path, *blocks: str) -> Path:
+    """Write the task file of `home` from task blocks (see task_text)."""
+    home.mkdir(parents=True, exist_ok=True)
+    path = home / "tasks.toml"
+    path.write_text("".join(blocks))
+    return path
+
+
 def run_cli(exe: list[str], *args: str, timeout: float = 60, env: dict[str, str] | None = None):
     """Run the real console script; text output, never raises on a non-zero exit."""
     return subprocess.run(
