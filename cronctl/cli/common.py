@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 import typer
 
 from cronctl import __version__
+from cronctl.cli.usage import CronctlGroup
 from cronctl.clock import SYSTEM_CLOCK, Clock
 from cronctl.errors import CronctlError, ExitCode
 from cronctl.locations import Locations, resolve
@@ -22,7 +23,9 @@ if TYPE_CHECKING:
 
 app = typer.Typer(
     name="cronctl",
+    cls=CronctlGroup,
     help="cron plus run history: tasks in one TOML file, every run recorded.",
+    epilog="Global options may also follow the command: cronctl list --no-color.",
     no_args_is_help=True,
     rich_markup_mode=None,
     pretty_exceptions_enable=False,
