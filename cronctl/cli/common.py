@@ -2,7 +2,7 @@
 
 import functools
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
@@ -177,6 +177,20 @@ def _context_of(args: tuple[Any, ...], kwargs: dict[str, Any]) -> typer.Context:
         return ctx
     except KeyError:
         raise TypeError("a cronctl command must take a `ctx: typer.Context` parameter") from None
+
+
+def note_ignored_tz(app: AppState, tasks: "TaskFile", names: Iterable[str]) -> None:
+    """When $TZ differs from the zone the tasks `names` run in without a `timezone` of their
+    own, say so in one note line on stderr: TZ is not read (README.md#time-zones), and a user
+    who set it would otherwise believe it moved the tasks."""
+    from cronctl.schedule.zones import default_zone, ignored_tz_note
+
+    own = tasks.raw.get("tasks", {})
+    if all("timezone" in own.get(name, {}) for name in names):
+        return
+    note = ignored_tz_note(default_zone(tasks.defaults.values.get("timezone")))
+    if note is not None:
+        _tell(app.renderer.note, note)
 
 
 def _tell(say: Callable[..., None], *args: Any) -> None:

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 import typer
 
 from cronctl import overview, taskfile, timefmt
-from cronctl.cli.common import AppState, JsonFlag, command, state
+from cronctl.cli.common import AppState, JsonFlag, command, note_ignored_tz, state
 from cronctl.cli.complete import complete_task_names_in
 from cronctl.errors import ExitCode, TaskFileError, UsageError
 from cronctl.model import TASK_KEY
@@ -117,8 +117,10 @@ def add(
         app.locations.tasks_file, name, table, replace=replace, warn=app.renderer.warning
     )
     now = app.clock.now()
+    written = app.tasks()
+    note_ignored_tz(app, written, [name])
     # What `check` would warn about this task; the task is written all the same.
-    smtp = app.tasks().defaults.smtp if task.notify and task.notify.email else None
+    smtp = written.defaults.smtp if task.notify and task.notify.email else None
     for warning in task_warnings(task, now, os.environ, smtp):
         app.renderer.warning(warning)
     upcoming = task.parsed_schedule().upcoming(now, 3)
@@ -242,7 +244,9 @@ def list_tasks(ctx: typer.Context, json_output: JsonFlag = False) -> None:
     """One row a task: schedule, next run, last run, success rate."""
     app = state(ctx)
     now = app.clock.now()
-    rows = overview.task_rows(app.tasks(), app.store(), now)
+    tasks = app.tasks()
+    note_ignored_tz(app, tasks, tasks.tasks)
+    rows = overview.task_rows(tasks, app.store(), now)
     if json_output:
         app.renderer.json(
             [{**task_json(r.task, r.next_run, r.stats), "summary": r.summary} for r in rows]
