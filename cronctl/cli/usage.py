@@ -14,6 +14,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from typer.core import TyperGroup
+from typer.exceptions import Abort
 
 from cronctl.errors import ExitCode, excerpt
 
@@ -158,13 +159,16 @@ class CronctlGroup(TyperGroup):
             message, hint = error_lines(error, words)
             _say_error(message, hint, words)
             sys.exit(int(ExitCode.USAGE) if error.exit_code == 2 else error.exit_code)
+        except Abort:  # end of input at a prompt outside a command's own handling
+            _say_error("aborted", None, words)
+            sys.exit(int(ExitCode.FAILURE))
         # Without Click's standalone mode, an Exit (or a return) gives its status back; it is
         # raised as SystemExit whatever `standalone_mode` asked, as Click's standalone mode does.
         del standalone_mode
         sys.exit(result if isinstance(result, int) else 0)
 
 
-def _say_error(message: str, hint: str, words: Sequence[str]) -> None:
+def _say_error(message: str, hint: str | None, words: Sequence[str]) -> None:
     from cronctl.render import Renderer
 
     plain = "--no-color" in words or bool(os.environ.get("NO_COLOR"))
