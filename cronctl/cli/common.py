@@ -19,6 +19,7 @@ from cronctl.render import Renderer, to_devnull
 if TYPE_CHECKING:
     from cronctl.errors import TaskFileError
     from cronctl.history import History
+    from cronctl.schedule.zones import DefaultZone
     from cronctl.taskfile import TaskFile
 
 app = typer.Typer(
@@ -183,12 +184,18 @@ def note_ignored_tz(app: AppState, tasks: "TaskFile", names: Iterable[str]) -> N
     """When $TZ differs from the zone the tasks `names` run in without a `timezone` of their
     own, say so in one note line on stderr: TZ is not read (README.md#time-zones), and a user
     who set it would otherwise believe it moved the tasks."""
-    from cronctl.schedule.zones import default_zone, ignored_tz_note
+    from cronctl.schedule.zones import default_zone
 
     own = tasks.raw.get("tasks", {})
-    if all("timezone" in own.get(name, {}) for name in names):
-        return
-    note = ignored_tz_note(default_zone(tasks.defaults.values.get("timezone")))
+    if not all("timezone" in own.get(name, {}) for name in names):
+        note_tz_against(app, default_zone(tasks.defaults.values.get("timezone")))
+
+
+def note_tz_against(app: AppState, used: "DefaultZone") -> None:
+    """The note of `note_ignored_tz` for the zone `used`, when $TZ names another."""
+    from cronctl.schedule.zones import ignored_tz_note
+
+    note = ignored_tz_note(used)
     if note is not None:
         _tell(app.renderer.note, note)
 

@@ -69,6 +69,9 @@ def machine_timezone(localtime: str | os.PathLike[str] = LOCALTIME) -> str:
     return "UTC"
 
 
+DEFAULTS_SOURCE = "the [defaults] timezone of the task file"
+
+
 @dataclass(frozen=True)
 class DefaultZone:
     """The zone of a task without a `timezone` of its own, and where it comes from."""
@@ -83,7 +86,7 @@ def default_zone(
     """The zone of a task without its own `timezone`: the [defaults] timezone (`configured`),
     else the system zone, else UTC; the one rule of add, list, explain, serve and the service."""
     if configured:
-        return DefaultZone(configured, "the [defaults] timezone of the task file")
+        return DefaultZone(configured, DEFAULTS_SOURCE)
     return DefaultZone(machine_timezone(localtime), f"the system zone ({os.fspath(localtime)})")
 
 

@@ -141,8 +141,10 @@ def test_c1_defaults_timezone_is_the_zone_of_add_list_and_explain(
     (tmp_path / "tasks.toml").write_text(f'[defaults]\ntimezone = "{paris}"\n')
     added = _cli(cronctl_exe, tmp_path, tokyo, "add", "nine", "0 9 * * *", "true", "--json")
     assert json.loads(added.stdout)["timezone"] == paris
-    note = f"note: TZ={tokyo} is ignored; tasks run in {paris}, the [defaults] timezone"
-    assert note in added.stderr
+    note = f"note: TZ={tokyo} is ignored; tasks run in {paris}, the [defaults] timezone of the"
+    assert f"{note} task file" in added.stderr.splitlines()
+    listed = _cli(cronctl_exe, tmp_path, tokyo, "list")
+    assert f"{note} task file" in listed.stderr.splitlines()
     explained = _cli(cronctl_exe, tmp_path, tokyo, "explain", "@daily", "--json")
     assert json.loads(explained.stdout)["timezone"] == paris
 
