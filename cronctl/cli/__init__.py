@@ -23,23 +23,16 @@ COMMAND_MODULES = {
     "serve": "serve",
     **dict.fromkeys(("service", "import", "export", "completion"), "system"),
 }
-# Global options that take a value: the word after them is not the command.
-_VALUED_OPTIONS = ("--tasks-file", "--db")
 # Set when a TAB in the user's shell calls cronctl back (the scripts of cronctl.cli.complete).
 COMPLETE_VAR = "_CRONCTL_COMPLETE"
 
 
 def command_name(args: list[str]) -> str | None:
     """Return the command word of a command line (after the global options), if any."""
-    skip = False
-    for arg in args:
-        if skip:
-            skip = False
-        elif arg in _VALUED_OPTIONS:
-            skip = True
-        elif not arg.startswith("-"):
-            return arg
-    return None
+    from cronctl.cli.usage import command_index
+
+    index = command_index(args)
+    return None if index is None else args[index]
 
 
 def load_commands(modules: tuple[str, ...] = MODULES) -> None:

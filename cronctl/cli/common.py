@@ -2,7 +2,7 @@
 
 import functools
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 import typer
 
 from cronctl import __version__
+from cronctl.cli.usage import CronctlGroup
 from cronctl.clock import SYSTEM_CLOCK, Clock
 from cronctl.errors import CronctlError, ExitCode
 from cronctl.locations import Locations, resolve
@@ -18,11 +19,14 @@ from cronctl.render import Renderer, to_devnull
 if TYPE_CHECKING:
     from cronctl.errors import TaskFileError
     from cronctl.history import History
+    from cronctl.schedule.zones import DefaultZone
     from cronctl.taskfile import TaskFile
 
 app = typer.Typer(
     name="cronctl",
+    cls=CronctlGroup,
     help="cron plus run history: tasks in one TOML file, every run recorded.",
+    epilog="Global options may also follow the command: cronctl list --no-color.",
     no_args_is_help=True,
     rich_markup_mode=None,
     pretty_exceptions_enable=False,
@@ -174,6 +178,26 @@ def _context_of(args: tuple[Any, ...], kwargs: dict[str, Any]) -> typer.Context:
         return ctx
     except KeyError:
         raise TypeError("a cronctl command must take a `ctx: typer.Context` parameter") from None
+
+
+def note_ignored_tz(app: AppState, tasks: "TaskFile", names: Iterable[str]) -> None:
+    """When $TZ differs from the zone the tasks `names` run in without a `timezone` of their
+    own, say so in one note line on stderr: TZ is not read (README.md#time-zones), and a user
+    who set it would otherwise believe it moved the tasks."""
+    from cronctl.schedule.zones import default_zone
+
+    own = tasks.raw.get("tasks", {})
+    if not all("timezone" in own.get(name, {}) for name in names):
+        note_tz_against(app, default_zone(tasks.defaults.values.get("timezone")))
+
+
+def note_tz_against(app: AppState, used: "DefaultZone") -> None:
+    """The note of `note_ignored_tz` for the zone `used`, when $TZ names another."""
+    from cronctl.schedule.zones import ignored_tz_note
+
+    note = ignored_tz_note(used)
+    if note is not None:
+        _tell(app.renderer.note, note)
 
 
 def _tell(say: Callable[..., None], *args: Any) -> None:

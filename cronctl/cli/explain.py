@@ -6,7 +6,7 @@ from zoneinfo import ZoneInfo
 
 import typer
 
-from cronctl.cli.common import JsonFlag, command, state
+from cronctl.cli.common import AppState, JsonFlag, command, state
 from cronctl.errors import UsageError
 
 
@@ -22,6 +22,20 @@ def parse_from(text: str, zone: str) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=ZoneInfo(zone))
 
 
+def _defaults_zone(app: AppState) -> str | None:
+    """The [defaults] timezone of the task file; none when there is no file or it is invalid
+    (explain reads an expression, not the file, and says nothing about the file's state)."""
+    from cronctl.errors import CronctlError
+
+    if not app.locations.tasks_file.exists():
+        return None
+    try:
+        zone = app.tasks().defaults.values.get("timezone")
+    except CronctlError:
+        return None
+    return zone if isinstance(zone, str) else None
+
+
 @command("explain")
 def explain_command(
     ctx: typer.Context,
@@ -29,7 +43,11 @@ def explain_command(
         str, typer.Argument(metavar="EXPR", help="A schedule, e.g. '0 9 * * MON-FRI'.")
     ],
     tz: Annotated[
-        str | None, typer.Option("--tz", help="IANA time zone (default: the machine's).")
+        str | None,
+        typer.Option(
+            "--tz",
+            help="IANA time zone (default: the [defaults] timezone, else the system zone).",
+        ),
     ] = None,
     count: Annotated[
         int, typer.Option("--count", min=1, max=1000, help="How many fire times.")
@@ -44,10 +62,18 @@ def explain_command(
 ) -> None:
     """Say what a schedule means in English, list its next fire times, and flag DST changes."""
     from cronctl.schedule.explain import explain
-    from cronctl.schedule.zones import is_valid_zone, machine_timezone, zone_hint
+    from cronctl.schedule.zones import default_zone, ignored_tz_note, is_valid_zone, zone_hint
 
     app = state(ctx)
-    zone = tz if tz is not None else machine_timezone()  # `--tz ""` is an error, not "the default"
+    if tz is None:  # `--tz ""` is an error, not "the default"
+        # The zone a task added now would run in (README.md#time-zones); $TZ is not read.
+        fallback = default_zone(_defaults_zone(app))
+        zone = fallback.zone
+        note = ignored_tz_note(fallback)
+        if note is not None:
+            app.renderer.note(note)
+    else:
+        zone = tz
     if not is_valid_zone(zone):
         raise UsageError(f"unknown time zone {zone!r}", hint=zone_hint(zone))
     begin = parse_from(start, zone) if start else app.clock.now()

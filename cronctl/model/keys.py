@@ -407,7 +407,10 @@ def parse_task(name: str, raw: Any, defaults: Defaults, default_zone: str) -> Ta
     try:
         task.parsed_schedule()
     except ScheduleError as exc:
-        fail(name, "schedule", f"{excerpt(task.schedule)!r}: {exc.message}", exc.hint)
+        quoted = repr(excerpt(task.schedule))
+        # Some schedule errors quote the whole schedule already ("unknown macro '@bogus'").
+        message = exc.message if quoted in exc.message else f"{quoted}: {exc.message}"
+        fail(name, "schedule", message, exc.hint)
     except ValueError as exc:  # a backstop: Schedule.parse promises nothing but ValueError
         fail(name, "schedule", f"{task.schedule!r} cannot be read: {exc}")
     return task

@@ -21,13 +21,14 @@ def parse_every(argument: str) -> int:
     try:
         seconds = parse_duration(argument)
     except UsageError as error:
-        raise ScheduleError(f"'@every {excerpt(argument)}': {error}") from None
+        # The duration's own error quotes it; the schedule as a whole is quoted by the caller
+        # that names where it came from (the task's key, or explain's argument).
+        raise ScheduleError(str(error)) from None
     if seconds < 1:
-        raise ScheduleError(f"'@every {excerpt(argument)}': the interval must be at least 1s")
+        raise ScheduleError(f"the interval '{excerpt(argument)}' must be at least 1s")
     if seconds > MAX_DURATION:
         raise ScheduleError(
-            f"'@every {excerpt(argument)}': the interval must be at most "
-            f"{format_duration(MAX_DURATION)}",
+            f"the interval '{excerpt(argument)}' must be at most {format_duration(MAX_DURATION)}",
             hint="for longer intervals use a cron expression, e.g. '@yearly' or '0 0 1 1 *'",
         )
     return seconds

@@ -115,15 +115,39 @@ def _range(kind: FieldKind, match: re.Match[str], item: str) -> range:
     if match["hi"] is not None:
         high = _value(kind, match["hi"], item)
         if high < low:
-            sunday = "; Sunday is 0 or 7, so write 6-7 or SAT,SUN" if kind is DAY_OF_WEEK else ""
             raise _error(
-                kind, item, f"is a reversed range ({low} > {high}); ranges do not wrap{sunday}"
+                kind,
+                item,
+                f"is a reversed range ({low} > {high}); ranges do not wrap"
+                + _wrapped_range(kind, low, high, match),
             )
     elif match["step"] is not None:
         high = kind.high  # `a/n` means `a-max/n`
     else:
         high = low
     return range(low, high + 1, _step(kind, match["step"], item))
+
+
+def _wrapped_range(kind: FieldKind, low: int, high: int, match: re.Match[str]) -> str:
+    """The advice for a reversed range `low-high`: the two ranges it was meant as, split at
+    the end of the field (`FRI-MON` is `FRI-SAT,SUN-MON`, `22-2` is `22-23,0-2`), written in
+    names when the range was. A stepped range has no such simple split."""
+    # Day-of-week wraps from Saturday (6) to Sunday (0); 7 is Sunday again.
+    top = 6 if kind is DAY_OF_WEEK else kind.high
+    if match["step"] is not None:
+        return f"; split it in two at the end of the field ({top})"
+    named = bool(kind.names) and match["lo"].isalpha() and match["hi"].isalpha()
+
+    def shown(value: int) -> str:
+        return kind.names[value - kind.low] if named else str(value)
+
+    def span(first: int, last: int) -> str:
+        return shown(first) if first == last else f"{shown(first)}-{shown(last)}"
+
+    parts = [span(kind.low, high)]
+    if not (kind is DAY_OF_WEEK and low == 7):  # 7-1 is Sunday to Monday: just 0-1
+        parts.insert(0, span(low, top))
+    return f", so write {','.join(parts)}"
 
 
 def _step(kind: FieldKind, text: str | None, item: str) -> int:

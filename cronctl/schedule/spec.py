@@ -76,6 +76,16 @@ class CronSpec:
         return (self.hours[i], self.minutes[0]) if i < len(self.hours) else None
 
 
+def _field_count_hint(fields: int) -> str | None:
+    if fields > len(KINDS):
+        return "no seconds or year field; the command goes in the task's `command`"
+    if fields == 1:
+        # `cronctl add b * * * * * cmd` unquoted: the shell split the schedule into words (and
+        # `*` into file names), so the schedule argument is one field.
+        return "quote the schedule so that it is one word: '*/30 * * * *'"
+    return None
+
+
 def parse_cron(text: str, name: str | None) -> CronSpec:
     """Parse five whitespace-separated fields, or a macro standing for them."""
     if text.startswith("@"):
@@ -88,9 +98,7 @@ def parse_cron(text: str, name: str | None) -> CronSpec:
         raise ScheduleError(
             f"'{excerpt(text)}' has {timefmt.counted(len(parts), 'field')}; a cron schedule "
             f"has 5: {FIELD_NAMES}",
-            hint="no seconds or year field; the command goes in the task's `command`"
-            if len(parts) > len(KINDS)
-            else None,
+            hint=_field_count_hint(len(parts)),
         )
     spec = CronSpec(
         tuple(parse_field(part, kind, name) for part, kind in zip(parts, KINDS, strict=True))

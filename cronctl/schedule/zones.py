@@ -1,8 +1,9 @@
 """Time zones: which names are zones, the machine's zone, loading one, and its offset changes.
 
 Every zone rule of cronctl lives here: the task model checks `timezone` keys with
-`is_valid_zone`/`zone_hint`, the task file's default zone is `machine_timezone`, and schedules
-load zones and walk their transitions.
+`is_valid_zone`/`zone_hint`, a task without a `timezone` runs in `default_zone` (the [defaults]
+timezone, else the system zone `machine_timezone`, never $TZ), and schedules load zones and walk
+their transitions.
 
 zoneinfo answers "what is the UTC offset at this instant" but does not list its transitions, so
 they are found by probing once a day through a year and bisecting to the second where the offset
@@ -41,22 +42,65 @@ _COPY_FOLDERS = ("posix/", "right/")
 _OFFSET = r"(?:UTC|GMT|Z)?\s*([+-])(\d{1,2})(?::?(\d{2}))?"  # compiled when a hint needs it
 
 
-def machine_timezone(environ: Mapping[str, str] | None = None) -> str:
-    """Return the IANA name of the machine's zone: TZ, else /etc/localtime, else UTC."""
-    env = os.environ if environ is None else environ
-    tz = _without_copy_folder(env.get("TZ", "").lstrip(":"))
-    if tz and is_valid_zone(tz):
-        return tz
+# Where the machine's zone is set: cron and systemd timers read it, and so does cronctl.
+LOCALTIME = "/etc/localtime"
+# Names of UTC itself (tzdata's links to Etc/UTC): TZ=UTC on a machine in Etc/UTC is no change.
+_UTC_NAMES = frozenset(
+    {"UTC", "Etc/UTC", "Etc/UCT", "UCT", "Etc/Universal", "Universal", "Etc/Zulu", "Zulu"}
+)
+
+
+def machine_timezone(localtime: str | os.PathLike[str] = LOCALTIME) -> str:
+    """Return the IANA name of the machine's zone: the zone file `localtime` links to, else UTC.
+
+    $TZ is not read (README.md#time-zones): it is the zone of one shell, and serve under
+    systemd, cron and systemd timers never see it, so a zone read from it would be confirmed
+    by `add` and then not be the zone the task runs in. `localtime` is a parameter so that a
+    test can point it at a link of its own."""
     try:
-        target = os.path.realpath("/etc/localtime")
-        marker = "zoneinfo" + os.sep
-        if marker in target:
-            name = _without_copy_folder(target.split(marker, 1)[1])
-            if is_valid_zone(name):
-                return name
+        target = os.path.realpath(localtime)
     except OSError:
-        pass
+        return "UTC"
+    marker = "zoneinfo" + os.sep
+    if marker in target:
+        name = _without_copy_folder(target.split(marker, 1)[1])
+        if is_valid_zone(name):
+            return name
     return "UTC"
+
+
+DEFAULTS_SOURCE = "the [defaults] timezone of the task file"
+
+
+@dataclass(frozen=True)
+class DefaultZone:
+    """The zone of a task without a `timezone` of its own, and where it comes from."""
+
+    zone: str
+    source: str  # for the note: "the system zone (/etc/localtime)"
+
+
+def default_zone(
+    configured: str | None, localtime: str | os.PathLike[str] = LOCALTIME
+) -> DefaultZone:
+    """The zone of a task without its own `timezone`: the [defaults] timezone (`configured`),
+    else the system zone, else UTC; the one rule of add, list, explain, serve and the service."""
+    if configured:
+        return DefaultZone(configured, DEFAULTS_SOURCE)
+    return DefaultZone(machine_timezone(localtime), f"the system zone ({os.fspath(localtime)})")
+
+
+def ignored_tz_note(used: DefaultZone, environ: Mapping[str, str] | None = None) -> str | None:
+    """The note for a $TZ that differs from the zone tasks run in, which it does not change;
+    None when TZ is unset or names that zone."""
+    env = os.environ if environ is None else environ
+    tz = env.get("TZ")
+    if not tz:
+        return None
+    name = _without_copy_folder(tz.lstrip(":"))
+    if name == used.zone or (name in _UTC_NAMES and used.zone in _UTC_NAMES):
+        return None
+    return f"note: TZ={tz} is ignored; tasks run in {used.zone}, {used.source}"
 
 
 def _without_copy_folder(name: str) -> str:

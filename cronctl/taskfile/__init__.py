@@ -259,7 +259,8 @@ def add_task(
     def change(current: TaskFile) -> str:
         nonlocal replaced, twins
         # Validate the new task alone first, so its errors name the option, not a line of text.
-        model.parse_task(name, table, current.defaults, model.machine_timezone())
+        task = model.parse_task(name, table, current.defaults, model.machine_timezone())
+        _check_after_names(task, current)
         replaced = name in current.tasks
         twins = [t for t in current.tasks if t != name and t.lower() == name.lower()]
         return add_text(current.text, name, table, replace=replace, known=current.tasks)
@@ -269,6 +270,22 @@ def add_task(
         others = " and ".join(f"'{t}'" for t in twins)
         warn(f"task names are case-sensitive: '{name}' is a new task beside {others}")
     return updated.tasks[name], replaced
+
+
+def _check_after_names(task: model.Task, current: TaskFile) -> None:
+    """The tasks a new task runs after must be in the file; said of the option, not of a line
+    of the text that would have been written (and never was)."""
+    for other in task.after:
+        if other not in current.tasks:
+            near = model.suggest(other, tuple(current.tasks))
+            raise TaskFileError(
+                f"names an unknown task '{other}'; nothing was written",
+                task=task.name,
+                key="after",
+                hint=f"did you mean '{near}'?"
+                if near
+                else f"add '{other}' first; `cronctl list` shows the tasks",
+            )
 
 
 def remove_tasks(path: Path, names: list[str]) -> list[str]:

@@ -24,7 +24,7 @@ REJECTED = """
 * * * * 8           | 8 is not in 0-7
 1-60 * * * *        | 60 is not in 0-59
 5-3 * * * *         | reversed range
-0 0 * * SAT-SUN     | write 6-7 or SAT,SUN
+0 0 * * SAT-SUN     | so write SAT,SUN
 */0 * * * *         | step of 0
 1-5/0 * * * *       | step of 0
 0 0 * * * *         | has 6 fields

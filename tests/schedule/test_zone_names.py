@@ -3,6 +3,8 @@ for a name that is not one."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from cronctl import model
@@ -47,10 +49,16 @@ def test_a_refused_name_gets_the_nearest_zone_or_the_rule(name, hint):
     assert zone_hint(name).startswith(hint)
 
 
-def test_the_machine_zone_comes_from_tz_without_copy_folders():
-    assert machine_timezone({"TZ": ":Asia/Tokyo"}) == "Asia/Tokyo"
-    assert machine_timezone({"TZ": "posix/Europe/Berlin"}) == "Europe/Berlin"
-    assert is_valid_zone(machine_timezone({"TZ": "not a zone"}))
+def test_the_machine_zone_comes_from_the_localtime_link_without_copy_folders(tmp_path, monkeypatch):
+    # Issue 14, item 1 changed this test: the zone was TZ's; TZ is no longer read.
+    monkeypatch.setenv("TZ", "Asia/Tokyo")
+    folder = Path("/usr/share/zoneinfo")
+    if not (folder / "posix" / "Europe" / "Berlin").exists():
+        pytest.skip("no zoneinfo/posix folder")
+    link = tmp_path / "localtime"
+    link.symlink_to(folder / "posix" / "Europe" / "Berlin")
+    assert machine_timezone(link) == "Europe/Berlin"
+    assert is_valid_zone(machine_timezone())
 
 
 def test_the_model_names_the_same_helpers():

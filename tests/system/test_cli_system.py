@@ -21,12 +21,16 @@ def test_help_lists_the_choices(cli):
 def test_format_is_required_and_checked(cli):
     missing = cli("export")
     assert missing.exit_code == 2
-    assert (
-        "Missing option '--format'. Choose from:\n\tcrontab,\n\tsystemd,\n\tk8s" in missing.stderr
-    )
+    # Issue 14, item 5: the parser's errors are one `error:` line and one `hint:` line.
+    assert missing.stderr.splitlines() == [
+        "error: missing option '--format' (one of: crontab, systemd, k8s)",
+        "hint: see cronctl export --help",
+    ]
     wrong = cli("export", "--format", "xml")
     assert wrong.exit_code == 2
-    assert "'xml' is not one of 'crontab', 'systemd', 'k8s'." in wrong.stderr
+    assert wrong.stderr.splitlines()[0] == (
+        "error: invalid value for '--format': 'xml' is not one of 'crontab', 'systemd', 'k8s'"
+    )
 
 
 @pytest.mark.parametrize("typed", ["k8s", "K8S", "K8s"])
