@@ -299,5 +299,7 @@ def check(ctx: typer.Context, json_output: JsonFlag = False) -> None:
     for exc in errors:
         app.renderer.error(exc.message, exc.hint)
     app.renderer.findings(findings)
-    app.renderer.note(overview.check_summary(path, defined, tasks, errors, findings))
+    if tasks.raw or not errors:
+        # A file that cannot be read or is not TOML is its one error, as for every command.
+        app.renderer.note(overview.check_summary(path, defined, tasks, errors, findings))
     raise typer.Exit(app.exit_code)

@@ -326,20 +326,36 @@ def _each_error(
 ) -> Parsed | None:
     """Return `parse(table)`. Without `found`, its error is raised. With it, each error is
     added to `found`, its key taken out of the table and the rest parsed again, until what is
-    left parses (returned: the caller decides what a table with errors is worth) or the error is not one key's (None: the table stays invalid). A required key
-    ends it too: without it, the next error would only say it is missing."""
+    left parses (returned: the caller decides what a table with errors is worth) or the error
+    is not one key's (None: the table stays invalid). A required key ends it too: without it,
+    the next error would only say that it is missing."""
     if found is None:
         return parse(table)
     while True:
         try:
             return parse(table)
         except TaskFileError as exc:
-            found.append(exc)
+            if not _follows_a_typo(exc, table, found):
+                found.append(exc)
             if exc.key is None or exc.key.split(".")[0] in required:
                 return None
             table = _without(table, exc.key)
             if table is None:
                 return None
+
+
+def _follows_a_typo(error: TaskFileError, table: Any, found: list[TaskFileError]) -> bool:
+    """Whether `error` says a key is required that an error before it suggested for a typo
+    (`schedual`: "did you mean 'schedule'?"): one mistake, told once."""
+    return (
+        isinstance(table, Mapping)
+        and error.key is not None
+        and error.key not in table
+        and any(
+            earlier.task == error.task and earlier.hint == f"did you mean '{error.key}'?"
+            for earlier in found
+        )
+    )
 
 
 def _without(table: Any, key: str) -> dict[str, Any] | None:
