@@ -168,7 +168,7 @@ def test_history_filters(cli):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["history", "--since", "soon"], "'soon' is not a duration"),
+        (["history", "--since", "soon"], "--since 'soon' is not a time"),
         (["history", "--status", "great"], "unknown status 'great'"),
         (["history", "nope"], "no task named 'nope'"),
         (["logs", "999"], "no run with id 999"),
