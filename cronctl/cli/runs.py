@@ -195,7 +195,7 @@ def history(
     store = _run_finder(app.store())
     if name is not None and name not in tasks and name not in store.task_names():
         raise _unknown(name, loaded)
-    runs = store.runs(
+    runs = store.find_runs(
         name, statuses=statuses, triggers=triggers, since=window[0], until=window[1], limit=limit
     )
     if json_output:
@@ -272,8 +272,8 @@ def _window(
 
 
 def _run_finder(store: "History") -> "RunStore":
-    """The history as the store that filters by trigger and end time (cronctl.history's
-    RunReader does not name those filters)."""
+    """The history as the store that also filters by trigger and end time (`find_runs`:
+    cronctl.history's RunReader.runs does not name those filters)."""
     from cronctl.store.runs import RunStore
 
     if not isinstance(store, RunStore):

@@ -215,8 +215,19 @@ class RunStore(Database):
         statuses: Iterable[Status] | None = None,
         since: datetime | None = None,
         limit: int | None = 50,
+    ) -> list[Run]:
+        """Return runs newest first, filtered by task, status and start time (no output)."""
+        return self.find_runs(task, statuses=statuses, since=since, limit=limit)
+
+    def find_runs(
+        self,
+        task: str | None = None,
+        *,
+        statuses: Iterable[Status] | None = None,
         triggers: Iterable[Trigger] | None = None,
+        since: datetime | None = None,
         until: datetime | None = None,
+        limit: int | None = 50,
     ) -> list[Run]:
         """Return runs newest first (no output), filtered by task, status, trigger and start
         time: from `since` (included) to `until` (excluded, so that `--since yesterday --until
