@@ -397,14 +397,17 @@ def _validate(
     zone = (default_zone or model.machine_timezone()) if table else ""
     tasks: dict[str, model.Task] = {}
     for name, body in table.items():
-        errors_before = len(found) if found is not None else 0
+        if found is None:  # the loader of every other command: the first error is raised
+            tasks[name] = model.parse_task(name, body, defaults, zone)
+            continue
+        errors_before = len(found)
         task = _each_error(
             functools.partial(_parse_task, name, defaults=defaults, zone=zone),
             body,
             found,
             required=REQUIRED_KEYS,
         )
-        if task is not None and (found is None or len(found) == errors_before):
+        if task is not None and len(found) == errors_before:
             tasks[name] = task  # a task with an error is not valid, whatever else it holds
     for task in list(tasks.values()):
         for other in task.after:
