@@ -83,7 +83,8 @@ def run_now(
     ] = False,
     json_output: JsonFlag = False,
 ) -> None:
-    """Run a task now in the foreground, stream its output, record it, exit with its status."""
+    """Run a task now in the foreground, stream its output, record it, exit with its status
+    (125 when its `when` condition skips it)."""
     from cronctl.pipeline import RunPipeline
     from cronctl.runner.execute import RunRequest, StopSignal
 

@@ -62,6 +62,21 @@ command = "true"
 x = 1
 """
 
+ENV_AND_NOTIFY = """\
+[tasks.a]
+schedule = "@daily"
+command = "true"
+
+[tasks.a.env]
+OK = "1"
+"1BAD" = "x"
+
+[tasks.a.notify]
+command = "true"
+on = ["failure", "sometimes"]
+email = "nobody"
+"""
+
 CASES = [
     # (id, file, [(line, task, key)] of the errors in order, the valid tasks)
     (
@@ -81,6 +96,13 @@ CASES = [
         "defaults_after_typo_top_level",
         ALL_OVER,
         [(2, None, "retries"), (7, "a", "after"), (10, "b", "schedual"), (13, None, "task")],
+        [],
+    ),
+    (
+        # Each key of [tasks.a.env] and [tasks.a.notify] at its own line, not the header's.
+        "env_and_notify_keys",
+        ENV_AND_NOTIFY,
+        [(7, "a", "env.1BAD"), (11, "a", "notify.on"), (12, "a", "notify.email")],
         [],
     ),
     ("toml_syntax_is_one_error", "[tasks.a]\nschedule = \n[tasks.b\n", [(2, None, None)], []),
