@@ -195,14 +195,7 @@ def parse_text(text: str, path: Path, *, default_zone: str | None = None) -> Tas
     try:
         defaults, tasks = _validate(raw, default_zone)
     except TaskFileError as exc:
-        raise TaskFileError(
-            exc.detail,
-            path=str(path),
-            line=exc.line or locate(text, exc.task, exc.key),
-            task=exc.task,
-            key=exc.key,
-            hint=exc.hint,
-        ) from None
+        raise _placed(exc, path, text) from None
     return TaskFile(path=path, text=text, tasks=tasks, defaults=defaults, raw=raw)
 
 
@@ -290,6 +283,16 @@ def check_all(
     """
     try:
         text = "" if (data := snapshot(path)) is None else decode(data, path)
+    except TaskFileError as exc:
+        return TaskFile(path=path, text=""), [exc]
+    return check_text(text, path, default_zone=default_zone)
+
+
+def check_text(
+    text: str, path: Path, *, default_zone: str | None = None
+) -> tuple[TaskFile, list[TaskFileError]]:
+    """`check_all` of the text of a file: its valid tasks and every error, in line order."""
+    try:
         if len(text) > MAX_BYTES // 4 and len(text.encode("utf-8", "surrogatepass")) > MAX_BYTES:
             raise _too_large(path)
         raw = _toml(text, path)
