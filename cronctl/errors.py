@@ -15,6 +15,9 @@ class ExitCode(enum.IntEnum):
     FAILURE = 1
     USAGE = 2
     TIMEOUT = 124
+    # `run-now`: its `when` condition said no, nothing ran. Not 3 or another small code that
+    # jobs exit with (a Nagios check's UNKNOWN is 3); `git bisect run` reads 125 as "skip".
+    SKIPPED = 125
     INTERRUPTED = 130
     TEMPFAIL = 75  # EX_TEMPFAIL: a lock is held (another serve, or the task file by another writer)
     CONFIG = 78  # EX_CONFIG: the task file is invalid when serve starts

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import os
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Protocol
+from pathlib import Path
+from typing import Any, Protocol
 
+from cronctl.errors import TaskFileError
 from cronctl.history import HealthReader, RunReader
 from cronctl.model import Task, case_twins
 from cronctl.model.checks import insecure_login, task_warnings
@@ -158,6 +160,39 @@ def check(
             )
         )
     return findings
+
+
+def _counted(count: int, noun: str) -> str:
+    return f"{count} {noun}" + ("" if count == 1 else "s")
+
+
+def check_summary(
+    path: Path,
+    defined: int,
+    taskfile: TaskFile,
+    errors: Sequence[TaskFileError],
+    findings: Sequence[Finding],
+) -> str:
+    """`check`'s last line: how many tasks, whether valid, how many errors and warnings."""
+    warned = f", {_counted(len(findings), 'warning')}" if findings else ""
+    if not errors:
+        return f"{path}: {_counted(len(taskfile.tasks), 'task')}, valid{warned}."
+    return (
+        f"{path}: invalid, {_counted(len(errors), 'error')}; {len(taskfile.tasks)} of"
+        f" {_counted(defined, 'task')} valid{warned}."
+    )
+
+
+def error_json(error: TaskFileError) -> dict[str, Any]:
+    """An error of `check --json`: where it is (file, line, task, key), what and the hint."""
+    return {
+        "file": error.path,
+        "line": error.line,
+        "task": error.task,
+        "key": error.key,
+        "message": error.detail,
+        "hint": error.hint,
+    }
 
 
 def after_cycles(taskfile: TaskFile) -> list[list[str]]:

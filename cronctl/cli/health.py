@@ -186,9 +186,9 @@ def prune(
         int | None,
         typer.Option(
             "--keep-days",
-            min=1,
+            min=0,
             max=MAX_KEEP_DAYS,
-            help="Delete runs older than this many days [default: 90].",
+            help="Delete runs older than this many days [default: 90]; 0: every finished run.",
         ),
     ] = None,
     keep_runs: Annotated[
@@ -229,9 +229,12 @@ def prune(
         app.renderer.table(
             ["Task", verb.capitalize()], [[task, str(n)] for task, n in report.removed.items()]
         )
+    # --keep-days 0 keeps no day, as `journalctl --vacuum-time=1s` keeps no journal: every
+    # finished run goes (runs in progress stay). A person who typed it gets told just that.
+    older = f"older than {report.keep_days} days" if report.keep_days else "every finished run"
     app.renderer.note(
         f"{'Would remove' if dry_run else 'Removed'} {timefmt.counted(report.total, 'run')} "
-        f"(older than {report.keep_days} days, or beyond the newest "
+        f"({older}, or beyond the newest "
         f"{keep_runs if keep_runs is not None else 'keep_runs'} of a task)."
     )
 

@@ -4,33 +4,38 @@ import contextlib
 import signal
 import sys
 import threading
-from collections.abc import Iterator
-from datetime import timedelta
+from collections.abc import Callable, Iterator
+from datetime import datetime
 from types import FrameType
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 
 from cronctl.cli.common import JsonFlag, command, state
 from cronctl.cli.complete import complete_task_names_in
-from cronctl.durations import parse_duration
 from cronctl.errors import ExitCode, TaskFileError, UnknownTaskError, UsageError
 from cronctl.records import FAILURE_STATUSES, Run, Status, Trigger
 from cronctl.render import to_devnull
 from cronctl.shapes import run_json
 
 if TYPE_CHECKING:  # imported when a command needs it (start-up: see cli/common.py)
+    from cronctl.history import History
+    from cronctl.store.runs import RunStore
     from cronctl.taskfile import TaskFile
 
 STATUS_NAMES = [s.value for s in Status]
+TRIGGER_NAMES = [t.value for t in Trigger]
 MAX_LIMIT = 1_000_000_000
 MAX_RUN_ID = 2**63 - 1  # SQLite's largest integer
 
 
 def exit_code_of(run: Run) -> int:
-    """Return `run-now`'s exit status for a run: the job's own, as `timeout` and shells do."""
-    if run.status == Status.SUCCEEDED or run.status == Status.SKIPPED:
+    """Return `run-now`'s exit status for a run: the job's own, as `timeout` and shells do;
+    125 when its `when` condition skipped it (README.md#exit-codes)."""
+    if run.status == Status.SUCCEEDED:
         return 0
+    if run.status == Status.SKIPPED:  # by its `when` condition: nothing ran
+        return int(ExitCode.SKIPPED)
     if run.status == Status.TIMED_OUT:
         return int(ExitCode.TIMEOUT)
     if run.status == Status.INTERRUPTED:
@@ -78,7 +83,8 @@ def run_now(
     ] = False,
     json_output: JsonFlag = False,
 ) -> None:
-    """Run a task now in the foreground, stream its output, record it, exit with its status."""
+    """Run a task now in the foreground, stream its output, record it, exit with its status
+    (125 when its `when` condition skips it)."""
     from cronctl.pipeline import RunPipeline
     from cronctl.runner.execute import RunRequest, StopSignal
 
@@ -114,6 +120,8 @@ def run_now(
     app.exit_code = exit_code_of(last)
     if json_output:
         app.renderer.json(run_json(last, output=True) | {"attempts": [run_json(r) for r in runs]})
+    elif last.status == Status.SKIPPED and len(runs) == 1:
+        app.renderer.note(f"skipped: {last.reason} (--force runs it anyway)")
     else:
         for run in runs:
             detail = f": {run.reason}" if run.reason else ""
@@ -153,8 +161,24 @@ def history(
     status: Annotated[
         list[str] | None, typer.Option("--status", help="Only this status; repeatable.")
     ] = None,
+    trigger: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--trigger",
+            help=f"Only runs started this way ({', '.join(TRIGGER_NAMES)}); repeatable.",
+        ),
+    ] = None,
     since: Annotated[
-        str | None, typer.Option("--since", help="Only runs started within this long, e.g. 1h.")
+        str | None,
+        typer.Option(
+            "--since",
+            help="Only runs started at or after this time: 2026-12-05, 2026-12-05T14:00,"
+            " 2h (ago), today, yesterday.",
+        ),
+    ] = None,
+    until: Annotated[
+        str | None,
+        typer.Option("--until", help="Only runs started before this time (as --since)."),
     ] = None,
     limit: Annotated[
         int, typer.Option("--limit", min=1, max=MAX_LIMIT, help="At most this many runs.")
@@ -163,28 +187,18 @@ def history(
 ) -> None:
     """Recent runs, newest first."""
     app = state(ctx)
+    statuses = _statuses(status, failed)
+    triggers = _choices("trigger", trigger, TRIGGER_NAMES, Trigger)
+    now = app.clock.now()
+    window = _window(since, until, now)
     loaded = app.tasks_beside_history("showing the history only")
     tasks = {} if isinstance(loaded, TaskFileError) else loaded.tasks
-    if name is not None and name not in tasks and name not in app.store().task_names():
+    store = _run_finder(app.store())
+    if name is not None and name not in tasks and name not in store.task_names():
         raise _unknown(name, loaded)
-    statuses: list[Status] | None = None
-    if status:
-        for value in status:
-            if value not in STATUS_NAMES:
-                raise UsageError(
-                    f"unknown status {value!r}", hint=f"one of: {', '.join(STATUS_NAMES)}"
-                )
-        statuses = [Status(value) for value in status]
-    if failed:
-        statuses = [s for s in (statuses or FAILURE_STATUSES) if s in FAILURE_STATUSES]
-    now = app.clock.now()
-    window = None
-    if since:
-        try:
-            window = now - timedelta(seconds=parse_duration(since))
-        except OverflowError:
-            window = None  # longer ago than dates go: every run
-    runs = app.store().runs(name, statuses=statuses, since=window, limit=limit)
+    runs = store.find_runs(
+        name, statuses=statuses, triggers=triggers, since=window[0], until=window[1], limit=limit
+    )
     if json_output:
         app.renderer.json([run_json(r) for r in runs])
         return
@@ -197,6 +211,75 @@ def history(
         app.renderer.note("No runs match.")
         return
     app.renderer.runs(runs, now, zone_of)
+
+
+Choice = TypeVar("Choice", Status, Trigger)
+
+
+def _choices(
+    noun: str, given: list[str] | None, names: list[str], kind: Callable[[str], Choice]
+) -> list[Choice] | None:
+    """The values of a repeatable option of fixed choices; None when it is not given."""
+    if not given:
+        return None
+    for value in given:
+        if value not in names:
+            raise UsageError(f"unknown {noun} {value!r}", hint=f"one of: {', '.join(names)}")
+    return [kind(value) for value in given]
+
+
+def _statuses(status: list[str] | None, failed: bool) -> list[Status] | None:
+    """The statuses `--status` and `--failed` ask for. `--failed` with a status that is no
+    failure could only ever answer nothing: a usage error, not an empty list."""
+    statuses = _choices("status", status, STATUS_NAMES, Status)
+    if not failed:
+        return statuses
+    if statuses is None:
+        return list(FAILURE_STATUSES)
+    others = [s.value for s in statuses if s not in FAILURE_STATUSES]
+    if others:
+        failures = ", ".join(s.value for s in FAILURE_STATUSES)
+        raise UsageError(
+            f"--failed and --status {others[0]} contradict: {others[0]} is not a failure"
+            f" ({failures})"
+        )
+    return statuses
+
+
+def _window(
+    since: str | None, until: str | None, now: datetime
+) -> tuple[datetime | None, datetime | None]:
+    """The start times `--since` and `--until` leave (README.md#commands); a window that holds
+    no instant is a usage error."""
+    from cronctl import model
+    from cronctl.timespec import parse_moment
+
+    bounds: list[datetime | None] = []
+    for option, text in (("--since", since), ("--until", until)):
+        if text is None:
+            bounds.append(None)
+            continue
+        try:
+            bounds.append(parse_moment(text, now, model.machine_timezone))
+        except UsageError as exc:
+            raise UsageError(f"{option} {exc.message}", hint=exc.hint) from None
+    start, end = bounds
+    if start is not None and end is not None and start >= end:
+        raise UsageError(
+            f"--since {since} ({start.isoformat(timespec='seconds')}) is not before"
+            f" --until {until} ({end.isoformat(timespec='seconds')}): no run can match"
+        )
+    return start, end
+
+
+def _run_finder(store: "History") -> "RunStore":
+    """The history as the store that also filters by trigger and end time (`find_runs`:
+    cronctl.history's RunReader.runs does not name those filters)."""
+    from cronctl.store.runs import RunStore
+
+    if not isinstance(store, RunStore):
+        raise TypeError(f"history needs the SQLite store, not {type(store).__name__}")
+    return store
 
 
 def _unknown(name: str, loaded: "TaskFile | TaskFileError") -> UsageError:

@@ -295,32 +295,32 @@ def show(ctx: typer.Context, name: TaskName, json_output: JsonFlag = False) -> N
 
 @command("check")
 def check(ctx: typer.Context, json_output: JsonFlag = False) -> None:
-    """Validate the task file and warn about crowded minutes, silent schedules and cycles."""
+    """Validate the task file (every error, with its line) and warn about crowded minutes,
+    silent schedules and cycles."""
     app = state(ctx)
     path = app.locations.tasks_file
-    try:
-        tasks = app.tasks()
-    except TaskFileError as exc:
-        if json_output:
-            app.exit_code = int(ExitCode.USAGE)
-            app.renderer.json({"valid": False, "errors": [exc.message], "warnings": []})
-            raise typer.Exit(app.exit_code) from None
-        raise
+    tasks, errors = taskfile.check_all(path)
     findings = overview.check(tasks, app.clock.now())
+    warnings = [f for f in findings if f.level == "warning"]
+    defined = len(tasks.raw.get("tasks", {})) if isinstance(tasks.raw.get("tasks"), dict) else 0
+    if errors:
+        app.exit_code = int(ExitCode.USAGE)
     if json_output:
         app.renderer.json(
             {
-                "valid": True,
-                "tasks": len(tasks.tasks),
-                "errors": [],
-                "warnings": [
-                    {"task": f.task, "message": f.message} for f in findings if f.level == "warning"
-                ],
+                "valid": not errors,
+                "file": str(path),
+                "tasks": defined,
+                "valid_tasks": list(tasks.tasks),
+                "errors": [overview.error_json(exc) for exc in errors],
+                "warnings": [{"task": f.task, "message": f.message} for f in warnings],
             }
         )
-        return
+        raise typer.Exit(app.exit_code)
+    for exc in errors:
+        app.renderer.error(exc.message, exc.hint)
     app.renderer.findings(findings)
-    app.renderer.note(
-        f"{path}: {len(tasks.tasks)} tasks, valid"
-        + (f", {len(findings)} warnings." if findings else ".")
-    )
+    if tasks.raw or not errors:
+        # A file that cannot be read or is not TOML is its one error, as for every command.
+        app.renderer.note(overview.check_summary(path, defined, tasks, errors, findings))
+    raise typer.Exit(app.exit_code)

@@ -123,10 +123,11 @@ def environment(task: str | None, key: str, value: Any) -> dict[str, str]:
         fail(task, key, 'must be a table of NAME = "value"')
     result = {}
     for name, text in value.items():
+        # Each variable's error names its own key (`env.NAME`): the line of the variable.
         if not ENV_NAME.fullmatch(name):
-            fail(task, key, f"{name!r} is not a valid environment variable name")
+            fail(task, f"{key}.{name}", f"{name!r} is not a valid environment variable name")
         if not isinstance(text, str):
-            fail(task, key, f'{name} must be a string (quote it: {name} = "{text}")')
+            fail(task, f"{key}.{name}", f'{name} must be a string (quote it: {name} = "{text}")')
         result[name] = text
     return result
 

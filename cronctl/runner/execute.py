@@ -16,6 +16,7 @@ from datetime import datetime
 
 from cronctl.clock import SYSTEM_CLOCK, Clock
 from cronctl.durations import format_duration
+from cronctl.errors import excerpt
 from cronctl.history import RunRecorder
 from cronctl.listeners import NoEvents, RunEvents
 from cronctl.model import Task
@@ -274,17 +275,17 @@ class Executor:
             stop=stop,
             clock=self.clock,
         )
+        # The reason names the condition: `run-now` prints it as it is ("skipped: ..."), and
+        # `history` shows it beside the skipped run.
+        condition = f"the when condition `{excerpt(task.when or 'true')}`"
         if outcome.start_error:
-            return f"`when` could not start: {outcome.start_error}"
+            return f"{condition} could not start: {outcome.start_error}"
         if outcome.timed_out:
-            return f"`when` did not finish within {WHEN_TIMEOUT:.0f}s"
+            return f"{condition} did not finish within {WHEN_TIMEOUT:.0f}s"
         if outcome.exit_code != 0:
-            code = (
-                f"exit status {outcome.exit_code}"
-                if outcome.exit_code is not None
-                else f"signal {outcome.signal}"
-            )
-            return f"`when` condition returned {code}"
+            if outcome.exit_code is not None:
+                return f"{condition} exited {outcome.exit_code}"
+            return f"{condition} was killed by signal {outcome.signal}"
         return None
 
     def run_with_retries(self, request: RunRequest) -> list[Run]:

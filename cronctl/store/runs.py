@@ -217,6 +217,23 @@ class RunStore(Database):
         limit: int | None = 50,
     ) -> list[Run]:
         """Return runs newest first, filtered by task, status and start time (no output)."""
+        return self.find_runs(task, statuses=statuses, since=since, limit=limit)
+
+    def find_runs(
+        self,
+        task: str | None = None,
+        *,
+        statuses: Iterable[Status] | None = None,
+        triggers: Iterable[Trigger] | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int | None = 50,
+    ) -> list[Run]:
+        """Return runs newest first (no output), filtered by task, status, trigger and start
+        time: from `since` (included) to `until` (excluded, so that `--since yesterday --until
+        today` and `--since today` never both hold a run). Each filter narrows a search of an
+        index (runs_task_recent, runs_started or runs_failures, in order): the trigger is
+        checked on the rows the index finds, there is no index of it."""
         clauses: list[str] = []
         params: list[object] = []
         if task is not None:
@@ -230,9 +247,16 @@ class RunStore(Database):
             else:
                 clauses.append(f"status IN ({', '.join('?' * len(status_list))})")
                 params.extend(status_list)
+        trigger_list = list(triggers) if triggers is not None else None
+        if trigger_list is not None:
+            clauses.append(f"trigger IN ({', '.join('?' * len(trigger_list))})")
+            params.extend(trigger_list)
         if since is not None:
             clauses.append("started_at >= ?")
             params.append(to_ms(since))
+        if until is not None:
+            clauses.append("started_at < ?")
+            params.append(to_ms(until))
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         sql = f"SELECT {RUN_COLUMNS} FROM runs {where} ORDER BY started_at DESC, id DESC"
         if limit is not None:

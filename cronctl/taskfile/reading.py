@@ -9,19 +9,20 @@ tests/taskfile/test_fuzz.py feeds the loader generated documents to hold it to t
 
 from __future__ import annotations
 
+import functools
 import itertools
 import os
 import re
 import stat
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from cronctl import model
 from cronctl.errors import TaskFileError, UnknownTaskError
-from cronctl.model.keys import TASKS_TABLE
+from cronctl.model.keys import REQUIRED_KEYS, TASKS_TABLE
 from cronctl.model.kinds import MAX_INTEGER_DIGITS, check_shape
 from cronctl.taskfile.layout import locate
 
@@ -194,14 +195,7 @@ def parse_text(text: str, path: Path, *, default_zone: str | None = None) -> Tas
     try:
         defaults, tasks = _validate(raw, default_zone)
     except TaskFileError as exc:
-        raise TaskFileError(
-            exc.detail,
-            path=str(path),
-            line=exc.line or locate(text, exc.task, exc.key),
-            task=exc.task,
-            key=exc.key,
-            hint=exc.hint,
-        ) from None
+        raise _placed(exc, path, text) from None
     return TaskFile(path=path, text=text, tasks=tasks, defaults=defaults, raw=raw)
 
 
@@ -275,9 +269,116 @@ def _nested_too_deep(path: Path, line: int | None) -> TaskFileError:
     )
 
 
+def check_all(
+    path: Path, *, default_zone: str | None = None
+) -> tuple[TaskFile, list[TaskFileError]]:
+    """Return the valid tasks of the file at `path` and every error of the others (`check`).
+
+    Unlike `load`, which refuses the file at its first error, each task is checked whole: an
+    error names its key and line, that key is set aside and the task checked again, so that
+    three mistakes in three tasks (or in one) are three errors. A file that cannot be read or
+    is not TOML is one error (tomllib stops at the first). Every other command refuses the
+    whole file at its first error, and serve keeps its last valid tasks: only `check` looks
+    past one.
+    """
+    try:
+        text = "" if (data := snapshot(path)) is None else decode(data, path)
+    except TaskFileError as exc:
+        return TaskFile(path=path, text=""), [exc]
+    return check_text(text, path, default_zone=default_zone)
+
+
+def check_text(
+    text: str, path: Path, *, default_zone: str | None = None
+) -> tuple[TaskFile, list[TaskFileError]]:
+    """`check_all` of the text of a file: its valid tasks and every error, in line order."""
+    try:
+        if len(text) > MAX_BYTES // 4 and len(text.encode("utf-8", "surrogatepass")) > MAX_BYTES:
+            raise _too_large(path)
+        raw = _toml(text, path)
+    except TaskFileError as exc:
+        return TaskFile(path=path, text=""), [exc]
+    found: list[TaskFileError] = []
+    defaults, tasks = _validate(raw, default_zone, found)
+    errors = [_placed(exc, path, text) for exc in found]
+    errors.sort(key=lambda exc: exc.line or 0)  # stable: the file's order, line by line
+    return TaskFile(path=path, text=text, tasks=tasks, defaults=defaults, raw=raw), errors
+
+
+def _placed(exc: TaskFileError, path: Path, text: str) -> TaskFileError:
+    """`exc` naming the file and the line of its key."""
+    return TaskFileError(
+        exc.detail,
+        path=str(path),
+        line=exc.line or locate(text, exc.task, exc.key),
+        task=exc.task,
+        key=exc.key,
+        hint=exc.hint,
+    )
+
+
+Parsed = TypeVar("Parsed")
+
+
+def _each_error(
+    parse: Callable[[Any], Parsed],
+    table: Any,
+    found: list[TaskFileError] | None,
+    *,
+    required: tuple[str, ...] = (),
+) -> Parsed | None:
+    """Return `parse(table)`. Without `found`, its error is raised. With it, each error is
+    added to `found`, its key taken out of the table and the rest parsed again, until what is
+    left parses (returned: the caller decides what a table with errors is worth) or the error
+    is not one key's (None: the table stays invalid). A required key ends it too: without it,
+    the next error would only say that it is missing."""
+    if found is None:
+        return parse(table)
+    while True:
+        try:
+            return parse(table)
+        except TaskFileError as exc:
+            if not _follows_a_typo(exc, table, found):
+                found.append(exc)
+            if exc.key is None or exc.key.split(".")[0] in required:
+                return None
+            table = _without(table, exc.key)
+            if table is None:
+                return None
+
+
+def _follows_a_typo(error: TaskFileError, table: Any, found: list[TaskFileError]) -> bool:
+    """Whether `error` says a key is required that an error before it suggested for a typo
+    (`schedual`: "did you mean 'schedule'?"): one mistake, told once."""
+    return (
+        isinstance(table, Mapping)
+        and error.key is not None
+        and error.key not in table
+        and any(
+            earlier.task == error.task and earlier.hint == f"did you mean '{error.key}'?"
+            for earlier in found
+        )
+    )
+
+
+def _without(table: Any, key: str) -> dict[str, Any] | None:
+    """A copy of `table` without the (dotted) `key`; None when it has no such key."""
+    if not isinstance(table, Mapping):
+        return None
+    if key in table:
+        return {name: value for name, value in table.items() if name != key}
+    head, dot, rest = key.partition(".")
+    if not dot or head not in table:
+        return None
+    inner = _without(table[head], rest)
+    return None if inner is None else {**table, head: inner}
+
+
 def _validate(
-    raw: Mapping[str, Any], default_zone: str | None
+    raw: Mapping[str, Any], default_zone: str | None, found: list[TaskFileError] | None = None
 ) -> tuple[model.Defaults, dict[str, model.Task]]:
+    """Return the defaults and tasks of `raw`; raise the first error, or with `found`, add each
+    error to it and return the defaults that are valid and the tasks that are."""
     for key in raw:
         if key not in TOP_LEVEL_KEYS:
             near = model.suggest(key, TOP_LEVEL_KEYS)
@@ -286,21 +387,53 @@ def _validate(
                 if near
                 else "the file holds [defaults] and [tasks.NAME] tables"
             )
-            raise TaskFileError("unknown top-level key", key=key, hint=hint)
-    defaults = model.parse_defaults(raw.get("defaults", {}))
+            _report(TaskFileError("unknown top-level key", key=key, hint=hint), found)
+    parsed_defaults = _each_error(model.parse_defaults, raw.get("defaults", {}), found)
+    defaults = parsed_defaults if parsed_defaults is not None else model.Defaults()
     table = raw.get("tasks", {})
-    check_shape(None, "tasks", table, TASKS_TABLE)
+    try:
+        check_shape(None, "tasks", table, TASKS_TABLE)
+    except TaskFileError as exc:
+        _report(exc, found)
+        return defaults, {}
     # The machine's zone is looked up only for tasks: it loads the zone rules (cronctl.schedule).
     zone = (default_zone or model.machine_timezone()) if table else ""
-    tasks = {name: model.parse_task(name, body, defaults, zone) for name, body in table.items()}
-    for task in tasks.values():
+    tasks: dict[str, model.Task] = {}
+    for name, body in table.items():
+        if found is None:  # the loader of every other command: the first error is raised
+            tasks[name] = model.parse_task(name, body, defaults, zone)
+            continue
+        errors_before = len(found)
+        task = _each_error(
+            functools.partial(_parse_task, name, defaults=defaults, zone=zone),
+            body,
+            found,
+            required=REQUIRED_KEYS,
+        )
+        if task is not None and len(found) == errors_before:
+            tasks[name] = task  # a task with an error is not valid, whatever else it holds
+    for task in list(tasks.values()):
         for other in task.after:
-            if other not in tasks:
-                near = model.suggest(other, tuple(tasks))
-                raise TaskFileError(
-                    f"names an unknown task '{other}'",
-                    task=task.name,
-                    key="after",
-                    hint=f"did you mean '{near}'?" if near else None,
+            if other not in table:
+                near = model.suggest(other, tuple(table))
+                _report(
+                    TaskFileError(
+                        f"names an unknown task '{other}'",
+                        task=task.name,
+                        key="after",
+                        hint=f"did you mean '{near}'?" if near else None,
+                    ),
+                    found,
                 )
+                tasks.pop(task.name, None)
     return defaults, tasks
+
+
+def _parse_task(name: str, body: Any, *, defaults: model.Defaults, zone: str) -> model.Task:
+    return model.parse_task(name, body, defaults, zone)
+
+
+def _report(error: TaskFileError, found: list[TaskFileError] | None) -> None:
+    if found is None:
+        raise error
+    found.append(error)

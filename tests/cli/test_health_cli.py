@@ -192,7 +192,11 @@ def test_prune_dry_run_then_for_real(cli, db, now):
     assert result.stdout.splitlines() == ["task\tremoved", "backup\t3"]
     assert "Removed 3 runs" in result.stderr
     assert len(db.runs(limit=None)) == 3
-    assert cli("prune", "--keep-days", "0").exit_code == 2
+    # --keep-days 0 keeps no day: every finished run goes (#14, item 8; it was refused).
+    result = cli("prune", "--keep-days", "0")
+    assert result.exit_code == 0 and "Removed 3 runs (every finished run" in result.stderr
+    assert db.runs(limit=None) == []
+    assert cli("prune", "--keep-days", "-1").exit_code == 2
 
 
 # --------------------------------------------------------------------------------- metrics

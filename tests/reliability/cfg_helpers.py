@@ -83,6 +83,9 @@ def assert_one_error(result: subprocess.CompletedProcess[str], code: int, *fragm
     assert result.returncode == code, what
     assert "Traceback" not in result.stderr, what
     lines = result.stderr.splitlines()
+    if "check" in result.args and lines and ": invalid, " in lines[-1]:
+        # `check` lists every error, then a summary line (README.md#commands): here, one.
+        assert ": invalid, 1 error; " in lines.pop(), what
     assert lines and lines[0].startswith("error: "), what
     assert len(lines) <= 2, what
     if len(lines) == 2:

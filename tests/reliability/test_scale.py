@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from cronctl.records import FAILURE_STATUSES
+from cronctl.records import FAILURE_STATUSES, Trigger
 from cronctl.store import HistoryStore
 
 from .storage_support import (
@@ -254,6 +254,17 @@ def reading_calls(store: HistoryStore, now: datetime) -> dict[str, object]:
             "task-007", statuses=["failed"], limit=50
         ),
         "history --since 1d": lambda: store.runs(since=now - timedelta(days=1), limit=None),
+        "history --trigger retry --since 2d --until 1d": lambda: store.find_runs(
+            triggers=[Trigger.RETRY],
+            since=now - timedelta(days=2),
+            until=now - timedelta(days=1),
+        ),
+        "history NAME --trigger manual --until 1h": lambda: store.find_runs(
+            "task-007", triggers=[Trigger.MANUAL], until=now - timedelta(hours=1)
+        ),
+        "history --failed --until 1h": lambda: store.find_runs(
+            statuses=FAILURE_STATUSES, until=now - timedelta(hours=1)
+        ),
         "last run (list)": lambda: store.last_run("task-007"),
         "task stats (list, show)": lambda: store.task_stats("task-007"),
         "last success (job env)": lambda: store.last_success_at("task-007"),

@@ -162,7 +162,7 @@ def test_when_condition_skips_with_reason(store):
     run = Executor(store, events=events).execute(
         RunRequest(task("echo ran", when="exit 1"), Trigger.SCHEDULE)
     )
-    assert run.status == "skipped" and run.reason == "`when` condition returned exit status 1"
+    assert run.status == "skipped" and run.reason == "the when condition `exit 1` exited 1"
     assert events.seen == [("finished", run.id, "skipped", True)]
     forced = Executor(store).execute(
         RunRequest(task("echo ran", when="exit 1"), Trigger.MANUAL, check_when=False)

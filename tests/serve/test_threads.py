@@ -78,7 +78,7 @@ def test_when_condition_false_records_skipped(live):
         )
     )
     assert run.status == Status.SKIPPED
-    assert "exit status 3" in run.reason
+    assert run.reason == "the when condition `exit 3` exited 3"  # #14, item 8: its wording
 
 
 def test_long_jobs_do_not_hold_the_loop(live):

@@ -73,6 +73,36 @@ def test_h2_mangled_task_files_load_or_give_one_error(text):
     assert_loads_or_one_error(text)
 
 
+def assert_check_agrees_with_the_loader(text: str) -> None:
+    """`check` (check_text) of any text: TaskFileErrors only, each one line naming the file; no
+    error exactly when the loader takes the file, then the same tasks; else the loader's error
+    among them (#14, item 6)."""
+    checked, errors = taskfile.check_text(text, PATH, default_zone="UTC")
+    for error in errors:
+        assert str(error).startswith(f"{PATH}") and "\n" not in str(error), repr(str(error))
+    try:
+        loaded = taskfile.parse_text(text, PATH, default_zone="UTC")
+    except TaskFileError as first:
+        assert str(first) in [str(error) for error in errors], (str(first), errors)
+        table = checked.raw.get("tasks")
+        assert set(checked.tasks) <= set(table if isinstance(table, dict) else ())
+        return
+    assert errors == [] and checked.tasks == loaded.tasks
+
+
+@FAST
+@given(st.one_of(documents().map(serialised), mangled_texts()))
+def test_c6_check_of_generated_task_files_agrees_with_the_loader(text):
+    assert_check_agrees_with_the_loader(text)
+
+
+@pytest.mark.slow
+@SLOW
+@given(st.one_of(documents().map(serialised), mangled_texts()))
+def test_c6_check_of_twenty_thousand_task_files(text):
+    assert_check_agrees_with_the_loader(text)
+
+
 @pytest.mark.slow
 @SLOW
 @given(documents())
