@@ -83,10 +83,13 @@ class RunReader(Protocol):
         task: str | None = None,
         *,
         statuses: Iterable[Status] | None = None,
+        triggers: Iterable[Trigger] | None = None,
         since: datetime | None = None,
+        until: datetime | None = None,
         limit: int | None = 50,
     ) -> list[Run]:
-        """Runs newest first, filtered by task, status and start time (no output)."""
+        """Runs newest first (no output), filtered by task, status, trigger and start time, from
+        `since` (included) to `until` (excluded)."""
         ...
 
     def last_run(self, task: str, *, statuses: Iterable[Status] | None = None) -> Run | None: ...

@@ -19,8 +19,6 @@ from cronctl.render import to_devnull
 from cronctl.shapes import run_json
 
 if TYPE_CHECKING:  # imported when a command needs it (start-up: see cli/common.py)
-    from cronctl.history import History
-    from cronctl.store.runs import RunStore
     from cronctl.taskfile import TaskFile
 
 STATUS_NAMES = [s.value for s in Status]
@@ -193,10 +191,10 @@ def history(
     window = _window(since, until, now)
     loaded = app.tasks_beside_history("showing the history only")
     tasks = {} if isinstance(loaded, TaskFileError) else loaded.tasks
-    store = _run_finder(app.store())
+    store = app.store()
     if name is not None and name not in tasks and name not in store.task_names():
         raise _unknown(name, loaded)
-    runs = store.find_runs(
+    runs = store.runs(
         name, statuses=statuses, triggers=triggers, since=window[0], until=window[1], limit=limit
     )
     if json_output:
@@ -270,16 +268,6 @@ def _window(
             f" --until {until} ({end.isoformat(timespec='seconds')}): no run can match"
         )
     return start, end
-
-
-def _run_finder(store: "History") -> "RunStore":
-    """The history as the store that also filters by trigger and end time (`find_runs`:
-    cronctl.history's RunReader.runs does not name those filters)."""
-    from cronctl.store.runs import RunStore
-
-    if not isinstance(store, RunStore):
-        raise TypeError(f"history needs the SQLite store, not {type(store).__name__}")
-    return store
 
 
 def _unknown(name: str, loaded: "TaskFile | TaskFileError") -> UsageError:

@@ -213,17 +213,6 @@ class RunStore(Database):
         task: str | None = None,
         *,
         statuses: Iterable[Status] | None = None,
-        since: datetime | None = None,
-        limit: int | None = 50,
-    ) -> list[Run]:
-        """Return runs newest first, filtered by task, status and start time (no output)."""
-        return self.find_runs(task, statuses=statuses, since=since, limit=limit)
-
-    def find_runs(
-        self,
-        task: str | None = None,
-        *,
-        statuses: Iterable[Status] | None = None,
         triggers: Iterable[Trigger] | None = None,
         since: datetime | None = None,
         until: datetime | None = None,

@@ -254,15 +254,15 @@ def reading_calls(store: HistoryStore, now: datetime) -> dict[str, object]:
             "task-007", statuses=["failed"], limit=50
         ),
         "history --since 1d": lambda: store.runs(since=now - timedelta(days=1), limit=None),
-        "history --trigger retry --since 2d --until 1d": lambda: store.find_runs(
+        "history --trigger retry --since 2d --until 1d": lambda: store.runs(
             triggers=[Trigger.RETRY],
             since=now - timedelta(days=2),
             until=now - timedelta(days=1),
         ),
-        "history NAME --trigger manual --until 1h": lambda: store.find_runs(
+        "history NAME --trigger manual --until 1h": lambda: store.runs(
             "task-007", triggers=[Trigger.MANUAL], until=now - timedelta(hours=1)
         ),
-        "history --failed --until 1h": lambda: store.find_runs(
+        "history --failed --until 1h": lambda: store.runs(
             statuses=FAILURE_STATUSES, until=now - timedelta(hours=1)
         ),
         "last run (list)": lambda: store.last_run("task-007"),
