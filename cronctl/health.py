@@ -6,10 +6,15 @@ What "healthy" means (the help of `cronctl status` and the README say the same):
 * serve is running: it has a heartbeat row, it has not recorded a stop, its heartbeat is at
   most STALE_AFTER (60 s) old, and, when it ran on this host, its process still exists (a
   serve ended by `kill -9` records no stop; `local_serve_probe` sees it gone at once);
-* no run failed (failed, timed_out, killed, abandoned, error) in the last hour;
+* no run of an enabled task of the task file failed (failed, timed_out, killed, abandoned,
+  error) in the last hour; failures of a disabled task, or of a task no longer in the file,
+  are listed apart and counted for nothing (while the file is invalid, every task counts);
 * no enabled task is overdue (below);
 * no enabled task is failing: FAILING_STREAK (2) or more runs in a row failed, a run being one
   trigger with its retries (the streak rules of `cronctl.notify.rules`).
+
+Failures are grouped by task (`FailureGroup`: the failures of the last hour and of the last
+day, and the newest of them): a dashboard, not one row per failed run.
 
 Missed runs of the last day and failures of the last day are reported but do not by
 themselves make the machine unhealthy (a missed slot means serve was down, which the first
@@ -59,8 +64,22 @@ STDERR_HEAD_BYTES = 512
 # --------------------------------------------------------------------------------- status
 
 
+class FailureCounter(Protocol):
+    """What the failures per task read (cronctl/store/stats.py)."""
+
+    def failure_counts(
+        self, since: datetime, recent_since: datetime
+    ) -> list[tuple[Run, int, int]]: ...
+
+    def stderr_heads(self, run_ids: Iterable[int], size: int = 512) -> dict[int, bytes]: ...
+
+
 class MachineHistory(RunReader, HealthReader, ServeStateRecorder, Protocol):
     """What `status` and `metrics` read: runs, the health figures and serve's row."""
+
+
+class StatusHistory(MachineHistory, FailureCounter, Protocol):
+    """What `status` reads: the above, and the failures counted per task."""
 
 
 class RecentRuns(RunReader, HealthReader, Protocol):
@@ -99,6 +118,20 @@ class Failure:
 
 
 @dataclass(frozen=True)
+class FailureGroup:
+    """The failures of one task in the last day: how many, and the newest one. `counted` is
+    False for a task that is disabled or no longer in the task file (`ignored_because` says
+    which): its failures are shown, and make nothing unhealthy."""
+
+    task: str
+    last_hour: int
+    last_day: int
+    last: Failure
+    counted: bool = True
+    ignored_because: str | None = None
+
+
+@dataclass(frozen=True)
 class Overdue:
     task: str
     slot: datetime
@@ -131,6 +164,7 @@ class Health:
     failing: list[Failing]
     problems: list[str] = field(default_factory=list)
     invalid_task_file: InvalidTaskFile | None = None
+    failure_groups: list[FailureGroup] = field(default_factory=list)
 
     @property
     def healthy(self) -> bool:
@@ -199,6 +233,33 @@ def _failures(store: RecentRuns, since: datetime) -> list[Failure]:
     runs = store.runs(statuses=FAILURE_STATUSES, since=since, limit=LIST_LIMIT)
     heads = store.stderr_heads([r.id for r in runs], STDERR_HEAD_BYTES) if runs else {}
     return [Failure(run, _first_line(heads.get(run.id, b""))) for run in runs]
+
+
+def failure_groups(
+    taskfile: TaskFile | InvalidTaskFile, store: FailureCounter, now: datetime
+) -> list[FailureGroup]:
+    """The failures of the last day per task, the counted ones first, each part by task name."""
+    hour_ago = to_millisecond(now - timedelta(hours=1))
+    counts = store.failure_counts(now - timedelta(days=1), hour_ago)
+    ids = [run.id for run, _, _ in counts]
+    heads = store.stderr_heads(ids, STDERR_HEAD_BYTES) if ids else {}
+    groups = []
+    for run, day, hour in counts:
+        ignored = _ignored_because(taskfile, run.task)
+        failure = Failure(run, _first_line(heads.get(run.id, b"")))
+        groups.append(FailureGroup(run.task, hour, day, failure, ignored is None, ignored))
+    return sorted(groups, key=lambda g: (not g.counted, g.task))
+
+
+def _ignored_because(taskfile: TaskFile | InvalidTaskFile, name: str) -> str | None:
+    """Why a task's failures make nothing unhealthy, or None when they count. An invalid file
+    tells neither whether a task is in it nor whether it is enabled: every task counts."""
+    if isinstance(taskfile, InvalidTaskFile):
+        return None
+    task = taskfile.tasks.get(name)
+    if task is None:
+        return "not in the task file"
+    return None if task.enabled else "disabled"
 
 
 def task_file_changed_at(taskfile: TaskFile | InvalidTaskFile) -> datetime | None:
@@ -272,7 +333,7 @@ def _streak(task: Task, store: RunReader) -> tuple[int, Run | None]:
 
 def health(
     taskfile: TaskFile | InvalidTaskFile,
-    store: MachineHistory,
+    store: StatusHistory,
     now: datetime,
     probe: ServeProbe | None = None,
 ) -> Health:
@@ -301,6 +362,8 @@ def health(
         for task, count, latest in store.missed_counts(now - MISSED_WINDOW)
     ]
     failing = failing_tasks(tasks, store)
+    groups = failure_groups(taskfile, store, now)
+    counted_last_hour = sum(g.last_hour for g in groups if g.counted)
 
     problems = [] if invalid is None else _invalid_file_problems(invalid, serve, now)
     if not serve.known:
@@ -318,10 +381,11 @@ def health(
             f"serve's last heartbeat is {timefmt.span(serve.heartbeat_age_seconds or 0)} old:"
             " it is not running"
         )
-    if last_hour:
-        at_least = "at least " if len(last_hour) >= LIST_LIMIT else ""
+    if counted_last_hour:
+        failing_now = [g.task for g in groups if g.counted and g.last_hour]
         problems.append(
-            f"{at_least}{timefmt.counted(len(last_hour), 'failed run')} in the last hour"
+            f"{timefmt.counted(counted_last_hour, 'failed run')} in the last hour"
+            f" ({', '.join(failing_now)})"
         )
     if overdue:
         problems.append(
@@ -332,7 +396,9 @@ def health(
             f"{timefmt.counted(len(failing), 'task')} failing repeatedly:"
             f" {', '.join(f.task for f in failing)}"
         )
-    return Health(now, serve, last_hour, last_day, overdue, missed, failing, problems, invalid)
+    return Health(
+        now, serve, last_hour, last_day, overdue, missed, failing, problems, invalid, groups
+    )
 
 
 def _invalid_file_problems(
@@ -376,6 +442,7 @@ def health_json(report: Health) -> dict[str, Any]:
             "valid": report.invalid_task_file is None,
             "error": None if report.invalid_task_file is None else report.invalid_task_file.error,
         },
+        "failures_by_task": [_group_json(g) for g in report.failure_groups],
         "failures_last_hour": [_failure_json(f) for f in report.failures_last_hour],
         "failures_last_day": [_failure_json(f) for f in report.failures_last_day],
         "overdue": [
@@ -403,6 +470,17 @@ def health_json(report: Health) -> dict[str, Any]:
 
 def _failure_json(failure: Failure) -> dict[str, Any]:
     return run_json(failure.run) | {"stderr_first_line": failure.stderr_first_line}
+
+
+def _group_json(group: FailureGroup) -> dict[str, Any]:
+    return {
+        "task": group.task,
+        "counted": group.counted,
+        "ignored_because": group.ignored_because,
+        "last_hour": group.last_hour,
+        "last_day": group.last_day,
+        "last_failure": _failure_json(group.last),
+    }
 
 
 # ---------------------------------------------------------------------------------- prune
