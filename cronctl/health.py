@@ -382,11 +382,7 @@ def health(
             " it is not running"
         )
     if counted_last_hour:
-        failing_now = [g.task for g in groups if g.counted and g.last_hour]
-        problems.append(
-            f"{timefmt.counted(counted_last_hour, 'failed run')} in the last hour"
-            f" ({', '.join(failing_now)})"
-        )
+        problems.append(f"{timefmt.counted(counted_last_hour, 'failed run')} in the last hour")
     if overdue:
         problems.append(
             f"{timefmt.counted(len(overdue), 'task')} overdue: {', '.join(o.task for o in overdue)}"
