@@ -27,6 +27,9 @@ start, and the task file's last change. Slots before serve started are catch-up'
 and a task added or re-enabled by an edit is not due before the edit: so neither is reported
 as overdue, at the price of not seeing a slot that passed before the file's last edit.
 
+Problems are one line each, for plain output and JSON alike: their times are ISO 8601 to the
+second (README.md#a-five-minute-tour), never relative.
+
 An invalid task file is a problem too: serve keeps running the last valid tasks it loaded
 (`ServeState.tasks_loaded_at` says since when) while no edit can reach it. Whatever the file
 says, the history stays readable: `status` then judges serve and the failures of the last hour
@@ -370,7 +373,7 @@ def health(
         problems.append("serve has never run with this database")
     elif serve.stopped_at is not None:
         problems.append(
-            f"serve is not running (it stopped {timefmt.relative(serve.stopped_at, now)})"
+            f"serve is not running (it stopped at {timefmt.iso_seconds(serve.stopped_at)})"
         )
     elif serve.gone:
         problems.append(
@@ -409,7 +412,7 @@ def _invalid_file_problems(
         else:
             problems.append(
                 "serve keeps running the version of the task file it loaded at"
-                f" {loaded.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC ({timefmt.relative(loaded, now)})"
+                f" {timefmt.iso_seconds(loaded)}"
             )
     return problems
 
