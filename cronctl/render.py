@@ -138,7 +138,8 @@ def fit_columns(columns: Sequence[Column], natural: Sequence[int], width: int) -
 
     Every column at its natural width when they fit; else the shortenable ones give up width,
     the widest first, down to their `shrink_to`; when that is not enough, the column of the
-    highest rank is dropped and the rest tried again at their natural widths.
+    highest rank is dropped and the rest tried again at their natural widths. Narrower than
+    the last column left, that column is cut to the width.
     """
     kept = list(range(len(columns)))
     while kept:
@@ -157,6 +158,8 @@ def fit_columns(columns: Sequence[Column], natural: Sequence[int], width: int) -
             excess -= 1
         if excess <= 0:
             return widths
+        if len(kept) == 1:  # narrower than one column: it is cut (Rich adds the ellipsis)
+            return {kept[0]: max(1, width)}
         kept.remove(max(kept, key=lambda i: (columns[i].rank, i)))
     return {}
 

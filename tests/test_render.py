@@ -95,7 +95,7 @@ FIT_CASES = [
     ([10, 5, 8], 11 + 2 * COLUMN_GAP, {0: 7, 2: 7}),  # not enough: b (rank 2) goes whole
     ([10, 5, 8], 7 + COLUMN_GAP, {0: 4, 2: 3}),
     ([10, 5, 8], 9, {0: 9}),  # then c (rank 1)
-    ([10, 5, 8], 3, {}),
+    ([10, 5, 8], 3, {0: 3}),  # the first column, cut
 ]
 
 
