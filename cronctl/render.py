@@ -464,8 +464,8 @@ class Renderer:
 # Terminal tables' column ranks (0 stays longest): what a person looks for first stays.
 TASK_COLUMNS = [
     Column("Name", 0, shrink_to=12),
-    Column("Schedule", 4, shrink_to=9),
-    Column("Means", 5, shrink_to=10),
+    Column("Schedule", 4),  # whole or not at all: a cut `*/5 * * *…` says nothing
+    Column("Means", 5, shrink_to=12),
     Column("Zone", 6, shrink_to=8),
     Column("Next run", 1),
     Column("Last run", 2),
