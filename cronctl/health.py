@@ -47,10 +47,20 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from cronctl import timefmt
+from cronctl.failures import (
+    STDERR_HEAD_BYTES,
+    Failure,
+    FailureCounter,
+    FailureGroup,
+    failure_groups,
+    failure_json,
+    first_line,
+    group_json,
+)
 from cronctl.history import HealthReader, Retention, RunReader, ServeStateRecorder
 from cronctl.model import DEFAULT_KEEP_DAYS, DEFAULT_KEEP_RUNS, Task
 from cronctl.notify.rules import VERDICT_STATUSES, failure_streak
-from cronctl.records import FAILURE_STATUSES, Run, ServeState, safe_text, to_millisecond
+from cronctl.records import FAILURE_STATUSES, Run, ServeState, to_millisecond
 from cronctl.shapes import run_json
 from cronctl.taskfile import TaskFile
 
@@ -61,20 +71,9 @@ FAILING_CAP = 50  # streaks are counted up to this many runs
 STREAK_ROWS = 500  # ... among at most this many of the task's latest rows
 MISSED_WINDOW = timedelta(days=1)
 LIST_LIMIT = 100  # failures listed per window, newest first
-STDERR_HEAD_BYTES = 512
 
 
 # --------------------------------------------------------------------------------- status
-
-
-class FailureCounter(Protocol):
-    """What the failures per task read (cronctl/store/stats.py)."""
-
-    def failure_counts(
-        self, since: datetime, recent_since: datetime
-    ) -> list[tuple[Run, int, int]]: ...
-
-    def stderr_heads(self, run_ids: Iterable[int], size: int = 512) -> dict[int, bytes]: ...
 
 
 class MachineHistory(RunReader, HealthReader, ServeStateRecorder, Protocol):
@@ -112,26 +111,6 @@ class InvalidTaskFile:
 
     path: Path
     error: str
-
-
-@dataclass(frozen=True)
-class Failure:
-    run: Run
-    stderr_first_line: str
-
-
-@dataclass(frozen=True)
-class FailureGroup:
-    """The failures of one task in the last day: how many, and the newest one. `counted` is
-    False for a task that is disabled or no longer in the task file (`ignored_because` says
-    which): its failures are shown, and make nothing unhealthy."""
-
-    task: str
-    last_hour: int
-    last_day: int
-    last: Failure
-    counted: bool = True
-    ignored_because: str | None = None
 
 
 @dataclass(frozen=True)
@@ -225,44 +204,10 @@ def probed_serve_health(
     return serve_health(state, now, alive)
 
 
-def _first_line(data: bytes) -> str:
-    for line in safe_text(data).splitlines():
-        if line.strip():
-            return line.strip()[:200]
-    return ""
-
-
 def _failures(store: RecentRuns, since: datetime) -> list[Failure]:
     runs = store.runs(statuses=FAILURE_STATUSES, since=since, limit=LIST_LIMIT)
     heads = store.stderr_heads([r.id for r in runs], STDERR_HEAD_BYTES) if runs else {}
-    return [Failure(run, _first_line(heads.get(run.id, b""))) for run in runs]
-
-
-def failure_groups(
-    taskfile: TaskFile | InvalidTaskFile, store: FailureCounter, now: datetime
-) -> list[FailureGroup]:
-    """The failures of the last day per task, the counted ones first, each part by task name."""
-    hour_ago = to_millisecond(now - timedelta(hours=1))
-    counts = store.failure_counts(now - timedelta(days=1), hour_ago)
-    ids = [run.id for run, _, _ in counts]
-    heads = store.stderr_heads(ids, STDERR_HEAD_BYTES) if ids else {}
-    groups = []
-    for run, day, hour in counts:
-        ignored = _ignored_because(taskfile, run.task)
-        failure = Failure(run, _first_line(heads.get(run.id, b"")))
-        groups.append(FailureGroup(run.task, hour, day, failure, ignored is None, ignored))
-    return sorted(groups, key=lambda g: (not g.counted, g.task))
-
-
-def _ignored_because(taskfile: TaskFile | InvalidTaskFile, name: str) -> str | None:
-    """Why a task's failures make nothing unhealthy, or None when they count. An invalid file
-    tells neither whether a task is in it nor whether it is enabled: every task counts."""
-    if isinstance(taskfile, InvalidTaskFile):
-        return None
-    task = taskfile.tasks.get(name)
-    if task is None:
-        return "not in the task file"
-    return None if task.enabled else "disabled"
+    return [Failure(run, first_line(heads.get(run.id, b""))) for run in runs]
 
 
 def task_file_changed_at(taskfile: TaskFile | InvalidTaskFile) -> datetime | None:
@@ -368,7 +313,7 @@ def health(
     groups = failure_groups(taskfile, store, now)
     counted_last_hour = sum(g.last_hour for g in groups if g.counted)
 
-    problems = [] if invalid is None else _invalid_file_problems(invalid, serve, now)
+    problems = [] if invalid is None else _invalid_file_problems(invalid, serve)
     if not serve.known:
         problems.append("serve has never run with this database")
     elif serve.stopped_at is not None:
@@ -400,9 +345,7 @@ def health(
     )
 
 
-def _invalid_file_problems(
-    invalid: InvalidTaskFile, serve: ServeHealth, now: datetime
-) -> list[str]:
+def _invalid_file_problems(invalid: InvalidTaskFile, serve: ServeHealth) -> list[str]:
     """The invalid task file as problems: what is wrong, and what serve runs meanwhile."""
     problems = [f"the task file is invalid: {invalid.error}"]
     if serve.running:
@@ -441,9 +384,9 @@ def health_json(report: Health) -> dict[str, Any]:
             "valid": report.invalid_task_file is None,
             "error": None if report.invalid_task_file is None else report.invalid_task_file.error,
         },
-        "failures_by_task": [_group_json(g) for g in report.failure_groups],
-        "failures_last_hour": [_failure_json(f) for f in report.failures_last_hour],
-        "failures_last_day": [_failure_json(f) for f in report.failures_last_day],
+        "failures_by_task": [group_json(g) for g in report.failure_groups],
+        "failures_last_hour": [failure_json(f) for f in report.failures_last_hour],
+        "failures_last_day": [failure_json(f) for f in report.failures_last_day],
         "overdue": [
             {
                 "task": o.task,
@@ -464,21 +407,6 @@ def health_json(report: Health) -> dict[str, Any]:
             }
             for f in report.failing
         ],
-    }
-
-
-def _failure_json(failure: Failure) -> dict[str, Any]:
-    return run_json(failure.run) | {"stderr_first_line": failure.stderr_first_line}
-
-
-def _group_json(group: FailureGroup) -> dict[str, Any]:
-    return {
-        "task": group.task,
-        "counted": group.counted,
-        "ignored_because": group.ignored_because,
-        "last_hour": group.last_hour,
-        "last_day": group.last_day,
-        "last_failure": _failure_json(group.last),
     }
 
 

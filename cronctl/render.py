@@ -10,7 +10,6 @@ import os
 import re
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property
 from typing import IO, TYPE_CHECKING, Any
@@ -20,6 +19,7 @@ from rich.table import Table
 from rich.text import Text
 
 from cronctl import timefmt
+from cronctl.columns import Column, fit_columns
 from cronctl.model import Task, show_lines
 from cronctl.records import FAILURE_STATUSES, Run
 
@@ -116,52 +116,6 @@ def _console(*, stderr: bool, terminal: bool, no_color: bool) -> Console:
         soft_wrap=True,
         **plain,
     )
-
-
-@dataclass(frozen=True)
-class Column:
-    """A column of a terminal table: its header, its rank (0 is kept longest; the highest rank
-    is dropped first when the table is too wide) and the width it may be shortened to with an
-    ellipsis (None: never shortened; dropped whole)."""
-
-    header: str
-    rank: int
-    shrink_to: int | None = None
-
-
-# Between two columns: a space, the rule, a space (no edges: show_edge and pad_edge are off).
-COLUMN_GAP = 3
-
-
-def fit_columns(columns: Sequence[Column], natural: Sequence[int], width: int) -> dict[int, int]:
-    """Return {column index: width} for a one-line-a-row table in `width` cells.
-
-    Every column at its natural width when they fit; else the shortenable ones give up width,
-    the widest first, down to their `shrink_to`; when that is not enough, the column of the
-    highest rank is dropped and the rest tried again at their natural widths. Narrower than
-    the last column left, that column is cut to the width.
-    """
-    kept = list(range(len(columns)))
-    while kept:
-        widths = {i: natural[i] for i in kept}
-        excess = sum(widths.values()) + COLUMN_GAP * (len(kept) - 1) - width
-        while excess > 0:
-            shrinkable = [
-                i
-                for i in kept
-                if columns[i].shrink_to is not None and widths[i] > (columns[i].shrink_to or 0)
-            ]
-            if not shrinkable:
-                break
-            widest = max(shrinkable, key=lambda i: (widths[i], -columns[i].rank))
-            widths[widest] -= 1
-            excess -= 1
-        if excess <= 0:
-            return widths
-        if len(kept) == 1:  # narrower than one column: it is cut (Rich adds the ellipsis)
-            return {kept[0]: max(1, width)}
-        kept.remove(max(kept, key=lambda i: (columns[i].rank, i)))
-    return {}
 
 
 def status_style(status: str) -> str:

@@ -83,7 +83,7 @@ def test_terminal_output_goes_through_rich(capsys, monkeypatch):
 from datetime import UTC, datetime, timedelta  # noqa: E402
 
 from cronctl import timefmt  # noqa: E402
-from cronctl.render import COLUMN_GAP, Column, fit_columns  # noqa: E402
+from cronctl.columns import COLUMN_GAP, Column, fit_columns  # noqa: E402
 
 FIT_COLUMNS = [Column("a", 0, shrink_to=4), Column("b", 2), Column("c", 1, shrink_to=3)]
 # natural widths, terminal width, the widths kept ({} when nothing fits)
