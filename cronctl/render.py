@@ -259,12 +259,14 @@ class Renderer:
         if not self.rich:
             self.write("".join(f"{key:<{width}}  {one_line(value)}\n" for key, value in items))
             return
-        grid = Table.grid(padding=(0, 2))
-        grid.add_column(style="bold", no_wrap=True)
-        grid.add_column(overflow="fold")
+        indent = width + 2
+        room = max(20, self.out.size.width - indent)
         for key, value in items:
-            grid.add_row(key, Text(one_line(value)))
-        self.out.print(grid)
+            pieces = Text(one_line(value)).wrap(self.out, room, overflow="fold") or [Text("")]
+            heads = [Text(f"{key:<{width}}  ", style="bold")] + [Text(" " * indent)] * len(pieces)
+            for head, piece in zip(heads, pieces, strict=False):
+                piece.rstrip()
+                self.out.print(head + piece, soft_wrap=True)
 
     # -- views -----------------------------------------------------------------------------
 
