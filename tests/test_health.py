@@ -136,7 +136,7 @@ def test_h1_an_invalid_task_file_is_a_problem_and_says_what_serve_runs(store, tm
     assert data["task_file"] == {"valid": False, "error": "tasks.toml:4: invalid TOML: x"}
     assert data["serve"]["tasks_loaded_at"] == "2026-03-01T11:52:27+00:00"
     old = health.ServeHealth(known=True, running=True, stale=False, tasks_loaded_at=None)
-    assert health._invalid_file_problems(invalid, old, NOW)[1] == (
+    assert health._invalid_file_problems(invalid, old)[1] == (
         "serve keeps running the last valid version of the task file it loaded"
     )
 
@@ -192,7 +192,7 @@ def test_a_stopped_serve(store, tmp_path):
     assert (
         not report.serve.running
         and report.serve.stale
-        and report.problems == ["serve is not running (it stopped at 2026-03-01T11:59:50+00:00)"]
+        and report.problems == ["serve is not running (it stopped at 2026-03-01T12:02:20+00:00)"]
     )
 
 
