@@ -6,10 +6,15 @@ What "healthy" means (the help of `cronctl status` and the README say the same):
 * serve is running: it has a heartbeat row, it has not recorded a stop, its heartbeat is at
   most STALE_AFTER (60 s) old, and, when it ran on this host, its process still exists (a
   serve ended by `kill -9` records no stop; `local_serve_probe` sees it gone at once);
-* no run failed (failed, timed_out, killed, abandoned, error) in the last hour;
+* no run of an enabled task of the task file failed (failed, timed_out, killed, abandoned,
+  error) in the last hour; failures of a disabled task, or of a task no longer in the file,
+  are listed apart and counted for nothing (while the file is invalid, every task counts);
 * no enabled task is overdue (below);
 * no enabled task is failing: FAILING_STREAK (2) or more runs in a row failed, a run being one
   trigger with its retries (the streak rules of `cronctl.notify.rules`).
+
+Failures are grouped by task (`FailureGroup`: the failures of the last hour and of the last
+day, and the newest of them): a dashboard, not one row per failed run.
 
 Missed runs of the last day and failures of the last day are reported but do not by
 themselves make the machine unhealthy (a missed slot means serve was down, which the first
@@ -21,6 +26,9 @@ reference is the latest of: the task's latest recorded slot (else its latest run
 start, and the task file's last change. Slots before serve started are catch-up's business,
 and a task added or re-enabled by an edit is not due before the edit: so neither is reported
 as overdue, at the price of not seeing a slot that passed before the file's last edit.
+
+Problems are one line each, for plain output and JSON alike: their times are ISO 8601 to the
+second (README.md#a-five-minute-tour), never relative.
 
 An invalid task file is a problem too: serve keeps running the last valid tasks it loaded
 (`ServeState.tasks_loaded_at` says since when) while no edit can reach it. Whatever the file
@@ -39,10 +47,20 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from cronctl import timefmt
+from cronctl.failures import (
+    STDERR_HEAD_BYTES,
+    Failure,
+    FailureCounter,
+    FailureGroup,
+    failure_groups,
+    failure_json,
+    first_line,
+    group_json,
+)
 from cronctl.history import HealthReader, Retention, RunReader, ServeStateRecorder
 from cronctl.model import DEFAULT_KEEP_DAYS, DEFAULT_KEEP_RUNS, Task
 from cronctl.notify.rules import VERDICT_STATUSES, failure_streak
-from cronctl.records import FAILURE_STATUSES, Run, ServeState, safe_text, to_millisecond
+from cronctl.records import FAILURE_STATUSES, Run, ServeState, to_millisecond
 from cronctl.shapes import run_json
 from cronctl.taskfile import TaskFile
 
@@ -53,7 +71,6 @@ FAILING_CAP = 50  # streaks are counted up to this many runs
 STREAK_ROWS = 500  # ... among at most this many of the task's latest rows
 MISSED_WINDOW = timedelta(days=1)
 LIST_LIMIT = 100  # failures listed per window, newest first
-STDERR_HEAD_BYTES = 512
 
 
 # --------------------------------------------------------------------------------- status
@@ -61,6 +78,10 @@ STDERR_HEAD_BYTES = 512
 
 class MachineHistory(RunReader, HealthReader, ServeStateRecorder, Protocol):
     """What `status` and `metrics` read: runs, the health figures and serve's row."""
+
+
+class StatusHistory(MachineHistory, FailureCounter, Protocol):
+    """What `status` reads: the above, and the failures counted per task."""
 
 
 class RecentRuns(RunReader, HealthReader, Protocol):
@@ -90,12 +111,6 @@ class InvalidTaskFile:
 
     path: Path
     error: str
-
-
-@dataclass(frozen=True)
-class Failure:
-    run: Run
-    stderr_first_line: str
 
 
 @dataclass(frozen=True)
@@ -131,6 +146,7 @@ class Health:
     failing: list[Failing]
     problems: list[str] = field(default_factory=list)
     invalid_task_file: InvalidTaskFile | None = None
+    failure_groups: list[FailureGroup] = field(default_factory=list)
 
     @property
     def healthy(self) -> bool:
@@ -188,17 +204,10 @@ def probed_serve_health(
     return serve_health(state, now, alive)
 
 
-def _first_line(data: bytes) -> str:
-    for line in safe_text(data).splitlines():
-        if line.strip():
-            return line.strip()[:200]
-    return ""
-
-
 def _failures(store: RecentRuns, since: datetime) -> list[Failure]:
     runs = store.runs(statuses=FAILURE_STATUSES, since=since, limit=LIST_LIMIT)
     heads = store.stderr_heads([r.id for r in runs], STDERR_HEAD_BYTES) if runs else {}
-    return [Failure(run, _first_line(heads.get(run.id, b""))) for run in runs]
+    return [Failure(run, first_line(heads.get(run.id, b""))) for run in runs]
 
 
 def task_file_changed_at(taskfile: TaskFile | InvalidTaskFile) -> datetime | None:
@@ -272,7 +281,7 @@ def _streak(task: Task, store: RunReader) -> tuple[int, Run | None]:
 
 def health(
     taskfile: TaskFile | InvalidTaskFile,
-    store: MachineHistory,
+    store: StatusHistory,
     now: datetime,
     probe: ServeProbe | None = None,
 ) -> Health:
@@ -301,13 +310,15 @@ def health(
         for task, count, latest in store.missed_counts(now - MISSED_WINDOW)
     ]
     failing = failing_tasks(tasks, store)
+    groups = failure_groups(taskfile, store, now)
+    counted_last_hour = sum(g.last_hour for g in groups if g.counted)
 
-    problems = [] if invalid is None else _invalid_file_problems(invalid, serve, now)
+    problems = [] if invalid is None else _invalid_file_problems(invalid, serve)
     if not serve.known:
         problems.append("serve has never run with this database")
     elif serve.stopped_at is not None:
         problems.append(
-            f"serve is not running (it stopped {timefmt.relative(serve.stopped_at, now)})"
+            f"serve is not running (it stopped at {timefmt.iso_seconds(serve.stopped_at)})"
         )
     elif serve.gone:
         problems.append(
@@ -318,11 +329,8 @@ def health(
             f"serve's last heartbeat is {timefmt.span(serve.heartbeat_age_seconds or 0)} old:"
             " it is not running"
         )
-    if last_hour:
-        at_least = "at least " if len(last_hour) >= LIST_LIMIT else ""
-        problems.append(
-            f"{at_least}{timefmt.counted(len(last_hour), 'failed run')} in the last hour"
-        )
+    if counted_last_hour:
+        problems.append(f"{timefmt.counted(counted_last_hour, 'failed run')} in the last hour")
     if overdue:
         problems.append(
             f"{timefmt.counted(len(overdue), 'task')} overdue: {', '.join(o.task for o in overdue)}"
@@ -332,12 +340,12 @@ def health(
             f"{timefmt.counted(len(failing), 'task')} failing repeatedly:"
             f" {', '.join(f.task for f in failing)}"
         )
-    return Health(now, serve, last_hour, last_day, overdue, missed, failing, problems, invalid)
+    return Health(
+        now, serve, last_hour, last_day, overdue, missed, failing, problems, invalid, groups
+    )
 
 
-def _invalid_file_problems(
-    invalid: InvalidTaskFile, serve: ServeHealth, now: datetime
-) -> list[str]:
+def _invalid_file_problems(invalid: InvalidTaskFile, serve: ServeHealth) -> list[str]:
     """The invalid task file as problems: what is wrong, and what serve runs meanwhile."""
     problems = [f"the task file is invalid: {invalid.error}"]
     if serve.running:
@@ -347,7 +355,7 @@ def _invalid_file_problems(
         else:
             problems.append(
                 "serve keeps running the version of the task file it loaded at"
-                f" {loaded.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC ({timefmt.relative(loaded, now)})"
+                f" {timefmt.iso_seconds(loaded)}"
             )
     return problems
 
@@ -376,8 +384,9 @@ def health_json(report: Health) -> dict[str, Any]:
             "valid": report.invalid_task_file is None,
             "error": None if report.invalid_task_file is None else report.invalid_task_file.error,
         },
-        "failures_last_hour": [_failure_json(f) for f in report.failures_last_hour],
-        "failures_last_day": [_failure_json(f) for f in report.failures_last_day],
+        "failures_by_task": [group_json(g) for g in report.failure_groups],
+        "failures_last_hour": [failure_json(f) for f in report.failures_last_hour],
+        "failures_last_day": [failure_json(f) for f in report.failures_last_day],
         "overdue": [
             {
                 "task": o.task,
@@ -399,10 +408,6 @@ def health_json(report: Health) -> dict[str, Any]:
             for f in report.failing
         ],
     }
-
-
-def _failure_json(failure: Failure) -> dict[str, Any]:
-    return run_json(failure.run) | {"stderr_first_line": failure.stderr_first_line}
 
 
 # ---------------------------------------------------------------------------------- prune

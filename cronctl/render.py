@@ -9,15 +9,17 @@ import errno
 import os
 import re
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from functools import cached_property
 from typing import IO, TYPE_CHECKING, Any
 
+from rich.cells import cell_len
 from rich.table import Table
 from rich.text import Text
 
 from cronctl import timefmt
+from cronctl.columns import Column, fit_columns
 from cronctl.model import Task, show_lines
 from cronctl.records import FAILURE_STATUSES, Run
 
@@ -188,8 +190,8 @@ class Renderer:
         self.stdout.flush()
 
     def line(self, text: str = "") -> None:
-        if self.rich:
-            self.out.print(printable(text), markup=False)
+        if self.rich:  # wrapped at word boundaries in the terminal's width
+            self.out.print(Text(printable(text)), soft_wrap=False)
         else:
             self.write(printable(text) + "\n")
 
@@ -213,74 +215,129 @@ class Renderer:
             self.stderr.flush()
 
     def table(
-        self, headers: Sequence[str], rows: Sequence[Sequence[str | Text]], title: str | None = None
+        self,
+        headers: Sequence[str | Column],
+        rows: Sequence[Sequence[str | Text]],
+        title: str | None = None,
     ) -> None:
+        """Plain: every column, tab-separated, after a header line. Terminal: one line a row
+        in the terminal's width, the columns of `Column` rank dropped or shortened with an
+        ellipsis as `fit_columns` decides (plain strings for headers: rank by position, each
+        column shortenable to 10)."""
+        columns = [
+            h if isinstance(h, Column) else Column(h, rank, shrink_to=10)
+            for rank, h in enumerate(headers)
+        ]
+        cells = [[_cell_text(c) for c in row] for row in rows]
         if not self.rich:
-            lines = ["\t".join(h.lower().replace(" ", "_") for h in headers)]
-            for row in rows:
-                cells = [printable(c.plain if isinstance(c, Text) else str(c)) for c in row]
-                lines.append("\t".join(c.replace("\t", " ").replace("\n", " ") for c in cells))
+            lines = ["\t".join(c.header.lower().replace(" ", "_") for c in columns)]
+            lines += ["\t".join(row) for row in cells]
             self.write("\n".join(lines) + "\n")
             return
+        natural = [
+            max([cell_len(c.header)] + [cell_len(row[i]) for row in cells])
+            for i, c in enumerate(columns)
+        ]
+        widths = fit_columns(columns, natural, self.out.size.width)
         table = Table(title=title, header_style="bold", show_edge=False, pad_edge=False)
-        for header in headers:
-            table.add_column(header, overflow="fold")
-        for row in rows:
-            table.add_row(*(c if isinstance(c, Text) else Text(printable(str(c))) for c in row))
+        for i in sorted(widths):
+            table.add_column(columns[i].header, width=widths[i], no_wrap=True, overflow="ellipsis")
+        for row, texts in zip(rows, cells, strict=True):
+            shown = []
+            for i in sorted(widths):
+                cell = row[i]
+                text = cell.copy() if isinstance(cell, Text) else Text(texts[i])
+                text.truncate(widths[i], overflow="ellipsis")
+                shown.append(text)
+            table.add_row(*shown)
         self.out.print(table)
 
     def pairs(self, items: Sequence[tuple[str, str]]) -> None:
+        """`key  value` lines; on a terminal a long value wraps at word boundaries under
+        itself, in the terminal's width."""
         width = max((len(k) for k, _ in items), default=0)
+        if not self.rich:
+            self.write("".join(f"{key:<{width}}  {one_line(value)}\n" for key, value in items))
+            return
+        indent = width + 2
+        room = max(20, self.out.size.width - indent)
         for key, value in items:
-            if self.rich:
-                self.out.print(Text(f"{key:<{width}}  ", style="bold") + Text(one_line(value)))
-            else:
-                self.write(f"{key:<{width}}  {one_line(value)}\n")
+            pieces = Text(one_line(value)).wrap(self.out, room, overflow="fold") or [Text("")]
+            heads = [Text(f"{key:<{width}}  ", style="bold")] + [Text(" " * indent)] * len(pieces)
+            for head, piece in zip(heads, pieces, strict=False):
+                piece.rstrip()
+                self.out.print(head + piece, soft_wrap=True)
 
     # -- views -----------------------------------------------------------------------------
 
     def status_text(self, status: str) -> Text:
         return Text(status, style=status_style(status))
 
+    def moment(self, moment: datetime | None, zone: str, now: datetime, seconds: bool) -> str:
+        """A timestamp as a table cell: short on a terminal, ISO 8601 when piped."""
+        if self.rich:
+            return timefmt.short(moment, zone, now, seconds)
+        return timefmt.iso_seconds(moment, zone)
+
     def tasks(self, rows: Sequence[Any], now: datetime) -> None:
-        headers = [
-            "Name",
-            "Schedule",
-            "Means",
-            "Zone",
-            "Next run",
-            "Last run",
-            "Success",
-            "Enabled",
-        ]
+        if not rows and self.rich:
+            self.note("No tasks yet. Add one: cronctl add NAME SCHEDULE COMMAND")
+            return
+        if self.rich:
+            self.table(TASK_COLUMNS, [self._task_cells(row, now) for row in rows])
+            return
+        # Plain: the same columns, times as ISO 8601, and the last run's status apart.
         body: list[list[str | Text]] = []
         for row in rows:
-            task, stats = row.task, row.stats
-            last: Text | str = "-"
-            if stats.last:
-                last = self.status_text(stats.last.status) + Text(
-                    f" {timefmt.relative(stats.last.started_at, now)}"
-                )
+            task, last = row.task, row.stats.last
             body.append(
                 [
                     task.name,
                     task.schedule,
                     row.summary,
                     task.timezone,
-                    timefmt.relative(row.next_run, now) if task.enabled else "disabled",
-                    last,
-                    percent(stats.success_rate),
-                    "yes" if task.enabled else Text("no", style="dim"),
+                    timefmt.iso_seconds(row.next_run, task.timezone) if task.enabled else "-",
+                    timefmt.iso_seconds(last.started_at if last else None, task.timezone),
+                    percent(row.stats.success_rate),
+                    "yes" if task.enabled else "no",
+                    last.status if last else "-",
                 ]
             )
-        if not body and self.rich:
-            self.note("No tasks yet. Add one: cronctl add NAME SCHEDULE COMMAND")
-            return
-        self.table(headers, body)
+        self.table([*(c.header for c in TASK_COLUMNS), "Last status"], body)
+
+    def _task_cells(self, row: Any, now: datetime) -> list[str | Text]:
+        task, stats = row.task, row.stats
+        last: Text | str = "-"
+        if stats.last:
+            last = self.status_text(stats.last.status) + Text(
+                f" {timefmt.relative(stats.last.started_at, now)}"
+            )
+        return [
+            task.name,
+            task.schedule,
+            row.summary,
+            task.timezone,
+            timefmt.relative(row.next_run, now) if task.enabled else "disabled",
+            last,
+            percent(stats.success_rate),
+            "yes" if task.enabled else Text("no", style="dim"),
+        ]
 
     def task_settings(self, task: Task) -> list[tuple[str, str]]:
         """The settings lines of `show` and `add`: the name, then the keys (model.keys)."""
         return [("name", task.name), *show_lines(task)]
+
+    def upcoming(
+        self, moments: Sequence[datetime], zone: str, now: datetime, seconds: bool
+    ) -> None:
+        """The `next runs:` lines: `2026-12-05 14:08 UTC  (in 5m)` on a terminal, ISO 8601
+        when piped."""
+        for moment in moments:
+            if self.rich:
+                when = timefmt.stamp(moment, zone, seconds)
+                self.line(f"  {when}  ({timefmt.relative(moment, now)})")
+            else:
+                self.line(f"  {timefmt.iso_seconds(moment, zone)}")
 
     def task_added(
         self, task: Task, upcoming: Sequence[datetime], replaced: bool, now: datetime
@@ -288,10 +345,7 @@ class Renderer:
         self.note(f"{'Replaced' if replaced else 'Added'} task '{task.name}'.")
         self.pairs(self.task_settings(task))
         self.line("next runs:")
-        for moment in upcoming:
-            self.line(
-                f"  {timefmt.stamp(moment, task.timezone)}  ({timefmt.relative(moment, now)})"
-            )
+        self.upcoming(upcoming, task.timezone, now, _seconds(task))
         if not task.enabled:
             self.line("  (the task is disabled)")
 
@@ -309,57 +363,50 @@ class Renderer:
             ]
         )
         self.line("next runs:")
-        for moment in detail.upcoming:
-            self.line(
-                f"  {timefmt.stamp(moment, task.timezone)}  ({timefmt.relative(moment, now)})"
-            )
+        self.upcoming(detail.upcoming, task.timezone, now, _seconds(task))
         if not detail.upcoming:
             self.line("  none (disabled)" if not task.enabled else "  none")
         self.line("last runs:")
         if detail.runs:
-            self.runs(detail.runs, now, zone_of=lambda _name: task.timezone)
+            # One task's runs: its name on every row would say nothing (on a terminal).
+            self.runs(detail.runs, now, lambda _name: task, one_task=True)
         else:
             self.line("  none yet")
 
-    def runs(self, runs: Sequence[Run], now: datetime, zone_of: Any) -> None:
-        headers = [
-            "ID",
-            "Task",
-            "Trigger",
-            "Attempt",
-            "Scheduled",
-            "Started",
-            "Duration",
-            "Status",
-            "Exit",
-        ]
+    def runs(
+        self,
+        runs: Sequence[Run],
+        now: datetime,
+        task_of: Callable[[str], Task | None],
+        one_task: bool = False,
+    ) -> None:
+        """The runs table of `history` and `show`. `task_of` gives a run's task (its zone, and
+        whether its times need seconds), None for a task no longer in the file (UTC)."""
         body: list[list[str | Text]] = []
         for run in runs:
-            zone = zone_of(run.task)
+            task = task_of(run.task)
+            zone = task.timezone if task else "UTC"
+            seconds = not self.rich or (task is not None and _seconds(task))
             body.append(
                 [
                     str(run.id),
                     run.task,
                     run.trigger,
                     str(run.attempt),
-                    timefmt.stamp(run.scheduled_at, zone),
-                    self._started(run, zone, now),
+                    self.moment(run.scheduled_at, zone, now, seconds),
+                    self.moment(run.started_at, zone, now, seconds),
                     timefmt.duration_ms(run.duration_ms),
                     self.status_text(run.status),
                     exit_text(run),
                 ]
             )
-        self.table(headers, body)
-
-    def _started(self, run: Run, zone: str, now: datetime) -> str:
-        """A person reads "2026-03-08 03:00 EDT (5m ago)"; a script gets ISO 8601."""
-        if run.started_at is None:
-            return "-"
-        if self.rich:
-            return (
-                f"{timefmt.stamp(run.started_at, zone)} ({timefmt.relative(run.started_at, now)})"
-            )
-        return timefmt.local(run.started_at, zone).isoformat()
+        if not self.rich:
+            self.table([c.header for c in RUN_COLUMNS], body)
+            return
+        if one_task:
+            self.table(RUN_COLUMNS[:1] + RUN_COLUMNS[2:], [row[:1] + row[2:] for row in body])
+        else:
+            self.table(RUN_COLUMNS, body)
 
     def findings(self, findings: Sequence[Any]) -> None:
         for finding in findings:
@@ -368,6 +415,44 @@ class Renderer:
                 self.error(subject + finding.message)
             else:
                 self.warning(subject + finding.message)
+
+
+# Terminal tables' column ranks (0 stays longest): what a person looks for first stays.
+TASK_COLUMNS = [
+    Column("Name", 0, shrink_to=12),
+    Column("Schedule", 4),  # whole or not at all: a cut `*/5 * * *…` says nothing
+    Column("Means", 5, shrink_to=12),
+    Column("Zone", 6, shrink_to=8),
+    Column("Next run", 1),
+    Column("Last run", 2),
+    Column("Success", 3),
+    Column("Enabled", 7),  # `Next run` says `disabled` too: the first to go
+]
+RUN_COLUMNS = [
+    Column("ID", 2),
+    Column("Task", 0, shrink_to=10),
+    Column("Trigger", 6),
+    Column("Attempt", 7),
+    Column("Scheduled", 5),
+    Column("Started", 1),
+    Column("Duration", 4),
+    Column("Status", 0),
+    Column("Exit", 3),
+]
+
+
+def _seconds(task: Task) -> bool:
+    """Whether the task's times are shown with seconds (`@every 90s`: slots off the minute)."""
+    try:
+        return not task.parsed_schedule().on_whole_minutes
+    except ValueError:
+        return True
+
+
+def _cell_text(cell: str | Text) -> str:
+    """A cell as one line of printable text (a tab or a newline becomes a space)."""
+    text = printable(cell.plain if isinstance(cell, Text) else str(cell))
+    return text.replace("\t", " ").replace("\n", " ")
 
 
 def exit_text(run: Run) -> str:

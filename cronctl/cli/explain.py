@@ -88,7 +88,7 @@ def explain_command(
         out.line("next:")
         for moment in result.next:
             offset = moment.strftime("%z")
-            when = moment.strftime("%a %Y-%m-%d %H:%M")
+            when = moment.strftime("%a %Y-%m-%d %H:%M" + ("" if result.on_whole_minutes else ":%S"))
             out.line(f"  {when} {moment.tzname()} (UTC{offset[:3]}:{offset[3:]})")
     for note in result.notes:
         out.line(f"note: {note}")

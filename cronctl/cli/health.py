@@ -3,7 +3,7 @@
 import os
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, cast
 
 import typer
 from rich.text import Text
@@ -11,12 +11,16 @@ from rich.text import Text
 from cronctl import timefmt
 from cronctl.cli.common import AppState, JsonFlag, command, state
 from cronctl.cli.complete import complete_task_names_in
+from cronctl.columns import Column
 from cronctl.errors import ExitCode, TaskFileError, UsageError
 from cronctl.model import MAX_KEEP_RUNS
 from cronctl.render import Renderer, exit_text
 
 if TYPE_CHECKING:  # imported by the commands that use it (start-up: see cli/common.py)
-    from cronctl.health import Failure, Health
+    from datetime import datetime
+
+    from cronctl.failures import FailureGroup
+    from cronctl.health import Health
     from cronctl.taskfile import TaskFile
 
 MAX_KEEP_DAYS = 36500
@@ -24,16 +28,19 @@ MAX_KEEP_DAYS = 36500
 STATUS_HELP = """\
 Whether serve is running and the tasks are healthy; exit 1 when unhealthy.
 
-Shows serve (pid, uptime, last heartbeat), the failed runs of the last hour and day, overdue
-tasks, tasks with missed runs in the last day and tasks failing repeatedly.
+Shows serve (pid, uptime, last heartbeat), the failures of the last day grouped by task (how
+many in the last hour and day, the last one's time, status, exit and error), overdue tasks,
+tasks with missed runs in the last day and tasks failing repeatedly.
 
 Unhealthy (exit 1) means any of: serve is not running (never started, stopped, its heartbeat
-is more than 60s old, or its process on this host is gone); a run failed (failed, timed_out,
-killed, abandoned, error) in the last hour; an enabled task is overdue (a slot more than 1 minute
-plus its jitter in the past with no run recorded and none in progress); an enabled task failed 2 or
-more runs in a row (retries of one run count once); the task file is invalid (status then says
-which version of it serve keeps running). Missed runs and older failures are shown but do not make
-the result unhealthy. Exit 0 otherwise.
+is more than 60s old, or its process on this host is gone); a run of an enabled task of the
+task file failed (failed, timed_out, killed, abandoned, error) in the last hour (failures of a
+disabled task, or of one no longer in the file, are listed apart and not counted); an enabled
+task is overdue (a slot more than 1 minute plus its jitter in the past with no run recorded and
+none in progress); an enabled task failed 2 or more runs in a row (retries of one run count
+once); the task file is invalid (status then says which version of it serve keeps running).
+Missed runs and older failures are shown but do not make the result unhealthy. Exit 0
+otherwise.
 """
 
 
@@ -48,7 +55,10 @@ def status(ctx: typer.Context, json_output: JsonFlag = False) -> None:
         if isinstance(loaded, TaskFileError)
         else loaded
     )
-    report = health.health(tasks, app.store(), app.clock.now(), health.local_serve_probe)
+    # HistoryStore answers failure_counts (cronctl/store/stats.py); the HealthReader protocol
+    # of cronctl/history.py does not list it yet (#14: that module is left to the integrator).
+    store = cast("health.StatusHistory", app.store())
+    report = health.health(tasks, store, app.clock.now(), health.local_serve_probe)
     app.exit_code = int(ExitCode.OK) if report.healthy else int(ExitCode.FAILURE)
     if json_output:
         app.renderer.json(health.health_json(report))
@@ -62,77 +72,107 @@ def status(ctx: typer.Context, json_output: JsonFlag = False) -> None:
     raise typer.Exit(app.exit_code)
 
 
-def _serve_line(report: "Health") -> str:
+def _serve_line(report: "Health", rich: bool) -> str:
     serve, now = report.serve, report.now
+
+    def when(moment: "datetime | None") -> str:
+        return timefmt.relative(moment, now) if rich else f"at {timefmt.iso_seconds(moment)}"
+
     if not serve.known:
         return "not running (it has never run with this database)"
     where = f"pid {serve.pid} on {serve.hostname}"
-    beat = f"last heartbeat {timefmt.relative(serve.heartbeat_at, now)}"
+    beat = f"last heartbeat {when(serve.heartbeat_at)}"
     if serve.running:
         return f"running ({where}, up {timefmt.span(serve.uptime_seconds or 0)}, {beat})"
     if serve.stopped_at is not None:
-        return f"not running (stopped {timefmt.relative(serve.stopped_at, now)}; was {where})"
+        return f"not running (stopped {when(serve.stopped_at)}; was {where})"
     if serve.gone:
         return f"not running: its process is gone, no stop recorded ({beat}; was {where})"
     return f"not running: stale heartbeat ({beat}; was {where})"
 
 
+FAILURE_COLUMNS = [
+    Column("Task", 0, shrink_to=10),
+    Column("Last hour", 1),
+    Column("Last day", 2),
+    Column("Last failure", 3),
+    Column("Status", 4),
+    Column("Exit", 5),
+    Column("Error", 6, shrink_to=12),
+]
+
+
 def _render_status(renderer: Renderer, report: "Health", zones: dict[str, str]) -> None:
-    now = report.now
     verdict = (
         Text("healthy", style="green") if report.healthy else Text("UNHEALTHY", style="bold red")
     )
     if renderer.rich:
         renderer.out.print(Text("health  ", style="bold") + verdict)
-        renderer.pairs([("serve ", _serve_line(report))])
+        renderer.pairs([("serve ", _serve_line(report, True))])
     else:
-        renderer.pairs([("health", verdict.plain), ("serve", _serve_line(report))])
+        renderer.pairs([("health", verdict.plain), ("serve", _serve_line(report, False))])
     for problem in report.problems:
         renderer.line(f"  - {problem}")
     if report.invalid_task_file is not None:
         renderer.line("  (overdue and failing tasks are not judged while the task file is invalid)")
-
-    def zone(task: str) -> str:
-        return zones.get(task, "UTC")
-
-    def failures(title: str, items: "list[Failure]") -> None:
+    counted = [g for g in report.failure_groups if g.counted]
+    ignored = [g for g in report.failure_groups if not g.counted]
+    renderer.line("")
+    _render_failures(renderer, report, zones, "failures in the last day", counted)
+    if ignored:
         renderer.line("")
-        if not items:
-            renderer.line(f"{title}: none")
-            return
-        renderer.line(f"{title}:")
-        rows: list[list[str | Text]] = []
-        for item in items:
-            run = item.run
-            when = timefmt.stamp(run.started_at, zone(run.task))
-            if renderer.rich:
-                when += f" ({timefmt.relative(run.started_at, now)})"
-            rows.append(
-                [
-                    str(run.id),
-                    run.task,
-                    when,
-                    renderer.status_text(run.status),
-                    exit_text(run),
-                    item.stderr_first_line or run.reason or "",
-                ]
-            )
-        renderer.table(["ID", "Task", "Started", "Status", "Exit", "Error"], rows)
+        title = "failures of tasks disabled or not in the task file (not counted)"
+        _render_failures(renderer, report, zones, title, ignored)
+    _render_late(renderer, report, zones)
 
-    failures("failures in the last hour", report.failures_last_hour)
-    older = [
-        f
-        for f in report.failures_last_day
-        if f.run.id not in {x.run.id for x in report.failures_last_hour}
-    ]
-    failures("other failures in the last day", older)
+
+def _render_failures(
+    renderer: Renderer,
+    report: "Health",
+    zones: dict[str, str],
+    title: str,
+    groups: "list[FailureGroup]",
+) -> None:
+    """One row a task: its failures in the last hour and day, and the newest one."""
+    if not groups:
+        renderer.line(f"{title}: none")
+        return
+    renderer.line(f"{title}:")
+    columns = FAILURE_COLUMNS
+    if any(not g.counted for g in groups):
+        columns = [*columns[:1], Column("Why", 1), *columns[1:]]
+    rows: list[list[str | Text]] = []
+    for group in groups:
+        run = group.last.run
+        cells: list[str | Text] = [
+            group.task,
+            str(group.last_hour),
+            str(group.last_day),
+            renderer.moment(run.started_at, zones.get(run.task, "UTC"), report.now, True),
+            renderer.status_text(run.status),
+            exit_text(run),
+            group.last.stderr_first_line or run.reason or "",
+        ]
+        if not group.counted:
+            cells.insert(1, group.ignored_because or "")
+        rows.append(cells)
+    renderer.table(columns, rows)
+
+
+def _render_late(renderer: Renderer, report: "Health", zones: dict[str, str]) -> None:
+    """Overdue tasks, tasks failing repeatedly, missed runs."""
+    now = report.now
     if report.overdue:
         renderer.line("")
         renderer.line("overdue:")
         renderer.table(
             ["Task", "Slot", "Late"],
             [
-                [o.task, timefmt.stamp(o.slot, o.timezone), timefmt.span(o.late_seconds)]
+                [
+                    o.task,
+                    renderer.moment(o.slot, o.timezone, now, True),
+                    timefmt.span(o.late_seconds),
+                ]
                 for o in report.overdue
             ],
         )
@@ -145,7 +185,7 @@ def _render_status(renderer: Renderer, report: "Health", zones: dict[str, str]) 
                 [
                     f.task,
                     str(f.consecutive),
-                    timefmt.relative(f.last_run.started_at, now),
+                    renderer.moment(f.last_run.started_at, zones.get(f.task, "UTC"), now, True),
                     renderer.status_text(f.last_run.status),
                 ]
                 for f in report.failing
@@ -157,7 +197,11 @@ def _render_status(renderer: Renderer, report: "Health", zones: dict[str, str]) 
         renderer.table(
             ["Task", "Missed", "Latest slot"],
             [
-                [m.task, str(m.count), timefmt.stamp(m.latest_slot, zone(m.task))]
+                [
+                    m.task,
+                    str(m.count),
+                    renderer.moment(m.latest_slot, zones.get(m.task, "UTC"), now, True),
+                ]
                 for m in report.missed
             ],
         )

@@ -201,14 +201,10 @@ def history(
         app.renderer.json([run_json(r) for r in runs])
         return
 
-    def zone_of(task_name: str) -> str:
-        task = tasks.get(task_name)
-        return task.timezone if task else "UTC"
-
     if not runs and app.renderer.rich:
         app.renderer.note("No runs match.")
         return
-    app.renderer.runs(runs, now, zone_of)
+    app.renderer.runs(runs, now, tasks.get)
 
 
 Choice = TypeVar("Choice", Status, Trigger)

@@ -34,6 +34,7 @@ class Explanation:
     description: str
     next: list[datetime]
     notes: list[str]
+    on_whole_minutes: bool = True  # False: the times are shown with their seconds
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -73,7 +74,9 @@ def explain(
             schedule.zone, instant_of(start, schedule.zone), instant_of(times[-1], schedule.zone)
         )
         notes += [_transition_note(schedule, shift) for shift in shifts]
-    return Explanation(text, schedule.timezone, schedule.describe(), times, notes)
+    return Explanation(
+        text, schedule.timezone, schedule.describe(), times, notes, schedule.on_whole_minutes
+    )
 
 
 def _rule_notes(schedule: Schedule) -> list[str]:

@@ -68,6 +68,13 @@ class Schedule:
         return self.cron is None and self.interval_seconds is None
 
     @property
+    def on_whole_minutes(self) -> bool:
+        """Whether every slot is on a whole minute: cron and `@reboot` are, `@every` is when its
+        interval is a multiple of a minute (slots are multiples of it since the epoch). Times of
+        the others are shown with their seconds (`@every 90s`, `@every 2s`)."""
+        return self.interval_seconds is None or self.interval_seconds % 60 == 0
+
+    @property
     def is_wildcard(self) -> bool:
         """True for a cron schedule whose minute or hour field starts with '*'
         (README.md#daylight-saving-time)."""

@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 
-from cronctl.records import FINISHED_STATUSES, Status, TaskStats
+from cronctl.records import FINISHED_STATUSES, Run, Status, TaskStats
 from cronctl.store.database import from_ms, to_ms
-from cronctl.store.runs import STATUSES, RunStore, unknown_value
+from cronctl.store.runs import RUN_COLUMNS, STATUSES, RunStore, run_from_row, unknown_value
 from cronctl.store.schema import FAILURES_SQL
 
 STDERR_CHUNK = 500
@@ -94,6 +94,21 @@ class HealthStore(RunStore):
                 (to_ms(since),),
             ).fetchall()
         return [(task, count, from_ms(latest)) for task, count, latest in rows]
+
+    def failure_counts(self, since: datetime, recent_since: datetime) -> list[tuple[Run, int, int]]:
+        """Return, per task with a failed run since `since`: its newest failed run, its
+        failures since `since` and those since `recent_since` (later), by task name (`status`:
+        the day and the hour). A range of the partial index runs_failures; SQLite takes the
+        bare columns of a group from the row of its one MAX()."""
+        with self._guard():
+            rows = self._db.execute(
+                f"SELECT COUNT(*), SUM(started_at >= ?), MAX(started_at), {RUN_COLUMNS}"
+                " FROM runs INDEXED BY runs_failures"
+                f" WHERE status IN ({FAILURES_SQL}) AND started_at >= ?"
+                " GROUP BY task ORDER BY task",
+                (to_ms(recent_since), to_ms(since)),
+            ).fetchall()
+        return [(run_from_row(row[3:]), row[0], row[1] or 0) for row in rows]
 
     def run_counts(self) -> dict[str, tuple[int, int]]:
         """Return (runs, failed runs) kept in the history per task.

@@ -81,7 +81,7 @@ def test_status_healthy_exits_0(cli, db, now):
     text = cli("status")
     assert text.exit_code == 0
     assert "healthy" in text.stdout and "running (pid 4242 on box, up 3h" in text.stdout
-    assert "failures in the last hour: none" in text.stdout
+    assert "failures in the last day: none" in text.stdout
 
 
 def test_status_with_a_failure_in_the_last_hour_exits_1(cli, db, now):
@@ -103,8 +103,9 @@ def test_status_with_a_failure_in_the_last_hour_exits_1(cli, db, now):
     assert [f["id"] for f in data["failures_last_day"]] == [run_id]
     text = cli("status")
     assert text.exit_code == 1 and "UNHEALTHY" in text.stdout
-    row = next(line for line in text.stdout.splitlines() if line.startswith(str(run_id) + "\t"))
-    assert row.split("\t")[1] == "backup" and row.split("\t")[3:5] == ["failed", "2"]
+    # One row a task (#14, item 7): task, last hour, last day, last failure, status, exit, error.
+    row = next(line for line in text.stdout.splitlines() if line.startswith("backup\t"))
+    assert row.split("\t")[1:3] == ["1", "1"] and row.split("\t")[4:6] == ["failed", "2"]
     assert "\x1b" not in text.stdout
 
 
@@ -125,7 +126,8 @@ def test_status_with_a_stale_serve_exits_1(cli, db, now):
     assert data["serve"]["running"] is False and data["serve"]["stale"] is True
     assert data["serve"]["uptime_seconds"] is None
     text = cli("status")
-    assert "not running: stale heartbeat (last heartbeat 2m ago" in text.stdout
+    # Piped: the heartbeat's time, not "2m ago" (#14, item 4).
+    assert "not running: stale heartbeat (last heartbeat at 20" in text.stdout
 
 
 def test_status_without_serve_ever_running_exits_1(cli, home):

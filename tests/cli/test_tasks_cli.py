@@ -32,7 +32,8 @@ def test_add_prints_the_task_and_three_next_times(cli, tasks_path):
     assert result.exit_code == 0, result.stderr
     assert "Added task 'backup'" in result.stderr
     assert "America/New_York" in result.stdout
-    assert result.stdout.count(" 02:00 E") == 3  # EST/EDT
+    # Piped: ISO 8601 to the second with the offset (EST here), no relative time (#14, item 4).
+    assert result.stdout.count("T02:00:00-05:00\n") == 3
     loaded = taskfile.load(tasks_path)
     assert loaded.tasks["backup"].retries == 2
     assert stat.S_IMODE(tasks_path.stat().st_mode) == 0o600
@@ -200,7 +201,7 @@ def test_remove_purge_drops_history(cli):
 
 def test_list_plain_when_piped_and_json(cli):
     assert cli("list").stdout.splitlines() == [
-        "name\tschedule\tmeans\tzone\tnext_run\tlast_run\tsuccess\tenabled"
+        "name\tschedule\tmeans\tzone\tnext_run\tlast_run\tsuccess\tenabled\tlast_status"
     ]
     cli("add", "backup", "0 2 * * *", "restic backup")
     cli("add", "off", "@hourly", "true", "--disabled")
@@ -215,9 +216,13 @@ def test_list_plain_when_piped_and_json(cli):
         "last_run",
         "success",
         "enabled",
+        "last_status",
     ]
-    assert lines[1].split("\t")[0] == "backup" and lines[1].split("\t")[4].startswith("in ")
-    assert lines[2].split("\t")[4] == "disabled"
+    # #14, item 4: piped times are ISO 8601 to the second; a disabled task has no next run.
+    assert lines[1].split("\t")[0] == "backup" and lines[1].split("\t")[4].endswith(
+        "T02:00:00+00:00"
+    )
+    assert lines[2].split("\t")[4] == "-" and lines[2].split("\t")[7] == "no"
     assert "\x1b" not in result.stdout
     data = json.loads(cli("list", "--json").stdout)
     assert [t["name"] for t in data] == ["backup", "off"]
@@ -242,7 +247,7 @@ def test_show(cli):
     upcoming = [
         line
         for line in result.stdout.splitlines()
-        if line.startswith("  20") and " 02:00 GMT" in line
+        if line.startswith("  20") and line.endswith("T02:00:00+00:00")  # GMT, piped: ISO
     ]
     assert "restic backup" in result.stdout and len(upcoming) == 5
     data = json.loads(cli("show", "backup", "--json").stdout)

@@ -13,7 +13,6 @@ import json
 import os
 import re
 import subprocess
-from datetime import UTC
 from pathlib import Path
 
 import pytest
@@ -182,11 +181,12 @@ def test_h1_status_says_which_version_of_the_task_file_serve_keeps_running(tmp_p
         wait_for(lambda: "not reloaded" in serve.log, what="the reload error in serve's log")
         told = cfg_run(cronctl_exe, "status", env=env)
         assert told.returncode == 1, (told.stdout, told.stderr)
-        loaded_at = reloaded.tasks_loaded_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+        # #14, item 4: ISO 8601 to the second, no relative time.
+        loaded_at = timefmt.iso_seconds(reloaded.tasks_loaded_at)
         assert "health  UNHEALTHY" in told.stdout and "serve   running (pid" in told.stdout
         assert f"  - the task file is invalid: {path}:7: invalid TOML" in told.stdout, told.stdout
         assert (
-            f"  - serve keeps running the version of the task file it loaded at {loaded_at} ("
+            f"  - serve keeps running the version of the task file it loaded at {loaded_at}\n"
             in told.stdout
         ), told.stdout
         as_json = json.loads(cfg_run(cronctl_exe, "status", "--json", env=env).stdout)

@@ -275,6 +275,9 @@ def reading_calls(store: HistoryStore, now: datetime) -> dict[str, object]:
         "run counts (metrics)": lambda: store.run_counts(),
         "one run (logs)": lambda: store.get_run(5),
         "stderr heads (status)": lambda: store.stderr_heads([1, 2, 3]),
+        "failures per task (status)": lambda: store.failure_counts(
+            now - timedelta(days=1), now - timedelta(hours=1)
+        ),
         "prune selection": lambda: store.prune(
             now=now, keep_days=90, default_keep_runs=1000, dry_run=True
         ),
