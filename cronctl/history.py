@@ -114,6 +114,11 @@ class HealthReader(Protocol):
 
     def run_counts(self) -> dict[str, tuple[int, int]]: ...
 
+    def failure_counts(self, since: datetime, recent_since: datetime) -> list[tuple[Run, int, int]]:
+        """Per task with a failed run since `since`: its newest failed run, its failures since
+        `since` and since `recent_since` (`status`: the day and the hour)."""
+        ...
+
 
 class ServeStateRecorder(Protocol):
     """serve's own row: who runs, since when, last heartbeat, when its tasks were loaded."""

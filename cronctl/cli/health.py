@@ -3,7 +3,7 @@
 import os
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, cast
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.text import Text
@@ -55,10 +55,7 @@ def status(ctx: typer.Context, json_output: JsonFlag = False) -> None:
         if isinstance(loaded, TaskFileError)
         else loaded
     )
-    # HistoryStore answers failure_counts (cronctl/store/stats.py); the HealthReader protocol
-    # of cronctl/history.py does not list it yet (#14: that module is left to the integrator).
-    store = cast("health.StatusHistory", app.store())
-    report = health.health(tasks, store, app.clock.now(), health.local_serve_probe)
+    report = health.health(tasks, app.store(), app.clock.now(), health.local_serve_probe)
     app.exit_code = int(ExitCode.OK) if report.healthy else int(ExitCode.FAILURE)
     if json_output:
         app.renderer.json(health.health_json(report))
