@@ -87,8 +87,17 @@ def explain_command(
     if result.next:
         out.line("next:")
         for moment in result.next:
-            offset = moment.strftime("%z")
-            when = moment.strftime("%a %Y-%m-%d %H:%M" + ("" if result.on_whole_minutes else ":%S"))
-            out.line(f"  {when} {moment.tzname()} (UTC{offset[:3]}:{offset[3:]})")
+            out.line(f"  {_fire_time(moment, result.on_whole_minutes, terminal=out.rich)}")
     for note in result.notes:
         out.line(f"note: {note}")
+
+
+def _fire_time(moment: datetime, whole_minutes: bool, *, terminal: bool) -> str:
+    """A fire time as a person reads it on a terminal (`Sat 2026-03-07 02:30 EST (UTC-05:00)`);
+    piped, ISO 8601 to the second first, then the weekday and the zone's abbreviation
+    (README.md#commands: plain timestamps are ISO 8601 with their offset)."""
+    if not terminal:
+        return f"{moment.isoformat(timespec='seconds')}  {moment:%a} {moment.tzname()}"
+    offset = moment.strftime("%z")
+    when = moment.strftime("%a %Y-%m-%d %H:%M" + ("" if whole_minutes else ":%S"))
+    return f"{when} {moment.tzname()} (UTC{offset[:3]}:{offset[3:]})"

@@ -23,8 +23,9 @@ def test_explain_text_shows_weekday_offset_and_dst_note(cli):
     assert result.exit_code == 0
     lines = result.stdout.splitlines()
     assert lines[0] == "At 02:30 every day."
-    assert "  Sat 2026-03-07 02:30 EST (UTC-05:00)" in lines
-    assert "  Sun 2026-03-08 03:00 EDT (UTC-04:00)" in lines
+    # Piped: ISO 8601 to the second first (the terminal form is in tests/cli/test_layout_pty.py).
+    assert "  2026-03-07T02:30:00-05:00  Sat EST" in lines
+    assert "  2026-03-08T03:00:00-04:00  Sun EDT" in lines
     assert any(
         line.startswith("note: 2026-03-08") and "fires at 03:00 EDT instead" in line
         for line in lines

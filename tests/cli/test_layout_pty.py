@@ -215,10 +215,15 @@ def test_c3_schedules_off_the_minute_show_seconds(layout_home, cronctl_exe):
         nexts = text.split("next runs:\n")[1].split("last runs:")[0].splitlines()
         assert len(nexts) == 5 and len(set(nexts)) == 5, text
         assert all(re.search(r"\d\d:\d\d:\d\d", line) for line in nexts), nexts
-    explained = piped(cronctl_exe, ["explain", "@every 90s", "--count", "4"], home)
+    # explain on a terminal: seconds only off the minute; piped, ISO 8601 to the second.
+    explained = pty_run(cronctl_exe, ["explain", "@every 90s", "--count", "4"], home, 80)
     seconds = re.findall(r"\d\d:\d\d:(\d\d) UTC", explained)
     assert len(seconds) == 4 and set(seconds) == {"00", "30"}, explained
-    assert re.findall(r"\d\d:\d\d UTC", piped(cronctl_exe, ["explain", "@hourly"], home))
+    hourly = pty_run(cronctl_exe, ["explain", "@hourly"], home, 80)
+    assert re.findall(r" \d\d:\d\d UTC", hourly) and not re.findall(r":\d\d:\d\d UTC", hourly)
+    explained = piped(cronctl_exe, ["explain", "@every 90s", "--count", "4"], home)
+    times = re.findall(r"^  (\S+)  [A-Z][a-z]{2} UTC$", explained, re.MULTILINE)
+    assert len(times) == 4 and all(re.fullmatch(ISO_SECOND, t) for t in times), explained
     # Earlier this year: `Oct 26 14:08:30` for @every 90s, `Oct 26 14:08` for a cron task.
     text = pty_run(cronctl_exe, ["history", "--limit", "100"], home, 200)
     headers, rows = tables(text)[0]

@@ -543,7 +543,7 @@ def test_h16_explain_at_the_end_of_time_lists_what_there_is(cronctl_exe):
         [*cronctl_exe, *args, "--count", "2"], capture_output=True, text=True, timeout=30
     )
     assert result.returncode == 0, result.stderr
-    assert "9999-12-31 23:58" in result.stdout and "9999-12-31 23:59" in result.stdout
+    assert "9999-12-31T23:58:00" in result.stdout and "9999-12-31T23:59:00" in result.stdout
     more = subprocess.run(
         [*cronctl_exe, *args, "--count", "3"], capture_output=True, text=True, timeout=30
     )

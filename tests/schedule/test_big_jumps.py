@@ -172,7 +172,7 @@ def test_h17_cronctl_explain_shows_the_skipped_day(cronctl_exe: list[str]) -> No
         timeout=30,
     )
     assert result.returncode == 0, result.stderr
-    assert "2011-12-31 12:00 +14" in result.stdout
+    assert "2011-12-31T12:00:00+14:00" in result.stdout  # piped: ISO 8601
     assert "2011-12-30" not in result.stdout.split("note:")[0]
     assert "note: 2011-12-30: clocks jump 24 hours" in result.stdout
     assert "so the 12:00 run is skipped" in result.stdout
