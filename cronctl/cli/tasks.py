@@ -157,7 +157,8 @@ def remove(
     for name in names:
         dropped = app.store().delete_task_runs(name) if purge else 0
         app.renderer.note(
-            f"Removed task '{name}'" + (f" and {dropped} runs of history." if purge else ".")
+            f"Removed task '{name}'"
+            + (f" and {timefmt.counted(dropped, 'run')} of history." if purge else ".")
         )
 
 
@@ -312,6 +313,6 @@ def check(ctx: typer.Context, json_output: JsonFlag = False) -> None:
         return
     app.renderer.findings(findings)
     app.renderer.note(
-        f"{path}: {len(tasks.tasks)} tasks, valid"
-        + (f", {len(findings)} warnings." if findings else ".")
+        f"{path}: {timefmt.counted(len(tasks.tasks), 'task')}, valid"
+        + (f", {timefmt.counted(len(findings), 'warning')}." if findings else ".")
     )

@@ -298,7 +298,7 @@ def test_s09_writes_refuse_a_task_file_that_is_not_a_regular_file(
         env=environment(),
         timeout=LIMIT,
     )
-    assert checked.returncode == 0 and "1 tasks, valid" in checked.stderr, checked.stderr
+    assert checked.returncode == 0 and "1 task, valid" in checked.stderr, checked.stderr
 
 
 def test_s09_a_task_file_in_an_unusable_folder_is_one_error_line(tmp_path, cronctl_exe):
