@@ -67,3 +67,21 @@ def test_c11_an_after_cycle_is_logged_once_per_load(serve, tasks_path):
     count = len(process.runs("b"))
     process.wait_runs("b", count + 3, statuses=[Status.SUCCEEDED])
     assert process.log.count("forms a cycle") == 2, process.log
+
+
+@pytest.mark.parametrize("file", ["missing", "empty"])
+def test_c12_serve_without_tasks_says_how_to_add_one_and_waits_for_them(
+    serve, cronctl_exe, tasks_path, file
+):
+    import subprocess
+
+    if file == "empty":
+        tasks_path.write_text("")
+    process = serve()
+    process.wait_log("no tasks yet: add one with `cronctl add NAME SCHEDULE COMMAND`")
+    added = subprocess.run(
+        [*cronctl_exe, "add", "tick", "@every 1s", "true"], capture_output=True, timeout=60
+    )
+    assert added.returncode == 0, added.stderr
+    process.wait_runs("tick", 2, statuses=[Status.SUCCEEDED])
+    assert process.proc.poll() is None
