@@ -4,10 +4,11 @@ after run, gets one `skipped` row with a count and the time range, not a row per
 An `@every 10s` task gated by `when` would otherwise write 8,640 rows a day and push its real
 runs out of `keep_runs`. A skip is folded into the task's previous row when that row is a
 skip of the same trigger with the same reason and no other row of the task came between
-(`id` order: rows are numbered as runs are claimed). The folded row keeps its id and its
-`started_at` (the first skip), takes the newest skip's `scheduled_at` (the slot the next
-catch-up starts from, and the exactly-once claim of that slot) and `finished_at`, counts the
-skips in `repeats` (schema version 5) and says so in `reason`:
+(`id` order: rows are numbered as runs are claimed). The folded row keeps its id and takes
+the newest skip's `started_at`, `finished_at` and `scheduled_at` (so `list`'s last run,
+`history`'s order, retention by age and the next catch-up see the newest skip, and that slot
+stays claimed); schema version 5 adds its count (`repeats`) and when the first of them started
+(`skipped_since`), and `reason` says both:
 "`when` condition returned exit status 1 (123 times since 2026-12-05T14:00:05+00:00)".
 """
 
@@ -61,19 +62,20 @@ def _fold(db: sqlite3.Connection, run_id: int, finished_at: datetime, reason: st
     """Fold run `run_id` into its task's previous row, in the caller's transaction; None when
     that row is not the same skip (nothing is changed then)."""
     row = db.execute(
-        "SELECT task, trigger, attempt, scheduled_at FROM runs WHERE id = ?", (run_id,)
+        "SELECT task, trigger, attempt, scheduled_at, started_at FROM runs WHERE id = ?",
+        (run_id,),
     ).fetchone()
     if row is None:
         raise UnknownRunError(f"no run with id {run_id}", hint="see `cronctl history`")
-    task, trigger, attempt, scheduled_at = row
+    task, trigger, attempt, scheduled_at, started_at = row
     previous = db.execute(
-        "SELECT id, trigger, attempt, status, reason, started_at, repeats FROM runs"
-        " WHERE task = ? AND id < ? ORDER BY id DESC LIMIT 1",
+        "SELECT id, trigger, attempt, status, reason, COALESCE(skipped_since, started_at),"
+        " repeats FROM runs WHERE task = ? AND id < ? ORDER BY id DESC LIMIT 1",
         (task, run_id),
     ).fetchone()
     if previous is None:
         return None
-    previous_id, previous_trigger, previous_attempt, status, stored, started_at, repeats = previous
+    previous_id, previous_trigger, previous_attempt, status, stored, since, repeats = previous
     if (
         status != Status.SKIPPED
         or (previous_trigger, previous_attempt) != (trigger, attempt)
@@ -83,13 +85,16 @@ def _fold(db: sqlite3.Connection, run_id: int, finished_at: datetime, reason: st
     # The new row goes first: the folded row takes its slot, and a slot is claimed once.
     db.execute("DELETE FROM runs WHERE id = ?", (run_id,))
     folded = db.execute(
-        "UPDATE runs SET repeats = ?, scheduled_at = COALESCE(?, scheduled_at),"
-        f" finished_at = ?, reason = ? WHERE id = ? RETURNING {RUN_COLUMNS}",
+        "UPDATE runs SET repeats = ?, skipped_since = ?, started_at = ?,"
+        " scheduled_at = COALESCE(?, scheduled_at), finished_at = ?, reason = ?"
+        f" WHERE id = ? RETURNING {RUN_COLUMNS}",
         (
             repeats + 1,
+            since,
+            started_at,
             scheduled_at,
             to_ms(finished_at),
-            folded_reason(reason, repeats + 1, from_ms(started_at)),
+            folded_reason(reason, repeats + 1, from_ms(since)),
             previous_id,
         ),
     ).fetchone()

@@ -61,7 +61,7 @@ def test_c11_consecutive_condition_skips_are_one_row(store, events, rows):
     assert counts == rows
 
 
-def test_c11_the_folded_row_says_how_many_since_when_and_holds_the_newest_slot(store):
+def test_c11_the_folded_row_says_how_many_since_when_and_holds_the_newest_skip(store):
     for number in range(123):
         last = skip(store, T0 + timedelta(seconds=10 * number))
     [row] = store.runs("t", limit=None)
@@ -69,7 +69,7 @@ def test_c11_the_folded_row_says_how_many_since_when_and_holds_the_newest_slot(s
     assert last.id == row.id and row.status == Status.SKIPPED
     assert row.reason == f"{NO} (123 times since 2026-03-01T12:00:00+00:00)"
     assert row.reason == folded_reason(NO, 123, T0)
-    assert (row.started_at, row.scheduled_at) == (T0, newest)
+    assert (row.started_at, row.scheduled_at) == (newest, newest)  # the newest skip's
     assert row.finished_at == newest + timedelta(seconds=1)
     assert store.latest_slot("t") == newest  # catch-up starts after the newest slot
     with pytest.raises(Exception, match="already run"):  # and that slot stays claimed
@@ -113,3 +113,12 @@ def test_c11_migration_from_schema_4_counts_each_old_row_once(tmp_path):
         newest, oldest = opened.runs("t")
         assert newest.reason == f"{NO} (2 times since 2026-03-01T12:00:10+00:00)"
         assert oldest.reason == NO
+
+
+def test_c11_the_folded_row_reads_as_the_newest_skip_in_every_history(store):
+    """`history` of all tasks and `list`'s last run see the folded row at its newest skip."""
+    skip(store, T0)
+    ran(store, T0 + timedelta(seconds=5), task="other")
+    skip(store, T0 + timedelta(seconds=10))
+    assert [run.task for run in store.runs()] == ["t", "other"]
+    assert store.last_run("t").started_at == T0 + timedelta(seconds=10)
