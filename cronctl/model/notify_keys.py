@@ -22,7 +22,6 @@ class NotifyKey(NamedTuple):
     name: str
     shape: Shape
     add_option: str  # the option of `add` that sets it
-    metavar: str  # what the option takes, for --help and the man page
     help: str
     show: Callable[[NotifySettings], str]  # the value on its `show` line
     json: Callable[[NotifySettings], Any]  # its value in the task JSON's `notify` object
@@ -46,7 +45,6 @@ NOTIFY_KEY_TABLE: tuple[NotifyKey, ...] = (
         name="on",
         shape=STRING_OR_STRINGS,
         add_option="--notify-on",
-        metavar="EVENT",
         help=f"Event to notify: {_either(NOTIFY_EVENTS)}; repeatable.",
         show=lambda s: ", ".join(s.on),
         json=lambda s: list(s.on),
@@ -55,7 +53,6 @@ NOTIFY_KEY_TABLE: tuple[NotifyKey, ...] = (
         name="after_failures",
         shape=WHOLE_NUMBER,
         add_option="--notify-after-failures",
-        metavar="N",
         help="Notify a failure once N runs in a row have failed.",
         show=lambda s: f"{s.after_failures} in a row",
         json=_field("after_failures"),
@@ -65,7 +62,6 @@ NOTIFY_KEY_TABLE: tuple[NotifyKey, ...] = (
         name="command",
         shape=STRING,
         add_option="--notify-command",
-        metavar="COMMAND",
         help="Command to run for a notification.",
         show=_field("command"),
         json=_field("command"),
@@ -75,7 +71,6 @@ NOTIFY_KEY_TABLE: tuple[NotifyKey, ...] = (
         name="webhook",
         shape=STRING,
         add_option="--notify-webhook",
-        metavar="URL",
         help="URL to POST the run to.",
         show=_field("webhook"),
         json=_field("webhook"),
@@ -85,7 +80,6 @@ NOTIFY_KEY_TABLE: tuple[NotifyKey, ...] = (
         name="format",
         shape=STRING,
         add_option="--notify-format",
-        metavar="FORMAT",
         help=f"What the webhook posts: {_either(WEBHOOK_FORMATS)}.",
         show=_field("format"),
         json=_field("format"),
@@ -95,7 +89,6 @@ NOTIFY_KEY_TABLE: tuple[NotifyKey, ...] = (
         name="webhook_secret_env",
         shape=STRING,
         add_option="--notify-webhook-secret-env",
-        metavar="NAME",
         help="Variable holding the webhook's signing secret (the name, not the secret).",
         show=lambda s: f"${s.webhook_secret_env} (its value is not shown)",
         json=_field("webhook_secret_env"),
@@ -105,7 +98,6 @@ NOTIFY_KEY_TABLE: tuple[NotifyKey, ...] = (
         name="healthchecks",
         shape=STRING,
         add_option="--notify-healthchecks",
-        metavar="URL",
         help="Healthchecks ping URL.",
         show=_field("healthchecks"),
         json=_field("healthchecks"),
@@ -115,7 +107,6 @@ NOTIFY_KEY_TABLE: tuple[NotifyKey, ...] = (
         name="email",
         shape=STRING_OR_STRINGS,
         add_option="--notify-email",
-        metavar="ADDRESS",
         help="Address to mail; repeatable.",
         show=lambda s: ", ".join(s.email),
         json=lambda s: list(s.email),
@@ -125,7 +116,6 @@ NOTIFY_KEY_TABLE: tuple[NotifyKey, ...] = (
         name="timeout",
         shape=DURATION,
         add_option="--notify-timeout",
-        metavar="DURATION",
         help="Time limit of each channel, e.g. 30s (default 10s).",
         show=lambda s: format_duration(s.timeout),
         json=_field("timeout"),
