@@ -21,7 +21,7 @@ from rich.text import Text
 from cronctl import timefmt
 from cronctl.columns import Column, fit_columns
 from cronctl.model import Task, show_lines
-from cronctl.records import FAILURE_STATUSES, Run
+from cronctl.records import FAILURE_STATUSES, FINISHED_STATUSES, Run
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -352,11 +352,19 @@ class Renderer:
     def task_detail(self, detail: Any, now: datetime) -> None:
         task, stats = detail.row.task, detail.row.stats
         duration_ms = timefmt.duration_ms
+        # The rate is of the finished runs among the last 50: "of 8 runs" while there are fewer.
+        finished = timefmt.counted(sum(s in FINISHED_STATUSES for s in stats.recent), "run")
+        last = "the last " if len(stats.recent) >= 50 else ""
+        success = (
+            "-"
+            if stats.success_rate is None
+            else f"{percent(stats.success_rate)} of {last}{finished}"
+        )
         self.pairs(
             [
                 *self.task_settings(task),
                 ("means", detail.description),
-                ("success", f"{percent(stats.success_rate)} of the last 50 runs"),
+                ("success", success),
                 ("duration", f"p50 {duration_ms(stats.p50_ms)}, p95 {duration_ms(stats.p95_ms)}"),
                 ("recent", status_strip(stats.recent[:30]) or "-"),
                 ("durations", sparkline(detail.durations_ms) or "-"),

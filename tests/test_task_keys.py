@@ -21,10 +21,11 @@ from cronctl.model import TASK_KEY, TASK_KEY_TABLE, TASK_KEYS, CatchUp, Overlap,
 from cronctl.render import Renderer
 from cronctl.shapes import task_json
 
-# Keys without a `show` line of their own, and where they are instead.
-NOT_ON_THEIR_OWN_SHOW_LINE = {"retry_delay": "retries", "notify": None}
+# Keys without a `show` line of their own, and where they are instead (notify: a line a key
+# of its table, notify.on, notify.command, ...).
+NOT_ON_THEIR_OWN_SHOW_LINE = {"retry_delay": "retries", "notify": "notify.*"}
 # Keys that are not part of the task JSON.
-NOT_IN_JSON = {"notify"}
+NOT_IN_JSON: set[str] = set()
 
 
 # A task that sets every key to a value that is not its default.
@@ -46,7 +47,17 @@ EVERY_KEY = {
     "when": "test -s ~/queue/pending",
     "after": ["extract"],
     "keep_runs": 10,
-    "notify": {"on": ["failure", "recovery"], "command": "true"},
+    "notify": {
+        "on": ["failure", "recovery"],
+        "after_failures": 3,
+        "command": "true",
+        "webhook": "https://hooks.example.org/x",
+        "format": "slack",
+        "webhook_secret_env": "HOOK_SECRET",
+        "healthchecks": "https://hc-ping.com/uuid",
+        "email": ["ops@example.org"],
+        "timeout": "30s",
+    },
 }
 
 
@@ -191,7 +202,8 @@ def test_show_lists_every_key_in_table_order():
     lines = Renderer().task_settings(task)
     labels = [label for label, _ in lines]
     expected = [k for k in TASK_KEYS if k not in NOT_ON_THEIR_OWN_SHOW_LINE]
-    assert labels == ["name", *expected]
+    notify_labels = [f"notify.{key}" for key in model.NOTIFY_KEYS]
+    assert labels == ["name", *expected, *notify_labels]
     without_line = [k.name for k in TASK_KEY_TABLE if k.show is None]
     assert sorted(without_line) == sorted(NOT_ON_THEIR_OWN_SHOW_LINE)
     assert dict(lines)["retries"] == "2 (delay 1m, doubling)"
@@ -234,3 +246,86 @@ def test_h2_every_key_of_every_table_has_its_shape():
     assert list(keys.NOTIFY_SHAPES) == list(model.NOTIFY_KEYS)
     assert list(keys.SMTP_SHAPES) == list(model.SMTP_KEYS)
     assert set(keys.DEFAULTS_TABLE.keys or {}) == set(model.DEFAULT_KEYS)
+
+
+# ---------------------------------------------------------------------------------------------
+# Issue 14, item 9: every setting is visible (`show`, the task JSON) and settable (`add`)
+
+
+def test_c9_every_key_of_the_task_and_notify_tables_has_an_add_option_a_show_line_and_json():
+    from cronctl.model.notify_keys import NOTIFY_KEY_TABLE
+
+    task = every_key_task()
+    params = add_parameters()
+    labels = [label for label, _ in model.show_lines(task)]
+    data = task_json(task, None)
+    assert [key.name for key in NOTIFY_KEY_TABLE] == list(model.NOTIFY_KEYS)
+    for key in TASK_KEY_TABLE:
+        assert key.add_options and all(option in params for option in key.add_options), key.name
+        on_its_line = key.name in labels or f"{key.name}." in " ".join(labels)
+        assert on_its_line or key.name in NOT_ON_THEIR_OWN_SHOW_LINE, key.name
+        assert key.name in data, key.name
+    for notify_key in NOTIFY_KEY_TABLE:
+        option = params.get(notify_key.add_option)
+        assert option is not None, f"`add` has no {notify_key.add_option}"
+        assert option.help == notify_key.help
+        assert f"notify.{notify_key.name}" in labels, notify_key.name
+        assert notify_key.name in data["notify"], notify_key.name
+    assert data["notify"]["timeout"] == 30 and data["notify"]["after_failures"] == 3
+
+
+def test_c9_add_sets_every_notify_key_and_show_and_json_tell_them_never_a_secret(
+    cronctl_exe, tasks_path, tmp_path
+):
+    """Through the real command: `add` with every --notify-* option writes each key of the
+    notify table; `show`, `show --json`, `list --json` and `add --json` list them, and the value
+    of the secret's variable appears nowhere."""
+    import os
+    import subprocess
+
+    env = {**os.environ, "HOOK_SECRET": "s3cr3t-value", "COLUMNS": "200"}
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run(
+            [*cronctl_exe, *args], env=env, capture_output=True, text=True, timeout=60
+        )
+        assert "s3cr3t-value" not in done.stdout + done.stderr
+        return done
+
+    options = (
+        *("--notify-on", "failure", "--notify-on", "recovery", "--notify-after-failures", "3"),
+        *("--notify-command", "true", "--notify-webhook", "https://hooks.example.org/x"),
+        *("--notify-format", "slack", "--notify-webhook-secret-env", "HOOK_SECRET"),
+        *("--notify-healthchecks", "https://hc-ping.com/u", "--notify-email", "ops@example.org"),
+        *("--notify-timeout", "30s"),
+    )
+    added = run("add", "backup", "@daily", "true", *options, "--json")
+    assert added.returncode == 0, added.stderr
+    written = tomllib.loads(tasks_path.read_text())["tasks"]["backup"]["notify"]
+    assert list(written) == list(model.NOTIFY_KEYS)
+    expected = {
+        "on": ["failure", "recovery"],
+        "after_failures": 3,
+        "command": "true",
+        "webhook": "https://hooks.example.org/x",
+        "format": "slack",
+        "webhook_secret_env": "HOOK_SECRET",
+        "healthchecks": "https://hc-ping.com/u",
+        "email": ["ops@example.org"],
+        "timeout": 30,
+    }
+    assert json.loads(added.stdout)["notify"] == expected
+    assert json.loads(run("show", "backup", "--json").stdout)["notify"] == expected
+    assert json.loads(run("list", "--json").stdout)[0]["notify"] == expected
+    shown = run("show", "backup").stdout
+    for line in (
+        "notify.on                  failure, recovery",
+        "notify.after_failures      3 in a row",
+        "notify.format              slack",
+        "notify.webhook_secret_env  $HOOK_SECRET",
+        "notify.timeout             30s",
+    ):
+        assert line in shown, shown
+    run("add", "quiet", "@daily", "true")
+    assert json.loads(run("show", "quiet", "--json").stdout)["notify"] is None
+    assert "notify" not in run("show", "quiet").stdout

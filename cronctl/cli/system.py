@@ -241,6 +241,9 @@ def _report_import(current: AppState, plan: "Plan", dry_run: bool, json_output: 
                     }
                     for t in plan.tasks
                 ],
+                "already_present": [
+                    {"line": p.line, "text": p.text, "task": p.task} for p in plan.present
+                ],
                 "skipped": [
                     {"line": p.line, "text": p.text, "reason": p.reason} for p in plan.problems
                 ],
@@ -253,6 +256,8 @@ def _report_import(current: AppState, plan: "Plan", dry_run: bool, json_output: 
             ["Name", "Line", "Schedule", "Command"],
             [[t.name, str(t.line), t.task.schedule, t.task.command] for t in plan.tasks],
         )
+    for present in plan.present:
+        render.note(f"line {present.line} already imported as task '{present.task}'")
     for problem in plan.problems:
         render.warning(f"line {problem.line} not imported: {problem.reason}")
         render.note(f"    {problem.text.strip()}")
@@ -267,6 +272,8 @@ def _report_import(current: AppState, plan: "Plan", dry_run: bool, json_output: 
         summary = f"Imported {tasks} into {where}"
     else:
         summary = "Nothing imported"
+    if plan.present:
+        summary += f"; {timefmt.counted(len(plan.present), 'line')} already in the task file"
     if plan.problems:
         summary += f"; {timefmt.counted(len(plan.problems), 'line')} not imported"
     render.note(summary + ".")

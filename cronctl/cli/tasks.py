@@ -19,6 +19,7 @@ from cronctl.cli.complete import complete_task_names_in
 from cronctl.errors import ExitCode, TaskFileError, UsageError
 from cronctl.model import TASK_KEY
 from cronctl.model.checks import task_warnings
+from cronctl.model.notify_keys import NOTIFY_KEY
 from cronctl.shapes import run_json, task_json
 
 TaskName = Annotated[
@@ -70,17 +71,24 @@ def add(
     after: Annotated[list[str] | None, typer.Option("--after", help=TASK_KEY["after"].help)] = None,
     keep_runs: Annotated[int | None, typer.Option(help=TASK_KEY["keep_runs"].help)] = None,
     notify_on: Annotated[
-        list[str] | None,
-        typer.Option("--notify-on", help="failure, recovery, success or missed; repeatable."),
+        list[str] | None, typer.Option("--notify-on", help=NOTIFY_KEY["on"].help)
     ] = None,
-    notify_command: Annotated[
-        str | None, typer.Option(help="Command to run for a notification.")
+    notify_after_failures: Annotated[
+        int | None, typer.Option(help=NOTIFY_KEY["after_failures"].help)
     ] = None,
-    notify_webhook: Annotated[str | None, typer.Option(help="URL to POST the run to.")] = None,
-    notify_healthchecks: Annotated[str | None, typer.Option(help="Healthchecks ping URL.")] = None,
+    notify_command: Annotated[str | None, typer.Option(help=NOTIFY_KEY["command"].help)] = None,
+    notify_webhook: Annotated[str | None, typer.Option(help=NOTIFY_KEY["webhook"].help)] = None,
+    notify_format: Annotated[str | None, typer.Option(help=NOTIFY_KEY["format"].help)] = None,
+    notify_webhook_secret_env: Annotated[
+        str | None, typer.Option(help=NOTIFY_KEY["webhook_secret_env"].help)
+    ] = None,
+    notify_healthchecks: Annotated[
+        str | None, typer.Option(help=NOTIFY_KEY["healthchecks"].help)
+    ] = None,
     notify_email: Annotated[
-        list[str] | None, typer.Option("--notify-email", help="Address to mail; repeatable.")
+        list[str] | None, typer.Option("--notify-email", help=NOTIFY_KEY["email"].help)
     ] = None,
+    notify_timeout: Annotated[str | None, typer.Option(help=NOTIFY_KEY["timeout"].help)] = None,
     replace: Annotated[
         bool, typer.Option("--replace", help="Overwrite a task of the same name.")
     ] = False,
@@ -110,14 +118,18 @@ def add(
         table["env"] = _env_pairs(env)
     if after:
         table["after"] = list(after)
-    notify = {
+    notify_options = {
         "on": notify_on,
+        "after_failures": notify_after_failures,
         "command": notify_command,
         "webhook": notify_webhook,
+        "format": notify_format,
+        "webhook_secret_env": notify_webhook_secret_env,
         "healthchecks": notify_healthchecks,
         "email": notify_email,
+        "timeout": notify_timeout,
     }
-    notify = {k: v for k, v in notify.items() if v}
+    notify = {k: v for k, v in notify_options.items() if v is not None and v != []}
     if notify:
         table["notify"] = notify
     task, replaced = taskfile.add_task(
@@ -164,7 +176,8 @@ def remove(
     for name in names:
         dropped = app.store().delete_task_runs(name) if purge else 0
         app.renderer.note(
-            f"Removed task '{name}'" + (f" and {dropped} runs of history." if purge else ".")
+            f"Removed task '{name}'"
+            + (f" and {timefmt.counted(dropped, 'run')} of history." if purge else ".")
         )
 
 

@@ -7,7 +7,7 @@ its number and the reason, and the others are imported.
 """
 
 from cronctl.crontab_import.naming import derive_name
-from cronctl.crontab_import.planning import Plan, Planned, import_into, plan, render
+from cronctl.crontab_import.planning import Plan, Planned, Present, import_into, plan, render
 from cronctl.crontab_import.reader import (
     CRON_MACROS,
     Candidate,
@@ -28,6 +28,7 @@ __all__ = [
     "Parsed",
     "Plan",
     "Planned",
+    "Present",
     "Problem",
     "derive_name",
     "import_into",

@@ -9,7 +9,7 @@ from typing import Any
 
 from cronctl import model, taskfile
 from cronctl.crontab_import.naming import check_prefix, unique_names
-from cronctl.crontab_import.reader import Candidate, Note, Problem, parse
+from cronctl.crontab_import.reader import Candidate, Note, Problem, other_users_note, parse
 from cronctl.errors import ScheduleError, TaskFileError
 
 
@@ -22,11 +22,22 @@ class Planned:
     task: model.Task
 
 
+@dataclass(frozen=True)
+class Present:
+    """A line whose task the file already holds (imported before): it is not added again."""
+
+    line: int
+    text: str
+    task: str
+
+
 @dataclass
 class Plan:
-    """What `import` will add: named, validated tasks, and the lines it cannot import."""
+    """What `import` will add: named, validated tasks, the lines whose tasks the file holds
+    already, and the lines it cannot import."""
 
     tasks: list[Planned] = field(default_factory=list)
+    present: list[Present] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
     notes: list[Note] = field(default_factory=list)
     system: bool = False
@@ -58,15 +69,23 @@ def plan(
         source=path or "-",
     )
     zone = default_zone or model.machine_timezone()
+    unmatched = _by_identity(existing)
     # Validated before naming, so that a line that cannot be imported uses up no name.
     valid: list[Candidate] = []
     for candidate in parsed.candidates:
         try:
-            model.parse_task(candidate.preferred_name, candidate.table, defaults, zone)
+            task = model.parse_task(candidate.preferred_name, candidate.table, defaults, zone)
         except (TaskFileError, ScheduleError) as exc:
             result.problems.append(Problem(candidate.line, candidate.text, _reason(exc)))
             continue
+        # Each task of the file stands for one line: a crontab that holds a line twice, imported
+        # twice, finds both copies.
+        same = unmatched.get(_identity(task))
+        if same:
+            result.present.append(Present(candidate.line, candidate.text, same.pop(0)))
+            continue
         valid.append(candidate)
+    users: set[str] = set()
     for candidate, name in zip(
         valid,
         unique_names([c.preferred_name for c in valid], set(existing), prefix),
@@ -80,8 +99,36 @@ def plan(
             result.problems.append(Problem(candidate.line, candidate.text, _reason(exc)))
             continue
         result.tasks.append(Planned(name, candidate.line, candidate.text, candidate.table, task))
+        if candidate.user is not None:
+            users.add(candidate.user)
     result.problems.sort(key=lambda p: p.line)
+    result.notes = _notes_of_imported(parsed.notes, parsed.users_note, users, result.problems)
     return result
+
+
+# What makes a task the one a crontab line was imported as: what runs, when, where and with
+# what environment; what a user may have changed since (description, retries, notify...) is not.
+def _identity(task: model.Task) -> tuple[Any, ...]:
+    env = tuple(sorted(task.env.items()))
+    return (task.schedule, task.command, task.timezone, env, task.working_dir, task.shell)
+
+
+def _by_identity(existing: Mapping[str, model.Task]) -> dict[tuple[Any, ...], list[str]]:
+    found: dict[tuple[Any, ...], list[str]] = {}
+    for name, task in existing.items():
+        found.setdefault(_identity(task), []).append(name)
+    return found
+
+
+def _notes_of_imported(
+    notes: list[Note], users_note: Note | None, users: set[str], problems: list[Problem]
+) -> list[Note]:
+    """The reader's notes without those about refused lines: a note on a refused line is left
+    out, and the note on other users' lines names only the users of lines imported."""
+    refused = {problem.line for problem in problems}
+    kept = [n for n in notes if n is not users_note and (n.line is None or n.line not in refused)]
+    note = other_users_note(users)
+    return [*kept, note] if note else kept
 
 
 def _reason(exc: Exception) -> str:

@@ -57,6 +57,7 @@ class Candidate:
     base_name: str
     table: dict[str, Any]
     wanted_name: str | None = None  # from a `# cronctl: NAME` comment written by export
+    user: str | None = None  # the user field of the system format
 
     @property
     def preferred_name(self) -> str:
@@ -83,6 +84,7 @@ class Parsed:
     problems: list[Problem] = field(default_factory=list)
     notes: list[Note] = field(default_factory=list)
     system: bool = False
+    users_note: Note | None = None  # the note on other users' lines, one of `notes`
 
 
 def is_system_path(path: str | None) -> bool:
@@ -217,6 +219,8 @@ class CrontabReader:
         self.comments: list[str] = []
         """The comment block right above the current line."""
         self.users: set[str] = set()
+        self.user: str | None = None
+        """The user field of the entry being read."""
         if system:
             self.result.notes.append(Note(None, _SYSTEM_NOTE))
 
@@ -370,6 +374,7 @@ class CrontabReader:
     def user_field(self, words: list[str]) -> list[str]:
         """The system format's user (last of `words`): dropped, and noted if it is not us."""
         self.users.add(words[-1])
+        self.user = words[-1]
         return words[:-1]
 
     def _add_entry(
@@ -392,7 +397,14 @@ class CrontabReader:
             table["description"] = description
         table.update(self.settings.task_keys())
         self.result.candidates.append(
-            Candidate(number, line, derive_name(command), table, wanted[0] if wanted else None)
+            Candidate(
+                number,
+                line,
+                derive_name(command),
+                table,
+                wanted[0] if wanted else None,
+                self.user if self.system else None,
+            )
         )
 
     # ----------------------------------------------------------------------- reporting
@@ -404,10 +416,18 @@ class CrontabReader:
         self.result.notes.append(Note(number, message))
 
     def _note_other_users(self) -> None:
-        me = _me()
-        others = sorted(u for u in self.users if u != me)
-        if others:
-            self._note(None, f"lines for user {', '.join(others)} will run as {me or 'you'}")
+        self.result.users_note = other_users_note(self.users)
+        if self.result.users_note:
+            self.result.notes.append(self.result.users_note)
+
+
+def other_users_note(users: set[str]) -> Note | None:
+    """The note that lines of other users will run as the one importing them, or None."""
+    me = _me()
+    others = sorted(u for u in users if u != me)
+    if not others:
+        return None
+    return Note(None, f"lines for user {', '.join(others)} will run as {me or 'you'}")
 
 
 def _description(comments: list[str]) -> str | None:

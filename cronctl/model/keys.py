@@ -24,7 +24,6 @@ from cronctl.model.kinds import (
     BOOLEAN,
     DURATION,
     STRING,
-    STRING_OR_STRINGS,
     STRINGS,
     WHOLE_NUMBER,
     Shape,
@@ -32,6 +31,7 @@ from cronctl.model.kinds import (
     shape,
     table_of,
 )
+from cronctl.model.notify_keys import NOTIFY_KEY_TABLE, notify_json, notify_show_lines
 from cronctl.model.task import (
     CATCH_UP_POLICIES,
     DEFAULT_KEEP_RUNS,
@@ -48,6 +48,7 @@ from cronctl.model.task import (
 )
 
 Show = Callable[[Task], str]
+ShowLines = Callable[[Task], list[tuple[str, str]]]
 ToJson = Callable[[Task], Any]
 
 
@@ -69,6 +70,7 @@ class TaskKey(NamedTuple):
     json: ToJson | None  # its value in the task JSON; None: not exported
     required: bool = False
     hidden_at_default: bool = False  # `show` lists it only when it differs from the default
+    show_lines: ShowLines | None = None  # a table's lines of `show`, in place of `show`
 
 
 def _text(name: str) -> Show:
@@ -89,17 +91,7 @@ def _either(choices: tuple[str, ...]) -> str:
 
 # The shapes of the notify table (README: Notifications) and of [defaults.smtp], key by key;
 # tests/test_task_keys.py holds them to checks.NOTIFY_KEYS and checks.SMTP_KEYS.
-NOTIFY_SHAPES: dict[str, Shape] = {
-    "on": STRING_OR_STRINGS,
-    "after_failures": WHOLE_NUMBER,
-    "command": STRING,
-    "webhook": STRING,
-    "format": STRING,
-    "webhook_secret_env": STRING,
-    "healthchecks": STRING,
-    "email": STRING_OR_STRINGS,
-    "timeout": DURATION,
-}
+NOTIFY_SHAPES: dict[str, Shape] = {key.name: key.shape for key in NOTIFY_KEY_TABLE}
 SMTP_SHAPES: dict[str, Shape] = {
     "host": STRING,
     "port": WHOLE_NUMBER,
@@ -317,17 +309,11 @@ TASK_KEY_TABLE: tuple[TaskKey, ...] = (
         default=None,
         check=lambda t, k, v: parse_notify(v, t),
         help="How to tell someone about a run: the --notify-* options.",
-        add_options=(
-            "--notify-on",
-            "--notify-command",
-            "--notify-webhook",
-            "--notify-healthchecks",
-            "--notify-email",
-        ),
-        # Where a task's notifications go is not part of `show` nor of the task JSON (which
-        # webhooks and notify commands receive): `notify-test NAME` tries each channel.
-        show=None,
-        json=None,
+        add_options=tuple(key.add_option for key in NOTIFY_KEY_TABLE),
+        show=None,  # a line a key: notify.on, notify.command, ... (cronctl.model.notify_keys)
+        json=lambda task: notify_json(task.notify),
+        hidden_at_default=True,
+        show_lines=lambda task: notify_show_lines(task.notify),
     ),
 )
 
@@ -353,11 +339,12 @@ def show_lines(task: Task) -> list[tuple[str, str]]:
     """Return `show`'s settings lines of `task`: (key, value) in table order."""
     lines = []
     for key in TASK_KEY_TABLE:
-        if key.show is None:
-            continue
         if key.hidden_at_default and getattr(task, key.name) == key.default:
             continue
-        lines.append((key.name, key.show(task)))
+        if key.show_lines is not None:
+            lines.extend(key.show_lines(task))
+        elif key.show is not None:
+            lines.append((key.name, key.show(task)))
     return lines
 
 

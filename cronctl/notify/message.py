@@ -59,14 +59,12 @@ def outcome(run: Run) -> str:
 
 def headline(delivery: Delivery) -> str:
     run, task = delivery.run, delivery.task
-    prefix = "[test] " if delivery.is_test else ""
+    # A test says so first, where a mail subject or a chat preview is cut: "cronctl test:".
+    prefix = "cronctl test: " if delivery.is_test else "cronctl: "
     if delivery.event == rules.MISSED:
         slots = f"{delivery.missed_count} runs" if delivery.missed_count > 1 else "a run"
         when = timefmt.stamp(run.scheduled_at, task.timezone) if run.scheduled_at else "unknown"
-        return (
-            f"{prefix}cronctl: {task.name} missed {slots} on {delivery.hostname}"
-            f" (latest slot {when})"
-        )
+        return f"{prefix}{task.name} missed {slots} on {delivery.hostname} (latest slot {when})"
     if run.status in FAILURE_STATUSES:
         verb = f"failed ({outcome(run)})"
     elif delivery.event == rules.RECOVERY:
@@ -75,7 +73,8 @@ def headline(delivery: Delivery) -> str:
         verb = "succeeded"
     else:
         verb = run.status.replace("_", " ")
-    return f"{prefix}cronctl: {task.name} {verb} on {delivery.hostname}"
+    sample = " (a sample; the task did not run)" if delivery.is_test else ""
+    return f"{prefix}{task.name} {verb} on {delivery.hostname}{sample}"
 
 
 def detail_lines(delivery: Delivery) -> list[str]:

@@ -47,6 +47,7 @@ from cronctl.notify.history_link import HistoryLink
 from cronctl.notify.lanes import Lanes, Outcome
 from cronctl.notify.message import Delivery
 from cronctl.records import FAILURE_STATUSES, Output, Run, Status, Trigger
+from cronctl.timefmt import counted
 
 DEFAULT_QUEUE_SIZE = 1000
 # Jobs one task may have waiting: a task that fires faster than its notifications go out (a
@@ -162,7 +163,9 @@ class Notifier:
         flushed = self._lanes.close(timeout)
         if not flushed:
             pending = self._lanes.pending
-            self._log(f"notify: gave up waiting at shutdown; {pending} notifications not sent")
+            self._log(
+                f"notify: gave up waiting at shutdown; {counted(pending, 'notification')} not sent"
+            )
         else:
             self._history.close()
         return flushed
@@ -252,7 +255,7 @@ class Notifier:
             )
         elif submitted.outcome == Outcome.LANE_FULL:
             self._log(
-                f"notify: task '{name}' has {submitted.waiting} notifications waiting;"
+                f"notify: task '{name}' has {counted(submitted.waiting, 'notification')} waiting;"
                 f" dropped the one of run {job.run.id}"
             )
 

@@ -273,6 +273,13 @@ def _run_until_stopped(
         locations.tasks_file,
         locations.db,
     )
+    if count == 0:
+        # A first start has no tasks yet: say what to do next; serve watches the file anyway.
+        log.info(
+            "no tasks yet: add one with `cronctl add NAME SCHEDULE COMMAND` (or edit %s);"
+            " serve picks it up within 2 s",
+            locations.tasks_file,
+        )
     scheduler.start()
     scheduler.upkeep.tell_status(scheduler.status_line)
     if on_ready is not None:

@@ -105,6 +105,9 @@ class Scheduler:
         self._initial = dict(tasks)
         self.states: dict[str, TaskState] = {}
         self.dependents: dict[str, list[str]] = {}
+        # The `after` links found to close a cycle, each logged once per load of the task file
+        # (a cycle of `@every 10s` tasks would otherwise log a warning every 10 s).
+        self._cycles_said: set[tuple[str, str]] = set()
         self.slots = SlotHeap()
         self.timers = TimerHeap()
         self._last: tuple[datetime, float] | None = None
@@ -170,6 +173,7 @@ class Scheduler:
 
     def _rebuild_dependents(self) -> None:
         self.dependents = plan.dependents(state.task for state in self.states.values())
+        self._cycles_said = set()
 
     # ---------------------------------------------------------------- the loop
 
@@ -399,7 +403,14 @@ class Scheduler:
             if state is None or not state.task.enabled:
                 continue
             if dependent in chain:
-                log.warning("task %s: not started after %s: `after` forms a cycle", dependent, name)
+                if (dependent, name) not in self._cycles_said:
+                    self._cycles_said.add((dependent, name))
+                    log.warning(
+                        "task %s: not started after %s: `after` forms a cycle"
+                        " (said once until the task file is reloaded)",
+                        dependent,
+                        name,
+                    )
                 continue
             self.starts.start(state, run_request(state.task, Trigger.AFTER), chain)
 

@@ -33,6 +33,7 @@ from cronctl.model import DEFAULT_KEEP_RUNS, Task
 from cronctl.records import Output, Run, Status, Trigger
 from cronctl.runner.execute import RunRequest
 from cronctl.store import HistoryStore, open_for_serve
+from cronctl.store.skips import SkipStore, is_condition_skip
 
 log = logging.getLogger("cronctl.serve")
 
@@ -139,7 +140,14 @@ class SerialStore:
         started_at: datetime | None = None,
     ) -> Run:
         """Record the end of a run and return it; retry while the database refuses, until
-        `give_up`."""
+        `give_up`. A run its `when` condition skipped is folded into the task's previous row
+        when that is the same skip (cronctl.store.skips): the row returned is that one."""
+        if isinstance(self._store, SkipStore) and is_condition_skip(status, reason):
+            assert reason is not None
+            fold: Callable[[], Run] = partial(
+                self._store.finish_condition_skip, run_id, finished_at=finished_at, reason=reason
+            )
+            return self._write_finish(run_id, status, fold)
         write = partial(
             self._store.finish_run,
             run_id,
@@ -153,6 +161,9 @@ class SerialStore:
             stderr=stderr,
             started_at=started_at,
         )
+        return self._write_finish(run_id, status, write)
+
+    def _write_finish(self, run_id: int, status: Status, write: Callable[[], Run]) -> Run:
         attempt = 0
         while True:
             try:

@@ -9,6 +9,7 @@ each in its own module with its own SQL, all over one base class that owns the c
     +-- RunStore      runs.py         RunRecorder, RunReader; rows -> `Run`
     |   +-- HealthStore     stats.py      HealthReader (list, show, status, metrics)
     |   +-- RetentionStore  retention.py  Retention (prune, remove --purge, checkpoint)
+    |   +-- SkipStore       skips.py      a run of `when` skips kept as one row
     +-- ServeStateStore     serve_state.py  ServeStateRecorder (serve's heartbeat row)
     schema.py: tables, indexes, application id and the migrations `Database` applies
 
@@ -49,13 +50,14 @@ from cronctl.store.retention import PRUNE_CHUNK, VACUUM_CHUNK, RetentionStore
 from cronctl.store.runs import RunStore
 from cronctl.store.schema import APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION
 from cronctl.store.serve_state import ServeStateStore
+from cronctl.store.skips import SkipStore
 from cronctl.store.stats import HealthStore
 
 if TYPE_CHECKING:
     from cronctl.history import History
 
 
-class HistoryStore(HealthStore, RetentionStore, ServeStateStore):
+class HistoryStore(HealthStore, RetentionStore, SkipStore, ServeStateStore):
     """Runs recorded in SQLite: every reader's part (see the module docstring), one connection.
     `HistoryStore(":memory:")` for tests; opening, read-only fallbacks and the errors it
     raises are `Database`'s."""

@@ -81,6 +81,12 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE serve_state ADD COLUMN tasks_loaded_at INTEGER;
     """,
+    # 5: how many consecutive skips by a task's `when` condition a `skipped` row stands for,
+    # and when the first of them started (cronctl.store.skips): one row for a run of them.
+    """
+    ALTER TABLE runs ADD COLUMN repeats INTEGER NOT NULL DEFAULT 1;
+    ALTER TABLE runs ADD COLUMN skipped_since INTEGER;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -258,7 +258,7 @@ def test_notify_test_reports_each_channel(cli, home, tasks_path):
         result = cli("notify-test", "backup")
         assert result.exit_code == 0
         assert result.stdout.splitlines() == ["channel\tresult\tdetail", "webhook\tok\tHTTP 200"]
-        assert json.loads(web.requests[1].body)["text"].startswith("[test] cronctl: backup failed")
+        assert json.loads(web.requests[1].body)["text"].startswith("cronctl test: backup failed")
 
 
 def test_notify_test_without_channels_or_task(cli, home):

@@ -194,7 +194,7 @@ def test_remove_purge_drops_history(cli):
         assert len(store.runs("a")) == 1
     cli("add", "a", "@daily", "true")
     result = cli("remove", "a", "--purge")
-    assert result.exit_code == 0 and "1 runs of history" in result.stderr
+    assert result.exit_code == 0 and "1 run of history" in result.stderr
     with HistoryStore(db) as store:
         assert store.runs("a") == []
 

@@ -19,7 +19,9 @@ HEADING = re.compile(r"^#{1,6}\s+(.+?)\s*#*\s*$", re.MULTILINE)
 CITATION = re.compile(r"\b((?:README|docs/[\w-]+)\.md)#([\w-]+)")
 
 FIRST_COMMANDS = [
-    "python3 -m venv ~/.cronctl && ~/.cronctl/bin/pip install . && ~/.cronctl/bin/cronctl serve",
+    # Installs, puts `cronctl` on PATH (~/.local/bin) and starts serve (issue 14, item 12).
+    "python3 -m venv ~/.cronctl && ~/.cronctl/bin/pip install . && mkdir -p ~/.local/bin"
+    " && ln -sf ~/.cronctl/bin/cronctl ~/.local/bin/ && ~/.cronctl/bin/cronctl serve",
     "python3 -m venv .venv && .venv/bin/pip install -e '.[test]' && .venv/bin/python -m pytest",
 ]
 

@@ -140,8 +140,10 @@ def test_names_are_unique_against_existing_tasks_and_prefix(cli, tasks_path):
     cli("add", "sessionclean", "@daily", "true")
     tasks_path.write_text("# my tasks\n" + tasks_path.read_text())
     cli("import", str(DATA / "cron.d" / "php"))
-    cli("import", str(DATA / "cron.d" / "php"))
-    assert list(tasks_in(tasks_path)) == ["sessionclean", "sessionclean-2", "sessionclean-3"]
+    # Imported again, the line is found in the file and not added (issue 14, item 10).
+    again = cli("import", str(DATA / "cron.d" / "php"))
+    assert again.exit_code == 0 and "already imported as task 'sessionclean-2'" in again.stderr
+    assert list(tasks_in(tasks_path)) == ["sessionclean", "sessionclean-2"]
     assert tasks_path.read_text().startswith("# my tasks\n")  # the user's text survives
     assert "# imported from " in tasks_path.read_text()
     cli("import", str(DATA / "debian-crontab"), "--prefix", "sys")

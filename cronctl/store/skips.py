@@ -1,0 +1,101 @@
+"""Condition skips kept as one row (README: Runs): a task whose `when` condition says no, run
+after run, gets one `skipped` row with a count and the time range, not a row per slot.
+
+An `@every 10s` task gated by `when` would otherwise write 8,640 rows a day and push its real
+runs out of `keep_runs`. A skip is folded into the task's previous row when that row is a
+skip of the same trigger with the same reason and no other row of the task came between
+(`id` order: rows are numbered as runs are claimed). The folded row keeps its id and takes
+the newest skip's `started_at`, `finished_at` and `scheduled_at` (so `list`'s last run,
+`history`'s order, retention by age and the next catch-up see the newest skip, and that slot
+stays claimed); schema version 5 adds its count (`repeats`) and when the first of them started
+(`skipped_since`), and `reason` says both:
+"`when` condition returned exit status 1 (123 times since 2026-12-05T14:00:05+00:00)".
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import datetime
+
+from cronctl.errors import UnknownRunError
+from cronctl.records import Run, Status
+from cronctl.store.database import from_ms, to_ms
+from cronctl.store.runs import NO_OUTPUT, RUN_COLUMNS, RunStore, run_from_row
+
+CONDITION_SKIP_PREFIX = "`when` "
+"""How the runner's reasons for a run its `when` condition kept from starting begin."""
+
+
+def is_condition_skip(status: Status, reason: str | None) -> bool:
+    return (
+        status == Status.SKIPPED and reason is not None and reason.startswith(CONDITION_SKIP_PREFIX)
+    )
+
+
+def folded_reason(reason: str, repeats: int, first: datetime) -> str:
+    """The reason of a row that stands for `repeats` skips, the first started at `first`."""
+    since = first.replace(microsecond=0).isoformat()
+    return f"{reason} ({repeats} times since {since})"
+
+
+def _same_reason(stored: str | None, reason: str) -> bool:
+    return stored is not None and (stored == reason or stored.startswith(f"{reason} ("))
+
+
+class SkipStore(RunStore):
+    """Writes condition skips, folding consecutive ones into one row."""
+
+    def finish_condition_skip(self, run_id: int, *, finished_at: datetime, reason: str) -> Run:
+        """Record run `run_id` as skipped by its `when` condition; fold it into the task's
+        previous row when that row is the same skip (see the module docstring). Returns the
+        row that now stands for it."""
+        with self._write() as db:
+            folded = _fold(db, run_id, finished_at, reason)
+        if folded is not None:
+            return folded
+        return self.finish_run(
+            run_id, status=Status.SKIPPED, finished_at=finished_at, reason=reason
+        )
+
+
+def _fold(db: sqlite3.Connection, run_id: int, finished_at: datetime, reason: str) -> Run | None:
+    """Fold run `run_id` into its task's previous row, in the caller's transaction; None when
+    that row is not the same skip (nothing is changed then)."""
+    row = db.execute(
+        "SELECT task, trigger, attempt, scheduled_at, started_at FROM runs WHERE id = ?",
+        (run_id,),
+    ).fetchone()
+    if row is None:
+        raise UnknownRunError(f"no run with id {run_id}", hint="see `cronctl history`")
+    task, trigger, attempt, scheduled_at, started_at = row
+    previous = db.execute(
+        "SELECT id, trigger, attempt, status, reason, COALESCE(skipped_since, started_at),"
+        " repeats FROM runs WHERE task = ? AND id < ? ORDER BY id DESC LIMIT 1",
+        (task, run_id),
+    ).fetchone()
+    if previous is None:
+        return None
+    previous_id, previous_trigger, previous_attempt, status, stored, since, repeats = previous
+    if (
+        status != Status.SKIPPED
+        or (previous_trigger, previous_attempt) != (trigger, attempt)
+        or not _same_reason(stored, reason)
+    ):
+        return None
+    # The new row goes first: the folded row takes its slot, and a slot is claimed once.
+    db.execute("DELETE FROM runs WHERE id = ?", (run_id,))
+    folded = db.execute(
+        "UPDATE runs SET repeats = ?, skipped_since = ?, started_at = ?,"
+        " scheduled_at = COALESCE(?, scheduled_at), finished_at = ?, reason = ?"
+        f" WHERE id = ? RETURNING {RUN_COLUMNS}",
+        (
+            repeats + 1,
+            since,
+            started_at,
+            scheduled_at,
+            to_ms(finished_at),
+            folded_reason(reason, repeats + 1, from_ms(since)),
+            previous_id,
+        ),
+    ).fetchone()
+    return run_from_row(folded, NO_OUTPUT)
