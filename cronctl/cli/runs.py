@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 
+from cronctl import timefmt
 from cronctl.cli.common import JsonFlag, command, state
 from cronctl.cli.complete import complete_task_names_in
 from cronctl.errors import ExitCode, TaskFileError, UnknownTaskError, UsageError
@@ -324,8 +325,7 @@ def logs(
     for stream_name, stream in streams:
         text = safe_text(stream.data) if stream else ""
         if len(streams) > 1:
-            app.renderer.note(
-                f"--- {stream_name} ({stream.total_bytes if stream else 0} bytes) ---"
-            )
+            size = timefmt.counted(stream.total_bytes if stream else 0, "byte")
+            app.renderer.note(f"--- {stream_name} ({size}) ---")
         if text:
             app.renderer.write(text if text.endswith("\n") else text + "\n")

@@ -58,3 +58,12 @@ def test_c11_show_names_the_runs_its_success_rate_is_of(cronctl_exe, tmp_path, r
         if line.strip() and not line.startswith(" ") and len(line.split(None, 1)) == 2
     }
     assert lines["success"] == success, shown
+
+
+def test_c11_logs_counts_one_byte(cronctl_exe, tmp_path):
+    """`logs` heads each stream with its size: `(1 byte)`, not `(1 bytes)`."""
+    assert cronctl(cronctl_exe, "add", "one", "@daily", "printf x; printf yz >&2").returncode == 0
+    cronctl(cronctl_exe, "run-now", "one")
+    logs = cronctl(cronctl_exe, "logs", "one", "--last")
+    assert "--- stdout (1 byte) ---" in logs.stdout + logs.stderr, logs
+    assert "--- stderr (2 bytes) ---" in logs.stdout + logs.stderr, logs
