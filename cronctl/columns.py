@@ -30,9 +30,9 @@ def fit_columns(columns: Sequence[Column], natural: Sequence[int], width: int) -
     """Return {column index: width} for a one-line-a-row table in `width` cells.
 
     Every column at its natural width when they fit; else the shortenable ones give up width,
-    the widest first, down to their `shrink_to`; when that is not enough, the column of the
-    highest rank is dropped and the rest tried again at their natural widths. Narrower than
-    the last column left, that column is cut to the width.
+    the one of the highest rank first, each down to its `shrink_to`; when that is not enough,
+    the column of the highest rank is dropped and the rest tried again at their natural widths.
+    Narrower than the last column left, that column is cut to the width.
     """
     kept = list(range(len(columns)))
     while kept:
@@ -46,8 +46,10 @@ def fit_columns(columns: Sequence[Column], natural: Sequence[int], width: int) -
             ]
             if not shrinkable:
                 break
-            widest = max(shrinkable, key=lambda i: (widths[i], -columns[i].rank))
-            widths[widest] -= 1
+            # The least important column gives up a cell first: a task's name stays whole
+            # while its description in words can still shorten.
+            giver = max(shrinkable, key=lambda i: (columns[i].rank, widths[i]))
+            widths[giver] -= 1
             excess -= 1
         if excess <= 0:
             return widths

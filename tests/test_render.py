@@ -90,9 +90,10 @@ FIT_COLUMNS = [Column("a", 0, shrink_to=4), Column("b", 2), Column("c", 1, shrin
 FIT_CASES = [
     ([10, 5, 8], 100, {0: 10, 1: 5, 2: 8}),  # all fit: natural widths
     ([10, 5, 8], 23 + 2 * COLUMN_GAP, {0: 10, 1: 5, 2: 8}),  # exactly
-    ([10, 5, 8], 22 + 2 * COLUMN_GAP, {0: 9, 1: 5, 2: 8}),  # the widest gives a cell
+    ([10, 5, 8], 22 + 2 * COLUMN_GAP, {0: 10, 1: 5, 2: 7}),  # c (rank 1) gives a cell first
+    ([10, 5, 8], 17 + 2 * COLUMN_GAP, {0: 9, 1: 5, 2: 3}),  # c at its floor, then a
     ([10, 5, 8], 12 + 2 * COLUMN_GAP, {0: 4, 1: 5, 2: 3}),  # both down to their floor
-    ([10, 5, 8], 11 + 2 * COLUMN_GAP, {0: 7, 2: 7}),  # not enough: b (rank 2) goes whole
+    ([10, 5, 8], 11 + 2 * COLUMN_GAP, {0: 10, 2: 4}),  # not enough: b (rank 2) goes whole
     ([10, 5, 8], 7 + COLUMN_GAP, {0: 4, 2: 3}),
     ([10, 5, 8], 9, {0: 9}),  # then c (rank 1)
     ([10, 5, 8], 3, {0: 3}),  # the first column, cut
