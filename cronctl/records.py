@@ -101,6 +101,11 @@ class ServeState:
     tasks_loaded_at: datetime | None = None
 
 
+# How the reason of a run its `when` condition kept from starting begins: the runner writes it,
+# and the store folds consecutive ones into one row by it (cronctl/store/skips.py).
+CONDITION_SKIP_PREFIX = "the when condition "
+
+
 @dataclass(frozen=True)
 class TaskStats:
     task: str

@@ -20,7 +20,7 @@ from cronctl.errors import excerpt
 from cronctl.history import RunRecorder
 from cronctl.listeners import NoEvents, RunEvents
 from cronctl.model import Task
-from cronctl.records import Run, Status, Trigger
+from cronctl.records import CONDITION_SKIP_PREFIX, Run, Status, Trigger
 from cronctl.runner.environment import inherited_environment, local_iso, run_variables
 from cronctl.runner.process import ProcessOutcome, run_process
 
@@ -277,7 +277,7 @@ class Executor:
         )
         # The reason names the condition: `run-now` prints it as it is ("skipped: ..."), and
         # `history` shows it beside the skipped run.
-        condition = f"the when condition `{excerpt(task.when or 'true')}`"
+        condition = f"{CONDITION_SKIP_PREFIX}`{excerpt(task.when or 'true')}`"
         if outcome.start_error:
             return f"{condition} could not start: {outcome.start_error}"
         if outcome.timed_out:

@@ -9,7 +9,7 @@ the newest skip's `started_at`, `finished_at` and `scheduled_at` (so `list`'s la
 `history`'s order, retention by age and the next catch-up see the newest skip, and that slot
 stays claimed); schema version 5 adds its count (`repeats`) and when the first of them started
 (`skipped_since`), and `reason` says both:
-"`when` condition returned exit status 1 (123 times since 2026-12-05T14:00:05+00:00)".
+"the when condition `test -e /run/go` exited 1 (123 times since 2026-12-05T14:00:05+00:00)".
 """
 
 from __future__ import annotations
@@ -18,12 +18,9 @@ import sqlite3
 from datetime import datetime
 
 from cronctl.errors import UnknownRunError
-from cronctl.records import Run, Status
+from cronctl.records import CONDITION_SKIP_PREFIX, Run, Status
 from cronctl.store.database import from_ms, to_ms
 from cronctl.store.runs import NO_OUTPUT, RUN_COLUMNS, RunStore, run_from_row
-
-CONDITION_SKIP_PREFIX = "`when` "
-"""How the runner's reasons for a run its `when` condition kept from starting begin."""
 
 
 def is_condition_skip(status: Status, reason: str | None) -> bool:

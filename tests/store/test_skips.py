@@ -13,8 +13,8 @@ from cronctl.store.skips import folded_reason
 
 from .support import T0, add_run, schema_version
 
-NO = "`when` condition returned exit status 1"
-OTHER_NO = "`when` condition returned exit status 2"
+NO = "the when condition `false` exited 1"
+OTHER_NO = "the when condition `false` exited 2"
 
 
 def skip(store, at, reason=NO, task="t", trigger=Trigger.SCHEDULE):
