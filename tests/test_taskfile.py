@@ -343,3 +343,21 @@ def test_remove_refuses_when_another_task_runs_after_it(user_file):
         taskfile.remove_tasks(user_file, ["report"])
     taskfile.remove_tasks(user_file, ["report", "after-report"])
     assert list(taskfile.load(user_file).tasks) == ["backup"]
+
+
+def test_a_reread_after_a_write_reuses_only_the_tasks_whose_tables_are_unchanged(tmp_path):
+    """`update` reads its own write back with the file as read before (`known`): a task whose
+    table and defaults are unchanged is taken as it was (`add` on 10,000 tasks stays under a
+    second), and any change is validated again."""
+    path = tmp_path / "tasks.toml"
+    first = '[tasks.a]\nschedule = "@daily"\ncommand = "true"\n'
+    second = '[tasks.b]\nschedule = "@hourly"\ncommand = "true"\n'
+    known = taskfile.parse_text(first + second, path, default_zone="UTC")
+    again = taskfile.parse_text(first + second, path, default_zone="UTC", known=known)
+    assert again.tasks["a"] is known.tasks["a"] and again.tasks["b"] is known.tasks["b"]
+    changed = second.replace("@hourly", "61 * * * *")
+    with pytest.raises(TaskFileError, match="61 is not in 0-59"):
+        taskfile.parse_text(first + changed, path, default_zone="UTC", known=known)
+    zoned = '[defaults]\ntimezone = "Asia/Tokyo"\n' + first + second
+    moved = taskfile.parse_text(zoned, path, default_zone="UTC", known=known)
+    assert moved.tasks["a"] is not known.tasks["a"] and moved.tasks["a"].timezone == "Asia/Tokyo"

@@ -217,7 +217,7 @@ def update(
             data = snapshot(path)
             current = parse_bytes(data, path)
             new_text = change(current)
-            updated = parse_text(new_text, path)
+            updated = parse_text(new_text, path, known=current)
             if touched is not None:
                 _check_untouched(current, updated, touched)
             if write_atomic(path, new_text, expect=data):
