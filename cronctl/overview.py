@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
+from cronctl import timefmt
 from cronctl.errors import TaskFileError
 from cronctl.history import HealthReader, RunReader
 from cronctl.model import Task, case_twins
@@ -162,10 +163,6 @@ def check(
     return findings
 
 
-def _counted(count: int, noun: str) -> str:
-    return f"{count} {noun}" + ("" if count == 1 else "s")
-
-
 def check_summary(
     path: Path,
     defined: int,
@@ -174,12 +171,12 @@ def check_summary(
     findings: Sequence[Finding],
 ) -> str:
     """`check`'s last line: how many tasks, whether valid, how many errors and warnings."""
-    warned = f", {_counted(len(findings), 'warning')}" if findings else ""
+    warned = f", {timefmt.counted(len(findings), 'warning')}" if findings else ""
     if not errors:
-        return f"{path}: {_counted(len(taskfile.tasks), 'task')}, valid{warned}."
+        return f"{path}: {timefmt.counted(len(taskfile.tasks), 'task')}, valid{warned}."
     return (
-        f"{path}: invalid, {_counted(len(errors), 'error')}; {len(taskfile.tasks)} of"
-        f" {_counted(defined, 'task')} valid{warned}."
+        f"{path}: invalid, {timefmt.counted(len(errors), 'error')}; {len(taskfile.tasks)} of"
+        f" {timefmt.counted(defined, 'task')} valid{warned}."
     )
 
 

@@ -20,6 +20,7 @@ from rich.cells import cell_len
 
 from cronctl.records import Output
 from cronctl.store import HistoryStore
+from tests.support import read_pty
 
 LIMIT = 60
 WIDTHS = (60, 80, 120, 200)
@@ -98,23 +99,7 @@ def pty_run(exe: list[str], args: list[str], home: Path, columns: int) -> str:
         [*exe, *args], stdin=follower, stdout=follower, stderr=follower, env=env
     )
     os.close(follower)
-    chunks = []
-    try:
-        while True:
-            try:
-                data = os.read(leader, 65536)
-            except OSError:  # EIO: the other side is closed
-                break
-            if not data:
-                break
-            chunks.append(data)
-        proc.wait(LIMIT)
-    finally:
-        os.close(leader)
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    return b"".join(chunks).decode().replace("\r\n", "\n")
+    return read_pty(leader, proc, LIMIT).decode().replace("\r\n", "\n")
 
 
 def piped(exe: list[str], args: list[str], home: Path) -> str:

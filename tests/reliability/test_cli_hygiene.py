@@ -19,6 +19,7 @@ from tests.reliability.cfg_helpers import (
     cfg_run_many,
     environment,
 )
+from tests.support import read_pty
 
 COMPLETE_BASH = {
     "_CRONCTL_COMPLETE": "complete_bash",
@@ -325,23 +326,8 @@ def _pty_run(exe, args, env):
         [*exe, *args], stdin=subprocess.DEVNULL, stdout=follower, stderr=follower, env=env
     )
     os.close(follower)
-    chunks = []
-    try:
-        while True:
-            try:
-                data = os.read(leader, 65536)
-            except OSError:  # EIO: the other side is closed
-                break
-            if not data:
-                break
-            chunks.append(data)
-        proc.wait(LIMIT)
-    finally:
-        os.close(leader)
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    return proc.returncode, b"".join(chunks)
+    output = read_pty(leader, proc, LIMIT)
+    return proc.returncode, output
 
 
 def test_s35_piped_and_no_color_output_has_no_escape_sequences(cfg_busy_home, cronctl_exe):

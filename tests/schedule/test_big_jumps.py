@@ -23,6 +23,7 @@ import pytest
 
 from cronctl.schedule import Schedule
 from cronctl.schedule.explain import explain
+from tests.schedule.cases import fire_time_rows
 
 APIA, KWAJALEIN, VOSTOK, CASEY = (
     "Pacific/Apia",
@@ -67,17 +68,9 @@ CASES = """
 ALIASES = {"APIA": APIA, "KWAJALEIN": KWAJALEIN, "VOSTOK": VOSTOK, "CASEY": CASEY}
 
 
-def _rows() -> list[tuple[str, str, str, list[str]]]:
-    rows = []
-    for line in CASES.splitlines():
-        if not line.strip() or line.startswith("#"):
-            continue
-        expression, zone, start, expected = (part.strip() for part in line.split("|"))
-        rows.append((expression, ALIASES[zone], start, expected.split()))
-    return rows
-
-
-@pytest.mark.parametrize(("expression", "zone", "start", "expected"), _rows())
+@pytest.mark.parametrize(
+    ("expression", "zone", "start", "expected"), fire_time_rows(CASES, ALIASES)
+)
 def test_h17_big_jumps_follow_the_wall_clock(
     expression: str, zone: str, start: str, expected: list[str]
 ) -> None:

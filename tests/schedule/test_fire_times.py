@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from cronctl.schedule import Schedule
+from tests.schedule.cases import fire_time_rows
 
 NY, LONDON, LORD_HOWE, CHATHAM = (
     "America/New_York",
@@ -141,17 +142,9 @@ CASES = """
 ALIASES = {"NY": NY, "LONDON": LONDON, "LORD_HOWE": LORD_HOWE, "CHATHAM": CHATHAM}
 
 
-def _rows() -> list[tuple[str, str, str, list[str]]]:
-    rows = []
-    for line in CASES.splitlines():
-        if not line.strip() or line.startswith("#"):
-            continue
-        expression, zone, start, expected = (part.strip() for part in line.split("|"))
-        rows.append((expression, ALIASES.get(zone, zone), start, expected.split()))
-    return rows
-
-
-@pytest.mark.parametrize(("expression", "zone", "start", "expected"), _rows())
+@pytest.mark.parametrize(
+    ("expression", "zone", "start", "expected"), fire_time_rows(CASES, ALIASES)
+)
 def test_fire_times(expression: str, zone: str, start: str, expected: list[str]) -> None:
     schedule = Schedule.parse(expression, zone)
     times = schedule.upcoming(datetime.fromisoformat(start), len(expected))
