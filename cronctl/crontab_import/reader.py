@@ -6,7 +6,8 @@ lines; and the system format of /etc/crontab and /etc/cron.d, whose sixth field 
 Cron's special variables become task keys: `SHELL` -> `shell`, `CRON_TZ` (and `TZ` unless a
 `CRON_TZ` was given) -> `timezone`, `HOME` -> `working_dir` (cron runs jobs there), cronie's
 `RANDOM_DELAY` (minutes) -> `jitter`, and `MAILTO` with full addresses -> `notify.email` on
-failure. Every other assignment goes into `env`.
+output and failure (cron mails whatever a job prints; `MAILTO=""` mails nothing). Every other
+assignment goes into `env`.
 
 Nothing is silently reinterpreted: a line that cannot be imported exactly is a `Problem` with
 its number and the reason, and the others are read.
@@ -202,7 +203,7 @@ class _Settings:
         if self.env:
             keys["env"] = dict(self.env)
         if self.mail_to:
-            keys["notify"] = {"on": ["failure"], "email": list(self.mail_to)}
+            keys["notify"] = {"on": ["output", "failure"], "email": list(self.mail_to)}
         return keys
 
 
@@ -304,17 +305,20 @@ class CrontabReader:
         settings.cron_tz = settings.cron_tz or name == "CRON_TZ"
 
     def mail_to(self, number: int, value: str) -> None:
-        """MAILTO: full addresses become notify.email on failure; anything else is dropped."""
+        """MAILTO: full addresses become notify.email on output and failure, as cron mails a
+        job's output (and a failure that printed nothing is still worth a mail); an empty
+        MAILTO turns mail off for the entries below; anything else is dropped."""
         addresses = [a.strip() for a in value.split(",") if a.strip()]
         self.settings.mail_to = None
         if not addresses:
+            self._note(number, 'MAILTO="": no mail for the lines below, as in cron')
             return
         if all("@" in a for a in addresses):
             self.settings.mail_to = addresses
             self._note(
                 number,
-                f"MAILTO {value}: imported as notify.email on failure "
-                "(cron mails any output; cronctl mails failures)",
+                f"MAILTO {value}: imported as notify.email on output and failure "
+                "(cron mails any output)",
             )
         else:
             self._note(

@@ -152,7 +152,7 @@ def task_names(task: str | None, key: str, value: Any) -> tuple[str, ...]:
 # The notify table of a task (README: Notifications) and [defaults.smtp]. Secrets are never in
 # the file: only the names of the variables that hold them.
 
-NOTIFY_EVENTS = ("failure", "recovery", "success", "missed")
+NOTIFY_EVENTS = ("failure", "recovery", "success", "missed", "output")
 WEBHOOK_FORMATS = ("json", "slack")
 NOTIFY_KEYS = (
     "on",

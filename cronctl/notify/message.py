@@ -70,7 +70,7 @@ def headline(delivery: Delivery) -> str:
     elif delivery.event == rules.RECOVERY:
         verb = "recovered"
     elif run.status == Status.SUCCEEDED:
-        verb = "succeeded"
+        verb = "succeeded with output" if delivery.event == rules.OUTPUT else "succeeded"
     else:
         verb = run.status.replace("_", " ")
     sample = " (a sample; the task did not run)" if delivery.is_test else ""

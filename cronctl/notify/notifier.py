@@ -320,7 +320,13 @@ class Notifier:
                     " assuming a failure reaches the streak (it notifies) and a success ends none"
                 )
                 streak = settings.after_failures - 1 if run.status in FAILURE_STATUSES else 0
-        return rules.decide(settings, run.status, final=job.final, streak_before=streak)
+        return rules.decide(
+            settings,
+            run.status,
+            final=job.final,
+            streak_before=streak,
+            printed=rules.printed_anything(run),
+        )
 
     def _streak_before(self, task: Task, run: Run, settings: NotifySettings) -> int:
         # The task's latest rows whatever their status (skipped and missed rows between the

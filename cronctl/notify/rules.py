@@ -19,6 +19,9 @@ The rules, in one place (the README documents them):
 * `success`: every successful final run. A recovering run sends one notification:
   `recovery` when `on` has it, else `success` when `on` has that.
 * `missed`: a run recorded `missed` (a slot that passed while serve was not running).
+* `output`: a final run whose job printed anything on stdout or stderr, as cron mails any
+  output. A run sends one notification: when `on` lists the run's own event (failure,
+  recovery, success) that one, which carries the output too; `output` only when it does not.
 
 An event is sent only when it is listed in `on`.
 """
@@ -34,6 +37,7 @@ FAILURE = "failure"
 RECOVERY = "recovery"
 SUCCESS = "success"
 MISSED = "missed"
+OUTPUT = "output"
 TEST = "test"  # `cronctl notify-test`
 
 # Statuses that neither count towards a failure streak nor end one.
@@ -61,19 +65,36 @@ def failure_streak(previous: Iterable[Run], cap: int | None = None) -> int:
     return streak
 
 
-def decide(settings: NotifySettings, status: str, *, final: bool, streak_before: int) -> str | None:
+def decide(
+    settings: NotifySettings,
+    status: str,
+    *,
+    final: bool,
+    streak_before: int,
+    printed: bool = False,
+) -> str | None:
     """Return the event a run with `status` sends under `settings`, or None.
 
     `streak_before` is the failure streak of the runs before this run's trigger (see
     `failure_streak`). A recovering run sends `recovery` when that is asked for, else
-    `success` when that is.
+    `success` when that is. `printed`: the job wrote at least one byte on stdout or stderr;
+    it sends `output` when `on` asks for that and for none of the run's own events.
     """
     event = event_of(
         status, final=final, streak_before=streak_before, after_failures=settings.after_failures
     )
     if event == RECOVERY and RECOVERY not in settings.on:
         event = SUCCESS
-    return event if event is not None and event in settings.on else None
+    if event is not None and event in settings.on:
+        return event
+    if printed and final and OUTPUT in settings.on and status != Status.MISSED:
+        return OUTPUT
+    return None
+
+
+def printed_anything(run: Run) -> bool:
+    """Whether the job wrote anything on stdout or stderr (bytes dropped from the capture count)."""
+    return any(stream is not None and stream.total_bytes > 0 for stream in (run.stdout, run.stderr))
 
 
 def event_of(

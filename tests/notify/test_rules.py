@@ -100,3 +100,36 @@ def test_runs_recorded_after_this_one_are_ignored():
     later = make_run(6, "failed")
     older = make_run(4, "failed")
     assert [r.id for r in before_trigger([later, run, older], run)] == [4]
+
+
+# this run | printed | final | on | after_failures | event sent
+OUTPUT_TABLE = """
+succeeded | printed | final | output                 | 1 | output
+succeeded | silent  | final | output                 | 1 | -
+succeeded | printed | retry | output                 | 1 | -
+failed    | printed | final | output                 | 1 | output
+failed    | printed | final | output,failure         | 1 | failure
+failed    | silent  | final | output,failure         | 1 | failure
+failed    | printed | final | output,failure         | 3 | output
+failed    | silent  | final | output,failure         | 3 | -
+succeeded | printed | final | output,success         | 1 | success
+timed_out | printed | final | output                 | 1 | output
+missed    | silent  | final | output                 | 1 | -
+skipped   | silent  | final | output                 | 1 | -
+succeeded | printed | final | failure                | 1 | -
+"""
+
+
+@pytest.mark.parametrize(
+    "line",
+    [pytest.param(line, id=" ".join(line.split())) for line in OUTPUT_TABLE.split("\n")[1:-1]],
+)
+def test_j4_output_event_table(line):
+    """`output` is cron's mail: a final run that printed anything; a run whose own event is
+    listed sends that one (its message carries the output), never two messages."""
+    status, printed, final, on, after, expected = (cell.strip() for cell in line.split("|"))
+    settings = NotifySettings(on=tuple(on.split(",")), after_failures=int(after))
+    event = decide(
+        settings, status, final=final == "final", streak_before=0, printed=printed == "printed"
+    )
+    assert (event or "-") == expected

@@ -106,7 +106,7 @@ def test_user_crontab_with_assignments(cli, tasks_path):
     assert restic["schedule"] == "30 2 * * *" and restic["timezone"] == "Europe/Berlin"
     assert restic["shell"] == "/bin/bash" and restic["env"] == env
     assert restic["description"] == "Nightly backup"
-    assert restic["notify"] == {"on": ["failure"], "email": ["ops@example.org"]}
+    assert restic["notify"] == {"on": ["output", "failure"], "email": ["ops@example.org"]}
     assert tasks["start-tunnel"]["schedule"] == "@reboot"
     assert tasks["fetchmail"]["schedule"] == "*/10 9-17 * * mon-fri"
     report = tasks["report"]

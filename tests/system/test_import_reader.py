@@ -63,14 +63,20 @@ def test_an_unknown_tz_goes_to_the_job_and_keeps_the_zone_before_it():
     assert [p.line for p in parsed.problems] == [2]
 
 
-def test_mailto_with_full_addresses_notifies_on_failure_until_it_is_emptied():
+def test_j4_mailto_mails_output_and_failures_until_it_is_emptied():
+    """Cron mails whatever a job prints to MAILTO; an empty MAILTO mails nothing (both said)."""
     parsed = read(
         "MAILTO=ops@example.org, me@example.org", "0 1 * * * a", 'MAILTO=""', "0 2 * * * b"
     )
     a, b = parsed.result.candidates
-    assert a.table["notify"] == {"on": ["failure"], "email": ["ops@example.org", "me@example.org"]}
+    assert a.table["notify"] == {
+        "on": ["output", "failure"],
+        "email": ["ops@example.org", "me@example.org"],
+    }
     assert "notify" not in b.table
-    assert [n.line for n in parsed.result.notes] == [1]
+    notes = {n.line: n.message for n in parsed.result.notes}
+    assert sorted(notes) == [1, 3]
+    assert "on output and failure" in notes[1] and "no mail" in notes[3]
 
 
 @pytest.mark.parametrize(("value", "jitter"), [("5", "5m"), ("0", None)])
