@@ -44,6 +44,7 @@ EVERY_KEY = {
     "working_dir": "~/backups",
     "shell": "/bin/bash",
     "env": {"RESTIC_REPOSITORY": "/srv/restic"},
+    "env_file": ["~/.config/backup.env"],
     "when": "test -s ~/queue/pending",
     "after": ["extract"],
     "keep_runs": 10,
@@ -178,6 +179,7 @@ def test_add_sets_every_key(cli, tasks_path):
         *("--description", "d", "--disabled", "--tz", "Asia/Tokyo", "--timeout", "1h"),
         *("--retries", "3", "--retry-delay", "2m", "--overlap", "queue", "--catch-up", "once"),
         *("--jitter", "10s", "--working-dir", "/tmp", "--shell", "/bin/bash", "--env", "A=1"),
+        *("--env-file", "/etc/full.env"),
         *("--when", "true", "--keep-runs", "50", "--notify-on", "success"),
     )
     assert result.exit_code == 0, result.stderr

@@ -67,6 +67,9 @@ def add(
     working_dir: Annotated[str | None, typer.Option(help=TASK_KEY["working_dir"].help)] = None,
     shell: Annotated[str | None, typer.Option(help=TASK_KEY["shell"].help)] = None,
     env: Annotated[list[str] | None, typer.Option("--env", help=TASK_KEY["env"].help)] = None,
+    env_file: Annotated[
+        list[str] | None, typer.Option("--env-file", help=TASK_KEY["env_file"].help)
+    ] = None,
     when: Annotated[str | None, typer.Option(help=TASK_KEY["when"].help)] = None,
     after: Annotated[list[str] | None, typer.Option("--after", help=TASK_KEY["after"].help)] = None,
     keep_runs: Annotated[int | None, typer.Option(help=TASK_KEY["keep_runs"].help)] = None,
@@ -116,6 +119,8 @@ def add(
         table["enabled"] = False
     if env:
         table["env"] = _env_pairs(env)
+    if env_file:
+        table["env_file"] = env_file[0] if len(env_file) == 1 else list(env_file)
     if after:
         table["after"] = list(after)
     notify_options = {

@@ -127,6 +127,8 @@ def lost_settings(task: Task) -> list[str]:
         notes.append(f"when {task.when!r}: cron has no run condition")
     if task.after:
         notes.append(f"after {', '.join(task.after)}: cron has no task dependencies")
+    if task.env_file:
+        notes.append("env_file: cron reads no env files; source it in the command (set -a; .)")
     if task.notify is not None and task.notify.has_channels:
         notes.append("notify: cron only mails output to MAILTO")
     return notes

@@ -120,6 +120,8 @@ def lost_settings(task: Task) -> list[str]:
         notes.append(f"when {task.when!r}: no run condition; add it to the command")
     if task.after:
         notes.append(f"after {', '.join(task.after)}: CronJobs have no dependencies")
+    if task.env_file:
+        notes.append("env_file: not exported; put its variables in a Secret (envFrom)")
     if task.notify is not None and task.notify.has_channels:
         notes.append("notify: not exported")
     if not task.runs_in_home and not task.working_dir.startswith("/"):

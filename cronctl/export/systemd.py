@@ -115,6 +115,20 @@ def path_setting(task: Task) -> str:
     return specifiers(path)
 
 
+def env_file_setting(path: str) -> str:
+    """Return an `EnvironmentFile=` value: the path, `~/` as `%h/` (systemd wants it absolute);
+    systemd reads the file itself at each start, as cronctl does."""
+    refuse_control_characters("env_file", path, "EnvironmentFile=")
+    if path != path.strip() or path.endswith("\\"):
+        raise NotExportable(
+            f"env_file {path!r} has blanks at an end or a trailing backslash,"
+            " which EnvironmentFile= cannot hold"
+        )
+    if path == "~" or path.startswith("~/"):
+        return "%h/" + specifiers(path[2:])
+    return specifiers(path)
+
+
 def unit_name(task_name: str, suffix: str) -> str:
     return f"{UNIT_PREFIX}{task_name}.{suffix}"
 
@@ -337,6 +351,13 @@ def timer_lines(task: Task) -> tuple[list[str], list[str]]:
 def service_lines(task: Task) -> tuple[list[str], list[str]]:
     settings = ["Type=oneshot", f"WorkingDirectory={path_setting(task)}"]
     notes: list[str] = []
+    for path in task.env_file:
+        settings.append(f"EnvironmentFile={env_file_setting(path)}")
+    if task.env_file and task.env:
+        notes.append(
+            "env_file: systemd's EnvironmentFile= overrides Environment=, while cronctl's env"
+            " overrides the file: a variable set in both takes the file's value there"
+        )
     for name, value in task.env.items():
         settings.append(f"Environment={env_assignment(name, value)}")
     settings.append(f"Environment={env_assignment('CRONCTL_TASK', task.name)}")

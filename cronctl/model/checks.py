@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 from cronctl.durations import ALLOWED as DURATION_ALLOWED
 from cronctl.durations import MAX_DURATION, format_duration, parse_duration
-from cronctl.errors import TaskFileError, UsageError
+from cronctl.errors import TaskFileError, UsageError, excerpt
 from cronctl.model.task import (
     ENV_NAME,
     MAX_AFTER_FAILURES,
@@ -130,6 +130,24 @@ def environment(task: str | None, key: str, value: Any) -> dict[str, str]:
             fail(task, f"{key}.{name}", f'{name} must be a string (quote it: {name} = "{text}")')
         result[name] = text
     return result
+
+
+def env_files(task: str | None, key: str, value: Any) -> tuple[str, ...]:
+    """`env_file`: one path or a list; absolute or in the home folder (`~/`), since a job's
+    files must not depend on the folder a command was typed in."""
+    paths = [value] if isinstance(value, str) else value
+    if not isinstance(paths, list) or not all(isinstance(p, str) for p in paths):
+        fail(task, key, "must be a path or a list of paths")
+    for path in paths:
+        string(task, key, path)
+        if not (path.startswith("/") or path == "~" or path.startswith("~/")):
+            fail(
+                task,
+                key,
+                f"{excerpt(path)!r} is a relative path",
+                "give an absolute path or one in the home folder (~/...)",
+            )
+    return tuple(paths)
 
 
 def env_name(task: str | None, key: str, value: Any) -> str:
@@ -359,7 +377,26 @@ def task_warnings(
             f"working_dir {task.working_dir} does not exist (or is not a folder) here:"
             " every run would end `error`"
         )
+    found += _env_file_warnings(task)
     refused = insecure_login(smtp) if task.notify and task.notify.email else None
     if refused:
         found.append(f"its email is never sent: {refused}")
+    return found
+
+
+def _env_file_warnings(task: Task) -> list[str]:
+    """An env file that is missing here (every run would end `error`), or that others can read
+    (it holds secrets: `chmod 600` is what systemd and docker ask for too)."""
+    found = []
+    for path in task.env_file:
+        try:
+            mode = os.stat(os.path.expanduser(path)).st_mode
+        except OSError as exc:
+            found.append(
+                f"env_file {path} cannot be read here ({exc.strerror}): every run would end `error`"
+            )
+            continue
+        if mode & 0o044:
+            who = "everyone" if mode & 0o004 else "its group"
+            found.append(f"env_file {path} is readable by {who}: chmod 600 {path}")
     return found

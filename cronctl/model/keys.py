@@ -24,6 +24,7 @@ from cronctl.model.kinds import (
     BOOLEAN,
     DURATION,
     STRING,
+    STRING_OR_STRINGS,
     STRINGS,
     WHOLE_NUMBER,
     Shape,
@@ -265,6 +266,18 @@ TASK_KEY_TABLE: tuple[TaskKey, ...] = (
         add_options=("--env",),
         show=lambda task: " ".join(f"{k}={v}" for k, v in task.env.items()),
         json=lambda task: dict(task.env),
+        hidden_at_default=True,
+    ),
+    TaskKey(
+        name="env_file",
+        toml_type="path or list of paths (KEY=VALUE lines)",
+        shape=STRING_OR_STRINGS,
+        default=(),
+        check=checks.env_files,
+        help="File of KEY=VALUE lines read at each run; repeatable.",
+        add_options=("--env-file",),
+        show=lambda task: ", ".join(task.env_file),  # the paths only: the values are secrets
+        json=lambda task: list(task.env_file),
         hidden_at_default=True,
     ),
     TaskKey(

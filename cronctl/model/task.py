@@ -134,6 +134,7 @@ class Task:
     working_dir: str = "~"
     shell: str = DEFAULT_SHELL
     env: Mapping[str, str] = field(default_factory=dict)
+    env_file: tuple[str, ...] = ()
     when: str | None = None
     after: tuple[str, ...] = ()
     keep_runs: int = DEFAULT_KEEP_RUNS

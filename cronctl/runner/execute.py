@@ -21,6 +21,7 @@ from cronctl.history import RunRecorder
 from cronctl.listeners import NoEvents, RunEvents
 from cronctl.model import Task
 from cronctl.records import CONDITION_SKIP_PREFIX, Run, Status, Trigger
+from cronctl.runner.envfile import EnvFileError, read_env_files
 from cronctl.runner.environment import inherited_environment, local_iso, run_variables
 from cronctl.runner.process import ProcessOutcome, run_process
 
@@ -73,8 +74,11 @@ def job_environment(
     hidden: frozenset[str] = frozenset(),
 ) -> dict[str, str]:
     """Return the job's environment: the caller's less its `hidden` (secret) variables, the
-    task's `env`, then cronctl's variables."""
+    task's env files (read now: a rotated secret counts from the next run), its `env`, then
+    cronctl's variables. Raises EnvFileError when an env file cannot be used."""
     env = inherited_environment(os.environ if base is None else base, hidden)
+    if task.env_file:
+        env.update(read_env_files(task.env_file))
     env.update(task.env)
     env.update(
         run_variables(
@@ -185,16 +189,22 @@ class Executor:
 
     def _attempt(self, request: RunRequest, run_id: int) -> Run:
         task = request.task
-        env = job_environment(
-            task,
-            run_id=run_id,
-            trigger=request.trigger,
-            attempt=request.attempt,
-            scheduled_at=request.scheduled_at,
-            last_success_at=self.store.last_success_at(task.name),
-            base=self.environ,
-            hidden=self.hidden_variables,
-        )
+        try:
+            env = job_environment(
+                task,
+                run_id=run_id,
+                trigger=request.trigger,
+                attempt=request.attempt,
+                scheduled_at=request.scheduled_at,
+                last_success_at=self.store.last_success_at(task.name),
+                base=self.environ,
+                hidden=self.hidden_variables,
+            )
+        except EnvFileError as exc:
+            unusable = self.store.finish_run(
+                run_id, status=Status.ERROR, finished_at=self.clock.now(), reason=str(exc)
+            )
+            return self._finished(request, unusable)
         if request.check_when and task.when:
             skip_reason = self._when_says_skip(task, env, request.stop)
             if skip_reason:
