@@ -18,12 +18,17 @@ import typer
 from cronctl import model, taskfile
 from cronctl.errors import TaskFileError
 from cronctl.model import TASK_KEY, TASK_KEY_TABLE, TASK_KEYS, CatchUp, Overlap, Task
+from cronctl.model.limits import LIMIT_HELP, LIMIT_KEYS, LIMIT_OPTIONS
 from cronctl.render import Renderer
 from cronctl.shapes import task_json
 
 # Keys without a `show` line of their own, and where they are instead (notify: a line a key
 # of its table, notify.on, notify.command, ...).
-NOT_ON_THEIR_OWN_SHOW_LINE = {"retry_delay": "retries", "notify": "notify.*"}
+NOT_ON_THEIR_OWN_SHOW_LINE = {
+    "retry_delay": "retries",
+    "limits": "limits.*",
+    "notify": "notify.*",
+}
 # Keys that are not part of the task JSON.
 NOT_IN_JSON: set[str] = set()
 
@@ -48,6 +53,8 @@ EVERY_KEY = {
     "when": "test -s ~/queue/pending",
     "after": ["extract"],
     "keep_runs": 10,
+    "nice": 10,
+    "limits": {"memory": "512M", "cpu": "10m", "open_files": 1024, "processes": 64},
     "notify": {
         "on": ["failure", "recovery"],
         "after_failures": 3,
@@ -165,8 +172,14 @@ def test_add_has_the_options_of_each_key(key):
         assert option in params, f"`add` has no {option} for {key.name}"
         assert params[option].help or params[option].param_type_name == "argument"
     first = params[key.add_options[0]]
-    if first.param_type_name == "option" and key.name != "notify":
+    if first.param_type_name == "option" and key.show_lines is None:  # a table: one a key
         assert first.help == key.help
+
+
+def test_add_has_an_option_for_each_limit_with_its_help():
+    params = add_parameters()
+    for limit, option in zip(LIMIT_KEYS, LIMIT_OPTIONS, strict=True):
+        assert params[option].help == LIMIT_HELP[limit]
 
 
 def test_add_sets_every_key(cli, tasks_path):
@@ -179,7 +192,8 @@ def test_add_sets_every_key(cli, tasks_path):
         *("--description", "d", "--disabled", "--tz", "Asia/Tokyo", "--timeout", "1h"),
         *("--retries", "3", "--retry-delay", "2m", "--overlap", "queue", "--catch-up", "once"),
         *("--jitter", "10s", "--working-dir", "/tmp", "--shell", "/bin/bash", "--env", "A=1"),
-        *("--env-file", "/etc/full.env"),
+        *("--env-file", "/etc/full.env", "--nice", "5", "--limit-memory", "1G"),
+        *("--limit-cpu", "1m", "--limit-open-files", "100", "--limit-processes", "9"),
         *("--when", "true", "--keep-runs", "50", "--notify-on", "success"),
     )
     assert result.exit_code == 0, result.stderr
@@ -203,9 +217,15 @@ def test_show_lists_every_key_in_table_order():
     task = every_key_task()
     lines = Renderer().task_settings(task)
     labels = [label for label, _ in lines]
-    expected = [k for k in TASK_KEYS if k not in NOT_ON_THEIR_OWN_SHOW_LINE]
-    notify_labels = [f"notify.{key}" for key in model.NOTIFY_KEYS]
-    assert labels == ["name", *expected, *notify_labels]
+    expected = ["name"]
+    for key in TASK_KEYS:
+        if key == "limits":
+            expected += [f"limits.{limit}" for limit in LIMIT_KEYS]
+        elif key == "notify":
+            expected += [f"notify.{notify_key}" for notify_key in model.NOTIFY_KEYS]
+        elif key not in NOT_ON_THEIR_OWN_SHOW_LINE:
+            expected.append(key)
+    assert labels == expected
     without_line = [k.name for k in TASK_KEY_TABLE if k.show is None]
     assert sorted(without_line) == sorted(NOT_ON_THEIR_OWN_SHOW_LINE)
     assert dict(lines)["retries"] == "2 (delay 1m, doubling)"

@@ -129,7 +129,7 @@ BAD = [
     ),
     (
         '[tasks.a]\nschedule = "@daily"\ncommand = "x"\n[tasks.a.notify]\nchanels = 1\n',
-        "key 'chanels': unknown key in notify",
+        "tasks.toml:5: task 'a', key 'notify.chanels': unknown key in notify",
     ),
     (
         '[tasks.a]\nschedule = "@daily"\ncommand = "x"\n[tasks.a.notify]\nwebhok = "http://x"\n',

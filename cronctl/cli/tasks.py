@@ -19,6 +19,7 @@ from cronctl.cli.complete import complete_task_names_in
 from cronctl.errors import ExitCode, TaskFileError, UsageError
 from cronctl.model import TASK_KEY
 from cronctl.model.checks import task_warnings
+from cronctl.model.limits import LIMIT_HELP
 from cronctl.model.notify_keys import NOTIFY_KEY
 from cronctl.shapes import run_json, task_json
 
@@ -73,6 +74,11 @@ def add(
     when: Annotated[str | None, typer.Option(help=TASK_KEY["when"].help)] = None,
     after: Annotated[list[str] | None, typer.Option("--after", help=TASK_KEY["after"].help)] = None,
     keep_runs: Annotated[int | None, typer.Option(help=TASK_KEY["keep_runs"].help)] = None,
+    nice: Annotated[int | None, typer.Option(help=TASK_KEY["nice"].help)] = None,
+    limit_memory: Annotated[str | None, typer.Option(help=LIMIT_HELP["memory"])] = None,
+    limit_cpu: Annotated[str | None, typer.Option(help=LIMIT_HELP["cpu"])] = None,
+    limit_open_files: Annotated[int | None, typer.Option(help=LIMIT_HELP["open_files"])] = None,
+    limit_processes: Annotated[int | None, typer.Option(help=LIMIT_HELP["processes"])] = None,
     notify_on: Annotated[
         list[str] | None, typer.Option("--notify-on", help=NOTIFY_KEY["on"].help)
     ] = None,
@@ -113,6 +119,7 @@ def add(
         "shell": shell,
         "when": when,
         "keep_runs": keep_runs,
+        "nice": nice,
     }
     table.update({k: v for k, v in options.items() if v is not None})
     if disabled:
@@ -123,6 +130,15 @@ def add(
         table["env_file"] = env_file[0] if len(env_file) == 1 else list(env_file)
     if after:
         table["after"] = list(after)
+    limit_options = {
+        "memory": limit_memory,
+        "cpu": limit_cpu,
+        "open_files": limit_open_files,
+        "processes": limit_processes,
+    }
+    limits = {k: v for k, v in limit_options.items() if v is not None}
+    if limits:
+        table["limits"] = limits
     notify_options = {
         "on": notify_on,
         "after_failures": notify_after_failures,

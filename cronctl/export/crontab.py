@@ -129,6 +129,12 @@ def lost_settings(task: Task) -> list[str]:
         notes.append(f"after {', '.join(task.after)}: cron has no task dependencies")
     if task.env_file:
         notes.append("env_file: cron reads no env files; source it in the command (set -a; .)")
+    if task.nice is not None:
+        notes.append(
+            f"nice {task.nice}: cron runs jobs at its own niceness (nice -n in the command)"
+        )
+    if task.limits is not None:
+        notes.append("limits: cron sets none (ulimit in the command)")
     if task.notify is not None and task.notify.has_channels:
         notes.append("notify: cron only mails output to MAILTO")
     return notes

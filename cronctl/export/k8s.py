@@ -29,6 +29,7 @@ from cronctl.export import (
     every_as_cron,
 )
 from cronctl.model import Task
+from cronctl.model.limits import format_size
 
 MAX_CRONJOB_NAME = 52  # the controller appends an 11-character suffix to name its Jobs
 MAX_CONTAINER_NAME = 63
@@ -106,6 +107,29 @@ def schedule_line(task: Task) -> tuple[str, str, list[str]]:
 # Manifests
 
 
+def kubernetes_size(size: int) -> str:
+    """A size in Kubernetes' binary units: 536870912 -> "512Mi"."""
+    text = format_size(size)
+    return text if text.isdigit() else text + "i"
+
+
+def _lost_limits(task: Task) -> list[str]:
+    limits = task.limits
+    if limits is None:
+        return []
+    lost = []
+    if limits.cpu is not None:
+        lost.append(
+            f"limits.cpu {format_duration(limits.cpu)}: CPU time has no equivalent"
+            " (resources.limits.cpu is a rate of cores)"
+        )
+    if limits.open_files is not None:
+        lost.append(f"limits.open_files {limits.open_files}: set by the container runtime")
+    if limits.processes is not None:
+        lost.append(f"limits.processes {limits.processes}: a pod's pid limit is the node's")
+    return lost
+
+
 def lost_settings(task: Task) -> list[str]:
     notes = []
     if task.overlap == "queue":
@@ -122,6 +146,9 @@ def lost_settings(task: Task) -> list[str]:
         notes.append(f"after {', '.join(task.after)}: CronJobs have no dependencies")
     if task.env_file:
         notes.append("env_file: not exported; put its variables in a Secret (envFrom)")
+    if task.nice is not None:
+        notes.append(f"nice {task.nice}: not exported; a pod has no niceness")
+    notes.extend(_lost_limits(task))
     if task.notify is not None and task.notify.has_channels:
         notes.append("notify: not exported")
     if not task.runs_in_home and not task.working_dir.startswith("/"):
@@ -157,6 +184,9 @@ def cronjob(task: Task, *, image: str, namespace: str | None = None) -> dict[str
     container["env"] = env
     if task.working_dir.startswith("/"):
         container["workingDir"] = task.working_dir
+    if task.limits is not None and task.limits.memory is not None:
+        # The container's cgroup memory limit: the whole job's memory, as cronctl's.
+        container["resources"] = {"limits": {"memory": kubernetes_size(task.limits.memory)}}
     pod_spec: dict[str, Any] = {"restartPolicy": "Never", "containers": [container]}
     job_spec: dict[str, Any] = {"backoffLimit": task.retries}
     if task.timeout:

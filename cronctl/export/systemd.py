@@ -30,6 +30,7 @@ from cronctl.export import (
     refuse_control_characters,
 )
 from cronctl.model import Task
+from cronctl.model.limits import CPU_KILL_AFTER, format_size
 
 if TYPE_CHECKING:
     from cronctl.schedule.fields import Field
@@ -127,6 +128,25 @@ def env_file_setting(path: str) -> str:
     if path == "~" or path.startswith("~/"):
         return "%h/" + specifiers(path[2:])
     return specifiers(path)
+
+
+def limit_settings(task: Task) -> list[str]:
+    """`nice` and `limits` in systemd's words, which mean the same: Nice=, LimitCPU= and
+    LimitNOFILE= per process (setrlimit, soft:hard as cronctl sets them), MemoryMax= and
+    TasksMax= for the unit's cgroup, as cronctl's for the job's process group."""
+    settings = [] if task.nice is None else [f"Nice={task.nice}"]
+    limits = task.limits
+    if limits is None:
+        return settings
+    if limits.memory is not None:
+        settings.append(f"MemoryMax={format_size(limits.memory)}")
+    if limits.cpu is not None:
+        settings.append(f"LimitCPU={limits.cpu}:{limits.cpu + CPU_KILL_AFTER}")
+    if limits.open_files is not None:
+        settings.append(f"LimitNOFILE={limits.open_files}")
+    if limits.processes is not None:
+        settings.append(f"TasksMax={limits.processes}")
+    return settings
 
 
 def unit_name(task_name: str, suffix: str) -> str:
@@ -364,6 +384,7 @@ def service_lines(task: Task) -> tuple[list[str], list[str]]:
     if task.when:
         settings.append(f"ExecCondition={exec_line([task.shell, '-c', task.when])}")
     settings.append(f"ExecStart={exec_line([task.shell, '-c', task.command])}")
+    settings.extend(limit_settings(task))
     if task.timeout:
         settings.append(f"TimeoutStartSec={task.timeout}")
     if task.retries:

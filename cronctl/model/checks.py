@@ -35,14 +35,19 @@ def fail(task: str | None, key: str | None, message: str, hint: str | None = Non
 
 
 def check_keys(
-    table: Mapping[str, Any], allowed: tuple[str, ...], task: str | None, where: str
+    table: Mapping[str, Any],
+    allowed: tuple[str, ...],
+    task: str | None,
+    where: str,
+    prefix: str = "",
 ) -> None:
-    """Refuse a key of `table` that is not in `allowed`, suggesting the nearest one."""
+    """Refuse a key of `table` that is not in `allowed`, suggesting the nearest one. `prefix`
+    is the table's own key (`notify.`): the error names the key's path, hence its line."""
     for key in table:
         if key not in allowed:
             near = suggest(key, allowed)
             hint = f"did you mean '{near}'?" if near else f"allowed keys: {', '.join(allowed)}"
-            fail(task, key, f"unknown key in {where}", hint)
+            fail(task, prefix + key, f"unknown key in {where}", hint)
 
 
 def string(task: str | None, key: str, value: Any, *, empty_ok: bool = False) -> str:
@@ -234,7 +239,7 @@ def parse_notify(raw: Any, task: str | None) -> NotifySettings:
             "secrets are never stored in the task file",
             "name an environment variable with webhook_secret_env",
         )
-    check_keys(raw, NOTIFY_KEYS, task, "notify")
+    check_keys(raw, NOTIFY_KEYS, task, "notify", "notify.")
     values = {
         key: check(task, f"notify.{key}", raw[key])
         for key, check in _NOTIFY_CHECKS.items()

@@ -32,6 +32,13 @@ from cronctl.model.kinds import (
     shape,
     table_of,
 )
+from cronctl.model.limits import (
+    DEFAULT_LIMITS_TABLE,
+    LIMIT_OPTIONS,
+    LIMITS_TABLE,
+    nice_value,
+    parse_limits,
+)
 from cronctl.model.notify_keys import NOTIFY_KEY_TABLE, notify_json, notify_show_lines
 from cronctl.model.task import (
     CATCH_UP_POLICIES,
@@ -316,6 +323,33 @@ TASK_KEY_TABLE: tuple[TaskKey, ...] = (
         json=attrgetter("keep_runs"),
     ),
     TaskKey(
+        name="nice",
+        toml_type="integer 0-19",
+        shape=WHOLE_NUMBER,
+        default=None,
+        check=nice_value,
+        help="Run the job at this niceness (0-19; higher yields more CPU to others).",
+        add_options=("--nice",),
+        show=_text("nice"),
+        json=attrgetter("nice"),
+        hidden_at_default=True,
+    ),
+    TaskKey(
+        name="limits",
+        toml_type="table (README: Resource limits)",
+        shape=LIMITS_TABLE,
+        default=None,
+        check=lambda t, k, v: parse_limits(v, t),
+        help="What the job may use: the --limit-* options.",
+        add_options=LIMIT_OPTIONS,
+        show=None,  # a line a limit: limits.memory, limits.cpu, ...
+        json=lambda task: task.limits.as_json() if task.limits else None,
+        hidden_at_default=True,
+        show_lines=lambda task: (
+            [(f"limits.{k}", v) for k, v in task.limits.items()] if task.limits else []
+        ),
+    ),
+    TaskKey(
         name="notify",
         toml_type="table (README: Notifications)",
         shape=NOTIFY_TABLE,
@@ -342,6 +376,7 @@ DEFAULTS_TABLE = table_of(
     {
         **{key.name: key.shape for key in TASK_KEY_TABLE if not key.required},
         "notify": DEFAULT_NOTIFY_TABLE,
+        "limits": DEFAULT_LIMITS_TABLE,
         "smtp": SMTP_TABLE,
     },
 )
@@ -401,6 +436,9 @@ def parse_task(name: str, raw: Any, defaults: Defaults, default_zone: str) -> Ta
         # The task's notify table is [defaults.notify] with the task's own keys over it.
         own = raw.get("notify", {})
         values["notify"] = parse_notify({**defaults.notify, **own}, name)
+    if "limits" in raw and "limits" in defaults.values:
+        # The task's limits table is [defaults.limits] with the task's own keys over it.
+        values["limits"] = defaults.values["limits"].over(values["limits"])
     if "after" in values and name in values["after"]:
         fail(name, "after", "a task cannot run after itself")
     task = Task(name=name, **values)

@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 from cronctl.errors import UsageError
 
 if TYPE_CHECKING:
+    from cronctl.model.limits import Limits
     from cronctl.schedule import Schedule
 
 NAME_RULE = "[A-Za-z0-9][A-Za-z0-9_.-]{0,62}"
@@ -138,6 +139,8 @@ class Task:
     when: str | None = None
     after: tuple[str, ...] = ()
     keep_runs: int = DEFAULT_KEEP_RUNS
+    nice: int | None = None
+    limits: Limits | None = None
     notify: NotifySettings | None = None
 
     @property

@@ -20,9 +20,11 @@ from cronctl.errors import excerpt
 from cronctl.history import RunRecorder
 from cronctl.listeners import NoEvents, RunEvents
 from cronctl.model import Task
+from cronctl.model.limits import Limits
 from cronctl.records import CONDITION_SKIP_PREFIX, Run, Status, Trigger
 from cronctl.runner.envfile import EnvFileError, read_env_files
 from cronctl.runner.environment import inherited_environment, local_iso, run_variables
+from cronctl.runner.limits import reached
 from cronctl.runner.process import ProcessOutcome, run_process
 
 DEFAULT_KILL_GRACE = 10.0
@@ -89,10 +91,15 @@ def job_environment(
     return env
 
 
-def status_of(outcome: ProcessOutcome) -> tuple[Status, str | None]:
-    """Return the run status and a reason for an attempt's outcome."""
+def status_of(outcome: ProcessOutcome, limits: Limits | None = None) -> tuple[Status, str | None]:
+    """Return the run status and a reason for an attempt's outcome; a job ended by one of
+    its `limits` is `killed` with the limit named."""
     if outcome.start_error:
         return Status.ERROR, outcome.start_error
+    if outcome.limit_reached:
+        return Status.KILLED, outcome.limit_reached
+    if limits is not None and limits.cpu is not None and _ended_by_sigxcpu(outcome):
+        return Status.KILLED, reached("cpu", limits)
     if outcome.timed_out:
         return Status.TIMED_OUT, None
     if outcome.stopped:
@@ -114,6 +121,12 @@ def status_of(outcome: ProcessOutcome) -> tuple[Status, str | None]:
             " (permission denied, or not a program)",
         )
     return Status.FAILED, f"exit status {outcome.exit_code}"
+
+
+def _ended_by_sigxcpu(outcome: ProcessOutcome) -> bool:
+    """SIGXCPU ended the job, or the command the shell ran (the shell then exits 128 + 24)."""
+    sigxcpu = int(signals.SIGXCPU)
+    return outcome.signal == sigxcpu or outcome.exit_code == 128 + sigxcpu
 
 
 def _signal_name(number: int) -> str:
@@ -243,8 +256,10 @@ class Executor:
             on_start=lambda pid: self.store.set_pid(run_id, pid),
             on_output=self.on_output,
             clock=self.clock,
+            nice=task.nice,
+            limits=task.limits,
         )
-        status, reason = status_of(outcome)
+        status, reason = status_of(outcome, task.limits)
         if status == Status.TIMED_OUT:
             reason = f"timed out after {format_duration(task.timeout or 0)}"
         elif status == Status.INTERRUPTED:

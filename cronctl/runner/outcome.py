@@ -36,6 +36,9 @@ class ProcessOutcome:
     finished_at: datetime
     duration: float
     note: str | None
+    limit_reached: str | None = None
+    """The group-wide limit the job went over, whereupon it was killed ("memory limit 1G
+    reached"; runner.limits)."""
 
 
 def outcome_without_process(

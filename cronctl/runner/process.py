@@ -35,6 +35,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 
 from cronctl.clock import SYSTEM_CLOCK, Clock
+from cronctl.model.limits import Limits
 from cronctl.runner.capture import DEFAULT_HEAD_BYTES, DEFAULT_TAIL_BYTES
 from cronctl.runner.groups import (
     REAP_WAIT,
@@ -44,6 +45,7 @@ from cronctl.runner.groups import (
     stop_process_group,
     wait_group_gone,
 )
+from cronctl.runner.limits import GroupWatch, before_exec, watch_for
 from cronctl.runner.outcome import (
     NOTE_LEFTOVER,
     NOTE_LEFTOVER_OUTSIDE,
@@ -128,6 +130,8 @@ def run_process(
     head_bytes: int = DEFAULT_HEAD_BYTES,
     tail_bytes: int = DEFAULT_TAIL_BYTES,
     clock: Clock = SYSTEM_CLOCK,
+    nice: int | None = None,
+    limits: Limits | None = None,
 ) -> ProcessOutcome:
     """Run `command` with `shell -c` and return how it ended.
 
@@ -163,8 +167,9 @@ def run_process(
             close_fds=True,
             process_group=0,
             bufsize=0,
+            preexec_fn=before_exec(nice, limits),
         )
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, subprocess.SubprocessError) as exc:
         return outcome_without_process(
             clock,
             start_error=_describe_start_error(exc, shell, cwd),
@@ -180,6 +185,7 @@ def run_process(
         kill_grace=kill_grace,
         stop=stop,
         pipes=JobPipes(head_bytes, tail_bytes, on_output),
+        watch=watch_for(proc.pid, limits),
     )
     return supervision.run(on_start)
 
@@ -202,6 +208,7 @@ class _Supervision:
         "clock",
         "deadline",
         "kill_grace",
+        "limit_reached",
         "next_group_check",
         "notes",
         "pipes",
@@ -214,6 +221,7 @@ class _Supervision:
         "term_at",
         "term_over",
         "timed_out",
+        "watch",
     )
 
     def __init__(
@@ -227,8 +235,11 @@ class _Supervision:
         kill_grace: float,
         stop: threading.Event | None,
         pipes: JobPipes,
+        watch: GroupWatch | None = None,
     ) -> None:
         self.proc = proc
+        self.watch = watch
+        self.limit_reached: str | None = None
         self.clock = clock
         self.t0 = t0
         self.started_at = started_at
@@ -294,7 +305,15 @@ class _Supervision:
             self._kill_when_grace_over(now, self.term_at)
 
     def _terminate_when_asked(self, now: float) -> None:
-        """SIGTERM (and SIGCONT) to the group on a stop request or at the deadline."""
+        """SIGTERM (and SIGCONT) to the group on a stop request or at the deadline; SIGKILL
+        at once when it is over a group-wide limit (as the kernel's OOM killer would)."""
+        over = self.watch.over(now) if self.watch is not None else None
+        if over is not None:
+            self.limit_reached = over
+            self.term_at = now
+            self.term_over = True
+            signal_group(self.proc.pid, signal.SIGKILL)
+            return
         if self.stop is not None and self.stop.is_set():
             self.stopped = True
         elif self.deadline is not None and now >= self.deadline:
@@ -341,6 +360,8 @@ class _Supervision:
     def _wait_while_running(self, now: float) -> float | None:
         wait = EXIT_POLL if self.pipes.pidfd is None else None
         if self.term_at is None:
+            if self.watch is not None:
+                wait = _sooner(wait, self.watch.next_at - now)
             if self.stop is not None:
                 wait = _sooner(wait, STOP_POLL)
             if self.deadline is not None:
@@ -398,4 +419,5 @@ class _Supervision:
             finished_at=self.clock.now(),
             duration=max(0.0, self.clock.monotonic() - self.t0),
             note="; ".join(self.notes) or None,
+            limit_reached=self.limit_reached,
         )
