@@ -53,6 +53,7 @@ EVERY_KEY = {
     "when": "test -s ~/queue/pending",
     "after": ["extract"],
     "keep_runs": 10,
+    "lock": ["db"],
     "nice": 10,
     "limits": {"memory": "512M", "cpu": "10m", "open_files": 1024, "processes": 64},
     "notify": {
@@ -192,7 +193,7 @@ def test_add_sets_every_key(cli, tasks_path):
         *("--description", "d", "--disabled", "--tz", "Asia/Tokyo", "--timeout", "1h"),
         *("--retries", "3", "--retry-delay", "2m", "--overlap", "queue", "--catch-up", "once"),
         *("--jitter", "10s", "--working-dir", "/tmp", "--shell", "/bin/bash", "--env", "A=1"),
-        *("--env-file", "/etc/full.env", "--nice", "5", "--limit-memory", "1G"),
+        *("--env-file", "/etc/full.env", "--lock", "db", "--nice", "5", "--limit-memory", "1G"),
         *("--limit-cpu", "1m", "--limit-open-files", "100", "--limit-processes", "9"),
         *("--when", "true", "--keep-runs", "50", "--notify-on", "success"),
     )

@@ -80,12 +80,17 @@ def run_now(
     force: Annotated[
         bool, typer.Option("--force", help="Run even when the `when` condition says no.")
     ] = False,
+    wait: Annotated[
+        bool,
+        typer.Option("--wait", help="Wait for the task's locks instead of refusing (exit 75)."),
+    ] = False,
     json_output: JsonFlag = False,
 ) -> None:
     """Run a task now in the foreground, stream its output, record it, exit with its status
-    (125 when its `when` condition skips it)."""
+    (125 when its `when` condition skips it, 75 when another run holds its lock)."""
     from cronctl.pipeline import RunPipeline
     from cronctl.runner.execute import RunRequest, StopSignal
+    from cronctl.runner.locks import LockFolder, hold_for_manual_run
 
     app = state(ctx)
     tasks = app.tasks()
@@ -93,6 +98,19 @@ def run_now(
     if not task.enabled:
         app.renderer.note(f"Task '{name}' is disabled; running it anyway because you asked.")
     stop = StopSignal("interrupted by Ctrl-C")
+    with _signals_stop(stop):
+        locks = hold_for_manual_run(
+            LockFolder(app.locations.state_dir),
+            name,
+            task.lock,
+            wait=wait,
+            clock=app.clock,
+            stop=stop,
+            on_wait=lambda taken: app.renderer.note(f"waiting: {taken.reason}"),
+        )
+    if locks is None:
+        app.renderer.note("interrupted while waiting for the lock; not run")
+        raise typer.Exit(130)
     # A manual run is a run like any other: its failure reaches the task's channels too.
     pipeline = RunPipeline(
         app.store(),
@@ -109,11 +127,13 @@ def run_now(
         stop=stop,
         check_when=not force,
         retries=0 if no_retries else None,
+        inherit_fds=locks.fds,
     )
     try:
         with _signals_stop(stop):
             runs = pipeline.executor.run_with_retries(request)
     finally:
+        locks.release()
         pipeline.close(timeout=task.notify.timeout + 2 if task.notify else 2)
     last = runs[-1]
     app.exit_code = exit_code_of(last)

@@ -74,6 +74,7 @@ def add(
     when: Annotated[str | None, typer.Option(help=TASK_KEY["when"].help)] = None,
     after: Annotated[list[str] | None, typer.Option("--after", help=TASK_KEY["after"].help)] = None,
     keep_runs: Annotated[int | None, typer.Option(help=TASK_KEY["keep_runs"].help)] = None,
+    lock: Annotated[list[str] | None, typer.Option("--lock", help=TASK_KEY["lock"].help)] = None,
     nice: Annotated[int | None, typer.Option(help=TASK_KEY["nice"].help)] = None,
     limit_memory: Annotated[str | None, typer.Option(help=LIMIT_HELP["memory"])] = None,
     limit_cpu: Annotated[str | None, typer.Option(help=LIMIT_HELP["cpu"])] = None,
@@ -128,6 +129,8 @@ def add(
         table["env"] = _env_pairs(env)
     if env_file:
         table["env_file"] = env_file[0] if len(env_file) == 1 else list(env_file)
+    if lock:
+        table["lock"] = lock[0] if len(lock) == 1 else list(lock)
     if after:
         table["after"] = list(after)
     limit_options = {

@@ -129,6 +129,8 @@ def lost_settings(task: Task) -> list[str]:
         notes.append(f"after {', '.join(task.after)}: cron has no task dependencies")
     if task.env_file:
         notes.append("env_file: cron reads no env files; source it in the command (set -a; .)")
+    if task.lock:
+        notes.append(f"lock {', '.join(task.lock)}: cron shares no locks (flock(1) in the command)")
     if task.nice is not None:
         notes.append(
             f"nice {task.nice}: cron runs jobs at its own niceness (nice -n in the command)"

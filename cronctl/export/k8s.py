@@ -146,6 +146,8 @@ def lost_settings(task: Task) -> list[str]:
         notes.append(f"after {', '.join(task.after)}: CronJobs have no dependencies")
     if task.env_file:
         notes.append("env_file: not exported; put its variables in a Secret (envFrom)")
+    if task.lock:
+        notes.append(f"lock {', '.join(task.lock)}: CronJobs share no locks")
     if task.nice is not None:
         notes.append(f"nice {task.nice}: not exported; a pod has no niceness")
     notes.extend(_lost_limits(task))

@@ -398,6 +398,11 @@ def service_lines(task: Task) -> tuple[list[str], list[str]]:
         notes.append("notify: not exported; see OnFailure= in systemd.unit(5)")
     if task.when:
         notes.append("when: ExecCondition= skips the run when the condition exits 1-254")
+    if task.lock:
+        notes.append(
+            f"lock {', '.join(task.lock)}: not exported; wrap the command in flock(1) to keep"
+            " tasks sharing it apart"
+        )
     return settings, notes
 
 

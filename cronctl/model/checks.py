@@ -20,6 +20,7 @@ from cronctl.errors import TaskFileError, UsageError, excerpt
 from cronctl.model.task import (
     ENV_NAME,
     MAX_AFTER_FAILURES,
+    NAME_RULE,
     TASK_NAME,
     NotifySettings,
     SmtpSettings,
@@ -153,6 +154,22 @@ def env_files(task: str | None, key: str, value: Any) -> tuple[str, ...]:
                 "give an absolute path or one in the home folder (~/...)",
             )
     return tuple(paths)
+
+
+def lock_names(task: str | None, key: str, value: Any) -> tuple[str, ...]:
+    """`lock`: one name or a list; a name follows the task-name rule (it names a file)."""
+    names = [value] if isinstance(value, str) else value
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        fail(task, key, 'must be a lock name or a list of them, e.g. "db"')
+    for name in names:
+        if not TASK_NAME.fullmatch(name):
+            fail(
+                task,
+                key,
+                f"{excerpt(name)!r} is not a valid lock name",
+                f"a name matches {NAME_RULE}",
+            )
+    return tuple(dict.fromkeys(names))
 
 
 def env_name(task: str | None, key: str, value: Any) -> str:

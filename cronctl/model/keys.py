@@ -323,6 +323,18 @@ TASK_KEY_TABLE: tuple[TaskKey, ...] = (
         json=attrgetter("keep_runs"),
     ),
     TaskKey(
+        name="lock",
+        toml_type="lock name or list of them",
+        shape=STRING_OR_STRINGS,
+        default=(),
+        check=checks.lock_names,
+        help="Never run beside another task holding this lock; repeatable.",
+        add_options=("--lock",),
+        show=lambda task: ", ".join(task.lock),
+        json=lambda task: list(task.lock),
+        hidden_at_default=True,
+    ),
+    TaskKey(
         name="nice",
         toml_type="integer 0-19",
         shape=WHOLE_NUMBER,

@@ -139,6 +139,7 @@ class Task:
     when: str | None = None
     after: tuple[str, ...] = ()
     keep_runs: int = DEFAULT_KEEP_RUNS
+    lock: tuple[str, ...] = ()
     nice: int | None = None
     limits: Limits | None = None
     notify: NotifySettings | None = None

@@ -7,6 +7,7 @@ and output. Retry decisions live here too, so serve and `run-now` agree on them.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal as signals
 import threading
@@ -58,6 +59,9 @@ class RunRequest:
     stop: StopSignal | None = None
     check_when: bool = True
     retries: int | None = None  # None: the task's own `retries`
+    # Descriptors the job inherits: the shared locks held for it (runner.locks), so that a
+    # job outliving its serve keeps them until it ends. Never carried over to a retry.
+    inherit_fds: tuple[int, ...] = ()
 
     @property
     def retry_limit(self) -> int:
@@ -258,6 +262,7 @@ class Executor:
             clock=self.clock,
             nice=task.nice,
             limits=task.limits,
+            pass_fds=request.inherit_fds,
         )
         status, reason = status_of(outcome, task.limits)
         if status == Status.TIMED_OUT:
@@ -324,7 +329,11 @@ class Executor:
                 request.stop and request.stop.is_set()
             ):
                 break
-            runs.append(self.execute(retry_request(request, attempt)))
+            # The caller holds the run's locks across its attempts: each job inherits them.
+            retry = dataclasses.replace(
+                retry_request(request, attempt), inherit_fds=request.inherit_fds
+            )
+            runs.append(self.execute(retry))
         return runs
 
 

@@ -132,6 +132,7 @@ def run_process(
     clock: Clock = SYSTEM_CLOCK,
     nice: int | None = None,
     limits: Limits | None = None,
+    pass_fds: tuple[int, ...] = (),
 ) -> ProcessOutcome:
     """Run `command` with `shell -c` and return how it ended.
 
@@ -168,6 +169,7 @@ def run_process(
             process_group=0,
             bufsize=0,
             preexec_fn=before_exec(nice, limits),
+            pass_fds=pass_fds,
         )
     except (OSError, ValueError, subprocess.SubprocessError) as exc:
         return outcome_without_process(

@@ -28,6 +28,7 @@ from cronctl.listeners import EventFanout, RunEvents
 from cronctl.locations import MEMORY, Locations
 from cronctl.pipeline import RunPipeline
 from cronctl.records import Run
+from cronctl.runner.locks import LockFolder
 from cronctl.serve import GRACE, KILL_GRACE, NOTIFY_FLUSH_SECONDS
 from cronctl.serve import log as serve_log
 from cronctl.serve.lock import ServeLock
@@ -233,6 +234,7 @@ def serve(
             kill_grace=kill_grace,
             max_parallel=max_parallel,
             on_reload=_reloaded(runs, on_reload),
+            locks=LockFolder(locations.state_dir),
         )
         signals.attach(scheduler)
         _run_until_stopped(scheduler, systemd, locations, len(loaded.tasks), on_ready)

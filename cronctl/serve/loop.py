@@ -35,12 +35,13 @@ from cronctl.errors import StoreError
 from cronctl.model import DEFAULT_KEEP_DAYS, Task
 from cronctl.records import Run, Status, Trigger
 from cronctl.runner.execute import RunRequest, StopSignal, retry_request, should_retry
+from cronctl.runner.locks import LockFolder
 from cronctl.serve import GRACE, KILL_GRACE, plan
 from cronctl.serve import log as serve_log
 from cronctl.serve.heaps import SlotHeap, TimerHeap
 from cronctl.serve.inbox import Inbox
 from cronctl.serve.reload import TaskFileWatcher
-from cronctl.serve.starts import Launcher, Starts, run_request
+from cronctl.serve.starts import LOCK_POLL, Launcher, Starts, run_request
 from cronctl.serve.stopping import JobStopper
 from cronctl.serve.systemd import SystemdNotifier
 from cronctl.serve.taskstate import TaskState, snapshot
@@ -81,6 +82,7 @@ class Scheduler:
         keep_days: int = DEFAULT_KEEP_DAYS,
         max_parallel: int = 100_000,
         on_reload: Callable[[TaskFile], None] | None = None,
+        locks: LockFolder | None = None,
     ) -> None:
         self.clock = clock
         self.store = store
@@ -89,7 +91,12 @@ class Scheduler:
         systemd = systemd or SystemdNotifier({})
         self.inbox = Inbox()
         self.starts = Starts(
-            launcher, self.inbox.done, clock=clock, recorder=recorder, max_parallel=max_parallel
+            launcher,
+            self.inbox.done,
+            clock=clock,
+            recorder=recorder,
+            max_parallel=max_parallel,
+            locks=locks,
         )
         self.upkeep = Upkeep(
             recorder,
@@ -221,6 +228,8 @@ class Scheduler:
         timer = self.timers.next_at()
         if timer is not None:
             deadline = min(deadline, timer - mono)
+        if self.starts.lock_waiting:  # a lock another process holds frees without a word
+            deadline = min(deadline, LOCK_POLL)
         return max(0.0, deadline)
 
     def _on_jump(self, jump: plan.Jump, now: datetime) -> None:

@@ -1,7 +1,9 @@
 """Every run the scheduling loop decides to start goes through `Starts`.
 
 First the task's overlap policy (`plan.overlap`): start it, record it `skipped`, queue it behind
-the running one, or stop the running one and queue it (`replace`). Then the parallel limit: at
+the running one, or stop the running one and queue it (`replace`). Then its shared locks
+(README "Shared locks"): a run whose lock another run holds is recorded `skipped` (overlap
+`skip`) or waits for it, the waiting runs in slot order. Then the parallel limit: at
 most `max_parallel` runs go at once (bounded by the open-file limit), more wait for a free
 place, in order. The runs decided during one step of the loop are handed to the launcher
 together at its end (`flush`). When the last run of a task ends, its catch-up backlog, else its
@@ -10,6 +12,7 @@ queued run, starts (`next_waiting`).
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import logging
 from collections import deque
@@ -18,9 +21,10 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 from cronctl.clock import Clock
-from cronctl.model import Task
+from cronctl.model import Overlap, Task
 from cronctl.records import Trigger
 from cronctl.runner.execute import RunRequest, StopSignal
+from cronctl.runner.locks import HeldLocks, LockFolder, holder_text
 from cronctl.serve import plan
 from cronctl.serve.taskstate import TaskState
 from cronctl.serve.workers import REPLACED_REASON, SHUTDOWN_REASON, Done, Handle
@@ -28,6 +32,9 @@ from cronctl.serve.writes import BackgroundWrites
 
 log = logging.getLogger("cronctl.serve")
 
+LOCK_POLL = 0.5
+"""Seconds between two tries of the runs that wait for a lock held by another process (a
+lock of this serve's own runs is tried again as soon as the run ends)."""
 CAP_WARNING_INTERVAL = 300.0
 """Seconds between two warnings that runs wait for a free place."""
 
@@ -60,6 +67,7 @@ class Starts:
         clock: Clock,
         recorder: BackgroundWrites,
         max_parallel: int,
+        locks: LockFolder | None = None,
     ) -> None:
         self.launcher = launcher
         self.done = done  # where the launcher reports each end
@@ -73,6 +81,10 @@ class Starts:
         self.closed = False  # shutting down: nothing new starts
         self._outbox: list[Handle] = []  # decided this step, handed to the launcher at its end
         self._next_warning = 0.0
+        self.locks = locks
+        # Runs waiting for a shared lock: (slot or decision time, order of arrival, run).
+        self.lock_waiting: list[tuple[datetime, int, Handle]] = []
+        self._arrivals = 0
 
     def of(self, task_name: str) -> list[Handle]:
         """The runs of one task, going or waiting for a free place (empty when none)."""
@@ -132,12 +144,52 @@ class Starts:
             state.queued = None
             self.launch(dataclasses.replace(request, task=state.task), chain)
 
-    # ---------------------------------------------------------------- capacity
-
     def launch(self, request: RunRequest, chain: frozenset[str]) -> None:
-        """Start `request` at the end of this step, or when a place is free."""
+        """Start `request` at the end of this step, or when its locks and a place are free."""
         handle = Handle(request, chain)
         self.running.setdefault(handle.task_name, []).append(handle)
+        if request.task.lock and not self._take_locks(handle):
+            return
+        self._admit(handle)
+
+    # ---------------------------------------------------------------- shared locks
+
+    def _take_locks(self, handle: Handle) -> bool:
+        """True when `handle` now holds its locks; else it is skipped or waits for them."""
+        if self.locks is None:
+            return True
+        taken = self.locks.try_acquire(
+            handle.request.task.lock, holder_text(handle.task_name, "serve")
+        )
+        if isinstance(taken, HeldLocks):
+            handle.locks = taken
+            handle.request = dataclasses.replace(handle.request, inherit_fds=taken.fds)
+            return True
+        if handle.request.task.overlap is Overlap.SKIP:
+            self._forget(handle)
+            self._skip(handle.request, taken.reason)
+            return False
+        if not any(waiting is handle for _, _, waiting in self.lock_waiting):
+            log.info("task %s: waits for its lock: %s", handle.task_name, taken.reason)
+            self._arrivals += 1
+            when = handle.request.scheduled_at or self.clock.now()
+            bisect.insort(self.lock_waiting, (when, self._arrivals, handle))
+        return False
+
+    def retry_lock_waiters(self) -> None:
+        """Start the runs whose locks are free now, the earliest slot first: a later run that
+        needs the same lock finds it taken again."""
+        for entry in list(self.lock_waiting):
+            handle = entry[2]
+            if handle not in self.running.get(handle.task_name, []):  # stopped meanwhile
+                self.lock_waiting.remove(entry)
+            elif self._take_locks(handle):
+                self.lock_waiting.remove(entry)
+                self._admit(handle)
+
+    # ---------------------------------------------------------------- capacity
+
+    def _admit(self, handle: Handle) -> None:
         if self.active >= self.max_parallel:
             self.waiting.append(handle)
             mono = self.clock.monotonic()
@@ -160,12 +212,16 @@ class Starts:
     def flush(self) -> None:
         """Hand this step's new runs to the launcher in one batch (claimed in chunks before
         their threads compete for the interpreter; see ThreadLauncher)."""
+        if self.lock_waiting:
+            self.retry_lock_waiters()
         if self._outbox:
             handles, self._outbox = self._outbox, []
             self.launcher.launch(handles, self.done)
 
     def completed(self, handle: Handle) -> None:
-        """`handle` ended (or never started): its place goes to the oldest waiting start."""
+        """`handle` ended (or never started): its locks are free, its place goes to the
+        oldest waiting start."""
+        handle.locks.release()
         self._forget(handle)
         self.active -= 1
         while self.waiting and self.active < self.max_parallel:
@@ -189,6 +245,10 @@ class Starts:
         for handle in self.waiting:  # never launched
             self._forget(handle)
         self.waiting.clear()
+        for _, _, handle in self.lock_waiting:  # never started: said, as a skipped slot is
+            self._forget(handle)
+            self._skip(handle.request, f"{reason} while it waited for its lock")
+        self.lock_waiting.clear()
         for handle in self.handles():
             if handle.run_id is None:
                 handle.stop(reason)

@@ -13,11 +13,12 @@ import logging
 import threading
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from cronctl.errors import SlotTakenError, StoreError
 from cronctl.records import Run, Status
 from cronctl.runner.execute import Executor, RunRequest
+from cronctl.runner.locks import HeldLocks
 
 log = logging.getLogger("cronctl.serve")
 
@@ -34,6 +35,7 @@ class Handle:
     request: RunRequest
     chain: frozenset[str] = frozenset()  # tasks of the `after` chain that led here (no cycles)
     run_id: int | None = None  # known once the worker claimed the run
+    locks: HeldLocks = field(default_factory=HeldLocks)  # the shared locks held for it
 
     @property
     def task_name(self) -> str:

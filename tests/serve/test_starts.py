@@ -193,3 +193,69 @@ def test_close_drops_waiting_starts_and_stops_unclaimed_runs():
     assert rig.starts.of("t2") == []  # nothing new starts
     rig.starts.stop_all(SHUTDOWN_REASON)
     assert claimed.request.stop.is_set()
+
+
+# ---------------------------------------------------------------------------------------------
+# Shared locks (issue 16, item 3)
+
+
+def locked_rig(tmp_path) -> Rig:
+    from cronctl.runner.locks import LockFolder
+
+    rig = Rig()
+    rig.starts.locks = LockFolder(tmp_path)
+    return rig
+
+
+def test_j3_runs_waiting_for_a_lock_start_in_slot_order(tmp_path):
+    from cronctl.runner.locks import HeldLocks, LockFolder
+
+    rig = locked_rig(tmp_path)
+    outside = LockFolder(tmp_path).try_acquire(["db"], "task 'x' (run-now, pid 1)")
+    assert isinstance(outside, HeldLocks)
+    late, early, other = (
+        rig.state(name, lock=["db"], overlap="queue") for name in ("late", "early", "other")
+    )
+    rig.starts.start(
+        late, run_request(late.task, Trigger.SCHEDULE, scheduled_at=T0.replace(minute=2))
+    )
+    rig.starts.start(
+        early, run_request(early.task, Trigger.SCHEDULE, scheduled_at=T0.replace(minute=1))
+    )
+    rig.starts.flush()
+    assert rig.launched() == [] and len(rig.starts.lock_waiting) == 2
+    assert rig.writes.skipped == []
+    outside.release()
+    rig.starts.flush()
+    assert rig.launched() == ["early"]  # the earlier slot; the later finds the lock taken again
+    [handle] = rig.launcher.batches[-1]
+    assert handle.request.inherit_fds == handle.locks.fds and handle.locks.fds
+    rig.starts.start(other, run_request(other.task, Trigger.SCHEDULE, scheduled_at=T0))
+    rig.starts.flush()
+    assert rig.launched() == ["early"]  # other waits too, though its slot is the earliest now
+    rig.end(handle)
+    rig.starts.flush()
+    assert rig.launched() == ["early", "other"]
+
+
+def test_j3_skip_records_the_holder_and_shutdown_says_what_waited(tmp_path):
+    from cronctl.runner.locks import HeldLocks, LockFolder
+
+    rig = locked_rig(tmp_path)
+    outside = LockFolder(tmp_path).try_acquire(["db"], "task 'x' (run-now, pid 1)")
+    assert isinstance(outside, HeldLocks)
+    skipper, waiter = (
+        rig.state("skipper", lock=["db"]),
+        rig.state("waiter", lock=["db"], overlap="allow"),
+    )
+    rig.starts.start(skipper, run_request(skipper.task, Trigger.SCHEDULE, scheduled_at=T0))
+    rig.starts.start(waiter, run_request(waiter.task, Trigger.SCHEDULE, scheduled_at=T0))
+    rig.starts.flush()
+    assert rig.writes.skipped == [("skipper", "lock 'db' is held by task 'x' (run-now, pid 1)", T0)]
+    assert rig.starts.of("skipper") == [] and len(rig.starts.of("waiter")) == 1
+    rig.starts.close(SHUTDOWN_REASON)
+    assert rig.writes.skipped[-1][:2] == (
+        "waiter",
+        f"{SHUTDOWN_REASON} while it waited for its lock",
+    )
+    assert rig.starts.of("waiter") == [] and rig.launched() == []

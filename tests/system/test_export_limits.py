@@ -70,3 +70,14 @@ def test_j2_crontab_names_what_it_loses():
     lost = crontab_export.lost_settings(task(limits={"memory": "1G"}, nice=3))
     assert "limits: cron sets none (ulimit in the command)" in lost
     assert any(n.startswith("nice 3:") for n in lost)
+
+
+def test_j3_a_lock_is_noted_by_every_target():
+    job = task(lock=["db", "net"])
+    service = next(f.text for f in sd.export([job]).files if f.name.endswith(".service"))
+    assert "lock db, net: not exported; wrap the command in flock(1)" in service
+    assert "lock db, net: CronJobs share no locks" in k8s_export.lost_settings(job)
+    assert any(
+        n.startswith("lock db, net: cron shares no locks")
+        for n in crontab_export.lost_settings(job)
+    )

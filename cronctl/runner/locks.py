@@ -1,0 +1,161 @@
+"""Shared locks (the `lock` key; README "Shared locks"): tasks that name the same lock never
+run at the same time, whether serve or `cronctl run-now` starts them.
+
+A lock is an flock(2) on `<state folder>/locks/NAME.lock`, held from before the job starts
+until it ends. Why a file lock: the kernel releases it when its holder is gone however it
+ended, so a killed serve or run-now leaves no stale lock, with nothing to clean up at the next
+start. Each acquisition opens the file anew, so two runs of one serve exclude each other as
+two processes do. The job inherits the lock's descriptor (`HeldLocks.fds`): if serve dies
+while the job runs on, the lock stays held until the job ends too, so nothing that shares it
+can start beside an orphaned job.
+
+The holder writes who it is into the file, so that a run that finds the lock taken can say
+by whom ("task 'db-dump' (serve, pid 4242)").
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cronctl.clock import Clock
+from cronctl.errors import LockHeldError
+from cronctl.locations import ensure_private_dir
+
+LOCKS_FOLDER = "locks"
+_HOLDER_BYTES = 512
+
+
+@dataclass(frozen=True)
+class LockTaken:
+    """A lock someone else holds: its name and, when its holder said, who that is."""
+
+    name: str
+    holder: str
+
+    @property
+    def reason(self) -> str:
+        return f"lock '{self.name}' is held by {self.holder}"
+
+
+@dataclass
+class HeldLocks:
+    """Locks this process holds for one run; `release` (or the end of the process) frees them."""
+
+    descriptors: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def fds(self) -> tuple[int, ...]:
+        return tuple(self.descriptors.values())
+
+    def release(self) -> None:
+        descriptors, self.descriptors = self.descriptors, {}
+        for fd in descriptors.values():
+            os.close(fd)  # closing our descriptor ends our hold (the job's copy ends with it)
+
+
+NO_LOCKS = HeldLocks()
+
+
+class LockFolder:
+    """The lock files of one state folder."""
+
+    def __init__(self, state_dir: Path) -> None:
+        self.folder = state_dir / LOCKS_FOLDER
+
+    def try_acquire(self, names: Iterable[str], holder: str) -> HeldLocks | LockTaken:
+        """Take every lock of `names` now, or none of them: the first one taken by someone
+        else is returned instead. Names are taken in sorted order, so two runs needing the
+        same two locks cannot each hold one and wait for the other."""
+        wanted = sorted(set(names))
+        if not wanted:
+            return HeldLocks()
+        ensure_private_dir(self.folder)
+        held = HeldLocks()
+        for name in wanted:
+            fd = os.open(
+                self.folder / f"{name}.lock",
+                os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW,
+                0o600,
+            )
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as exc:
+                taken = _taken(name, fd) if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN) else None
+                os.close(fd)
+                held.release()
+                if taken is None:
+                    raise
+                return taken
+            held.descriptors[name] = fd
+            _write_holder(fd, holder)
+        return held
+
+    def acquire(
+        self,
+        names: Iterable[str],
+        holder: str,
+        *,
+        clock: Clock,
+        stop: threading.Event | None = None,
+        poll: float = 0.2,
+    ) -> HeldLocks | None:
+        """Wait until every lock of `names` is free and take them; None when `stop` (an Event)
+        was set first."""
+        while True:
+            result = self.try_acquire(names, holder)
+            if isinstance(result, HeldLocks):
+                return result
+            if clock.sleep(poll, wake=stop):
+                return None
+
+
+def _taken(name: str, fd: int) -> LockTaken:
+    try:
+        text = os.pread(fd, _HOLDER_BYTES, 0).decode("utf-8", "replace").strip()
+    except OSError:
+        text = ""
+    return LockTaken(name, text or "another run")
+
+
+def _write_holder(fd: int, holder: str) -> None:
+    try:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, holder.encode("utf-8", "replace")[:_HOLDER_BYTES], 0)
+    except OSError:
+        pass  # the lock holds without its note; a waiter then says "another run"
+
+
+def holder_text(task: str, program: str) -> str:
+    """How a holder names itself in its lock files."""
+    return f"task '{task}' ({program}, pid {os.getpid()})"
+
+
+def hold_for_manual_run(
+    folder: LockFolder,
+    task: str,
+    names: Iterable[str],
+    *,
+    wait: bool,
+    clock: Clock,
+    stop: threading.Event,
+    on_wait: Callable[[LockTaken], None],
+) -> HeldLocks | None:
+    """The locks of a `run-now`, held across its attempts. Taken now, or with `wait` as soon
+    as they are free (`on_wait` hears once what it waits for); None when `stop` came first.
+    Raises LockHeldError (exit 75) naming the holder when a lock is taken and `wait` is not
+    asked for."""
+    taken = folder.try_acquire(names, holder_text(task, "run-now"))
+    if isinstance(taken, HeldLocks):
+        return taken
+    if not wait:
+        raise LockHeldError(
+            f"task '{task}' not run: {taken.reason}", hint="--wait waits until it is free"
+        )
+    on_wait(taken)
+    return folder.acquire(names, holder_text(task, "run-now"), clock=clock, stop=stop)
