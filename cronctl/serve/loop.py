@@ -430,6 +430,7 @@ class Scheduler:
         changes = plan.task_changes({name: s.task for name, s in self.states.items()}, tasks)
         for name in changes.removed:
             state = self.states.pop(name)
+            self.starts.drop_lock_waiters(name, "removed from the task file")
             if state.queued is not None or state.backlog:
                 log.info("task %s: removed; its waiting runs are dropped", name)
         for name, edit in changes.edits:
@@ -455,6 +456,7 @@ class Scheduler:
         if not task.enabled:
             state.queued = None
             state.backlog.clear()
+            self.starts.drop_lock_waiters(task.name, "disabled")
             return
         if state.schedule.is_reboot:
             return  # @reboot runs when serve starts, not when a task file changes

@@ -148,8 +148,11 @@ class Starts:
         """Start `request` at the end of this step, or when its locks and a place are free."""
         handle = Handle(request, chain)
         self.running.setdefault(handle.task_name, []).append(handle)
-        if request.task.lock and not self._take_locks(handle):
-            return
+        if request.task.lock:
+            if self.lock_waiting:  # runs that waited first take a lock just freed first
+                self.retry_lock_waiters()
+            if not self._take_locks(handle):
+                return
         self._admit(handle)
 
     # ---------------------------------------------------------------- shared locks
@@ -186,6 +189,13 @@ class Starts:
             elif self._take_locks(handle):
                 self.lock_waiting.remove(entry)
                 self._admit(handle)
+
+    def drop_lock_waiters(self, task_name: str, why: str) -> None:
+        """The task was removed or disabled: its runs waiting for a lock will not start."""
+        for entry in [e for e in self.lock_waiting if e[2].task_name == task_name]:
+            self.lock_waiting.remove(entry)
+            self._forget(entry[2])
+            self._skip(entry[2].request, f"{why} while it waited for its lock")
 
     # ---------------------------------------------------------------- capacity
 
@@ -245,10 +255,8 @@ class Starts:
         for handle in self.waiting:  # never launched
             self._forget(handle)
         self.waiting.clear()
-        for _, _, handle in self.lock_waiting:  # never started: said, as a skipped slot is
-            self._forget(handle)
-            self._skip(handle.request, f"{reason} while it waited for its lock")
-        self.lock_waiting.clear()
+        for name in {handle.task_name for _, _, handle in self.lock_waiting}:
+            self.drop_lock_waiters(name, reason)
         for handle in self.handles():
             if handle.run_id is None:
                 handle.stop(reason)

@@ -259,3 +259,36 @@ def test_j3_skip_records_the_holder_and_shutdown_says_what_waited(tmp_path):
         f"{SHUTDOWN_REASON} while it waited for its lock",
     )
     assert rig.starts.of("waiter") == [] and rig.launched() == []
+
+
+def test_j3_a_lock_just_freed_goes_to_the_run_that_waited_not_a_newcomer(tmp_path):
+    from cronctl.runner.locks import HeldLocks, LockFolder
+
+    rig = locked_rig(tmp_path)
+    outside = LockFolder(tmp_path).try_acquire(["db"], "task 'x' (run-now, pid 1)")
+    assert isinstance(outside, HeldLocks)
+    waited, newcomer = (rig.state(n, lock=["db"], overlap="queue") for n in ("waited", "newcomer"))
+    rig.starts.start(waited, run_request(waited.task, Trigger.SCHEDULE, scheduled_at=T0))
+    outside.release()  # freed within the step, before the waiting run was tried again
+    later = T0.replace(minute=1)
+    rig.starts.start(newcomer, run_request(newcomer.task, Trigger.SCHEDULE, scheduled_at=later))
+    rig.starts.flush()
+    assert rig.launched() == ["waited"]
+    assert [entry[2].task_name for entry in rig.starts.lock_waiting] == ["newcomer"]
+
+
+def test_j3_a_removed_or_disabled_task_stops_waiting_for_its_lock(tmp_path):
+    from cronctl.runner.locks import HeldLocks, LockFolder
+
+    rig = locked_rig(tmp_path)
+    outside = LockFolder(tmp_path).try_acquire(["db"], "task 'x' (run-now, pid 1)")
+    assert isinstance(outside, HeldLocks)
+    gone = rig.state("gone", lock=["db"], overlap="queue")
+    rig.starts.start(gone, run_request(gone.task, Trigger.SCHEDULE, scheduled_at=T0))
+    rig.starts.drop_lock_waiters("gone", "removed from the task file")
+    assert rig.writes.skipped == [
+        ("gone", "removed from the task file while it waited for its lock", T0)
+    ]
+    outside.release()
+    rig.starts.flush()
+    assert rig.launched() == [] and rig.starts.of("gone") == []
