@@ -70,11 +70,6 @@ class Field:
         """Whether the field has `L` (the last day of the month)."""
         return 0 in self.month_days.before_last
 
-    @property
-    def is_vixie(self) -> bool:
-        """Whether every item is Vixie cron's (no `L`, `W`, `#` or `DOWL`)."""
-        return not (self.month_days or self.nth_weekdays or self.last_weekdays)
-
 
 _VALUE = r"[0-9]+|[A-Za-z]+"
 _RANGE_ITEM = re.compile(rf"(?P<lo>{_VALUE})(?:-(?P<hi>{_VALUE}))?(?:/(?P<step>[0-9]+))?")
@@ -83,7 +78,7 @@ _HASH_ITEM = re.compile(rf"H(?:\((?P<lo>{_VALUE})-(?P<hi>{_VALUE})\))?(?:/(?P<st
 _NTH_ITEM = re.compile(rf"(?P<day>{_VALUE})#(?P<n>[0-9]+)")
 _LAST_WEEKDAY = re.compile(r"(?P<day>[0-9]+|[A-Za-z]+?)L", re.IGNORECASE)
 # croniter writes the last Friday `L5`; Quartz, cronsim and Cronos (and cronctl) `5L`.
-_LAST_WEEKDAY_REVERSED = re.compile(r"L(?P<day>[0-9]+|[A-Za-z]+)", re.IGNORECASE)
+_LAST_WEEKDAY_REVERSED = re.compile(r"L(?P<day>[0-7]|SUN|MON|TUE|WED|THU|FRI|SAT)", re.IGNORECASE)
 
 
 def parse_field(text: str, kind: FieldKind, name: str | None) -> Field:
