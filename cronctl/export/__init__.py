@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 from cronctl.errors import UsageError
 
 if TYPE_CHECKING:
-    from cronctl.schedule.fields import FieldKind
+    from cronctl.schedule.fields import Field, FieldKind
     from cronctl.schedule.schedule import Schedule
 
 
@@ -101,13 +101,38 @@ def _names_as_numbers(kind: FieldKind, item: str) -> str:
     return _WORD.sub(lambda match: _name_to_number(kind, match.group(0)), item)
 
 
+_TO_LAST = re.compile(r"-L(?=/|$)", re.IGNORECASE)
+
+
+def day_form(fld: Field) -> str | None:
+    """Name the first day form of `fld` that Vixie cron lacks (README.md#schedules), or None:
+    `L`, `L-n`, `nW`, `LW`, `DOW#N`, `DOWL`. (`a-L` is Vixie's a-31.)"""
+    forms = fld.month_days
+    if fld.last_day:
+        return "'L' (last day of the month)"
+    if forms.before_last:
+        return "'L-n' (n days before the last day of the month)"
+    if 0 in forms.nearest_weekday_before_last:
+        return "'LW' (last weekday of the month)"
+    if forms.nearest_weekday_before_last:
+        return "'L-nW' (weekday nearest n days before the last day of the month)"
+    if forms.nearest_weekday:
+        return "'nW' (weekday nearest day n of the month)"
+    if fld.nth_weekdays:
+        return "'DOW#N' (nth weekday of the month)"
+    if fld.last_weekdays:
+        return "'DOWL' (last given weekday of the month)"
+    return None
+
+
 def vixie_fields(schedule: Schedule) -> tuple[str, ...]:
     """Return the five fields of a cron schedule as plain Vixie cron understands them.
 
     Names become numbers, each `H` item becomes the values it resolved to for this task;
     everything else is kept as written, so a field that starts with `*` still does (that
-    decides how cron combines day-of-month and day-of-week). `L` and `DOW#N` have no Vixie
-    equivalent, and neither has a schedule that is not a cron expression: NotExportable.
+    decides how cron combines day-of-month and day-of-week). `L`, `L-n`, `nW`, `LW`, `DOW#N`
+    and `DOWL` have no Vixie equivalent, and neither has a schedule that is not a cron
+    expression: NotExportable.
     """
     # Imported here (docs/architecture.md#start-up-lazy-imports): `cronctl service` loads this
     # package for its quoting alone (the schedule package costs 15 ms), and whoever
@@ -119,17 +144,17 @@ def vixie_fields(schedule: Schedule) -> tuple[str, ...]:
         raise NotExportable(f"'{schedule.text}' is not a cron expression")
     fields = []
     for kind, fld in zip(KINDS, cron.fields, strict=True):
-        if fld.last_day:
-            raise NotExportable("'L' (last day of the month) is not crontab syntax")
-        if fld.nth_weekdays:
-            raise NotExportable("'DOW#N' (nth weekday of the month) is not crontab syntax")
+        form = day_form(fld)
+        if form is not None:
+            raise NotExportable(f"{form} is not crontab syntax")
         hashed = dict(fld.hashed)
         items = []
         for item in fld.text.split(","):
             if item in hashed:
                 items.append(",".join(str(v) for v in hashed[item]))
             else:
-                items.append(_names_as_numbers(kind, item))
+                # `a-L` is a-31 in cron, which runs a day only when the month has it.
+                items.append(_names_as_numbers(kind, _TO_LAST.sub("-31", item)))
         fields.append(",".join(items))
     return tuple(fields)
 

@@ -25,6 +25,7 @@ from cronctl.export import (
     OutputFile,
     Skipped,
     compress,
+    day_form,
     escape_quoted,
     every_as_cron,
 )
@@ -80,10 +81,9 @@ def schedule_line(task: Task) -> tuple[str, str, list[str]]:
     if cron is None:  # neither @reboot, @every nor a cron expression: nothing to translate
         raise NotExportable(f"'{task.schedule}' has no CronJob equivalent")
     minute, hour, dom, month, dow = cron.fields
-    if dom.last_day:
-        raise NotExportable("'L' (last day of the month) is not supported by CronJob schedules")
-    if dow.nth_weekdays:
-        raise NotExportable("'DOW#N' (nth weekday) is not supported by CronJob schedules")
+    form = day_form(dom) or day_form(dow)
+    if form is not None:
+        raise NotExportable(f"{form} is not supported by CronJob schedules")
     rendered = [compress(f.values, lo, hi) for f, (lo, hi) in zip(cron.fields, BOUNDS, strict=True)]
     dom_full = rendered[2] == "*"
     dow_full = rendered[4] == "*"

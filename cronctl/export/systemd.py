@@ -3,7 +3,8 @@
 Cron schedules become `OnCalendar=` expressions in the task's zone. systemd ANDs the weekday
 and the date of one expression while cron ORs a restricted day-of-month with a restricted
 day-of-week, so such a schedule gets one `OnCalendar=` line per alternative. `L` becomes
-`*-*~01` (last day of the month) and `FRI#1` becomes `Fri *-*-01..07`.
+`*-*~01` (last day of the month), `FRI#1` `Fri *-*-01..07`, `5L` `Fri *-*~07/1`
+(calendar_days.py has every day form, and those without an exact equivalent).
 
 Also here: quoting for unit files (systemd.syntax(7), systemd.service(5) "Command lines"),
 shared with the `cronctl serve` user unit of cronctl.service.
@@ -15,7 +16,7 @@ import os
 import re
 from collections.abc import Iterable, Sequence
 from datetime import datetime, tzinfo
-from typing import TYPE_CHECKING, Final, Literal, TypeAlias
+from typing import TYPE_CHECKING
 
 from cronctl.durations import format_duration
 from cronctl.export import (
@@ -23,22 +24,19 @@ from cronctl.export import (
     NotExportable,
     OutputFile,
     Skipped,
-    compress,
     escape_quoted,
     every_step,
     one_line,
     refuse_control_characters,
 )
+from cronctl.export.calendar_days import calendar_days, two
 from cronctl.model import Task
 from cronctl.model.limits import CPU_KILL_AFTER, format_size
 
 if TYPE_CHECKING:
-    from cronctl.schedule.fields import Field
     from cronctl.schedule.schedule import Schedule
 
 UNIT_PREFIX = "cronctl-"
-WEEKDAY_NAMES = ("Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat")
-_MONDAY_FIRST = (1, 2, 3, 4, 5, 6, 0)  # systemd orders weekdays Mon..Sun
 _SAFE_WORD = re.compile(r"[A-Za-z0-9_+=:,./@-]+")
 
 # ---------------------------------------------------------------------------------------------
@@ -157,53 +155,14 @@ def unit_name(task_name: str, suffix: str) -> str:
 # Schedules
 
 
-def _two(values: Iterable[int], low: int, high: int) -> str:
-    return compress(values, low, high, sep="..", width=2)
-
-
-def _weekdays(values: Iterable[int]) -> str:
-    """Return cron weekdays (0 = Sunday) in systemd's Mon..Sun notation: `Mon..Fri`, `Sat,Sun`."""
-    positions = sorted(_MONDAY_FIRST.index(v) for v in set(values))
-    parts: list[str] = []
-    start = previous = positions[0]
-    for value in [*positions[1:], None]:
-        if value is not None and value == previous + 1:
-            previous = value
-            continue
-        names = [WEEKDAY_NAMES[_MONDAY_FIRST[p]] for p in range(start, previous + 1)]
-        parts.append(f"{names[0]}..{names[-1]}" if len(names) >= 3 else ",".join(names))
-        if value is not None:
-            start = previous = value
-    return ",".join(parts)
-
-
-def _nth_window(n: int) -> range:
-    return range(7 * n - 6, min(7 * n, 31) + 1)
-
-
-# The day alternatives of a cron schedule, each one OnCalendar= date (with or without weekday):
-# day-of-month values or `L`, and day-of-week values or `DOW#N` (weekday, n).
-_LAST_DAY: Final = "L"
-_DateAlternative: TypeAlias = frozenset[int] | Literal["L"]
-_WeekdayAlternative: TypeAlias = frozenset[int] | tuple[int, int]
-_CalendarDay: TypeAlias = tuple[str | None, str]  # (weekday part or None, date part)
-_ALL_WEEKDAYS = frozenset(range(7))
-
-
 def calendar_specs(schedule: Schedule) -> list[str]:
     """Return `OnCalendar=` values (with the zone) that fire exactly when a cron schedule does."""
     cron = schedule.cron
     if cron is None:
         raise NotExportable(f"'{schedule.text}' is not a cron expression")
     minute, hour, dom, month, dow = cron.fields
-    time = f"{_two(hour.values, 0, 23)}:{_two(minute.values, 0, 59)}:00"
-    months = _two(month.values, 1, 12)
-    dates = _date_alternatives(dom)
-    weekdays = _weekday_alternatives(dow)
-    if cron.days.combine_by_or:
-        days = _days_matching_either(dates, weekdays, months)
-    else:
-        days = _days_matching_both(dates, weekdays, months)
+    time = f"{two(hour.values, 0, 23)}:{two(minute.values, 0, 59)}:00"
+    days = calendar_days(dom, dow, two(month.values, 1, 12), cron.days.combine_by_or)
     specs: list[str] = []
     for weekday_part, date in days:
         spec = f"{weekday_part + ' ' if weekday_part else ''}{date} {time} {schedule.timezone}"
@@ -212,73 +171,6 @@ def calendar_specs(schedule: Schedule) -> list[str]:
     if not specs:
         raise NotExportable(f"'{schedule.text}' has no OnCalendar equivalent")
     return specs
-
-
-def _date_alternatives(dom: Field) -> list[_DateAlternative]:
-    dates: list[_DateAlternative] = []
-    if dom.values:
-        dates.append(frozenset(dom.values))
-    if dom.last_day:
-        dates.append(_LAST_DAY)
-    return dates
-
-
-def _weekday_alternatives(dow: Field) -> list[_WeekdayAlternative]:
-    weekdays: list[_WeekdayAlternative] = []
-    if dow.values:
-        weekdays.append(frozenset(dow.values))
-    weekdays.extend(sorted(dow.nth_weekdays))
-    return weekdays
-
-
-def _date_part(date: _DateAlternative, months: str) -> str:
-    if isinstance(date, frozenset):
-        return f"*-{months}-{_two(date, 1, 31)}"
-    return f"*-{months}~01"
-
-
-def _days_matching_either(
-    dates: list[_DateAlternative], weekdays: list[_WeekdayAlternative], months: str
-) -> list[_CalendarDay]:
-    """Cron's OR of day-of-month and day-of-week: one line per alternative of either field."""
-    days: list[_CalendarDay] = [(None, _date_part(date, months)) for date in dates]
-    for weekday in weekdays:
-        if isinstance(weekday, frozenset):
-            days.append((_weekdays(weekday), f"*-{months}-*"))
-        else:
-            day, n = weekday
-            days.append((WEEKDAY_NAMES[day], f"*-{months}-{_two(_nth_window(n), 1, 31)}"))
-    return days
-
-
-def _days_matching_both(
-    dates: list[_DateAlternative], weekdays: list[_WeekdayAlternative], months: str
-) -> list[_CalendarDay]:
-    """Cron's AND (a day field starts with `*`): one line per pair that some day matches."""
-    days: list[_CalendarDay] = []
-    for date in dates:
-        for weekday in weekdays:
-            day = _day_matching(date, weekday, months)
-            if day is not None:
-                days.append(day)
-    return days
-
-
-def _day_matching(
-    date: _DateAlternative, weekday: _WeekdayAlternative, months: str
-) -> _CalendarDay | None:
-    if isinstance(weekday, frozenset):
-        names = None if weekday == _ALL_WEEKDAYS else _weekdays(weekday)
-        return names, _date_part(date, months)
-    day, n = weekday
-    if not isinstance(date, frozenset):
-        raise NotExportable(
-            f"'L' together with '{WEEKDAY_NAMES[day].upper()}#{n}' has no OnCalendar equivalent"
-        )
-    in_window = date & frozenset(_nth_window(n))
-    if not in_window:
-        return None
-    return WEEKDAY_NAMES[day], f"*-{months}-{_two(in_window, 1, 31)}"
 
 
 def has_clock_changes(zone: tzinfo, years: Iterable[int] = range(2024, 2036)) -> bool:

@@ -6,6 +6,7 @@ import calendar
 import functools
 
 from cronctl.schedule.fields import Field
+from cronctl.schedule.monthdays import is_last_weekday
 
 _SHORT_MONTHS = {2: (28, 29), 4: (30,), 6: (30,), 9: (30,), 11: (30,)}
 
@@ -70,14 +71,22 @@ class DayRule:
         """
         key = (length, first_weekday)
         if key not in self._tables:
+            dates = self.day_of_month.values | self.day_of_month.month_days.days(
+                length, first_weekday
+            )
             self._tables[key] = tuple(
-                day for day in range(1, length + 1) if self._matches(day, length, first_weekday)
+                day
+                for day in range(1, length + 1)
+                if self._matches(day, day in dates, length, first_weekday)
             )
         return self._tables[key]
 
-    def _matches(self, day: int, length: int, first_weekday: int) -> bool:
-        dom, dow = self.day_of_month, self.day_of_week
+    def _matches(self, day: int, by_date: bool, length: int, first_weekday: int) -> bool:
+        dow = self.day_of_week
         weekday = (first_weekday + day - 1) % 7
-        by_date = day in dom.values or (dom.last_day and day == length)
-        by_weekday = weekday in dow.values or (weekday, (day + 6) // 7) in dow.nth_weekdays
+        by_weekday = (
+            weekday in dow.values
+            or (weekday, (day + 6) // 7) in dow.nth_weekdays
+            or (weekday in dow.last_weekdays and is_last_weekday(day, length))
+        )
         return (by_date or by_weekday) if self.combine_by_or else (by_date and by_weekday)

@@ -99,13 +99,29 @@ def _days(spec: CronSpec, months: str | None) -> tuple[str, bool]:
 def _dates(dom: Field, of: str = "the month") -> str:
     days = sorted(dom.values)
     step = _day_step(days)
-    if step is not None:
+    if step is not None and not dom.month_days:
         start = f" from the {ordinal(days[0])}" if days[0] > 1 else ""
         return f"every {ordinal(step)} day of {of}{start}"
     items = _runs_text(days, ordinal)
     if dom.last_day:
         items.append("last day")
-    return f"the {join(items)} of {of}"
+    phrases = [f"the {join(items)}"] if items else []
+    return f"{join(phrases + _month_day_phrases(dom))} of {of}"
+
+
+def _month_day_phrases(dom: Field) -> list[str]:
+    """Phrases for `L-n`, `nW`, `LW` and `L-nW`: "the weekday nearest the 15th"..."""
+    forms = dom.month_days
+    phrases = [f"the {_before_last(n)}" for n in sorted(forms.before_last) if n]
+    phrases += [f"the weekday nearest the {ordinal(n)}" for n in sorted(forms.nearest_weekday)]
+    for n in sorted(forms.nearest_weekday_before_last):
+        phrases.append(f"the weekday nearest the {_before_last(n)}" if n else "the last weekday")
+    return phrases
+
+
+def _before_last(days: int) -> str:
+    """`L-n` in words: "day before the last day", "day 3 days before the last day"."""
+    return "day before the last day" if days == 1 else f"day {days} days before the last day"
 
 
 def _weekdays(dow: Field, alternatives: bool = False) -> str:
@@ -114,8 +130,12 @@ def _weekdays(dow: Field, alternatives: bool = False) -> str:
     if len(plain) == 1:
         items = [f"{'a' if alternatives else 'every'} {items[0]}"]
     items += _nth_weekdays(dow.nth_weekdays)
+    items += [
+        f"the last {WEEKDAY_NAMES[w]}"
+        for w in sorted(dow.last_weekdays, key=_MONDAY_FIRST.__getitem__)
+    ]
     text = join(items, "or" if alternatives else "and")
-    return f"{text} of the month" if dow.nth_weekdays else text
+    return f"{text} of the month" if dow.nth_weekdays or dow.last_weekdays else text
 
 
 def _nth_weekdays(nth: frozenset[tuple[int, int]]) -> list[str]:
@@ -188,16 +208,20 @@ def _short_dates(dom: Field) -> str:
     step = _day_step(days)
     if step is not None:
         return f"every {ordinal(step)} day" + (f" from {ordinal(days[0])}" if days[0] > 1 else "")
-    text = _compact(days, ordinal)
-    if dom.last_day:
-        text = f"{text},last day" if text else "last day"
-    return text
+    parts = [_compact(days, ordinal)] if days else []
+    forms = dom.month_days
+    parts += ["last day" if n == 0 else f"last day-{n}" for n in sorted(forms.before_last)]
+    parts += [f"wkday near {ordinal(n)}" for n in sorted(forms.nearest_weekday)]
+    for n in sorted(forms.nearest_weekday_before_last):
+        parts.append(f"wkday near last day-{n}" if n else "last wkday")
+    return ",".join(parts)
 
 
 def _short_weekdays(dow: Field) -> str:
     plain = sorted(dow.values, key=_MONDAY_FIRST.__getitem__)
     parts = [_compact(plain, lambda w: WEEKDAY_NAMES[w][:3], order=_MONDAY_FIRST)] if plain else []
     parts += [f"{ordinal(n)} {WEEKDAY_NAMES[w][:3]}" for w, n in sorted(dow.nth_weekdays)]
+    parts += [f"last {WEEKDAY_NAMES[w][:3]}" for w in sorted(dow.last_weekdays)]
     return ",".join(parts)
 
 

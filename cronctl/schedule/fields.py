@@ -2,8 +2,9 @@
 
 Grammar of a field: a comma-separated list of items, each one of
 `*`, `*/n`, `a`, `a-b`, `a-b/n`, `a/n` (meaning `a-max/n`), `H`, `H/n`, `H(a-b)`, `H(a-b)/n`;
-plus `L` in day-of-month and `DOW#N` in day-of-week. Values are ASCII numbers, or names
-(JAN-DEC, SUN-SAT, either case) in the month and day-of-week fields.
+plus, in day-of-month, `L`, `L-n`, `LW`, `L-nW`, `nW` and `a-L` (`a-L/n`) (monthdays.py),
+and in day-of-week `DOW#N` and `DOWL`. Values are ASCII numbers, or names (JAN-DEC, SUN-SAT,
+either case) in the month and day-of-week fields.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import re
 from dataclasses import dataclass
 
 from cronctl.errors import ScheduleError, excerpt
+from cronctl.schedule.monthdays import MonthDays, merge, parse_month_day
 
 
 @dataclass(frozen=True)
@@ -54,13 +56,19 @@ class Field:
 
     text: str
     values: frozenset[int]
-    last_day: bool = False  # day-of-month `L`
+    month_days: MonthDays = MonthDays()  # day-of-month `L`, `L-n`, `nW`, `LW`, `L-nW`
     nth_weekdays: frozenset[tuple[int, int]] = frozenset()  # day-of-week `FRI#1` -> (5, 1)
+    last_weekdays: frozenset[int] = frozenset()  # day-of-week `FRIL` -> 5
     hashed: tuple[tuple[str, tuple[int, ...]], ...] = ()  # (H item, the values it resolved to)
 
     @property
     def starts_with_star(self) -> bool:
         return self.text.startswith("*")
+
+    @property
+    def last_day(self) -> bool:
+        """Whether the field has `L` (the last day of the month)."""
+        return 0 in self.month_days.before_last
 
 
 _VALUE = r"[0-9]+|[A-Za-z]+"
@@ -68,8 +76,9 @@ _RANGE_ITEM = re.compile(rf"(?P<lo>{_VALUE})(?:-(?P<hi>{_VALUE}))?(?:/(?P<step>[
 _STAR_ITEM = re.compile(r"\*(?:/(?P<step>[0-9]+))?")
 _HASH_ITEM = re.compile(rf"H(?:\((?P<lo>{_VALUE})-(?P<hi>{_VALUE})\))?(?:/(?P<step>[0-9]+))?")
 _NTH_ITEM = re.compile(rf"(?P<day>{_VALUE})#(?P<n>[0-9]+)")
-_NEAREST_WEEKDAY = re.compile(r"[0-9]*L?W", re.IGNORECASE)
-_LAST_WEEKDAY = re.compile(rf"(?:{_VALUE})L", re.IGNORECASE)
+_LAST_WEEKDAY = re.compile(r"(?P<day>[0-9]+|[A-Za-z]+?)L", re.IGNORECASE)
+# croniter writes the last Friday `L5`; Quartz, cronsim and Cronos (and cronctl) `5L`.
+_LAST_WEEKDAY_REVERSED = re.compile(r"L(?P<day>[0-7]|SUN|MON|TUE|WED|THU|FRI|SAT)", re.IGNORECASE)
 
 
 def parse_field(text: str, kind: FieldKind, name: str | None) -> Field:
@@ -81,16 +90,19 @@ def parse_field(text: str, kind: FieldKind, name: str | None) -> Field:
 @functools.lru_cache(maxsize=4096)
 def _parse_field(text: str, kind: FieldKind, name: str | None) -> Field:
     values: set[int] = set()
-    last_day = False
+    month_days: list[MonthDays] = []
     nth: set[tuple[int, int]] = set()
+    last_weekdays: set[int] = set()
     hashed: list[tuple[str, tuple[int, ...]]] = []
     for item in text.split(","):
         if not item:
             raise _error(kind, text, "has an empty list item")
-        if item.upper() == "L" and kind is DAY_OF_MONTH:
-            last_day = True
+        if kind is DAY_OF_MONTH and (form := parse_month_day(item)) is not None:
+            month_days.append(form)
         elif (match := _NTH_ITEM.fullmatch(item)) and kind is DAY_OF_WEEK:
             nth.add(_nth_weekday(match, item))
+        elif (match := _LAST_WEEKDAY.fullmatch(item)) and kind is DAY_OF_WEEK:
+            last_weekdays.add(_value(DAY_OF_WEEK, match["day"], item) % 7)
         elif match := _STAR_ITEM.fullmatch(item):
             values.update(range(kind.low, kind.high + 1, _step(kind, match["step"], item)))
         elif match := _HASH_ITEM.fullmatch(item):
@@ -101,18 +113,26 @@ def _parse_field(text: str, kind: FieldKind, name: str | None) -> Field:
             values.update(_range(kind, match, item))
         else:
             raise _unsupported(kind, item)
+    forms = merge(month_days)
+    if (forms.nearest_weekday or forms.nearest_weekday_before_last) and "," in text:
+        # Quartz and Cronos refuse W in a list (Cronos: `1,2W`); so does cronctl.
+        raise _error(kind, text, "lists a W item; nW, LW and L-nW stand alone in day-of-month")
     return Field(
         text,
         frozenset(_fold_sunday(kind, values)),
-        last_day=last_day,
+        month_days=forms,
         nth_weekdays=frozenset(nth),
+        last_weekdays=frozenset(last_weekdays),
         hashed=tuple(hashed),
     )
 
 
 def _range(kind: FieldKind, match: re.Match[str], item: str) -> range:
     low = _value(kind, match["lo"], item)
-    if match["hi"] is not None:
+    if kind is DAY_OF_MONTH and (match["hi"] or "").upper() == "L":
+        # `a-L` is a to the last day: as a-31, since no month has a day after its last.
+        high = kind.high
+    elif match["hi"] is not None:
         high = _value(kind, match["hi"], item)
         if high < low:
             raise _error(
@@ -195,7 +215,7 @@ def _value(kind: FieldKind, token: str, item: str) -> int:
     elif token.upper() in kind.names:
         number = kind.low + kind.names.index(token.upper())
     else:
-        raise _unsupported(kind, token if token.isalpha() else item)
+        raise _unsupported(kind, token if token.isalpha() and kind.names else item)
     if not kind.low <= number <= kind.high:
         raise _error(kind, item, f"is out of range: {number} is not in {kind.low}-{kind.high}")
     return number
@@ -213,23 +233,32 @@ def _unsupported(kind: FieldKind, item: str) -> ScheduleError:
     """Say why an item that is not in the grammar is refused."""
     if "?" in item:
         return _error(kind, item, "uses '?', which is Quartz syntax, not cron; use '*'")
-    if _NEAREST_WEEKDAY.fullmatch(item):
-        return _error(kind, item, "uses 'W' (nearest weekday), which cronctl does not support")
-    if kind is DAY_OF_WEEK and _LAST_WEEKDAY.fullmatch(item):
+    upper = item.upper()
+    if kind is DAY_OF_WEEK and (match := _LAST_WEEKDAY_REVERSED.fullmatch(item)):
+        return _error(kind, item, f"is not valid; the last such weekday is written {match['day']}L")
+    if kind is DAY_OF_MONTH and ("L" in upper or "W" in upper):
         return _error(
-            kind, item, "means 'last weekday of the month', which cronctl does not support"
+            kind,
+            item,
+            "is not valid; day-of-month takes L, L-n, LW, L-nW, nW and a-L (a-L/n) "
+            "as whole list items",
         )
-    if item.upper() == "L" or ("L" in item.upper() and not kind.names):
-        return _error(kind, item, "is not supported; 'L' stands alone, in day-of-month only")
+    if upper == "L" or (("L" in upper or "W" in upper) and not kind.names):
+        return _error(
+            kind,
+            item,
+            "is not supported; L and W are day-of-month items (L, L-n, LW, nW), and DOWL "
+            "(the last such weekday) is day-of-week's",
+        )
     if "#" in item:
         return _error(kind, item, "is not supported; '#' is written DOW#N in day-of-week")
     if kind.names and re.fullmatch("[A-Za-z]+", item):
         return _error(kind, item, f"is not a {kind.label} name ({_names(kind)})")
     allowed = "*, a, a-b, a,b, */n, a-b/n, a/n, H, H/n, H(a-b)"
     if kind is DAY_OF_MONTH:
-        allowed += ", L"
+        allowed += ", L, L-n, LW, L-nW, nW, a-L"
     if kind is DAY_OF_WEEK:
-        allowed += f", DOW#N, names {_names(kind)}"
+        allowed += f", DOW#N, DOWL, names {_names(kind)}"
     if kind is MONTH:
         allowed += f", names {_names(kind)}"
     return _error(kind, item, f"is not valid; allowed: {allowed}")

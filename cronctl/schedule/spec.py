@@ -113,10 +113,12 @@ def _why_never(spec: CronSpec) -> str:
     months = sorted(spec.months)
     longest = max(max(month_lengths(m)) for m in months)
     in_months = join([MONTH_NAMES[m] for m in months], "or") if len(months) < 12 else "any month"
-    if not dom.last_day and min(dom.values) > longest:
+    if dom.values and not dom.month_days and min(dom.values) > longest:
         days = [str(day) for day in sorted(dom.values)]
         subject = f"day {days[0]} does" if len(days) == 1 else f"days {join(days)} do"
         return f"{subject} not occur in {in_months}"
+    if not spec.days.restricts_weekdays:
+        return f"day-of-month '{dom.text}' selects no day in {in_months}"
     return (
         f"no day in {in_months} matches both day-of-month '{dom.text}' and day-of-week "
         f"'{dow.text}' (they combine by AND because one of them starts with '*')"

@@ -288,7 +288,7 @@ BAD_SCHEDULES = [
     ("\u20030 0 * * *", "U+2003"),  # em space before the first
     ("0 0 * * *\n", "control character"),
     ("0 0 * * mon\u200b", "U+200B"),  # zero-width space
-    ("0 0 15W * *", "'W' (nearest weekday)"),
+    ("0 0 W15 * *", "day-of-month field: 'W15' is not valid"),
     ("0 0 ? * *", "Quartz"),
     ("0 0 * * 5#6", "#N takes N from 1 to 5"),
     ("0 0 30 2 *", "never fires"),

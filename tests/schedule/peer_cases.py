@@ -17,8 +17,8 @@ How a case is read:
   `include_stop` say otherwise (croniter_range's default); `expect` gives `count`, `items` by
   index (negative from the end) or `nonempty`.
 - `fires_at`: whether `at` is a fire time.
-- `fields`: the values each field selects (dom `L` and dow `n#k` as strings; a `#` item whose
-  weekday the field already selects adds nothing).
+- `fields`: the values each field selects (dom `L`, `L-n`, `nW`, `LW`, `L-nW` and dow `n#k`,
+  `nL` as strings; a `#` item whose weekday the field already selects adds nothing).
 - `equiv`: whether `expr` and `expr2` are the same schedule: the same minutes, hours and
   matching days.
 - `valid` / `invalid`: whether `Schedule.parse` accepts the expression.
@@ -204,10 +204,13 @@ def _field_values(schedule: Schedule) -> dict[str, set[int | str]]:
     spec = schedule.cron
     assert spec is not None
     dom: set[int | str] = set(spec.day_of_month.values)
-    if spec.day_of_month.last_day:
-        dom.add("L")
+    forms = spec.day_of_month.month_days
+    dom |= {f"L-{n}" if n else "L" for n in forms.before_last}
+    dom |= {f"{n}W" for n in forms.nearest_weekday}
+    dom |= {f"L-{n}W" if n else "LW" for n in forms.nearest_weekday_before_last}
     dow: set[int | str] = set(spec.day_of_week.values)
     dow |= {f"{day}#{n}" for day, n in spec.day_of_week.nth_weekdays if day not in dow}
+    dow |= {f"{day}L" for day in spec.day_of_week.last_weekdays}
     return {
         "minute": set(spec.minute.values),
         "hour": set(spec.hour.values),

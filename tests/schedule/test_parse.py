@@ -33,13 +33,21 @@ REJECTED = """
 0 0 * *             | has 4 fields
 *                   | has 1 field;
 0 0 ? * *           | Quartz
-0 0 15W * *         | nearest weekday
-0 0 LW * *          | nearest weekday
-0 0 * * 5L          | last weekday of the month
-0 0 * * FRIL        | last weekday of the month
-0 0 * * L           | in day-of-month only
-0 L * * *           | in day-of-month only
-0 0 L-2 * *         | in day-of-month only
+0 0 W15 * *         | day-of-month takes L, L-n, LW, L-nW, nW and a-L
+0 0 L/2 * *         | as whole list items
+0 0 LW/2 * *        | as whole list items
+0 0 5L * *          | as whole list items
+0 0 1,15W * *       | stand alone in day-of-month
+0 0 LW,L * *        | stand alone in day-of-month
+0 0 L-31 * *        | L-n takes n from 0 to 30
+0 0 32W * *         | '32W' is out of range
+0 0 31W 2 *         | day-of-month '31W' selects no day in February
+0 0 * * L5          | the last such weekday is written 5L
+0 0 * * L           | DOWL (the last such weekday) is day-of-week's
+0 0 * * 1-5L        | DOWL
+0 0 * * FRI#L       | DOW#N
+0 L * * *           | L and W are day-of-month items
+0 0W * * *          | hour field: '0W'
 0 0 * JANUARY *     | not a month name
 0 0 * FOO-MAR *     | 'FOO' is not a month name
 0 0 * * FOO         | not a day-of-week name
