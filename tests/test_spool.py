@@ -126,7 +126,9 @@ def test_a_reader_reads_a_segment_deleted_under_it_to_its_end(tmp_path):
     ),
     read_every=st.integers(1, 10),
 )
-def test_what_a_reader_gets_is_the_output_less_one_counted_gap(tmp_path_factory, writes, read_every):
+def test_what_a_reader_gets_is_the_output_less_one_counted_gap(
+    tmp_path_factory, writes, read_every
+):
     """Whatever the writes and however often the reader looks: per stream, what it gets is a
     prefix and a suffix of what was written, and the markers count exactly the bytes between."""
     state = tmp_path_factory.mktemp("spool")
