@@ -24,7 +24,11 @@ LIMIT = 20.0  # seconds any one condition may take on a slow, loaded machine
 wait_for = partial(support.wait_for, timeout=LIMIT)
 
 # A line every 0.1 s, stdout and stderr in turn (2 s in all).
-TICKER = "for i in $(seq 1 20); do if [ $((i % 2)) = 0 ]; then echo err $i >&2; else echo out $i; fi; sleep 0.1; done"
+TICKER = (
+    "for i in $(seq 1 20); do"
+    " if [ $((i % 2)) = 0 ]; then echo err $i >&2; else echo out $i; fi; sleep 0.1; done"
+)
+STAMPS = "import time\\nfor i in range(25):\\n  print(time.time(), flush=True); time.sleep(0.1)"
 TASKS = f"""
 [tasks.ticker]
 schedule = "@daily"
@@ -36,7 +40,7 @@ command = "echo before; sleep 1.5; echo broke >&2; exit 3"
 
 [tasks.stamps]
 schedule = "@daily"
-command = "python3 -c 'import time\\nfor i in range(25):\\n  print(time.time(), flush=True); time.sleep(0.1)'"
+command = "python3 -c '{STAMPS}'"
 """
 
 
