@@ -59,15 +59,23 @@ def test_a_job_that_prints_nothing_touches_no_disk(store, state):
 
 def test_output_is_readable_while_the_job_runs_and_gone_once_recorded(store, state):
     executor = Executor(store, spool_dir=state)
-    thread, results, _ = start(executor, "echo first; echo warn >&2; sleep 30", timeout=2)
-    run_id = wait_for(lambda: store.runs(limit=1) and store.runs(limit=1)[0].id)
-    wait_for(lambda: last_line(state, run_id) == "warn", what="the job's output in its spool")
-    folder = spool_path(state, run_id)
-    assert stat.S_IMODE(folder.parent.stat().st_mode) == 0o700
-    assert stat.S_IMODE((folder / "0").stat().st_mode) == 0o600
-    chunks = read_so_far(state, run_id)
-    assert [(c.stream, c.data) for c in chunks] == [("stdout", b"first\n"), ("stderr", b"warn\n")]
-    thread.join(20)
+    thread, results, stop = start(
+        executor, "echo first; sleep 0.2; echo warn >&2; sleep 30", timeout=3
+    )
+    try:
+        run_id = wait_for(lambda: store.runs(limit=1) and store.runs(limit=1)[0].id)
+        wait_for(lambda: last_line(state, run_id) == "warn", what="the job's output in its spool")
+        folder = spool_path(state, run_id)
+        assert stat.S_IMODE(folder.parent.stat().st_mode) == 0o700
+        assert stat.S_IMODE((folder / "0").stat().st_mode) == 0o600
+        chunks = read_so_far(state, run_id)
+        assert [(c.stream, c.data) for c in chunks] == [
+            ("stdout", b"first\n"),
+            ("stderr", b"warn\n"),
+        ]
+    finally:
+        thread.join(20)
+        stop.stop("test over")
     (run,) = results
     assert run.status == Status.TIMED_OUT and run.stdout.data == b"first\n"
     assert not folder.exists()
@@ -76,15 +84,20 @@ def test_output_is_readable_while_the_job_runs_and_gone_once_recorded(store, sta
 def test_a_job_printing_megabytes_keeps_the_spool_bounded(store, state):
     executor = Executor(store, spool_dir=state)
     # 4 MB on both streams, then a pause in which the spool is measured.
-    command = "head -c 3000000 /dev/zero; head -c 1000000 /dev/zero >&2; echo done; sleep 30"
+    command = (
+        "head -c 1000000 /dev/zero >&2; head -c 3000000 /dev/zero;"
+        " sleep 0.5; echo; echo done; sleep 30"
+    )
     thread, results, stop = start(executor, command)
-    run_id = wait_for(lambda: store.runs(limit=1) and store.runs(limit=1)[0].id)
-    wait_for(lambda: last_line(state, run_id) == "done", what="the end of the output")
-    assert spool_bytes(state) <= 3 * SEGMENT_BYTES
-    stop.stop("test over")
-    thread.join(20)
+    try:
+        run_id = wait_for(lambda: store.runs(limit=1) and store.runs(limit=1)[0].id)
+        wait_for(lambda: last_line(state, run_id) == "done", what="the end of the output")
+        assert spool_bytes(state) <= 3 * SEGMENT_BYTES
+    finally:
+        stop.stop("test over")
+        thread.join(20)
     (run,) = results
-    assert run.stdout.total_bytes == 3_000_005 and run.stderr.total_bytes == 1_000_000
+    assert run.stdout.total_bytes == 3_000_006 and run.stderr.total_bytes == 1_000_000
     assert not spool_path(state, run_id).exists()
 
 
