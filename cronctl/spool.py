@@ -18,8 +18,9 @@ a spool never holds more than 3 x SEGMENT_BYTES, whatever the job prints. A read
 segments by number; one it never reached before it was deleted shows as a
 `[... N bytes dropped ...]` marker (the header of the next segment says how many).
 
-Lifecycle: the writer holds an exclusive flock(2) on segment 0 while the run is open; the
-run's folder is removed once its output is recorded in the history. A spool whose lock is free
+Lifecycle: the writer holds an exclusive flock(2) on its newest segment while the run is open
+(a segment is locked before it shows under its number, and the one before is released after);
+the run's folder is removed once its output is recorded in the history. A spool whose lock is free
 belongs to a writer that is gone (serve or `run-now` killed): serve's recovery removes those of
 the runs it marks abandoned, and `prune` removes every such leftover.
 """
@@ -73,24 +74,16 @@ class SpoolWriter:
 
     Nothing touches the disk before the first `write`; `close` removes the spool (the run's
     output is recorded) or only releases it (`remove=False`: left for recovery or prune).
+    Holds one descriptor while the run goes (two for the moment of starting a segment): the
+    current segment's, locked.
     """
 
-    __slots__ = (
-        "_broken",
-        "_current",
-        "_folder",
-        "_head",
-        "_number",
-        "_size",
-        "_written",
-        "run_id",
-    )
+    __slots__ = ("_broken", "_current", "_folder", "_number", "_size", "_written", "run_id")
 
     def __init__(self, state_dir: Path, run_id: int) -> None:
         self.run_id = run_id
         self._folder = spool_path(state_dir, run_id)
-        self._head: int | None = None  # segment 0, open and locked while the run is open
-        self._current: int | None = None  # the segment being written
+        self._current: int | None = None  # the segment being written, open and locked
         self._number = 0
         self._size = 0
         self._written = 0  # output bytes written so far
@@ -100,7 +93,8 @@ class SpoolWriter:
         """Append `chunk` of `stream` ("stdout" or "stderr"), across segments if it must.
 
         Never raises for the disk: a spool that cannot be written (state folder full or not
-        writable) is given up for this run, which runs on and is recorded as ever.
+        writable, no descriptor left) is given up for this run, which runs on and is recorded
+        as ever.
         """
         if self._broken:
             return
@@ -120,9 +114,9 @@ class SpoolWriter:
                 continue
             part = view[:room]
             assert self._current is not None
-            # One write(2) per record: a reader sees a record whole or (rarely) in part, never
-            # interleaved with another.
-            os.write(self._current, _RECORD.pack(tag, len(part)) + part)
+            # One writev(2) per record (no copy of the chunk): a reader sees a record whole or
+            # (rarely) in part, never interleaved with another.
+            os.writev(self._current, (_RECORD.pack(tag, len(part)), part))
             self._size += _RECORD.size + len(part)
             self._written += len(part)
             view = view[len(part) :]
@@ -137,29 +131,29 @@ class SpoolWriter:
         except FileExistsError:  # a leftover of a run id used before (a database started anew)
             shutil.rmtree(self._folder, ignore_errors=True)
             self._folder.mkdir(mode=0o700)
-        # Segment 0 is made under another name and shows up locked: `prune` takes a segment 0
-        # whose lock is free for a leftover.
-        making = self._folder / "0.new"
-        self._head = self._open_segment(0, making)
-        fcntl.flock(self._head, fcntl.LOCK_EX)
-        os.rename(making, self._folder / "0")
-        self._current = self._head
+        self._current = self._start_segment(0)
 
-    def _open_segment(self, number: int, path: Path | None = None) -> int:
-        fd = os.open(
-            path or self._folder / str(number),
-            os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC,
-            0o600,
-        )
-        os.write(fd, _HEADER.pack(self._written))
+    def _start_segment(self, number: int) -> int:
+        """Make segment `number`, locked before it shows under its name: the newest segment
+        of a live writer is always locked (what `_is_released` relies on)."""
+        making = self._folder / f"{number}.new"
+        fd = os.open(making, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            os.write(fd, _HEADER.pack(self._written))
+            os.rename(making, self._folder / str(number))
+        except OSError:
+            os.close(fd)
+            raise
         self._size = _HEADER.size
         self._number = number
         return fd
 
     def _rotate(self) -> None:
-        if self._current is not None and self._current != self._head:
-            os.close(self._current)
-        self._current = self._open_segment(self._number + 1)
+        fd = self._start_segment(self._number + 1)
+        if self._current is not None:
+            os.close(self._current)  # its lock goes; the new segment's holds
+        self._current = fd
         old = self._number - KEPT_TAIL_SEGMENTS
         if old >= 1:
             with contextlib.suppress(FileNotFoundError):
@@ -167,14 +161,11 @@ class SpoolWriter:
 
     def close(self, *, remove: bool = True) -> None:
         """Remove the spool (or, with `remove=False`, leave it), then release it."""
-        if remove and (self._head is not None or self._broken):
+        if remove and (self._current is not None or self._broken):
             shutil.rmtree(self._folder, ignore_errors=True)
-        if self._head is None:
-            return
-        if self._current is not None and self._current != self._head:
-            os.close(self._current)
-        os.close(self._head)  # releases the lock
-        self._head = self._current = None
+        if self._current is not None:
+            os.close(self._current)  # releases the lock
+            self._current = None
 
 
 @dataclass(frozen=True)
@@ -196,7 +187,6 @@ class SpoolReader:
     def __init__(self, state_dir: Path, run_id: int) -> None:
         self.folder = spool_path(state_dir, run_id)
         self._fd: int | None = None
-        self._head_fd: int | None = None
         self._number = -1
         self._offset = 0  # output bytes read so far, counted as the headers count them
         self._pending = b""
@@ -222,8 +212,7 @@ class SpoolReader:
                 continue  # deleted between the listing and the open
             if self._fd is not None:
                 self._read_current(chunks)  # whatever came before the writer moved on
-                if self._fd != self._head_fd:
-                    os.close(self._fd)
+                os.close(self._fd)
             header = os.read(fd, _HEADER.size)
             if len(header) < _HEADER.size:  # just made: its header not yet written
                 os.close(fd)
@@ -233,8 +222,6 @@ class SpoolReader:
                 chunks.append(Chunk(None, b"", start - self._offset))
                 self._offset = start
             self._fd, self._number, self._pending = fd, number, b""
-            if number == 0:
-                self._head_fd = fd
             self.seen = True
             return True
         return False
@@ -256,20 +243,16 @@ class SpoolReader:
 
     def writer_gone(self) -> bool:
         """Whether the spool was found and its writer released it (ended, or was killed)."""
-        if self._head_fd is None:
+        if self._fd is None:
             return False
-        try:
-            fcntl.flock(self._head_fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
+        if _is_locked(self._fd):
             return False
-        fcntl.flock(self._head_fd, fcntl.LOCK_UN)
-        return True
+        return _segment_numbers(self.folder)[-1:] in ([self._number], [])
 
     def close(self) -> None:
-        for fd in {self._fd, self._head_fd} - {None}:
-            assert fd is not None
-            os.close(fd)
-        self._fd = self._head_fd = None
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
 
 
 def _read_all(fd: int) -> bytes:
@@ -333,21 +316,35 @@ def _records_of(path: Path) -> Iterator[Chunk]:
         at = end
 
 
-def _is_released(folder: Path) -> bool:
-    """Whether nobody writes the spool in `folder` (its lock is free, or it has no head)."""
+def _is_locked(fd: int) -> bool:
     try:
-        fd = os.open(folder / "0", os.O_RDONLY | os.O_CLOEXEC)
-    except FileNotFoundError:
-        return True
-    except OSError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
     except BlockingIOError:
-        return False
-    finally:
-        os.close(fd)
-    return True
+        return True
+    fcntl.flock(fd, fcntl.LOCK_UN)
+    return False
+
+
+def _is_released(folder: Path) -> bool:
+    """Whether nobody writes the spool in `folder`: its newest segment's lock is free, and no
+    newer one showed up meanwhile (a live writer locks a new segment before it lets go of the
+    one before)."""
+    while True:
+        numbers = _segment_numbers(folder)
+        if not numbers:
+            return True
+        newest = numbers[-1]
+        try:
+            fd = os.open(folder / str(newest), os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            continue  # removed meanwhile: look again
+        try:
+            if _is_locked(fd):
+                return False
+        finally:
+            os.close(fd)
+        if _segment_numbers(folder)[-1:] in ([newest], []):
+            return True
 
 
 def remove_spool(state_dir: Path, run_id: int) -> bool:
@@ -363,8 +360,8 @@ def remove_spool(state_dir: Path, run_id: int) -> bool:
 def remove_leftovers(state_dir: Path) -> int:
     """Remove every spool whose writer is gone (prune); return how many were removed.
 
-    A writer alive holds its spool's lock; a folder still without segment 0 is one being made
-    right now and is left alone.
+    A writer alive holds its newest segment's lock; a folder still without segment 0 is one
+    being made right now and is left alone.
     """
     root = spool_root(state_dir)
     try:

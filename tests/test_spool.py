@@ -231,6 +231,20 @@ def test_leftovers_of_dead_writers_go_and_live_ones_stay(tmp_path):
     assert remove_leftovers(tmp_path) == 0
 
 
+def test_a_live_writer_past_its_head_is_not_a_leftover(tmp_path):
+    """The lock moves to each new segment: segment 0 is free once the writer is past it."""
+    writer = SpoolWriter(tmp_path, 6)
+    for _ in range(5):
+        writer.write("stdout", b"y" * SEGMENT_BYTES)
+    reader = SpoolReader(tmp_path, 6)
+    reader.read()
+    assert remove_leftovers(tmp_path) == 0 and not reader.writer_gone()
+    writer.close(remove=False)
+    assert reader.writer_gone()
+    reader.close()
+    assert remove_leftovers(tmp_path) == 1
+
+
 def test_a_folder_being_made_is_not_a_leftover(tmp_path):
     (tmp_path / "running" / "5").mkdir(parents=True)
     assert remove_leftovers(tmp_path) == 0

@@ -28,7 +28,7 @@ TICKER = (
     "for i in $(seq 1 20); do"
     " if [ $((i % 2)) = 0 ]; then echo err $i >&2; else echo out $i; fi; sleep 0.1; done"
 )
-STAMPS = "import time\\nfor i in range(25):\\n  print(time.time(), flush=True); time.sleep(0.1)"
+STAMPS = "import time\\nfor i in range(25):\\n  print(time.time(), flush=True); time.sleep(0.13)"
 TASKS = f"""
 [tasks.ticker]
 schedule = "@daily"
