@@ -33,6 +33,8 @@ class OutputPrinter:
             name: codecs.getincrementaldecoder("utf-8")("backslashreplace") for name in streams
         }
         self.red_stderr = not renderer.no_color and is_terminal(sys.stderr)
+        self.last: tuple[IO[str], str] | None = None
+        """Where the last text went, and that text."""
 
     def __call__(self, chunk: Chunk) -> None:
         if chunk.stream is None:  # the spool lost output its reader never reached
@@ -43,23 +45,36 @@ class OutputPrinter:
             self._show(chunk.stream, decoder.decode(chunk.data))
 
     def finish(self) -> None:
-        """Pass on what an unfinished character held back."""
+        """Pass on what an unfinished character held back; on a terminal, end an unfinished
+        last line, so that the line saying how the run ended starts a line of its own."""
         for name, decoder in self.decoders.items():
             self._show(name, decoder.decode(b"", final=True))
+        if self.last is not None and not self.last[1].endswith("\n"):
+            if is_terminal(self.last[0]):
+                self._write(self.last[0], "\n")
 
     def _show(self, stream: str, text: str) -> None:
         if not text:
             return
         shown = safe_text(text.encode())
         if stream == STDERR:
-            self._write(sys.stderr, f"{RED}{shown}{RESET}" if self.red_stderr else shown)
+            self._write(sys.stderr, _red(shown) if self.red_stderr else shown)
         else:
             self._write(sys.stdout, shown)
 
-    @staticmethod
-    def _write(target: IO[str], text: str) -> None:
+    def _write(self, target: IO[str], text: str) -> None:
         target.write(text)
         target.flush()
+        self.last = (target, text)
+
+
+def _red(text: str) -> str:
+    """`text` in red, line by line: the colour never runs past a line's end."""
+    lines = []
+    for line in text.splitlines(keepends=True):
+        body = line.rstrip("\n")
+        lines.append(f"{RED}{body}{RESET}{line[len(body) :]}" if body else line)
+    return "".join(lines)
 
 
 def run_so_far(run: Run, state_dir: Path) -> Run:

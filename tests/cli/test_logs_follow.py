@@ -134,7 +134,7 @@ def test_on_a_terminal_stderr_is_red_and_a_failure_exits_1(home, cronctl_exe):
     leader, proc = on_pty(cronctl_exe, ["logs", "failer", "--last", "-f"])
     text = support.read_pty(leader, proc, LIMIT).decode()
     assert proc.returncode == 1
-    assert "before" in text and "\x1b[31mbroke\r\n\x1b[0m" in text
+    assert "before" in text and "\x1b[31mbroke\x1b[0m\r\n" in text
     assert "\x1b[31mbefore" not in text
     assert "failed (exit code 3)" in text.splitlines()[-1]
     job.wait(LIMIT)
