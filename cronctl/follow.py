@@ -131,6 +131,12 @@ class _Follower:
             # output is all of it.
             for chunk in stored_output(self.run):
                 self.emit(chunk)
+            return Followed(self.run)
+        # Segments the writer made and removed after the last look are gone with the spool:
+        # say how much, as a drop marker (`logs RUN_ID` prints the stored tail).
+        total = sum(s.total_bytes for s in (self.run.stdout, self.run.stderr) if s is not None)
+        if total > self.reader.offset:
+            self.emit(Chunk(None, b"", total - self.reader.offset))
         return Followed(self.run)
 
     def _recorder_gone(self, now: float) -> bool:

@@ -241,6 +241,11 @@ class SpoolReader:
             at = end
         self._pending = data[at:]
 
+    @property
+    def offset(self) -> int:
+        """Output bytes passed on so far, counting those a drop marker stood for."""
+        return self._offset
+
     def writer_gone(self) -> bool:
         """Whether the spool was found and its writer released it (ended, or was killed)."""
         if self._fd is None:
