@@ -326,3 +326,42 @@ def test_follow_latency(home, cronctl_exe):
     assert len(live) >= 10
     assert median < 0.5
     assert worst < 3.0
+
+
+def test_a_silent_run_of_a_killed_serve_ends_the_follow_once_its_job_is_gone(
+    home, tasks_path, cronctl_exe, serve
+):
+    """No spool to tell (the job prints nothing): following ends when the job's process group
+    has been gone for follow.ORPHAN_GRACE seconds with the row still `running`."""
+    tasks_path.write_text('[tasks.quiet]\nschedule = "@every 2s"\ncommand = "sleep 2"\n')
+    server = serve()
+
+    def running():
+        return next((r for r in runs(home, "quiet") if r.status == Status.RUNNING and r.pid), None)
+
+    run = wait_for(running, what="a running run of quiet with its pid")
+    follow = subprocess.Popen(
+        [*cronctl_exe, "logs", str(run.id), "-f"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(0.5)
+    server.kill()
+    started = time.monotonic()
+    out, err = follow.communicate(timeout=LIMIT)
+    took = time.monotonic() - started
+    assert follow.returncode == 1 and out == ""
+    assert "the serve that ran it is gone" in err.splitlines()[-1]
+    assert took >= 4.0  # the job's 2 s (at most) and then the grace of 5 s, not at once
+
+
+def test_logs_json_of_a_running_run_has_the_output_so_far(home, cronctl_exe):
+    import json
+
+    job = run_now(cronctl_exe, "failer")
+    run_id = running_id(home, "failer")
+    done = cronctl(cronctl_exe, "logs", str(run_id), "--json")
+    shown = json.loads(done.stdout)
+    assert shown["status"] == "running" and shown["stdout"] == "before\n"
+    job.wait(LIMIT)
