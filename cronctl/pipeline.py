@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
+from pathlib import Path
 
 from cronctl.clock import Clock
 from cronctl.history import RunRecorder
@@ -30,7 +31,8 @@ class RunPipeline:
     `listeners`: who hears of every run; None: a Notifier of the tasks' `notify` settings,
     which reads failure streaks from and records its errors in `database` (its own
     connection). `run_log`: a listener told first (serve's log lines). `warn`: where the
-    notifier reports a failed notification, one line each.
+    notifier reports a failed notification, one line each. `spool_dir`: the state folder where
+    running jobs' output is spooled for `logs` and `top` (cronctl/spool.py).
     """
 
     def __init__(
@@ -47,6 +49,7 @@ class RunPipeline:
         kill_grace: float = DEFAULT_KILL_GRACE,
         environ: Mapping[str, str] | None = None,
         on_output: Callable[[str, bytes], None] | None = None,
+        spool_dir: Path | None = None,
     ) -> None:
         self.notifier: Notifier | None = None
         if listeners is None:
@@ -62,6 +65,7 @@ class RunPipeline:
             on_output=on_output,
             events=self.events,
             hidden_variables=hidden_variables,
+            spool_dir=spool_dir,
         )
 
     def reload(self, smtp: SmtpSettings | None, hidden_variables: frozenset[str]) -> None:

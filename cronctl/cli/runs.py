@@ -7,15 +7,16 @@ import threading
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from types import FrameType
-from typing import TYPE_CHECKING, Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, NoReturn, TypeVar
 
 import typer
 
 from cronctl import timefmt
-from cronctl.cli.common import JsonFlag, command, state
+from cronctl.cli.common import AppState, JsonFlag, command, state
 from cronctl.cli.complete import complete_task_names_in
 from cronctl.errors import ExitCode, TaskFileError, UnknownTaskError, UsageError
-from cronctl.records import FAILURE_STATUSES, Run, Status, Trigger
+from cronctl.locations import MEMORY
+from cronctl.records import FAILURE_STATUSES, Run, Status, Trigger, safe_text
 from cronctl.render import to_devnull
 from cronctl.shapes import run_json
 
@@ -120,6 +121,7 @@ def run_now(
         clock=app.clock,
         warn=app.renderer.warning,
         on_output=None if json_output else _Stream(),
+        spool_dir=None if app.locations.db == MEMORY else app.locations.state_dir,
     )
     request = RunRequest(
         task,
@@ -310,42 +312,114 @@ def logs(
     last: Annotated[bool, typer.Option("--last", help="The task's latest run.")] = False,
     stdout_only: Annotated[bool, typer.Option("--stdout", help="Only standard output.")] = False,
     stderr_only: Annotated[bool, typer.Option("--stderr", help="Only standard error.")] = False,
+    follow: Annotated[
+        bool,
+        typer.Option(
+            "--follow",
+            "-f",
+            help="Print new output as the job writes it, until the run ends; exit 0 if it"
+            " succeeded, 1 otherwise.",
+        ),
+    ] = False,
+    wait: Annotated[
+        bool,
+        typer.Option(
+            "--wait",
+            help="With --last --follow: when the task is not running, wait for its next run.",
+        ),
+    ] = False,
     json_output: JsonFlag = False,
 ) -> None:
-    """Print the captured output of one run (escape sequences are shown escaped)."""
-    from cronctl.records import safe_text
+    """Print the captured output of one run (escape sequences are shown escaped); of a run
+    still going, what it has printed so far."""
+    from cronctl.cli.logs_view import run_so_far, still_running
 
     app = state(ctx)
+    _check_follow_options(follow, wait, last, json_output)
     store = app.store()
-    if last:
-        found = store.last_run(target)
-        if found is None:
-            if target not in store.task_names():
-                loaded = app.tasks_beside_history("showing the history only")
-                if isinstance(loaded, TaskFileError) or target not in loaded.tasks:
-                    raise _unknown(target, loaded)
-            raise UsageError(f"task '{target}' has no runs yet")
-        run = store.get_run(found.id)
-    else:
-        if not (target.isascii() and target.isdigit()):
-            raise UsageError(
-                f"{target!r} is not a run id", hint="give a run id, or a task name with --last"
-            )
-        run = store.get_run(min(int(target), MAX_RUN_ID))
+    found = _logs_target(app, target, last, allow_none=wait)
+    streams = _streams_asked(stdout_only, stderr_only)
+    if follow:
+        _follow(app, found, target if wait else None, streams)
+    assert found is not None  # only --wait (handled by _follow) goes on without a run
+    run = run_so_far(store.get_run(found.id), app.locations.state_dir)
     if json_output:
         app.renderer.json(run_json(run, output=True))
         return
-    streams = [("stdout", run.stdout), ("stderr", run.stderr)]
-    if stdout_only or stderr_only:
-        streams = [
-            (n, s)
-            for n, s in streams
-            if (n == "stdout" and stdout_only) or (n == "stderr" and stderr_only)
-        ]
-    for stream_name, stream in streams:
+    for stream_name in streams:
+        stream = run.stdout if stream_name == "stdout" else run.stderr
         text = safe_text(stream.data) if stream else ""
         if len(streams) > 1:
             size = timefmt.counted(stream.total_bytes if stream else 0, "byte")
             app.renderer.note(f"--- {stream_name} ({size}) ---")
         if text:
             app.renderer.write(text if text.endswith("\n") else text + "\n")
+    if run.status == Status.RUNNING:
+        from cronctl import model
+
+        app.renderer.note(still_running(run, model.machine_timezone()))
+
+
+def _check_follow_options(follow: bool, wait: bool, last: bool, json_output: bool) -> None:
+    if wait and not (follow and last):
+        raise UsageError(
+            "--wait waits for a task's next run to follow it: it goes with --last --follow",
+            hint="cronctl logs NAME --last --follow --wait",
+        )
+    if follow and json_output:
+        raise UsageError(
+            "--follow prints the output as it comes, --json one finished record: choose one"
+        )
+
+
+def _streams_asked(stdout_only: bool, stderr_only: bool) -> tuple[str, ...]:
+    if stdout_only == stderr_only:  # neither, or both
+        return ("stdout", "stderr")
+    return ("stdout",) if stdout_only else ("stderr",)
+
+
+def _logs_target(app: AppState, target: str, last: bool, *, allow_none: bool) -> Run | None:
+    """The run `logs` is about: by id, or the task's latest with --last (None: the task has
+    no run yet and `allow_none`)."""
+    store = app.store()
+    if not last:
+        if not (target.isascii() and target.isdigit()):
+            raise UsageError(
+                f"{target!r} is not a run id", hint="give a run id, or a task name with --last"
+            )
+        return store.get_run(min(int(target), MAX_RUN_ID))
+    found = store.last_run(target)
+    if found is None:
+        if target not in store.task_names():
+            loaded = app.tasks_beside_history("showing the history only")
+            if isinstance(loaded, TaskFileError) or target not in loaded.tasks:
+                raise _unknown(target, loaded)
+        if not allow_none:
+            raise UsageError(f"task '{target}' has no runs yet")
+    return found
+
+
+def _follow(
+    app: AppState, found: Run | None, wait_task: str | None, streams: tuple[str, ...]
+) -> NoReturn:
+    """`logs --follow`: the output as it comes, then how the run ended (README.md#runs)."""
+    from cronctl.cli.logs_view import OutputPrinter, ending
+    from cronctl.follow import follow_run, wait_for_next_run
+
+    store = app.store()
+    printer = OutputPrinter(app.renderer, streams)
+    try:
+        run_id = None if found is None else found.id
+        if wait_task is not None and (found is None or found.status != Status.RUNNING):
+            app.renderer.note(f"waiting for the next run of {wait_task} (Ctrl-C to stop)")
+            run_id = wait_for_next_run(store, wait_task, run_id, clock=app.clock)
+        assert run_id is not None
+        followed = follow_run(store, app.locations.state_dir, run_id, clock=app.clock, emit=printer)
+        printer.finish()
+    except KeyboardInterrupt:
+        # Ctrl-C is how following ends by hand: quietly, with the status of an interrupt.
+        raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
+    succeeded = followed.run.status == Status.SUCCEEDED and not followed.orphaned
+    app.exit_code = int(ExitCode.OK if succeeded else ExitCode.FAILURE)
+    app.renderer.note(ending(followed.run, followed.orphaned))
+    raise typer.Exit(app.exit_code)

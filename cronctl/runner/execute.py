@@ -14,6 +14,7 @@ import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 
 from cronctl.clock import SYSTEM_CLOCK, Clock
 from cronctl.durations import format_duration
@@ -27,6 +28,7 @@ from cronctl.runner.envfile import EnvFileError, read_env_files
 from cronctl.runner.environment import inherited_environment, local_iso, run_variables
 from cronctl.runner.limits import reached
 from cronctl.runner.process import ProcessOutcome, run_process
+from cronctl.spool import SpoolWriter
 
 DEFAULT_KILL_GRACE = 10.0
 # A `when` condition is a quick test; one that hangs must not hold the task forever.
@@ -159,8 +161,12 @@ class Executor:
         on_output: Callable[[str, bytes], None] | None = None,
         events: RunEvents | None = None,
         hidden_variables: frozenset[str] = frozenset(),
+        spool_dir: Path | None = None,
     ) -> None:
         self.events = events or NoEvents()
+        # The state folder where each running job's output is spooled for other readers
+        # (cronctl/spool.py); None: not spooled (a history in memory has no other reader).
+        self.spool_dir = spool_dir
         self.store = store
         self.clock = clock
         self.kill_grace = kill_grace
@@ -249,6 +255,22 @@ class Executor:
                 reason=None,
             ),
         )
+        spool = None if self.spool_dir is None else SpoolWriter(self.spool_dir, run_id)
+        try:
+            return self._run_job(request, run_id, env, spool)
+        finally:
+            # The output is recorded (or the row closed by _close_unfinished): a spool would
+            # only repeat it. Nothing was written to disk for a job that printed nothing.
+            if spool is not None:
+                spool.close()
+
+    def _run_job(
+        self, request: RunRequest, run_id: int, env: dict[str, str], spool: SpoolWriter | None
+    ) -> Run:
+        task = request.task
+        on_output = self.on_output
+        if spool is not None:
+            on_output = _spooled(spool, on_output)
         outcome = run_process(
             task.command,
             shell=task.shell,
@@ -258,7 +280,7 @@ class Executor:
             kill_grace=self.kill_grace,
             stop=request.stop,
             on_start=lambda pid: self.store.set_pid(run_id, pid),
-            on_output=self.on_output,
+            on_output=on_output,
             clock=self.clock,
             nice=task.nice,
             limits=task.limits,
@@ -335,6 +357,20 @@ class Executor:
             )
             runs.append(self.execute(retry))
         return runs
+
+
+def _spooled(
+    spool: SpoolWriter, then: Callable[[str, bytes], None] | None
+) -> Callable[[str, bytes], None]:
+    """The output callback that spools each chunk, then passes it on to `then`."""
+    if then is None:
+        return spool.write
+
+    def both(stream: str, chunk: bytes) -> None:
+        spool.write(stream, chunk)
+        then(stream, chunk)
+
+    return both
 
 
 def should_retry(run: Run, retries: int) -> bool:

@@ -33,7 +33,11 @@ from cronctl.serve import GRACE, KILL_GRACE, NOTIFY_FLUSH_SECONDS
 from cronctl.serve import log as serve_log
 from cronctl.serve.lock import ServeLock
 from cronctl.serve.loop import Scheduler
-from cronctl.serve.recovery import abandon_leftover_runs, stop_leftover_jobs
+from cronctl.serve.recovery import (
+    abandon_leftover_runs,
+    remove_leftover_spools,
+    stop_leftover_jobs,
+)
 from cronctl.serve.reload import TaskFileWatcher, stamp_of
 from cronctl.serve.storage import Recorder, SerialStore, open_history
 from cronctl.serve.systemd import SystemdNotifier
@@ -206,10 +210,12 @@ def serve(
             # value on each read, which cost 0.1 ms a run (a tenth of a spawn) when copied for
             # each job.
             environ=dict(os.environ if environ is None else environ),
+            spool_dir=locations.state_dir,
         )
         notifications.callback(runs.close, NOTIFY_FLUSH_SECONDS)
         now = clock.now()
         abandoned = abandon_leftover_runs(store, now)
+        remove_leftover_spools(locations.state_dir)
         leftovers = stop_leftover_jobs(abandoned, kill_grace)
         if leftovers is not None:
             process.callback(leftovers.join, kill_grace + 2.0)

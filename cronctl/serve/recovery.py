@@ -17,11 +17,13 @@ from __future__ import annotations
 import logging
 import threading
 from datetime import datetime
+from pathlib import Path
 from typing import Protocol
 
 from cronctl.history import RunReader, RunRecorder
 from cronctl.records import Run, Status, Trigger
 from cronctl.runner.process import group_runs_job, stop_process_group
+from cronctl.spool import remove_leftovers
 
 log = logging.getLogger("cronctl.serve")
 
@@ -46,6 +48,19 @@ def abandon_leftover_runs(store: _Recovery, now: datetime) -> list[Run]:
         store.finish_run(run.id, status=Status.ABANDONED, finished_at=now, reason=ABANDONED_REASON)
         for run in leftovers
     ]
+
+
+def remove_leftover_spools(state_dir: Path) -> int:
+    """Remove the output spools the dead serve's runs left (and a killed `run-now`'s): every
+    spool no live process holds (cronctl/spool.py); a `run-now` still running keeps its own."""
+    try:
+        removed = remove_leftovers(state_dir)
+    except OSError as exc:  # never let recovery stop serve
+        log.warning("cannot remove the output spools of ended runs: %s", exc)
+        return 0
+    if removed:
+        log.info("removed the output spools of %d ended runs", removed)
+    return removed
 
 
 def stop_leftover_jobs(runs: list[Run], kill_grace: float) -> threading.Thread | None:

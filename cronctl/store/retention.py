@@ -12,7 +12,10 @@ import contextlib
 import sqlite3
 from collections.abc import Sequence
 from datetime import datetime
+from pathlib import Path
 
+from cronctl.locations import MEMORY
+from cronctl.spool import remove_leftovers
 from cronctl.store.database import to_ms
 from cronctl.store.runs import RunStore
 
@@ -53,6 +56,8 @@ class RetentionStore(RunStore):
             if ids:
                 removed[task] = len(ids)
                 doomed.extend(ids)
+        if not dry_run:
+            self._remove_leftover_spools()
         if dry_run or not doomed:
             return removed
         # Deleted in id order, across tasks: runs of many tasks interleave in the table, so
@@ -66,6 +71,13 @@ class RetentionStore(RunStore):
         del doomed
         self._vacuum()
         return removed
+
+    def _remove_leftover_spools(self) -> None:
+        """The output spools of runs whose writer died (a serve or `run-now` killed) go with
+        the old runs: no spool outlives its writer past the next prune (cronctl/spool.py)."""
+        if self.path != MEMORY:
+            with contextlib.suppress(OSError):
+                remove_leftovers(Path(self.path).parent)
 
     def _expired(self, task: str, cutoff_ms: int, keep: int) -> list[int]:
         """The ids of `task`'s finished runs started before `cutoff_ms` or beyond its newest
