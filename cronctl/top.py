@@ -129,9 +129,7 @@ class FrameBuilder:
         valid = tasks if isinstance(tasks, TaskFile) else None
         failures, task_charts = self._read_figures(history, tasks, now)
         running = [
-            RunningJob(
-                run, max(0.0, (now - run.started_at).total_seconds()), self.last_line(run.id)
-            )
+            RunningJob(run, _seconds_since(run.started_at, now), self.last_line(run.id))
             for run in history.running_runs()
         ]
         return TopFrame(
@@ -166,6 +164,10 @@ class FrameBuilder:
             names = sorted(tasks.tasks) if isinstance(tasks, TaskFile) else []
             self._charts = charts(history.recent_outcomes(names, OUTCOMES))
         return self._failures, self._charts
+
+
+def _seconds_since(moment: datetime | None, now: datetime) -> float:
+    return 0.0 if moment is None else max(0.0, (now - moment).total_seconds())
 
 
 def charts(outcomes: Outcomes) -> list[TaskChart]:
