@@ -45,14 +45,14 @@ class Glyphs:
     marks: dict[str, str]
     spark: str
     dash: str  # between the two ends of a jitter window
-    dot: str
+    ellipsis: str
 
     @classmethod
     def for_encoding(cls, encoding: str | None) -> Glyphs:
         """Unicode marks for a UTF-8 terminal, ASCII ones for any other encoding."""
         if encoding and encoding.lower().replace("-", "").replace("_", "") in ("utf8", "utf8sig"):
-            return cls(UNICODE_MARKS, UNICODE_SPARK, "–", "·")
-        return cls(ASCII_MARKS, ASCII_SPARK, "-", "-")
+            return cls(UNICODE_MARKS, UNICODE_SPARK, "–", "…")
+        return cls(ASCII_MARKS, ASCII_SPARK, "-", "...")
 
 
 def mark_of(status: Status, glyphs: Glyphs) -> tuple[str, str]:
@@ -77,9 +77,13 @@ def sparkline(values: Sequence[int], spark: str) -> str:
 # --------------------------------------------------------------------------------- sections
 
 
-def _name(name: str, width: int) -> Text:
+def _name(name: str, width: int, glyphs: Glyphs) -> Text:
+    """A task's name in `width` cells: padded, or cut with a one-cell mark."""
     shown = Text(one_line(name))
-    shown.truncate(width, overflow="ellipsis", pad=True)
+    if shown.cell_len > width:
+        shown.truncate(width - 1)
+        shown.append(glyphs.ellipsis if len(glyphs.ellipsis) == 1 else "~")
+    shown.truncate(width, pad=True)
     return shown
 
 
@@ -106,11 +110,11 @@ def serve_line(frame: TopFrame, rich: bool) -> Text:
     return text + Text(f" ({what} {said}; was pid {serve.pid})")
 
 
-def running_section(frame: TopFrame, width: int) -> Section:
+def running_section(frame: TopFrame, glyphs: Glyphs) -> Section:
     section = Section(f"running now ({len(frame.running)})")
     names = _name_width([job.run.task for job in frame.running])
     for job in frame.running:
-        row = Text("  ") + _name(job.run.task, names)
+        row = Text("  ") + _name(job.run.task, names, glyphs)
         row.append(f" {timefmt.span(job.elapsed_seconds):>7}  ", style="cyan")
         if job.last_line:
             row.append(one_line(safe_text(job.last_line.encode())), style="dim")
@@ -125,7 +129,7 @@ def failures_section(frame: TopFrame, glyphs: Glyphs) -> Section:
     for group in counted:
         run = group.last.run
         zone = frame.zones.get(run.task, "UTC")
-        row = Text("  ") + _name(group.task, names)
+        row = Text("  ") + _name(group.task, names, glyphs)
         row.append(f" {group.last_hour:>3} in 1h {group.last_day:>4} in 1d  ")
         row.append(timefmt.short(run.started_at, zone, frame.now) + " ")
         row.append(run.status, style=status_style(run.status))
@@ -151,7 +155,8 @@ def fire_when(fire: Fire, now: datetime, dash: str, machine_zone: str) -> str:
     if fire.window_end is not None:
         end = timefmt.local(fire.window_end, zone)
         text += dash + end.strftime(clock if end.date() == start.date() else "%b %d " + clock)
-    if zone != machine_zone:
+    here = timefmt.local(fire.at, machine_zone)
+    if (start.utcoffset(), start.tzname()) != (here.utcoffset(), here.tzname()):
         text += f" {start.tzname()}"
     return text
 
@@ -164,7 +169,7 @@ def next_section(frame: TopFrame, glyphs: Glyphs, machine_zone: str) -> Section:
     for fire, when in zip(frame.next_runs, whens, strict=True):
         row = Text(f"  {when:<{wide}}  ")
         row.append(f"{timefmt.relative(fire.at, frame.now):>10}  ", style="cyan")
-        row += _name(fire.task.name, names)
+        row += _name(fire.task.name, names, glyphs)
         row.append(f"  {fire.summary}", style="dim")
         section.rows.append(row)
     return section
@@ -173,7 +178,7 @@ def next_section(frame: TopFrame, glyphs: Glyphs, machine_zone: str) -> Section:
 def chart_row(chart: TaskChart, names: int, marks: int, width: int, glyphs: Glyphs) -> Text:
     """`  name  ✓✓✗✓  ▁▃▇▂  p50 3.1s`: `marks` cells of outcomes, then the durations in the
     room left (the p50 keeps 12 cells), the newest at the right of both."""
-    row = Text("  ") + _name(chart.task, names) + Text("  ")
+    row = Text("  ") + _name(chart.task, names, glyphs) + Text("  ")
     shown = chart.statuses[-marks:]
     for status in shown:
         mark, style = mark_of(status, glyphs)
@@ -208,16 +213,21 @@ def _share(sections: Sequence[Section], room: int) -> list[int]:
         room -= 1  # the title (with `none` on it when there are no rows)
         shown[i] = min(len(section.rows), FIRST_ROWS, room)
         room -= shown[i]
-    for i, section in enumerate(sections):
-        if shown[i] < 0:
-            break
-        extra = min(len(section.rows) - shown[i], room)
-        shown[i] += extra
-        room -= extra
+    # The rows left go one a section in turn, in the same order: a long list of next runs
+    # does not take every line from the outcomes below it.
+    wanting = [i for i, section in enumerate(sections) if 0 <= shown[i] < len(section.rows)]
+    while room > 0 and wanting:
+        for i in list(wanting):
+            if room == 0:
+                break
+            shown[i] += 1
+            room -= 1
+            if shown[i] == len(sections[i].rows):
+                wanting.remove(i)
     return shown
 
 
-def _section_lines(section: Section, count: int) -> list[Text]:
+def _section_lines(section: Section, count: int, glyphs: Glyphs) -> list[Text]:
     title = Text(section.title, style="bold reverse")
     if not section.rows:
         return [title + Text(f"  {section.empty}")]
@@ -226,7 +236,7 @@ def _section_lines(section: Section, count: int) -> list[Text]:
     rows = section.rows[:count]
     hidden = len(section.rows) - count
     if hidden > 0 and not section.endless:
-        rows[-1] = Text(f"  … and {hidden + 1} more", style="dim")
+        rows[-1] = Text(f"  {glyphs.ellipsis} and {hidden + 1} more", style="dim")
     return [title, *rows]
 
 
@@ -235,15 +245,16 @@ def terminal_lines(
 ) -> list[Text]:
     """The frame as at most `height` lines of at most `width` cells."""
     glyphs = Glyphs.for_encoding(encoding)
-    head = Text("cronctl top ", style="bold") + Text(
-        timefmt.local(frame.now, machine_zone).strftime("%H:%M:%S")
+    # serve's state first: on a narrow terminal it is what stays of the line.
+    head = serve_line(frame, True) + Text(
+        f"  {timefmt.counted(frame.task_count, 'task')}  "
+        + timefmt.local(frame.now, machine_zone).strftime("%H:%M:%S")
     )
-    head += Text(f"  {frame.task_count} tasks  ") + serve_line(frame, True)
     lines = [head]
     if frame.task_file_error:
         lines.append(Text("task file invalid: ", style="bold red") + Text(frame.task_file_error))
     sections = [
-        running_section(frame, width),
+        running_section(frame, glyphs),
         failures_section(frame, glyphs),
         next_section(frame, glyphs, machine_zone),
         charts_section(frame, width, glyphs),
@@ -252,12 +263,20 @@ def terminal_lines(
     room = height - len(lines) - 1
     for section, count in zip(sections, _share(sections, room), strict=True):
         if count >= 0:
-            lines += _section_lines(section, count)
+            lines += _section_lines(section, count, glyphs)
     lines = lines[: max(1, height - 1)] + [footer]
     for line in lines:
-        line.truncate(width, overflow="ellipsis")
-        line.no_wrap = True
+        _cut(line, width, glyphs.ellipsis)
     return lines[:height]
+
+
+def _cut(line: Text, width: int, ellipsis: str) -> None:
+    """Cut `line` to `width` cells in place, ending in `ellipsis` when it was longer."""
+    line.no_wrap = True
+    if line.cell_len <= width:
+        return
+    line.truncate(max(0, width - cell_len(ellipsis)))
+    line.append(ellipsis[:width])
 
 
 # ------------------------------------------------------------------------------------ plain
