@@ -112,7 +112,7 @@ def upcoming_command(
 UPCOMING_COLUMNS = [
     Column("When", 1),
     Column("In", 2),
-    Column("Task", 0, shrink_to=10),
+    Column("Task", 0, shrink_to=30),  # a name is cut only when other columns went
     Column("Schedule", 5, shrink_to=10),
     Column("Last run", 4),
     Column("Result", 3),
