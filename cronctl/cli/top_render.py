@@ -273,6 +273,7 @@ def terminal_lines(
 def _cut(line: Text, width: int, ellipsis: str) -> None:
     """Cut `line` to `width` cells in place, ending in `ellipsis` when it was longer."""
     line.no_wrap = True
+    line.rstrip()
     if line.cell_len <= width:
         return
     line.truncate(max(0, width - cell_len(ellipsis)))

@@ -7,6 +7,7 @@ import fcntl
 import json
 import os
 import pty
+import signal
 import struct
 import subprocess
 import termios
@@ -257,15 +258,21 @@ def test_q_ends_the_live_view_and_restores_the_terminal(cronctl_exe, home):
         os.close(leader)
 
 
-def test_sigterm_ends_the_live_view_and_restores_the_terminal(cronctl_exe, home):
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP])
+def test_a_signal_ends_the_live_view_and_restores_the_terminal(cronctl_exe, home, sig):
+    """Ctrl-C (SIGINT), SIGTERM and SIGHUP end top as `q` does: exit 0, the terminal's mode
+    as it was, no traceback."""
     leader, follower, proc = pty_start(cronctl_exe, ["top"], home, 80, 24)
     before = termios.tcgetattr(follower)
     screen = Screen(leader)
     try:
         wait_for(lambda: "q quits" in screen.text(), what="the first frame")
-        proc.terminate()
+        assert termios.tcgetattr(follower) != before
+        proc.send_signal(sig)
         assert proc.wait(LIMIT) == 0
         assert termios.tcgetattr(follower) == before
+        time.sleep(0.2)
+        assert "Traceback" not in screen.text() and "error" not in screen.text()
     finally:
         if proc.poll() is None:
             proc.kill()
