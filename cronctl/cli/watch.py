@@ -25,7 +25,7 @@ UPCOMING_HELP = """\
 The next fire times of the enabled tasks (or of the tasks named), merged in time order.
 
 Each row: when (in the task's zone, which is named when it is not the machine's; with a
-jitter, the window serve starts it in, e.g. 14:00–14:05), in how long, the task, its schedule
+jitter, the window serve starts it in, e.g. 14:00-14:05), in how long, the task, its schedule
 in words, its last run and how it ended. Times come from the scheduler's own rules: each
 task's zone, daylight saving, @every slots.
 
@@ -168,10 +168,10 @@ A live view of the whole system, refreshed each second until q or Ctrl-C.
 
 Shows serve (pid, uptime, heartbeat age; "not running" when it is not), the jobs running now
 (task, elapsed time, the last line of output), the failures of the last day by task, the next
-runs, and each task's recent outcomes (✓ succeeded, ✗ failed; + and x when the terminal is not
-UTF-8) and durations (a sparkline). When the terminal is too small, the sections shrink in
-this order of priority: serve, running, failures, next runs, recent outcomes; a line is cut,
-never wrapped.
+runs, and each task's recent outcomes (a mark a run: succeeded, failed, running, skipped; ASCII
+marks when the terminal is not UTF-8) and durations (a sparkline). When the terminal is too
+small, the sections shrink in this order of priority: serve, running, failures, next runs,
+recent outcomes; a line is cut, never wrapped.
 
 --once prints one frame and exits, as does top when stdout is not a terminal (then as plain
 text: a header line per section, tab-separated rows, ISO 8601 times). top only reads the task
