@@ -222,3 +222,21 @@ def test_the_plain_frame_is_whole_and_stable(home):
     assert "flaky\t12\t12\t2026-12-05T19:59:00+00:00\tfailed" in lines
     assert not any("gone" in line for line in lines)  # not in the file: counts for nothing
     assert lines.count("at\twindow_end\ttask\tmeans") == 1
+
+
+def test_a_history_that_needs_an_upgrade_is_not_written(tmp_path):
+    """A viewer never migrates: it says who can (the file is left as it was)."""
+    import sqlite3
+
+    from cronctl.errors import ReadOnlyDatabaseError
+
+    path = tmp_path / "history.db"
+    HistoryStore(str(path)).close()
+    with sqlite3.connect(path) as raw:
+        version = raw.execute("PRAGMA user_version").fetchone()[0]
+        raw.execute(f"PRAGMA user_version = {version - 1}")
+    before = path.read_bytes()
+    with pytest.raises(ReadOnlyDatabaseError) as raised:
+        open_read_only(path)
+    assert "only read it" in raised.value.message and "cronctl status" in raised.value.hint
+    assert path.read_bytes() == before

@@ -121,13 +121,13 @@ PLAIN_HEADERS = ["At", "Window end", "Task", "Zone", "Schedule", "Means", "Last 
 
 
 def _render_upcoming(renderer: Renderer, found: "Upcoming", now: datetime) -> None:
-    from cronctl.cli.top_render import fire_when
-    from cronctl.schedule.zones import machine_timezone
-
     fires = found.fires
     if not renderer.rich:
         renderer.table(PLAIN_HEADERS, [_plain_row(fire) for fire in fires])
         return
+    from cronctl.cli.top_render import fire_when
+    from cronctl.schedule.zones import machine_timezone
+
     if not fires:
         renderer.note("No upcoming runs (disabled and @reboot tasks are left out).")
         return

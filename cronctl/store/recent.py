@@ -24,7 +24,8 @@ class ReadOnlyHistory(HistoryStore):
 
     def _open(self) -> None:
         cause = ReadOnlyDatabaseError(
-            f"{self.path} is opened read-only by a viewer", hint="nothing is written by it"
+            "`top` and `upcoming` only read it",
+            hint="run `cronctl status` (or serve) once: it upgrades the history",
         )
         self.absent = not os.path.exists(self.path)
         if self.absent:
