@@ -166,6 +166,17 @@ class FrameBuilder:
         return self._failures, self._charts
 
 
+def build_frame(
+    history: TopReader,
+    tasks: TaskFile | InvalidTaskFile,
+    now: datetime,
+    last_line: LastLine,
+    probe: ServeProbe | None = None,
+) -> TopFrame:
+    """One frame, read whole (`--once`; the live view keeps a `FrameBuilder`)."""
+    return FrameBuilder(last_line, probe).frame(history, tasks, now)
+
+
 def _seconds_since(moment: datetime | None, now: datetime) -> float:
     return 0.0 if moment is None else max(0.0, (now - moment).total_seconds())
 

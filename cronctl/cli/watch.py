@@ -221,13 +221,16 @@ def top_command(
     app = state(ctx)
     source = top.TaskFileSource(app.locations.tasks_file)
     history = _History(app)
-    builder = top.FrameBuilder(_no_last_line, local_serve_probe)
+    probe = local_serve_probe
+    builder = top.FrameBuilder(_no_last_line, probe)
     machine = machine_timezone()
     renderer = app.renderer
     encoding = _encoding(renderer)
     try:
         if not renderer.rich:
-            frame = builder.frame(history.current(), source.current(), app.clock.now())
+            frame = top.build_frame(
+                history.current(), source.current(), app.clock.now(), _no_last_line, probe
+            )
             renderer.write(top_render.plain_text(frame, encoding))
             return
 
