@@ -240,3 +240,23 @@ def test_a_history_that_needs_an_upgrade_is_not_written(tmp_path):
         open_read_only(path)
     assert "only read it" in raised.value.message and "cronctl status" in raised.value.hint
     assert path.read_bytes() == before
+
+
+@pytest.mark.parametrize(
+    ("statuses", "marks", "shown"),
+    [
+        ("FF", 3, "✗✗"),  # fewer runs than room: all of them
+        ("SSSF", 2, "S✗".replace("S", "✓")),  # more: the newest, at the right
+        ("SF", 0, ""),
+        ("", 4, ""),
+    ],
+)
+def test_a_chart_shows_the_newest_outcomes_that_fit(statuses, marks, shown):
+    from cronctl.cli.top_render import Glyphs, chart_row
+    from cronctl.records import Status
+    from cronctl.top import TaskChart
+
+    kinds = {"S": Status.SUCCEEDED, "F": Status.FAILED}
+    chart = TaskChart("t", tuple(kinds[c] for c in statuses), (5,) * len(statuses))
+    row = chart_row(chart, 8, marks, 80, Glyphs.for_encoding("utf-8")).plain
+    assert row[12 : 12 + marks].rstrip() == shown

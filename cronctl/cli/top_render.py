@@ -179,7 +179,7 @@ def chart_row(chart: TaskChart, names: int, marks: int, width: int, glyphs: Glyp
     """`  name  ✓✓✗✓  ▁▃▇▂  p50 3.1s`: `marks` cells of outcomes, then the durations in the
     room left (the p50 keeps 12 cells), the newest at the right of both."""
     row = Text("  ") + _name(chart.task, names, glyphs) + Text("  ")
-    shown = chart.statuses[len(chart.statuses) - marks :] if marks else ()
+    shown = chart.statuses[max(0, len(chart.statuses) - marks) :]
     for status in shown:
         mark, style = mark_of(status, glyphs)
         row.append(mark, style=style)

@@ -80,11 +80,21 @@ def upcoming_command(
     ] = None,
     count: Annotated[
         int | None,
-        typer.Option("--count", min=1, max=MAX_COUNT, help="At most this many rows (default 10)."),
+        typer.Option(
+            "--count",
+            min=1,
+            max=MAX_COUNT,
+            metavar="N",
+            help="At most this many rows (default 10).",
+        ),
     ] = None,
     within: Annotated[
         str | None,
-        typer.Option("--within", metavar="DURATION", help="Only fire times within this (1d)."),
+        typer.Option(
+            "--within",
+            metavar="DURATION",
+            help="Only fire times within this from now (e.g. 1d, 2h30m).",
+        ),
     ] = None,
     json_output: JsonFlag = False,
 ) -> None:
