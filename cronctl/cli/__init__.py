@@ -12,7 +12,7 @@ import sys
 from typing import Any
 
 # Modules in the order `cronctl --help` lists their commands.
-MODULES = ("tasks", "explain", "runs", "health", "serve", "system")
+MODULES = ("tasks", "explain", "runs", "health", "watch", "serve", "system")
 COMMAND_MODULES = {
     **dict.fromkeys(
         ("add", "remove", "enable", "disable", "edit", "list", "show", "check"), "tasks"
@@ -20,6 +20,7 @@ COMMAND_MODULES = {
     "explain": "explain",
     **dict.fromkeys(("run-now", "history", "logs"), "runs"),
     **dict.fromkeys(("status", "prune", "metrics", "notify-test"), "health"),
+    **dict.fromkeys(("upcoming", "top"), "watch"),
     "serve": "serve",
     **dict.fromkeys(("service", "import", "export", "completion"), "system"),
 }
