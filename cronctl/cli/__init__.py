@@ -12,14 +12,16 @@ import sys
 from typing import Any
 
 # Modules in the order `cronctl --help` lists their commands.
-MODULES = ("tasks", "explain", "runs", "health", "serve", "system")
+MODULES = ("tasks", "explain", "runs", "health", "care", "serve", "system")
 COMMAND_MODULES = {
     **dict.fromkeys(
-        ("add", "remove", "enable", "disable", "edit", "list", "show", "check"), "tasks"
+        ("add", "remove", "rename", "enable", "disable", "edit", "list", "show", "check"),
+        "tasks",
     ),
     "explain": "explain",
     **dict.fromkeys(("run-now", "history", "logs"), "runs"),
     **dict.fromkeys(("status", "prune", "metrics", "notify-test"), "health"),
+    "ack": "care",
     "serve": "serve",
     **dict.fromkeys(("service", "import", "export", "completion"), "system"),
 }

@@ -39,8 +39,9 @@ disabled task, or of one no longer in the file, are listed apart and not counted
 task is overdue (a slot more than 1 minute plus its jitter in the past with no run recorded and
 none in progress); an enabled task failed 2 or more runs in a row (retries of one run count
 once); the task file is invalid (status then says which version of it serve keeps running).
-Missed runs and older failures are shown but do not make the result unhealthy. Exit 0
-otherwise.
+Missed runs and older failures are shown but do not make the result unhealthy. Failures that
+`cronctl ack` acknowledged are listed as such and not counted, until the task fails again.
+Exit 0 otherwise.
 """
 
 
@@ -116,11 +117,33 @@ def _render_status(renderer: Renderer, report: "Health", zones: dict[str, str]) 
     ignored = [g for g in report.failure_groups if not g.counted]
     renderer.line("")
     _render_failures(renderer, report, zones, "failures in the last day", counted)
-    if ignored:
+    seen = [g for g in ignored if g.acknowledged is not None]
+    others = [g for g in ignored if g.acknowledged is None]
+    if others:
         renderer.line("")
         title = "failures of tasks disabled or not in the task file (not counted)"
-        _render_failures(renderer, report, zones, title, ignored)
+        _render_failures(renderer, report, zones, title, others)
+    if seen:
+        renderer.line("")
+        _render_failures(renderer, report, zones, "acknowledged failures (not counted)", seen)
     _render_late(renderer, report, zones)
+    _render_acknowledged(renderer, report)
+
+
+def _render_acknowledged(renderer: Renderer, report: "Health") -> None:
+    """One line a task whose failures an acknowledgement covers: who, when, the note."""
+    from cronctl.failures import acknowledged_because
+
+    found = [(g.task, g.acknowledged) for g in report.failure_groups]
+    found += [(f.task, f.acknowledged) for f in report.failing]
+    acks = {task: ack for task, ack in found if ack is not None}
+    if not acks:
+        return
+    renderer.line("")
+    renderer.line("acknowledged (not counted until the task's next failure):")
+    for task, ack in sorted(acks.items()):
+        note = f": {ack.note}" if ack.note else ""
+        renderer.line(f"  {task}: {acknowledged_because(ack)}{note}")
 
 
 def _render_failures(
@@ -173,7 +196,8 @@ def _render_late(renderer: Renderer, report: "Health", zones: dict[str, str]) ->
                 for o in report.overdue
             ],
         )
-    if report.failing:
+    failing = [f for f in report.failing if f.acknowledged is None]
+    if failing:
         renderer.line("")
         renderer.line("failing repeatedly:")
         renderer.table(
@@ -185,7 +209,7 @@ def _render_late(renderer: Renderer, report: "Health", zones: dict[str, str]) ->
                     renderer.moment(f.last_run.started_at, zones.get(f.task, "UTC"), now, True),
                     renderer.status_text(f.last_run.status),
                 ]
-                for f in report.failing
+                for f in failing
             ],
         )
     if report.missed:
