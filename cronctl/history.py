@@ -204,6 +204,10 @@ class Renames(Protocol):
         """Rename rows written under `old` after its rename (serve ran it before reloading)."""
         ...
 
+    def settle_open_renames(self) -> list[Rename]:
+        """Finish or drop the renames a killed `cronctl rename` left half done."""
+        ...
+
 
 class History(
     RunRecorder,

@@ -34,6 +34,7 @@ from cronctl.serve.lock import ServeLock
 from cronctl.serve.loop import Scheduler
 from cronctl.serve.recovery import abandon_leftover_runs, stop_leftover_jobs
 from cronctl.serve.reload import TaskFileWatcher, stamp_of
+from cronctl.serve.renames import RenameFollower
 from cronctl.serve.storage import Recorder, SerialStore, open_history
 from cronctl.serve.systemd import SystemdNotifier
 from cronctl.serve.workers import ThreadLauncher
@@ -220,6 +221,8 @@ def serve(
         recorder = Recorder(HistoryStore(locations.db), clock, runs.events)
         history.callback(recorder.close)
         recorder.start()
+        follower = RenameFollower(HistoryStore(locations.db))
+        history.callback(follower.close)
         scheduler = Scheduler(
             loaded.tasks,
             clock=clock,
@@ -233,6 +236,7 @@ def serve(
             kill_grace=kill_grace,
             max_parallel=max_parallel,
             on_reload=_reloaded(runs, on_reload),
+            renames=follower,
         )
         signals.attach(scheduler)
         _run_until_stopped(scheduler, systemd, locations, len(loaded.tasks), on_ready)

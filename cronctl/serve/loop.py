@@ -40,6 +40,7 @@ from cronctl.serve import log as serve_log
 from cronctl.serve.heaps import SlotHeap, TimerHeap
 from cronctl.serve.inbox import Inbox
 from cronctl.serve.reload import TaskFileWatcher
+from cronctl.serve.renames import RenameFollower, carry_over
 from cronctl.serve.starts import Launcher, Starts, run_request
 from cronctl.serve.stopping import JobStopper
 from cronctl.serve.systemd import SystemdNotifier
@@ -81,6 +82,7 @@ class Scheduler:
         keep_days: int = DEFAULT_KEEP_DAYS,
         max_parallel: int = 100_000,
         on_reload: Callable[[TaskFile], None] | None = None,
+        renames: RenameFollower | None = None,
     ) -> None:
         self.clock = clock
         self.store = store
@@ -102,6 +104,7 @@ class Scheduler:
             self.starts, self.inbox, clock, systemd, grace=grace, kill_grace=kill_grace
         )
 
+        self.renames = renames  # tasks renamed by `cronctl rename` (serve/renames.py)
         self._initial = dict(tasks)
         self.states: dict[str, TaskState] = {}
         self.dependents: dict[str, list[str]] = {}
@@ -204,7 +207,10 @@ class Scheduler:
         self.starts.flush()  # what is due starts first; the rest of the step can wait a moment
         loaded = self.upkeep.poll_task_file(mono, force=self.inbox.take_reload())
         if loaded is not None:
-            self.apply(loaded.tasks, now)
+            renamed = self.renames.pending() if self.renames is not None else {}
+            carried = self.apply(loaded.tasks, now, renamed)
+            if carried and self.renames is not None:
+                self.renames.carried(carried)
             self.recorder.tasks_loaded(now)  # `status` tells which version serve runs
             self.upkeep.reloaded(loaded)
         self.upkeep.chores(now, mono, self.status_line, self._keep_runs)
@@ -416,8 +422,14 @@ class Scheduler:
 
     # ---------------------------------------------------------------- reload
 
-    def apply(self, tasks: Mapping[str, Task], now: datetime) -> None:
-        """Switch to a new set of tasks; running jobs are left alone."""
+    def apply(
+        self, tasks: Mapping[str, Task], now: datetime, renamed: Mapping[str, str] | None = None
+    ) -> dict[str, str]:
+        """Switch to a new set of tasks; running jobs are left alone. A task of `renamed`
+        (OLD -> NEW) keeps its state under NEW; returns the renames carried over."""
+        carried = carry_over(
+            self.states, self.starts, self.slots, self.timers, renamed or {}, tasks
+        )
         changes = plan.task_changes({name: s.task for name, s in self.states.items()}, tasks)
         for name in changes.removed:
             state = self.states.pop(name)
@@ -431,6 +443,7 @@ class Scheduler:
         self._rebuild_dependents()
         log.info("task file reloaded: %s", changes.summary() or "no task changed")
         self.upkeep.tell_status(self.status_line)
+        return carried
 
     def _change(self, state: TaskState, task: Task, now: datetime, retimed: bool) -> None:
         state.task = task

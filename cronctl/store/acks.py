@@ -29,5 +29,7 @@ class AckStore(Database):
     def acks(self) -> dict[str, Ack]:
         """Every task's acknowledgement, by task name."""
         with self._guard():
-            rows = self._db.execute("SELECT task, acked_at, acked_by, note FROM acks").fetchall()
+            rows = self._db.execute(
+                "SELECT task, acked_at, acked_by, note FROM acks INDEXED BY acks_all"
+            ).fetchall()
         return {task: Ack(task, from_ms(at), by, note) for task, at, by, note in rows}

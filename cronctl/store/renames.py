@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
 import os
 import sqlite3
 import tomllib
@@ -38,6 +37,8 @@ DROPPED = "dropped"
 
 def digest(data: bytes | None) -> str:
     """The journal's fingerprint of a task file's bytes (None: no file)."""
+    import hashlib  # OpenSSL's, 2 ms: only a rename needs it (docs/architecture.md, start-up)
+
     return "" if data is None else hashlib.sha256(data).hexdigest()
 
 
