@@ -34,13 +34,15 @@ def test_rename_during_a_running_job_carries_the_task_over(serve, cronctl_exe, t
     result = cronctl(cronctl_exe, tasks_path, "rename", "job", "job2")
     assert result.returncode == 0, result.stderr
     assert "Renamed 'job' to 'job2': the task file and" in result.stderr
-    assert '[tasks.job2]' in tasks_path.read_text()
+    assert "[tasks.job2]" in tasks_path.read_text()
     assert 'after = ["job2"]' in tasks_path.read_text()
     process.wait_log("task job: renamed to job2")
 
     # The running job ends recorded under the new name, by its id.
     ended = wait_for(
-        lambda: (r := process.runs("job2")) and [x for x in r if x.id == running.id and x.finished_at],
+        lambda: (
+            (r := process.runs("job2")) and [x for x in r if x.id == running.id and x.finished_at]
+        ),
         what="the running run's end",
     )[0]
     assert ended.task == "job2" and ended.status == Status.SUCCEEDED
