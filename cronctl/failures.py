@@ -72,10 +72,11 @@ def covers(ack: Ack | None, run: Run) -> bool:
     return ended is not None and ended <= ack.at
 
 
-def acknowledged_because(ack: Ack) -> str:
-    """How `status` says a task's failures were acknowledged (one cell, one JSON string)."""
+def acknowledged_because(ack: Ack, when: str | None = None) -> str:
+    """How `status` says a task's failures were acknowledged (`when`: the time as shown;
+    ISO 8601 to the second by default, as in JSON)."""
     who = f" ({ack.by})" if ack.by else ""
-    return f"acknowledged by ack at {timefmt.iso_seconds(ack.at)}{who}"
+    return f"acknowledged by ack at {when or timefmt.iso_seconds(ack.at)}{who}"
 
 
 def failure_groups(

@@ -127,12 +127,14 @@ def _render_status(renderer: Renderer, report: "Health", zones: dict[str, str]) 
         renderer.line("")
         _render_failures(renderer, report, zones, "acknowledged failures (not counted)", seen)
     _render_late(renderer, report, zones)
-    _render_acknowledged(renderer, report)
+    _render_acknowledged(renderer, report, zones)
 
 
-def _render_acknowledged(renderer: Renderer, report: "Health") -> None:
-    """One line a task whose failures an acknowledgement covers: who, when, the note."""
+def _render_acknowledged(renderer: Renderer, report: "Health", zones: dict[str, str]) -> None:
+    """One line a task whose failures an acknowledgement covers: when, who; its note on the
+    next line."""
     from cronctl.failures import acknowledged_because
+    from cronctl.records import safe_text
 
     found = [(g.task, g.acknowledged) for g in report.failure_groups]
     found += [(f.task, f.acknowledged) for f in report.failing]
@@ -142,8 +144,10 @@ def _render_acknowledged(renderer: Renderer, report: "Health") -> None:
     renderer.line("")
     renderer.line("acknowledged (not counted until the task's next failure):")
     for task, ack in sorted(acks.items()):
-        note = f": {ack.note}" if ack.note else ""
-        renderer.line(f"  {task}: {acknowledged_because(ack)}{note}")
+        when = renderer.moment(ack.at, zones.get(task, "UTC"), report.now, True)
+        renderer.line(f"  {task}: {acknowledged_because(ack, when)}")
+        if ack.note:
+            renderer.line(f"    {safe_text(ack.note.encode())}")
 
 
 def _render_failures(
@@ -164,17 +168,22 @@ def _render_failures(
     rows: list[list[str | Text]] = []
     for group in groups:
         run = group.last.run
+        zone = zones.get(run.task, "UTC")
         cells: list[str | Text] = [
             group.task,
             str(group.last_hour),
             str(group.last_day),
-            renderer.moment(run.started_at, zones.get(run.task, "UTC"), report.now, True),
+            renderer.moment(run.started_at, zone, report.now, True),
             renderer.status_text(run.status),
             exit_text(run),
             group.last.stderr_first_line or run.reason or "",
         ]
         if not group.counted:
-            cells.insert(1, group.ignored_because or "")
+            why = group.ignored_because or ""
+            if group.acknowledged is not None:  # said in full below the tables
+                at = renderer.moment(group.acknowledged.at, zone, report.now, True)
+                why = f"acknowledged {at}"
+            cells.insert(1, why)
         rows.append(cells)
     renderer.table(columns, rows)
 

@@ -82,7 +82,11 @@ def test_ack_makes_status_healthy_and_says_so_while_metrics_keep_counting(cli, d
     assert text.exit_code == 0
     assert "acknowledged failures (not counted):" in text.stdout
     assert "  backup: acknowledged by ack at " in text.stdout
-    assert "(alice): disk full, ticket 42" in text.stdout
+    lines = text.stdout.splitlines()
+    said = lines.index(next(x for x in lines if x.startswith("  backup: acknowledged by ack at ")))
+    assert lines[said].endswith("+00:00 (alice)")  # piped: ISO 8601 to the second
+    assert lines[said + 1] == "    disk full, ticket 42"
+    assert "\tacknowledged 20" in text.stdout  # the table's why cell: when
     assert "failing repeatedly:" not in text.stdout
 
     assert failure_counters(cli) == counters  # the history is unchanged
