@@ -61,10 +61,10 @@ class RenameFollower:
             self.seen = max(self.seen, rename.id)
             if rename.outcome != "renamed":
                 continue
-            for old, new in renamed.items():
-                if new == rename.old:
-                    renamed[old] = rename.new
-            if rename.old not in renamed.values():
+            earlier = [old for old, new in renamed.items() if new == rename.old]
+            for old in earlier:  # a -> b, then b -> c: serve knows a, the file has c
+                renamed[old] = rename.new
+            if not earlier:
                 renamed[rename.old] = rename.new
         return {old: new for old, new in renamed.items() if old != new}
 
