@@ -201,8 +201,8 @@ def rename(
     done = rename_task(app.locations.tasks_file, app.store(), old, new, app.clock.now())
     also = f"; `after` of {', '.join(done.referrers)} updated" if done.referrers else ""
     app.renderer.note(
-        f"Renamed '{old}' to '{new}': the task file and {timefmt.counted(done.runs, 'run')}"
-        f" of history{also}."
+        f"Renamed '{old}' to '{new}': the task file and {done.runs:,}"
+        f" run{'' if done.runs == 1 else 's'} of history{also}."
     )
 
 
