@@ -210,10 +210,12 @@ class Scheduler:
             renamed = self.renames.pending() if self.renames is not None else {}
             carried = self.apply(loaded.tasks, now, renamed)
             if carried and self.renames is not None:
-                self.renames.carried(carried)
+                self.renames.carried(carried, mono)
             self.recorder.tasks_loaded(now)  # `status` tells which version serve runs
             self.upkeep.reloaded(loaded)
         self.upkeep.chores(now, mono, self.status_line, self._keep_runs)
+        if self.renames is not None:
+            self.renames.sweep(mono)  # rows still written under a renamed task's old name
         if self.inbox.take_report():
             for line in self.report(now, mono):
                 log.info("%s", line)

@@ -11,7 +11,7 @@ with the history and serve finishes a run by its id, so the run ends recorded un
 
 Runs serve started under OLD after the history was renamed but before this reload (at most
 one poll of the task file, about 2 s) are renamed too (`Renames.rename_stragglers`) once the
-state has moved.
+state has moved, and again 5 s and 60 s later for rows that were still being written then.
 """
 
 from __future__ import annotations
@@ -30,6 +30,11 @@ from cronctl.serve.taskstate import TaskState
 
 log = logging.getLogger("cronctl.serve")
 
+SWEEP_AFTER = (5.0, 60.0)
+"""Seconds after a rename is carried over at which rows still written under the old name are
+renamed again: a claim or a `skipped` row takes milliseconds; a write the database refused is
+retried for longer."""
+
 
 class RenameFollower:
     """The renames done since serve last looked; its own connection, used by the loop at a
@@ -38,6 +43,8 @@ class RenameFollower:
     def __init__(self, store: Renames) -> None:
         self.store = store
         self.seen = self._latest()
+        # Renames to sweep again: (monotonic time due, OLD, NEW), see `carried`.
+        self._sweeps: list[tuple[float, str, str]] = []
 
     def _latest(self) -> int:
         try:
@@ -68,18 +75,32 @@ class RenameFollower:
                 renamed[rename.old] = rename.new
         return {old: new for old, new in renamed.items() if old != new}
 
-    def carried(self, pairs: Mapping[str, str]) -> None:
-        """Rename the rows serve wrote under an old name before it reloaded."""
+    def carried(self, pairs: Mapping[str, str], mono: float) -> None:
+        """Rename the rows serve wrote under an old name before it reloaded: now, and again
+        SWEEP_AFTER seconds later, for the rows still on their way to the database when the
+        state moved (a claim on the claimer thread, a `skipped` row queued for the background
+        writer: both decided under the old name, written a moment later)."""
         for old, new in pairs.items():
-            try:
-                count = self.store.rename_stragglers(old, new)
-            except StoreError as exc:
-                log.error("task %s: runs not renamed to %s (%s)", old, new, exc.message)
-                continue
-            if count:
-                log.info(
-                    "task %s: %d run(s) started before the reload renamed to %s", old, count, new
-                )
+            self._rename(old, new)
+            self._sweeps.extend((mono + delay, old, new) for delay in SWEEP_AFTER)
+
+    def sweep(self, mono: float) -> None:
+        """Do the sweeps that are due (the loop calls it each step; nothing to do is free)."""
+        if not self._sweeps or min(due for due, _, _ in self._sweeps) > mono:
+            return
+        due = [(old, new) for at, old, new in self._sweeps if at <= mono]
+        self._sweeps = [entry for entry in self._sweeps if entry[0] > mono]
+        for old, new in due:
+            self._rename(old, new)
+
+    def _rename(self, old: str, new: str) -> None:
+        try:
+            count = self.store.rename_stragglers(old, new)
+        except StoreError as exc:
+            log.error("task %s: runs not renamed to %s (%s)", old, new, exc.message)
+            return
+        if count:
+            log.info("task %s: %d run(s) written under its old name renamed %s", old, count, new)
 
     def close(self) -> None:
         close = getattr(self.store, "close", None)

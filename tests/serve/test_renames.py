@@ -100,3 +100,26 @@ def test_the_follower_settles_an_open_rename_first(store_path, tmp_path):
         )  # the renamer was killed after replacing the file
         assert follower.pending() == {"old": "new"}
         follower.close()
+
+
+def test_rows_written_under_the_old_name_after_the_carry_over_are_swept(store_path):
+    """A claim or a `skipped` row decided before the reload may reach the database after it."""
+    from cronctl.store import HistoryStore
+    from tests.store.support import add_run
+
+    with HistoryStore(store_path) as store:
+        follower = RenameFollower(HistoryStore(store_path))
+        rename_history(store, "a", "b")
+        follower.carried({"a": "b"}, mono=100.0)
+        add_run(store, "a")  # written a moment after the state moved
+        follower.sweep(104.9)
+        assert len(store.runs("a")) == 1
+        follower.sweep(105.0)
+        assert store.runs("a") == [] and len(store.runs("b")) == 1
+        add_run(store, "a")
+        follower.sweep(160.0)  # the last sweep
+        assert store.runs("a") == []
+        add_run(store, "a")
+        follower.sweep(1000.0)  # none left: the row stays (a new task named a, say)
+        assert len(store.runs("a")) == 1
+        follower.close()
