@@ -215,7 +215,7 @@ class Scheduler:
             self.upkeep.reloaded(loaded)
         self.upkeep.chores(now, mono, self.status_line, self._keep_runs)
         if self.renames is not None:
-            self.renames.sweep(mono)  # rows still written under a renamed task's old name
+            self.renames.sweep(mono, self.states)  # rows late under a renamed task's old name
         if self.inbox.take_report():
             for line in self.report(now, mono):
                 log.info("%s", line)

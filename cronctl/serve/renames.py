@@ -19,7 +19,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Container, Mapping
 
 from cronctl.errors import StoreError
 from cronctl.history import Renames
@@ -84,14 +84,16 @@ class RenameFollower:
             self._rename(old, new)
             self._sweeps.extend((mono + delay, old, new) for delay in SWEEP_AFTER)
 
-    def sweep(self, mono: float) -> None:
-        """Do the sweeps that are due (the loop calls it each step; nothing to do is free)."""
+    def sweep(self, mono: float, tasks: Container[str] = ()) -> None:
+        """Do the sweeps that are due (the loop calls it each step; nothing to do is free).
+        An old name that is a task of serve again (`tasks`) keeps its rows: they are its own."""
         if not self._sweeps or min(due for due, _, _ in self._sweeps) > mono:
             return
         due = [(old, new) for at, old, new in self._sweeps if at <= mono]
         self._sweeps = [entry for entry in self._sweeps if entry[0] > mono]
         for old, new in due:
-            self._rename(old, new)
+            if old not in tasks:
+                self._rename(old, new)
 
     def _rename(self, old: str, new: str) -> None:
         try:

@@ -120,6 +120,10 @@ def test_rows_written_under_the_old_name_after_the_carry_over_are_swept(store_pa
         follower.sweep(160.0)  # the last sweep
         assert store.runs("a") == []
         add_run(store, "a")
-        follower.sweep(1000.0)  # none left: the row stays (a new task named a, say)
+        follower.sweep(1000.0)  # none left: the row stays
+        assert len(store.runs("a")) == 1
+        follower.carried({"a": "b"}, mono=2000.0)  # (a rename of the same names again)
+        add_run(store, "a")
+        follower.sweep(2005.0, tasks={"a"})  # a task named a again: its rows are its own
         assert len(store.runs("a")) == 1
         follower.close()
