@@ -31,6 +31,7 @@ def ack(
         list[str] | None,
         typer.Argument(
             help="Tasks whose failures to acknowledge.",
+            metavar="[NAME]...",
             show_default=False,
             autocompletion=complete_task_names_in,
         ),
