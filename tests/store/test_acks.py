@@ -48,3 +48,11 @@ def test_migration_from_schema_5_keeps_runs_and_adds_acks_and_the_journal(tmp_pa
         assert opened.renames_after(0) == []
     with HistoryStore(path) as again:  # opened again: no second migration
         assert again.acks()["legacy"].at == T0
+
+
+def test_remove_purge_deletes_the_ack_with_the_runs(store):
+    add_run(store, "backup", "failed")
+    store.acknowledge("backup", at=T0)
+    store.acknowledge("other", at=T0)
+    assert store.delete_task_runs("backup") == 1
+    assert set(store.acks()) == {"other"} and store.history_rows("backup") == 0
