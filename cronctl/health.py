@@ -13,6 +13,9 @@ What "healthy" means (the help of `cronctl status` and the README say the same):
 * no enabled task is failing: FAILING_STREAK (2) or more runs in a row failed, a run being one
   trigger with its retries (the streak rules of `cronctl.notify.rules`).
 
+Failures and failing streaks that a task's acknowledgement covers (`cronctl ack`: they ended
+before it) are listed as acknowledged and make nothing unhealthy (cronctl/acks.py).
+
 Failures are grouped by task (`FailureGroup`: the failures of the last hour and of the last
 day, and the newest of them): a dashboard, not one row per failed run.
 
@@ -38,6 +41,7 @@ from the history alone (overdue and failing need the tasks' schedules and retrie
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import socket
 from collections.abc import Callable, Iterable
@@ -47,20 +51,29 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from cronctl import timefmt
+from cronctl.acks import unseen_last_hour
 from cronctl.failures import (
     STDERR_HEAD_BYTES,
     Failure,
     FailureCounter,
     FailureGroup,
+    ack_json,
+    covers,
     failure_groups,
     failure_json,
     first_line,
     group_json,
 )
-from cronctl.history import HealthReader, Retention, RunReader, ServeStateRecorder
+from cronctl.history import (
+    Acknowledgements,
+    HealthReader,
+    Retention,
+    RunReader,
+    ServeStateRecorder,
+)
 from cronctl.model import DEFAULT_KEEP_DAYS, DEFAULT_KEEP_RUNS, Task
 from cronctl.notify.rules import VERDICT_STATUSES, failure_streak
-from cronctl.records import FAILURE_STATUSES, Run, ServeState, to_millisecond
+from cronctl.records import FAILURE_STATUSES, Ack, Run, ServeState, to_millisecond
 from cronctl.shapes import run_json
 from cronctl.taskfile import TaskFile
 
@@ -80,8 +93,8 @@ class MachineHistory(RunReader, HealthReader, ServeStateRecorder, Protocol):
     """What `status` and `metrics` read: runs, the health figures and serve's row."""
 
 
-class StatusHistory(MachineHistory, FailureCounter, Protocol):
-    """What `status` reads: the above, and the failures counted per task."""
+class StatusHistory(MachineHistory, FailureCounter, Acknowledgements, Protocol):
+    """What `status` reads: the above, the failures counted per task, the acknowledgements."""
 
 
 class RecentRuns(RunReader, HealthReader, Protocol):
@@ -133,6 +146,7 @@ class Failing:
     task: str
     consecutive: int
     last_run: Run
+    acknowledged: Ack | None = None  # the task's acknowledgement, when it covers `last_run`
 
 
 @dataclass(frozen=True)
@@ -309,9 +323,16 @@ def health(
         Missed(task, count, latest)
         for task, count, latest in store.missed_counts(now - MISSED_WINDOW)
     ]
-    failing = failing_tasks(tasks, store)
-    groups = failure_groups(taskfile, store, now)
-    counted_last_hour = sum(g.last_hour for g in groups if g.counted)
+    acks = store.acks()
+    failing = [
+        dataclasses.replace(f, acknowledged=acks.get(f.task))
+        if covers(acks.get(f.task), f.last_run)
+        else f
+        for f in failing_tasks(tasks, store)
+    ]
+    groups = failure_groups(taskfile, store, now, acks)
+    counted_last_hour = unseen_last_hour(groups, last_hour, acks)
+    unseen_failing = [f for f in failing if f.acknowledged is None]
 
     problems = [] if invalid is None else _invalid_file_problems(invalid, serve)
     if not serve.known:
@@ -335,10 +356,10 @@ def health(
         problems.append(
             f"{timefmt.counted(len(overdue), 'task')} overdue: {', '.join(o.task for o in overdue)}"
         )
-    if failing:
+    if unseen_failing:
         problems.append(
-            f"{timefmt.counted(len(failing), 'task')} failing repeatedly:"
-            f" {', '.join(f.task for f in failing)}"
+            f"{timefmt.counted(len(unseen_failing), 'task')} failing repeatedly:"
+            f" {', '.join(f.task for f in unseen_failing)}"
         )
     return Health(
         now, serve, last_hour, last_day, overdue, missed, failing, problems, invalid, groups
@@ -405,6 +426,7 @@ def health_json(report: Health) -> dict[str, Any]:
                 "consecutive_failures": f.consecutive,
                 "last_run": run_json(f.last_run),
             }
+            | ack_json(f.acknowledged)
             for f in report.failing
         ],
     }

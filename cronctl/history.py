@@ -24,7 +24,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Protocol
 
-from cronctl.records import Output, Run, ServeState, Status, TaskStats, Trigger
+from cronctl.records import Ack, Output, Rename, Run, ServeState, Status, TaskStats, Trigger
 
 
 class RunRecorder(Protocol):
@@ -159,7 +159,66 @@ class Retention(Protocol):
         ...
 
 
-class History(RunRecorder, RunReader, HealthReader, ServeStateRecorder, Retention, Protocol):
+class Acknowledgements(Protocol):
+    """`cronctl ack`: one acknowledgement a task, the newest (cronctl/acks.py)."""
+
+    def acknowledge(
+        self, task: str, *, at: datetime, by: str | None = None, note: str | None = None
+    ) -> Ack: ...
+
+    def acks(self) -> dict[str, Ack]: ...
+
+
+class Renames(Protocol):
+    """`cronctl rename`'s journal and the rename of a task's history rows
+    (cronctl/renaming.py, docs/reliability.md#renaming-a-task)."""
+
+    def begin_rename(
+        self,
+        old: str,
+        new: str,
+        *,
+        tasks_file: str,
+        digest_before: str,
+        digest_after: str,
+        now: datetime,
+    ) -> int:
+        """Write the open journal row (before the task file is replaced); return its id."""
+        ...
+
+    def finish_rename(self, rename_id: int) -> Rename:
+        """Rename the history rows and close the journal row, in one transaction."""
+        ...
+
+    def drop_rename(self, rename_id: int) -> None: ...
+
+    def history_rows(self, task: str) -> int:
+        """How many rows of the history are `task`'s (runs, acknowledgement)."""
+        ...
+
+    def renames_after(self, rename_id: int) -> list[Rename]:
+        """The renames done after journal row `rename_id` (serve carries their tasks over)."""
+        ...
+
+    def rename_stragglers(self, old: str, new: str) -> int:
+        """Rename rows written under `old` after its rename (serve ran it before reloading)."""
+        ...
+
+    def settle_open_renames(self) -> list[Rename]:
+        """Finish or drop the renames a killed `cronctl rename` left half done."""
+        ...
+
+
+class History(
+    RunRecorder,
+    RunReader,
+    HealthReader,
+    ServeStateRecorder,
+    Retention,
+    Acknowledgements,
+    Renames,
+    Protocol,
+):
     """A whole history backend: every reader's part, and closing."""
 
     def record_notify_error(self, run_id: int, message: str | None) -> None: ...

@@ -101,6 +101,29 @@ class ServeState:
     tasks_loaded_at: datetime | None = None
 
 
+@dataclass(frozen=True)
+class Ack:
+    """`cronctl ack`: the failures of `task` that ended at or before `at` are seen (README.md,
+    "Acknowledging failures"); `by` is who said so ($USER), `note` what they wrote."""
+
+    task: str
+    at: datetime
+    by: str | None = None
+    note: str | None = None
+
+
+@dataclass(frozen=True)
+class Rename:
+    """One `cronctl rename` in the store's journal: `outcome` is None while it is open (the
+    task file may or may not have been replaced yet), "renamed" or "dropped" once settled."""
+
+    id: int
+    old: str
+    new: str
+    outcome: str | None
+    runs: int | None = None
+
+
 # How the reason of a run its `when` condition kept from starting begins: the runner writes it,
 # and the store folds consecutive ones into one row by it (cronctl/store/skips.py).
 CONDITION_SKIP_PREFIX = "the when condition "

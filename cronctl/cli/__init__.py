@@ -12,15 +12,17 @@ import sys
 from typing import Any
 
 # Modules in the order `cronctl --help` lists their commands.
-MODULES = ("tasks", "explain", "runs", "health", "watch", "serve", "system")
+MODULES = ("tasks", "explain", "runs", "health", "care", "watch", "serve", "system")
 COMMAND_MODULES = {
     **dict.fromkeys(
-        ("add", "remove", "enable", "disable", "edit", "list", "show", "check"), "tasks"
+        ("add", "remove", "rename", "enable", "disable", "edit", "list", "show", "check"),
+        "tasks",
     ),
     "explain": "explain",
     **dict.fromkeys(("run-now", "history", "logs"), "runs"),
     **dict.fromkeys(("status", "prune", "metrics", "notify-test"), "health"),
     **dict.fromkeys(("upcoming", "top"), "watch"),
+    "ack": "care",
     "serve": "serve",
     **dict.fromkeys(("service", "import", "export", "completion"), "system"),
 }

@@ -39,8 +39,9 @@ disabled task, or of one no longer in the file, are listed apart and not counted
 task is overdue (a slot more than 1 minute plus its jitter in the past with no run recorded and
 none in progress); an enabled task failed 2 or more runs in a row (retries of one run count
 once); the task file is invalid (status then says which version of it serve keeps running).
-Missed runs and older failures are shown but do not make the result unhealthy. Exit 0
-otherwise.
+Missed runs and older failures are shown but do not make the result unhealthy. Failures that
+`cronctl ack` acknowledged are listed as such and not counted, until the task fails again.
+Exit 0 otherwise.
 """
 
 
@@ -116,11 +117,37 @@ def _render_status(renderer: Renderer, report: "Health", zones: dict[str, str]) 
     ignored = [g for g in report.failure_groups if not g.counted]
     renderer.line("")
     _render_failures(renderer, report, zones, "failures in the last day", counted)
-    if ignored:
+    seen = [g for g in ignored if g.acknowledged is not None]
+    others = [g for g in ignored if g.acknowledged is None]
+    if others:
         renderer.line("")
         title = "failures of tasks disabled or not in the task file (not counted)"
-        _render_failures(renderer, report, zones, title, ignored)
+        _render_failures(renderer, report, zones, title, others)
+    if seen:
+        renderer.line("")
+        _render_failures(renderer, report, zones, "acknowledged failures (not counted)", seen)
     _render_late(renderer, report, zones)
+    _render_acknowledged(renderer, report, zones)
+
+
+def _render_acknowledged(renderer: Renderer, report: "Health", zones: dict[str, str]) -> None:
+    """One line a task whose failures an acknowledgement covers: when, who; its note on the
+    next line."""
+    from cronctl.failures import acknowledged_because
+    from cronctl.records import safe_text
+
+    found = [(g.task, g.acknowledged) for g in report.failure_groups]
+    found += [(f.task, f.acknowledged) for f in report.failing]
+    acks = {task: ack for task, ack in found if ack is not None}
+    if not acks:
+        return
+    renderer.line("")
+    renderer.line("acknowledged (not counted until the task's next failure):")
+    for task, ack in sorted(acks.items()):
+        when = renderer.moment(ack.at, zones.get(task, "UTC"), report.now, True)
+        renderer.line(f"  {task}: {acknowledged_because(ack, when)}")
+        if ack.note:
+            renderer.line(f"    {safe_text(ack.note.encode())}")
 
 
 def _render_failures(
@@ -141,17 +168,22 @@ def _render_failures(
     rows: list[list[str | Text]] = []
     for group in groups:
         run = group.last.run
+        zone = zones.get(run.task, "UTC")
         cells: list[str | Text] = [
             group.task,
             str(group.last_hour),
             str(group.last_day),
-            renderer.moment(run.started_at, zones.get(run.task, "UTC"), report.now, True),
+            renderer.moment(run.started_at, zone, report.now, True),
             renderer.status_text(run.status),
             exit_text(run),
             group.last.stderr_first_line or run.reason or "",
         ]
         if not group.counted:
-            cells.insert(1, group.ignored_because or "")
+            why = group.ignored_because or ""
+            if group.acknowledged is not None:  # said in full below the tables
+                at = renderer.moment(group.acknowledged.at, zone, report.now, True)
+                why = f"acknowledged {at}"
+            cells.insert(1, why)
         rows.append(cells)
     renderer.table(columns, rows)
 
@@ -173,7 +205,8 @@ def _render_late(renderer: Renderer, report: "Health", zones: dict[str, str]) ->
                 for o in report.overdue
             ],
         )
-    if report.failing:
+    failing = [f for f in report.failing if f.acknowledged is None]
+    if failing:
         renderer.line("")
         renderer.line("failing repeatedly:")
         renderer.table(
@@ -185,7 +218,7 @@ def _render_late(renderer: Renderer, report: "Health", zones: dict[str, str]) ->
                     renderer.moment(f.last_run.started_at, zones.get(f.task, "UTC"), now, True),
                     renderer.status_text(f.last_run.status),
                 ]
-                for f in report.failing
+                for f in failing
             ],
         )
     if report.missed:

@@ -205,6 +205,31 @@ def remove(
         )
 
 
+@command("rename")
+def rename(
+    ctx: typer.Context,
+    old: Annotated[
+        str,
+        typer.Argument(
+            help="The task's name now.", metavar="OLD", autocompletion=complete_task_names_in
+        ),
+    ],
+    new: Annotated[str, typer.Argument(help="Its new name.", metavar="NEW")],
+) -> None:
+    """Rename a task in the task file (comments kept, `after` lists updated) and in its
+    history, in one step: both happen or neither does. A running serve carries the task on
+    under its new name. Refuses a NEW that is a task, or has history of its own (exit 2)."""
+    from cronctl.renaming import rename_task
+
+    app = state(ctx)
+    done = rename_task(app.locations.tasks_file, app.store(), old, new, app.clock.now())
+    also = f"; `after` of {', '.join(done.referrers)} updated" if done.referrers else ""
+    app.renderer.note(
+        f"Renamed '{old}' to '{new}': the task file and {done.runs:,}"
+        f" run{'' if done.runs == 1 else 's'} of history{also}."
+    )
+
+
 @command("enable")
 def enable(ctx: typer.Context, names: TaskNames) -> None:
     """Enable tasks."""

@@ -39,6 +39,7 @@ from cronctl.serve.recovery import (
     stop_leftover_jobs,
 )
 from cronctl.serve.reload import TaskFileWatcher, stamp_of
+from cronctl.serve.renames import RenameFollower
 from cronctl.serve.storage import Recorder, SerialStore, open_history
 from cronctl.serve.systemd import SystemdNotifier
 from cronctl.serve.workers import ThreadLauncher
@@ -227,6 +228,8 @@ def serve(
         recorder = Recorder(HistoryStore(locations.db), clock, runs.events)
         history.callback(recorder.close)
         recorder.start()
+        follower = RenameFollower(HistoryStore(locations.db))
+        history.callback(follower.close)
         scheduler = Scheduler(
             loaded.tasks,
             clock=clock,
@@ -241,6 +244,7 @@ def serve(
             max_parallel=max_parallel,
             on_reload=_reloaded(runs, on_reload),
             locks=LockFolder(locations.state_dir),
+            renames=follower,
         )
         signals.attach(scheduler)
         _run_until_stopped(scheduler, systemd, locations, len(loaded.tasks), on_ready)

@@ -8,11 +8,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 import itertools
 from collections.abc import Iterator, Mapping
 from datetime import datetime
 
+from cronctl.model import Task
 from cronctl.runner.execute import RunRequest
 from cronctl.serve.taskstate import TaskState, Timer
 
@@ -81,6 +83,18 @@ class TimerHeap:
 
     def pending(self) -> list[Timer]:
         return list(self._heap)
+
+    def rename(self, old: str, task: Task) -> None:
+        """The timers of task `old` are `task`'s now (cronctl.serve.renames)."""
+        if not any(entry[3] == old for entry in self._heap):
+            return
+        self._heap = [
+            (due, order, kind, task.name, dataclasses.replace(request, task=task), chain)
+            if name == old
+            else (due, order, kind, name, request, chain)
+            for due, order, kind, name, request, chain in self._heap
+        ]
+        heapq.heapify(self._heap)
 
     def clear(self) -> None:
         self._heap.clear()

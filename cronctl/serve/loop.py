@@ -38,9 +38,11 @@ from cronctl.runner.execute import RunRequest, StopSignal, retry_request, should
 from cronctl.runner.locks import LockFolder
 from cronctl.serve import GRACE, KILL_GRACE, plan
 from cronctl.serve import log as serve_log
+from cronctl.serve.catchup import catch_up, newest
 from cronctl.serve.heaps import SlotHeap, TimerHeap
 from cronctl.serve.inbox import Inbox
 from cronctl.serve.reload import TaskFileWatcher
+from cronctl.serve.renames import RenameFollower, carry_over
 from cronctl.serve.starts import LOCK_POLL, Launcher, Starts, run_request
 from cronctl.serve.stopping import JobStopper
 from cronctl.serve.systemd import SystemdNotifier
@@ -57,10 +59,6 @@ class SlotReader(Protocol):
     """What the loop reads of the history, once, at start: where each task's catch-up starts."""
 
     def latest_slot(self, task: str) -> datetime | None: ...
-
-
-def _newest(current: datetime | None, candidate: datetime) -> datetime:
-    return candidate if current is None or candidate > current else current
 
 
 class Scheduler:
@@ -83,6 +81,7 @@ class Scheduler:
         max_parallel: int = 100_000,
         on_reload: Callable[[TaskFile], None] | None = None,
         locks: LockFolder | None = None,
+        renames: RenameFollower | None = None,
     ) -> None:
         self.clock = clock
         self.store = store
@@ -109,6 +108,7 @@ class Scheduler:
             self.starts, self.inbox, clock, systemd, grace=grace, kill_grace=kill_grace
         )
 
+        self.renames = renames  # tasks renamed by `cronctl rename` (serve/renames.py)
         self._initial = dict(tasks)
         self.states: dict[str, TaskState] = {}
         self.dependents: dict[str, list[str]] = {}
@@ -175,7 +175,14 @@ class Scheduler:
             state.last_slot = self._latest_slot(task.name)
             if state.last_slot is not None and state.last_slot < now:
                 slots, total = plan.slots_between(schedule, state.last_slot, now)
-                self._catch_up(state, slots, total, "while serve was not running")
+                catch_up(
+                    state,
+                    slots,
+                    total,
+                    "while serve was not running",
+                    starts=self.starts,
+                    recorder=self.recorder,
+                )
         self.slots.schedule(state, plan.first_slot_after(schedule, now, state.last_slot))
 
     def _rebuild_dependents(self) -> None:
@@ -211,10 +218,15 @@ class Scheduler:
         self.starts.flush()  # what is due starts first; the rest of the step can wait a moment
         loaded = self.upkeep.poll_task_file(mono, force=self.inbox.take_reload())
         if loaded is not None:
-            self.apply(loaded.tasks, now)
+            renamed = self.renames.pending() if self.renames is not None else {}
+            carried = self.apply(loaded.tasks, now, renamed)
+            if carried and self.renames is not None:
+                self.renames.carried(carried, mono)
             self.recorder.tasks_loaded(now)  # `status` tells which version serve runs
             self.upkeep.reloaded(loaded)
         self.upkeep.chores(now, mono, self.status_line, self._keep_runs)
+        if self.renames is not None:
+            self.renames.sweep(mono, self.states)  # rows late under a renamed task's old name
         if self.inbox.take_report():
             for line in self.report(now, mono):
                 log.info("%s", line)
@@ -274,10 +286,18 @@ class Scheduler:
                         why,
                     )
                 else:
-                    fire = self._catch_up(state, due.passed, due.passed_total, why, then=fire)
-                state.last_slot = _newest(state.last_slot, due.passed[-1])
+                    fire = catch_up(
+                        state,
+                        due.passed,
+                        due.passed_total,
+                        why,
+                        fire,
+                        starts=self.starts,
+                        recorder=self.recorder,
+                    )
+                state.last_slot = newest(state.last_slot, due.passed[-1])
             if fire is not None:
-                state.last_slot = _newest(state.last_slot, fire)
+                state.last_slot = newest(state.last_slot, fire)
                 self._fire(state, fire)
             self.slots.schedule(state, nxt)
 
@@ -314,63 +334,6 @@ class Scheduler:
         shown = timefmt.local(at, request.task.timezone)
         reason = f"{why} at {shown:%H:%M:%S} {shown.tzname() or ''}".rstrip()
         self.recorder.record_missed(request.task, (request.scheduled_at,), reason)
-
-    # ---------------------------------------------------------------- catch-up
-
-    def _catch_up(
-        self,
-        state: TaskState,
-        slots: list[datetime],
-        total: int | None,
-        why: str,
-        then: datetime | None = None,
-    ) -> datetime | None:
-        """Apply the task's catch-up policy to `slots` that passed unseen.
-
-        `then` is a newer slot due now as a plain scheduled run; returns it unless the
-        policy took it over (under `all` it runs after the caught-up slots, in order).
-        """
-        if not slots:
-            return then
-        task = state.task
-        decision = plan.catch_up(task.catch_up, slots, total)
-        state.last_slot = _newest(state.last_slot, slots[-1])
-        if decision.missed:
-            count = f"{len(decision.missed)}" + (
-                f" of {total}" if total and total > len(decision.missed) else ""
-            )
-            log.info("task %s: %s slots passed %s; recorded as missed", task.name, count, why)
-            self.recorder.record_missed(task, decision.missed, f"the slot passed {why}")
-        if decision.run:
-            log.info(
-                "task %s: catching up %s that passed %s",
-                task.name,
-                timefmt.counted(len(decision.run), "slot"),
-                why,
-            )
-            runs = [(slot, Trigger.CATCH_UP) for slot in decision.run]
-            if then is not None:
-                # Slot order: after a forward jump the slot that was due on time is older than
-                # the slots jumped over, and runs first.
-                runs = sorted([*runs, (then, Trigger.SCHEDULE)], key=lambda run: run[0])
-                then = None
-            requests = [run_request(task, trigger, scheduled_at=slot) for slot, trigger in runs]
-            if len(requests) == 1:
-                self.starts.start(state, requests[0])
-            else:
-                state.backlog.extend(requests)
-                if not self.starts.of(task.name):
-                    self.starts.next_waiting(state)
-        if decision.dropped and task.catch_up != "once":
-            more = f"{decision.dropped}" if total is not None else "more"
-            log.warning(
-                "task %s: %s older slots passed %s and were left alone (at most %d a task)",
-                task.name,
-                more,
-                why,
-                plan.MAX_CATCH_UP,
-            )
-        return then
 
     # ---------------------------------------------------------------- runs that ended
 
@@ -425,8 +388,14 @@ class Scheduler:
 
     # ---------------------------------------------------------------- reload
 
-    def apply(self, tasks: Mapping[str, Task], now: datetime) -> None:
-        """Switch to a new set of tasks; running jobs are left alone."""
+    def apply(
+        self, tasks: Mapping[str, Task], now: datetime, renamed: Mapping[str, str] | None = None
+    ) -> dict[str, str]:
+        """Switch to a new set of tasks; running jobs are left alone. A task of `renamed`
+        (OLD -> NEW) keeps its state under NEW; returns the renames carried over."""
+        carried = carry_over(
+            self.states, self.starts, self.slots, self.timers, renamed or {}, tasks
+        )
         changes = plan.task_changes({name: s.task for name, s in self.states.items()}, tasks)
         for name in changes.removed:
             state = self.states.pop(name)
@@ -441,6 +410,7 @@ class Scheduler:
         self._rebuild_dependents()
         log.info("task file reloaded: %s", changes.summary() or "no task changed")
         self.upkeep.tell_status(self.status_line)
+        return carried
 
     def _change(self, state: TaskState, task: Task, now: datetime, retimed: bool) -> None:
         state.task = task

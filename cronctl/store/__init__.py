@@ -11,6 +11,8 @@ each in its own module with its own SQL, all over one base class that owns the c
     |   +-- RetentionStore  retention.py  Retention (prune, remove --purge, checkpoint)
     |   +-- SkipStore       skips.py      a run of `when` skips kept as one row
     +-- ServeStateStore     serve_state.py  ServeStateRecorder (serve's heartbeat row)
+    +-- AckStore            acks.py         Acknowledgements (`cronctl ack`)
+    +-- RenameStore         renames.py      Renames: `cronctl rename`'s journal, settled on open
     schema.py: tables, indexes, application id and the migrations `Database` applies
 
 Why subclasses and not parts held by the store: every part shares one connection and one
@@ -39,6 +41,7 @@ from cronctl.errors import (
     ReadOnlyDatabaseError,
     SlotTakenError,
 )
+from cronctl.store.acks import AckStore
 from cronctl.store.database import (
     BUSY_TIMEOUT,
     Database,
@@ -46,6 +49,7 @@ from cronctl.store.database import (
     move_aside,
     to_ms,
 )
+from cronctl.store.renames import RenameStore
 from cronctl.store.retention import PRUNE_CHUNK, VACUUM_CHUNK, RetentionStore
 from cronctl.store.runs import RunStore
 from cronctl.store.schema import APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION
@@ -57,10 +61,25 @@ if TYPE_CHECKING:
     from cronctl.history import History
 
 
-class HistoryStore(HealthStore, RetentionStore, SkipStore, ServeStateStore):
+class HistoryStore(HealthStore, RetentionStore, SkipStore, ServeStateStore, AckStore, RenameStore):
     """Runs recorded in SQLite: every reader's part (see the module docstring), one connection.
     `HistoryStore(":memory:")` for tests; opening, read-only fallbacks and the errors it
-    raises are `Database`'s."""
+    raises are `Database`'s. Opening a writable store settles a rename a killed `cronctl
+    rename` left half done (`RenameStore.settle_open_renames`)."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        timeout: float = BUSY_TIMEOUT,
+        tasks_file: str | os.PathLike[str] | None = None,
+    ) -> None:
+        super().__init__(path, timeout=timeout, tasks_file=tasks_file)
+        try:
+            self.settle_open_renames()
+        except BaseException:
+            self.close()
+            raise
 
 
 if TYPE_CHECKING:
@@ -115,6 +134,7 @@ def open_for_serve(
 
 __all__ = [
     "APPLICATION_ID",
+    "AckStore",
     "BUSY_TIMEOUT",
     "MIGRATIONS",
     "PRUNE_CHUNK",
@@ -129,6 +149,7 @@ __all__ = [
     "HealthStore",
     "HistoryStore",
     "ReadOnlyDatabaseError",
+    "RenameStore",
     "RetentionStore",
     "RunStore",
     "ServeStateStore",

@@ -124,7 +124,10 @@ class RetentionStore(RunStore):
                     raise
 
     def delete_task_runs(self, task: str) -> int:
-        """Delete every run of `task` (`remove --purge`), PRUNE_CHUNK runs per transaction."""
+        """Delete every run of `task` (`remove --purge`), PRUNE_CHUNK runs per transaction, and
+        its acknowledgement (`ack`): nothing of the task is left under its name."""
+        with self._write() as db:
+            db.execute("DELETE FROM acks WHERE task = ?", (task,))
         count = 0
         while True:
             with self._guard():

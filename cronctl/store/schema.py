@@ -87,6 +87,32 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE runs ADD COLUMN repeats INTEGER NOT NULL DEFAULT 1;
     ALTER TABLE runs ADD COLUMN skipped_since INTEGER;
     """,
+    # 6: acknowledgements (`cronctl ack`: a task's failures up to `acked_at` are seen; one row
+    # a task, the newest) and the journal of `cronctl rename` (cronctl.store.renames): a row
+    # written before the task file is replaced, closed with the rename of the history rows in
+    # one transaction; an open row is finished or dropped by whoever opens the store next.
+    """
+    CREATE TABLE acks (
+        task TEXT PRIMARY KEY,
+        acked_at INTEGER NOT NULL,
+        acked_by TEXT,
+        note TEXT
+    );
+    -- `status` reads every ack; from the index alone, as every query of `status` reads.
+    CREATE INDEX acks_all ON acks(task, acked_at, acked_by, note);
+    CREATE TABLE renames (
+        id INTEGER PRIMARY KEY,
+        old TEXT NOT NULL,
+        new TEXT NOT NULL,
+        tasks_file TEXT NOT NULL,
+        digest_before TEXT NOT NULL,
+        digest_after TEXT NOT NULL,
+        started_at INTEGER NOT NULL,
+        outcome TEXT,
+        runs INTEGER
+    );
+    CREATE INDEX renames_open ON renames(id) WHERE outcome IS NULL;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

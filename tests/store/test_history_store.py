@@ -11,8 +11,10 @@ import pytest
 
 from cronctl import store as store_package
 from cronctl.history import (
+    Acknowledgements,
     HealthReader,
     History,
+    Renames,
     Retention,
     RunReader,
     RunRecorder,
@@ -24,7 +26,16 @@ from cronctl.store.database import SQLITE_HEADER
 
 from .support import T0
 
-PROTOCOLS = [RunRecorder, RunReader, HealthReader, ServeStateRecorder, Retention, History]
+PROTOCOLS = [
+    RunRecorder,
+    RunReader,
+    HealthReader,
+    ServeStateRecorder,
+    Retention,
+    Acknowledgements,
+    Renames,
+    History,
+]
 
 
 def members(protocol: type) -> list[str]:
