@@ -27,7 +27,7 @@ from cronctl.errors import TaskFileError
 from cronctl.failures import FailureCounter, FailureGroup, failure_groups
 from cronctl.health import InvalidTaskFile, ServeHealth, ServeProbe, probed_serve_health
 from cronctl.history import ServeStateRecorder
-from cronctl.records import FAILURE_STATUSES, FINISHED_STATUSES, Run, Status
+from cronctl.records import FAILURE_STATUSES, FINISHED_STATUSES, Ack, Run, Status
 from cronctl.taskfile import TaskFile
 from cronctl.upcoming import Fire, upcoming
 
@@ -49,6 +49,8 @@ class TopReader(ServeStateRecorder, FailureCounter, Protocol):
     def recent_outcomes(
         self, tasks: list[str], count: int
     ) -> dict[str, list[tuple[Status, int | None]]]: ...
+
+    def acks(self) -> dict[str, Ack]: ...
 
 
 @dataclass(frozen=True)
@@ -160,7 +162,8 @@ class FrameBuilder:
         key = (id(history), history.data_version(), id(tasks), minute)
         if key != self._figures_key:
             self._figures_key = key
-            self._failures = failure_groups(tasks, history, now)
+            # As `status` counts them: a failure acknowledged with `cronctl ack` is not shown.
+            self._failures = failure_groups(tasks, history, now, acks=history.acks())
             names = sorted(tasks.tasks) if isinstance(tasks, TaskFile) else []
             self._charts = charts(history.recent_outcomes(names, OUTCOMES))
         return self._failures, self._charts

@@ -260,3 +260,16 @@ def test_a_chart_shows_the_newest_outcomes_that_fit(statuses, marks, shown):
     chart = TaskChart("t", tuple(kinds[c] for c in statuses), (5,) * len(statuses))
     row = chart_row(chart, 8, marks, 80, Glyphs.for_encoding("utf-8")).plain
     assert row[12 : 12 + marks].rstrip() == shown
+
+
+def test_top_counts_failures_as_status_does_an_acknowledged_task_is_not_shown(home):
+    """`cronctl ack` makes `status` healthy for a task until its next failure; top agrees."""
+    with HistoryStore(str(home / "history.db")) as store:
+        store.acknowledge("flaky", at=NOW - timedelta(seconds=30), by="alice")
+    frame = frame_of(home)
+    flaky = next(g for g in frame.failures if g.task == "flaky")
+    assert not flaky.counted and flaky.acknowledged is not None
+    assert [g.task for g in frame.failures if g.counted] == []
+    with HistoryStore(str(home / "history.db")) as store:
+        finished(store, "flaky", "failed", NOW - timedelta(seconds=10), 30)
+    assert [g.task for g in frame_of(home).failures if g.counted] == ["flaky"]
