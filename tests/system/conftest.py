@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,22 @@ def make_task(name: str, schedule: str, command: str = "true", **keys: Any) -> m
     """Return a Task validated exactly as the task file validates it (zone default UTC)."""
     table = {"schedule": schedule, "command": command, **keys}
     return model.parse_task(name, table, model.Defaults(), "UTC")
+
+
+def assert_systemd_accepts(systemd_analyze: str, folder: Path, files: Any) -> None:
+    """Write the exported unit `files` into `folder` and have `systemd-analyze verify` check
+    them: no error, and not a word on stderr."""
+    for item in files:
+        (folder / item.name).write_text(item.text)
+    checked = subprocess.run(
+        [systemd_analyze, "verify", "--man=no", *sorted(str(p) for p in folder.iterdir())],
+        capture_output=True,
+        text=True,
+        cwd=folder,
+        check=False,
+    )
+    assert checked.returncode == 0, checked.stderr
+    assert checked.stderr == ""
 
 
 @pytest.fixture

@@ -3,13 +3,11 @@ checked by the real systemd-analyze; crontab and Kubernetes say in one line what
 
 from __future__ import annotations
 
-import subprocess
-
 from cronctl.export import crontab as crontab_export
 from cronctl.export import k8s as k8s_export
 from cronctl.export import systemd as sd
 
-from .conftest import make_task
+from .conftest import assert_systemd_accepts, make_task
 
 
 def _service(task) -> str:
@@ -23,16 +21,7 @@ def test_j1_systemd_reads_the_same_env_files(tmp_path, systemd_analyze):
     service = _service(task)
     assert service.splitlines().count("EnvironmentFile=/etc/backup.env") == 1
     assert "EnvironmentFile=%h/.config/b%%.env" in service.splitlines()
-    for item in sd.export([task]).files:
-        (tmp_path / item.name).write_text(item.text)
-    checked = subprocess.run(
-        [systemd_analyze, "verify", "--man=no", *sorted(str(p) for p in tmp_path.iterdir())],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        check=False,
-    )
-    assert checked.returncode == 0 and checked.stderr == "", checked.stderr
+    assert_systemd_accepts(systemd_analyze, tmp_path, sd.export([task]).files)
 
 
 def test_j1_systemd_notes_that_its_files_override_environment():

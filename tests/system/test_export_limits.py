@@ -4,15 +4,13 @@ for what a target cannot hold."""
 
 from __future__ import annotations
 
-import subprocess
-
 import pytest
 
 from cronctl.export import crontab as crontab_export
 from cronctl.export import k8s as k8s_export
 from cronctl.export import systemd as sd
 
-from .conftest import make_task
+from .conftest import assert_systemd_accepts, make_task
 
 kubernetes_validate = pytest.importorskip(
     "kubernetes_validate", reason="kubernetes-validate is not installed"
@@ -38,16 +36,7 @@ def test_j2_systemd_says_each_limit_in_its_own_words(tmp_path, systemd_analyze):
         "TasksMax=64",
     ):
         assert line in service
-    for item in files:
-        (tmp_path / item.name).write_text(item.text)
-    checked = subprocess.run(
-        [systemd_analyze, "verify", "--man=no", *sorted(str(p) for p in tmp_path.iterdir())],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        check=False,
-    )
-    assert checked.returncode == 0 and checked.stderr == "", checked.stderr
+    assert_systemd_accepts(systemd_analyze, tmp_path, files)
 
 
 def test_j2_kubernetes_keeps_memory_and_names_what_it_loses():

@@ -13,7 +13,7 @@ from cronctl.export import NotExportable
 from cronctl.export import systemd as sd
 from cronctl.schedule import Schedule
 
-from .conftest import make_task
+from .conftest import assert_systemd_accepts, make_task
 
 _ELAPSE = re.compile(
     r"(?:Next elapse|Iter\. #\d+): \w{3} (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d) UTC$", re.M
@@ -209,19 +209,7 @@ def test_every_task_gets_a_timer_and_a_service():
 
 
 def test_systemd_analyze_verify_accepts_the_units(tmp_path, systemd_analyze):
-    result = sd.export(TASKS)
-    for item in result.files:
-        (tmp_path / item.name).write_text(item.text)
-    paths = sorted(str(p) for p in tmp_path.iterdir())
-    checked = subprocess.run(
-        [systemd_analyze, "verify", "--man=no", *paths],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        check=False,
-    )
-    assert checked.returncode == 0, checked.stderr
-    assert checked.stderr == ""
+    assert_systemd_accepts(systemd_analyze, tmp_path, sd.export(TASKS).files)
 
 
 def units(name: str) -> tuple[str, str]:
