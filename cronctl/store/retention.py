@@ -1,9 +1,9 @@
 """Deleting old history: `Retention` of `cronctl.history` in SQLite.
 
 `prune` (the command, and serve's hourly retention) and `delete_task_runs` (`remove --purge`)
-delete in short write transactions of PRUNE_CHUNK runs, so that serve's writes get the lock in
-between, then give the freed pages back to the file system (`auto_vacuum = INCREMENTAL`,
-chosen when the file is created).
+delete in short write transactions of PRUNE_CHUNK runs, WRITER_GAP apart, so that serve's
+writes get the lock in between, then give the freed pages back to the file system
+(`auto_vacuum = INCREMENTAL`, chosen when the file is created).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 
+from cronctl.clock import SYSTEM_CLOCK, Clock
 from cronctl.locations import MEMORY
 from cronctl.spool import remove_leftovers
 from cronctl.store.database import to_ms
@@ -28,11 +29,20 @@ runs a transaction, 35 ms (none over 100 ms) with 500, and 105 ms with 250 (more
 transactions); prune took 1.7 s and 2.1 s."""
 VACUUM_CHUNK = 500
 """Free pages given back per write transaction by `prune`'s incremental vacuum."""
+WRITER_GAP = 0.001
+"""Seconds prune waits after each of its write transactions before the next. Back to back,
+its transactions left a waiting writer little chance: SQLite's busy handler sleeps between
+its tries, and the lock was taken again before it woke. Measured with 160,000 of 200,000 runs
+removed, four runs each, under a writer committing every 5 ms: p99 wait 47 ms without the gap
+(max 119 ms), 9 ms with 1 ms after each delete and vacuum transaction (max 15 ms); prune took
+2.5 s instead of 1.9 s."""
 _DAY_MS = 86_400_000
 
 
 class RetentionStore(RunStore):
     """Deleting runs by age and count, and giving their pages back."""
+
+    clock: Clock = SYSTEM_CLOCK  # the gaps between write transactions (WRITER_GAP)
 
     def prune(
         self,
@@ -98,6 +108,7 @@ class RetentionStore(RunStore):
         with self._write() as db:
             db.execute(f"DELETE FROM run_output WHERE run_id IN ({marks})", chunk)
             db.execute(f"DELETE FROM runs WHERE id IN ({marks})", chunk)
+        self.clock.sleep(WRITER_GAP)
 
     def _vacuum(self) -> None:
         """Give free pages back to the file system, VACUUM_CHUNK pages per write transaction.
@@ -122,6 +133,7 @@ class RetentionStore(RunStore):
                         with contextlib.suppress(sqlite3.Error):
                             self._db.execute("ROLLBACK")
                     raise
+            self.clock.sleep(WRITER_GAP)
 
     def delete_task_runs(self, task: str) -> int:
         """Delete every run of `task` (`remove --purge`), PRUNE_CHUNK runs per transaction, and
