@@ -454,10 +454,27 @@ def status_kb(pid: int, key: str) -> int:
     return 0
 
 
+def drain_notify(serve: Serve) -> None:
+    """Read serve's sd_notify datagrams after READY=1, as systemd does: serve's send blocks once
+    the socket's queue is full (net.unix.max_dgram_qlen, 10 by default), and with it the loop;
+    bench_serve.Serve stops reading at READY=1, which its windows of seconds never reach."""
+
+    def read() -> None:
+        serve.sock.settimeout(None)
+        while True:
+            try:
+                serve.sock.recv(4096)
+            except OSError:
+                return
+
+    threading.Thread(target=read, name="notify-drain", daemon=True).start()
+
+
 def cpu(seconds: float) -> dict[str, Any]:
     serve = Serve(tasks_toml())
     try:
         serve.wait_ready()
+        drain_notify(serve)
         time.sleep(3.0)  # past start-up and the first slots
         pid = serve.proc.pid
         cpu0, runs0, main0 = serve.cpu_seconds(), serve.count(), thread_cpu(pid)[pid]
@@ -481,6 +498,7 @@ def rss(seconds: float, every: float) -> dict[str, Any]:
     samples: list[tuple[float, float, int, int]] = []
     try:
         serve.wait_ready()
+        drain_notify(serve)
         pid = serve.proc.pid
         began = time.monotonic()
         cpu0 = serve.cpu_seconds()
