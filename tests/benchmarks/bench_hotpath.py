@@ -159,7 +159,7 @@ def instrument(timings: Timings) -> None:
     w(storage.SerialStore, "start_run", "claim: INSERT running row (SerialStore.start_run)")
     # The job thread.
     w(storage.SerialStore, "last_success_at", "job: last_success_at (SELECT)")
-    w(execute, "job_environment", "job: environment (incl. last_success_at)")
+    w(execute, "job_environment", "job: environment (job_environment)")
     w(execute.Executor, "_when_says_skip", "job: when condition")
     w(serve_log.RunLog, "run_started", "job: run_started log line")
     w(notifier.Notifier, "run_started", "job: notify decision at start")
