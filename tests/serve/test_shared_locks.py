@@ -67,7 +67,12 @@ def test_j3_skip_names_the_holder_and_run_now_refuses(serve, tasks_path, cronctl
 def test_j3_a_killed_serve_leaves_no_stale_lock(serve, tasks_path, cronctl_exe):
     tasks_path.write_text(task_text("long", "@every 1s", "sleep 30", 'lock = "solo"'))
     first = serve("--kill-grace", "1")
-    [running] = first.wait_runs("long", 1, statuses=[Status.RUNNING])
+    # The row is claimed before the job is spawned: wait for its pid (set once the job exists,
+    # holding the lock it inherited), or a kill in between leaves no job and so no lock.
+    [running] = wait_for(
+        lambda: [r for r in first.runs("long", statuses=[Status.RUNNING]) if r.pid],
+        what="the job of long running",
+    )
     first.proc.send_signal(signal.SIGKILL)
     first.proc.wait(20)
     # The orphaned job still holds the lock it inherited: nothing sharing it starts beside it.
