@@ -13,7 +13,6 @@ this mean nobody will), or when no job was ever recorded for it within START_GRA
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +21,7 @@ from typing import Protocol
 from cronctl.clock import Clock
 from cronctl.records import Run, Status
 from cronctl.runner.execute import WHEN_TIMEOUT
+from cronctl.runner.groups import group_alive
 from cronctl.spool import STDERR, STDOUT, Chunk, SpoolReader
 
 POLL = 0.1
@@ -146,21 +146,9 @@ class _Follower:
             return started is not None and (
                 (self.clock.now() - started).total_seconds() > START_GRACE
             )
-        if _group_exists(run.pid):
+        if group_alive(run.pid):
             self.group_gone_since = None
             return False
         if self.group_gone_since is None:
             self.group_gone_since = now
         return now - self.group_gone_since >= ORPHAN_GRACE
-
-
-def _group_exists(pgid: int) -> bool:
-    """Whether process group `pgid` has a process (signal 0 only asks; zombies count, and an
-    orphaned job's zombie is reaped by init at once)."""
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:
-        return True  # someone else's group: it exists
-    return True

@@ -43,6 +43,7 @@ from cronctl.taskfile import (
 )
 from cronctl.taskfile import writable_target as _target
 from cronctl.taskfile.edits import renamed_text
+from cronctl.timefmt import counted
 
 KILL_SWITCH = "CRONCTL_TEST_RENAME_KILL"
 
@@ -115,7 +116,7 @@ def _check_names(current: TaskFile, store: Renames, old: str, new: str) -> None:
     rows = store.history_rows(new)
     if rows:
         raise UsageError(
-            f"the history already has {rows} row{'s' if rows != 1 else ''} of a task named"
+            f"the history already has {counted(rows, 'row')} of a task named"
             f" '{new}' (a task removed earlier); nothing was renamed",
             hint=f"choose another name; `cronctl history {new}` lists those runs",
         )

@@ -15,7 +15,6 @@ runs are computed again only when the first of them has passed or the tasks chan
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -28,7 +27,7 @@ from cronctl.failures import FailureCounter, FailureGroup, failure_groups
 from cronctl.health import InvalidTaskFile, ServeHealth, ServeProbe, probed_serve_health
 from cronctl.history import ServeStateRecorder
 from cronctl.records import FAILURE_STATUSES, FINISHED_STATUSES, Ack, Run, Status
-from cronctl.taskfile import TaskFile
+from cronctl.taskfile import Stamp, TaskFile, stamp_of
 from cronctl.upcoming import Fire, upcoming
 
 NEXT_RUNS = 30  # more than a tall terminal shows; the renderer keeps what fits
@@ -93,16 +92,12 @@ class TaskFileSource:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._stamp: tuple[int, int, int] | None = None
+        self._stamp: Stamp | None | str = "never read"
         self._current: TaskFile | InvalidTaskFile = TaskFile(path, "")
         self.reads = 0
 
     def current(self) -> TaskFile | InvalidTaskFile:
-        try:
-            info = os.stat(self.path)
-            stamp = (info.st_ino, info.st_size, info.st_mtime_ns)
-        except OSError:
-            stamp = (0, 0, 0)
+        stamp = stamp_of(self.path)
         if stamp != self._stamp:
             self._stamp = stamp
             self.reads += 1

@@ -8,7 +8,6 @@ import typer
 from cronctl import timefmt
 from cronctl.cli.common import JsonFlag, command, state
 from cronctl.cli.complete import complete_task_names_in
-from cronctl.errors import TaskFileError
 
 if TYPE_CHECKING:  # imported by the command (start-up: see cli/common.py)
     from cronctl.acks import AckOutcome
@@ -44,15 +43,10 @@ def ack(
     ] = None,
     json_output: JsonFlag = False,
 ) -> None:
-    from cronctl import acks, health
+    from cronctl import acks
 
     app = state(ctx)
-    loaded = app.tasks_beside_history("acknowledging the tasks of the history")
-    tasks = (
-        health.InvalidTaskFile(app.locations.tasks_file, loaded.message)
-        if isinstance(loaded, TaskFileError)
-        else loaded
-    )
+    tasks = app.tasks_to_report("acknowledging the tasks of the history")
     who = os.environ.get("USER") or os.environ.get("LOGNAME") or None
     outcomes = acks.acknowledge(
         tasks, app.store(), app.clock.now(), names or [], every=every, by=who, note=note

@@ -18,6 +18,7 @@ from cronctl.render import Renderer, to_devnull
 
 if TYPE_CHECKING:
     from cronctl.errors import TaskFileError
+    from cronctl.health import InvalidTaskFile
     from cronctl.history import History
     from cronctl.schedule.zones import DefaultZone
     from cronctl.taskfile import TaskFile
@@ -79,6 +80,17 @@ class AppState:
         except TaskFileError as exc:
             _tell(self.renderer.warning, f"{exc.message}; {consequence}")
             return exc
+
+    def tasks_to_report(self, consequence: str) -> "TaskFile | InvalidTaskFile":
+        """`tasks_beside_history` for a report of the tasks' health (`status`, `ack`): an
+        invalid file is reported as such, beside the history."""
+        from cronctl.errors import TaskFileError
+        from cronctl.health import InvalidTaskFile
+
+        loaded = self.tasks_beside_history(consequence)
+        if isinstance(loaded, TaskFileError):
+            return InvalidTaskFile(self.locations.tasks_file, loaded.message)
+        return loaded
 
     def close(self) -> None:
         if self._store is not None:

@@ -50,12 +50,7 @@ def status(ctx: typer.Context, json_output: JsonFlag = False) -> None:
     from cronctl import health
 
     app = state(ctx)
-    loaded = app.tasks_beside_history("showing the history only")
-    tasks = (
-        health.InvalidTaskFile(app.locations.tasks_file, loaded.message)
-        if isinstance(loaded, TaskFileError)
-        else loaded
-    )
+    tasks = app.tasks_to_report("showing the history only")
     report = health.health(tasks, app.store(), app.clock.now(), health.local_serve_probe)
     app.exit_code = int(ExitCode.OK) if report.healthy else int(ExitCode.FAILURE)
     if json_output:

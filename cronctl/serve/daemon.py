@@ -38,12 +38,13 @@ from cronctl.serve.recovery import (
     remove_leftover_spools,
     stop_leftover_jobs,
 )
-from cronctl.serve.reload import TaskFileWatcher, stamp_of
+from cronctl.serve.reload import TaskFileWatcher
 from cronctl.serve.renames import RenameFollower
 from cronctl.serve.storage import Recorder, SerialStore, open_history
 from cronctl.serve.systemd import SystemdNotifier
 from cronctl.serve.workers import ThreadLauncher
 from cronctl.store import HistoryStore
+from cronctl.taskfile import stamp_of
 
 log = logging.getLogger("cronctl.serve")
 DEFAULT_KILL_GRACE = KILL_GRACE  # the name importers used before the defaults moved

@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import functools
 import logging
-import os
 from collections.abc import Callable
 from pathlib import Path
 
 from cronctl import taskfile
 from cronctl.errors import TaskFileError
+from cronctl.taskfile import Stamp, stamp_of
 
 log = logging.getLogger("cronctl.serve")
 
@@ -29,23 +29,11 @@ log = logging.getLogger("cronctl.serve")
 POLL_INTERVAL = 1.5
 SETTLE = 0.3
 """Seconds a changed task file must stay unchanged before it is read."""
-Stamp = tuple[int, int, int]
 _NOTHING = "nothing"  # no change waiting to settle
 
 
 load_regular = functools.partial(taskfile.load, regular_only=True)
 """How the watcher reads the task file: a FIFO or a device in its place is refused, not read."""
-
-
-def stamp_of(path: Path) -> Stamp | None:
-    """Return (st_ino, st_mtime_ns, st_size) of `path`, or None when it does not exist."""
-    try:
-        info = os.stat(path)
-    except FileNotFoundError:
-        return None
-    except OSError:
-        return (-1, -1, -1)  # unreadable: let the loader say why
-    return (info.st_ino, info.st_mtime_ns, info.st_size)
 
 
 class TaskFileWatcher:

@@ -27,6 +27,7 @@ from cronctl.model import Task
 from cronctl.serve.heaps import SlotHeap, TimerHeap
 from cronctl.serve.starts import Starts
 from cronctl.serve.taskstate import TaskState
+from cronctl.timefmt import counted
 
 log = logging.getLogger("cronctl.serve")
 
@@ -102,7 +103,8 @@ class RenameFollower:
             log.error("task %s: runs not renamed to %s (%s)", old, new, exc.message)
             return
         if count:
-            log.info("task %s: %d run(s) written under its old name renamed %s", old, count, new)
+            written = counted(count, "run")
+            log.info("task %s: %s written under its old name renamed %s", old, written, new)
 
     def close(self) -> None:
         close = getattr(self.store, "close", None)
@@ -142,12 +144,11 @@ def carry_over(
         state.backlog = deque(dataclasses.replace(r, task=state.task) for r in state.backlog)
         timers.rename(old, state.task)
         log.info(
-            "task %s: renamed to %s; its next slot (%s), %d running run(s) and its timers"
-            " carry over",
+            "task %s: renamed to %s; its next slot (%s), %s and its timers carry over",
             old,
             new,
             state.next_slot.isoformat() if state.next_slot else "none",
-            len(handles),
+            counted(len(handles), "running run"),
         )
         carried[old] = new
     return carried

@@ -26,6 +26,7 @@ import sqlite3
 import tomllib
 from collections.abc import Iterator
 from datetime import datetime
+from pathlib import Path
 
 from cronctl.errors import StoreError
 from cronctl.records import Rename
@@ -146,10 +147,13 @@ class RenameStore(Database):
 
 @contextlib.contextmanager
 def _lock_if_free(tasks_file: str) -> Iterator[bool]:
-    """Hold the task file's write lock (cronctl.taskfile.locked: `<file>.lock`) if no one
-    holds it; yield whether it is held by us."""
+    """Hold the task file's write lock (cronctl.taskfile.locked) if no one holds it; yield
+    whether it is held by us. Unlike `locked`, it never creates the lock file or its folder:
+    opening the history must not write beside the task file."""
+    from cronctl.taskfile import lock_path  # only when a rename was left open
+
     try:
-        fd = os.open(tasks_file + ".lock", os.O_RDWR)
+        fd = os.open(lock_path(Path(tasks_file)), os.O_RDWR)
     except FileNotFoundError:
         yield True  # no lock file: no writer
         return
@@ -169,11 +173,16 @@ def _lock_if_free(tasks_file: str) -> Iterator[bool]:
 
 def _file_was_renamed(path: str, before: str, after: str, old: str, new: str) -> bool:
     """Whether the task file was replaced by the rename: its bytes are the renamed text, or
-    (edited since) it has NEW and no OLD."""
+    (edited since) it has NEW and no OLD. Read as every command reads it (a regular file, at
+    most taskfile.MAX_BYTES): a file swapped for a FIFO must not hang the opening of the store."""
+    from cronctl.errors import TaskFileError
+    from cronctl.taskfile import snapshot
+
     try:
-        with open(path, "rb") as handle:
-            data = handle.read()
-    except OSError:
+        data = snapshot(Path(path), regular_only=True)
+    except TaskFileError:
+        return False
+    if data is None:
         return False
     found = digest(data)
     if found in (before, after):

@@ -73,8 +73,10 @@ __all__ = [
     "render_task_table",
     "replace_text",
     "set_enabled",
+    "lock_path",
     "snapshot",
     "splice_task",
+    "stamp_of",
     "task_text",
     "unknown_task",
     "update",
@@ -83,6 +85,26 @@ __all__ = [
 
 LOCK_WAIT_SECONDS = 30.0
 UPDATE_ATTEMPTS = 3
+
+Stamp = tuple[int, int, int]
+
+
+def stamp_of(path: Path) -> Stamp | None:
+    """Return (st_ino, st_mtime_ns, st_size) of `path`, or None when it does not exist: what
+    tells a reader (serve's reload, `top`) that the file changed and is worth reading again."""
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        return None
+    except OSError:
+        return (-1, -1, -1)  # unreadable: let the loader say why
+    return (info.st_ino, info.st_mtime_ns, info.st_size)
+
+
+def lock_path(target: Path) -> Path:
+    """The lock file that serialises the writers of the task file `target` (its writable
+    target: cronctl.taskfile.writable_target), beside it and never replaced."""
+    return target.with_name(target.name + ".lock")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -173,13 +195,13 @@ def locked(path: Path, wait: float | None = None, clock: Clock = SYSTEM_CLOCK) -
     """
     wait = LOCK_WAIT_SECONDS if wait is None else wait
     target = writable_target(path)
-    lock_path = target.with_name(target.name + ".lock")
+    lock_file = lock_path(target)
     try:
         ensure_private_dir(target.parent)
-        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        fd = os.open(lock_file, os.O_RDWR | os.O_CREAT, 0o600)
     except OSError as exc:
         raise TaskFileWriteError(
-            f"{path}: cannot create the lock file {lock_path}: {exc.strerror}"
+            f"{path}: cannot create the lock file {lock_file}: {exc.strerror}"
         ) from None
     try:
         deadline = clock.monotonic() + wait
@@ -191,8 +213,8 @@ def locked(path: Path, wait: float | None = None, clock: Clock = SYSTEM_CLOCK) -
                 if clock.monotonic() > deadline:
                     raise LockHeldError(
                         f"{path}: another cronctl has been writing the task file for {wait:.0f}s "
-                        f"(it holds {lock_path}); nothing was written",
-                        hint=f"try again; `fuser {lock_path}` shows the process holding it",
+                        f"(it holds {lock_file}); nothing was written",
+                        hint=f"try again; `fuser {lock_file}` shows the process holding it",
                     ) from None
                 clock.sleep(0.01)
         yield

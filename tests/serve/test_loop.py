@@ -14,8 +14,9 @@ import pytest
 
 from cronctl import taskfile
 from cronctl.records import Status, Trigger
-from cronctl.serve.reload import TaskFileWatcher, stamp_of
+from cronctl.serve.reload import TaskFileWatcher
 from cronctl.serve.workers import REPLACED_REASON, SHUTDOWN_REASON
+from cronctl.taskfile import stamp_of
 from tests.serve.fakes import task, utc
 
 T0 = utc(2026, 1, 5, 12, 0, 0)

@@ -13,7 +13,8 @@ import pytest
 from cronctl import taskfile
 from cronctl.cli import complete
 from cronctl.errors import TaskFileError
-from cronctl.serve.reload import TaskFileWatcher, stamp_of
+from cronctl.serve.reload import TaskFileWatcher
+from cronctl.taskfile import stamp_of
 
 PATH = Path("/srv/cron/tasks.toml")
 TASK = '[tasks.a]\nschedule = "@daily"\ncommand = "true"\n'
