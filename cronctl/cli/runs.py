@@ -337,7 +337,7 @@ def logs(
     app = state(ctx)
     _check_follow_options(follow, wait, last, json_output)
     store = app.store()
-    found = _logs_target(app, target, last, allow_none=wait)
+    found = _logs_target(app, target, last, allow_none=wait, running_first=follow)
     streams = _streams_asked(stdout_only, stderr_only)
     if follow:
         _follow(app, found, target if wait else None, streams)
@@ -378,9 +378,13 @@ def _streams_asked(stdout_only: bool, stderr_only: bool) -> tuple[str, ...]:
     return ("stdout",) if stdout_only else ("stderr",)
 
 
-def _logs_target(app: AppState, target: str, last: bool, *, allow_none: bool) -> Run | None:
+def _logs_target(
+    app: AppState, target: str, last: bool, *, allow_none: bool, running_first: bool = False
+) -> Run | None:
     """The run `logs` is about: by id, or the task's latest with --last (None: the task has
-    no run yet and `allow_none`)."""
+    no run yet and `allow_none`). `running_first` (--follow): the task's newest run still
+    going, when it has one: the slots it made serve skip meanwhile are newer rows, and
+    following one of them would print nothing and end at once."""
     store = app.store()
     if not last:
         if not (target.isascii() and target.isdigit()):
@@ -388,7 +392,8 @@ def _logs_target(app: AppState, target: str, last: bool, *, allow_none: bool) ->
                 f"{target!r} is not a run id", hint="give a run id, or a task name with --last"
             )
         return store.get_run(min(int(target), MAX_RUN_ID))
-    found = store.last_run(target)
+    found = store.last_run(target, statuses=[Status.RUNNING]) if running_first else None
+    found = found or store.last_run(target)
     if found is None:
         if target not in store.task_names():
             loaded = app.tasks_beside_history("showing the history only")

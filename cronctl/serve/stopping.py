@@ -16,6 +16,7 @@ from cronctl.serve.inbox import Inbox
 from cronctl.serve.starts import Starts
 from cronctl.serve.systemd import SystemdNotifier
 from cronctl.serve.workers import SHUTDOWN_REASON
+from cronctl.timefmt import counted
 
 log = logging.getLogger("cronctl.serve")
 
@@ -46,14 +47,15 @@ class JobStopper:
         starts = self.starts
         drain()
         if starts.active:
-            status = f"stopping: waiting up to {self.grace:g}s for {starts.active} running jobs"
+            jobs = counted(starts.active, "running job")
+            status = f"stopping: waiting up to {self.grace:g}s for {jobs}"
             log.info("%s", status)
         else:
             status = "stopping"
         self.systemd.stopping(status)
         self._wait_for_jobs(self.grace, drain, hurry_ends=True)
         if starts.active:
-            log.warning("stopping %d running jobs", starts.active)
+            log.warning("stopping %s", counted(starts.active, "running job"))
             starts.stop_all(SHUTDOWN_REASON)
             self._wait_for_jobs(self.kill_grace + STOP_WAIT_MARGIN, drain, hurry_ends=False)
         if starts.active:

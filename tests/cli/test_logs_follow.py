@@ -10,6 +10,7 @@ import signal
 import statistics
 import subprocess
 import time
+from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 
@@ -365,3 +366,25 @@ def test_logs_json_of_a_running_run_has_the_output_so_far(home, cronctl_exe):
     shown = json.loads(done.stdout)
     assert shown["status"] == "running" and shown["stdout"] == "before\n"
     job.wait(LIMIT)
+
+
+def test_last_follow_follows_the_running_run_past_newer_skipped_rows(home, cronctl_exe):
+    """Seen using it: a task whose run takes longer than its interval (`overlap = skip`) has
+    `skipped` rows newer than the run still going; `--last -f` follows the running one."""
+    from cronctl.store import HistoryStore
+
+    job = run_now(cronctl_exe, "ticker")
+    run_id = running_id(home, "ticker")
+    with HistoryStore(home / "history.db") as store:
+        skipped = store.start_run("ticker", "schedule", started_at=datetime.now(UTC))
+        store.finish_run(
+            skipped,
+            status="skipped",
+            finished_at=datetime.now(UTC),
+            reason=f"previous run {run_id} still running",
+        )
+    done = cronctl(cronctl_exe, "logs", "ticker", "--last", "-f")
+    assert done.returncode == 0, done.stderr
+    assert "out 19" in done.stdout
+    assert done.stderr.splitlines()[-1].startswith(f"run {run_id} of ticker succeeded")
+    assert job.wait(LIMIT) == 0

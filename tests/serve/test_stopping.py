@@ -66,14 +66,15 @@ def test_nothing_running_stops_at_once():
     assert rig.systemd.stopping_status == ["stopping"] and rig.clock.sleeps == []
 
 
-def test_jobs_get_the_grace_then_are_stopped(caplog):
-    rig = Rig(2, ends_on_stop=True)
+@pytest.mark.parametrize(("count", "jobs"), [(2, "2 running jobs"), (1, "1 running job")])
+def test_jobs_get_the_grace_then_are_stopped(caplog, count, jobs):
+    rig = Rig(count, ends_on_stop=True)
     rig.stopper.stop_jobs(rig.drain)
-    assert rig.systemd.stopping_status == ["stopping: waiting up to 5s for 2 running jobs"]
+    assert rig.systemd.stopping_status == [f"stopping: waiting up to 5s for {jobs}"]
     assert sum(rig.clock.sleeps) == pytest.approx(5)
     assert rig.starts.active == 0
     assert all(h.request.stop.reason == SHUTDOWN_REASON for h in rig.starts.handles())
-    assert "stopping 2 running jobs" in caplog.text
+    assert f"stopping {jobs}\n" in caplog.text + "\n"
 
 
 def test_jobs_that_do_not_end_are_left_for_abandon(caplog):
