@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
@@ -37,6 +38,29 @@ removed, four runs each, under a writer committing every 5 ms: p99 wait 47 ms wi
 (max 119 ms), 9 ms with 1 ms after each delete and vacuum transaction (max 15 ms); prune took
 2.5 s instead of 1.9 s."""
 _DAY_MS = 86_400_000
+_MAX_ID = 2**63 - 1
+# A task's runs that go: finished, and at or before its bound (started_at, id) in the order of
+# runs_task_recent. Parameters: the bound's started_at twice, then its id.
+_DOOMED_SQL = "status != 'running' AND started_at <= ? AND (started_at < ? OR id <= ?)"
+# The same, for runs of every task in a window of ids: each task's bound from prune_bounds
+# (a task without a row there keeps its runs).
+_WINDOW_SQL = (
+    "status != 'running' AND (started_at, id) <="
+    " (SELECT b.started_at, b.id FROM temp.prune_bounds AS b WHERE b.task = runs.task)"
+)
+
+
+@dataclass(frozen=True)
+class Doomed:
+    """The runs of one task that `prune` deletes: those at or before (started_at, id), how
+    many, and the first and last of their ids."""
+
+    task: str
+    started_at: int
+    id: int
+    count: int
+    first: int
+    last: int
 
 
 class RetentionStore(RunStore):
@@ -55,32 +79,110 @@ class RetentionStore(RunStore):
     ) -> dict[str, int]:
         """Delete runs older than `keep_days` or beyond each task's newest `keep_runs`.
 
-        Returns the number of runs removed (or that would be) per task. Running runs stay.
+        Returns the number of runs removed (or that would be) per task. Running runs stay
+        (they count towards `keep_runs`). Memory does not grow with the history: what goes is
+        a bound per task (`Doomed`), counted and deleted by ranges, never a list of ids.
         """
         keep_runs = keep_runs or {}
         cutoff = to_ms(now) - keep_days * _DAY_MS
-        removed: dict[str, int] = {}
-        doomed: list[int] = []
-        for task in self.task_names():
-            ids = self._expired(task, cutoff, keep_runs.get(task, default_keep_runs))
-            if ids:
-                removed[task] = len(ids)
-                doomed.extend(ids)
+        doomed: list[Doomed] = []
+        for task in self._tasks_with_runs():
+            found = self._doomed(task, cutoff, keep_runs.get(task, default_keep_runs))
+            if found is not None:
+                doomed.append(found)
         if not dry_run:
             self._remove_leftover_spools()
-        if dry_run or not doomed:
-            return removed
-        # Deleted in id order, across tasks: runs of many tasks interleave in the table, so
-        # this touches each page once instead of once per task (measured with 100 tasks and
-        # 900,000 runs to remove: 7 s instead of 31 s, at most ~20 ms per transaction
-        # instead of ~100 ms). Each chunk is its own short write transaction, so serve's
-        # writes get the lock in between.
-        doomed.sort()
-        for start in range(0, len(doomed), PRUNE_CHUNK):
-            self._delete_runs(doomed[start : start + PRUNE_CHUNK])
-        del doomed
-        self._vacuum()
-        return removed
+        if not dry_run and doomed:
+            self._delete_doomed(doomed)
+            self._vacuum()
+        return {d.task: d.count for d in doomed}
+
+    def _tasks_with_runs(self) -> Iterator[str]:
+        """The task names of the history, one index seek each (a skip-scan of
+        runs_task_recent): `SELECT DISTINCT task` reads every entry of the index, 1.3 s at
+        5 million runs, where 100 seeks take under a millisecond."""
+        previous = None
+        while True:
+            with self._guard():
+                if previous is None:
+                    row = self._db.execute("SELECT MIN(task) FROM runs").fetchone()
+                else:
+                    row = self._db.execute(
+                        "SELECT MIN(task) FROM runs WHERE task > ?", (previous,)
+                    ).fetchone()
+            if row[0] is None:
+                return
+            previous = row[0]
+            yield previous
+
+    def _doomed(self, task: str, cutoff_ms: int, keep: int) -> Doomed | None:
+        """What of `task` goes: its finished runs started before `cutoff_ms` or beyond its
+        newest `keep` (by started_at, then id), as one bound in the order of
+        runs_task_recent; None when nothing goes."""
+        with self._guard():
+            beyond = self._db.execute(
+                "SELECT started_at, id FROM runs WHERE task = ?"
+                " ORDER BY started_at DESC, id DESC LIMIT 1 OFFSET ?",
+                (task, keep),
+            ).fetchone()
+            # started_at < cutoff, said as a bound on (started_at, id).
+            bound = (cutoff_ms - 1, _MAX_ID)
+            if beyond is not None and beyond[0] is not None:
+                bound = max(bound, (int(beyond[0]), int(beyond[1])))
+            # One range of the covering index: no table reads.
+            count, first, last = self._db.execute(
+                f"SELECT COUNT(*), MIN(id), MAX(id) FROM runs WHERE task = ? AND {_DOOMED_SQL}",
+                (task, bound[0], bound[0], bound[1]),
+            ).fetchone()
+        if not count:
+            return None
+        return Doomed(task, bound[0], bound[1], int(count), int(first), int(last))
+
+    def _delete_doomed(self, doomed: Sequence[Doomed]) -> None:
+        """Delete what `doomed` says, in id order across tasks, PRUNE_CHUNK ids a write
+        transaction, WRITER_GAP apart.
+
+        Runs of many tasks interleave in the table: id order touches each page once instead
+        of once per task (measured with 100 tasks and 900,000 runs to remove: 7 s instead
+        of 31 s). Each window of ids is one statement per table; the bounds per task are
+        looked up in a temporary table (one row a task)."""
+        with self._guard():
+            self._db.execute(
+                "CREATE TEMP TABLE IF NOT EXISTS prune_bounds"
+                " (task TEXT PRIMARY KEY, started_at INTEGER NOT NULL, id INTEGER NOT NULL)"
+                " WITHOUT ROWID"
+            )
+            self._db.execute("DELETE FROM temp.prune_bounds")
+            self._db.executemany(
+                "INSERT INTO temp.prune_bounds VALUES (?, ?, ?)",
+                [(d.task, d.started_at, d.id) for d in doomed],
+            )
+        try:
+            low = min(d.first for d in doomed)
+            high = max(d.last for d in doomed)
+            while low <= high:
+                self._delete_window(low, min(high, low + PRUNE_CHUNK - 1))
+                low = self._next_id(low + PRUNE_CHUNK, high)
+        finally:
+            with self._guard():
+                self._db.execute("DELETE FROM temp.prune_bounds")
+
+    def _delete_window(self, low: int, high: int) -> None:
+        # Their output rows go by the schema's ON DELETE CASCADE (foreign_keys is on for
+        # every connection): deleting them first by the same condition cost a second
+        # evaluation of it, 30 % of the deletion's time (900,000 runs: 9.6 s against 6.8 s).
+        with self._write() as db:
+            db.execute(f"DELETE FROM runs WHERE id BETWEEN ? AND ? AND {_WINDOW_SQL}", (low, high))
+        self.clock.sleep(WRITER_GAP)
+
+    def _next_id(self, low: int, high: int) -> int:
+        """The first id at or after `low` (past `high` when none): gaps left by earlier
+        prunes cost no empty transactions."""
+        with self._guard():
+            row = self._db.execute(
+                "SELECT MIN(id) FROM runs WHERE id BETWEEN ? AND ?", (low, high)
+            ).fetchone()
+        return high + 1 if row[0] is None else int(row[0])
 
     def _remove_leftover_spools(self) -> None:
         """The output spools of runs whose writer died (a serve or `run-now` killed) go with
@@ -88,20 +190,6 @@ class RetentionStore(RunStore):
         if self.path != MEMORY:
             with contextlib.suppress(OSError):
                 remove_leftovers(Path(self.path).parent)
-
-    def _expired(self, task: str, cutoff_ms: int, keep: int) -> list[int]:
-        """The ids of `task`'s finished runs started before `cutoff_ms` or beyond its newest
-        `keep`."""
-        with self._guard():
-            return [
-                r[0]
-                for r in self._db.execute(
-                    "SELECT id FROM runs WHERE task = ? AND status != 'running'"
-                    " AND (started_at < ? OR id IN (SELECT id FROM runs WHERE task = ?"
-                    " ORDER BY started_at DESC, id DESC LIMIT -1 OFFSET ?))",
-                    (task, cutoff_ms, task, keep),
-                )
-            ]
 
     def _delete_runs(self, chunk: Sequence[int]) -> None:
         marks = ", ".join("?" * len(chunk))
