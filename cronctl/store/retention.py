@@ -21,22 +21,28 @@ from cronctl.spool import remove_leftovers
 from cronctl.store.database import to_ms
 from cronctl.store.runs import RunStore
 
-PRUNE_CHUNK = 500
-"""Runs deleted per write transaction by `prune` (sorted by id: a few ms each). A writer that
-waits meanwhile (`run-now`, a second serve) polls with SQLite's busy handler, whose sleeps grow
-to 100 ms, and finds the lock free only between two transactions: measured with 160,000 of
-200,000 runs removed, eight runs each, its p99 wait was 65 ms (4 of 8 over 100 ms) with 1,000
-runs a transaction, 35 ms (none over 100 ms) with 500, and 105 ms with 250 (more back-to-back
-transactions); prune took 1.7 s and 2.1 s."""
+PRUNE_CHUNK = 2000
+"""Ids per write transaction of `prune` (a window of ids: at most this many runs deleted) and
+runs per transaction of `remove --purge`. A writer that waits meanwhile (serve's claims,
+`run-now`) finds the lock free only between two transactions, so its wait grows with their
+length, while each transaction also rewrites the same index pages of every task (runs of 100
+tasks interleave): fewer, longer transactions delete faster. Measured (issue 18,
+tests/benchmarks/bench_prune.py --matrix) pruning 900,000 of 1,000,000 runs of 100 tasks
+beside a writer committing every 5 ms, medians of 3: 500 ids and a 1 ms gap 15.3 s (p99 wait
+7.7 ms), 1,000 and 1 ms 10.0 s (13.3 ms), 2,000 and 2 ms 9.2 s (35.0 ms, longest 182 ms),
+5,000 and 2 ms 6.3 s (66.5 ms, longest 183 ms), 5,000 and 1 ms 6.4 s (90.8 ms). 2,000 with
+a 2 ms gap: serve's claims stay well under 100 ms at p99 while a big prune goes 1.7 times as
+fast as with 500 ids."""
 VACUUM_CHUNK = 500
 """Free pages given back per write transaction by `prune`'s incremental vacuum."""
-WRITER_GAP = 0.001
+WRITER_GAP = 0.002
 """Seconds prune waits after each of its write transactions before the next. Back to back,
 its transactions left a waiting writer little chance: SQLite's busy handler sleeps between
 its tries, and the lock was taken again before it woke. Measured with 160,000 of 200,000 runs
 removed, four runs each, under a writer committing every 5 ms: p99 wait 47 ms without the gap
 (max 119 ms), 9 ms with 1 ms after each delete and vacuum transaction (max 15 ms); prune took
-2.5 s instead of 1.9 s."""
+2.5 s instead of 1.9 s. With 2,000-id windows (PRUNE_CHUNK) 2 ms gave the writer a p99 wait of
+35 ms against 81 ms with 1 ms, at the same speed."""
 _DAY_MS = 86_400_000
 _MAX_ID = 2**63 - 1
 # A task's runs that go: finished, and at or before its bound (started_at, id) in the order of
