@@ -264,6 +264,9 @@ def main(argv: list[str] | None = None) -> list[dict[str, str]]:
         scratch = Path(scratch_name)
         home = args.dir or scratch / "home"
         bench_queries.build(home, args.rows, args.tasks)
+        from cronctl.store import HistoryStore
+
+        HistoryStore(home / "history.db").close()  # its schema upgraded once, not per copy
         measure: Callable[[], list[dict[str, str]]]
         if args.matrix:
             measure = lambda: measure_matrix(home, scratch, args.matrix, args.runs)  # noqa: E731
