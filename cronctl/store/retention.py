@@ -26,7 +26,7 @@ from cronctl.spool import remove_leftovers
 from cronctl.store.database import to_ms
 from cronctl.store.runs import RunStore
 
-PRUNE_CHUNK = 2000
+PRUNE_CHUNK = 1000
 """Ids per write transaction of `prune` (a window of ids: at most this many runs deleted) and
 runs per transaction of `remove --purge`. A writer that waits meanwhile (serve's claims,
 `run-now`) finds the lock free only between two transactions, so its wait grows with their
@@ -35,9 +35,13 @@ tasks interleave): fewer, longer transactions delete faster. Measured (issue 18,
 tests/benchmarks/bench_prune.py --matrix) pruning 900,000 of 1,000,000 runs of 100 tasks
 beside a writer committing every 5 ms, medians of 3: 500 ids and a 1 ms gap 15.3 s (p99 wait
 7.7 ms), 1,000 and 1 ms 10.0 s (13.3 ms), 2,000 and 2 ms 9.2 s (35.0 ms, longest 182 ms),
-5,000 and 2 ms 6.3 s (66.5 ms, longest 183 ms), 5,000 and 1 ms 6.4 s (90.8 ms). 2,000 with
-a 2 ms gap: serve's claims stay well under 100 ms at p99 while a big prune goes 1.7 times as
-fast as with 500 ids."""
+5,000 and 2 ms 6.3 s (66.5 ms, longest 183 ms), 5,000 and 1 ms 6.4 s (90.8 ms); at 5 million
+runs, 2 ms gaps: 500 ids 102 s (p99 10.9 ms), 1,000 ids 77 s (19.0 ms), 2,000 ids 64 s (35.6
+ms). 1,000 with a 2 ms gap: serve's claims wait a p99 under 20 ms (at 200,000 runs, beside the
+CLI: 9-24 ms, against 6-11 ms with the 500-run chunks of before, 13-88 ms with 2,000 under
+load), while a big prune goes about 1.3 times as fast as with 500 ids; the last 20-30 %
+that bigger windows give is not worth a claim's wait, as a big prune is rare and serve's
+hourly one removes an hour's runs."""
 VACUUM_CHUNK = 500
 """Free pages given back per write transaction by `prune`'s incremental vacuum."""
 WRITER_GAP = 0.002
