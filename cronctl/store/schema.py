@@ -113,6 +113,15 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX renames_open ON renames(id) WHERE outcome IS NULL;
     """,
+    # 7: the runs recorded `missed`, for `status` (each task's missed slots of the last day)
+    # from the index alone: through runs_started it read every run of the day from the table
+    # to find the few missed ones (55,000 rows at 5 million runs of 100 tasks: 6.7 ms of
+    # status's 100). Partial: a run that is not `missed` is never written into it; status
+    # is among its columns, or SQLite reads the table to test the WHERE of the query.
+    """
+    CREATE INDEX runs_missed ON runs(started_at, task, scheduled_at, status)
+        WHERE status = 'missed';
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

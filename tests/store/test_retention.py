@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import tracemalloc
 from datetime import timedelta
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from cronctl.records import Output, Status, Trigger
 from cronctl.store import PRUNE_CHUNK, HistoryStore
@@ -57,3 +61,149 @@ def test_prune_keeps_runs_in_progress_and_spares_other_tasks(store):
     assert store.prune(now=T0, keep_days=90, default_keep_runs=1000) == {"a": 1}
     assert [r.id for r in store.runs("a")] == [running]
     assert store.prune(now=T0, keep_days=90, default_keep_runs=1000) == {}
+
+
+# ---------------------------------------------------------------- prune by ranges (#18)
+
+_T0_MS = int(T0.timestamp() * 1000)
+_DAY = 86_400_000
+_runs = st.lists(
+    st.tuples(
+        st.sampled_from(["a", "b", "c"]),
+        st.integers(-400, 0),  # started this many days before T0 (ties are common)
+        st.sampled_from(["succeeded", "failed", "skipped", "running"]),
+        st.booleans(),  # with an output row
+    ),
+    max_size=60,
+)
+
+
+def _expired_reference(db, task: str, cutoff_ms: int, keep: int) -> set[int]:
+    """What prune deleted before issue 18, per task: the ids of its finished runs started
+    before the cutoff or beyond its newest `keep` (started_at, then id)."""
+    return {
+        r[0]
+        for r in db.execute(
+            "SELECT id FROM runs WHERE task = ? AND status != 'running'"
+            " AND (started_at < ? OR id IN (SELECT id FROM runs WHERE task = ?"
+            " ORDER BY started_at DESC, id DESC LIMIT -1 OFFSET ?))",
+            (task, cutoff_ms, task, keep),
+        )
+    }
+
+
+@settings(max_examples=150, deadline=None)
+@given(runs=_runs, keep_days=st.integers(0, 500), keep_a=st.integers(1, 8), keep=st.integers(1, 8))
+def test_prune_deletes_what_the_rule_says(runs, keep_days, keep_a, keep):
+    """Property: prune's bounds per task delete exactly the runs of the rule (older than
+    keep_days, or beyond a task's newest keep_runs by started_at then id; never a running
+    one), report those counts (the same with --dry-run, which deletes nothing), and take
+    their output rows along."""
+    with HistoryStore(":memory:") as store:
+        db = store._db
+        for task, day, status, with_output in runs:
+            started = _T0_MS + day * _DAY
+            run_id = db.execute(
+                "INSERT INTO runs (task, trigger, started_at, status) VALUES (?, 'manual', ?, ?)",
+                (task, started, status),
+            ).lastrowid
+            if with_output:
+                db.execute("INSERT INTO run_output (run_id, stdout) VALUES (?, x'00')", (run_id,))
+        cutoff = _T0_MS - keep_days * _DAY
+        expected = {
+            task: _expired_reference(db, task, cutoff, keep_a if task == "a" else keep)
+            for task in "abc"
+        }
+        counts = {task: len(ids) for task, ids in expected.items() if ids}
+        before = {r[0] for r in db.execute("SELECT id FROM runs")}
+        arguments = dict(now=T0, keep_days=keep_days, keep_runs={"a": keep_a})
+        assert store.prune(**arguments, default_keep_runs=keep, dry_run=True) == counts
+        assert {r[0] for r in db.execute("SELECT id FROM runs")} == before
+        assert store.prune(**arguments, default_keep_runs=keep) == counts
+        gone = set().union(*expected.values())
+        assert {r[0] for r in db.execute("SELECT id FROM runs")} == before - gone
+        orphans = db.execute(
+            "SELECT COUNT(*) FROM run_output WHERE run_id NOT IN (SELECT id FROM runs)"
+        ).fetchone()[0]
+        assert orphans == 0
+
+
+def _bulk_history(store, runs: int, tasks: int) -> None:
+    """`runs` finished runs of `tasks` interleaved tasks, one a minute, a failed one in ten
+    with an output row (one INSERT ... SELECT)."""
+    store._db.execute(
+        f"""
+        WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < {runs - 1})
+        INSERT INTO runs (task, trigger, started_at, status)
+        SELECT 'task-' || (i % {tasks}), 'schedule', {_T0_MS} - ({runs} - i) * 60000,
+               CASE WHEN i % 10 = 0 THEN 'failed' ELSE 'succeeded' END
+        FROM n
+        """
+    )
+    store._db.execute(
+        "INSERT INTO run_output (run_id, stderr) SELECT id, x'6f6f7073' FROM runs"
+        " WHERE status = 'failed'"
+    )
+
+
+def test_prune_memory_does_not_grow_with_the_history(tmp_path):
+    """Decided (#18, item 3): prune holds a bound per task, never the ids it deletes: the
+    Python memory it allocates is the same for 20,000 and 200,000 runs to delete (before:
+    a list of every id, 1.6 MB more for the bigger history)."""
+    peaks = []
+    for runs in (20_000, 200_000):
+        with HistoryStore(tmp_path / f"{runs}.db") as store:
+            _bulk_history(store, runs, 20)
+            for dry_run in (True, False):
+                tracemalloc.start()
+                removed = store.prune(now=T0, keep_days=9999, default_keep_runs=10, dry_run=dry_run)
+                peaks.append(tracemalloc.get_traced_memory()[1])
+                tracemalloc.stop()
+                assert sum(removed.values()) == runs - 200
+            assert store._db.execute("SELECT COUNT(*) FROM runs").fetchone()[0] == 200
+            assert store._db.execute("SELECT COUNT(*) FROM run_output").fetchone()[0] == 20
+    assert max(peaks) < 200_000, peaks
+
+
+def test_prune_deletes_by_ranges_through_indexes(tmp_path):
+    """Decided: every statement of a real prune reads through an index or the primary key
+    (EXPLAIN QUERY PLAN of the SQL it ran, captured with a trace callback): no full scan of
+    runs or run_output, and no temporary sort."""
+    with HistoryStore(tmp_path / "history.db") as store:
+        _bulk_history(store, 5_000, 10)
+        seen: list[str] = []
+        store._db.set_trace_callback(seen.append)
+        try:
+            assert sum(store.prune(now=T0, keep_days=9999, default_keep_runs=10).values()) == 4_900
+        finally:
+            store._db.set_trace_callback(None)
+        statements = {s for s in seen if s.lstrip().upper().startswith(("SELECT", "DELETE"))}
+        assert any(s.startswith("DELETE FROM runs WHERE id BETWEEN") for s in statements)
+        for sql in statements:
+            plan = [row[3] for row in store._db.execute("EXPLAIN QUERY PLAN " + sql)]
+            for step in plan:
+                assert not step.startswith(("SCAN runs", "SCAN run_output")), (sql, plan)
+                assert "TEMP B-TREE" not in step, (sql, plan)
+
+
+def test_prune_window_gaps_cost_no_transactions(tmp_path):
+    """Windows of PRUNE_CHUNK ids start at the next id that exists: a history whose ids have
+    wide gaps (earlier prunes, another task's purge) takes one write transaction per chunk
+    of runs, not one per PRUNE_CHUNK ids of the gaps."""
+    with HistoryStore(tmp_path / "history.db") as store:
+        for block in range(5):
+            store._db.execute(
+                "WITH RECURSIVE n(i) AS (SELECT ? UNION ALL SELECT i + 1 FROM n WHERE i < ?)"
+                " INSERT INTO runs (id, task, trigger, started_at, status)"
+                f" SELECT i, 'a', 'manual', {_T0_MS} + i, 'succeeded' FROM n",
+                (block * 1_000_000 + 1, block * 1_000_000 + 10),
+            )
+        seen: list[str] = []
+        store._db.set_trace_callback(seen.append)
+        try:
+            assert store.prune(now=T0, keep_days=9999, default_keep_runs=1) == {"a": 49}
+        finally:
+            store._db.set_trace_callback(None)
+        # (SQLite traces a statement again for each run whose output row it cascades to)
+        deletes = {s for s in seen if s.startswith("DELETE FROM runs WHERE id BETWEEN")}
+        assert len(deletes) == 5, sorted(deletes)

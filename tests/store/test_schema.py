@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 import subprocess
 import sys
+from datetime import timedelta
 
 import pytest
 
@@ -70,6 +71,53 @@ def test_h1_migration_from_schema_3_adds_when_serve_loaded_its_tasks(tmp_path):
         assert (state.pid, state.version, state.tasks_loaded_at) == (7, "0.9", None)
         opened.tasks_loaded(T0)
         assert opened.serve_state().tasks_loaded_at == T0
+
+
+def test_migration_from_schema_6_indexes_the_missed_runs(tmp_path):
+    """Issue 18: schema 7 adds runs_missed (a partial covering index of the runs recorded
+    `missed`), built on a file of schema 6 with its runs, acks and serve row kept; `status`'s
+    missed counts then read the index alone, and are the same as before."""
+    path = tmp_path / "history.db"
+    old = sqlite3.connect(path, isolation_level=None)
+    for script in MIGRATIONS[:6]:
+        old.executescript(script)
+    old.execute("PRAGMA user_version = 6")
+    start = int(T0.timestamp() * 1000)
+    for number, (task, status) in enumerate(
+        [("a", "missed"), ("a", "succeeded"), ("b", "missed"), ("a", "missed"), ("c", "failed")]
+    ):
+        at = start + 60_000 * number
+        old.execute(
+            "INSERT INTO runs (task, trigger, scheduled_at, started_at, finished_at, status)"
+            " VALUES (?, 'schedule', ?, ?, ?, ?)",
+            (task, at, at, at, status),
+        )
+    old.execute("INSERT INTO acks VALUES ('c', ?, 'bob', NULL)", (start,))
+    old.execute("INSERT INTO serve_state VALUES (1, 7, 'h', '0.9', 1000, 2000, NULL, NULL)")
+    old.close()
+    with HistoryStore(path) as opened:
+        assert schema_version(path) == SCHEMA_VERSION == 7
+        assert opened.missed_counts(T0) == [
+            ("a", 2, T0 + timedelta(minutes=3)),
+            ("b", 1, T0 + timedelta(minutes=2)),
+        ]
+        assert opened.missed_counts(T0 + timedelta(minutes=3)) == [
+            ("a", 1, T0 + timedelta(minutes=3))
+        ]
+        assert len(opened.runs(limit=None)) == 5
+        assert opened.acks()["c"].by == "bob" and opened.serve_state().pid == 7
+        seen: list[str] = []
+        opened._db.set_trace_callback(seen.append)
+        opened.missed_counts(T0)
+        opened._db.set_trace_callback(None)
+        [sql] = [s for s in seen if s.startswith("SELECT")]
+        plan = [row[3] for row in opened._db.execute("EXPLAIN QUERY PLAN " + sql)]
+        assert plan[0].startswith("SEARCH runs USING COVERING INDEX runs_missed"), plan
+    with sqlite3.connect(path) as check:
+        entries = check.execute(
+            "SELECT COUNT(*) FROM runs INDEXED BY runs_missed WHERE status = 'missed'"
+        ).fetchone()[0]
+    assert entries == 3
 
 
 def test_newer_schema_is_refused(tmp_path):
