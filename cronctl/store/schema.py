@@ -118,9 +118,15 @@ MIGRATIONS: tuple[str, ...] = (
     # to find the few missed ones (55,000 rows at 5 million runs of 100 tasks: 6.7 ms of
     # status's 100). Partial: a run that is not `missed` is never written into it; status
     # is among its columns, or SQLite reads the table to test the WHERE of the query.
-    """
+    # runs_failed_recent does the same for the failures `status` counts per task (the day's,
+    # the hour's and the newest's id): through runs_failures it read every failed run of the
+    # day from the table (3,300 rows at 5 million runs: 7.5 ms, against 1.3 ms from this index
+    # and one read of each task's newest failure).
+    f"""
     CREATE INDEX runs_missed ON runs(started_at, task, scheduled_at, status)
         WHERE status = 'missed';
+    CREATE INDEX runs_failed_recent ON runs(started_at, task, id, status)
+        WHERE status IN ({FAILURES_SQL});
     """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -98,17 +98,28 @@ class HealthStore(RunStore):
     def failure_counts(self, since: datetime, recent_since: datetime) -> list[tuple[Run, int, int]]:
         """Return, per task with a failed run since `since`: its newest failed run, its
         failures since `since` and those since `recent_since` (later), by task name (`status`:
-        the day and the hour). A range of the partial index runs_failures; SQLite takes the
-        bare columns of a group from the row of its one MAX()."""
+        the day and the hour). Counted on the covering index runs_failed_recent (SQLite takes
+        the bare id of a group from the row of its one MAX()), then one read of each task's
+        newest failure: the table's rows of every other failure are never read."""
         with self._guard():
-            rows = self._db.execute(
-                f"SELECT COUNT(*), SUM(started_at >= ?), MAX(started_at), {RUN_COLUMNS}"
-                " FROM runs INDEXED BY runs_failures"
+            groups = self._db.execute(
+                "SELECT COUNT(*), SUM(started_at >= ?), MAX(started_at), id"
+                " FROM runs INDEXED BY runs_failed_recent"
                 f" WHERE status IN ({FAILURES_SQL}) AND started_at >= ?"
                 " GROUP BY task ORDER BY task",
                 (to_ms(recent_since), to_ms(since)),
             ).fetchall()
-        return [(run_from_row(row[3:]), row[0], row[1] or 0) for row in rows]
+            if not groups:
+                return []
+            ids = [group[3] for group in groups]
+            newest = {
+                row[0]: run_from_row(row)
+                for row in self._db.execute(
+                    f"SELECT {RUN_COLUMNS} FROM runs WHERE id IN ({', '.join('?' * len(ids))})",
+                    ids,
+                )
+            }
+        return [(newest[group[3]], group[0], group[1] or 0) for group in groups]
 
     def run_counts(self) -> dict[str, tuple[int, int]]:
         """Return (runs, failed runs) kept in the history per task.

@@ -74,9 +74,10 @@ def test_h1_migration_from_schema_3_adds_when_serve_loaded_its_tasks(tmp_path):
 
 
 def test_migration_from_schema_6_indexes_the_missed_runs(tmp_path):
-    """Issue 18: schema 7 adds runs_missed (a partial covering index of the runs recorded
-    `missed`), built on a file of schema 6 with its runs, acks and serve row kept; `status`'s
-    missed counts then read the index alone, and are the same as before."""
+    """Issue 18: schema 7 adds runs_missed and runs_failed_recent (partial covering indexes of
+    the runs recorded `missed` and of the failures), built on a file of schema 6 with its runs,
+    acks and serve row kept; `status`'s missed and failure counts then read the indexes, and
+    are the same as before."""
     path = tmp_path / "history.db"
     old = sqlite3.connect(path, isolation_level=None)
     for script in MIGRATIONS[:6]:
@@ -113,11 +114,23 @@ def test_migration_from_schema_6_indexes_the_missed_runs(tmp_path):
         [sql] = [s for s in seen if s.startswith("SELECT")]
         plan = [row[3] for row in opened._db.execute("EXPLAIN QUERY PLAN " + sql)]
         assert plan[0].startswith("SEARCH runs USING COVERING INDEX runs_missed"), plan
+        [(newest, day, hour)] = opened.failure_counts(T0, T0 + timedelta(minutes=4))
+        assert (newest.task, newest.status.value, day, hour) == ("c", "failed", 1, 1)
+        seen.clear()
+        opened._db.set_trace_callback(seen.append)
+        opened.failure_counts(T0, T0)
+        opened._db.set_trace_callback(None)
+        plan = [row[3] for row in opened._db.execute("EXPLAIN QUERY PLAN " + seen[0])]
+        assert plan[0].startswith("SEARCH runs USING COVERING INDEX runs_failed_recent"), plan
     with sqlite3.connect(path) as check:
         entries = check.execute(
             "SELECT COUNT(*) FROM runs INDEXED BY runs_missed WHERE status = 'missed'"
         ).fetchone()[0]
-    assert entries == 3
+        failures = check.execute(
+            "SELECT COUNT(*) FROM runs INDEXED BY runs_failed_recent"
+            " WHERE status IN ('failed', 'timed_out', 'killed', 'abandoned', 'error')"
+        ).fetchone()[0]
+    assert (entries, failures) == (3, 1)
 
 
 def test_newer_schema_is_refused(tmp_path):
