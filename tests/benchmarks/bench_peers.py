@@ -47,6 +47,7 @@ import peers_workloads as peers  # noqa: E402
 from bench_queries import build as build_history  # noqa: E402
 from bench_serve import cronctl_command, percentile  # noqa: E402
 from peers_report import Results, report, targets  # noqa: E402
+from run import machine_line  # noqa: E402
 
 FIGURES = ("lateness", "minute", "burst", "idle", "scale", "prune")
 DUE_PEERS = ("cronctl", "apscheduler", "floor")
@@ -402,6 +403,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, object]]:
             steps[name](context)
             print(f"{name}: {time.perf_counter() - began:.0f} s", file=sys.stderr)
         sizes = context.sizes
+        print(machine_line("quick" if args.quick else "full") + "\n")
         print(report(context.results, sizes.scale_tasks, sizes.prune_rows, args.quick))
         return targets(context.results, sizes.scale_tasks, sizes.prune_rows, args.quick)
 
