@@ -117,21 +117,59 @@ def cronctl_schedule(index: int, period: int) -> str:
     return "* * * * *" if period == 60 else f"@every {period}s"
 
 
+def letters(number: int) -> str:
+    """A short distinct task name for each number: a, b, ..., z, aa, ab, ... (bijective base 26)."""
+    name = ""
+    number += 1
+    while number:
+        number, digit = divmod(number - 1, 26)
+        name = chr(ord("a") + digit) + name
+    return name
+
+
+def compact_idle_tasks(count: int) -> str:
+    """`count` tasks never due, about 41 bytes each: 100,000 of them fit in the 4 MiB that
+    cronctl reads of a task file (cronctl/taskfile/reading.py), which the usual table per task
+    (bench_serve.task_block, 75 bytes and more) does not."""
+    lines = ["[tasks]"]
+    lines += [f'{letters(i)}={{schedule="@yearly",command="true"}}' for i in range(count)]
+    return "\n".join(lines) + "\n"
+
+
 class CronctlPeer(Peer):
     label = "cronctl"
 
-    def __init__(self, jobs: list[Job], stamp: Path | None, scratch: Path) -> None:
+    def __init__(
+        self, jobs: list[Job], stamp: Path | None, scratch: Path, body: str | None = None
+    ) -> None:
         self.stamp_file = scratch / f"cronctl-{time.monotonic_ns()}.stamps"
         self.with_stamp = stamp is not None
-        body = "".join(
-            task_block(name, cronctl_schedule(i, period), job_command(stamp, self.stamp_file, name))
-            for i, (name, period) in enumerate(jobs)
-        )
+        if body is None:
+            body = "".join(
+                task_block(
+                    name, cronctl_schedule(i, period), job_command(stamp, self.stamp_file, name)
+                )
+                for i, (name, period) in enumerate(jobs)
+            )
         self.serve = Serve(body)
         self.pid = self.serve.proc.pid
 
     def wait_ready(self, timeout: float = 120.0) -> float:
-        ready = self.serve.wait_ready(timeout)
+        """Seconds from the exec of serve to READY=1; an error with serve's last words when it
+        exits first."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                ready = self.serve.wait_ready(1.0)
+                break
+            except TimeoutError:
+                code = self.serve.proc.poll()
+                if code is not None or time.monotonic() > deadline:
+                    log = (self.serve.home / "serve.log").read_text(errors="replace").strip()
+                    said = log.splitlines()[-2:] if log else ["(nothing)"]
+                    raise RuntimeError(
+                        f"cronctl serve not ready (exit {code}): {' / '.join(said)}"
+                    ) from None
         drain_notify(self.serve)  # unread, serve's 11th notify datagram blocks its loop
         return ready
 
