@@ -377,6 +377,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, object]]:
     if unknown:
         parser.error(f"unknown figure {', '.join(unknown)}; one of {', '.join(FIGURES)}")
     args.cache.mkdir(parents=True, exist_ok=True)
+    machine = machine_line("quick" if args.quick else "full")  # the load average at the start
     with tempfile.TemporaryDirectory(prefix="cronctl-peers-") as scratch:
         context = Context(Path(scratch), args.cache, Sizes(args.quick))
         if context.stamp is None:
@@ -409,7 +410,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, object]]:
                 context.results.note(f"{name}: did not finish: {type(exc).__name__}: {exc}")
             print(f"{name}: {time.perf_counter() - began:.0f} s", file=sys.stderr)
         sizes = context.sizes
-        print(machine_line("quick" if args.quick else "full") + "\n")
+        print(machine + "\n")
         print(report(context.results, sizes.scale_tasks, sizes.prune_rows, args.quick))
         if failed:
             raise SystemExit(f"bench_peers: {', '.join(failed)} did not finish")

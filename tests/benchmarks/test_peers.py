@@ -147,3 +147,20 @@ def test_the_table_has_every_figure_beside_the_figures_before() -> None:
     assert len([line for line in text.splitlines() if line.startswith("| ")]) == 2 + len(
         peers_report.BEFORE
     )
+
+
+def test_100000_compact_tasks_have_distinct_names_and_fit_what_cronctl_reads() -> None:
+    names = [peers_workloads.letters(i) for i in range(100_000)]
+    assert len(set(names)) == len(names)
+    assert names[:3] == ["a", "b", "c"] and names[26] == "aa"
+    text = peers_workloads.compact_idle_tasks(100_000)
+    assert len(text.encode()) < 4 * 1024 * 1024  # cronctl/taskfile/reading.py's MAX_BYTES
+
+
+def test_a_serve_that_exits_before_ready_is_an_error_with_its_words(tmp_path: Path) -> None:
+    peer = peers_workloads.CronctlPeer([], None, tmp_path, body="[tasks.a]\nschedule = \n")
+    try:
+        with pytest.raises(RuntimeError, match=r"not ready \(exit \d+\): .*error"):
+            peer.wait_ready(30)
+    finally:
+        peer.stop()
