@@ -106,7 +106,7 @@ def due_window(
     peer = peers.start_peer(kind, jobs, context.stamp, context.scratch)
     expected = len(jobs) * slots
     try:
-        peer.wait_ready()  # type: ignore[attr-defined]
+        peer.wait_ready()
         first = (int(time.time() + 1.0) // period + 1) * period
         last = first + (slots - 1) * period
         sleep_until(first - 0.5)
@@ -205,7 +205,7 @@ def idle(context: Context) -> None:
         for kind in rotated(kinds, round_):
             peer = peers.start_peer(kind, jobs, context.stamp, context.scratch)
             try:
-                peer.wait_ready()  # type: ignore[attr-defined]
+                peer.wait_ready()
                 time.sleep(context.sizes.idle_settle)
                 context.results.add("idle", kind, peers.rss_mb(peer.pid))
             finally:
@@ -318,7 +318,7 @@ def soak(context: Context, seconds: float, with_peers: bool) -> None:
     samples: dict[str, list[tuple[float, float]]] = {kind: [] for kind in kinds}
     try:
         for peer in running.values():
-            peer.wait_ready()  # type: ignore[attr-defined]
+            peer.wait_ready()
         began = time.monotonic()
         while True:
             elapsed = time.monotonic() - began

@@ -104,6 +104,10 @@ class Peer:
     label = ""
     pid = 0
 
+    def wait_ready(self, timeout: float = 120.0) -> float:
+        """Seconds from the start to when it can fire."""
+        raise NotImplementedError
+
     def stamps(self) -> list[tuple[str, float]]:
         raise NotImplementedError
 

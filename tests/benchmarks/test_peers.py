@@ -55,11 +55,11 @@ def test_the_floor_starts_each_job_once_a_slot_close_to_its_second(
         pytest.skip("no C compiler")
     peer = peers_workloads.start_peer("floor", [("a", 1), ("b", 1), ("idle", 0)], stamp, tmp_path)
     try:
-        peer.wait_ready(30)  # type: ignore[attr-defined]
+        peer.wait_ready(30)
         wait_for(lambda: len(peer.stamps()) >= 6, timeout=20, what="three slots of two jobs")
     finally:
         peer.stop()
-    assert peer.proc.returncode is not None  # type: ignore[attr-defined]
+    assert peer.proc.returncode is not None
     found = peer.stamps()
     slots = Counter((name, int(when)) for name, when in found)
     assert {name for name, _ in slots} == {"a", "b"}  # the job never due never ran
