@@ -12,7 +12,9 @@ benchmark scripts beside it, each imported from its path and called through its 
 * bench_spawn.py    - the runner's spawn against a bare `sh -c true`;
 * bench_queries.py  - `list`, `history --failed --since 1h`, `status` on a big history
                       against the import floor;
-* bench_serve.py    - serve's firing lateness, burst, CPU per run, idle cost, start-up.
+* bench_serve.py    - serve's firing lateness, burst, CPU per run, idle cost, start-up;
+* bench_peers.py    - serve against APScheduler 3.x, the floor and Debian cron (issue 18's
+                      targets; needs the `bench` extra: pip install -e '.[bench]').
 
 Each script measures its own baseline in the same run; the report is a Markdown table
 (figure, value, baseline, ratio, target, pass/fail) under a line naming the machine, followed
@@ -46,7 +48,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 sys.path.insert(0, str(ROOT))
 
-BENCHES = ("schedule", "spawn", "queries", "serve")
+BENCHES = ("schedule", "spawn", "queries", "serve", "peers")
 HISTOGRAM_EDGES_MS = (0, 1, 2, 3, 5, 7.5, 10, 15, 20, 30, 50, 100, 250)
 
 
@@ -155,7 +157,7 @@ def bench_arguments(name: str, quick: bool, workdir: Path) -> list[str]:
         if quick:
             return ["--rows", "100000", "--runs", "3", "--dir", str(workdir / "queries-100k")]
         return ["--rows", "1000000", "--runs", "5", "--dir", str(workdir / "queries-1m")]
-    if name == "serve":
+    if name in ("serve", "peers"):
         return ["--quick"] if quick else []
     return []
 
