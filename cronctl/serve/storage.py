@@ -19,11 +19,11 @@ from __future__ import annotations
 import logging
 import threading
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar, cast
 
 from cronctl.clock import Clock
 from cronctl.errors import SlotTakenError, StoreError
@@ -33,9 +33,15 @@ from cronctl.model import DEFAULT_KEEP_RUNS, Task
 from cronctl.records import Output, Run, Status, Trigger
 from cronctl.runner.execute import RunRequest
 from cronctl.store import HistoryStore, open_for_serve
+from cronctl.store.database import Database
+from cronctl.store.runs import Claim, RunStore
 from cronctl.store.skips import SkipStore, is_condition_skip
 
 log = logging.getLogger("cronctl.serve")
+
+LAST_SUCCESS_REFRESH = 60.0
+"""Seconds a task's newest success is taken from memory before the history is read again."""
+T = TypeVar("T")
 
 BACKOFF = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
 """Seconds between attempts of a write the database refused."""
@@ -90,7 +96,12 @@ class SerialStore:
     def __init__(self, store: History, clock: Clock) -> None:
         self._store = store
         self._lock = threading.Lock()
-
+        # The pids and ends waiting for the connection: whoever gets the lock writes them all
+        # in one transaction (a group commit; `_grouped`).
+        self._waiting: deque[_Write[Any]] = deque()
+        # Each task's newest success as serve knows it: (started_at, monotonic time read).
+        self._last_success: dict[str, tuple[datetime | None, float]] = {}
+        self._known_lock = threading.Lock()
         self.clock = clock
         self.give_up = threading.Event()  # set at shutdown: finish_run stops retrying
         self.say = LogOnce(clock)
@@ -120,6 +131,22 @@ class SerialStore:
                 pid=pid,
                 reason=reason,
             )
+
+    def start_runs(self, claims: Sequence[Claim], *, started_at: datetime) -> list[int | None]:
+        """Claim several runs in one transaction (RunStore.start_runs); None: slot taken."""
+        with self._lock:
+            if isinstance(self._store, RunStore):
+                return self._store.start_runs(claims, started_at=started_at)
+            return [self._start_one(claim, started_at) for claim in claims]
+
+    def _start_one(self, claim: Claim, started_at: datetime) -> int | None:
+        task, trigger, attempt, scheduled_at = claim
+        try:
+            return self._store.start_run(
+                task, trigger, started_at=started_at, attempt=attempt, scheduled_at=scheduled_at
+            )
+        except SlotTakenError:
+            return None
 
     def set_pid(self, run_id: int, pid: int) -> None:
         # Called as the job starts: a failure here must not kill the job (the pid is a detail).
@@ -167,8 +194,7 @@ class SerialStore:
         attempt = 0
         while True:
             try:
-                with self._lock:
-                    run = write()
+                run = self._grouped(write)
             except StoreError as exc:
                 if self.give_up.is_set():
                     log.error(
@@ -189,15 +215,81 @@ class SerialStore:
                 continue
             if attempt:
                 log.info("run %s recorded after %d attempts", run_id, attempt + 1)
+            if run.status is Status.SUCCEEDED:
+                self._succeeded(run)
             return run
+
+    def _grouped(self, write: Callable[[], T]) -> T:
+        """Do `write` with the writes of other threads waiting at the same moment, in one
+        transaction, and return its result (or raise its error).
+
+        Measured for issue 18: per tick of 20 runs the connection carried 20 pid updates and
+        20 ends, a transaction each, and a job thread waited 7 ms for its turn; the writes
+        that queue meanwhile go in one `BEGIN IMMEDIATE ... COMMIT` instead. Each caller
+        returns only once its own write is committed: nothing is acknowledged before it is on
+        disk. When the batch fails, its writes are done again one by one, each with its own
+        error."""
+        mine = _Write(write)
+        self._waiting.append(mine)
+        with self._lock:
+            if not mine.done:  # not yet written by a thread that had the lock before us
+                self._write_waiting()
+        if mine.error is not None:
+            raise mine.error
+        return cast(T, mine.result)
+
+    def _write_waiting(self) -> None:
+        """Write every waiting write (call with the lock held)."""
+        group: list[_Write[Any]] = []
+        while self._waiting:
+            group.append(self._waiting.popleft())
+        if len(group) > 1 and isinstance(self._store, Database):
+            try:
+                with self._store.batch():
+                    results = [item.write() for item in group]
+            except Exception:  # noqa: S110 - each write is done again below, with its own error
+                pass
+            else:
+                for item, result in zip(group, results, strict=True):
+                    item.result, item.done = result, True
+                return
+        for item in group:
+            try:
+                item.result = item.write()
+            except BaseException as exc:
+                item.error = exc
+            item.done = True
 
     def get_run(self, run_id: int) -> Run:
         with self._lock:
             return self._store.get_run(run_id)
 
     def last_success_at(self, task: str) -> datetime | None:
+        """The task's newest success, from memory: serve records every end of its runs, so it
+        reads the history only for a task it has not read yet, or last read more than
+        LAST_SUCCESS_REFRESH seconds ago (a `run-now` in another process counts by then).
+        Measured for issue 18: the read cost 0.15 ms of CPU a run and, waiting for the shared
+        connection, 7.7 ms of the time from the slot to the process."""
+        now = self.clock.monotonic()
+        known = self._last_success.get(task)
+        if known is not None and now - known[1] < LAST_SUCCESS_REFRESH:
+            return known[0]
         with self._lock:
-            return self._store.last_success_at(task)
+            found = self._store.last_success_at(task)
+        with self._known_lock:
+            known = self._last_success.get(task)  # a success recorded meanwhile is newer
+            if known is not None and known[0] is not None and (found is None or found < known[0]):
+                found = known[0]
+            self._last_success[task] = (found, now)
+        return found
+
+    def _succeeded(self, run: Run) -> None:
+        with self._known_lock:
+            known = self._last_success.get(run.task)
+            if known is None:
+                return  # never asked for: read from the history when it is
+            if run.started_at is not None and (known[0] is None or known[0] < run.started_at):
+                self._last_success[run.task] = (run.started_at, known[1])
 
     # -- what else serve reads and writes through it -----------------------------------------
 
@@ -210,12 +302,23 @@ class SerialStore:
     ) -> None:
         """Write a detail of a run; when the database refuses, log it (once) and go on."""
         try:
-            with self._lock:
-                write(run_id, value)
+            self._grouped(partial(write, run_id, value))
         except StoreError as exc:
             self.say(
                 key, logging.WARNING, "cannot record %s of run %s: %s", what, run_id, exc.message
             )
+
+
+class _Write(Generic[T]):
+    """One write waiting for the shared connection, and what came of it."""
+
+    __slots__ = ("done", "error", "result", "write")
+
+    def __init__(self, write: Callable[[], T]) -> None:
+        self.write = write
+        self.done = False
+        self.result: T | None = None
+        self.error: BaseException | None = None
 
 
 Write = Callable[[History], None]

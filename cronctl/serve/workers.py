@@ -98,7 +98,11 @@ class ThreadLauncher:
             for start in range(0, len(batch), CLAIM_CHUNK):
                 chunk = batch[start : start + CLAIM_CHUNK]
                 # A chunk's claims are written before its threads compete for the interpreter.
-                for handle, done in [item for item in chunk if self._claim(*item)]:
+                if self.executor.claims_in_batches:
+                    claimed = self._claim_chunk(chunk)
+                else:
+                    claimed = [item for item in chunk if self._claim(*item)]
+                for handle, done in claimed:
                     try:
                         _thread.start_new_thread(self._execute, (handle, done))
                     except RuntimeError as exc:  # "can't start new thread": resource limits
@@ -111,6 +115,58 @@ class ThreadLauncher:
                         self._abandon(handle, exc)
                         done(Completion(handle, None))
 
+    def _claim_chunk(self, chunk: list[tuple[Handle, Done]]) -> list[tuple[Handle, Done]]:
+        """Claim the runs of `chunk` in one transaction; return those claimed, in order.
+
+        Measured for issue 18: a claim a transaction cost 75 µs of the claimer's CPU each,
+        1.5 ms a tick of 20 runs, while the runs behind it waited. No job starts before the
+        transaction that holds its claim is committed."""
+        live: list[tuple[Handle, Done]] = []
+        for handle, done in chunk:
+            if handle.request.stop is not None and handle.request.stop.is_set():
+                done(Completion(handle, None))
+            else:
+                live.append((handle, done))
+        if not live:
+            return []
+        try:
+            run_ids = self.executor.begin_many([handle.request for handle, _ in live])
+        except StoreError as exc:
+            for handle, done in live:
+                self._not_recorded(handle, exc)
+                done(Completion(handle, None))
+            return []
+        except Exception:
+            log.exception("%d runs not started", len(live))
+            for handle, done in live:
+                done(Completion(handle, None))
+            return []
+        claimed: list[tuple[Handle, Done]] = []
+        for (handle, done), run_id in zip(live, run_ids, strict=True):
+            if run_id is None:
+                self._slot_taken(handle)
+                done(Completion(handle, None))
+            else:
+                handle.run_id = run_id
+                claimed.append((handle, done))
+        return claimed
+
+    def _slot_taken(self, handle: Handle) -> None:
+        log.debug(
+            "task %s: slot %s already has a run; not run again",
+            handle.task_name,
+            handle.request.scheduled_at,
+        )
+
+    def _not_recorded(self, handle: Handle, exc: StoreError) -> None:
+        # Without the row there is no exactly-once claim: the slot is not run.
+        message = "task %s: not started (%s), the run cannot be recorded: %s"
+        args = (handle.task_name, handle.request.trigger, exc.message)
+        if self.say is not None:
+            self.say("claim", logging.ERROR, message, *args)
+        else:
+            log.error(message, *args)
+
     def _claim(self, handle: Handle, done: Done) -> bool:
         request = handle.request
         if request.stop is not None and request.stop.is_set():
@@ -119,21 +175,11 @@ class ThreadLauncher:
         try:
             handle.run_id = self.executor.begin(request)
         except SlotTakenError:
-            log.debug(
-                "task %s: slot %s already has a run; not run again",
-                handle.task_name,
-                request.scheduled_at,
-            )
+            self._slot_taken(handle)
             done(Completion(handle, None))
             return False
         except StoreError as exc:
-            # Without the row there is no exactly-once claim: the slot is not run.
-            message = "task %s: not started (%s), the run cannot be recorded: %s"
-            args = (handle.task_name, request.trigger, exc.message)
-            if self.say is not None:
-                self.say("claim", logging.ERROR, message, *args)
-            else:
-                log.error(message, *args)
+            self._not_recorded(handle, exc)
             done(Completion(handle, None))
             return False
         except Exception:

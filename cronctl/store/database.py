@@ -77,6 +77,16 @@ def _reason(exc: BaseException) -> str:
     return exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
 
 
+class _Batch:
+    """The state of a `Database.batch` transaction."""
+
+    __slots__ = ("failed", "open")
+
+    def __init__(self) -> None:
+        self.open = False  # BEGIN done: writes join the transaction
+        self.failed: BaseException | None = None  # the first write inside that failed
+
+
 class Database:
     """One connection to the history database. `Database(":memory:")` for tests.
 
@@ -101,6 +111,7 @@ class Database:
         self.path = os.fspath(path)
         self.timeout = timeout
         self.read_only = False
+        self._batch: _Batch | None = None  # inside `batch`: the transaction writes join
         self.read_only_cause: StoreError | None = None
         if self.path == MEMORY:
             self._open()
@@ -296,7 +307,37 @@ class Database:
             raise self._translate(exc) from None
 
     @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """One transaction for every write made inside (serve's group commit of the pids and
+        ends that wait together: docs/performance.md, "Serve's hot path after issue 18").
+
+        All or nothing: when any write inside fails, even one its method would recover from
+        on its own (the end of a run recorded without its output on a full disk), every later
+        write inside raises, the whole batch is rolled back, and the caller does the writes
+        again one by one. Not reentrant; writes of other threads must not run meanwhile."""
+        self._batch = _Batch()
+        try:
+            with self._write():
+                self._batch.open = True
+                yield
+                if self._batch.failed is not None:
+                    raise self._batch.failed
+        finally:
+            self._batch = None
+
+    @contextlib.contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
+        batch = self._batch
+        if batch is not None and batch.open:
+            if batch.failed is not None:
+                raise batch.failed
+            try:
+                with self._guard():
+                    yield self._db
+            except BaseException as exc:
+                batch.failed = exc
+                raise
+            return
         with self._guard():
             self._db.execute("BEGIN IMMEDIATE")
             try:
