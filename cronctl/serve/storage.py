@@ -3,9 +3,11 @@
 * `SerialStore`: one connection shared by the job threads, one call at a time under a lock.
   Measured against one connection per thread: SQLite's busy handler makes contending writers
   sleep (1, 2, 5, 10 ms ...), while a Python lock hands over in microseconds, so a burst of
-  starts is faster through one connection. The writes a job needs after it ran are retried
-  with back-off (a locked, full or read-only database) and the result waits in memory until
-  the database takes it.
+  starts is faster through one connection. The claims of a batch are one transaction
+  (`start_runs`); the pids and ends that wait for the connection together are committed
+  together (`_grouped`, a group commit); each task's last success is kept in memory. The
+  writes a job needs after it ran are retried with back-off (a locked, full or read-only
+  database) and the result waits in memory until the database takes it.
 * `Recorder`: a thread for the writes the scheduling loop must never wait for (heartbeat,
   `skipped` and `missed` rows, retention, WAL checkpoints), on a second connection, in order,
   each retried with back-off until it succeeds; it tells the run listeners of the rows of runs
