@@ -157,6 +157,12 @@ def instrument(timings: Timings) -> None:
     w(upkeep.Upkeep, "poll_task_file", "loop: task file poll")
     # The claimer thread.
     w(storage.SerialStore, "start_run", "claim: INSERT running row (SerialStore.start_run)")
+    if hasattr(storage.SerialStore, "start_runs"):
+        w(
+            storage.SerialStore,
+            "start_runs",
+            "claim: INSERT a batch's rows (SerialStore.start_runs)",
+        )
     # The job thread.
     w(storage.SerialStore, "last_success_at", "job: last_success_at (SELECT)")
     w(execute, "job_environment", "job: environment (job_environment)")
@@ -261,6 +267,7 @@ def mark_runs(timings: Timings) -> None:
     execute_marked.__wrapped__ = original_execute  # type: ignore[attr-defined]
     workers.ThreadLauncher._execute = execute_marked  # type: ignore[method-assign]
     execute.Executor.begin = begin_marked  # type: ignore[method-assign]
+    mark_batched_claims(timings)
     pipes.JobPipes.pump = pump_marked  # type: ignore[method-assign]
     storage.SerialStore.set_pid = set_pid_marked  # type: ignore[method-assign]
     storage.SerialStore.finish_run = finish_marked  # type: ignore[method-assign]
@@ -268,6 +275,33 @@ def mark_runs(timings: Timings) -> None:
     loop.Scheduler._completed = completed_marked  # type: ignore[method-assign]
 
     mark_handover(timings)
+
+
+def mark_batched_claims(timings: Timings) -> None:
+    """The claims of a batch in one transaction (issue 18): each run is marked as begun when
+    its batch began and claimed when the batch committed (a cronctl without `begin_many`,
+    such as 18b71a1, has nothing to mark here)."""
+    from cronctl.runner import execute
+
+    original_begin_many = getattr(execute.Executor, "begin_many", None)
+    if original_begin_many is None:
+        return
+
+    def begin_many_marked(self: Any, requests: Any) -> Any:
+        # The claims of a batch in one transaction (issue 18): each run is marked as begun
+        # when the batch began and claimed when it committed.
+        claim_began = time.time_ns()
+        run_ids = original_begin_many(self, requests)  # type: ignore[misc]
+        for request, run_id in zip(requests, run_ids, strict=True):
+            if run_id is None:
+                continue
+            timings.marks[run_id]["claim begin"] = claim_began
+            timings.mark(run_id, "claimed")
+            if request.scheduled_at is not None:
+                timings.marks[run_id]["slot"] = int(request.scheduled_at.timestamp() * 1e9)
+        return run_ids
+
+    execute.Executor.begin_many = begin_many_marked  # type: ignore[method-assign]
 
 
 def mark_handover(timings: Timings) -> None:
