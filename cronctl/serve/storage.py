@@ -5,9 +5,10 @@
   sleep (1, 2, 5, 10 ms ...), while a Python lock hands over in microseconds, so a burst of
   starts is faster through one connection. The claims of a batch are one transaction
   (`start_runs`); the pids and ends that wait for the connection together are committed
-  together (`_grouped`, a group commit); each task's last success is kept in memory. The
-  writes a job needs after it ran are retried with back-off (a locked, full or read-only
-  database) and the result waits in memory until the database takes it.
+  together (a group commit); each task's last success is kept in memory (both in
+  serve/grouping.py). The writes a job needs after it ran are retried with back-off (a
+  locked, full or read-only database) and the result waits in memory until the database
+  takes it.
 * `Recorder`: a thread for the writes the scheduling loop must never wait for (heartbeat,
   `skipped` and `missed` rows, retention, WAL checkpoints), on a second connection, in order,
   each retried with back-off until it succeeds; it tells the run listeners of the rows of runs
@@ -25,7 +26,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
-from typing import Any, Generic, TypeVar, cast
+from typing import Any
 
 from cronctl.clock import Clock
 from cronctl.errors import SlotTakenError, StoreError
@@ -34,16 +35,12 @@ from cronctl.listeners import NoEvents, RunEvents
 from cronctl.model import DEFAULT_KEEP_RUNS, Task
 from cronctl.records import Output, Run, Status, Trigger
 from cronctl.runner.execute import RunRequest
+from cronctl.serve.grouping import GroupCommit, LastSuccesses
 from cronctl.store import HistoryStore, open_for_serve
-from cronctl.store.database import Database
 from cronctl.store.runs import Claim, RunStore
 from cronctl.store.skips import SkipStore, is_condition_skip
 
 log = logging.getLogger("cronctl.serve")
-
-LAST_SUCCESS_REFRESH = 60.0
-"""Seconds a task's newest success is taken from memory before the history is read again."""
-T = TypeVar("T")
 
 BACKOFF = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
 """Seconds between attempts of a write the database refused."""
@@ -99,11 +96,9 @@ class SerialStore:
         self._store = store
         self._lock = threading.Lock()
         # The pids and ends waiting for the connection: whoever gets the lock writes them all
-        # in one transaction (a group commit; `_grouped`).
-        self._waiting: deque[_Write[Any]] = deque()
-        # Each task's newest success as serve knows it: (started_at, monotonic time read).
-        self._last_success: dict[str, tuple[datetime | None, float]] = {}
-        self._known_lock = threading.Lock()
+        # in one transaction (a group commit).
+        self._grouped = GroupCommit(store, self._lock)
+        self._last_success = LastSuccesses(clock, self._read_last_success)
         self.clock = clock
         self.give_up = threading.Event()  # set at shutdown: finish_run stops retrying
         self.say = LogOnce(clock)
@@ -218,80 +213,20 @@ class SerialStore:
             if attempt:
                 log.info("run %s recorded after %d attempts", run_id, attempt + 1)
             if run.status is Status.SUCCEEDED:
-                self._succeeded(run)
+                self._last_success.succeeded(run)
             return run
-
-    def _grouped(self, write: Callable[[], T]) -> T:
-        """Do `write` with the writes of other threads waiting at the same moment, in one
-        transaction, and return its result (or raise its error).
-
-        Measured for issue 18: per tick of 20 runs the connection carried 20 pid updates and
-        20 ends, a transaction each, and a job thread waited 7 ms for its turn; the writes
-        that queue meanwhile go in one `BEGIN IMMEDIATE ... COMMIT` instead. Each caller
-        returns only once its own write is committed: nothing is acknowledged before it is on
-        disk. When the batch fails, its writes are done again one by one, each with its own
-        error."""
-        mine = _Write(write)
-        self._waiting.append(mine)
-        with self._lock:
-            if not mine.done:  # not yet written by a thread that had the lock before us
-                self._write_waiting()
-        if mine.error is not None:
-            raise mine.error
-        return cast(T, mine.result)
-
-    def _write_waiting(self) -> None:
-        """Write every waiting write (call with the lock held)."""
-        group: list[_Write[Any]] = []
-        while self._waiting:
-            group.append(self._waiting.popleft())
-        if len(group) > 1 and isinstance(self._store, Database):
-            try:
-                with self._store.batch():
-                    results = [item.write() for item in group]
-            except Exception:  # noqa: S110 - each write is done again below, with its own error
-                pass
-            else:
-                for item, result in zip(group, results, strict=True):
-                    item.result, item.done = result, True
-                return
-        for item in group:
-            try:
-                item.result = item.write()
-            except BaseException as exc:
-                item.error = exc
-            item.done = True
 
     def get_run(self, run_id: int) -> Run:
         with self._lock:
             return self._store.get_run(run_id)
 
     def last_success_at(self, task: str) -> datetime | None:
-        """The task's newest success, from memory: serve records every end of its runs, so it
-        reads the history only for a task it has not read yet, or last read more than
-        LAST_SUCCESS_REFRESH seconds ago (a `run-now` in another process counts by then).
-        Measured for issue 18: the read cost 0.15 ms of CPU a run and, waiting for the shared
-        connection, 7.7 ms of the time from the slot to the process."""
-        now = self.clock.monotonic()
-        known = self._last_success.get(task)
-        if known is not None and now - known[1] < LAST_SUCCESS_REFRESH:
-            return known[0]
-        with self._lock:
-            found = self._store.last_success_at(task)
-        with self._known_lock:
-            known = self._last_success.get(task)  # a success recorded meanwhile is newer
-            if known is not None and known[0] is not None and (found is None or found < known[0]):
-                found = known[0]
-            self._last_success[task] = (found, now)
-        return found
+        """The task's newest success, from memory (serve/grouping.py `LastSuccesses`)."""
+        return self._last_success.get(task)
 
-    def _succeeded(self, run: Run) -> None:
-        with self._known_lock:
-            known = self._last_success.get(run.task)
-            if known is None:
-                return  # never asked for: read from the history when it is
-            if run.started_at is not None and (known[0] is None or known[0] < run.started_at):
-                self._last_success[run.task] = (run.started_at, known[1])
+    def _read_last_success(self, task: str) -> datetime | None:
+        with self._lock:
+            return self._store.last_success_at(task)
 
     # -- what else serve reads and writes through it -----------------------------------------
 
@@ -309,18 +244,6 @@ class SerialStore:
             self.say(
                 key, logging.WARNING, "cannot record %s of run %s: %s", what, run_id, exc.message
             )
-
-
-class _Write(Generic[T]):
-    """One write waiting for the shared connection, and what came of it."""
-
-    __slots__ = ("done", "error", "result", "write")
-
-    def __init__(self, write: Callable[[], T]) -> None:
-        self.write = write
-        self.done = False
-        self.result: T | None = None
-        self.error: BaseException | None = None
 
 
 Write = Callable[[History], None]

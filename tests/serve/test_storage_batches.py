@@ -12,7 +12,8 @@ import pytest
 from cronctl.errors import StoreError, UnknownRunError
 from cronctl.records import Status, Trigger
 from cronctl.runner.execute import Executor, RunRequest
-from cronctl.serve.storage import LAST_SUCCESS_REFRESH, SerialStore
+from cronctl.serve.grouping import LAST_SUCCESS_REFRESH
+from cronctl.serve.storage import SerialStore
 from cronctl.serve.workers import Completion, Handle, ThreadLauncher
 from cronctl.store import HistoryStore
 from tests.serve.fakes import FakeClock, task, utc
@@ -84,7 +85,7 @@ def test_ends_that_wait_together_are_committed_in_one_transaction(counting):
     threads = [threading.Thread(target=finish, args=(run_id,)) for run_id in ids[1:]]
     for thread in threads:
         thread.start()
-    assert wait_for(lambda: len(serial._waiting) == 5, timeout=10)
+    assert wait_for(lambda: len(serial._grouped.waiting) == 5, timeout=10)
     assert results == {}  # nobody is told before the write is committed
     counting.release.set()
     holder.join(10)
@@ -115,7 +116,7 @@ def test_a_write_that_fails_in_a_group_fails_alone(counting):
     threads = [threading.Thread(target=finish, args=(i,)) for i in [*ids[1:], ids[4] + 50]]
     for thread in threads:
         thread.start()
-    assert wait_for(lambda: len(serial._waiting) == 5, timeout=10)
+    assert wait_for(lambda: len(serial._grouped.waiting) == 5, timeout=10)
     counting.release.set()
     holder.join(10)
     for thread in threads:
