@@ -96,24 +96,22 @@ class ThreadLauncher:
                     self._cond.wait()
                 batch = list(self._pending)
                 self._pending.clear()
+            spawned: list[tuple[Handle, Done, EarlyStart | None]] = []
             for start in range(0, len(batch), CLAIM_CHUNK):
                 chunk = batch[start : start + CLAIM_CHUNK]
-                # A chunk's claims are written before its threads compete for the interpreter.
+                # A chunk's claims are written before its jobs are spawned.
                 if self.executor.claims_in_batches:
                     claimed = self._claim_chunk(chunk)
                 else:
                     claimed = [item for item in chunk if self._claim(*item)]
-                for handle, done in claimed:
-                    self._start(handle, done)
+                spawned.extend(
+                    (handle, done, self._spawn_early(handle)) for handle, done in claimed
+                )
+            for handle, done, early in spawned:
+                self._start(handle, done, early)
 
-    def _start(self, handle: Handle, done: Done) -> None:
-        """Spawn the claimed run's job, then start the thread that watches it.
-
-        Measured for issue 18: with each job thread spawning its own process, 500 threads
-        starting at once on 2 CPUs interleaved their spawns with each other's start-up work;
-        spawned here one after the other in slot order, the last of a burst of 500 started
-        sooner (docs/performance.md, "Serve's hot path after issue 18")."""
-        early = self._spawn_early(handle)
+    def _start(self, handle: Handle, done: Done, early: EarlyStart | None) -> None:
+        """Start the thread that watches the job spawned for `handle` (or spawns it)."""
         try:
             _thread.start_new_thread(self._execute, (handle, done, early))
         except RuntimeError as exc:  # "can't start new thread": resource limits
@@ -129,6 +127,14 @@ class ThreadLauncher:
             done(Completion(handle, None))
 
     def _spawn_early(self, handle: Handle) -> EarlyStart | None:
+        """Spawn the claimed run's job on the claimer, in slot order.
+
+        Measured for issue 18 (docs/performance.md, "Serve's hot path after issue 18"): with
+        each job thread spawning its own process, 500 threads starting at once on 2 CPUs
+        interleaved their spawns with each other's start-up work; spawned here while those
+        threads already ran, each spawn waited for the interpreter lock behind them and the
+        last of the burst started later still. The jobs of one batch are all spawned before
+        the first of their threads starts."""
         assert handle.run_id is not None
         try:
             return self.executor.spawn_early(handle.request, handle.run_id)
