@@ -1,7 +1,8 @@
 """The guarantees across serve's batched writes (issue 18): the claims of one instant are one
 transaction and the pids and ends of the jobs that ran are committed in groups, so `kill -9`
-can now land between a batch's commit and its spawns, or between a job's exit and the group
-that records its end. Whatever the moment: no job runs without its row, no (task, slot) runs
+can now land between a batch's commit and its spawns (made by the claimer itself, in slot
+order, before the batch's threads start), or between a job's exit and the group that records
+its end. Whatever the moment: no job runs without its row, no (task, slot) runs
 twice, and a row a dead serve left `running` becomes `abandoned` at the next start."""
 
 from __future__ import annotations
