@@ -184,6 +184,8 @@ def instrument(timings: Timings) -> None:
     w(notifier.Notifier, "run_finished", "end: notify decision at end")
     w(spool.SpoolWriter, "close", "end: spool close")
     w(workers.ThreadLauncher, "_claim", "claim: one claim (incl. INSERT)")
+    if hasattr(workers.ThreadLauncher, "_spawn_early"):
+        w(workers.ThreadLauncher, "_spawn_early", "claim: spawn a claimed job (spawn_early)")
     w(workers.ThreadLauncher, "_execute", "job: whole job thread")
     w(storage.SerialStore, "get_run", "other: get_run")
     # The same writes inside SerialStore's lock: the difference is the wait for the lock.
@@ -224,10 +226,11 @@ def mark_runs(timings: Timings) -> None:
 
     setattr(workers, "_thread", _StartThread)  # noqa: B010 (the module workers calls through)
 
-    def execute_marked(self: Any, handle: Any, done: Any) -> Any:
+    def execute_marked(self: Any, handle: Any, done: Any, *early: Any) -> Any:
+        # `early` (issue 18, round 2): the job the claimer spawned; absent before round 2.
         timings.local.run_id = handle.run_id
         timings.mark(handle.run_id, "thread running")
-        return original_execute(self, handle, done)
+        return original_execute(self, handle, done, *early)
 
     def begin_marked(self: Any, request: Any) -> int:
         claim_began = time.time_ns()
