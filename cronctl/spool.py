@@ -78,16 +78,35 @@ class SpoolWriter:
     current segment's, locked.
     """
 
-    __slots__ = ("_broken", "_current", "_folder", "_number", "_size", "_written", "run_id")
+    __slots__ = (
+        "_broken",
+        "_current",
+        "_number",
+        "_path",
+        "_size",
+        "_state_dir",
+        "_written",
+        "run_id",
+    )
 
     def __init__(self, state_dir: Path, run_id: int) -> None:
         self.run_id = run_id
-        self._folder = spool_path(state_dir, run_id)
+        # The path is built on the first write: most jobs print nothing, and building it for
+        # each run grew the interpreter's table of interned strings by the run ids' parts
+        # (docs/performance.md, "Findings: memory").
+        self._state_dir = state_dir
+        self._path: Path | None = None
         self._current: int | None = None  # the segment being written, open and locked
         self._number = 0
         self._size = 0
         self._written = 0  # output bytes written so far
         self._broken = False
+
+    @property
+    def _folder(self) -> Path:
+        if self._path is None:
+            self._path = spool_path(self._state_dir, self.run_id)
+        return self._path
 
     def write(self, stream: str, chunk: bytes) -> None:
         """Append `chunk` of `stream` ("stdout" or "stderr"), across segments if it must.

@@ -7,10 +7,13 @@ always win. Times in them are ISO 8601 in the task's zone, "" when there is none
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from datetime import datetime
 
 from cronctl.model import Task
+from cronctl.records import Trigger
+from cronctl.runner.envfile import read_env_files
 
 # Variables of serve's supervisor (systemd's notify socket, watchdog and socket activation):
 # meant for serve alone, they must not leak into anything it starts.
@@ -48,3 +51,36 @@ def run_variables(
 
 def local_iso(task: Task, moment: datetime | None) -> str:
     return moment.astimezone(task.parsed_zone).isoformat() if moment else ""
+
+
+def job_environment(
+    task: Task,
+    *,
+    run_id: int,
+    trigger: Trigger,
+    attempt: int,
+    scheduled_at: datetime | None,
+    last_success_at: datetime | None,
+    base: Mapping[str, str] | None = None,
+    hidden: frozenset[str] = frozenset(),
+    inherited: Mapping[str, str] | None = None,
+) -> dict[str, str]:
+    """Return the job's environment: the caller's less its `hidden` (secret) variables, the
+    task's env files (read now: a rotated secret counts from the next run), its `env`, then
+    cronctl's variables. Raises EnvFileError when an env file cannot be used. `inherited`:
+    the caller's environment already filtered (`inherited_environment`), used instead of
+    `base` and `hidden`."""
+    if inherited is not None:
+        env = dict(inherited)
+    else:
+        env = inherited_environment(os.environ if base is None else base, hidden)
+    if task.env_file:
+        env.update(read_env_files(task.env_file))
+    env.update(task.env)
+    env.update(
+        run_variables(
+            task, run_id=run_id, trigger=trigger, attempt=attempt, scheduled_at=scheduled_at
+        )
+    )
+    env["CRONCTL_LAST_SUCCESS_AT"] = local_iso(task, last_success_at)
+    return env

@@ -8,13 +8,13 @@ and output. Retry decisions live here too, so serve and `run-now` agree on them.
 from __future__ import annotations
 
 import dataclasses
-import os
 import signal as signals
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Protocol, runtime_checkable
 
 from cronctl.clock import SYSTEM_CLOCK, Clock
 from cronctl.durations import format_duration
@@ -24,10 +24,10 @@ from cronctl.listeners import NoEvents, RunEvents
 from cronctl.model import Task
 from cronctl.model.limits import Limits
 from cronctl.records import CONDITION_SKIP_PREFIX, Run, Status, Trigger
-from cronctl.runner.envfile import EnvFileError, read_env_files
-from cronctl.runner.environment import inherited_environment, local_iso, run_variables
+from cronctl.runner.envfile import EnvFileError
+from cronctl.runner.environment import inherited_environment, job_environment
 from cronctl.runner.limits import reached
-from cronctl.runner.process import ProcessOutcome, run_process
+from cronctl.runner.process import ProcessOutcome, Supervision, run_process, spawn_process
 from cronctl.spool import SpoolWriter
 
 DEFAULT_KILL_GRACE = 10.0
@@ -70,31 +70,13 @@ class RunRequest:
         return self.task.retries if self.retries is None else self.retries
 
 
-def job_environment(
-    task: Task,
-    *,
-    run_id: int,
-    trigger: Trigger,
-    attempt: int,
-    scheduled_at: datetime | None,
-    last_success_at: datetime | None,
-    base: Mapping[str, str] | None = None,
-    hidden: frozenset[str] = frozenset(),
-) -> dict[str, str]:
-    """Return the job's environment: the caller's less its `hidden` (secret) variables, the
-    task's env files (read now: a rotated secret counts from the next run), its `env`, then
-    cronctl's variables. Raises EnvFileError when an env file cannot be used."""
-    env = inherited_environment(os.environ if base is None else base, hidden)
-    if task.env_file:
-        env.update(read_env_files(task.env_file))
-    env.update(task.env)
-    env.update(
-        run_variables(
-            task, run_id=run_id, trigger=trigger, attempt=attempt, scheduled_at=scheduled_at
-        )
-    )
-    env["CRONCTL_LAST_SUCCESS_AT"] = local_iso(task, last_success_at)
-    return env
+@runtime_checkable
+class BatchClaims(Protocol):
+    """A RunRecorder that claims several runs in one transaction (serve's SerialStore)."""
+
+    def start_runs(
+        self, claims: Sequence[tuple[str, Trigger, int, datetime | None]], *, started_at: datetime
+    ) -> list[int | None]: ...
 
 
 def status_of(outcome: ProcessOutcome, limits: Limits | None = None) -> tuple[Status, str | None]:
@@ -147,6 +129,24 @@ def _join(*parts: str | None) -> str | None:
     return text or None
 
 
+@dataclass
+class EarlyStart:
+    """A run's job spawned ahead of the thread that watches it (serve's claimer spawns in slot
+    order right after the claim's commit; docs/performance.md, "Serve's hot path after issue
+    18"): what `Executor.execute` would have prepared, and the process or why it did not start."""
+
+    env: dict[str, str]
+    spool: SpoolWriter | None
+    job: Supervision | ProcessOutcome
+
+    def kill(self) -> None:
+        """The run will not be watched after all: leave no process and no spool behind."""
+        if isinstance(self.job, Supervision):
+            self.job.kill()
+        if self.spool is not None:
+            self.spool.close()
+
+
 class Executor:
     """Runs attempts of tasks and records them through `store` (a RunRecorder: the history
     itself for `run-now`, serve's shared connection for serve)."""
@@ -175,6 +175,26 @@ class Executor:
         # Secret variables of the task file, kept from every job and `when` condition; serve
         # replaces the set when a reload changes them.
         self.hidden_variables = hidden_variables
+        self._inherited_cache: tuple[Mapping[str, str], frozenset[str], dict[str, str]] | None = (
+            None
+        )
+
+    def _inherited(self) -> Mapping[str, str] | None:
+        """The given environment filtered once for every job (not each run: 43 µs a run,
+        measured for issue 18), again only when the hidden variables change; None when jobs
+        inherit this process's own environment, which may change."""
+        if self.environ is None:
+            return None
+        cached = self._inherited_cache
+        if (
+            cached is None
+            or cached[0] is not self.environ
+            or cached[1] is not self.hidden_variables
+        ):
+            filtered = inherited_environment(self.environ, self.hidden_variables)
+            cached = (self.environ, self.hidden_variables, filtered)
+            self._inherited_cache = cached
+        return cached[2]
 
     def begin(self, request: RunRequest) -> int:
         """Write the `running` row; for a scheduled slot this is the exactly-once claim."""
@@ -186,12 +206,47 @@ class Executor:
             started_at=self.clock.now(),
         )
 
-    def execute(self, request: RunRequest, run_id: int | None = None) -> Run:
-        """Run one attempt (after its `when` condition) and return the finished record."""
+    @property
+    def claims_in_batches(self) -> bool:
+        """Whether `begin_many` can claim several runs in one transaction."""
+        return isinstance(self.store, BatchClaims)
+
+    def begin_many(self, requests: Sequence[RunRequest]) -> list[int | None]:
+        """Write the `running` rows of several runs in one transaction (when
+        `claims_in_batches`): their ids in order, None for a slot that already has a run.
+        Raises StoreError when none could be written."""
+        assert isinstance(self.store, BatchClaims)
+        return self.store.start_runs(
+            [
+                (request.task.name, request.trigger, request.attempt, request.scheduled_at)
+                for request in requests
+            ],
+            started_at=self.clock.now(),
+        )
+
+    def spawn_early(self, request: RunRequest, run_id: int) -> EarlyStart | None:
+        """Prepare the claimed run `run_id` and spawn its job now, for `execute(...,
+        early=...)` to watch on another thread; None when the job starts in `execute` as
+        before: a `when` condition runs first, or the env_file cannot be read (the error is
+        recorded there)."""
+        if request.check_when and request.task.when:
+            return None
+        try:
+            env = self._environment(request, run_id)
+        except EnvFileError:
+            return None
+        spool = self._spool(run_id)
+        return EarlyStart(env, spool, self._spawn(request, env, spool))
+
+    def execute(
+        self, request: RunRequest, run_id: int | None = None, early: EarlyStart | None = None
+    ) -> Run:
+        """Run one attempt (after its `when` condition) and return the finished record;
+        with `early`, watch the job `spawn_early` started for the claimed `run_id`."""
         if run_id is None:
             run_id = self.begin(request)
         try:
-            return self._attempt(request, run_id)
+            return self._attempt(request, run_id, early)
         except BaseException as exc:
             # Whatever stops us (a listener, the output stream, Ctrl-C in a bad moment), the
             # row must not stay `running` for ever: that would read as a job still going.
@@ -210,19 +265,47 @@ class Executor:
         except Exception:
             pass  # the original error is the one worth raising
 
-    def _attempt(self, request: RunRequest, run_id: int) -> Run:
+    def _environment(self, request: RunRequest, run_id: int) -> dict[str, str]:
+        return job_environment(
+            request.task,
+            run_id=run_id,
+            trigger=request.trigger,
+            attempt=request.attempt,
+            scheduled_at=request.scheduled_at,
+            last_success_at=self.store.last_success_at(request.task.name),
+            base=self.environ,
+            hidden=self.hidden_variables,
+            inherited=self._inherited(),
+        )
+
+    def _spool(self, run_id: int) -> SpoolWriter | None:
+        return None if self.spool_dir is None else SpoolWriter(self.spool_dir, run_id)
+
+    def _attempt(self, request: RunRequest, run_id: int, early: EarlyStart | None) -> Run:
+        if early is None:
+            prepared = self._prepare(request, run_id)
+            if isinstance(prepared, Run):
+                return prepared
+            env, spool = prepared
+            job = None
+        else:
+            env, spool, job = early.env, early.spool, early.job
+        try:
+            return self._run_job(request, run_id, env, spool, job)
+        finally:
+            # The output is recorded (or the row closed by _close_unfinished): a spool would
+            # only repeat it. Nothing was written to disk for a job that printed nothing.
+            if spool is not None:
+                spool.close()
+
+    def _prepare(
+        self, request: RunRequest, run_id: int
+    ) -> Run | tuple[dict[str, str], SpoolWriter | None]:
+        """The job's environment and spool, or the run's record when it ends before its job
+        (an unreadable env_file, a `when` condition that says skip)."""
         task = request.task
         try:
-            env = job_environment(
-                task,
-                run_id=run_id,
-                trigger=request.trigger,
-                attempt=request.attempt,
-                scheduled_at=request.scheduled_at,
-                last_success_at=self.store.last_success_at(task.name),
-                base=self.environ,
-                hidden=self.hidden_variables,
-            )
+            env = self._environment(request, run_id)
         except EnvFileError as exc:
             unusable = self.store.finish_run(
                 run_id, status=Status.ERROR, finished_at=self.clock.now(), reason=str(exc)
@@ -235,43 +318,16 @@ class Executor:
                     run_id, status=Status.SKIPPED, finished_at=self.clock.now(), reason=skip_reason
                 )
                 return self._finished(request, skipped)
-        # The listeners hear of the start from what we know, not from a read of the row: this
-        # sits between the slot and the spawn, where every millisecond is lateness.
-        self.events.run_started(
-            task,
-            Run(
-                id=run_id,
-                task=task.name,
-                trigger=request.trigger,
-                attempt=request.attempt,
-                scheduled_at=request.scheduled_at,
-                started_at=self.clock.now(),
-                finished_at=None,
-                duration_ms=None,
-                status=Status.RUNNING,
-                exit_code=None,
-                signal=None,
-                pid=None,
-                reason=None,
-            ),
-        )
-        spool = None if self.spool_dir is None else SpoolWriter(self.spool_dir, run_id)
-        try:
-            return self._run_job(request, run_id, env, spool)
-        finally:
-            # The output is recorded (or the row closed by _close_unfinished): a spool would
-            # only repeat it. Nothing was written to disk for a job that printed nothing.
-            if spool is not None:
-                spool.close()
+        return env, self._spool(run_id)
 
-    def _run_job(
-        self, request: RunRequest, run_id: int, env: dict[str, str], spool: SpoolWriter | None
-    ) -> Run:
+    def _spawn(
+        self, request: RunRequest, env: dict[str, str], spool: SpoolWriter | None
+    ) -> Supervision | ProcessOutcome:
         task = request.task
         on_output = self.on_output
         if spool is not None:
             on_output = _spooled(spool, on_output)
-        outcome = run_process(
+        return spawn_process(
             task.command,
             shell=task.shell,
             cwd=task.cwd,
@@ -279,13 +335,41 @@ class Executor:
             timeout=task.timeout,
             kill_grace=self.kill_grace,
             stop=request.stop,
-            on_start=lambda pid: self.store.set_pid(run_id, pid),
             on_output=on_output,
             clock=self.clock,
             nice=task.nice,
             limits=task.limits,
             pass_fds=request.inherit_fds,
         )
+
+    def _run_job(
+        self,
+        request: RunRequest,
+        run_id: int,
+        env: dict[str, str],
+        spool: SpoolWriter | None,
+        job: Supervision | ProcessOutcome | None,
+    ) -> Run:
+        task = request.task
+        told = False
+
+        def started(pid: int | None) -> None:
+            # The listeners (serve's `run started` line, the notifier) hear of the start once
+            # the process exists, from what we know, not from a read of the row: before the
+            # spawn every millisecond is lateness (docs/performance.md, issue 18).
+            nonlocal told
+            told = True
+            self.events.run_started(task, _started_run(request, run_id, self.clock.now(), pid))
+
+        def spawned(pid: int) -> None:
+            self.store.set_pid(run_id, pid)
+            started(pid)
+
+        if job is None:
+            job = self._spawn(request, env, spool)
+        outcome = job if isinstance(job, ProcessOutcome) else job.run(spawned)
+        if not told:  # the job never started: its start is said all the same, then its end
+            started(None)
         status, reason = status_of(outcome, task.limits)
         if status == Status.TIMED_OUT:
             reason = f"timed out after {format_duration(task.timeout or 0)}"
@@ -357,6 +441,25 @@ class Executor:
             )
             runs.append(self.execute(retry))
         return runs
+
+
+def _started_run(request: RunRequest, run_id: int, now: datetime, pid: int | None) -> Run:
+    """The record of a run just started, as the listeners hear of it."""
+    return Run(
+        id=run_id,
+        task=request.task.name,
+        trigger=request.trigger,
+        attempt=request.attempt,
+        scheduled_at=request.scheduled_at,
+        started_at=now,
+        finished_at=None,
+        duration_ms=None,
+        status=Status.RUNNING,
+        exit_code=None,
+        signal=None,
+        pid=pid,
+        reason=None,
+    )
 
 
 def _spooled(

@@ -140,6 +140,51 @@ def run_process(
     raised by `on_start` or `on_output` propagate after the job's group has been killed, reaped
     and every descriptor closed. `timeout` is in seconds (None or 0: no limit).
     """
+    job = spawn_process(
+        command,
+        shell=shell,
+        cwd=cwd,
+        env=env,
+        timeout=timeout,
+        kill_grace=kill_grace,
+        stop=stop,
+        on_output=on_output,
+        head_bytes=head_bytes,
+        tail_bytes=tail_bytes,
+        clock=clock,
+        nice=nice,
+        limits=limits,
+        pass_fds=pass_fds,
+    )
+    if isinstance(job, ProcessOutcome):
+        return job
+    return job.run(on_start)
+
+
+def spawn_process(
+    command: str,
+    *,
+    shell: str = "/bin/sh",
+    cwd: str | None,
+    env: Mapping[str, str],
+    timeout: float | None = None,
+    kill_grace: float = 10.0,
+    stop: threading.Event | None = None,
+    on_output: Callable[[str, bytes], None] | None = None,
+    head_bytes: int = DEFAULT_HEAD_BYTES,
+    tail_bytes: int = DEFAULT_TAIL_BYTES,
+    clock: Clock = SYSTEM_CLOCK,
+    nice: int | None = None,
+    limits: Limits | None = None,
+    pass_fds: tuple[int, ...] = (),
+) -> Supervision | ProcessOutcome:
+    """Start `command` with `shell -c`: the running job, to be watched to its end with
+    `Supervision.run` (on any thread, once), or how it ended when it could not start.
+
+    Split from run_process so that serve spawns in slot order on its claimer thread and
+    supervises on the job's own thread (docs/performance.md, "Serve's hot path after issue
+    18"). Never raises for a job that cannot start.
+    """
     if timeout is not None and not timeout > 0:
         timeout = None  # 0 means no limit (as systemd's TimeoutStartSec=0)
     if not kill_grace >= 0:
@@ -178,7 +223,7 @@ def run_process(
             started_at=started_at,
             t0=t0,
         )
-    supervision = _Supervision(
+    return Supervision(
         proc,
         clock,
         t0,
@@ -189,14 +234,13 @@ def run_process(
         pipes=JobPipes(head_bytes, tail_bytes, on_output),
         watch=watch_for(proc.pid, limits),
     )
-    return supervision.run(on_start)
 
 
 def _sooner(wait: float | None, other: float) -> float:
     return other if wait is None else min(wait, other)
 
 
-class _Supervision:
+class Supervision:
     """One running job, watched until it has exited and its output is read; one thread, one call.
 
     Each turn of the loop takes the same steps: signal the group when a timeout or a stop
@@ -259,6 +303,15 @@ class _Supervision:
         """From when the leftover drain window counts; only ever set once the job has exited."""
         self.next_group_check = 0.0
         self.notes: list[str] = []
+
+    def kill(self) -> None:
+        """Kill and reap a job that will not be watched (its thread could not start)."""
+        signal_group(self.proc.pid, signal.SIGKILL)
+        for file in (self.proc.stdout, self.proc.stderr):
+            if file is not None:
+                file.close()
+        self.pipes.close()
+        self.proc.wait()
 
     def run(self, on_start: Callable[[int], None] | None) -> ProcessOutcome:
         pgid = self.proc.pid

@@ -31,6 +31,7 @@ from cronctl.records import Run
 from cronctl.runner.locks import LockFolder
 from cronctl.serve import GRACE, KILL_GRACE, NOTIFY_FLUSH_SECONDS
 from cronctl.serve import log as serve_log
+from cronctl.serve.arenas import bound_arenas
 from cronctl.serve.lock import ServeLock
 from cronctl.serve.loop import Scheduler
 from cronctl.serve.recovery import (
@@ -174,6 +175,7 @@ def serve(
     if locations.db == MEMORY:
         raise UsageError("serve needs a history database file, not :memory:")
     serve_log.setup(handler=log_handler, level=log_level, environ=environ)
+    bound_arenas(os.environ)  # before the first thread: see serve/arenas.py
     lock = ServeLock(locations.serve_lock)
     lock.acquire()
     systemd = SystemdNotifier(environ)

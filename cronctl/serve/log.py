@@ -58,9 +58,19 @@ class JournalFormatter(logging.Formatter):
 
 
 class PlainFormatter(logging.Formatter):
+    # The time of a line, to the second, made once a second: serve writes two lines a run,
+    # many runs a second; formatting a line took 3.4 µs with the local zone looked up each
+    # time (`astimezone()`), 1.1 µs with this (issue 18). One tuple, replaced whole: safe to
+    # share between the job threads.
+    _stamp: tuple[int, str] = (-1, "")
+
     def format(self, record: logging.LogRecord) -> str:
-        moment = datetime.fromtimestamp(record.created).astimezone().isoformat(timespec="seconds")
-        return f"{moment} {record.levelname.lower()} {super().format(record)}"
+        second = int(record.created)
+        stamp = self._stamp
+        if stamp[0] != second:
+            moment = datetime.fromtimestamp(second).astimezone().isoformat(timespec="seconds")
+            stamp = self._stamp = (second, moment)
+        return f"{stamp[1]} {record.levelname.lower()} {super().format(record)}"
 
 
 def setup(

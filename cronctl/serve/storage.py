@@ -3,9 +3,12 @@
 * `SerialStore`: one connection shared by the job threads, one call at a time under a lock.
   Measured against one connection per thread: SQLite's busy handler makes contending writers
   sleep (1, 2, 5, 10 ms ...), while a Python lock hands over in microseconds, so a burst of
-  starts is faster through one connection. The writes a job needs after it ran are retried
-  with back-off (a locked, full or read-only database) and the result waits in memory until
-  the database takes it.
+  starts is faster through one connection. The claims of a batch are one transaction
+  (`start_runs`); the pids and ends that wait for the connection together are committed
+  together (a group commit); each task's last success is kept in memory (both in
+  serve/grouping.py). The writes a job needs after it ran are retried with back-off (a
+  locked, full or read-only database) and the result waits in memory until the database
+  takes it.
 * `Recorder`: a thread for the writes the scheduling loop must never wait for (heartbeat,
   `skipped` and `missed` rows, retention, WAL checkpoints), on a second connection, in order,
   each retried with back-off until it succeeds; it tells the run listeners of the rows of runs
@@ -19,7 +22,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
@@ -32,7 +35,9 @@ from cronctl.listeners import NoEvents, RunEvents
 from cronctl.model import DEFAULT_KEEP_RUNS, Task
 from cronctl.records import Output, Run, Status, Trigger
 from cronctl.runner.execute import RunRequest
+from cronctl.serve.grouping import GroupCommit, LastSuccesses
 from cronctl.store import HistoryStore, open_for_serve
+from cronctl.store.runs import Claim, RunStore
 from cronctl.store.skips import SkipStore, is_condition_skip
 
 log = logging.getLogger("cronctl.serve")
@@ -90,7 +95,10 @@ class SerialStore:
     def __init__(self, store: History, clock: Clock) -> None:
         self._store = store
         self._lock = threading.Lock()
-
+        # The pids and ends waiting for the connection: whoever gets the lock writes them all
+        # in one transaction (a group commit).
+        self._grouped = GroupCommit(store, self._lock)
+        self._last_success = LastSuccesses(clock, self._read_last_success)
         self.clock = clock
         self.give_up = threading.Event()  # set at shutdown: finish_run stops retrying
         self.say = LogOnce(clock)
@@ -120,6 +128,22 @@ class SerialStore:
                 pid=pid,
                 reason=reason,
             )
+
+    def start_runs(self, claims: Sequence[Claim], *, started_at: datetime) -> list[int | None]:
+        """Claim several runs in one transaction (RunStore.start_runs); None: slot taken."""
+        with self._lock:
+            if isinstance(self._store, RunStore):
+                return self._store.start_runs(claims, started_at=started_at)
+            return [self._start_one(claim, started_at) for claim in claims]
+
+    def _start_one(self, claim: Claim, started_at: datetime) -> int | None:
+        task, trigger, attempt, scheduled_at = claim
+        try:
+            return self._store.start_run(
+                task, trigger, started_at=started_at, attempt=attempt, scheduled_at=scheduled_at
+            )
+        except SlotTakenError:
+            return None
 
     def set_pid(self, run_id: int, pid: int) -> None:
         # Called as the job starts: a failure here must not kill the job (the pid is a detail).
@@ -167,8 +191,7 @@ class SerialStore:
         attempt = 0
         while True:
             try:
-                with self._lock:
-                    run = write()
+                run = self._grouped(write)
             except StoreError as exc:
                 if self.give_up.is_set():
                     log.error(
@@ -189,6 +212,8 @@ class SerialStore:
                 continue
             if attempt:
                 log.info("run %s recorded after %d attempts", run_id, attempt + 1)
+            if run.status is Status.SUCCEEDED:
+                self._last_success.succeeded(run)
             return run
 
     def get_run(self, run_id: int) -> Run:
@@ -196,6 +221,10 @@ class SerialStore:
             return self._store.get_run(run_id)
 
     def last_success_at(self, task: str) -> datetime | None:
+        """The task's newest success, from memory (serve/grouping.py `LastSuccesses`)."""
+        return self._last_success.get(task)
+
+    def _read_last_success(self, task: str) -> datetime | None:
         with self._lock:
             return self._store.last_success_at(task)
 
@@ -210,8 +239,7 @@ class SerialStore:
     ) -> None:
         """Write a detail of a run; when the database refuses, log it (once) and go on."""
         try:
-            with self._lock:
-                write(run_id, value)
+            self._grouped(partial(write, run_id, value))
         except StoreError as exc:
             self.say(
                 key, logging.WARNING, "cannot record %s of run %s: %s", what, run_id, exc.message

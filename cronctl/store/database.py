@@ -16,7 +16,6 @@ import contextlib
 import errno
 import os
 import sqlite3
-import stat
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,15 +26,15 @@ from cronctl.errors import (
     DamagedDatabaseError,
     DatabaseFullError,
     DatabaseLockedError,
-    DatabasePathError,
     ReadOnlyDatabaseError,
     StoreError,
 )
 from cronctl.locations import MEMORY, ensure_private_dir
 from cronctl.store import schema
+from cronctl.store.paths import SQLITE_HEADER as SQLITE_HEADER  # where the tests look for it
+from cronctl.store.paths import check_database_path, not_sqlite_error
 
 BUSY_TIMEOUT = 5.0
-SQLITE_HEADER = b"SQLite format 3\x00"
 """The first 16 bytes of every SQLite database file (sqlite.org/fileformat.html)."""
 
 # Primary result codes (sqlite3.Error.sqlite_errorcode & 0xFF, Python 3.11+).
@@ -77,6 +76,16 @@ def _reason(exc: BaseException) -> str:
     return exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
 
 
+class _Batch:
+    """The state of a `Database.batch` transaction."""
+
+    __slots__ = ("failed", "open")
+
+    def __init__(self) -> None:
+        self.open = False  # BEGIN done: writes join the transaction
+        self.failed: BaseException | None = None  # the first write inside that failed
+
+
 class Database:
     """One connection to the history database. `Database(":memory:")` for tests.
 
@@ -101,6 +110,7 @@ class Database:
         self.path = os.fspath(path)
         self.timeout = timeout
         self.read_only = False
+        self._batch: _Batch | None = None  # inside `batch`: the transaction writes join
         self.read_only_cause: StoreError | None = None
         if self.path == MEMORY:
             self._open()
@@ -296,7 +306,37 @@ class Database:
             raise self._translate(exc) from None
 
     @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """One transaction for every write made inside (serve's group commit of the pids and
+        ends that wait together: docs/performance.md, "Serve's hot path after issue 18").
+
+        All or nothing: when any write inside fails, even one its method would recover from
+        on its own (the end of a run recorded without its output on a full disk), every later
+        write inside raises, the whole batch is rolled back, and the caller does the writes
+        again one by one. Not reentrant; writes of other threads must not run meanwhile."""
+        self._batch = _Batch()
+        try:
+            with self._write():
+                self._batch.open = True
+                yield
+                if self._batch.failed is not None:
+                    raise self._batch.failed
+        finally:
+            self._batch = None
+
+    @contextlib.contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
+        batch = self._batch
+        if batch is not None and batch.open:
+            if batch.failed is not None:
+                raise batch.failed
+            try:
+                with self._guard():
+                    yield self._db
+            except BaseException as exc:
+                batch.failed = exc
+                raise
+            return
         with self._guard():
             self._db.execute("BEGIN IMMEDIATE")
             try:
@@ -374,82 +414,6 @@ class Database:
         with self._guard():
             rows = [str(r[0]) for r in self._db.execute("PRAGMA quick_check").fetchall()]
         return [] if rows == ["ok"] else rows
-
-
-_PATH_HINT = "give --db (or CRONCTL_DB) the path of a history database; nothing was changed"
-
-
-def check_database_path(
-    path: str | os.PathLike[str], *, tasks_file: str | os.PathLike[str] | None = None
-) -> None:
-    """Raise DatabasePathError when `path` must never be opened as the history: it is the
-    task file (compared after resolving links, and as the same inode for hard links), or it
-    exists and is not a regular file (a folder, a FIFO, a device).
-
-    Only the path is looked at (`stat`): nothing is opened, so a FIFO never blocks and no
-    SQLite lock of this process on the file is dropped (closing any descriptor of a file
-    releases the process's POSIX locks on it). The content is judged when SQLite cannot read
-    the file (`not_sqlite_error`). Before: `--db tasks.toml serve` moved the task file aside
-    as "damaged" and created a database in its place.
-    """
-    text = os.fspath(path)
-    if tasks_file is not None and _same_file(text, os.fspath(tasks_file)):
-        raise DatabasePathError(
-            f"the history database {text} is the task file; they must be two files",
-            hint=_PATH_HINT,
-        )
-    try:
-        found = os.stat(text)
-    except OSError:
-        return  # missing (it is created), or unreadable: opening it says why
-    if not stat.S_ISREG(found.st_mode):
-        raise DatabasePathError(
-            f"the history database {text} is {_kind_of(found.st_mode)}, not a file",
-            hint=_PATH_HINT,
-        )
-
-
-def not_sqlite_error(path: str | os.PathLike[str]) -> DatabasePathError | None:
-    """Return the refusal of a regular file that is neither empty nor starts with SQLite's
-    header (text, random bytes), else None: only such a file may be called damaged.
-
-    Reads the first 16 bytes. Call it only when no SQLite connection of this process has the
-    file open (after opening it failed, or before moving it aside): closing the descriptor
-    drops every POSIX lock the process holds on the file, SQLite's included."""
-    text = os.fspath(path)
-    try:
-        with open(text, "rb") as handle:
-            head = handle.read(len(SQLITE_HEADER))
-    except OSError:
-        return None
-    if head in (b"", SQLITE_HEADER):
-        return None
-    return DatabasePathError(
-        f"{text} is not a cronctl history database, nor any SQLite file (it does not"
-        " start with SQLite's header)",
-        hint=_PATH_HINT,
-    )
-
-
-def _same_file(first: str, second: str) -> bool:
-    if os.path.realpath(first) == os.path.realpath(second):
-        return True
-    try:
-        return os.path.samestat(os.stat(first), os.stat(second))
-    except OSError:
-        return False
-
-
-def _kind_of(mode: int) -> str:
-    if stat.S_ISDIR(mode):
-        return "a folder"
-    if stat.S_ISFIFO(mode):
-        return "a FIFO"
-    if stat.S_ISSOCK(mode):
-        return "a socket"
-    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
-        return "a device"
-    return "a special file"
 
 
 def move_aside(path: str | os.PathLike[str], now: datetime) -> Path:

@@ -27,6 +27,9 @@ OUTPUT_COLUMNS = "stdout, stderr, stdout_bytes, stderr_bytes, stdout_dropped, st
 NO_OUTPUT = (b"", b"", 0, 0, 0, 0)
 """The output of a run that has no run_output row, in the order of OUTPUT_COLUMNS."""
 
+Claim = tuple[str, Trigger, int, datetime | None]
+"""A run to claim: task, trigger, attempt, slot (None for a run of no slot)."""
+
 STATUSES: dict[str, Status] = {status.value: status for status in Status}
 TRIGGERS: dict[str, Trigger] = {trigger.value: trigger for trigger in Trigger}
 
@@ -126,6 +129,30 @@ class RunStore(Database):
                 return run_id
         except sqlite3.IntegrityError:
             raise SlotTakenError(f"slot {scheduled_at} of task '{task}' has already run") from None
+
+    def start_runs(self, claims: Sequence[Claim], *, started_at: datetime) -> list[int | None]:
+        """Insert the `running` rows of several runs in one transaction (serve's claims of one
+        instant) and return their ids in order, None for a run whose slot already ran (the
+        others are claimed all the same). All or none are written: a StoreError means none
+        was. One `BEGIN IMMEDIATE ... COMMIT` instead of one each (docs/performance.md,
+        "Serve's hot path after issue 18")."""
+        ids: list[int | None] = []
+        with self._write() as db:
+            for task, trigger, attempt, scheduled_at in claims:
+                row = db.execute(
+                    "INSERT INTO runs (task, trigger, attempt, scheduled_at, started_at, status)"
+                    " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING id",
+                    (
+                        task,
+                        trigger,
+                        attempt,
+                        to_ms(scheduled_at),
+                        to_ms(started_at),
+                        Status.RUNNING,
+                    ),
+                ).fetchone()
+                ids.append(None if row is None else row[0])
+        return ids
 
     def set_pid(self, run_id: int, pid: int) -> None:
         with self._write() as db:

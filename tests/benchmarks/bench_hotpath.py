@@ -157,6 +157,12 @@ def instrument(timings: Timings) -> None:
     w(upkeep.Upkeep, "poll_task_file", "loop: task file poll")
     # The claimer thread.
     w(storage.SerialStore, "start_run", "claim: INSERT running row (SerialStore.start_run)")
+    if hasattr(storage.SerialStore, "start_runs"):
+        w(
+            storage.SerialStore,
+            "start_runs",
+            "claim: INSERT a batch's rows (SerialStore.start_runs)",
+        )
     # The job thread.
     w(storage.SerialStore, "last_success_at", "job: last_success_at (SELECT)")
     w(execute, "job_environment", "job: environment (job_environment)")
@@ -169,15 +175,17 @@ def instrument(timings: Timings) -> None:
     w(pipes.JobPipes, "__init__", "job: capture setup (JobPipes)")
     w(pipes.JobPipes, "watch", "job: capture watch (register pipes, pidfd_open)")
     w(storage.SerialStore, "set_pid", "job: UPDATE pid (set_pid)")
-    w(process._Supervision, "_reap", "end: reap (waitpid)")
+    w(process.Supervision, "_reap", "end: reap (waitpid)")
     w(pipes.JobPipes, "close", "end: close pipes")
-    w(process._Supervision, "_outcome", "end: outcome (output, times)")
+    w(process.Supervision, "_outcome", "end: outcome (output, times)")
     w(execute, "status_of", "end: status_of")
     w(storage.SerialStore, "finish_run", "end: UPDATE finished row (+ output)")
     w(serve_log.RunLog, "run_finished", "end: run_finished log line")
     w(notifier.Notifier, "run_finished", "end: notify decision at end")
     w(spool.SpoolWriter, "close", "end: spool close")
     w(workers.ThreadLauncher, "_claim", "claim: one claim (incl. INSERT)")
+    if hasattr(workers.ThreadLauncher, "_spawn_early"):
+        w(workers.ThreadLauncher, "_spawn_early", "claim: spawn a claimed job (spawn_early)")
     w(workers.ThreadLauncher, "_execute", "job: whole job thread")
     w(storage.SerialStore, "get_run", "other: get_run")
     # The same writes inside SerialStore's lock: the difference is the wait for the lock.
@@ -218,10 +226,11 @@ def mark_runs(timings: Timings) -> None:
 
     setattr(workers, "_thread", _StartThread)  # noqa: B010 (the module workers calls through)
 
-    def execute_marked(self: Any, handle: Any, done: Any) -> Any:
+    def execute_marked(self: Any, handle: Any, done: Any, *early: Any) -> Any:
+        # `early` (issue 18, round 2): the job the claimer spawned; absent before round 2.
         timings.local.run_id = handle.run_id
         timings.mark(handle.run_id, "thread running")
-        return original_execute(self, handle, done)
+        return original_execute(self, handle, done, *early)
 
     def begin_marked(self: Any, request: Any) -> int:
         claim_began = time.time_ns()
@@ -261,6 +270,7 @@ def mark_runs(timings: Timings) -> None:
     execute_marked.__wrapped__ = original_execute  # type: ignore[attr-defined]
     workers.ThreadLauncher._execute = execute_marked  # type: ignore[method-assign]
     execute.Executor.begin = begin_marked  # type: ignore[method-assign]
+    mark_batched_claims(timings)
     pipes.JobPipes.pump = pump_marked  # type: ignore[method-assign]
     storage.SerialStore.set_pid = set_pid_marked  # type: ignore[method-assign]
     storage.SerialStore.finish_run = finish_marked  # type: ignore[method-assign]
@@ -268,6 +278,33 @@ def mark_runs(timings: Timings) -> None:
     loop.Scheduler._completed = completed_marked  # type: ignore[method-assign]
 
     mark_handover(timings)
+
+
+def mark_batched_claims(timings: Timings) -> None:
+    """The claims of a batch in one transaction (issue 18): each run is marked as begun when
+    its batch began and claimed when the batch committed (a cronctl without `begin_many`,
+    such as 18b71a1, has nothing to mark here)."""
+    from cronctl.runner import execute
+
+    original_begin_many = getattr(execute.Executor, "begin_many", None)
+    if original_begin_many is None:
+        return
+
+    def begin_many_marked(self: Any, requests: Any) -> Any:
+        # The claims of a batch in one transaction (issue 18): each run is marked as begun
+        # when the batch began and claimed when it committed.
+        claim_began = time.time_ns()
+        run_ids = original_begin_many(self, requests)  # type: ignore[misc]
+        for request, run_id in zip(requests, run_ids, strict=True):
+            if run_id is None:
+                continue
+            timings.marks[run_id]["claim begin"] = claim_began
+            timings.mark(run_id, "claimed")
+            if request.scheduled_at is not None:
+                timings.marks[run_id]["slot"] = int(request.scheduled_at.timestamp() * 1e9)
+        return run_ids
+
+    execute.Executor.begin_many = begin_many_marked  # type: ignore[method-assign]
 
 
 def mark_handover(timings: Timings) -> None:
