@@ -20,6 +20,9 @@ class Schedule:
     Time is always an argument: `next_after(dt)` answers for the instant `dt`.
     """
 
+    # 100,000 tasks hold 100,000 of these (docs/performance.md, "100,000 tasks").
+    __slots__ = ("text", "zone", "timezone", "name", "cron", "interval_seconds")
+
     def __init__(
         self,
         text: str,
@@ -141,6 +144,22 @@ def _check_characters(text: str) -> None:
             raise ScheduleError(f"the schedule contains the control character {char!r}")
 
 
-@functools.lru_cache(maxsize=65536)
 def _parse_cached(text: str, timezone: str, name: str | None) -> Schedule:
+    if "H" in text:  # `H` hashes the task's name: this schedule is the task's own
+        return _parse_named(text, timezone, name)
+    # Thousands of tasks share a few schedules: they share the parsed cron fields too (one
+    # parse, one CronSpec), each with its own name (docs/performance.md, "100,000 tasks").
+    shared = _parse_shared(text, timezone)
+    if shared.name == name:
+        return shared
+    return Schedule(text, shared.zone, name, shared.cron, shared.interval_seconds)
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_shared(text: str, timezone: str) -> Schedule:
+    return Schedule._parse(text, timezone, None)
+
+
+@functools.lru_cache(maxsize=65536)
+def _parse_named(text: str, timezone: str, name: str | None) -> Schedule:
     return Schedule._parse(text, timezone, name)
