@@ -31,6 +31,7 @@ _LINE = re.compile(
     r"[ \t]*(?:#[^\x00-\x08\x0a-\x1f\x7f]*)?"
 )
 _DOT = re.compile(r"[ \t]*\.[ \t]*")
+_SHARED_LENGTH = 40  # longer values (commands, descriptions) are rarely equal
 
 
 def read_plain(text: str) -> dict[str, Any] | None:
@@ -40,6 +41,9 @@ def read_plain(text: str) -> dict[str, Any] | None:
     document: dict[str, Any] = {}
     table = document
     defined: set[tuple[str, ...]] = set()
+    # Equal short values (schedules, zones, durations, policies) become one string: 100,000
+    # tasks of a few dozen schedules and zones held 12 MB of copies.
+    seen: dict[str, str] = {}
     match_line = _LINE.fullmatch
     for line in text.split("\n"):
         found = match_line(line)
@@ -53,6 +57,8 @@ def read_plain(text: str) -> dict[str, Any] | None:
             if (value := found["basic"]) is None and (value := found["literal"]) is None:
                 number = found["integer"]
                 value = int(number) if number is not None else found["boolean"] == "true"
+            elif len(value) <= _SHARED_LENGTH:
+                value = seen.setdefault(value, value)
             table[key] = value
             continue
         header = found["table"]
