@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from datetime import datetime
+from typing import Generic, TypeVar
 from zoneinfo import ZoneInfo
 
 from cronctl.errors import ScheduleError, UsageError
@@ -163,3 +165,25 @@ def _parse_shared(text: str, timezone: str) -> Schedule:
 @functools.lru_cache(maxsize=65536)
 def _parse_named(text: str, timezone: str, name: str | None) -> Schedule:
     return Schedule._parse(text, timezone, name)
+
+
+Answer = TypeVar("Answer")
+
+
+class SharedAnswers(Generic[Answer]):
+    """A function of a schedule asked of many tasks, answered once for the tasks that share
+    their parsed schedule (the same cron fields or interval, the same zone): `list` of
+    100,000 tasks of a few dozen schedules describes and searches a few dozen, not 100,000
+    (docs/performance.md, "100,000 tasks"). A schedule with `H` is its task's own."""
+
+    def __init__(self, answer: Callable[[Schedule], Answer]) -> None:
+        self._answer = answer
+        # The cron fields are held beside the answer so that their id is not reused.
+        self._known: dict[tuple[int, int | None, ZoneInfo], tuple[object, Answer]] = {}
+
+    def __call__(self, schedule: Schedule) -> Answer:
+        key = (id(schedule.cron), schedule.interval_seconds, schedule.zone)
+        found = self._known.get(key)
+        if found is None or found[0] is not schedule.cron:
+            found = self._known[key] = (schedule.cron, self._answer(schedule))
+        return found[1]

@@ -2,9 +2,9 @@
 
 Start-up order (README, "serve"): take the serve lock -> open the history database -> load the
 task file (invalid: exit 78) -> mark runs a dead serve left `running` as `abandoned` and stop
-their leftover jobs (serve/recovery.py) -> heartbeat row ->
-catch-up and the first slot of every task planned -> READY=1 -> the loop. Shutdown: STOPPING=1, start nothing new, wait up to the
-grace for running jobs, stop the rest, record `serve_stopped`, checkpoint the WAL.
+their leftover jobs (serve/recovery.py) -> heartbeat row -> catch-up and the first slot of
+every task planned -> READY=1 -> the loop. Shutdown: STOPPING=1, start nothing new, wait up to
+the grace for running jobs, stop the rest, record `serve_stopped`, checkpoint the WAL.
 """
 
 from __future__ import annotations

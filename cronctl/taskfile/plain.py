@@ -67,9 +67,10 @@ def read_plain(text: str) -> dict[str, Any] | None:
             if path in defined:
                 return None  # a table defined twice
             defined.add(path)
-            table = _table_at(document, path)
-            if table is None:
+            found_table = _table_at(document, path)
+            if found_table is None:
                 return None
+            table = found_table
     return document
 
 
