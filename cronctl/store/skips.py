@@ -14,7 +14,7 @@ stays claimed); schema version 5 adds its count (`repeats`) and when the first o
 
 from __future__ import annotations
 
-import json
+import re
 import sqlite3
 from collections.abc import Collection
 from datetime import datetime
@@ -62,7 +62,7 @@ class SkipStore(RunStore):
                 "SELECT names.value, (SELECT MAX(scheduled_at) FROM runs WHERE task = names.value"
                 f" AND attempt = 1 AND trigger IN ({SLOT_TRIGGERS_SQL})"
                 " AND scheduled_at IS NOT NULL) FROM json_each(?) AS names",
-                (json.dumps(list(tasks)),),
+                ("[" + ",".join(map(_json_string, tasks)) + "]",),
             ).fetchall()
         return {task: from_ms(slot) for task, slot in rows if slot is not None}
 
@@ -120,3 +120,17 @@ def _fold(db: sqlite3.Connection, run_id: int, finished_at: datetime, reason: st
         ),
     ).fetchone()
     return run_from_row(folded, NO_OUTPUT)
+
+
+_NOT_PLAIN_IN_JSON = re.compile(r'["\\\x00-\x1f\x7f-\U0010ffff]')
+
+
+def _json_string(text: str) -> str:
+    """`text` as a JSON string, every character that is not plain ASCII escaped as \\uXXXX
+    (`list` imports this module and does not need the json module's import)."""
+
+    def escaped(found: re.Match[str]) -> str:
+        units = found.group().encode("utf-16-be", "surrogatepass")
+        return "".join(f"\\u{units[i] << 8 | units[i + 1]:04x}" for i in range(0, len(units), 2))
+
+    return '"' + _NOT_PLAIN_IN_JSON.sub(escaped, text) + '"'
