@@ -21,7 +21,7 @@ from tests.serve.test_serve_process import (  # noqa: F401 (fixtures)
 QUIET = 20_000  # tasks not due for a year, planned before the last ones
 
 
-def test_ready_comes_after_catch_up_and_planning(serve, tasks_path, tmp_path):
+def test_ready_comes_after_catch_up_and_planning(serve, tasks_path, tmp_path):  # noqa: F811
     """The catch-up decision of the last task of a large file is logged before READY=1 is
     sent, and a task due each second runs within seconds of READY=1. Before, READY=1 was
     sent before the tasks were planned: with 100,000 tasks serve planned for 2.3 s more."""
@@ -56,7 +56,7 @@ def test_ready_comes_after_catch_up_and_planning(serve, tasks_path, tmp_path):
     process.stop()
 
 
-def test_ready_is_said_without_tasks_too(serve, tasks_path, notify_socket):
+def test_ready_is_said_without_tasks_too(serve, tasks_path, notify_socket):  # noqa: F811
     path, messages = notify_socket
     tasks_path.write_text("")
     began = time.monotonic()
