@@ -453,7 +453,7 @@ def parse_task(name: str, raw: Any, defaults: Defaults, default_zone: str) -> Ta
         values["limits"] = defaults.values["limits"].over(values["limits"])
     if "after" in values and name in values["after"]:
         fail(name, "after", "a task cannot run after itself")
-    task = Task.of_checked({"name": name, **values})
+    task = Task(name=name, **values)
     try:
         task.parsed_schedule()
     except ScheduleError as exc:

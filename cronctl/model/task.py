@@ -11,7 +11,7 @@ import difflib
 import os
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import MISSING, dataclass, field, fields
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
@@ -144,19 +144,6 @@ class Task:
     limits: Limits | None = None
     notify: NotifySettings | None = None
 
-    @classmethod
-    def of_checked(cls, values: Mapping[str, Any]) -> Task:
-        """Return the Task of `values` that parse_task checked, made without the frozen
-        dataclass's __init__, which sets each of the 23 fields through object.__setattr__:
-        0.27 s for 100,000 tasks against 0.05 s (docs/performance.md, "100,000 tasks")."""
-        if not values.keys() <= _FIELD_NAMES or "name" not in values:
-            raise TypeError(f"not the fields of a Task: {sorted(values)}")
-        task = object.__new__(cls)
-        task.__dict__.update(_FIELD_DEFAULTS)
-        task.__dict__["env"] = {}  # the one field whose default is made anew (a dict)
-        task.__dict__.update(values)
-        return task
-
     @property
     def parsed_zone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
@@ -185,13 +172,6 @@ class Task:
             # Frozen: this is a cache of values the task already has, not new state.
             self.__dict__["_parsed_schedule"] = cached
         return cached
-
-
-_FIELD_NAMES = frozenset(field.name for field in fields(Task))
-_FIELD_DEFAULTS = {
-    field.name: field.default for field in fields(Task) if field.default is not MISSING
-}
-assert {f.name for f in fields(Task) if f.default_factory is not MISSING} == {"env"}
 
 
 @dataclass(frozen=True)
