@@ -14,6 +14,7 @@ also words any error. tests/taskfile/test_plain.py holds it to tomllib's result.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from typing import Any
 
 _BARE = r"[A-Za-z0-9_-]+"
@@ -31,6 +32,7 @@ _LINE = re.compile(
     r"[ \t]*(?:#[^\x00-\x08\x0a-\x1f\x7f]*)?"
 )
 _DOT = re.compile(r"[ \t]*\.[ \t]*")
+_CHUNK = 1024 * 1024
 _SHARED_LENGTH = 40  # longer values (commands, descriptions) are rarely equal
 
 
@@ -45,7 +47,7 @@ def read_plain(text: str) -> dict[str, Any] | None:
     # tasks of a few dozen schedules and zones held 12 MB of copies.
     seen: dict[str, str] = {}
     match_line = _LINE.fullmatch
-    for line in text.split("\n"):
+    for line in _lines(text):
         found = match_line(line)
         if found is None:
             return None
@@ -72,6 +74,18 @@ def read_plain(text: str) -> dict[str, Any] | None:
                 return None
             table = found_table
     return document
+
+
+def _lines(text: str) -> Iterator[str]:
+    """The lines of `text`, split a megabyte at a time: the list of 600,000 lines of a 14 MB
+    file at once was 35 MB more at the peak of serve's start, which its RSS keeps."""
+    start = 0
+    while start < len(text):
+        end = text.find("\n", start + _CHUNK)
+        if end == -1:
+            end = len(text)
+        yield from text[start:end].split("\n")
+        start = end + 1
 
 
 def _table_at(document: dict[str, Any], path: tuple[str, ...]) -> dict[str, Any] | None:

@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from cronctl.taskfile import plain
 from cronctl.taskfile.plain import read_plain
 
 PLAIN = [
@@ -109,3 +110,13 @@ def test_the_plain_reader_never_differs_from_tomllib(lines, newline):
         return
     found = read_plain(text)
     assert found is None or found == expected
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 64])
+def test_lines_are_read_a_chunk_at_a_time_without_changing_the_document(monkeypatch, chunk):
+    """Big files are split a megabyte at a time; a chunk boundary anywhere changes nothing."""
+    monkeypatch.setattr(plain, "_CHUNK", chunk)
+    for text in PLAIN:
+        assert read_plain(text) == tomllib.loads(text)
+    for text in NOT_PLAIN:
+        assert read_plain(text) is None
