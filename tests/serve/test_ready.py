@@ -29,9 +29,7 @@ def test_ready_comes_after_catch_up_and_planning(serve, tasks_path, tmp_path):  
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     sock.bind(str(path))
     sock.settimeout(LIMIT)
-    quiet = "".join(
-        task_text(f"quiet-{n}", f"{n % 60} {n // 60 % 24} 1 1 *") for n in range(QUIET)
-    )
+    quiet = "".join(task_text(f"quiet-{n}", f"{n % 60} {n // 60 % 24} 1 1 *") for n in range(QUIET))
     tasks_path.write_text(
         quiet
         + task_text("tick", "@every 1s", "true")

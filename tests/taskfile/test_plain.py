@@ -23,7 +23,7 @@ PLAIN = [
     'true = "a bare key named true"\n',
     "\t[tasks.t]\t\n\tcommand\t=\t'tab'\t#\tok\n",
     '[tasks.a]\ncommand = "no newline at the end"',
-    "[tasks.a]\ncommand = \"a\tb\"\n",  # a tab is allowed in a string
+    '[tasks.a]\ncommand = "a\tb"\n',  # a tab is allowed in a string
 ]
 
 NOT_PLAIN = [
@@ -92,7 +92,7 @@ PIECES = st.sampled_from(
         "\t",
         "\r",
         "x = 'é'",
-        "h = \"esc \\t\"",
+        'h = "esc \\t"',
     ]
 )
 
