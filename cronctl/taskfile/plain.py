@@ -43,8 +43,9 @@ def read_plain(text: str) -> dict[str, Any] | None:
     document: dict[str, Any] = {}
     table = document
     defined: set[tuple[str, ...]] = set()
-    # Equal short values (schedules, zones, durations, policies) become one string: 100,000
-    # tasks of a few dozen schedules and zones held 12 MB of copies.
+    # Equal keys and short values (schedules, zones, durations, policies) become one string:
+    # 100,000 tasks held 12 MB of copies of a few dozen values, and 23 MB of keys at the
+    # peak of serve's start (docs/performance.md, "100,000 tasks").
     seen: dict[str, str] = {}
     match_line = _LINE.fullmatch
     for line in _lines(text):
@@ -61,11 +62,11 @@ def read_plain(text: str) -> dict[str, Any] | None:
                 value = int(number) if number is not None else found["boolean"] == "true"
             elif len(value) <= _SHARED_LENGTH:
                 value = seen.setdefault(value, value)
-            table[key] = value
+            table[seen.setdefault(key, key)] = value
             continue
         header = found["table"]
         if header is not None:
-            path = tuple(_DOT.split(header))
+            path = tuple(seen.setdefault(part, part) for part in _DOT.split(header))
             if path in defined:
                 return None  # a table defined twice
             defined.add(path)
