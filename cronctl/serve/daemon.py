@@ -231,12 +231,14 @@ def serve(
         recorder.start()
         follower = RenameFollower(HistoryStore(locations.db))
         history.callback(follower.close)
+        # The newest slot of every task, read once by `Scheduler.start` on its own connection
+        # (the job threads and the notifier use `serial`'s, under its lock).
+        slot_reader = stack.enter_context(HistoryStore(locations.db))
         scheduler = Scheduler(
             loaded.tasks,
             clock=clock,
             launcher=ThreadLauncher(runs.executor, say=serial.say),
-            # Read once, in `start`, on this thread, before any job thread exists.
-            store=store,
+            store=slot_reader,
             recorder=recorder,
             rng=random.Random(),
             systemd=systemd,
