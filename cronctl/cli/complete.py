@@ -32,7 +32,7 @@ FILES = {"bash": "cronctl.bash", "zsh": "_cronctl", "fish": "cronctl.fish"}
 
 # cronctl.taskfile.MAX_BYTES, written out: importing the task file package would cost each TAB
 # 30 ms (tests/test_taskfile.py holds the two equal).
-TASK_FILE_LIMIT = 4 * 1024 * 1024
+TASK_FILE_LIMIT = 16 * 1024 * 1024
 
 _ZSH_TYPER_TAIL = "compdef _cronctl_completion cronctl"
 _ZSH_TAIL = """compdef _cronctl_completion cronctl

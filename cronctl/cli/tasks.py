@@ -319,19 +319,50 @@ def _runs_in_history(app: AppState, names: list[str]) -> dict[str, int]:
 
 
 @command("list")
-def list_tasks(ctx: typer.Context, json_output: JsonFlag = False) -> None:
+def list_tasks(
+    ctx: typer.Context,
+    patterns: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="Only the tasks whose names match: a name, or a shell-style pattern"
+            " ('backup-*', 'db-?'; quote it).",
+            metavar="[PATTERN]...",
+            autocompletion=complete_task_names_in,
+            show_default=False,
+        ),
+    ] = None,
+    limit: Annotated[
+        int | None,
+        typer.Option(
+            "--limit",
+            min=1,
+            metavar="N",
+            help="At most N tasks (in the file's order); a note on stderr says how many"
+            " more matched.",
+        ),
+    ] = None,
+    json_output: JsonFlag = False,
+) -> None:
     """One row a task: schedule, next run, last run, success rate."""
     app = state(ctx)
     now = app.clock.now()
     tasks = app.tasks()
-    note_ignored_tz(app, tasks, tasks.tasks)
-    rows = overview.task_rows(tasks, app.store(), now)
-    if json_output:
-        app.renderer.json(
-            [{**task_json(r.task, r.next_run, r.stats), "summary": r.summary} for r in rows]
-        )
-    else:
-        app.renderer.tasks(rows, now)
+    listed = overview.task_rows(tasks, app.store(), now, patterns=patterns or (), limit=limit)
+    rows = listed.rows
+    note_ignored_tz(app, tasks, [row.task.name for row in rows])
+    # Rows by the hundred thousand, none of them garbage: see taskfile.collector_paused.
+    with taskfile.collector_paused():
+        if json_output:
+            app.renderer.json(
+                [{**task_json(r.task, r.next_run, r.stats), "summary": r.summary} for r in rows]
+            )
+        elif rows or not patterns or not app.renderer.rich:
+            app.renderer.tasks(rows, now)  # piped: the header line even when nothing matched
+    if not rows and patterns:
+        app.renderer.note(f"No task matches {' or '.join(repr(p) for p in patterns)}.")
+    if listed.left_out:
+        more = timefmt.counted(listed.left_out, "more task")
+        app.renderer.note(f"note: {more} not shown (--limit {limit}).")
 
 
 @command("show")

@@ -6,5 +6,6 @@ it, and every command that reads the task file imports this package.
 """
 
 from cronctl.schedule.schedule import Schedule as Schedule
+from cronctl.schedule.schedule import SharedAnswers as SharedAnswers
 
-__all__ = ["Schedule"]
+__all__ = ["Schedule", "SharedAnswers"]

@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 
 from cronctl.errors import ScheduleError, excerpt
-from cronctl.schedule.monthdays import MonthDays, merge, parse_month_day
+from cronctl.schedule.monthdays import MonthDays, merge, parse_month_day, shared
 
 
 @dataclass(frozen=True)
@@ -119,10 +119,10 @@ def _parse_field(text: str, kind: FieldKind, name: str | None) -> Field:
         raise _error(kind, text, "lists a W item; nW, LW and L-nW stand alone in day-of-month")
     return Field(
         text,
-        frozenset(_fold_sunday(kind, values)),
+        shared(frozenset(_fold_sunday(kind, values))),
         month_days=forms,
-        nth_weekdays=frozenset(nth),
-        last_weekdays=frozenset(last_weekdays),
+        nth_weekdays=shared(frozenset(nth)),
+        last_weekdays=shared(frozenset(last_weekdays)),
         hashed=tuple(hashed),
     )
 

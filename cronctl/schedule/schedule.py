@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from datetime import datetime
+from typing import Generic, TypeVar
 from zoneinfo import ZoneInfo
 
 from cronctl.errors import ScheduleError, UsageError
@@ -19,6 +21,9 @@ class Schedule:
 
     Time is always an argument: `next_after(dt)` answers for the instant `dt`.
     """
+
+    # 100,000 tasks hold 100,000 of these (docs/performance.md, "100,000 tasks").
+    __slots__ = ("text", "zone", "timezone", "name", "cron", "interval_seconds")
 
     def __init__(
         self,
@@ -141,6 +146,44 @@ def _check_characters(text: str) -> None:
             raise ScheduleError(f"the schedule contains the control character {char!r}")
 
 
-@functools.lru_cache(maxsize=65536)
 def _parse_cached(text: str, timezone: str, name: str | None) -> Schedule:
+    if "H" in text:  # `H` hashes the task's name: this schedule is the task's own
+        return _parse_named(text, timezone, name)
+    # Thousands of tasks share a few schedules: they share the parsed cron fields too (one
+    # parse, one CronSpec), each with its own name (docs/performance.md, "100,000 tasks").
+    shared = _parse_shared(text, timezone)
+    if shared.name == name:
+        return shared
+    return Schedule(text, shared.zone, name, shared.cron, shared.interval_seconds)
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_shared(text: str, timezone: str) -> Schedule:
+    return Schedule._parse(text, timezone, None)
+
+
+@functools.lru_cache(maxsize=65536)
+def _parse_named(text: str, timezone: str, name: str | None) -> Schedule:
     return Schedule._parse(text, timezone, name)
+
+
+Answer = TypeVar("Answer")
+
+
+class SharedAnswers(Generic[Answer]):
+    """A function of a schedule asked of many tasks, answered once for the tasks that share
+    their parsed schedule (the same cron fields or interval, the same zone): `list` of
+    100,000 tasks of a few dozen schedules describes and searches a few dozen, not 100,000
+    (docs/performance.md, "100,000 tasks"). A schedule with `H` is its task's own."""
+
+    def __init__(self, answer: Callable[[Schedule], Answer]) -> None:
+        self._answer = answer
+        # The cron fields are held beside the answer so that their id is not reused.
+        self._known: dict[tuple[int, int | None, ZoneInfo], tuple[object, Answer]] = {}
+
+    def __call__(self, schedule: Schedule) -> Answer:
+        key = (id(schedule.cron), schedule.interval_seconds, schedule.zone)
+        found = self._known.get(key)
+        if found is None or found[0] is not schedule.cron:
+            found = self._known[key] = (schedule.cron, self._answer(schedule))
+        return found[1]

@@ -93,6 +93,34 @@ def first_slot_after(
     return next_slot(schedule, moment)
 
 
+class FirstSlots:
+    """`first_slot_after` for many tasks at one instant (serve's start, a reload): tasks that
+    share a parsed schedule (the same cron fields or interval, the same zone) share the answer.
+
+    At 100,000 tasks of a few dozen schedules this is a dictionary look-up a task instead of
+    a search (docs/performance.md, "100,000 tasks"). `H` schedules are each task's own and
+    are searched for each.
+    """
+
+    def __init__(self) -> None:
+        # (id of the cron fields, interval, zone, instant) -> (the cron fields, the slot); the
+        # fields are held so that their id is not reused while the entry lives.
+        self._known: dict[tuple[int, int | None, object, datetime], tuple[object, datetime | None]]
+        self._known = {}
+
+    def __call__(
+        self, schedule: Schedule, moment: datetime, floor: datetime | None = None
+    ) -> datetime | None:
+        if floor is not None and floor > moment:
+            moment = floor
+        key = (id(schedule.cron), schedule.interval_seconds, schedule.zone, moment)
+        found = self._known.get(key)
+        if found is None or found[0] is not schedule.cron:
+            found = (schedule.cron, next_slot(schedule, moment))
+            self._known[key] = found
+        return found[1]
+
+
 # ------------------------------------------------------------------------------ catch-up
 
 

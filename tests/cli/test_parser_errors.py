@@ -27,7 +27,7 @@ add x                                | error: missing argument 'schedule'       
 list --bogus                         | error: no such option: --bogus                  | hint: see cronctl list --help
 list --jsn                           | error: no such option: --jsn                    | hint: did you mean --json?
 --bogus list                         | error: no such option: --bogus                  | hint: see cronctl --help
-list extra                           | error: unexpected extra argument(s): extra      | hint: see cronctl list --help
+check extra                          | error: unexpected extra argument(s): extra      | hint: see cronctl check --help
 lst                                  | error: no such command 'lst'                    | hint: did you mean 'list'?
 service bogus                        | error: no such command 'bogus'                  | hint: see cronctl service --help
 service install --bogus              | error: no such option: --bogus                  | hint: see cronctl service install --help

@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import resource
+import socket
 import sqlite3
+import subprocess
 import threading
 import time
 import tomllib
@@ -20,6 +23,7 @@ from pathlib import Path
 
 import pytest
 
+from cronctl import taskfile
 from cronctl.records import FAILURE_STATUSES, Trigger
 from cronctl.store import HistoryStore
 
@@ -167,6 +171,83 @@ def test_s32_the_cli_with_10000_tasks(cronctl_exe, cronctl_home):
 
     names_in_file = list(tomllib.loads(tasks.read_text())["tasks"])
     assert names_in_file == [f"task-{n:05d}" for n in range(10_000)] + ["added-1", "added-2"]
+
+
+SCALE_SCHEDULES = [
+    ("*/5 * * * *", None),
+    ("0 3 * * *", "America/New_York"),
+    ("@every 90s", None),
+    ("0 9 * * MON-FRI", "Asia/Tokyo"),
+    ("H * * * *", None),
+    ("H H * * *", "Europe/Berlin"),
+    ("*/13 * * * *", "UTC"),
+    ("30 2 1 * *", None),
+]
+
+
+def scale_task_file(count: int) -> str:
+    """Tasks as `cronctl add` writes them, of varied schedules, zones and jitters: 100,000
+    are a file of about 14 MB."""
+    lines = ["[defaults]", 'timezone = "Europe/Berlin"', ""]
+    for number in range(count):
+        schedule, zone = SCALE_SCHEDULES[number % len(SCALE_SCHEDULES)]
+        lines += [
+            f"[tasks.task-{number:06d}]",
+            f'schedule = "{schedule}"',
+            f'command = "/usr/local/bin/job-{number} --verbose"',
+            f'description = "task {number}"',
+            *([f'timezone = "{zone}"'] if zone else []),
+            *(['jitter = "30s"'] if number % 3 == 0 else []),
+            "",
+        ]
+    return "\n".join(lines)
+
+
+def test_s32_serve_and_list_with_100000_tasks(cronctl_exe, cronctl_home, tmp_path):
+    """Decided (issue 18, item 3): with 100,000 tasks (a 14 MB file) serve says READY=1, able
+    to fire (every task planned, catch-up decided), within 2 s of its exec and under 200 MB
+    on the reference machine; asserted here with room for a loaded machine: 8 s and 300 MB.
+    `list` of them all takes under 2 s there (10 s of CPU here, best of 1), and
+    `list --limit 20` stops at 20 rows with a note of the rest."""
+    cronctl_home.mkdir(parents=True, exist_ok=True)
+    tasks = cronctl_home / "tasks.toml"
+    tasks.write_text(scale_task_file(100_000))
+    assert 12e6 < tasks.stat().st_size < taskfile.MAX_BYTES
+    notify = tmp_path / "notify.sock"
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(notify))
+    sock.settimeout(60)
+    began = time.monotonic()
+    serve = subprocess.Popen(
+        [*cronctl_exe, "serve"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "NOTIFY_SOCKET": str(notify)},
+    )
+    try:
+        while "READY=1" not in sock.recv(4096).decode():
+            pass
+        ready = time.monotonic() - began
+        status = Path(f"/proc/{serve.pid}/status").read_text()
+        rss_mb = (
+            int(next(x for x in status.splitlines() if x.startswith("VmRSS")).split()[1]) / 1024
+        )
+    finally:
+        serve.terminate()
+        _, stderr = serve.communicate(timeout=60)
+        sock.close()
+    assert serve.returncode == 0, stderr[-2000:]
+    assert ready < 8.0, f"READY=1 after {ready:.2f}s"
+    assert rss_mb < 300, f"{rss_mb:.0f} MB at READY=1"
+
+    listed = []
+    took = best_cpu_of(1, lambda: listed.append(run_cli(cronctl_exe, "list")))
+    assert listed[0].returncode == 0, listed[0].stderr[-2000:]
+    assert len(listed[0].stdout.splitlines()) == 100_001
+    assert took < 10.0, f"list took {took:.2f}s of CPU"
+    limited = run_cli(cronctl_exe, "list", "--limit", "20", "task-0*")
+    assert len(limited.stdout.splitlines()) == 21
+    assert limited.stderr.splitlines()[-1] == "note: 99980 more tasks not shown (--limit 20)."
 
 
 def _lower_open_files(limit: int):

@@ -138,23 +138,23 @@ MEASURED = [
 
 def test_h4_dev_zero_and_endless_pipes_end_at_once_in_bounded_memory(tmp_path, cronctl_exe):
     """Decided: a task file is read only when it is a regular file (or, for one command, a
-    pipe), and at most 4 MiB of it: `--tasks-file /dev/zero` is "not a regular file (a
-    character device)", an endless pipe and a file one byte over 4 MiB are "larger than 4 MiB",
+    pipe), and at most 16 MiB of it: `--tasks-file /dev/zero` is "not a regular file (a
+    character device)", an endless pipe and a file one byte over 16 MiB are "larger than 16 MiB",
     exit 2 in a second and under 100 MB; serve on either exits 78. `import` reads a crontab
     within the same bound. Before: /dev/zero was read until memory ran out (5.8 GB in 4 s),
     by `import` too."""
     over = tmp_path / "over.toml"
-    over.write_bytes(b"#" * (4 * 1024 * 1024 + 1))
+    over.write_bytes(b"#" * (16 * 1024 * 1024 + 1))
     exe = " ".join(cronctl_exe)
     cases = [
         ([*cronctl_exe, "--tasks-file", "/dev/zero", "check"], 2, "(a character device)"),
-        (["bash", "-c", f"cat /dev/zero | {exe} --tasks-file /dev/stdin list"], 2, "4 MiB"),
-        ([*cronctl_exe, "--tasks-file", str(over), "check"], 2, "is larger than 4 MiB"),
+        (["bash", "-c", f"cat /dev/zero | {exe} --tasks-file /dev/stdin list"], 2, "16 MiB"),
+        ([*cronctl_exe, "--tasks-file", str(over), "check"], 2, "is larger than 16 MiB"),
         ([*cronctl_exe, "--tasks-file", "/dev/zero", "serve"], 78, "(a character device)"),
-        ([*cronctl_exe, "--tasks-file", str(over), "serve"], 78, "is larger than 4 MiB"),
+        ([*cronctl_exe, "--tasks-file", str(over), "serve"], 78, "is larger than 16 MiB"),
         # The crontab `import` reads is held to the same bound, from a file or a pipe.
-        ([*cronctl_exe, "import", "/dev/zero"], 2, "/dev/zero is larger than 4 MiB"),
-        (["bash", "-c", f"cat /dev/zero | {exe} import -"], 2, "input is larger than 4 MiB"),
+        ([*cronctl_exe, "import", "/dev/zero"], 2, "/dev/zero is larger than 16 MiB"),
+        (["bash", "-c", f"cat /dev/zero | {exe} import -"], 2, "input is larger than 16 MiB"),
     ]
     for argv, code, fragment in cases:
         started = time.monotonic()

@@ -227,3 +227,31 @@ def test_dependents_of_enabled_tasks():
         ]
     )
     assert found == {"extract": ["load", "report"], "load": ["report"]}
+
+
+SHARED_CASES = [
+    ("*/5 * * * *", "UTC"),
+    ("*/5 * * * *", "Asia/Kolkata"),
+    ("0 3 * * *", "Europe/Berlin"),
+    ("0 3 * * *", "America/New_York"),
+    ("0 9 * * MON-FRI", "Asia/Tokyo"),
+    ("@every 90s", "UTC"),
+    ("@every 90s", "Europe/Berlin"),
+    ("H * * * *", "UTC"),
+    ("H H * * *", "Europe/Berlin"),
+    ("@reboot", "UTC"),
+]
+
+
+@pytest.mark.parametrize("moment_offset", [0, 59, 3600 * 5 + 1])
+def test_first_slots_shared_by_tasks_equal_each_tasks_own(moment_offset):
+    """plan.FirstSlots answers once for the tasks of one parsed schedule, yet each task gets
+    what first_slot_after gives it: `H` schedules (each task's own), zones, floors."""
+    moment = T0 + timedelta(seconds=moment_offset)
+    first = plan.FirstSlots()
+    floors = [None, T0 - timedelta(days=1), T0 + timedelta(hours=7)]
+    for number in range(60):
+        text, zone = SHARED_CASES[number % len(SHARED_CASES)]
+        schedule = Schedule.parse(text, timezone=zone, name=f"task-{number}")
+        floor = floors[number % len(floors)]
+        assert first(schedule, moment, floor) == plan.first_slot_after(schedule, moment, floor)

@@ -38,7 +38,7 @@ def live(tmp_path):
             {t.name: t for t in tasks},
             clock=SYSTEM_CLOCK,
             launcher=ThreadLauncher(executor),
-            store=serial,
+            store=store,  # serve's scheduler reads its slots at start, before any job
             recorder=recorder,
             **options,
         )

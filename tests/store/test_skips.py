@@ -122,3 +122,32 @@ def test_c11_the_folded_row_reads_as_the_newest_skip_in_every_history(store):
     skip(store, T0 + timedelta(seconds=10))
     assert [run.task for run in store.runs()] == ["t", "other"]
     assert store.last_run("t").started_at == T0 + timedelta(seconds=10)
+
+
+def test_latest_slots_reads_the_newest_slot_of_each_task_at_once(store):
+    """serve's catch-up starting points in one statement: the same answer as latest_slot
+    asked task by task (first attempts of scheduled and catch-up runs only; a retry, a manual
+    run and a folded skip count as latest_slot counts them), and nothing for a task without
+    slots or unknown to the history; names of any characters pass through."""
+    names = ["a", "b", "skips", "manual-only", "é-ünï", 'q"uote\\back', "none"]
+    at = T0
+    for offset, (task, trigger, attempt) in enumerate(
+        [
+            ("a", Trigger.SCHEDULE, 1),
+            ("a", Trigger.CATCH_UP, 1),
+            ("a", Trigger.SCHEDULE, 2),  # a retry: not a slot of its own
+            ("b", Trigger.SCHEDULE, 1),
+            ("manual-only", Trigger.MANUAL, 1),
+            ("é-ünï", Trigger.SCHEDULE, 1),
+            ('q"uote\\back', Trigger.CATCH_UP, 1),
+        ]
+    ):
+        at = T0 + timedelta(minutes=offset)
+        store.start_run(task, trigger, started_at=at, attempt=attempt, scheduled_at=at)
+    skip(store, T0 + timedelta(hours=1), task="skips")
+    skip(store, T0 + timedelta(hours=2), task="skips")  # folded: the newest skip's slot
+    found = store.latest_slots(names)
+    assert found == {n: store.latest_slot(n) for n in names if store.latest_slot(n) is not None}
+    assert set(found) == {"a", "b", "skips", "é-ünï", 'q"uote\\back'}
+    assert found["skips"] == T0 + timedelta(hours=2)
+    assert store.latest_slots([]) == {}

@@ -91,10 +91,10 @@ def test_h4_a_file_over_the_limit_is_refused_and_one_at_the_limit_is_read(tmp_pa
     assert list(taskfile.load(path, default_zone="UTC").tasks) == ["a"]
     with open(path, "a") as handle:
         handle.write("\n")
-    with pytest.raises(TaskFileError, match="is larger than 4 MiB"):
+    with pytest.raises(TaskFileError, match="is larger than 16 MiB"):
         taskfile.load(path)
     # Text on its way to the file (`edit`, `add`) is held to the same limit.
-    with pytest.raises(TaskFileError, match="is larger than 4 MiB"):
+    with pytest.raises(TaskFileError, match="is larger than 16 MiB"):
         taskfile.parse_text(path.read_text(), path)
 
 
@@ -123,7 +123,7 @@ def test_h4_a_pipe_is_read_for_one_command_up_to_the_limit_and_never_by_serve(tm
 
     writer = threading.Thread(target=endless, daemon=True)
     writer.start()
-    with pytest.raises(TaskFileError, match="is larger than 4 MiB"):
+    with pytest.raises(TaskFileError, match="is larger than 16 MiB"):
         taskfile.load(fifo)
     writer.join(10)
     assert not writer.is_alive()
