@@ -417,7 +417,7 @@ class Scheduler:
         for name in changes.removed:
             state = self.states.pop(name)
             self.starts.drop_lock_waiters(name, "removed from the task file")
-            if state.queued is not None or state.backlog:
+            if state.queued is not None or state.backlog_size:
                 log.info("task %s: removed; its waiting runs are dropped", name)
         for name, edit in changes.edits:
             if edit is plan.Edit.ADDED:
@@ -442,7 +442,7 @@ class Scheduler:
         state.next_slot = None
         if not task.enabled:
             state.queued = None
-            state.backlog.clear()
+            state.drop_backlog()
             self.starts.drop_lock_waiters(task.name, "disabled")
             return
         if state.schedule.is_reboot:
@@ -477,5 +477,5 @@ class Scheduler:
         self.timers.clear()
         for state in self.states.values():
             state.queued = None
-            state.backlog.clear()
+            state.drop_backlog()
         self.stopper.stop_jobs(self._drain_completions)

@@ -137,7 +137,7 @@ class Starts:
         """Nothing of the task runs any more: start its catch-up backlog, else its queued run."""
         if self.closed:
             return
-        if state.backlog:
+        if state.backlog_size:
             self.launch(state.backlog.popleft(), frozenset())
         elif state.queued is not None:
             request, chain = state.queued

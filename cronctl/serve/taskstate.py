@@ -51,6 +51,10 @@ class TaskState:
     def backlog_size(self) -> int:
         return len(self._backlog) if self._backlog is not None else 0
 
+    def drop_backlog(self) -> None:
+        """Forget the catch-up runs to go (without making a deque for a task that has none)."""
+        self._backlog = None
+
 
 def snapshot(
     states: Mapping[str, TaskState], starts: Starts, timers: Iterable[Timer], mono: float
