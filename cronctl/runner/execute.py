@@ -14,7 +14,6 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Protocol, runtime_checkable
 
 from cronctl.clock import SYSTEM_CLOCK, Clock
 from cronctl.durations import format_duration
@@ -24,6 +23,7 @@ from cronctl.listeners import NoEvents, RunEvents
 from cronctl.model import Task
 from cronctl.model.limits import Limits
 from cronctl.records import CONDITION_SKIP_PREFIX, Run, Status, Trigger
+from cronctl.runner.early import BatchClaims, BatchPids, EarlyStart
 from cronctl.runner.envfile import EnvFileError
 from cronctl.runner.environment import inherited_environment, job_environment
 from cronctl.runner.limits import reached
@@ -68,15 +68,6 @@ class RunRequest:
     @property
     def retry_limit(self) -> int:
         return self.task.retries if self.retries is None else self.retries
-
-
-@runtime_checkable
-class BatchClaims(Protocol):
-    """A RunRecorder that claims several runs in one transaction (serve's SerialStore)."""
-
-    def start_runs(
-        self, claims: Sequence[tuple[str, Trigger, int, datetime | None]], *, started_at: datetime
-    ) -> list[int | None]: ...
 
 
 def status_of(outcome: ProcessOutcome, limits: Limits | None = None) -> tuple[Status, str | None]:
@@ -127,24 +118,6 @@ def _signal_name(number: int) -> str:
 def _join(*parts: str | None) -> str | None:
     text = "; ".join(p for p in parts if p)
     return text or None
-
-
-@dataclass
-class EarlyStart:
-    """A run's job spawned ahead of the thread that watches it (serve's claimer spawns in slot
-    order right after the claim's commit; docs/performance.md, "Serve's hot path after issue
-    18"): what `Executor.execute` would have prepared, and the process or why it did not start."""
-
-    env: dict[str, str]
-    spool: SpoolWriter | None
-    job: Supervision | ProcessOutcome
-
-    def kill(self) -> None:
-        """The run will not be watched after all: leave no process and no spool behind."""
-        if isinstance(self.job, Supervision):
-            self.job.kill()
-        if self.spool is not None:
-            self.spool.close()
 
 
 class Executor:
@@ -238,6 +211,26 @@ class Executor:
         spool = self._spool(run_id)
         return EarlyStart(env, spool, self._spawn(request, env, spool))
 
+    def record_pids(self, spawned: Sequence[tuple[int, EarlyStart]]) -> None:
+        """Record the pids of the jobs `spawn_early` started, `(run_id, early)` each, in one
+        transaction where the store can (`BatchPids`); their threads then skip `set_pid`.
+
+        Measured for issue 18 (docs/performance.md, "Serve's hot path after issue 18", round
+        3): written by each job's thread, every pid was a turn of the group commit: its lock,
+        its queue and a share of a transaction, ~20 µs of CPU a run."""
+        if not isinstance(self.store, BatchPids):
+            return
+        pids = [
+            (run_id, early.job.proc.pid)
+            for run_id, early in spawned
+            if isinstance(early.job, Supervision)
+        ]
+        if not pids:
+            return
+        self.store.set_pids(pids)
+        for _, early in spawned:
+            early.pid_recorded = isinstance(early.job, Supervision)
+
     def execute(
         self, request: RunRequest, run_id: int | None = None, early: EarlyStart | None = None
     ) -> Run:
@@ -291,7 +284,14 @@ class Executor:
         else:
             env, spool, job = early.env, early.spool, early.job
         try:
-            return self._run_job(request, run_id, env, spool, job)
+            return self._run_job(
+                request,
+                run_id,
+                env,
+                spool,
+                job,
+                pid_recorded=early is not None and early.pid_recorded,
+            )
         finally:
             # The output is recorded (or the row closed by _close_unfinished): a spool would
             # only repeat it. Nothing was written to disk for a job that printed nothing.
@@ -349,6 +349,8 @@ class Executor:
         env: dict[str, str],
         spool: SpoolWriter | None,
         job: Supervision | ProcessOutcome | None,
+        *,
+        pid_recorded: bool = False,
     ) -> Run:
         task = request.task
         told = False
@@ -362,7 +364,8 @@ class Executor:
             self.events.run_started(task, _started_run(request, run_id, self.clock.now(), pid))
 
         def spawned(pid: int) -> None:
-            self.store.set_pid(run_id, pid)
+            if not pid_recorded:
+                self.store.set_pid(run_id, pid)
             started(pid)
 
         if job is None:

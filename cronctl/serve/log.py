@@ -17,11 +17,13 @@ import logging
 import os
 import sys
 from collections.abc import Iterable, Mapping
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TextIO
 
 from cronctl import timefmt
+from cronctl.clock import SYSTEM_CLOCK
 from cronctl.model import Task
 from cronctl.records import Run, Status
 
@@ -50,14 +52,32 @@ def connected_to_journal(stream: TextIO, environ: Mapping[str, str] | None = Non
     return info.st_dev == int(device) and info.st_ino == int(inode)
 
 
-class JournalFormatter(logging.Formatter):
+class _LineFormatter(logging.Formatter):
+    """serve's formatters: `line` makes a line's text from its level and message alone, so
+    that RunLog can write its lines without a LogRecord (see `_direct`)."""
+
+    def __init__(self, fmt: str | None = None) -> None:
+        super().__init__(fmt)
+        self.message_only = fmt in (None, "%(message)s")
+
+    def line(self, levelno: int, message: str) -> str:
+        raise NotImplementedError
+
+
+class JournalFormatter(_LineFormatter):
     def format(self, record: logging.LogRecord) -> str:
-        priority = _PRIORITIES.get(record.levelno, 6 if record.levelno < logging.WARNING else 3)
-        text = super().format(record)
+        return self._prefixed(record.levelno, super().format(record))
+
+    def line(self, levelno: int, message: str) -> str:
+        return self._prefixed(levelno, message)
+
+    @staticmethod
+    def _prefixed(levelno: int, text: str) -> str:
+        priority = _PRIORITIES.get(levelno, 6 if levelno < logging.WARNING else 3)
         return "\n".join(f"<{priority}>{line}" for line in text.splitlines() or [""])
 
 
-class PlainFormatter(logging.Formatter):
+class PlainFormatter(_LineFormatter):
     # The time of a line, to the second, made once a second: serve writes two lines a run,
     # many runs a second; formatting a line took 3.4 µs with the local zone looked up each
     # time (`astimezone()`), 1.1 µs with this (issue 18). One tuple, replaced whole: safe to
@@ -65,12 +85,18 @@ class PlainFormatter(logging.Formatter):
     _stamp: tuple[int, str] = (-1, "")
 
     def format(self, record: logging.LogRecord) -> str:
-        second = int(record.created)
+        return self._stamped(int(record.created), record.levelname, super().format(record))
+
+    def line(self, levelno: int, message: str) -> str:
+        second = int(SYSTEM_CLOCK.now().timestamp())
+        return self._stamped(second, logging.getLevelName(levelno), message)
+
+    def _stamped(self, second: int, levelname: str, message: str) -> str:
         stamp = self._stamp
         if stamp[0] != second:
             moment = datetime.fromtimestamp(second).astimezone().isoformat(timespec="seconds")
             stamp = self._stamp = (second, moment)
-        return f"{stamp[1]} {record.levelname.lower()} {super().format(record)}"
+        return f"{stamp[1]} {levelname.lower()} {message}"
 
 
 def setup(
@@ -114,28 +140,80 @@ def _about(run: Run) -> str:
     return f" [{', '.join(parts)}]" if parts else ""
 
 
+# A FileHandler opened without `delay` writes as its StreamHandler base does.
+_PLAIN_HANDLERS = (logging.StreamHandler, logging.FileHandler)
+
+
+def _direct(level: int) -> logging.StreamHandler[TextIO] | None:
+    """The one handler a line at `level` goes to, when RunLog may write it there itself.
+
+    Measured for issue 18 (docs/performance.md, "Serve's hot path after issue 18", round 3):
+    a line through `logging` cost ~25 µs of CPU (the caller's frame looked up, a LogRecord,
+    the logger's and the handler's checks), two lines a run. When serve's own setup is all
+    there is (one plain StreamHandler with serve's formatter, no filters, not propagated),
+    the line is formatted and written directly: the same text, to the same stream, under the
+    handler's lock. Anything else (a terminal's Rich handler, caplog, a filter) gets the
+    record as before.
+    """
+    if log.propagate or log.filters or len(log.handlers) != 1:
+        return None
+    handler = log.handlers[0]
+    if type(handler) not in _PLAIN_HANDLERS or handler.filters:
+        return None
+    assert isinstance(handler, logging.StreamHandler)
+    if handler.stream is None:  # a FileHandler with `delay`, not opened yet
+        return None
+    formatter = handler.formatter
+    if not isinstance(formatter, _LineFormatter) or not formatter.message_only:
+        return None
+    if level < handler.level or not log.isEnabledFor(level):
+        return None
+    return handler
+
+
+def _write(handler: logging.StreamHandler[TextIO], level: int, message: str) -> None:
+    formatter = handler.formatter
+    assert isinstance(formatter, _LineFormatter)
+    try:
+        text = formatter.line(level, message) + handler.terminator
+        with handler.lock or nullcontext():
+            handler.stream.write(text)
+            handler.stream.flush()
+    except Exception:  # as StreamHandler.emit does: said on stderr, serve goes on
+        handler.handleError(log.makeRecord(log.name, level, "", 0, message, (), None))
+
+
+_FINISHED = "run %s of %s %s%s%s%s%s"
+
+
 class RunLog:
     """A RunEvents listener: one line when a run starts and one when it ends."""
 
     def run_started(self, task: Task, run: Run) -> None:
-        log.info("run %s of %s started%s", run.id, run.task, _about(run))
+        about = _about(run)
+        handler = _direct(logging.INFO)
+        if handler is None:
+            log.info("run %s of %s started%s", run.id, run.task, about)
+        else:
+            _write(handler, logging.INFO, f"run {run.id!s} of {run.task!s} started{about}")
 
     def run_finished(self, task: Task, run: Run, *, final: bool) -> None:
         failed = run.failed or run.status == Status.INTERRUPTED
         level = logging.WARNING if failed else logging.INFO
-        detail = f": {run.reason}" if run.reason else ""
-        more = "" if final or not run.failed else " (will retry)"
-        log.log(
-            level,
-            "run %s of %s %s%s%s%s%s",
+        parts = (
             run.id,
             run.task,
             run.status,
             _duration(run),
             _about(run),
-            detail,
-            more,
+            f": {run.reason}" if run.reason else "",
+            "" if final or not run.failed else " (will retry)",
         )
+        handler = _direct(level)
+        if handler is None:
+            log.log(level, _FINISHED, *parts)
+        else:
+            _write(handler, level, _FINISHED % parts)
 
 
 # ------------------------------------------------------------------------------ the loop's state

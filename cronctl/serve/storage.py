@@ -37,6 +37,7 @@ from cronctl.records import Output, Run, Status, Trigger
 from cronctl.runner.execute import RunRequest
 from cronctl.serve.grouping import GroupCommit, LastSuccesses
 from cronctl.store import HistoryStore, open_for_serve
+from cronctl.store.database import Database
 from cronctl.store.runs import Claim, RunStore
 from cronctl.store.skips import SkipStore, is_condition_skip
 
@@ -148,6 +149,22 @@ class SerialStore:
     def set_pid(self, run_id: int, pid: int) -> None:
         # Called as the job starts: a failure here must not kill the job (the pid is a detail).
         self._best_effort("set_pid", "the pid", run_id, self._store.set_pid, pid)
+
+    def set_pids(self, pids: Sequence[tuple[int, int]]) -> None:
+        """The pids of the jobs the claimer spawned, in one transaction (`Database.batch`);
+        when it fails, each again on its own, as set_pid (logged once, never raised)."""
+        store = self._store
+        if isinstance(store, Database):
+            try:
+                with self._lock, store.batch():
+                    for run_id, pid in pids:
+                        store.set_pid(run_id, pid)
+            except StoreError:
+                pass  # rolled back whole: each again below, with its own error
+            else:
+                return
+        for run_id, pid in pids:
+            self.set_pid(run_id, pid)
 
     def finish_run(
         self,

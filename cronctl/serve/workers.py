@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 
 from cronctl.errors import SlotTakenError, StoreError
 from cronctl.records import Run, Status
-from cronctl.runner.execute import EarlyStart, Executor, RunRequest
+from cronctl.runner.early import EarlyStart
+from cronctl.runner.execute import Executor, RunRequest
 from cronctl.runner.locks import HeldLocks
 
 log = logging.getLogger("cronctl.serve")
@@ -107,8 +108,21 @@ class ThreadLauncher:
                 spawned.extend(
                     (handle, done, self._spawn_early(handle)) for handle, done in claimed
                 )
+            self._record_pids(spawned)
             for handle, done, early in spawned:
                 self._start(handle, done, early)
+
+    def _record_pids(self, spawned: list[tuple[Handle, Done, EarlyStart | None]]) -> None:
+        """The pids of the batch's jobs, in one transaction, before their threads start."""
+        started = [
+            (handle.run_id, early)
+            for handle, _, early in spawned
+            if early is not None and handle.run_id is not None
+        ]
+        try:
+            self.executor.record_pids(started)
+        except Exception:  # each thread records its own pid then, as without this
+            log.debug("the pids of %d runs not recorded together", len(started), exc_info=True)
 
     def _start(self, handle: Handle, done: Done, early: EarlyStart | None) -> None:
         """Start the thread that watches the job spawned for `handle` (or spawns it)."""

@@ -92,3 +92,30 @@ def test_without_a_pidfd_every_pump_may_be_the_exit(monkeypatch: pytest.MonkeyPa
     finally:
         pipes.close()
         proc.wait()
+
+
+@pytest.mark.parametrize("with_poll", [True, False], ids=["poll", "select"])
+def test_the_poller_tells_readable_and_ended_descriptors(
+    monkeypatch: pytest.MonkeyPatch, with_poll: bool
+):
+    poller = pipes_mod._Poller()
+    if not with_poll:
+        monkeypatch.setattr(poller, "_poll", None)  # as where select.poll does not exist
+    quiet_r, quiet_w = os.pipe()
+    data_r, data_w = os.pipe()
+    ended_r, ended_w = os.pipe()
+    try:
+        for fd in (quiet_r, data_r, ended_r):
+            poller.register(fd)
+        assert poller.ready(0) == []  # nothing yet: a zero wait returns at once
+        os.write(data_w, b"x")
+        os.close(ended_w)  # end of file counts as readable
+        assert sorted(poller.ready(5)) == sorted([data_r, ended_r])
+        poller.unregister(ended_r)
+        poller.unregister(ended_r)  # twice: nothing
+        assert poller.ready(0.01) == [data_r]
+        poller.close()
+        assert poller.ready(0) == []
+    finally:
+        for fd in (quiet_r, quiet_w, data_r, data_w, ended_r):
+            os.close(fd)

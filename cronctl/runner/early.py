@@ -1,0 +1,52 @@
+"""What serve's claimer does for a batch of runs ahead of their threads, as the Executor sees it:
+the stores that claim runs and record pids of a batch in one transaction, and a run's job spawned
+ahead of the thread that watches it (docs/performance.md, "Serve's hot path after issue 18")."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol, runtime_checkable
+
+from cronctl.records import Trigger
+from cronctl.runner.process import ProcessOutcome, Supervision
+from cronctl.spool import SpoolWriter
+
+
+@runtime_checkable
+class BatchClaims(Protocol):
+    """A RunRecorder that claims several runs in one transaction (serve's SerialStore)."""
+
+    def start_runs(
+        self, claims: Sequence[tuple[str, Trigger, int, datetime | None]], *, started_at: datetime
+    ) -> list[int | None]: ...
+
+
+@runtime_checkable
+class BatchPids(Protocol):
+    """A RunRecorder that records the pids of several runs in one transaction (serve's
+    SerialStore); never raises for a pid it cannot record (a pid is a detail of the run)."""
+
+    def set_pids(self, pids: Sequence[tuple[int, int]]) -> None: ...
+
+
+@dataclass
+class EarlyStart:
+    """A run's job spawned ahead of the thread that watches it (serve's claimer spawns in slot
+    order right after the claim's commit; docs/performance.md, "Serve's hot path after issue
+    18"): what `Executor.execute` would have prepared, and the process or why it did not start."""
+
+    env: dict[str, str]
+    spool: SpoolWriter | None
+    job: Supervision | ProcessOutcome
+    pid_recorded: bool = False
+    """The pid is in the run's row already (`Executor.record_pids`): its thread does not
+    write it again."""
+
+    def kill(self) -> None:
+        """The run will not be watched after all: leave no process and no spool behind."""
+        if isinstance(self.job, Supervision):
+            self.job.kill()
+        if self.spool is not None:
+            self.spool.close()
