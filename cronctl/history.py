@@ -110,6 +110,10 @@ class HealthReader(Protocol):
 
     def task_stats(self, task: str, window: int = 50) -> TaskStats: ...
 
+    def tasks_stats(self, tasks: Collection[str], window: int = 50) -> dict[str, TaskStats]:
+        """`task_stats` of each of `tasks` that has runs, in a few reads."""
+        ...
+
     def newest_starts(self, tasks: Collection[str]) -> dict[str, datetime]:
         """When the newest run of each of `tasks` started, for those that have runs."""
         ...

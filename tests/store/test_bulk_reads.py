@@ -1,5 +1,6 @@
-"""The reads of many tasks in one statement (`newest_starts`, `latest_slots`) answer what the
-per-task reads answer (`last_run`, `latest_slot`), on generated histories."""
+"""The reads of many tasks in one statement (`newest_starts`, `latest_slots`, `tasks_stats`)
+answer what the per-task reads answer (`last_run`, `latest_slot`, `task_stats`), on generated
+histories."""
 
 from __future__ import annotations
 
@@ -33,16 +34,18 @@ def history(runs: list[tuple[str, Trigger, Status, int, int, int | None]]) -> Hi
     store = HistoryStore(":memory:")
     for task, trigger, status, attempt, started, scheduled in runs:
         try:
-            store.start_run(
+            run_id = store.start_run(
                 task,
                 trigger,
                 started_at=T0 + timedelta(minutes=started),
                 attempt=attempt,
                 scheduled_at=None if scheduled is None else T0 + timedelta(minutes=scheduled),
-                status=status,
             )
         except SlotTakenError:
-            pass  # a slot runs once: the generated duplicate is left out
+            continue  # a slot runs once: the generated duplicate is left out
+        if status != Status.RUNNING:
+            duration = None if started % 4 == 0 else started * 37 % 1000
+            store.finish_run(run_id, status=status, finished_at=T0, duration_ms=duration)
     return store
 
 
@@ -61,6 +64,12 @@ def test_bulk_reads_answer_as_the_per_task_reads(runs, asked):
                 latest[name] = slot
         assert store.newest_starts(asked) == newest
         assert store.latest_slots(asked) == latest
+        assert store.tasks_stats(asked) == {
+            name: store.task_stats(name) for name in asked if name in newest
+        }
+        assert store.tasks_stats(asked, window=3) == {
+            name: store.task_stats(name, window=3) for name in asked if name in newest
+        }
 
 
 def test_newest_starts_searches_the_index_per_name(store):
