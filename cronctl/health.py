@@ -44,7 +44,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import socket
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -71,17 +71,31 @@ from cronctl.history import (
     RunReader,
     ServeStateRecorder,
 )
-from cronctl.model import DEFAULT_KEEP_DAYS, DEFAULT_KEEP_RUNS, Task
-from cronctl.notify.rules import VERDICT_STATUSES, failure_streak
-from cronctl.records import FAILURE_STATUSES, Ack, Run, ServeState, to_millisecond
+from cronctl.model import DEFAULT_KEEP_DAYS, DEFAULT_KEEP_RUNS
+from cronctl.overdue import (
+    FAILING_STREAK as FAILING_STREAK,
+)
+from cronctl.overdue import (
+    OVERDUE_AFTER as OVERDUE_AFTER,
+)
+from cronctl.overdue import (
+    Failing as Failing,
+)
+from cronctl.overdue import (
+    Overdue as Overdue,
+)
+from cronctl.overdue import (
+    RecentRuns as RecentRuns,
+)
+from cronctl.overdue import (
+    failing_tasks,
+    overdue_tasks,
+)
+from cronctl.records import FAILURE_STATUSES, ServeState, to_millisecond
 from cronctl.shapes import run_json
 from cronctl.taskfile import TaskFile
 
 STALE_AFTER = timedelta(seconds=60)
-OVERDUE_AFTER = timedelta(minutes=1)
-FAILING_STREAK = 2
-FAILING_CAP = 50  # streaks are counted up to this many runs
-STREAK_ROWS = 500  # ... among at most this many of the task's latest rows
 MISSED_WINDOW = timedelta(days=1)
 LIST_LIMIT = 100  # failures listed per window, newest first
 
@@ -93,12 +107,8 @@ class MachineHistory(RunReader, HealthReader, ServeStateRecorder, Protocol):
     """What `status` and `metrics` read: runs, the health figures and serve's row."""
 
 
-class StatusHistory(MachineHistory, FailureCounter, Acknowledgements, Protocol):
+class StatusHistory(MachineHistory, RecentRuns, FailureCounter, Acknowledgements, Protocol):
     """What `status` reads: the above, the failures counted per task, the acknowledgements."""
-
-
-class RecentRuns(RunReader, HealthReader, Protocol):
-    """What the overdue and failure checks read: runs and the health figures."""
 
 
 @dataclass(frozen=True)
@@ -127,26 +137,10 @@ class InvalidTaskFile:
 
 
 @dataclass(frozen=True)
-class Overdue:
-    task: str
-    slot: datetime
-    late_seconds: float
-    timezone: str
-
-
-@dataclass(frozen=True)
 class Missed:
     task: str
     count: int
     latest_slot: datetime | None
-
-
-@dataclass(frozen=True)
-class Failing:
-    task: str
-    consecutive: int
-    last_run: Run
-    acknowledged: Ack | None = None  # the task's acknowledgement, when it covers `last_run`
 
 
 @dataclass(frozen=True)
@@ -229,68 +223,6 @@ def task_file_changed_at(taskfile: TaskFile | InvalidTaskFile) -> datetime | Non
         return datetime.fromtimestamp(os.stat(taskfile.path).st_mtime, tz=UTC)
     except OSError:
         return None
-
-
-def overdue_tasks(
-    tasks: Iterable[Task],
-    store: RecentRuns,
-    now: datetime,
-    *,
-    serve_started_at: datetime | None,
-    file_changed_at: datetime | None,
-) -> list[Overdue]:
-    """Return the enabled tasks whose slot passed without a run (see the module docstring)."""
-    running = store.running_tasks()
-    found = []
-    for task in tasks:
-        if not task.enabled or task.name in running:
-            continue
-        schedule = task.parsed_schedule()
-        if schedule.is_reboot:
-            continue
-        reference = store.latest_slot(task.name)
-        if reference is None:
-            last = store.last_run(task.name)
-            reference = last.started_at if last else None
-        candidates = [m for m in (reference, serve_started_at, file_changed_at) if m is not None]
-        if not candidates:
-            continue
-        slot = schedule.next_after(max(candidates))
-        if slot is None:
-            continue
-        late = now - slot
-        if late > OVERDUE_AFTER + timedelta(seconds=task.jitter):
-            found.append(Overdue(task.name, slot, late.total_seconds(), task.timezone))
-    return found
-
-
-def failing_tasks(tasks: Iterable[Task], store: RunReader) -> list[Failing]:
-    """Return the enabled tasks whose latest FAILING_STREAK or more runs failed."""
-    found = []
-    for task in tasks:
-        if task.enabled:
-            streak, last = _streak(task, store)
-            if streak >= FAILING_STREAK and last is not None:
-                found.append(Failing(task.name, streak, last))
-    return found
-
-
-def _streak(task: Task, store: RunReader) -> tuple[int, Run | None]:
-    """Return the task's current failure streak (capped at FAILING_CAP) and its latest verdict.
-
-    Reads the task's latest runs whatever their status (an index range, no filter that could
-    walk a long run of skipped rows) a few at a time, more only while no success has ended
-    the streak, at most STREAK_ROWS rows.
-    """
-    limit = 4 * (task.retries + 1)
-    while True:
-        rows = store.runs(task.name, limit=limit)
-        verdicts = [r for r in rows if r.status in VERDICT_STATUSES]
-        streak = failure_streak(verdicts, cap=FAILING_CAP)
-        ended = any(r.status not in FAILURE_STATUSES for r in verdicts)
-        if ended or len(rows) < limit or limit >= STREAK_ROWS or streak >= FAILING_CAP:
-            return streak, verdicts[0] if verdicts else None
-        limit = min(limit * 4, STREAK_ROWS)
 
 
 def health(

@@ -20,7 +20,7 @@ Statuses and triggers are the enums of `cronctl.records`; times are aware dateti
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from datetime import datetime
 from typing import Protocol
 
@@ -98,6 +98,10 @@ class RunReader(Protocol):
         """The newest scheduled instant that has a run (where catch-up starts from)."""
         ...
 
+    def latest_slots(self, tasks: Collection[str]) -> dict[str, datetime]:
+        """`latest_slot` of each of `tasks` that has one, in one read."""
+        ...
+
     def task_names(self) -> list[str]: ...
 
 
@@ -105,6 +109,14 @@ class HealthReader(Protocol):
     """Figures for `list`, `show`, `status` and `metrics`."""
 
     def task_stats(self, task: str, window: int = 50) -> TaskStats: ...
+
+    def tasks_stats(self, tasks: Collection[str], window: int = 50) -> dict[str, TaskStats]:
+        """`task_stats` of each of `tasks` that has runs, in a few reads."""
+        ...
+
+    def newest_starts(self, tasks: Collection[str]) -> dict[str, datetime]:
+        """When the newest run of each of `tasks` started, for those that have runs."""
+        ...
 
     def running_tasks(self) -> set[str]: ...
 

@@ -180,9 +180,10 @@ class Renderer:
     # -- primitives ------------------------------------------------------------------------
 
     def json(self, data: Any) -> None:
-        import json  # 1.3 ms, only for --json (docs/architecture.md#start-up-lazy-imports)
+        # json (1.3 ms) only for --json (docs/architecture.md#start-up-lazy-imports)
+        from cronctl.jsontext import indented_json
 
-        self.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+        self.write(indented_json(data) + "\n")
 
     def write(self, text: str) -> None:
         """Write text to stdout as it is (already plain: JSON, logs, metrics)."""

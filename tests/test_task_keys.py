@@ -352,3 +352,25 @@ def test_c9_add_sets_every_notify_key_and_show_and_json_tell_them_never_a_secret
     run("add", "quiet", "@daily", "true")
     assert json.loads(run("show", "quiet", "--json").stdout)["notify"] is None
     assert "notify" not in run("show", "quiet").stdout
+
+
+@pytest.mark.parametrize(
+    ("value", "error"),
+    [
+        ("Europe/Paris", None),
+        ("Europe/Paris", None),  # the second time from the names found valid
+        ("Europe/Pariss", "unknown time zone 'Europe/Pariss'"),
+        ("", "must not be empty"),
+        ("Europe/Paris\x00", "must not contain a NUL character"),
+        ("../etc/passwd", "unknown time zone"),
+        (3, "must be a string, not int"),
+    ],
+)
+def test_zone_names_are_checked_once_and_refused_every_time(value, error):
+    """A zone found valid is remembered (model.checks.zone); nothing else is."""
+    if error is None:
+        assert model.checks.zone("t", "timezone", value) == value
+        return
+    for _ in range(2):
+        with pytest.raises(TaskFileError, match=error):
+            model.checks.zone("t", "timezone", value)

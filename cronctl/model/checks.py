@@ -105,7 +105,14 @@ def choice(task: str | None, key: str, value: Any, choices: tuple[str, ...]) -> 
     return str(value)
 
 
+_KNOWN_ZONES: set[str] = set()
+"""Zone names found valid: a file of 100,000 tasks names a few zones, each checked once (the
+check was 0.3 s of the load: docs/performance.md, "100,000 tasks", round 2)."""
+
+
 def zone(task: str | None, key: str, value: Any) -> str:
+    if type(value) is str and value in _KNOWN_ZONES:
+        return value
     # Imported here: every command imports the model, and the schedule package that holds the
     # zone rules is loaded only by commands that read a schedule or a zone (as parsed_schedule).
     from cronctl.schedule.zones import is_valid_zone, zone_hint
@@ -113,6 +120,7 @@ def zone(task: str | None, key: str, value: Any) -> str:
     name = string(task, key, value)
     if not is_valid_zone(name):
         fail(task, key, f"unknown time zone {name!r}", zone_hint(name))
+    _KNOWN_ZONES.add(name)
     return name
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 import sqlite3
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
 from datetime import datetime
 
 from cronctl.errors import UnknownRunError
@@ -62,7 +62,7 @@ class SkipStore(RunStore):
                 "SELECT names.value, (SELECT MAX(scheduled_at) FROM runs WHERE task = names.value"
                 f" AND attempt = 1 AND trigger IN ({SLOT_TRIGGERS_SQL})"
                 " AND scheduled_at IS NOT NULL) FROM json_each(?) AS names",
-                ("[" + ",".join(map(_json_string, tasks)) + "]",),
+                (names_json(tasks),),
             ).fetchall()
         return {task: from_ms(slot) for task, slot in rows if slot is not None}
 
@@ -120,6 +120,11 @@ def _fold(db: sqlite3.Connection, run_id: int, finished_at: datetime, reason: st
         ),
     ).fetchone()
     return run_from_row(folded, NO_OUTPUT)
+
+
+def names_json(names: Iterable[str]) -> str:
+    """`names` as a JSON array of strings, for `json_each(?)`: one statement for many tasks."""
+    return "[" + ",".join(map(_json_string, names)) + "]"
 
 
 _NOT_PLAIN_IN_JSON = re.compile(r'["\\\x00-\x1f\x7f-\U0010ffff]')

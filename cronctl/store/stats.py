@@ -6,16 +6,43 @@ tests/store/test_stats.py and tests/test_health.py): they stay fast with a milli
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from datetime import datetime
 
 from cronctl.records import FINISHED_STATUSES, Run, Status, TaskStats
 from cronctl.store.database import from_ms, to_ms
 from cronctl.store.runs import RUN_COLUMNS, STATUSES, RunStore, run_from_row, unknown_value
 from cronctl.store.schema import FAILURES_SQL
+from cronctl.store.skips import names_json
 
 STDERR_CHUNK = 500
 """Run ids per query of `stderr_heads` (its bound parameters stay under SQLite's limit)."""
+
+
+def _status_and_duration(text: str) -> tuple[str, int | None]:
+    status, _, duration = text.partition(" ")
+    return status, int(duration) if duration else None
+
+
+def _stats(task: str, last: Run | None, rows: list[tuple[str, int | None]]) -> TaskStats:
+    """The figures of `task` from its newest runs' (status, duration), newest first."""
+    try:
+        statuses = tuple(STATUSES[status] for status, _ in rows)
+    except KeyError:
+        raise unknown_value(task, next(s for s, _ in rows if s not in STATUSES)) from None
+    finished = [(status, duration) for status, duration in rows if status in FINISHED_STATUSES]
+    durations = sorted(duration for _, duration in finished if duration is not None)
+    rate = None
+    if finished:
+        rate = sum(status == Status.SUCCEEDED for status, _ in finished) / len(finished)
+    return TaskStats(
+        task=task,
+        last=last,
+        recent=statuses,
+        success_rate=rate,
+        p50_ms=_percentile(durations, 0.5),
+        p95_ms=_percentile(durations, 0.95),
+    )
 
 
 def _percentile(sorted_values: list[int], fraction: float) -> int | None:
@@ -40,24 +67,56 @@ class HealthStore(RunStore):
             ).fetchall()
         # The newest run is read whole, from the table: a damaged table is reported by `list`
         # (reliability s24), not hidden behind the index's copy of it.
-        last = self.last_run(task) if rows else None
-        try:
-            statuses = tuple(STATUSES[status] for status, _ in rows)
-        except KeyError:
-            raise unknown_value(task, next(s for s, _ in rows if s not in STATUSES)) from None
-        finished = [(status, duration) for status, duration in rows if status in FINISHED_STATUSES]
-        durations = sorted(duration for _, duration in finished if duration is not None)
-        rate = None
-        if finished:
-            rate = sum(status == Status.SUCCEEDED for status, _ in finished) / len(finished)
-        return TaskStats(
-            task=task,
-            last=last,
-            recent=statuses,
-            success_rate=rate,
-            p50_ms=_percentile(durations, 0.5),
-            p95_ms=_percentile(durations, 0.95),
-        )
+        return _stats(task, self.last_run(task) if rows else None, rows)
+
+    def tasks_stats(self, tasks: Collection[str], window: int = 50) -> dict[str, TaskStats]:
+        """`task_stats` of each of `tasks` that has runs, in one statement for the figures (the
+        last `window` runs of every task, from the covering index runs_task_recent) and one
+        read of the newest rows by id per STDERR_CHUNK tasks."""
+        if not tasks:
+            return {}
+        # group_concat keeps the order of its ordered subquery (SQLite 3.40 has no ORDER BY
+        # in an aggregate; tests/store/test_bulk_reads.py holds the order).
+        with self._guard():
+            rows = self._db.execute(
+                "SELECT names.value, (SELECT group_concat(status || ' ' || ifnull(duration_ms, ''),"
+                " ',') FROM (SELECT status, duration_ms FROM runs WHERE task = names.value"
+                " ORDER BY started_at DESC, id DESC LIMIT ?)), (SELECT id FROM runs"
+                " WHERE task = names.value ORDER BY started_at DESC, id DESC LIMIT 1)"
+                " FROM json_each(?) AS names",
+                (window, names_json(tasks)),
+            ).fetchall()
+        found = [(task, recent, newest) for task, recent, newest in rows if newest is not None]
+        ids = [newest for _, _, newest in found]
+        last: dict[int, Run] = {}
+        for start in range(0, len(ids), STDERR_CHUNK):
+            chunk = ids[start : start + STDERR_CHUNK]
+            with self._guard():
+                for row in self._db.execute(
+                    f"SELECT {RUN_COLUMNS} FROM runs WHERE id IN ({', '.join('?' * len(chunk))})",
+                    chunk,
+                ):
+                    last[row[0]] = run_from_row(row)
+        return {
+            task: _stats(task, last[newest], [_status_and_duration(r) for r in recent.split(",")])
+            for task, recent, newest in found
+        }
+
+    def newest_starts(self, tasks: Collection[str]) -> dict[str, datetime]:
+        """Return when the newest run of each of `tasks` started, for the tasks that have one
+        (`last_run(task).started_at` for many tasks): one statement, a search of the covering
+        index runs_task_recent per name. `status` asks it first, and read
+        nothing more of a task without runs: 100,000 tasks cost one query, not 100,000
+        (docs/performance.md, "100,000 tasks", round 2)."""
+        if not tasks:
+            return {}
+        with self._guard():
+            rows = self._db.execute(
+                "SELECT names.value, (SELECT MAX(started_at) FROM runs WHERE task = names.value)"
+                " FROM json_each(?) AS names",
+                (names_json(tasks),),
+            ).fetchall()
+        return {task: from_ms(started) for task, started in rows if started is not None}
 
     def running_tasks(self) -> set[str]:
         """Return the tasks that have a run in progress (index runs_running)."""
