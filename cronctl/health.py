@@ -72,25 +72,7 @@ from cronctl.history import (
     ServeStateRecorder,
 )
 from cronctl.model import DEFAULT_KEEP_DAYS, DEFAULT_KEEP_RUNS
-from cronctl.overdue import (
-    FAILING_STREAK as FAILING_STREAK,
-)
-from cronctl.overdue import (
-    OVERDUE_AFTER as OVERDUE_AFTER,
-)
-from cronctl.overdue import (
-    Failing as Failing,
-)
-from cronctl.overdue import (
-    Overdue as Overdue,
-)
-from cronctl.overdue import (
-    RecentRuns as RecentRuns,
-)
-from cronctl.overdue import (
-    failing_tasks,
-    overdue_tasks,
-)
+from cronctl.overdue import Failing, Overdue, RecentRuns, failing_tasks, overdue_tasks
 from cronctl.records import FAILURE_STATUSES, ServeState, to_millisecond
 from cronctl.shapes import run_json
 from cronctl.taskfile import TaskFile
