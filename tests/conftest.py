@@ -10,6 +10,9 @@ import pytest
 
 DATA = Path(__file__).parent / "data"
 
+# The session's PostgreSQL server and a database per test (`pg_server`, `pg_url`).
+pytest_plugins = ("tests.pgserver",)
+
 # What pyproject.toml installs: cronctl's dependencies and the test extra (import names).
 INSTALLED_BY_THE_PROJECT = frozenset(
     {
@@ -25,6 +28,7 @@ INSTALLED_BY_THE_PROJECT = frozenset(
         "kubernetes_validate",
         "yaml",
         "hatchling",
+        "psycopg",
     }
 )
 INSTALL = "python3 -m venv .venv && .venv/bin/pip install -e '.[test]'"
