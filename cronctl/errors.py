@@ -144,6 +144,20 @@ class DatabasePathAtStartError(DatabasePathError):
     exit_code = ExitCode.CONFIG
 
 
+class DatabaseSettingError(StoreError):
+    """The database setting (--db, CRONCTL_DB, `db` in [defaults]) names no history cronctl
+    can open: a URL scheme it does not support, or PostgreSQL without its driver installed.
+    Refused before anything is created: invalid input (2) for a command."""
+
+    exit_code = ExitCode.USAGE
+
+
+class DatabaseSettingAtStartError(DatabaseSettingError):
+    """The same refusal when serve starts: EX_CONFIG (78), like DatabasePathAtStartError."""
+
+    exit_code = ExitCode.CONFIG
+
+
 class DatabaseFullError(StoreError):
     """The file system holding the database has no room left."""
 

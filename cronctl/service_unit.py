@@ -22,7 +22,7 @@ from typing import Protocol
 from cronctl.errors import CronctlError, ExitCode, UsageError
 from cronctl.export import replace_file
 from cronctl.export.systemd import env_assignment, exec_line
-from cronctl.locations import MEMORY, Locations
+from cronctl.locations import MEMORY, Locations, masked
 from cronctl.runner.tools import ToolResult, run_tool
 from cronctl.serve import GRACE as SERVE_GRACE
 from cronctl.serve import KILL_GRACE
@@ -85,6 +85,12 @@ def unit_text(command: Sequence[str], locations: Locations) -> str:
         raise UsageError(
             "the service needs a history database file, not :memory:",
             hint="use --db PATH or CRONCTL_DB",
+        )
+    if masked(locations.db) != locations.db:
+        # A unit file is readable by every user of the machine (0644, like systemd's own).
+        raise UsageError(
+            f"the database URL holds a password, which the unit would show: {masked(locations.db)}",
+            hint="leave it out of the URL: libpq reads PGPASSWORD, ~/.pgpass or a service file",
         )
     # systemd is the backstop: a stop must outlast all of serve's own shutdown.
     stop_timeout = SERVE_GRACE + KILL_GRACE + NOTIFY_FLUSH + STOP_MARGIN

@@ -121,7 +121,7 @@ def test_each_key_says_what_it_is(key):
 
 def test_only_schedule_and_command_are_required():
     assert model.REQUIRED_KEYS == ("schedule", "command")
-    assert model.DEFAULT_KEYS == (*TASK_KEYS[2:], "smtp")
+    assert model.DEFAULT_KEYS == (*TASK_KEYS[2:], "smtp", "db")
 
 
 @pytest.mark.parametrize("key", TASK_KEY_TABLE, ids=lambda k: k.name)

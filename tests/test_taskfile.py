@@ -141,6 +141,14 @@ BAD = [
     ),
     ('[defaults]\nschedule = "@daily"\n', "key 'schedule': unknown key in [defaults]"),
     ('[defaults.smtp]\npassword = "hunter2"\n', "passwords are never stored in the task file"),
+    (  # the database's password: libpq's sources only (README.md#more-than-one-machine)
+        '[defaults]\ndb = "postgresql://cron:hunter2@db/h"\n',
+        "tasks.toml:2: key 'db': passwords are never stored in the task file",
+    ),
+    ('[defaults]\ndb = "postgresql://db/h?password=x"\n', "passwords are never stored"),
+    ('[defaults]\ndb = "mysql://db/h"\n', "key 'db': mysql:// is not supported"),
+    ('[defaults]\ndb = ""\n', "key 'db': must not be empty"),
+    ("[defaults]\ndb = 3\n", "key 'db': must be a string, not an integer"),
     ('[task.a]\nschedule = "@daily"\n', "did you mean [tasks]?"),
     (
         '[tasks.a]\nschedule = "@daily"\ncommand = "x"\n[tasks.a]\ncommand = "y"\n',
@@ -361,3 +369,11 @@ def test_a_reread_after_a_write_reuses_only_the_tasks_whose_tables_are_unchanged
     zoned = '[defaults]\ntimezone = "Asia/Tokyo"\n' + first + second
     moved = taskfile.parse_text(zoned, path, default_zone="UTC", known=known)
     assert moved.tasks["a"] is not known.tasks["a"] and moved.tasks["a"].timezone == "Asia/Tokyo"
+
+
+@pytest.mark.parametrize(
+    "setting", ["postgresql://cron@db.example:5432/h", "postgres://db/h?sslmode=require", "h.db"]
+)
+def test_defaults_may_name_the_database(setting):
+    # Read by cronctl.locations before the file loads; the loader only checks it.
+    parse(f'[defaults]\ndb = "{setting}"\n[tasks.a]\nschedule = "@daily"\ncommand = "x"\n')

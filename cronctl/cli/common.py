@@ -53,9 +53,9 @@ class AppState:
     def store(self) -> "History":
         """The history, opened once per command (on first use: see `tasks`)."""
         if self._store is None:
-            from cronctl.store import HistoryStore
+            from cronctl.store.opening import open_store
 
-            self._store = HistoryStore(self.locations.db, tasks_file=self.locations.tasks_file)
+            self._store = open_store(self.locations.db, tasks_file=self.locations.tasks_file)
         return self._store
 
     def tasks(self) -> "TaskFile":
@@ -122,7 +122,12 @@ def main_options(
     ] = None,
     db: Annotated[
         str | None,
-        typer.Option("--db", envvar="CRONCTL_DB", help="The history database.", show_envvar=True),
+        typer.Option(
+            "--db",
+            envvar="CRONCTL_DB",
+            help="The history database: a SQLite file, or postgresql://USER@HOST/DB.",
+            show_envvar=True,
+        ),
     ] = None,
     no_color: Annotated[
         bool, typer.Option("--no-color", help="No colours (also NO_COLOR).")

@@ -312,7 +312,7 @@ def edit(
 def _runs_in_history(app: AppState, names: list[str]) -> dict[str, int]:
     """How many runs the history holds of each of `names` (those with any); no history file,
     none (edit does not create one)."""
-    if not os.path.exists(app.locations.db):
+    if app.locations.db_is_file and not os.path.exists(app.locations.db):
         return {}
     counts = app.store().run_counts()
     return {name: counts[name][0] for name in names if counts.get(name, (0, 0))[0]}

@@ -98,7 +98,7 @@ def upcoming_command(
     ] = None,
     json_output: JsonFlag = False,
 ) -> None:
-    from cronctl.store.recent import open_read_only
+    from cronctl.store.opening import open_read_only_store
     from cronctl.upcoming import DEFAULT_COUNT, fire_json, upcoming
 
     app = state(ctx)
@@ -109,7 +109,7 @@ def upcoming_command(
     note_ignored_tz(app, tasks, [t.name for t in chosen])
     if count is None and horizon is None:
         count = DEFAULT_COUNT
-    with open_read_only(app.locations.db) as history:
+    with open_read_only_store(app.locations.db) as history:
         found = upcoming(chosen, now, count=count, within=horizon, last_run=history.last_run)
     if json_output:
         app.renderer.json([fire_json(fire) for fire in found.fires])
@@ -201,9 +201,9 @@ class _History:
         self.store = self._open()
 
     def _open(self) -> "ReadOnlyHistory":
-        from cronctl.store.recent import open_read_only
+        from cronctl.store.opening import open_read_only_store
 
-        return open_read_only(self.path)
+        return open_read_only_store(self.path)
 
     def current(self) -> "ReadOnlyHistory":
         if self.store.appeared():

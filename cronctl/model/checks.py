@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 from cronctl.durations import ALLOWED as DURATION_ALLOWED
 from cronctl.durations import MAX_DURATION, format_duration, parse_duration
 from cronctl.errors import TaskFileError, UsageError, excerpt
+from cronctl.locations import POSTGRES_SCHEMES, is_url
 from cronctl.model.task import (
     ENV_NAME,
     MAX_AFTER_FAILURES,
@@ -285,6 +286,32 @@ _SMTP_CHECKS: dict[str, tuple[str, Check]] = {
     "timeout": ("timeout", lambda t, k, v: duration(t, k, v, 1)),
     "allow_insecure_auth": ("allow_insecure_auth", boolean),
 }
+
+
+def database_setting(raw: Any) -> str:
+    """[defaults] db: the history database of everything that uses this task file (a path,
+    beside the task file when relative, or a postgresql:// URL; README.md#files). A password
+    has no place in the task file: libpq reads it from PGPASSWORD, ~/.pgpass or a service file."""
+    value = string(None, "db", raw)
+    if not is_url(value):
+        return value
+    scheme, _, rest = value.partition("://")
+    if scheme.lower() not in POSTGRES_SCHEMES:
+        fail(
+            None,
+            "db",
+            f"{scheme}:// is not supported",
+            "a file path, or postgresql://USER@HOST/DB",
+        )
+    authority = rest.partition("/")[0]
+    if ":" in authority.rpartition("@")[0] or "password=" in rest.lower():
+        fail(
+            None,
+            "db",
+            "passwords are never stored in the task file",
+            "libpq reads it from PGPASSWORD, ~/.pgpass or a service file (PGSERVICEFILE)",
+        )
+    return value
 
 
 def parse_smtp(raw: Any) -> SmtpSettings:

@@ -380,7 +380,7 @@ TASK_KEY = {key.name: key for key in TASK_KEY_TABLE}
 # Keys in the order `add` writes them and `show` lists them.
 TASK_KEYS = tuple(key.name for key in TASK_KEY_TABLE)
 REQUIRED_KEYS = tuple(key.name for key in TASK_KEY_TABLE if key.required)
-DEFAULT_KEYS = tuple(key.name for key in TASK_KEY_TABLE if not key.required) + ("smtp",)
+DEFAULT_KEYS = tuple(key.name for key in TASK_KEY_TABLE if not key.required) + ("smtp", "db")
 
 TASK_TABLE = table_of("a table ([tasks.NAME])", {key.name: key.shape for key in TASK_KEY_TABLE})
 DEFAULTS_TABLE = table_of(
@@ -390,6 +390,7 @@ DEFAULTS_TABLE = table_of(
         "notify": DEFAULT_NOTIFY_TABLE,
         "limits": DEFAULT_LIMITS_TABLE,
         "smtp": SMTP_TABLE,
+        "db": STRING,
     },
 )
 TASKS_TABLE = shape("a table of tasks ([tasks.NAME])", "table")
@@ -424,6 +425,8 @@ def parse_defaults(raw: Any) -> Defaults:
     for key, value in raw.items():
         if key == "notify":
             parse_notify(value, None)  # checked here; merged into each task's own table
+        elif key == "db":
+            checks.database_setting(value)  # read by cronctl.locations, before the file loads
         elif key != "smtp":
             values[key] = TASK_KEY[key].check(None, key, value)
     notify = dict(raw.get("notify", {}))

@@ -12,8 +12,9 @@ import os
 import threading
 from collections.abc import Callable
 
+from cronctl.history import History
 from cronctl.records import Run
-from cronctl.store import HistoryStore
+from cronctl.store.opening import open_store
 
 
 class HistoryLink:
@@ -28,7 +29,7 @@ class HistoryLink:
     ) -> None:
         self._database = database
         self._record_error = record_error
-        self._store: HistoryStore | None = None
+        self._store: History | None = None
         self._lock = threading.Lock()
 
     def runs(self, task: str, limit: int) -> list[Run] | None:
@@ -56,7 +57,7 @@ class HistoryLink:
                 self._store.close()
             self._store = None
 
-    def _open(self) -> HistoryStore | None:
+    def _open(self) -> History | None:
         if self._store is None and self._database is not None:
-            self._store = HistoryStore(self._database)
+            self._store = open_store(self._database)
         return self._store

@@ -25,7 +25,7 @@ from cronctl import __version__, taskfile, timefmt
 from cronctl.clock import SYSTEM_CLOCK, Clock
 from cronctl.errors import CronctlError, ExitCode, TaskFileError, UsageError
 from cronctl.listeners import EventFanout, RunEvents
-from cronctl.locations import MEMORY, Locations
+from cronctl.locations import MEMORY, Locations, masked
 from cronctl.pipeline import RunPipeline
 from cronctl.records import Run
 from cronctl.runner.locks import LockFolder
@@ -44,7 +44,7 @@ from cronctl.serve.renames import RenameFollower
 from cronctl.serve.storage import Recorder, SerialStore, open_history
 from cronctl.serve.systemd import SystemdNotifier
 from cronctl.serve.workers import ThreadLauncher
-from cronctl.store import HistoryStore
+from cronctl.store.opening import open_store
 from cronctl.taskfile import stamp_of
 
 log = logging.getLogger("cronctl.serve")
@@ -228,14 +228,14 @@ def serve(
             pid=os.getpid(), hostname=socket.gethostname(), version=__version__, now=now
         )
 
-        recorder = Recorder(HistoryStore(locations.db), clock, runs.events)
+        recorder = Recorder(open_store(locations.db), clock, runs.events)
         history.callback(recorder.close)
         recorder.start()
-        follower = RenameFollower(HistoryStore(locations.db))
+        follower = RenameFollower(open_store(locations.db))
         history.callback(follower.close)
         # The newest slot of every task, read once by `Scheduler.start` on its own connection
         # (the job threads and the notifier use `serial`'s, under its lock).
-        slot_reader = stack.enter_context(HistoryStore(locations.db))
+        slot_reader = stack.enter_context(contextlib.closing(open_store(locations.db)))
         scheduler = Scheduler(
             loaded.tasks,
             clock=clock,
@@ -300,7 +300,7 @@ def _run_until_stopped(
         os.getpid(),
         timefmt.counted(count, "task"),
         locations.tasks_file,
-        locations.db,
+        masked(locations.db),
     )
     if count == 0:
         # A first start has no tasks yet: say what to do next; serve watches the file anyway.

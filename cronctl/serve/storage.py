@@ -36,8 +36,8 @@ from cronctl.model import DEFAULT_KEEP_RUNS, Task
 from cronctl.records import Output, Run, Status, Trigger
 from cronctl.runner.execute import RunRequest
 from cronctl.serve.grouping import GroupCommit, LastSuccesses
-from cronctl.store import HistoryStore, open_for_serve
 from cronctl.store.database import Database
+from cronctl.store.opening import open_store_for_serve
 from cronctl.store.runs import Claim, RunStore
 from cronctl.store.skips import SkipStore, is_condition_skip
 
@@ -47,7 +47,7 @@ BACKOFF = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
 """Seconds between attempts of a write the database refused."""
 
 
-def open_history(path: str, clock: Clock, *, tasks_file: Path | None = None) -> HistoryStore:
+def open_history(path: str, clock: Clock, *, tasks_file: Path | None = None) -> History:
     """Open the history for serve (call with the serve lock held).
 
     A damaged file (SQLite cannot read it, or `PRAGMA quick_check` finds problems) is moved
@@ -57,7 +57,7 @@ def open_history(path: str, clock: Clock, *, tasks_file: Path | None = None) -> 
     history cannot be written (read-only, full disk, locked past the busy timeout) or has a
     newer schema: serve then refuses to start, and moving the file would lose history.
     """
-    store, moved = open_for_serve(path, now=clock.now(), tasks_file=tasks_file)
+    store, moved = open_store_for_serve(path, now=clock.now(), tasks_file=tasks_file)
     if moved is not None:
         log.error(
             "the history database %s was damaged: moved it to %s and started a new, empty one",

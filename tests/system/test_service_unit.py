@@ -75,6 +75,19 @@ def test_a_memory_database_cannot_be_a_service(tmp_path):
         service.unit_text(["/bin/cronctl"], Locations(tmp_path / "t.toml", ":memory:"))
 
 
+def test_a_database_url_is_pinned_but_never_its_password(tmp_path):
+    from cronctl.errors import UsageError
+
+    url = "postgresql://cron@db.internal:5432/cronctl"
+    text = service.unit_text(["/bin/cronctl"], Locations(tmp_path / "t.toml", url, tmp_path))
+    assert f'Environment="CRONCTL_DB={url}"' in text.splitlines()
+    with pytest.raises(UsageError, match=r"holds a password.*cron:\*\*\*@db") as caught:
+        service.unit_text(
+            ["/bin/cronctl"], Locations(tmp_path / "t.toml", "postgresql://cron:pw@db/c", tmp_path)
+        )
+    assert "pw" not in caught.value.message.replace("postgresql", "")
+
+
 def test_unit_folder_follows_xdg_config_home(tmp_path):
     assert service.unit_path({"XDG_CONFIG_HOME": str(tmp_path), "HOME": "/home/x"}) == (
         tmp_path / "systemd" / "user" / "cronctl.service"
