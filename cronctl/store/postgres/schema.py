@@ -111,11 +111,16 @@ TABLES = ("runs", "run_output", "serve_state", "acks", "renames")
 def read_version(db: psycopg.Connection[Any]) -> int | None:
     """The schema version of the database: 0 when it holds no history yet, None when it has
     a `runs` table that is not ours (never written into)."""
+    # From pg_class under the statement's snapshot, not to_regclass(): that reads the
+    # catalog cache, which taking an advisory lock does not refresh, so an opener that waited
+    # for another's creation did not see the tables it had just committed.
     row = db.execute(
-        "SELECT to_regclass('cronctl_schema') IS NOT NULL, to_regclass('runs') IS NOT NULL"
+        "SELECT bool_or(c.relname = 'cronctl_schema'), bool_or(c.relname = 'runs')"
+        " FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+        " WHERE n.nspname = current_schema() AND c.relname IN ('cronctl_schema', 'runs')"
     ).fetchone()
     assert row is not None
-    ours, runs = row
+    ours, runs = bool(row[0]), bool(row[1])
     if not ours:
         return None if runs else 0
     found = db.execute("SELECT max(version) FROM cronctl_schema").fetchone()
