@@ -66,7 +66,7 @@ def test_history_store_implements_the_protocol(protocol, store):
     cronctl/store/__init__.py)."""
     assert members(protocol), protocol
     for name in members(protocol):
-        assert shape(getattr(HistoryStore, name)) == shape(getattr(protocol, name)), name
+        assert shape(getattr(type(store), name)) == shape(getattr(protocol, name)), name
     typed: History = store  # as callers hold it
     assert typed is store
 

@@ -302,3 +302,37 @@ def test_the_sqlite_store_does_not_import_psycopg():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+# ------------------------------------------------------------- beyond the protocols
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "start_runs",
+        "batch",
+        "finish_condition_skip",
+        "quick_check",
+        "check_writable",
+        "latest_slots",
+        "__enter__",
+        "__exit__",
+    ],
+)
+def test_what_serve_uses_beyond_the_protocols_has_the_sqlite_stores_shape(name):
+    from cronctl.store import HistoryStore
+
+    from .test_history_store import shape
+
+    assert shape(getattr(PostgresStore, name)) == shape(getattr(HistoryStore, name))
+
+
+@pytest.mark.parametrize("name", ["data_version", "running_runs", "recent_outcomes", "appeared"])
+def test_tops_reader_has_the_sqlite_readers_shape(name):
+    from cronctl.store.postgres.recent import ReadOnlyPostgres
+    from cronctl.store.recent import ReadOnlyHistory
+
+    from .test_history_store import shape
+
+    assert shape(getattr(ReadOnlyPostgres, name)) == shape(getattr(ReadOnlyHistory, name))
