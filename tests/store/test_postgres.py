@@ -336,3 +336,13 @@ def test_tops_reader_has_the_sqlite_readers_shape(name):
     from .test_history_store import shape
 
     assert shape(getattr(ReadOnlyPostgres, name)) == shape(getattr(ReadOnlyHistory, name))
+
+
+def test_only_the_postgres_package_imports_psycopg():
+    """The layering rule of docs/architecture.md (only the store speaks SQL), for the driver."""
+    from tests.test_layering import PACKAGE, imports_of, module_files
+
+    importers = {
+        str(path.relative_to(PACKAGE)) for path in module_files() if "psycopg" in imports_of(path)
+    }
+    assert importers and all(name.startswith("store/postgres/") for name in importers), importers
