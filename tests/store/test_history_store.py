@@ -21,7 +21,7 @@ from cronctl.history import (
     ServeStateRecorder,
 )
 from cronctl.records import Status, Trigger
-from cronctl.store import HistoryStore, open_for_serve
+from cronctl.store import open_for_serve
 from cronctl.store.database import SQLITE_HEADER
 
 from .support import T0
