@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import re
 from collections.abc import Iterator
 from typing import Any, Self
 
@@ -66,11 +67,20 @@ def server_address(url: str) -> str:
     return f"{parts.get('host') or 'localhost'}:{parts.get('port') or 5432}"
 
 
+# What psycopg and libpq put before the reason, which our message says already (the server's
+# host:port): 'connection failed: connection to server at "h" (1.2.3.4), port 5 failed: FATAL:'.
+_PREFIXES = re.compile(
+    r'^(connection failed: )?(connection to server (at|on) "[^"]*"( \([^)]*\))?(, port \d+)?'
+    r" failed: )?((FATAL|ERROR):  )?"
+)
+
+
 def _first_line(exc: BaseException, secret: str | None) -> str:
+    """psycopg's reason in one line, without what our message says already, nor a password."""
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     if secret:
         text = text.replace(secret, "***")
-    return text.removeprefix("FATAL:  ").removeprefix("ERROR:  ")
+    return _PREFIXES.sub("", text) or text
 
 
 class _Batch:
@@ -164,7 +174,7 @@ class PgDatabase:
                 f"the PostgreSQL server at {self.address} refused the history database"
                 f" {self.path}: {reason}",
                 hint="check the user, the database and the password (PGPASSWORD, ~/.pgpass"
-                " or a service file; never in the URL)",
+                " or a service file)",
             )
         if (
             state.startswith(_UNAVAILABLE)
