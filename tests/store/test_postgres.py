@@ -22,6 +22,7 @@ import pytest
 from cronctl.errors import (
     DatabaseAccessAtStartError,
     DatabaseAccessError,
+    DatabaseFullError,
     DatabaseLockedError,
     DatabaseUnavailableError,
     ExitCode,
@@ -29,7 +30,7 @@ from cronctl.errors import (
     StoreError,
     UnknownRunError,
 )
-from cronctl.records import Status, Trigger
+from cronctl.records import Output, Status, Trigger
 from cronctl.store.schema import SCHEMA_VERSION
 
 from .support import T0, add_run
@@ -346,3 +347,38 @@ def test_only_the_postgres_package_imports_psycopg():
         str(path.relative_to(PACKAGE)) for path in module_files() if "psycopg" in imports_of(path)
     }
     assert importers and all(name.startswith("store/postgres/") for name in importers), importers
+
+
+def test_finish_run_on_a_full_disk_returns_what_was_recorded(pg_server, pg_url):
+    """As the SQLite store: without room for the output, the end is recorded without it. The
+    server raises its real disk_full error (SQLSTATE 53100) from a trigger that stands for the
+    full disk, for output bigger than 1,000 bytes."""
+    PostgresStore(pg_url).close()
+    pg_server.psql(
+        "CREATE FUNCTION disk_full() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+        " IF length(NEW.stdout) > 1000 THEN RAISE EXCEPTION 'could not extend file'"
+        " USING ERRCODE = 'disk_full'; END IF; RETURN NEW; END $$;"
+        " CREATE TRIGGER full_disk BEFORE INSERT OR UPDATE ON run_output"
+        " FOR EACH ROW EXECUTE FUNCTION disk_full()",
+        pg_url.rsplit("/", 1)[1],
+    )
+    with PostgresStore(pg_url) as store:
+        run_id = store.start_run("a", Trigger.MANUAL, started_at=T0)
+        finished = store.finish_run(
+            run_id,
+            status=Status.SUCCEEDED,
+            finished_at=T1,
+            duration_ms=60_000,
+            exit_code=0,
+            reason="exit status 0",
+            stdout=Output(b"x" * 4096, 300_000, 300_000 - 4096),
+        )
+        assert finished == store.get_run(run_id)
+        assert finished.reason.startswith("exit status 0; output not kept: ")
+        assert finished.stdout == Output(b"", 0) and finished.status is Status.SUCCEEDED
+        with pytest.raises(DatabaseFullError), store.batch():
+            store.finish_run(run_id, status=Status.FAILED, finished_at=T1, stdout=finished.stdout)
+            store.finish_run(
+                run_id, status=Status.FAILED, finished_at=T1, stdout=Output(b"y" * 2000, 2000)
+            )
+        assert store.get_run(run_id) == finished  # the batch rolled back whole
