@@ -170,6 +170,28 @@ class DatabaseLockedError(StoreError):
     """Another connection held the write lock for longer than the busy timeout."""
 
 
+class DatabaseUnavailableError(StoreError):
+    """The history's server cannot be reached: refused or timed-out connection, a connection
+    lost, a server shutting down or starting (PostgreSQL). Temporary: try again later."""
+
+    exit_code = ExitCode.TEMPFAIL
+
+
+class DatabaseAccessError(StoreError):
+    """The history's server refused who we are or what we asked for: a failed authentication,
+    no such user or database (PostgreSQL). A setting only the user can fix, like a --db path
+    that is no history (DatabasePathError): invalid input (2) for a command."""
+
+    exit_code = ExitCode.USAGE
+
+
+class DatabaseAccessAtStartError(DatabaseAccessError):
+    """The same refusal when serve starts: EX_CONFIG (78), so that systemd does not restart
+    serve over a setting only the user can fix."""
+
+    exit_code = ExitCode.CONFIG
+
+
 class LockHeldError(CronctlError):
     """Another process holds a lock we need (serve.lock, tasks.toml.lock): try again later."""
 

@@ -134,10 +134,10 @@ class RenameStore(Database):
             ).fetchall()
         settled = []
         for rename_id, old, new, path, before, after in rows:
-            with _lock_if_free(path) as free:
+            with lock_if_free(path) as free:
                 if not free:
                     continue  # its renamer is still at work
-                if _file_was_renamed(path, before, after, old, new):
+                if file_was_renamed(path, before, after, old, new):
                     settled.append(self.finish_rename(rename_id))
                 else:
                     self.drop_rename(rename_id)
@@ -146,7 +146,7 @@ class RenameStore(Database):
 
 
 @contextlib.contextmanager
-def _lock_if_free(tasks_file: str) -> Iterator[bool]:
+def lock_if_free(tasks_file: str) -> Iterator[bool]:
     """Hold the task file's write lock (cronctl.taskfile.locked) if no one holds it; yield
     whether it is held by us. Unlike `locked`, it never creates the lock file or its folder:
     opening the history must not write beside the task file."""
@@ -171,7 +171,7 @@ def _lock_if_free(tasks_file: str) -> Iterator[bool]:
         os.close(fd)
 
 
-def _file_was_renamed(path: str, before: str, after: str, old: str, new: str) -> bool:
+def file_was_renamed(path: str, before: str, after: str, old: str, new: str) -> bool:
     """Whether the task file was replaced by the rename: its bytes are the renamed text, or
     (edited since) it has NEW and no OLD. Read as every command reads it (a regular file, at
     most taskfile.MAX_BYTES): a file swapped for a FIFO must not hang the opening of the store."""

@@ -38,7 +38,7 @@ def folded_reason(reason: str, repeats: int, first: datetime) -> str:
     return f"{reason} ({repeats} times since {since})"
 
 
-def _same_reason(stored: str | None, reason: str) -> bool:
+def same_reason(stored: str | None, reason: str) -> bool:
     return stored is not None and (stored == reason or stored.startswith(f"{reason} ("))
 
 
@@ -100,7 +100,7 @@ def _fold(db: sqlite3.Connection, run_id: int, finished_at: datetime, reason: st
     if (
         status != Status.SKIPPED
         or (previous_trigger, previous_attempt) != (trigger, attempt)
-        or not _same_reason(stored, reason)
+        or not same_reason(stored, reason)
     ):
         return None
     # The new row goes first: the folded row takes its slot, and a slot is claimed once.

@@ -19,12 +19,12 @@ STDERR_CHUNK = 500
 """Run ids per query of `stderr_heads` (its bound parameters stay under SQLite's limit)."""
 
 
-def _status_and_duration(text: str) -> tuple[str, int | None]:
+def status_and_duration(text: str) -> tuple[str, int | None]:
     status, _, duration = text.partition(" ")
     return status, int(duration) if duration else None
 
 
-def _stats(task: str, last: Run | None, rows: list[tuple[str, int | None]]) -> TaskStats:
+def task_figures(task: str, last: Run | None, rows: list[tuple[str, int | None]]) -> TaskStats:
     """The figures of `task` from its newest runs' (status, duration), newest first."""
     try:
         statuses = tuple(STATUSES[status] for status, _ in rows)
@@ -67,7 +67,7 @@ class HealthStore(RunStore):
             ).fetchall()
         # The newest run is read whole, from the table: a damaged table is reported by `list`
         # (reliability s24), not hidden behind the index's copy of it.
-        return _stats(task, self.last_run(task) if rows else None, rows)
+        return task_figures(task, self.last_run(task) if rows else None, rows)
 
     def tasks_stats(self, tasks: Collection[str], window: int = 50) -> dict[str, TaskStats]:
         """`task_stats` of each of `tasks` that has runs, in one statement for the figures (the
@@ -98,7 +98,9 @@ class HealthStore(RunStore):
                 ):
                     last[row[0]] = run_from_row(row)
         return {
-            task: _stats(task, last[newest], [_status_and_duration(r) for r in recent.split(",")])
+            task: task_figures(
+                task, last[newest], [status_and_duration(r) for r in recent.split(",")]
+            )
             for task, recent, newest in found
         }
 

@@ -24,7 +24,7 @@ from cronctl.store import (
 )
 from cronctl.store.database import SQLITE_HEADER, check_database_path
 
-from .support import T0, add_run, schema_version
+from .support import T0, add_run, in_transaction, schema_version
 
 
 def test_file_is_private_wal_and_versioned(tmp_path):
@@ -98,7 +98,7 @@ def test_a_failed_write_leaves_no_transaction_open(store):
     with pytest.raises(RuntimeError), store._write() as db:
         db.execute("INSERT INTO runs (task, trigger, status) VALUES ('a', 'manual', 'running')")
         raise RuntimeError("interrupted")
-    assert not store._db.in_transaction
+    assert not in_transaction(store)
     assert store.runs() == []
     store.start_run("a", Trigger.MANUAL, started_at=T0, status=Status.SKIPPED)
 

@@ -21,7 +21,7 @@ from cronctl.history import (
     ServeStateRecorder,
 )
 from cronctl.records import Status, Trigger
-from cronctl.store import HistoryStore, open_for_serve
+from cronctl.store import open_for_serve
 from cronctl.store.database import SQLITE_HEADER
 
 from .support import T0
@@ -66,7 +66,7 @@ def test_history_store_implements_the_protocol(protocol, store):
     cronctl/store/__init__.py)."""
     assert members(protocol), protocol
     for name in members(protocol):
-        assert shape(getattr(HistoryStore, name)) == shape(getattr(protocol, name)), name
+        assert shape(getattr(type(store), name)) == shape(getattr(protocol, name)), name
     typed: History = store  # as callers hold it
     assert typed is store
 

@@ -11,7 +11,7 @@ from cronctl.errors import StoreError, UnknownRunError
 from cronctl.records import FAILURE_STATUSES, Output, Status, Trigger
 from cronctl.store import DatabaseFullError, HistoryStore, SlotTakenError
 
-from .support import T0, add_run
+from .support import T0, add_run, execute, in_transaction
 
 
 def test_run_round_trip_with_output(store):
@@ -78,7 +78,7 @@ def test_runs_carry_the_enums_of_records(store):
 
 def test_a_status_unknown_to_this_cronctl_is_a_clear_error(store):
     run_id = add_run(store)
-    store._db.execute("UPDATE runs SET status = 'paused' WHERE id = ?", (run_id,))
+    execute(store, "UPDATE runs SET status = 'paused' WHERE id = ?", (run_id,))
     with pytest.raises(StoreError, match="does not know .'paused'.") as caught:
         store.get_run(run_id)
     assert caught.value.hint
@@ -154,8 +154,8 @@ def test_finish_run_on_a_full_disk_returns_what_was_recorded(tmp_path):
 def test_finish_run_of_an_unknown_id_raises_and_records_nothing(store):
     with pytest.raises(UnknownRunError, match="no run with id 41"):
         store.finish_run(41, status=Status.FAILED, finished_at=T0, stdout=Output(b"x", 1))
-    assert store._db.execute("SELECT COUNT(*) FROM run_output").fetchone()[0] == 0
-    assert not store._db.in_transaction
+    assert execute(store, "SELECT COUNT(*) FROM run_output") == [(0,)]
+    assert not in_transaction(store)
 
 
 def test_set_pid_last_run_and_task_names(store):

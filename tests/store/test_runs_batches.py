@@ -88,13 +88,14 @@ def test_a_failed_write_rolls_the_whole_batch_back(store):
     assert store.get_run(run_id).pid == 12
 
 
-def test_a_write_that_recovers_on_its_own_still_fails_the_batch(store, monkeypatch):
+# SQLite only: it fakes SQLite's full-disk error on its connection.
+def test_a_write_that_recovers_on_its_own_still_fails_the_batch(sqlite_store, monkeypatch):
     """finish_run records the end without its output when the disk is full; inside a batch the
     first failure breaks it (SQLite may have rolled the transaction back already), and the
     caller does the writes again one by one."""
-    run_id = store.start_run("a", Trigger.MANUAL, started_at=T0)
-    other = store.start_run("b", Trigger.MANUAL, started_at=T0)
-    real = store._db
+    run_id = sqlite_store.start_run("a", Trigger.MANUAL, started_at=T0)
+    other = sqlite_store.start_run("b", Trigger.MANUAL, started_at=T0)
+    real = sqlite_store._db
 
     class FullDisk:
         def __getattr__(self, name):
@@ -105,12 +106,12 @@ def test_a_write_that_recovers_on_its_own_still_fails_the_batch(store, monkeypat
                 raise sqlite3.OperationalError("database or disk is full")
             return real.execute(sql, *args)
 
-    monkeypatch.setattr(store, "_db", FullDisk())
-    with pytest.raises(StoreError), store.batch():
-        store.set_pid(other, 5)
-        store.finish_run(
+    monkeypatch.setattr(sqlite_store, "_db", FullDisk())
+    with pytest.raises(StoreError), sqlite_store.batch():
+        sqlite_store.set_pid(other, 5)
+        sqlite_store.finish_run(
             run_id, status=Status.FAILED, finished_at=T1, stdout=Output(b"x", 1), exit_code=1
         )
-    monkeypatch.setattr(store, "_db", real)
-    assert statuses(store) == {run_id: Status.RUNNING, other: Status.RUNNING}
-    assert store.get_run(other).pid is None
+    monkeypatch.setattr(sqlite_store, "_db", real)
+    assert statuses(sqlite_store) == {run_id: Status.RUNNING, other: Status.RUNNING}
+    assert sqlite_store.get_run(other).pid is None

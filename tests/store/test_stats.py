@@ -26,15 +26,16 @@ def test_task_stats(store):
     assert store.last_success_at("a") == T0 + timedelta(minutes=2)
 
 
-def test_task_stats_reads_the_index_only(store):
+# SQLite only: SQLite's query plan (EXPLAIN QUERY PLAN).
+def test_task_stats_reads_the_index_only(sqlite_store):
     """The health of each task in `list` reads no table rows but its newest run's."""
-    add_run(store)
+    add_run(sqlite_store)
     statements: list[str] = []
-    store._db.set_trace_callback(statements.append)
-    store.task_stats("a")
-    store._db.set_trace_callback(None)
+    sqlite_store._db.set_trace_callback(statements.append)
+    sqlite_store.task_stats("a")
+    sqlite_store._db.set_trace_callback(None)
     plans = [
-        " / ".join(r[3] for r in store._db.execute("EXPLAIN QUERY PLAN " + sql))
+        " / ".join(r[3] for r in sqlite_store._db.execute("EXPLAIN QUERY PLAN " + sql))
         for sql in statements
     ]
     assert plans[0] == "SEARCH runs USING COVERING INDEX runs_task_recent (task=?)"
