@@ -177,6 +177,13 @@ class DatabaseUnavailableError(StoreError):
     exit_code = ExitCode.TEMPFAIL
 
 
+class DatabaseUnavailableAtStartError(DatabaseUnavailableError):
+    """The same when serve starts: a general failure (1), not 75, which the systemd unit
+    lists among the statuses a restart would not fix: the server coming back does fix it."""
+
+    exit_code = ExitCode.FAILURE
+
+
 class DatabaseAccessError(StoreError):
     """The history's server refused who we are or what we asked for: a failed authentication,
     no such user or database (PostgreSQL). A setting only the user can fix, like a --db path

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable
 from datetime import datetime
-from typing import Protocol
+from typing import Protocol, Self
 
 from cronctl.records import Ack, Output, Rename, Run, ServeState, Status, TaskStats, Trigger
 
@@ -236,3 +236,26 @@ class History(
     def record_notify_error(self, run_id: int, message: str | None) -> None: ...
 
     def close(self) -> None: ...
+
+
+class ReadOnlyReader(History, Protocol):
+    """A history opened for reading only, by a viewer (`top`, `upcoming`): every reader, and
+    what `top` asks each second. Never created: while it does not exist it reads as empty."""
+
+    def appeared(self) -> bool:
+        """Whether a history that did not exist when this was opened exists now."""
+        ...
+
+    def data_version(self) -> int:
+        """A number that changes when anything was written since the last call."""
+        ...
+
+    def running_runs(self) -> list[Run]: ...
+
+    def recent_outcomes(
+        self, tasks: Iterable[str], count: int
+    ) -> dict[str, list[tuple[Status, int | None]]]: ...
+
+    def __enter__(self) -> Self: ...
+
+    def __exit__(self, *exc: object) -> None: ...

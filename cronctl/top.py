@@ -39,7 +39,7 @@ Outcomes = dict[str, list[tuple[Status, int | None]]]
 
 
 class TopReader(ServeStateRecorder, FailureCounter, Protocol):
-    """What a frame reads of the history (cronctl/store/recent.py's ReadOnlyHistory)."""
+    """What a frame reads of the history (cronctl.history.ReadOnlyReader)."""
 
     def data_version(self) -> int: ...
 

@@ -14,8 +14,8 @@ from cronctl.errors import UsageError
 from cronctl.render import Renderer
 
 if TYPE_CHECKING:  # imported by the commands that use them (start-up: see cli/__init__.py)
+    from cronctl.history import ReadOnlyReader
     from cronctl.model import Task
-    from cronctl.store.recent import ReadOnlyHistory
     from cronctl.taskfile import TaskFile
     from cronctl.upcoming import Fire, Upcoming
 
@@ -200,12 +200,12 @@ class _History:
         self.path = app.locations.db
         self.store = self._open()
 
-    def _open(self) -> "ReadOnlyHistory":
+    def _open(self) -> "ReadOnlyReader":
         from cronctl.store.opening import open_read_only_store
 
         return open_read_only_store(self.path)
 
-    def current(self) -> "ReadOnlyHistory":
+    def current(self) -> "ReadOnlyReader":
         if self.store.appeared():
             self.store.close()
             self.store = self._open()

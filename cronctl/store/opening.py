@@ -24,8 +24,7 @@ from cronctl.errors import DatabaseSettingAtStartError, DatabaseSettingError
 from cronctl.locations import POSTGRES_SCHEMES, is_url, masked
 
 if TYPE_CHECKING:
-    from cronctl.history import History
-    from cronctl.store.recent import ReadOnlyHistory
+    from cronctl.history import History, ReadOnlyReader
 
 EXTRA = "pip install 'cronctl[postgres]'"
 
@@ -88,7 +87,7 @@ def open_store_for_serve(
     return open_for_serve(db, now=now, tasks_file=tasks_file)
 
 
-def open_read_only_store(db: str) -> ReadOnlyHistory:
+def open_read_only_store(db: str) -> ReadOnlyReader:
     """The history for a viewer that only reads (`top`, `upcoming`); never created."""
     if is_postgres(db):
         _need_driver(db)

@@ -37,7 +37,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from cronctl.errors import DatabaseAccessAtStartError, DatabaseAccessError
+from cronctl.errors import (
+    DatabaseAccessAtStartError,
+    DatabaseAccessError,
+    DatabaseUnavailableAtStartError,
+    DatabaseUnavailableError,
+)
 from cronctl.store.database import BUSY_TIMEOUT
 from cronctl.store.postgres.records import PgRecordsStore
 from cronctl.store.postgres.retention import PgRetentionStore
@@ -70,12 +75,15 @@ if TYPE_CHECKING:
 def open_postgres_for_serve(url: str, *, now: datetime) -> tuple[PostgresStore, None]:
     """Open the history for `serve`: writable, else a StoreError (`open_for_serve` of the
     SQLite store, without its moving aside: a database is never moved). `now` is kept for
-    the same signature. A refused login or database raises DatabaseAccessAtStartError (78)."""
+    the same signature. A refused login or database raises DatabaseAccessAtStartError (78),
+    a server out of reach DatabaseUnavailableAtStartError (1: systemd restarts serve)."""
     del now
     try:
         store = PostgresStore(url)
     except DatabaseAccessError as exc:
         raise DatabaseAccessAtStartError(exc.message, hint=exc.hint) from None
+    except DatabaseUnavailableError as exc:
+        raise DatabaseUnavailableAtStartError(exc.message, hint=exc.hint) from None
     try:
         store.check_writable()
     except BaseException:
