@@ -80,7 +80,9 @@ def test_upcoming_piped_is_one_line_a_row_iso_first(cronctl_exe, home):
         ([], 10),
         (["--count", "3"], 3),
         (["--count", "3", "--within", "1d"], 3),
-        (["--count", "50", "--within", "1h"], 3),
+        # sync only: backup's 02:00 New York is within the hour from 06:00 to 07:00 UTC, which
+        # made this case fail then (four rows).
+        (["sync", "--count", "50", "--within", "1h"], 3),
         (["sync", "--count", "4"], 4),
     ],
 )
