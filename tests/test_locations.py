@@ -124,3 +124,13 @@ def test_the_task_files_database_is_found_without_parsing_a_large_file(tmp_path)
     )
     found = resolve(environ=_task_file(tmp_path, '[defaults]\ntimezone = "UTC"\n' + body))
     assert found.db == str(tmp_path / "history.db")
+
+
+def test_a_task_file_that_is_no_regular_file_names_no_database(tmp_path):
+    # Read before any command: a FIFO must not block, /dev/zero not fill memory (the loader
+    # refuses both with its own error later).
+    fifo = tmp_path / "fifo.toml"
+    os.mkfifo(fifo)
+    for path in (fifo, "/dev/zero", tmp_path):
+        found = resolve(path, environ={"CRONCTL_HOME": str(tmp_path)})
+        assert found.db == str(tmp_path / "history.db")

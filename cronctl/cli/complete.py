@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from cronctl.cli import COMPLETE_VAR
+from cronctl.locations import TASK_FILE_LIMIT
 from cronctl.model.task import TASK_NAME
 
 SHELLS = ("bash", "zsh", "fish")
@@ -30,9 +31,6 @@ INSTALL_PATHS = {
 }
 FILES = {"bash": "cronctl.bash", "zsh": "_cronctl", "fish": "cronctl.fish"}
 
-# cronctl.taskfile.MAX_BYTES, written out: importing the task file package would cost each TAB
-# 30 ms (tests/test_taskfile.py holds the two equal).
-TASK_FILE_LIMIT = 16 * 1024 * 1024
 
 _ZSH_TYPER_TAIL = "compdef _cronctl_completion cronctl"
 _ZSH_TAIL = """compdef _cronctl_completion cronctl
