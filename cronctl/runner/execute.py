@@ -8,7 +8,6 @@ and output. Retry decisions live here too, so serve and `run-now` agree on them.
 from __future__ import annotations
 
 import dataclasses
-import signal as signals
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -21,13 +20,12 @@ from cronctl.errors import excerpt
 from cronctl.history import RunRecorder
 from cronctl.listeners import NoEvents, RunEvents
 from cronctl.model import Task
-from cronctl.model.limits import Limits
 from cronctl.records import CONDITION_SKIP_PREFIX, Run, Status, Trigger
 from cronctl.runner.early import BatchClaims, BatchPids, EarlyStart
 from cronctl.runner.envfile import EnvFileError
 from cronctl.runner.environment import inherited_environment, job_environment
-from cronctl.runner.limits import reached
 from cronctl.runner.process import ProcessOutcome, Supervision, run_process, spawn_process
+from cronctl.runner.status import status_of
 from cronctl.spool import SpoolWriter
 
 DEFAULT_KILL_GRACE = 10.0
@@ -68,51 +66,6 @@ class RunRequest:
     @property
     def retry_limit(self) -> int:
         return self.task.retries if self.retries is None else self.retries
-
-
-def status_of(outcome: ProcessOutcome, limits: Limits | None = None) -> tuple[Status, str | None]:
-    """Return the run status and a reason for an attempt's outcome; a job ended by one of
-    its `limits` is `killed` with the limit named."""
-    if outcome.start_error:
-        return Status.ERROR, outcome.start_error
-    if outcome.limit_reached:
-        return Status.KILLED, outcome.limit_reached
-    if limits is not None and limits.cpu is not None and _ended_by_sigxcpu(outcome):
-        return Status.KILLED, reached("cpu", limits)
-    if outcome.timed_out:
-        return Status.TIMED_OUT, None
-    if outcome.stopped:
-        return Status.INTERRUPTED, None
-    if outcome.signal is not None:
-        return Status.KILLED, f"killed by signal {outcome.signal} ({_signal_name(outcome.signal)})"
-    if outcome.exit_code == 0:
-        return Status.SUCCEEDED, None
-    if outcome.exit_code == 127:
-        return (
-            Status.FAILED,
-            "exit status 127: the shell could not find the command"
-            " (or the interpreter on its #! line)",
-        )
-    if outcome.exit_code == 126:
-        return (
-            Status.FAILED,
-            "exit status 126: the shell could not execute the command"
-            " (permission denied, or not a program)",
-        )
-    return Status.FAILED, f"exit status {outcome.exit_code}"
-
-
-def _ended_by_sigxcpu(outcome: ProcessOutcome) -> bool:
-    """SIGXCPU ended the job, or the command the shell ran (the shell then exits 128 + 24)."""
-    sigxcpu = int(signals.SIGXCPU)
-    return outcome.signal == sigxcpu or outcome.exit_code == 128 + sigxcpu
-
-
-def _signal_name(number: int) -> str:
-    try:
-        return signals.Signals(number).name
-    except ValueError:
-        return f"signal {number}"
 
 
 def _join(*parts: str | None) -> str | None:
@@ -373,6 +326,10 @@ class Executor:
         outcome = job if isinstance(job, ProcessOutcome) else job.run(spawned)
         if not told:  # the job never started: its start is said all the same, then its end
             started(None)
+        return self._record_outcome(request, run_id, outcome)
+
+    def _record_outcome(self, request: RunRequest, run_id: int, outcome: ProcessOutcome) -> Run:
+        task = request.task
         status, reason = status_of(outcome, task.limits)
         if status == Status.TIMED_OUT:
             reason = f"timed out after {format_duration(task.timeout or 0)}"
@@ -393,6 +350,35 @@ class Executor:
             stderr=outcome.stderr,
         )
         return self._finished(request, finished)
+
+    # -- a job watched by serve's supervising thread (runner/supervisor.py) ----------------
+
+    def tell_started(self, request: RunRequest, run_id: int, pid: int) -> None:
+        """Tell the listeners of the start of a job `spawn_early` started, whose pid is
+        recorded, and which serve's supervising thread watches."""
+        self.events.run_started(request.task, _started_run(request, run_id, self.clock.now(), pid))
+
+    def finish_watched(
+        self, request: RunRequest, run_id: int, early: EarlyStart, ended: ProcessOutcome
+    ) -> Run:
+        """Record how the watched job of `early` ended and return the finished record, as
+        `execute` does for the job it watches itself."""
+        try:
+            try:
+                return self._record_outcome(request, run_id, ended)
+            finally:
+                if early.spool is not None:
+                    early.spool.close()
+        except BaseException as exc:
+            self._close_unfinished(run_id, exc)
+            raise
+
+    def abandon_watched(self, run_id: int, early: EarlyStart, exc: BaseException) -> None:
+        """The watch of `early`'s job failed in cronctl (a callback raised; the job is killed
+        and reaped): close its spool and its row, as `execute` does when it raises."""
+        if early.spool is not None:
+            early.spool.close()
+        self._close_unfinished(run_id, exc)
 
     def _finished(self, request: RunRequest, run: Run) -> Run:
         final = not should_retry(run, request.retry_limit) or bool(

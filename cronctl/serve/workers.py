@@ -21,6 +21,9 @@ from cronctl.records import Run, Status
 from cronctl.runner.early import EarlyStart
 from cronctl.runner.execute import Executor, RunRequest
 from cronctl.runner.locks import HeldLocks
+from cronctl.runner.outcome import ProcessOutcome
+from cronctl.runner.process import Supervision
+from cronctl.runner.supervisor import Supervisor
 
 log = logging.getLogger("cronctl.serve")
 
@@ -73,12 +76,22 @@ class ThreadLauncher:
     claimer must not pay.
     """
 
-    def __init__(self, executor: Executor, *, say: Callable[..., None] | None = None) -> None:
+    def __init__(
+        self,
+        executor: Executor,
+        *,
+        say: Callable[..., None] | None = None,
+        shared_supervisor: bool = True,
+    ) -> None:
         self.executor = executor
         self.say = say
         self._pending: deque[tuple[Handle, Done]] = deque()
         self._cond = threading.Condition()
         self._claimer: threading.Thread | None = None
+        self._supervisor = Supervisor(executor.clock) if shared_supervisor else None
+        self._ends: deque[_End] = deque()
+        self._ends_cond = threading.Condition()
+        self._finisher: threading.Thread | None = None
 
     def launch(self, handles: list[Handle], done: Done) -> None:
         with self._cond:
@@ -110,7 +123,15 @@ class ThreadLauncher:
                 )
             self._record_pids(spawned)
             for handle, done, early in spawned:
-                self._start(handle, done, early)
+                if (
+                    self._supervisor is not None
+                    and early is not None
+                    and early.pid_recorded
+                    and isinstance(early.job, Supervision)
+                ):
+                    self._watch(handle, done, early, early.job, self._supervisor)
+                else:
+                    self._start(handle, done, early)
 
     def _record_pids(self, spawned: list[tuple[Handle, Done, EarlyStart | None]]) -> None:
         """The pids of the batch's jobs, in one transaction, before their threads start."""
@@ -261,3 +282,101 @@ class ThreadLauncher:
             done(Completion(handle, None))
             return
         done(Completion(handle, run))
+
+    # -- the shared supervisor and the finisher ------------------------------------------------
+
+    def _watch(
+        self,
+        handle: Handle,
+        done: Done,
+        early: EarlyStart,
+        job: Supervision,
+        supervisor: Supervisor,
+    ) -> None:
+        """Hand the job spawned for `handle` to the supervising thread; its end comes back
+        to the finisher thread."""
+        assert handle.run_id is not None
+        try:
+            supervisor.start()
+        except RuntimeError as exc:  # "can't start new thread": resource limits
+            log.error("run %s of %s: cannot watch it: %s", handle.run_id, handle.task_name, exc)
+            early.kill()
+            self._abandon(handle, exc)
+            done(Completion(handle, None))
+            return
+        try:
+            self.executor.tell_started(handle.request, handle.run_id, job.proc.pid)
+        except BaseException as exc:  # a listener failed: as a job thread would, end the run
+            log.exception("run %s of %s failed inside cronctl", handle.run_id, handle.task_name)
+            early.kill()
+            self.executor.abandon_watched(handle.run_id, early, exc)
+            self._abandon(handle, exc)
+            done(Completion(handle, None))
+            return
+        supervisor.add(job, _End(self, handle, done, early))
+
+    def _ended(self, end: _End) -> None:
+        with self._ends_cond:
+            self._ends.append(end)
+            self._ends_cond.notify()
+            if self._finisher is None:
+                self._finisher = threading.Thread(
+                    target=self._finish_loop, name="cronctl-finisher", daemon=True
+                )
+                self._finisher.start()
+
+    def _finish_loop(self) -> None:
+        ends = self._ends
+        while True:
+            with self._ends_cond:
+                while not ends:
+                    self._ends_cond.wait()
+                batch = list(ends)
+                ends.clear()
+            for end in batch:
+                self._finish(end)
+
+    def _finish(self, end: _End) -> None:
+        handle, done, outcome = end.handle, end.done, end.outcome
+        assert handle.run_id is not None and outcome is not None
+        if not isinstance(outcome, ProcessOutcome):
+            log.error(
+                "run %s of %s failed inside cronctl",
+                handle.run_id,
+                handle.task_name,
+                exc_info=outcome,
+            )
+            self.executor.abandon_watched(handle.run_id, end.early, outcome)
+            self._abandon(handle, outcome)
+            done(Completion(handle, None))
+            return
+        try:
+            run = self.executor.finish_watched(handle.request, handle.run_id, end.early, outcome)
+        except StoreError as exc:
+            log.error("run %s of %s: %s", handle.run_id, handle.task_name, exc.message)
+            self._abandon(handle, exc)
+            done(Completion(handle, None))
+            return
+        except BaseException as exc:
+            log.exception("run %s of %s failed inside cronctl", handle.run_id, handle.task_name)
+            self._abandon(handle, exc)
+            done(Completion(handle, None))
+            return
+        done(Completion(handle, run))
+
+
+class _End:
+    """A watched job's end on its way to the finisher: called by the supervisor (an `Ended`)."""
+
+    __slots__ = ("done", "early", "handle", "launcher", "outcome")
+
+    def __init__(self, launcher: ThreadLauncher, handle: Handle, done: Done, early: EarlyStart):
+        self.launcher = launcher
+        self.handle = handle
+        self.done = done
+        self.early = early
+        self.outcome: ProcessOutcome | BaseException | None = None
+
+    def __call__(self, outcome: ProcessOutcome | BaseException) -> None:
+        self.outcome = outcome
+        self.launcher._ended(self)
