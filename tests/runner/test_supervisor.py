@@ -24,9 +24,7 @@ class Ends:
     """Collects what the supervisor tells of each job's end, with when it was told."""
 
     def __init__(self) -> None:
-        self._queue: queue.Queue[tuple[str, ProcessOutcome | BaseException, float]] = (
-            queue.Queue()
-        )
+        self._queue: queue.Queue[tuple[str, ProcessOutcome | BaseException, float]] = queue.Queue()
         self.t0 = time.monotonic()
 
     def ended(self, name: str):
