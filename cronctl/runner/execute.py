@@ -21,11 +21,12 @@ from cronctl.history import RunRecorder
 from cronctl.listeners import NoEvents, RunEvents
 from cronctl.model import Task
 from cronctl.records import CONDITION_SKIP_PREFIX, Run, Status, Trigger
-from cronctl.runner.early import BatchClaims, BatchPids, EarlyStart
+from cronctl.runner.capture import spooled_output
+from cronctl.runner.early import BatchClaims, BatchFinish, BatchPids, EarlyStart, Finish
 from cronctl.runner.envfile import EnvFileError
 from cronctl.runner.environment import inherited_environment, job_environment
 from cronctl.runner.process import ProcessOutcome, Supervision, run_process, spawn_process
-from cronctl.runner.status import status_of
+from cronctl.runner.status import join_reasons, status_of
 from cronctl.spool import SpoolWriter
 
 DEFAULT_KILL_GRACE = 10.0
@@ -66,11 +67,6 @@ class RunRequest:
     @property
     def retry_limit(self) -> int:
         return self.task.retries if self.retries is None else self.retries
-
-
-def _join(*parts: str | None) -> str | None:
-    text = "; ".join(p for p in parts if p)
-    return text or None
 
 
 class Executor:
@@ -279,7 +275,7 @@ class Executor:
         task = request.task
         on_output = self.on_output
         if spool is not None:
-            on_output = _spooled(spool, on_output)
+            on_output = spooled_output(spool, on_output)
         return spawn_process(
             task.command,
             shell=task.shell,
@@ -329,6 +325,13 @@ class Executor:
         return self._record_outcome(request, run_id, outcome)
 
     def _record_outcome(self, request: RunRequest, run_id: int, outcome: ProcessOutcome) -> Run:
+        end = self._end_of(request, run_id, outcome)
+        fields = end._asdict()
+        del fields["run_id"]
+        return self._finished(request, self.store.finish_run(run_id, **fields))
+
+    def _end_of(self, request: RunRequest, run_id: int, outcome: ProcessOutcome) -> Finish:
+        """The end to record for an attempt that ended with `outcome`."""
         task = request.task
         status, reason = status_of(outcome, task.limits)
         if status == Status.TIMED_OUT:
@@ -337,19 +340,18 @@ class Executor:
             # run_process reports `stopped` only for a stop event it was given: request.stop.
             assert request.stop is not None
             reason = request.stop.reason
-        finished = self.store.finish_run(
+        return Finish(
             run_id,
-            status=status,
-            started_at=outcome.started_at,
-            finished_at=outcome.finished_at,
-            duration_ms=round(outcome.duration * 1000),
-            exit_code=outcome.exit_code,
-            signal=outcome.signal,
-            reason=_join(reason, outcome.note),
-            stdout=outcome.stdout,
-            stderr=outcome.stderr,
+            status,
+            outcome.finished_at,
+            round(outcome.duration * 1000),
+            outcome.exit_code,
+            outcome.signal,
+            join_reasons(reason, outcome.note),
+            outcome.stdout,
+            outcome.stderr,
+            outcome.started_at,
         )
-        return self._finished(request, finished)
 
     # -- a job watched by serve's supervising thread (runner/supervisor.py) ----------------
 
@@ -359,19 +361,30 @@ class Executor:
         self.events.run_started(request.task, _started_run(request, run_id, self.clock.now(), pid))
 
     def finish_watched(
-        self, request: RunRequest, run_id: int, early: EarlyStart, ended: ProcessOutcome
-    ) -> Run:
-        """Record how the watched job of `early` ended and return the finished record, as
-        `execute` does for the job it watches itself."""
-        try:
+        self, ends: Sequence[tuple[RunRequest, int, EarlyStart, ProcessOutcome]]
+    ) -> list[Run | Exception]:
+        """Record how the watched jobs of `ends` (`(request, run_id, early, outcome)` each)
+        ended, in one transaction where the store can (`BatchFinish`), and tell the listeners
+        as `execute` does: each finished record, or the error that stopped it (its row then
+        closed as `execute` closes it)."""
+        records = [self._end_of(request, run_id, outcome) for request, run_id, _, outcome in ends]
+        written: list[Run | Exception]
+        if isinstance(self.store, BatchFinish):
+            written = self.store.finish_runs(records)
+        else:
+            written = [_finish_one(self.store, end) for end in records]
+        results: list[Run | Exception] = []
+        for (request, run_id, early, _), run in zip(ends, written, strict=True):
+            if early.spool is not None:
+                early.spool.close()
             try:
-                return self._record_outcome(request, run_id, ended)
-            finally:
-                if early.spool is not None:
-                    early.spool.close()
-        except BaseException as exc:
-            self._close_unfinished(run_id, exc)
-            raise
+                if isinstance(run, Exception):
+                    raise run
+                results.append(self._finished(request, run))
+            except Exception as exc:
+                self._close_unfinished(run_id, exc)
+                results.append(exc)
+        return results
 
     def abandon_watched(self, run_id: int, early: EarlyStart, exc: BaseException) -> None:
         """The watch of `early`'s job failed in cronctl (a callback raised; the job is killed
@@ -432,6 +445,15 @@ class Executor:
         return runs
 
 
+def _finish_one(store: RunRecorder, end: Finish) -> Run | Exception:
+    fields = end._asdict()
+    del fields["run_id"]
+    try:
+        return store.finish_run(end.run_id, **fields)
+    except Exception as exc:
+        return exc
+
+
 def _started_run(request: RunRequest, run_id: int, now: datetime, pid: int | None) -> Run:
     """The record of a run just started, as the listeners hear of it."""
     return Run(
@@ -449,20 +471,6 @@ def _started_run(request: RunRequest, run_id: int, now: datetime, pid: int | Non
         pid=pid,
         reason=None,
     )
-
-
-def _spooled(
-    spool: SpoolWriter, then: Callable[[str, bytes], None] | None
-) -> Callable[[str, bytes], None]:
-    """The output callback that spools each chunk, then passes it on to `then`."""
-    if then is None:
-        return spool.write
-
-    def both(stream: str, chunk: bytes) -> None:
-        spool.write(stream, chunk)
-        then(stream, chunk)
-
-    return both
 
 
 def should_retry(run: Run, retries: int) -> bool:

@@ -2,15 +2,16 @@
 
 The runner package is the only part of cronctl that starts processes: this module starts jobs,
 `when` conditions, notify commands and sendmail; `tools` runs systemctl and its kin, `editor`
-the user's editor. One call of `run_process` uses the calling thread only (serve runs many at
-once, one thread each), keeps no global state, and costs three file descriptors while it runs:
-the two output pipes and, on Linux, a pidfd.
+the user's editor. One call of `run_process` uses the calling thread only, keeps no global
+state, and costs three file descriptors while it runs: the two output pipes and, on Linux, a
+pidfd. serve spawns with `spawn_process` and watches every job on one thread
+(runner/supervisor.py), each job's `Supervision` (runner/supervision.py) driven step by step.
 
 Lifecycle of a run:
 
 * spawn `[shell, "-c", command]` in a new process group (the job's pid is its pgid), stdin from
   /dev/null, stdout and stderr on separate pipes;
-* read both pipes as data comes (`selectors`, poll(2) based so it needs no fd of its own), feeding
+* read both pipes as data comes (poll(2), so it needs no fd of its own), feeding
   a bounded capture and the optional `on_output` callback; notice the job's exit while the pipes
   are still open (pidfd on Linux, a 50 ms poll elsewhere);
 * on timeout or `stop`: SIGTERM (and SIGCONT) to the whole group, keep reading, SIGKILL to the
@@ -19,8 +20,9 @@ Lifecycle of a run:
   process still holding them (`sleep 30 & echo started`) does not hang the run; its group is
   stopped and the outcome carries a note.
 
-Beside this module: `pipes` reads the output and notices the exit, `groups` signals and
-watches process groups, `outcome` is what a run returns.
+Beside this module: `supervision` watches one job (the steps above), `pipes` reads the output
+and notices the exit, `groups` signals and watches process groups, `outcome` is what a run
+returns.
 """
 
 from __future__ import annotations

@@ -54,3 +54,9 @@ def _signal_name(number: int) -> str:
         return signals.Signals(number).name
     except ValueError:
         return f"signal {number}"
+
+
+def join_reasons(*parts: str | None) -> str | None:
+    """The reasons given, in order, joined by "; " (None: none)."""
+    text = "; ".join(p for p in parts if p)
+    return text or None

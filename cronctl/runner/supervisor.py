@@ -119,6 +119,13 @@ class Supervisor:
                 pass
 
     def _loop(self) -> None:
+        while True:
+            try:
+                self._turns()
+            except Exception:  # a fault of cronctl: said, and the other jobs still watched
+                log.exception("the supervision of serve's jobs failed; going on")
+
+    def _turns(self) -> None:
         monotonic = self.clock.monotonic
         poll = self._epoll.poll
         while True:
@@ -207,19 +214,17 @@ class Supervisor:
 
     def _end(self, job: _Job) -> None:
         self._unwatch(job)
-        supervision = job.supervision
-        if supervision.conclude_blocks:
-            _thread.start_new_thread(self._conclude, (job,))
+        if job.supervision.conclude_blocks:
+            _aside(self._conclude, job)
         else:
             self._conclude(job)
 
     def _conclude(self, job: _Job) -> None:
         try:
-            outcome = job.supervision.conclude()
+            outcome: ProcessOutcome | BaseException = job.supervision.conclude()
         except BaseException as exc:
-            job.ended(exc)
-            return
-        job.ended(outcome)
+            outcome = exc
+        _tell(job, outcome)
 
     def _fail(self, job: _Job, exc: BaseException) -> None:
         """A callback of the job raised: kill it, release it, tell its end (the reap may wait
@@ -228,10 +233,27 @@ class Supervisor:
         try:
             job.supervision.abort()
         finally:
-            _thread.start_new_thread(self._failed, (job, exc))
+            _aside(self._failed, job, exc)
 
     def _failed(self, job: _Job, exc: BaseException) -> None:
         try:
             job.supervision.release()
         finally:
-            job.ended(exc)
+            _tell(job, exc)
+
+
+def _aside(work: Callable[..., None], *args: object) -> None:
+    """Do `work` on a short thread of its own, so that its wait (a terminated group to be
+    gone, a killed job to be reaped: a second or two at most) holds up no other job; here when
+    no thread can start."""
+    try:
+        _thread.start_new_thread(work, args)
+    except RuntimeError:
+        work(*args)
+
+
+def _tell(job: _Job, outcome: ProcessOutcome | BaseException) -> None:
+    try:
+        job.ended(outcome)
+    except Exception:  # the caller's trouble: the supervision of the others goes on
+        log.exception("the end of job %s could not be handed on", job.supervision.proc.pid)

@@ -1,10 +1,12 @@
-"""Runs started by the scheduler: one thread each, through the runner's Executor.
+"""Runs started by the scheduler, through the runner's Executor.
 
 A claimer thread claims each run (Executor.begin writes the `running` row: for a scheduled
 slot this insert is the exactly-once guarantee, enforced by a unique index) and, once the
-claim is committed, spawns its job; then a thread of the run's own watches it and hands the
-finished record back to the loop through `done`. The loop itself never waits for a job or for
-the database.
+claim is committed, spawns its job; one supervising thread (runner/supervisor.py) watches
+every job, and one finisher thread records their ends and hands each finished record back to
+the loop through `done`. A run whose job is not spawned ahead (a `when` condition, an env
+file that cannot be read) or whose pid was not recorded with its batch runs on a thread of its
+own, as before. The loop itself never waits for a job or for the database.
 """
 
 from __future__ import annotations
@@ -63,7 +65,13 @@ Done = Callable[[Completion], None]
 
 
 class ThreadLauncher:
-    """Claims runs on one thread, in order, then runs each on a thread of its own.
+    """Claims runs on one thread, in order, spawns their jobs, then watches them all on one
+    supervising thread and records their ends on one finisher thread.
+
+    Measured for issue 18, round 4 (docs/performance.md, "Round 4: one supervising thread"):
+    a thread per job cost its start, the interpreter lock handed between 20 and more threads
+    on 2 cores, and a poll of its own; one thread for all of them cut serve's CPU a run by a
+    fifth. `shared_supervisor=False` keeps a thread per run (the way every run went before).
 
     Measured on 2 CPUs: with a thousand job threads each claiming its own row (a burst of
     1,000 runs due at once), they queue on the database and the interpreter lock, and the last
@@ -298,6 +306,7 @@ class ThreadLauncher:
         assert handle.run_id is not None
         try:
             supervisor.start()
+            self._start_finisher()
         except RuntimeError as exc:  # "can't start new thread": resource limits
             log.error("run %s of %s: cannot watch it: %s", handle.run_id, handle.task_name, exc)
             early.kill()
@@ -315,15 +324,20 @@ class ThreadLauncher:
             return
         supervisor.add(job, _End(self, handle, done, early))
 
+    def _start_finisher(self) -> None:
+        """Start the finisher thread unless it runs (RuntimeError when it cannot start)."""
+        with self._ends_cond:
+            if self._finisher is None:
+                finisher = threading.Thread(
+                    target=self._finish_loop, name="cronctl-finisher", daemon=True
+                )
+                finisher.start()
+                self._finisher = finisher
+
     def _ended(self, end: _End) -> None:
         with self._ends_cond:
             self._ends.append(end)
             self._ends_cond.notify()
-            if self._finisher is None:
-                self._finisher = threading.Thread(
-                    target=self._finish_loop, name="cronctl-finisher", daemon=True
-                )
-                self._finisher.start()
 
     def _finish_loop(self) -> None:
         ends = self._ends
@@ -333,36 +347,53 @@ class ThreadLauncher:
                     self._ends_cond.wait()
                 batch = list(ends)
                 ends.clear()
-            for end in batch:
-                self._finish(end)
+            try:
+                self._finish(batch)
+            except Exception:  # `done` failed: said; the finisher goes on with later ends
+                log.exception("the ends of %d runs not all handed back", len(batch))
 
-    def _finish(self, end: _End) -> None:
-        handle, done, outcome = end.handle, end.done, end.outcome
-        assert handle.run_id is not None and outcome is not None
-        if not isinstance(outcome, ProcessOutcome):
-            log.error(
-                "run %s of %s failed inside cronctl",
-                handle.run_id,
-                handle.task_name,
-                exc_info=outcome,
-            )
-            self.executor.abandon_watched(handle.run_id, end.early, outcome)
-            self._abandon(handle, outcome)
-            done(Completion(handle, None))
+    def _finish(self, batch: list[_End]) -> None:
+        """Record the ends of `batch` together (one transaction where the store can: the
+        ends that wait together are committed together, as the job threads' were by the
+        group commit) and hand each back to the loop."""
+        watched: list[tuple[_End, ProcessOutcome]] = []
+        for end in batch:
+            if isinstance(end.outcome, ProcessOutcome):
+                watched.append((end, end.outcome))
+            else:
+                self._failed_watch(end)
+        if not watched:
             return
-        try:
-            run = self.executor.finish_watched(handle.request, handle.run_id, end.early, outcome)
-        except StoreError as exc:
-            log.error("run %s of %s: %s", handle.run_id, handle.task_name, exc.message)
-            self._abandon(handle, exc)
-            done(Completion(handle, None))
-            return
-        except BaseException as exc:
-            log.exception("run %s of %s failed inside cronctl", handle.run_id, handle.task_name)
-            self._abandon(handle, exc)
-            done(Completion(handle, None))
-            return
-        done(Completion(handle, run))
+        results = self.executor.finish_watched(
+            [(e.handle.request, e.run_id, e.early, outcome) for e, outcome in watched]
+        )
+        for (end, _), run in zip(watched, results, strict=True):
+            handle = end.handle
+            if isinstance(run, Run):
+                end.done(Completion(handle, run))
+                continue
+            if isinstance(run, StoreError):
+                log.error("run %s of %s: %s", handle.run_id, handle.task_name, run.message)
+            else:
+                log.error(
+                    "run %s of %s failed inside cronctl",
+                    handle.run_id,
+                    handle.task_name,
+                    exc_info=run,
+                )
+            self._abandon(handle, run)
+            end.done(Completion(handle, None))
+
+    def _failed_watch(self, end: _End) -> None:
+        """The watch of a job failed (a callback raised; the job is killed and reaped)."""
+        handle, error = end.handle, end.outcome
+        assert isinstance(error, BaseException)
+        log.error(
+            "run %s of %s failed inside cronctl", handle.run_id, handle.task_name, exc_info=error
+        )
+        self.executor.abandon_watched(end.run_id, end.early, error)
+        self._abandon(handle, error)
+        end.done(Completion(handle, None))
 
 
 class _End:
@@ -376,6 +407,11 @@ class _End:
         self.done = done
         self.early = early
         self.outcome: ProcessOutcome | BaseException | None = None
+
+    @property
+    def run_id(self) -> int:
+        assert self.handle.run_id is not None
+        return self.handle.run_id
 
     def __call__(self, outcome: ProcessOutcome | BaseException) -> None:
         self.outcome = outcome
