@@ -11,12 +11,12 @@ from __future__ import annotations
 import math
 import os
 import select
-import subprocess
 import sys
 from collections.abc import Callable
 from typing import IO, NamedTuple, Protocol
 
 from cronctl.runner.capture import BoundedCapture, CapturedOutput
+from cronctl.runner.spawn import JobProcess
 
 READ_CHUNK = 64 * 1024
 
@@ -105,7 +105,7 @@ class JobPipes:
         self.pidfd: int | None = None
         """The job's pidfd while we watch for its exit with one; None: poll for the exit."""
 
-    def watch(self, proc: subprocess.Popen[bytes], watcher: Watcher | None = None) -> None:
+    def watch(self, proc: JobProcess, watcher: Watcher | None = None) -> None:
         """Start reading the job's pipes, and watching its exit with a pidfd where there is one;
         with `watcher` (serve's supervising thread), `handle` is called for each ready one
         instead of `pump`."""

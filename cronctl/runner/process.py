@@ -45,6 +45,7 @@ from cronctl.runner.outcome import (
     outcome_without_process,
 )
 from cronctl.runner.pipes import JobPipes
+from cronctl.runner.spawn import PLAIN_SPAWN, JobProcess, posix_spawned
 from cronctl.runner.supervision import Supervision
 
 __all__ = [
@@ -182,20 +183,25 @@ def spawn_process(
 
     started_at = clock.now()
     t0 = clock.monotonic()
+    before = before_exec(nice, limits)
+    proc: JobProcess
     try:
-        proc = subprocess.Popen(
-            [shell, "-c", command],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            cwd=cwd,
-            env=env,
-            close_fds=True,
-            process_group=0,
-            bufsize=0,
-            preexec_fn=before_exec(nice, limits),
-            pass_fds=pass_fds,
-        )
+        if PLAIN_SPAWN and before is None and cwd is None and not pass_fds and os.sep in shell:
+            proc = posix_spawned(shell, command, env)
+        else:
+            proc = subprocess.Popen(
+                [shell, "-c", command],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                cwd=cwd,
+                env=env,
+                close_fds=True,
+                process_group=0,
+                bufsize=0,
+                preexec_fn=before,
+                pass_fds=pass_fds,
+            )
     except (OSError, ValueError, subprocess.SubprocessError) as exc:
         return outcome_without_process(
             clock,

@@ -12,7 +12,6 @@ after each readiness of its descriptors (`handle`) or when the wait it asked for
 from __future__ import annotations
 
 import signal
-import subprocess
 import threading
 from collections.abc import Callable
 from datetime import datetime
@@ -33,6 +32,7 @@ from cronctl.runner.outcome import (
     ProcessOutcome,
 )
 from cronctl.runner.pipes import JobPipes, Watcher
+from cronctl.runner.spawn import JobProcess
 
 LEFTOVER_DRAIN = 0.5
 """Seconds we keep reading after the job exited before treating the pipes as held."""
@@ -83,7 +83,7 @@ class Supervision:
 
     def __init__(
         self,
-        proc: subprocess.Popen[bytes],
+        proc: JobProcess,
         clock: Clock,
         t0: float,
         started_at: datetime,
