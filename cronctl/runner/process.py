@@ -45,7 +45,7 @@ from cronctl.runner.outcome import (
     outcome_without_process,
 )
 from cronctl.runner.pipes import JobPipes
-from cronctl.runner.spawn import PLAIN_SPAWN, JobProcess, posix_spawned
+from cronctl.runner.spawn import PLAIN_SPAWN, JobProcess, takes_plain_spawn, posix_spawned
 from cronctl.runner.supervision import Supervision
 
 __all__ = [
@@ -186,7 +186,7 @@ def spawn_process(
     before = before_exec(nice, limits)
     proc: JobProcess
     try:
-        if PLAIN_SPAWN and before is None and cwd is None and not pass_fds and os.sep in shell:
+        if PLAIN_SPAWN and before is None and not pass_fds and takes_plain_spawn(cwd, shell):
             proc = posix_spawned(shell, command, env)
         else:
             proc = subprocess.Popen(

@@ -7,10 +7,12 @@ argument checks, `_posixsubprocess`, the error pipe it reads after the exec), `o
 `posix_spawn` and CPython's `vfork` are the same `CLONE_VFORK`). serve's claimer spawns every
 job one after the other, so the CPU is the claimer's, a run.
 
-A job takes this way when it has no working folder, no `nice` or `limits` (they need code
-between fork and exec), inherits no descriptors (`pass_fds`: the shared locks) and its shell is
-a path (`posix_spawn` does not search PATH in the job's environment as `Popen` does); the others
-go through `Popen` as before. `Popen`'s `close_fds` closes every descriptor the job would
+A job takes this way when its working folder is this process's own (`posix_spawn` cannot
+change it; a task runs in the home folder unless it says otherwise, and serve under
+`systemd --user` runs there too), it has no `nice` or `limits` (they need code between fork
+and exec), inherits no descriptors (`pass_fds`: the shared locks) and its shell is a path
+(`posix_spawn` does not search PATH in the job's environment as `Popen` does); the others go
+through `Popen` as before. `Popen`'s `close_fds` closes every descriptor the job would
 otherwise inherit; `posix_spawn` closes only those marked close-on-exec, which every descriptor
 Python and SQLite open are: the descriptors this process inherited without it are marked
 close-on-exec once, before the first such spawn (`_no_inherited_descriptors`).
@@ -86,6 +88,20 @@ class SpawnedJob:
             else:
                 self.returncode = os.waitstatus_to_exitcode(status)
         return self.returncode
+
+
+def takes_plain_spawn(cwd: str | None, shell: str) -> bool:
+    """Whether a job of `shell` to run in `cwd` (None: here) can take the plain spawn: the
+    shell is a path, and `cwd` is this process's working folder already (compared as given: a
+    path that differs only by a link takes `Popen`)."""
+    if os.sep not in shell:
+        return False
+    if cwd is None:
+        return True
+    try:
+        return cwd == os.getcwd()
+    except OSError:  # our own folder was removed: Popen then says what it says
+        return False
 
 
 def posix_spawned(shell: str, command: str, env: Mapping[str, str]) -> SpawnedJob:

@@ -26,14 +26,17 @@ def spawned(command: str, **options) -> Supervision:
     ("options", "plain"),
     [
         ({}, True),
-        ({"cwd": "/"}, False),  # posix_spawn has no working folder
+        ({"cwd": "{here}"}, True),  # the folder serve runs in already (home, as a task's)
+        ({"cwd": "/"}, False),  # elsewhere: posix_spawn cannot change the folder
         ({"nice": 5}, False),  # set between fork and exec
         ({"limits": Limits(open_files=64)}, False),
         ({"shell": "sh"}, False),  # found on the job's PATH, as Popen finds it
     ],
-    ids=["plain", "cwd", "nice", "limits", "shell-on-path"],
+    ids=["plain", "here", "elsewhere", "nice", "limits", "shell-on-path"],
 )
 def test_which_jobs_take_the_plain_spawn(options, plain):
+    if options.get("cwd") == "{here}":
+        options = {"cwd": os.getcwd()}
     job = spawned("echo hi; exit 3", **options)
     assert isinstance(job.proc, SpawnedJob) is plain
     assert isinstance(job.proc, subprocess.Popen) is not plain
