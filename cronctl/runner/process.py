@@ -10,7 +10,8 @@ pidfd. serve spawns with `spawn_process` and watches every job on one thread
 Lifecycle of a run:
 
 * spawn `[shell, "-c", command]` in a new process group (the job's pid is its pgid), stdin from
-  /dev/null, stdout and stderr on separate pipes;
+  /dev/null, stdout and stderr on separate pipes (`os.posix_spawn` for a plain job,
+  runner/spawn.py; `subprocess.Popen` for the others);
 * read both pipes as data comes (poll(2), so it needs no fd of its own), feeding
   a bounded capture and the optional `on_output` callback; notice the job's exit while the pipes
   are still open (pidfd on Linux, a 50 ms poll elsewhere);
@@ -45,7 +46,7 @@ from cronctl.runner.outcome import (
     outcome_without_process,
 )
 from cronctl.runner.pipes import JobPipes
-from cronctl.runner.spawn import PLAIN_SPAWN, JobProcess, takes_plain_spawn, posix_spawned
+from cronctl.runner.spawn import PLAIN_SPAWN, JobProcess, posix_spawned, takes_plain_spawn
 from cronctl.runner.supervision import Supervision
 
 __all__ = [
