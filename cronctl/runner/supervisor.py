@@ -215,6 +215,10 @@ class Supervisor:
     def _end(self, job: _Job) -> None:
         self._unwatch(job)
         if job.supervision.conclude_blocks:
+            # Out of the epoll here, on this thread: the pipes a leftover holds are closed by
+            # the concluding thread, and a descriptor number it frees may be a new job's
+            # before this thread has handled every event of its last poll.
+            _Registration(self, job).close()
             _aside(self._conclude, job)
         else:
             self._conclude(job)
