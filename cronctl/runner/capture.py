@@ -8,9 +8,11 @@ job prints. Bytes are kept raw (invalid UTF-8, NUL, terminal escapes and all);
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from cronctl.records import Output
+from cronctl.spool import SpoolWriter
 
 DEFAULT_HEAD_BYTES = 64 * 1024
 DEFAULT_TAIL_BYTES = 64 * 1024
@@ -83,3 +85,17 @@ class BoundedCapture:
         if dropped:
             return CapturedOutput(head + drop_marker(dropped) + tail, self._total, dropped)
         return CapturedOutput(head + tail, self._total, 0)
+
+
+def spooled_output(
+    spool: SpoolWriter, then: Callable[[str, bytes], None] | None
+) -> Callable[[str, bytes], None]:
+    """The output callback that spools each chunk, then passes it on to `then`."""
+    if then is None:
+        return spool.write
+
+    def both(stream: str, chunk: bytes) -> None:
+        spool.write(stream, chunk)
+        then(stream, chunk)
+
+    return both

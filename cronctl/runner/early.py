@@ -7,9 +7,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol, runtime_checkable
+from typing import NamedTuple, Protocol, runtime_checkable
 
-from cronctl.records import Trigger
+from cronctl.records import Output, Run, Status, Trigger
 from cronctl.runner.process import ProcessOutcome, Supervision
 from cronctl.spool import SpoolWriter
 
@@ -29,6 +29,30 @@ class BatchPids(Protocol):
     SerialStore); never raises for a pid it cannot record (a pid is a detail of the run)."""
 
     def set_pids(self, pids: Sequence[tuple[int, int]]) -> None: ...
+
+
+class Finish(NamedTuple):
+    """One end to record, as `RunRecorder.finish_run` takes it."""
+
+    run_id: int
+    status: Status
+    finished_at: datetime
+    duration_ms: int | None
+    exit_code: int | None
+    signal: int | None
+    reason: str | None
+    stdout: Output | None
+    stderr: Output | None
+    started_at: datetime | None
+
+
+@runtime_checkable
+class BatchFinish(Protocol):
+    """A RunRecorder that records several ends in one transaction (serve's SerialStore, for
+    the ends its finisher thread takes together): each finished run, or the error that
+    stopped its end from being recorded."""
+
+    def finish_runs(self, ends: Sequence[Finish]) -> list[Run | Exception]: ...
 
 
 @dataclass

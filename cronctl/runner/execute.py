@@ -8,7 +8,6 @@ and output. Retry decisions live here too, so serve and `run-now` agree on them.
 from __future__ import annotations
 
 import dataclasses
-import signal as signals
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -21,13 +20,13 @@ from cronctl.errors import excerpt
 from cronctl.history import RunRecorder
 from cronctl.listeners import NoEvents, RunEvents
 from cronctl.model import Task
-from cronctl.model.limits import Limits
 from cronctl.records import CONDITION_SKIP_PREFIX, Run, Status, Trigger
-from cronctl.runner.early import BatchClaims, BatchPids, EarlyStart
+from cronctl.runner.capture import spooled_output
+from cronctl.runner.early import BatchClaims, BatchFinish, BatchPids, EarlyStart, Finish
 from cronctl.runner.envfile import EnvFileError
 from cronctl.runner.environment import inherited_environment, job_environment
-from cronctl.runner.limits import reached
 from cronctl.runner.process import ProcessOutcome, Supervision, run_process, spawn_process
+from cronctl.runner.status import join_reasons, status_of
 from cronctl.spool import SpoolWriter
 
 DEFAULT_KILL_GRACE = 10.0
@@ -68,56 +67,6 @@ class RunRequest:
     @property
     def retry_limit(self) -> int:
         return self.task.retries if self.retries is None else self.retries
-
-
-def status_of(outcome: ProcessOutcome, limits: Limits | None = None) -> tuple[Status, str | None]:
-    """Return the run status and a reason for an attempt's outcome; a job ended by one of
-    its `limits` is `killed` with the limit named."""
-    if outcome.start_error:
-        return Status.ERROR, outcome.start_error
-    if outcome.limit_reached:
-        return Status.KILLED, outcome.limit_reached
-    if limits is not None and limits.cpu is not None and _ended_by_sigxcpu(outcome):
-        return Status.KILLED, reached("cpu", limits)
-    if outcome.timed_out:
-        return Status.TIMED_OUT, None
-    if outcome.stopped:
-        return Status.INTERRUPTED, None
-    if outcome.signal is not None:
-        return Status.KILLED, f"killed by signal {outcome.signal} ({_signal_name(outcome.signal)})"
-    if outcome.exit_code == 0:
-        return Status.SUCCEEDED, None
-    if outcome.exit_code == 127:
-        return (
-            Status.FAILED,
-            "exit status 127: the shell could not find the command"
-            " (or the interpreter on its #! line)",
-        )
-    if outcome.exit_code == 126:
-        return (
-            Status.FAILED,
-            "exit status 126: the shell could not execute the command"
-            " (permission denied, or not a program)",
-        )
-    return Status.FAILED, f"exit status {outcome.exit_code}"
-
-
-def _ended_by_sigxcpu(outcome: ProcessOutcome) -> bool:
-    """SIGXCPU ended the job, or the command the shell ran (the shell then exits 128 + 24)."""
-    sigxcpu = int(signals.SIGXCPU)
-    return outcome.signal == sigxcpu or outcome.exit_code == 128 + sigxcpu
-
-
-def _signal_name(number: int) -> str:
-    try:
-        return signals.Signals(number).name
-    except ValueError:
-        return f"signal {number}"
-
-
-def _join(*parts: str | None) -> str | None:
-    text = "; ".join(p for p in parts if p)
-    return text or None
 
 
 class Executor:
@@ -326,7 +275,7 @@ class Executor:
         task = request.task
         on_output = self.on_output
         if spool is not None:
-            on_output = _spooled(spool, on_output)
+            on_output = spooled_output(spool, on_output)
         return spawn_process(
             task.command,
             shell=task.shell,
@@ -373,6 +322,17 @@ class Executor:
         outcome = job if isinstance(job, ProcessOutcome) else job.run(spawned)
         if not told:  # the job never started: its start is said all the same, then its end
             started(None)
+        return self._record_outcome(request, run_id, outcome)
+
+    def _record_outcome(self, request: RunRequest, run_id: int, outcome: ProcessOutcome) -> Run:
+        end = self._end_of(request, run_id, outcome)
+        fields = end._asdict()
+        del fields["run_id"]
+        return self._finished(request, self.store.finish_run(run_id, **fields))
+
+    def _end_of(self, request: RunRequest, run_id: int, outcome: ProcessOutcome) -> Finish:
+        """The end to record for an attempt that ended with `outcome`."""
+        task = request.task
         status, reason = status_of(outcome, task.limits)
         if status == Status.TIMED_OUT:
             reason = f"timed out after {format_duration(task.timeout or 0)}"
@@ -380,19 +340,58 @@ class Executor:
             # run_process reports `stopped` only for a stop event it was given: request.stop.
             assert request.stop is not None
             reason = request.stop.reason
-        finished = self.store.finish_run(
+        return Finish(
             run_id,
-            status=status,
-            started_at=outcome.started_at,
-            finished_at=outcome.finished_at,
-            duration_ms=round(outcome.duration * 1000),
-            exit_code=outcome.exit_code,
-            signal=outcome.signal,
-            reason=_join(reason, outcome.note),
-            stdout=outcome.stdout,
-            stderr=outcome.stderr,
+            status,
+            outcome.finished_at,
+            round(outcome.duration * 1000),
+            outcome.exit_code,
+            outcome.signal,
+            join_reasons(reason, outcome.note),
+            outcome.stdout,
+            outcome.stderr,
+            outcome.started_at,
         )
-        return self._finished(request, finished)
+
+    # -- a job watched by serve's supervising thread (runner/supervisor.py) ----------------
+
+    def tell_started(self, request: RunRequest, run_id: int, pid: int) -> None:
+        """Tell the listeners of the start of a job `spawn_early` started, whose pid is
+        recorded, and which serve's supervising thread watches."""
+        self.events.run_started(request.task, _started_run(request, run_id, self.clock.now(), pid))
+
+    def finish_watched(
+        self, ends: Sequence[tuple[RunRequest, int, EarlyStart, ProcessOutcome]]
+    ) -> list[Run | Exception]:
+        """Record how the watched jobs of `ends` (`(request, run_id, early, outcome)` each)
+        ended, in one transaction where the store can (`BatchFinish`), and tell the listeners
+        as `execute` does: each finished record, or the error that stopped it (its row then
+        closed as `execute` closes it)."""
+        records = [self._end_of(request, run_id, outcome) for request, run_id, _, outcome in ends]
+        written: list[Run | Exception]
+        if isinstance(self.store, BatchFinish):
+            written = self.store.finish_runs(records)
+        else:
+            written = [_finish_one(self.store, end) for end in records]
+        results: list[Run | Exception] = []
+        for (request, run_id, early, _), run in zip(ends, written, strict=True):
+            if early.spool is not None:
+                early.spool.close()
+            try:
+                if isinstance(run, Exception):
+                    raise run
+                results.append(self._finished(request, run))
+            except Exception as exc:
+                self._close_unfinished(run_id, exc)
+                results.append(exc)
+        return results
+
+    def abandon_watched(self, run_id: int, early: EarlyStart, exc: BaseException) -> None:
+        """The watch of `early`'s job failed in cronctl (a callback raised; the job is killed
+        and reaped): close its spool and its row, as `execute` does when it raises."""
+        if early.spool is not None:
+            early.spool.close()
+        self._close_unfinished(run_id, exc)
 
     def _finished(self, request: RunRequest, run: Run) -> Run:
         final = not should_retry(run, request.retry_limit) or bool(
@@ -446,6 +445,15 @@ class Executor:
         return runs
 
 
+def _finish_one(store: RunRecorder, end: Finish) -> Run | Exception:
+    fields = end._asdict()
+    del fields["run_id"]
+    try:
+        return store.finish_run(end.run_id, **fields)
+    except Exception as exc:
+        return exc
+
+
 def _started_run(request: RunRequest, run_id: int, now: datetime, pid: int | None) -> Run:
     """The record of a run just started, as the listeners hear of it."""
     return Run(
@@ -463,20 +471,6 @@ def _started_run(request: RunRequest, run_id: int, now: datetime, pid: int | Non
         pid=pid,
         reason=None,
     )
-
-
-def _spooled(
-    spool: SpoolWriter, then: Callable[[str, bytes], None] | None
-) -> Callable[[str, bytes], None]:
-    """The output callback that spools each chunk, then passes it on to `then`."""
-    if then is None:
-        return spool.write
-
-    def both(stream: str, chunk: bytes) -> None:
-        spool.write(stream, chunk)
-        then(stream, chunk)
-
-    return both
 
 
 def should_retry(run: Run, retries: int) -> bool:

@@ -11,16 +11,27 @@ from __future__ import annotations
 import math
 import os
 import select
-import subprocess
 import sys
 from collections.abc import Callable
-from typing import IO, NamedTuple
+from typing import IO, NamedTuple, Protocol
 
 from cronctl.runner.capture import BoundedCapture, CapturedOutput
+from cronctl.runner.spawn import JobProcess
 
 READ_CHUNK = 64 * 1024
 
 _HAS_PIDFD = hasattr(os, "pidfd_open") and sys.platform.startswith("linux")
+
+
+class Watcher(Protocol):
+    """What watches a job's descriptors: its own poll, or serve's supervising thread's epoll
+    (runner/supervisor.py)."""
+
+    def register(self, fd: int) -> None: ...
+
+    def unregister(self, fd: int) -> None: ...
+
+    def close(self) -> None: ...
 
 
 class _Poller:
@@ -90,13 +101,17 @@ class JobPipes:
         }
         self._on_output = on_output
         self._streams: dict[int, _Stream] = {}
-        self._selector = _Poller()
+        self._selector: Watcher = _Poller()
         self.pidfd: int | None = None
         """The job's pidfd while we watch for its exit with one; None: poll for the exit."""
 
-    def watch(self, proc: subprocess.Popen[bytes]) -> None:
-        """Start reading the job's pipes, and watching its exit with a pidfd where there is one."""
+    def watch(self, proc: JobProcess, watcher: Watcher | None = None) -> None:
+        """Start reading the job's pipes, and watching its exit with a pidfd where there is one;
+        with `watcher` (serve's supervising thread), `handle` is called for each ready one
+        instead of `pump`."""
         assert proc.stdout is not None and proc.stderr is not None
+        if watcher is not None:
+            self._selector = watcher
         for name, file in (("stdout", proc.stdout), ("stderr", proc.stderr)):
             fd = file.fileno()
             self._streams[fd] = _Stream(name, file, self._captures[name])
@@ -120,12 +135,23 @@ class JobPipes:
         to tell (the caller then checks with waitpid).
         """
         exit_seen = self.pidfd is None
+        assert isinstance(self._selector, _Poller)
         for fd in self._selector.ready(wait):
             if fd == self.pidfd:
                 exit_seen = True  # the caller reaps, after these reads
                 continue
             self._read(fd)
         return exit_seen
+
+    def handle(self, fd: int) -> bool:
+        """`fd` is ready: read one chunk of it (at most READ_CHUNK, so that one job printing
+        fast does not hold up the others a shared watcher serves); True when it is the pidfd
+        (the job exited: the caller reaps)."""
+        if fd == self.pidfd:
+            return True
+        if fd in self._streams:
+            self._read(fd)
+        return False
 
     def _read(self, fd: int) -> None:
         stream = self._streams[fd]

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, Generic, TypeVar, cast
 
@@ -63,6 +63,17 @@ class GroupCommit:
         if mine.error is not None:
             raise mine.error
         return cast(T, mine.result)
+
+    def many(self, writes: Sequence[Callable[[], T]]) -> list[T | BaseException]:
+        """Do `writes` together (and with the writes of other threads waiting then), as
+        `__call__` does one: each one's result, or its error."""
+        mine = [_Write(write) for write in writes]
+        self.waiting.extend(mine)
+        with self._lock:
+            if not all(item.done for item in mine):
+                self._write_waiting()
+            _write_each([item for item in mine if not item.done])
+        return [item.error if item.error is not None else cast(T, item.result) for item in mine]
 
     def _write_waiting(self) -> None:
         """Write every waiting write (called with the lock held)."""

@@ -34,6 +34,7 @@ from cronctl.history import History
 from cronctl.listeners import NoEvents, RunEvents
 from cronctl.model import DEFAULT_KEEP_RUNS, Task
 from cronctl.records import Output, Run, Status, Trigger
+from cronctl.runner.early import Finish
 from cronctl.runner.execute import RunRequest
 from cronctl.serve.grouping import GroupCommit, LastSuccesses
 from cronctl.store.database import Database
@@ -203,6 +204,34 @@ class SerialStore:
             started_at=started_at,
         )
         return self._write_finish(run_id, status, write)
+
+    def finish_runs(self, ends: Sequence[Finish]) -> list[Run | Exception]:
+        """Record several ends in one transaction (the group commit's `many`): the finisher
+        thread's batch. An end the batch could not write is written again on its own as
+        `finish_run` writes it (retried while the database refuses, until `give_up`); each
+        finished run, or the error that stopped its end."""
+        writes = [self._finish_write(end) for end in ends]
+        results: list[Run | Exception] = []
+        for end, write, result in zip(ends, writes, self._grouped.many(writes), strict=True):
+            if isinstance(result, Run):
+                if result.status is Status.SUCCEEDED:
+                    self._last_success.succeeded(result)
+                results.append(result)
+                continue
+            if not isinstance(result, Exception):
+                raise result  # KeyboardInterrupt, SystemExit: not the run's to keep
+            if not isinstance(result, StoreError):
+                results.append(result)
+                continue
+            try:
+                results.append(self._write_finish(end.run_id, end.status, write))
+            except StoreError as exc:
+                results.append(exc)
+        return results
+
+    def _finish_write(self, end: Finish) -> Callable[[], Run]:
+        fields = end._asdict()
+        return partial(self._store.finish_run, fields.pop("run_id"), **fields)
 
     def _write_finish(self, run_id: int, status: Status, write: Callable[[], Run]) -> Run:
         attempt = 0

@@ -1,10 +1,12 @@
-"""Runs started by the scheduler: one thread each, through the runner's Executor.
+"""Runs started by the scheduler, through the runner's Executor.
 
 A claimer thread claims each run (Executor.begin writes the `running` row: for a scheduled
 slot this insert is the exactly-once guarantee, enforced by a unique index) and, once the
-claim is committed, spawns its job; then a thread of the run's own watches it and hands the
-finished record back to the loop through `done`. The loop itself never waits for a job or for
-the database.
+claim is committed, spawns its job; one supervising thread (runner/supervisor.py) watches
+every job, and one finisher thread records their ends and hands each finished record back to
+the loop through `done`. A run whose job is not spawned ahead (a `when` condition, an env
+file that cannot be read) or whose pid was not recorded with its batch runs on a thread of its
+own, as before. The loop itself never waits for a job or for the database.
 """
 
 from __future__ import annotations
@@ -21,6 +23,9 @@ from cronctl.records import Run, Status
 from cronctl.runner.early import EarlyStart
 from cronctl.runner.execute import Executor, RunRequest
 from cronctl.runner.locks import HeldLocks
+from cronctl.runner.outcome import ProcessOutcome
+from cronctl.runner.process import Supervision
+from cronctl.runner.supervisor import Supervisor
 
 log = logging.getLogger("cronctl.serve")
 
@@ -60,7 +65,13 @@ Done = Callable[[Completion], None]
 
 
 class ThreadLauncher:
-    """Claims runs on one thread, in order, then runs each on a thread of its own.
+    """Claims runs on one thread, in order, spawns their jobs, then watches them all on one
+    supervising thread and records their ends on one finisher thread.
+
+    Measured for issue 18, round 4 (docs/performance.md, "Round 4: one supervising thread"):
+    a thread per job cost its start, the interpreter lock handed between 20 and more threads
+    on 2 cores, and a poll of its own; one thread for all of them cut serve's CPU a run by a
+    fifth. `shared_supervisor=False` keeps a thread per run (the way every run went before).
 
     Measured on 2 CPUs: with a thousand job threads each claiming its own row (a burst of
     1,000 runs due at once), they queue on the database and the interpreter lock, and the last
@@ -73,12 +84,22 @@ class ThreadLauncher:
     claimer must not pay.
     """
 
-    def __init__(self, executor: Executor, *, say: Callable[..., None] | None = None) -> None:
+    def __init__(
+        self,
+        executor: Executor,
+        *,
+        say: Callable[..., None] | None = None,
+        shared_supervisor: bool = True,
+    ) -> None:
         self.executor = executor
         self.say = say
         self._pending: deque[tuple[Handle, Done]] = deque()
         self._cond = threading.Condition()
         self._claimer: threading.Thread | None = None
+        self._supervisor = Supervisor(executor.clock) if shared_supervisor else None
+        self._ends: deque[_End] = deque()
+        self._ends_cond = threading.Condition()
+        self._finisher: threading.Thread | None = None
 
     def launch(self, handles: list[Handle], done: Done) -> None:
         with self._cond:
@@ -110,7 +131,15 @@ class ThreadLauncher:
                 )
             self._record_pids(spawned)
             for handle, done, early in spawned:
-                self._start(handle, done, early)
+                if (
+                    self._supervisor is not None
+                    and early is not None
+                    and early.pid_recorded
+                    and isinstance(early.job, Supervision)
+                ):
+                    self._watch(handle, done, early, early.job, self._supervisor)
+                else:
+                    self._start(handle, done, early)
 
     def _record_pids(self, spawned: list[tuple[Handle, Done, EarlyStart | None]]) -> None:
         """The pids of the batch's jobs, in one transaction, before their threads start."""
@@ -261,3 +290,129 @@ class ThreadLauncher:
             done(Completion(handle, None))
             return
         done(Completion(handle, run))
+
+    # -- the shared supervisor and the finisher ------------------------------------------------
+
+    def _watch(
+        self,
+        handle: Handle,
+        done: Done,
+        early: EarlyStart,
+        job: Supervision,
+        supervisor: Supervisor,
+    ) -> None:
+        """Hand the job spawned for `handle` to the supervising thread; its end comes back
+        to the finisher thread."""
+        assert handle.run_id is not None
+        try:
+            supervisor.start()
+            self._start_finisher()
+        except RuntimeError as exc:  # "can't start new thread": resource limits
+            log.error("run %s of %s: cannot watch it: %s", handle.run_id, handle.task_name, exc)
+            early.kill()
+            self._abandon(handle, exc)
+            done(Completion(handle, None))
+            return
+        try:
+            self.executor.tell_started(handle.request, handle.run_id, job.proc.pid)
+        except BaseException as exc:  # a listener failed: as a job thread would, end the run
+            log.exception("run %s of %s failed inside cronctl", handle.run_id, handle.task_name)
+            early.kill()
+            self.executor.abandon_watched(handle.run_id, early, exc)
+            self._abandon(handle, exc)
+            done(Completion(handle, None))
+            return
+        supervisor.add(job, _End(self, handle, done, early))
+
+    def _start_finisher(self) -> None:
+        """Start the finisher thread unless it runs (RuntimeError when it cannot start)."""
+        with self._ends_cond:
+            if self._finisher is None:
+                finisher = threading.Thread(
+                    target=self._finish_loop, name="cronctl-finisher", daemon=True
+                )
+                finisher.start()
+                self._finisher = finisher
+
+    def _ended(self, end: _End) -> None:
+        with self._ends_cond:
+            self._ends.append(end)
+            self._ends_cond.notify()
+
+    def _finish_loop(self) -> None:
+        ends = self._ends
+        while True:
+            with self._ends_cond:
+                while not ends:
+                    self._ends_cond.wait()
+                batch = list(ends)
+                ends.clear()
+            try:
+                self._finish(batch)
+            except Exception:  # `done` failed: said; the finisher goes on with later ends
+                log.exception("the ends of %d runs not all handed back", len(batch))
+
+    def _finish(self, batch: list[_End]) -> None:
+        """Record the ends of `batch` together (one transaction where the store can: the
+        ends that wait together are committed together, as the job threads' were by the
+        group commit) and hand each back to the loop."""
+        watched: list[tuple[_End, ProcessOutcome]] = []
+        for end in batch:
+            if isinstance(end.outcome, ProcessOutcome):
+                watched.append((end, end.outcome))
+            else:
+                self._failed_watch(end)
+        if not watched:
+            return
+        results = self.executor.finish_watched(
+            [(e.handle.request, e.run_id, e.early, outcome) for e, outcome in watched]
+        )
+        for (end, _), run in zip(watched, results, strict=True):
+            handle = end.handle
+            if isinstance(run, Run):
+                end.done(Completion(handle, run))
+                continue
+            if isinstance(run, StoreError):
+                log.error("run %s of %s: %s", handle.run_id, handle.task_name, run.message)
+            else:
+                log.error(
+                    "run %s of %s failed inside cronctl",
+                    handle.run_id,
+                    handle.task_name,
+                    exc_info=run,
+                )
+            self._abandon(handle, run)
+            end.done(Completion(handle, None))
+
+    def _failed_watch(self, end: _End) -> None:
+        """The watch of a job failed (a callback raised; the job is killed and reaped)."""
+        handle, error = end.handle, end.outcome
+        assert isinstance(error, BaseException)
+        log.error(
+            "run %s of %s failed inside cronctl", handle.run_id, handle.task_name, exc_info=error
+        )
+        self.executor.abandon_watched(end.run_id, end.early, error)
+        self._abandon(handle, error)
+        end.done(Completion(handle, None))
+
+
+class _End:
+    """A watched job's end on its way to the finisher: called by the supervisor (an `Ended`)."""
+
+    __slots__ = ("done", "early", "handle", "launcher", "outcome")
+
+    def __init__(self, launcher: ThreadLauncher, handle: Handle, done: Done, early: EarlyStart):
+        self.launcher = launcher
+        self.handle = handle
+        self.done = done
+        self.early = early
+        self.outcome: ProcessOutcome | BaseException | None = None
+
+    @property
+    def run_id(self) -> int:
+        assert self.handle.run_id is not None
+        return self.handle.run_id
+
+    def __call__(self, outcome: ProcessOutcome | BaseException) -> None:
+        self.outcome = outcome
+        self.launcher._ended(self)
