@@ -53,6 +53,7 @@ from cronctl.model.task import (
     Defaults,
     Overlap,
     Task,
+    make_task,
 )
 
 Show = Callable[[Task], str]
@@ -478,7 +479,7 @@ def parse_task(name: str, raw: Any, defaults: Defaults, default_zone: str) -> Ta
         values["limits"] = defaults.values["limits"].over(values["limits"])
     if "after" in values and name in values["after"]:
         fail(name, "after", "a task cannot run after itself")
-    task = Task(name=name, **values)
+    task = make_task(name, values)
     try:
         task.parsed_schedule()
     except ScheduleError as exc:
