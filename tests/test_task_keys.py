@@ -374,3 +374,73 @@ def test_zone_names_are_checked_once_and_refused_every_time(value, error):
     for _ in range(2):
         with pytest.raises(TaskFileError, match=error):
             model.checks.zone("t", "timezone", value)
+
+
+# ---------------------------------------------------------------------------------------------
+# A task made from checked values (model.make_task) is the dataclass's task
+
+
+def dataclass_task(task: Task) -> Task:
+    """The same task made by the dataclass's own __init__."""
+    return Task(**{f.name: getattr(task, f.name) for f in dataclasses.fields(Task)})
+
+
+DEFAULTS = model.parse_defaults({"retries": 3, "notify": {"command": "true"}})
+
+
+@pytest.mark.parametrize(
+    ("table", "defaults"),
+    [
+        (EVERY_KEY, model.Defaults()),
+        ({"schedule": "@daily", "command": "true"}, model.Defaults()),
+        ({"schedule": "H * * * *", "command": "x", "env": {}}, DEFAULTS),
+    ],
+    ids=["every key", "two keys", "defaults"],
+)
+def test_a_parsed_task_is_the_dataclass_task(table, defaults):
+    task = model.parse_task("backup", table, defaults, "Europe/Paris")
+    made = dataclass_task(task)
+    assert task == made and repr(task) == repr(made)
+    assert dataclasses.replace(task, retries=5) == dataclasses.replace(made, retries=5)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        task.retries = 1  # type: ignore[misc]
+    other = model.parse_task("other", table, defaults, "Europe/Paris")
+    assert other.env == task.env and (other.env is not task.env or not isinstance(task.env, dict))
+    assert task.parsed_schedule() is task.parsed_schedule()
+
+
+BAD_AFTER_GOOD = [
+    # (a valid table, then one of the same keys in the same order, with the error it gives)
+    ({"schedule": "@daily", "command": "x"}, {"schedule": 1, "command": "x"}, "must be a string"),
+    (
+        {"schedule": "@daily", "command": "x", "retries": 1},
+        {"schedule": "@daily", "command": "x", "retries": "1"},
+        "must be a whole number",
+    ),
+    (
+        {"schedule": "@daily", "command": "x", "timeout": "5m"},
+        {"schedule": "@daily", "command": "x", "timeout": [1]},
+        "must be a duration",
+    ),
+    (
+        {"schedule": "@daily", "command": "x", "env": {"A": "1"}},
+        {"schedule": "@daily", "command": "x", "env": {"A": 1}},
+        "must be a string, not an integer",
+    ),
+    ({"schedule": "@daily", "command": "x"}, {"schedule": "@daily", "command": ""}, "empty"),
+]
+
+
+@pytest.mark.parametrize(("good", "bad", "error"), BAD_AFTER_GOOD)
+def test_a_known_key_set_still_has_each_value_checked(monkeypatch, good, bad, error):
+    """Keys and shapes are checked once per key set (model.keys._KEY_SETS): a later table of
+    the same keys gives the error it gives on its own."""
+    monkeypatch.setattr(model.keys, "_KEY_SETS", {})
+    with pytest.raises(TaskFileError) as alone:
+        model.parse_task("t", bad, model.Defaults(), "UTC")
+    model.parse_task("t", good, model.Defaults(), "UTC")
+    assert tuple(good) in model.keys._KEY_SETS
+    with pytest.raises(TaskFileError) as after:
+        model.parse_task("t", bad, model.Defaults(), "UTC")
+    assert error in str(after.value)
+    assert (str(after.value), after.value.key) == (str(alone.value), alone.value.key)

@@ -53,6 +53,7 @@ from cronctl.model.task import (
     Defaults,
     Overlap,
     Task,
+    make_task,
 )
 
 Show = Callable[[Task], str]
@@ -434,19 +435,44 @@ def parse_defaults(raw: Any) -> Defaults:
     return Defaults(values=values, notify=notify, smtp=smtp)
 
 
+# The key sets (in the file's order) of task tables already found valid: all known, the
+# required ones present; each with whether every key of it takes a string, so that a table of
+# strings has the right shape. 100,000 tasks have a few key sets: checking the keys and shapes
+# of each table again was a tenth of a load (docs/performance.md, "100,000 tasks", round 3).
+_KEY_SETS: dict[tuple[str, ...], bool] = {}
+_KEY_SETS_KEPT = 1024
+_STRING_KEYS = frozenset(key.name for key in TASK_KEY_TABLE if "string" in key.shape.kinds)
+_CHECKS = {key.name: key.check for key in TASK_KEY_TABLE}
+
+
+def _all_strings(values: Any) -> bool:
+    for value in values:
+        if type(value) is not str:
+            return False
+    return True
+
+
 def parse_task(name: str, raw: Any, defaults: Defaults, default_zone: str) -> Task:
     """Return the Task for table `raw`, with `defaults` applied, or raise TaskFileError."""
     if not TASK_NAME.fullmatch(name):
         fail(name, None, "invalid task name", f"a name matches {NAME_RULE}")
-    check_shape(name, None, raw, TASK_TABLE, inner="")
-    check_keys(raw, TASK_KEYS, name, f"[tasks.{name}]")
-    for key in REQUIRED_KEYS:
-        if key not in raw:
-            fail(name, key, "is required")
+    keys = tuple(raw) if type(raw) is dict else None
+    strings_only = _KEY_SETS.get(keys) if keys is not None else None  # None: not seen valid
+    if strings_only is not True or not _all_strings(raw.values()):
+        check_shape(name, None, raw, TASK_TABLE, inner="")
+    if strings_only is None:
+        check_keys(raw, TASK_KEYS, name, f"[tasks.{name}]")
+        for key in REQUIRED_KEYS:
+            if key not in raw:
+                fail(name, key, "is required")
+        if keys is not None:
+            if len(_KEY_SETS) >= _KEY_SETS_KEPT:
+                _KEY_SETS.clear()
+            _KEY_SETS[keys] = all(key in _STRING_KEYS for key in keys)
     values: dict[str, Any] = {"timezone": default_zone, **defaults.values}
     for key, value in raw.items():
         if key != "notify":
-            values[key] = TASK_KEY[key].check(name, key, value)
+            values[key] = _CHECKS[key](name, key, value)
     if defaults.notify or "notify" in raw:
         # The task's notify table is [defaults.notify] with the task's own keys over it.
         own = raw.get("notify", {})
@@ -456,7 +482,7 @@ def parse_task(name: str, raw: Any, defaults: Defaults, default_zone: str) -> Ta
         values["limits"] = defaults.values["limits"].over(values["limits"])
     if "after" in values and name in values["after"]:
         fail(name, "after", "a task cannot run after itself")
-    task = Task(name=name, **values)
+    task = make_task(name, values)
     try:
         task.parsed_schedule()
     except ScheduleError as exc:

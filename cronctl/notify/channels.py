@@ -7,7 +7,9 @@ Processes (the notify command, sendmail) are started through the runner, as ever
 
 The senders live in `local_channels` (command, email) and `http_channels` (webhook,
 healthchecks); this module names them (SENDERS), picks those a delivery goes to
-(`channels_for`).
+(`channels_for`). The HTTP senders are imported when a delivery first needs them: urllib's
+HTTP client loads ssl and the email parser, 6.6 MB of serve's idle RSS for a feature most
+task files never use (docs/performance.md, "Idle memory").
 """
 
 from __future__ import annotations
@@ -16,12 +18,23 @@ from collections.abc import Callable
 
 from cronctl.model import NotifySettings
 from cronctl.notify.channel_base import ChannelContext, ChannelError
-from cronctl.notify.http_channels import send_healthchecks, send_webhook
 from cronctl.notify.local_channels import find_sendmail, send_command, send_email
 from cronctl.notify.message import Delivery
 
 # What the Notifier takes from here; the senders' own helpers stay in their modules.
 __all__ = ["SENDERS", "ChannelContext", "ChannelError", "channels_for", "find_sendmail"]
+
+
+def send_webhook(delivery: Delivery, settings: NotifySettings, context: ChannelContext) -> str:
+    from cronctl.notify import http_channels
+
+    return http_channels.send_webhook(delivery, settings, context)
+
+
+def send_healthchecks(delivery: Delivery, settings: NotifySettings, context: ChannelContext) -> str:
+    from cronctl.notify import http_channels
+
+    return http_channels.send_healthchecks(delivery, settings, context)
 
 
 SENDERS: dict[str, Callable[[Delivery, NotifySettings, ChannelContext], str]] = {

@@ -11,11 +11,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import smtplib
-import ssl
 import tempfile
 from collections.abc import Callable, Mapping
-from email.message import EmailMessage
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -28,6 +25,8 @@ from cronctl.runner.environment import inherited_environment, run_variables
 from cronctl.runner.process import run_process
 
 if TYPE_CHECKING:
+    from email.message import EmailMessage
+
     from cronctl.runner.process import ProcessOutcome
 
 # Shells that understand `exec 0<file` (how the notify command gets the run JSON on stdin).
@@ -206,6 +205,10 @@ def _via_smtp(
                 f"${smtp.password_env}" if smtp.password_env else "password_env in [defaults.smtp]"
             )
             raise ChannelError(f"SMTP user {smtp.user!r} is set but {where} gives no password")
+    # Here, not at the top: smtplib and ssl weigh on serve's idle RSS (channels.py).
+    import smtplib
+    import ssl
+
     tls = ssl.create_default_context()
     try:
         if smtp.ssl:

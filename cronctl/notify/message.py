@@ -6,17 +6,17 @@ environment is never included (it may hold secrets); output is bounded and shown
 
 from __future__ import annotations
 
-import email.utils
-import getpass
 from dataclasses import dataclass
-from email.message import EmailMessage
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cronctl import __version__, timefmt
 from cronctl.model import Task
 from cronctl.notify import rules
 from cronctl.records import FAILURE_STATUSES, Run, Status, safe_text
 from cronctl.shapes import run_json
+
+if TYPE_CHECKING:
+    from email.message import EmailMessage
 
 # Bytes of output shown in a mail or chat message, and POSTed to healthchecks (whose limit is
 # larger; 10 KB is what the older docs promise to keep).
@@ -154,6 +154,8 @@ def slack_json(delivery: Delivery) -> dict[str, Any]:
 
 
 def default_sender(hostname: str) -> str:
+    import getpass  # here: the email modules are loaded only for a mail (channels.py)
+
     try:
         user = getpass.getuser()
     except (KeyError, OSError):
@@ -164,6 +166,9 @@ def default_sender(hostname: str) -> str:
 def email_message(
     delivery: Delivery, recipients: tuple[str, ...], sender: str | None
 ) -> EmailMessage:
+    import email.utils
+    from email.message import EmailMessage
+
     message = EmailMessage()
     message["From"] = sender or default_sender(delivery.hostname)
     message["To"] = ", ".join(recipients)

@@ -84,11 +84,27 @@ _LAST_WEEKDAY_REVERSED = re.compile(r"L(?P<day>[0-7]|SUN|MON|TUE|WED|THU|FRI|SAT
 def parse_field(text: str, kind: FieldKind, name: str | None) -> Field:
     """Parse one field; raise ScheduleError saying what is wrong and what is allowed."""
     # The same few field texts recur across thousands of tasks; only `H` depends on the name.
-    return _parse_field(text, kind, name if "H" in text else None)
+    if "H" not in text:
+        return _parse_field(text, kind, None)
+    # A field with `H` is each task's own, but tasks whose names hash alike get equal fields
+    # (`H * * * *` has 60): they share one, and so share their cron fields (spec.parse_cron)
+    # and their next-slot searches (docs/performance.md, "100,000 tasks", round 3).
+    field = _read_field(text, kind, name)
+    if len(_EQUAL_FIELDS) >= _EQUAL_FIELDS_KEPT:
+        _EQUAL_FIELDS.clear()
+    return _EQUAL_FIELDS.setdefault(field, field)
+
+
+_EQUAL_FIELDS: dict[Field, Field] = {}
+_EQUAL_FIELDS_KEPT = 65536
 
 
 @functools.lru_cache(maxsize=4096)
 def _parse_field(text: str, kind: FieldKind, name: str | None) -> Field:
+    return _read_field(text, kind, name)
+
+
+def _read_field(text: str, kind: FieldKind, name: str | None) -> Field:
     values: set[int] = set()
     month_days: list[MonthDays] = []
     nth: set[tuple[int, int]] = set()

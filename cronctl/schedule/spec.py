@@ -100,12 +100,23 @@ def parse_cron(text: str, name: str | None) -> CronSpec:
             f"has 5: {FIELD_NAMES}",
             hint=_field_count_hint(len(parts)),
         )
-    spec = CronSpec(
-        tuple(parse_field(part, kind, name) for part, kind in zip(parts, KINDS, strict=True))
-    )
-    if not spec.days.can_fire(spec.months):
-        raise ScheduleError(f"'{excerpt(text)}' never fires: {_why_never(spec)}")
+    fields = tuple(parse_field(part, kind, name) for part, kind in zip(parts, KINDS, strict=True))
+    # Equal fields are one object (fields.parse_field): the same five are the same CronSpec,
+    # which holds them, so their ids stay theirs while it is kept.
+    key = tuple(map(id, fields))
+    spec = _SPECS.get(key)
+    if spec is None:
+        spec = CronSpec(fields)
+        if not spec.days.can_fire(spec.months):
+            raise ScheduleError(f"'{excerpt(text)}' never fires: {_why_never(spec)}")
+        if len(_SPECS) >= _SPECS_KEPT:
+            _SPECS.clear()
+        _SPECS[key] = spec
     return spec
+
+
+_SPECS: dict[tuple[int, ...], CronSpec] = {}
+_SPECS_KEPT = 65536
 
 
 def _why_never(spec: CronSpec) -> str:

@@ -7,6 +7,10 @@ contention, up to 8 a core. With `MALLOC_ARENA_MAX=2` the real serve held 5.6 MB
 `mallopt(M_ARENA_MAX, 2)` does the same from inside, so that a serve started without the
 variable (most are) gets it too. It must run before the job threads start: an arena is never
 given back once made.
+
+`trim_heap` gives back what loading the task file left free in glibc's heap: the file's text,
+its TOML document and the checks' garbage are freed when planning is done, but glibc keeps the
+freed pages mapped (docs/performance.md, "Idle memory").
 """
 
 from __future__ import annotations
@@ -25,6 +29,31 @@ ARENA_MAX = 2
 ENV_VARIABLE = "MALLOC_ARENA_MAX"
 
 
+def _glibc() -> ctypes.CDLL | None:
+    """The C library when it is glibc (mallopt and malloc_trim are glibc's), else None."""
+    try:
+        if not os.confstr("CS_GNU_LIBC_VERSION"):
+            return None
+    except (ValueError, OSError):  # not glibc: the name is unknown
+        return None
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    except OSError:
+        return None
+
+
+def trim_heap() -> bool:
+    """Return the free pages of glibc's heap to the system (`malloc_trim(0)`); whether it gave
+    any back. False where the C library is not glibc."""
+    libc = _glibc()
+    trim = getattr(libc, "malloc_trim", None)
+    if trim is None:
+        return False
+    trim.argtypes = (ctypes.c_size_t,)
+    trim.restype = ctypes.c_int
+    return bool(trim(0))
+
+
 def bound_arenas(environ: Mapping[str, str], limit: int = ARENA_MAX) -> bool:
     """Limit glibc's malloc to `limit` arenas; return whether the limit was set here.
 
@@ -32,15 +61,8 @@ def bound_arenas(environ: Mapping[str, str], limit: int = ARENA_MAX) -> bool:
     (glibc read it at the process's start: theirs wins)."""
     if ENV_VARIABLE in environ:
         return False
-    try:
-        if not os.confstr("CS_GNU_LIBC_VERSION"):
-            return False
-    except (ValueError, OSError):  # not glibc: the name is unknown
-        return False
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):
+    mallopt = getattr(_glibc(), "mallopt", None)
+    if mallopt is None:
         return False
     mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
     mallopt.restype = ctypes.c_int

@@ -31,7 +31,7 @@ from cronctl.records import Run
 from cronctl.runner.locks import LockFolder
 from cronctl.serve import GRACE, KILL_GRACE, NOTIFY_FLUSH_SECONDS
 from cronctl.serve import log as serve_log
-from cronctl.serve.arenas import bound_arenas
+from cronctl.serve.arenas import bound_arenas, trim_heap
 from cronctl.serve.lock import ServeLock
 from cronctl.serve.loop import Scheduler
 from cronctl.serve.recovery import (
@@ -293,6 +293,8 @@ def _run_until_stopped(
     100,000 tasks that planning took longer than the load).
     """
     scheduler.start()
+    # The load's garbage is free now; glibc would keep its pages for serve's life.
+    trim_heap()
     systemd.ready(timefmt.counted(count, "task") + " loaded")
     log.info(
         "cronctl serve %s started (pid %d): %s from %s, history in %s",

@@ -60,7 +60,8 @@ LEAN_CODE = (
     "from cronctl.cli import main\n"
     "try:\n    main()\nexcept SystemExit:\n    pass\n"
     "print('gc enabled' if gc.isenabled() else 'gc disabled')\n"
-    "unused = ('rich.console', 'platformdirs', 'hashlib', 'json', 'cronctl.runner.process')\n"
+    "unused = ('rich.console', 'rich.table', 'platformdirs', 'hashlib', 'json',"
+    " 'cronctl.runner.process')\n"
     "print(' '.join(m for m in unused if m in sys.modules))"
 )
 

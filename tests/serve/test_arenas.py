@@ -61,3 +61,34 @@ def test_a_users_malloc_arena_max_wins():
     used, report = arenas_used("bound", MALLOC_ARENA_MAX="4")
     assert "bound: False" in report
     assert ARENA_MAX < used <= 4
+
+
+TRIM_PROBE = """
+from cronctl.serve.arenas import trim_heap
+def rss_kb():
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmRSS"))
+# 40 MB in glibc's heap (blocks above pymalloc's 512 bytes), then all but every 100th freed:
+# the blocks kept pin the heap's top, so only a trim gives the free pages back.
+blocks = [bytearray(4000) for _ in range(10_000)]
+kept = blocks[::100]
+del blocks
+before = rss_kb()
+print(trim_heap(), before - rss_kb())
+"""
+
+
+@glibc_only
+def test_trim_heap_gives_the_free_pages_of_the_heap_back():
+    environ = {k: v for k, v in os.environ.items() if k != "MALLOC_ARENA_MAX"}
+    done = subprocess.run(
+        [sys.executable, "-c", TRIM_PROBE],
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    trimmed, freed_kb = done.stdout.split()
+    assert trimmed == "True"
+    assert int(freed_kb) > 20_000  # of about 39 MB freed

@@ -24,11 +24,15 @@ PLAIN = [
     "\t[tasks.t]\t\n\tcommand\t=\t'tab'\t#\tok\n",
     '[tasks.a]\ncommand = "no newline at the end"',
     '[tasks.a]\ncommand = "a\tb"\n',  # a tab is allowed in a string
+    # inline tables of plain values (bench_peers writes 100,000 tasks so)
+    '[tasks.a]\nenv = { A = "1" }\n',
+    '[tasks]\na={schedule="@yearly",command="true"}\nb = { x = 1, y = \'z, w = "v"\' } # c\n',
+    "[tasks.a]\nenv = {}\nlimits = {\tcpu = 5 ,nice=-1, on = true , off=false}\n",
+    "x = {a = 1}\n[y]\nx = {a = 2}\n[z.x]\n",
 ]
 
 NOT_PLAIN = [
     # valid TOML beyond the plain part: tomllib reads it
-    '[tasks.a]\nenv = { A = "1" }\n',
     '[tasks.a]\nlock = ["db"]\n',
     '[tasks.a]\ncommand = "say \\"hi\\""\n',
     '[tasks.a]\ncommand = """two\nlines"""\n',
@@ -52,6 +56,15 @@ NOT_PLAIN = [
     "[tasks.a]\ncommand = x\n",
     "[tasks.a\n",
     "[tasks.a]\ncommand = 'x'\rretries = 1\n",
+    "[tasks]\na = {x = 1, x = 2}\n",
+    "[tasks]\na = {x = 1,}\n",
+    "[tasks]\na = {x = 1\n",
+    "[tasks]\na = {x = 1, \ny = 2}\n",
+    "[tasks]\na = {x = 1}\n[tasks.a]\n",
+    "[tasks]\na = {x = 1}\n[tasks.a.notify]\n",
+    "a = {}\n[a]\n",
+    "[tasks]\na = {x = 1}\na = {y = 2}\n",
+    "[tasks]\na = {x = 1} {y = 2}\n",
 ]
 
 
@@ -81,6 +94,14 @@ PIECES = st.sampled_from(
         "command = true",
         "a = [1]",
         "b = {c = 1}",
+        "b = { c = 'x', d = 2, e = true }",
+        "b = {}",
+        "b = {c = 1, c = 2}",
+        "b = {c = 1,}",
+        "b = {c = {d = 1}}",
+        "[b]",
+        "[b.c]",
+        "[tasks.a.b]",
         "c.d = 1",
         "e = 1.0",
         "f = 007",
