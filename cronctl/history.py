@@ -20,7 +20,8 @@ Statuses and triggers are the enums of `cronctl.records`; times are aware dateti
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Sequence
+from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Protocol, Self
 
@@ -236,6 +237,25 @@ class History(
     def record_notify_error(self, run_id: int, message: str | None) -> None: ...
 
     def close(self) -> None: ...
+
+
+class ServeHistory(History, Protocol):
+    """What serve needs of a store beyond every reader (serve/storage.py, serve/grouping.py):
+    the claims of one instant in one transaction, several writes in one transaction (a group
+    commit), and a run its `when` condition skipped folded into the task's previous such row.
+    Both stores implement it, so that PostgreSQL gets serve's fast path too."""
+
+    def start_runs(
+        self, claims: Sequence[tuple[str, Trigger, int, datetime | None]], *, started_at: datetime
+    ) -> list[int | None]:
+        """Claim each (task, trigger, attempt, scheduled_at); None for a slot already taken."""
+        ...
+
+    def batch(self) -> AbstractContextManager[None]:
+        """The writes inside join one transaction, committed at the end or rolled back whole."""
+        ...
+
+    def finish_condition_skip(self, run_id: int, *, finished_at: datetime, reason: str) -> Run: ...
 
 
 class ReadOnlyReader(History, Protocol):

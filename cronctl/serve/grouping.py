@@ -18,8 +18,8 @@ from datetime import datetime
 from typing import Any, Generic, TypeVar, cast
 
 from cronctl.clock import Clock
+from cronctl.history import ServeHistory
 from cronctl.records import Run
-from cronctl.store.database import Database
 
 T = TypeVar("T")
 
@@ -41,9 +41,9 @@ class _Write(Generic[T]):
 
 class GroupCommit:
     """Writes through one connection guarded by `lock`, those that wait together in one
-    transaction (`Database.batch`; one at a time on a store that is not a `Database`)."""
+    transaction (the store's `batch`)."""
 
-    def __init__(self, store: object, lock: threading.Lock) -> None:
+    def __init__(self, store: ServeHistory, lock: threading.Lock) -> None:
         self._store = store
         self._lock = lock
         self.waiting: deque[_Write[Any]] = deque()
@@ -80,7 +80,7 @@ class GroupCommit:
         group: list[_Write[Any]] = []
         while self.waiting:
             group.append(self.waiting.popleft())
-        if len(group) > 1 and isinstance(self._store, Database):
+        if len(group) > 1:
             try:
                 with self._store.batch():
                     results = [item.write() for item in group]

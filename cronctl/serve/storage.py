@@ -30,17 +30,16 @@ from typing import Any
 
 from cronctl.clock import Clock
 from cronctl.errors import SlotTakenError, StoreError
-from cronctl.history import History
+from cronctl.history import History, ServeHistory
 from cronctl.listeners import NoEvents, RunEvents
 from cronctl.model import DEFAULT_KEEP_RUNS, Task
 from cronctl.records import Output, Run, Status, Trigger
 from cronctl.runner.early import Finish
 from cronctl.runner.execute import RunRequest
 from cronctl.serve.grouping import GroupCommit, LastSuccesses
-from cronctl.store.database import Database
 from cronctl.store.opening import open_store_for_serve
-from cronctl.store.runs import Claim, RunStore
-from cronctl.store.skips import SkipStore, is_condition_skip
+from cronctl.store.runs import Claim
+from cronctl.store.skips import is_condition_skip
 
 log = logging.getLogger("cronctl.serve")
 
@@ -48,7 +47,7 @@ BACKOFF = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
 """Seconds between attempts of a write the database refused."""
 
 
-def open_history(path: str, clock: Clock, *, tasks_file: Path | None = None) -> History:
+def open_history(path: str, clock: Clock, *, tasks_file: Path | None = None) -> ServeHistory:
     """Open the history for serve (call with the serve lock held).
 
     A damaged file (SQLite cannot read it, or `PRAGMA quick_check` finds problems) is moved
@@ -94,7 +93,7 @@ class SerialStore:
     """The history's run writes and the reads serve makes through its shared connection, one
     call at a time; safe to share between threads. A `RunRecorder` for the Executor."""
 
-    def __init__(self, store: History, clock: Clock) -> None:
+    def __init__(self, store: ServeHistory, clock: Clock) -> None:
         self._store = store
         self._lock = threading.Lock()
         # The pids and ends waiting for the connection: whoever gets the lock writes them all
@@ -134,36 +133,24 @@ class SerialStore:
     def start_runs(self, claims: Sequence[Claim], *, started_at: datetime) -> list[int | None]:
         """Claim several runs in one transaction (RunStore.start_runs); None: slot taken."""
         with self._lock:
-            if isinstance(self._store, RunStore):
-                return self._store.start_runs(claims, started_at=started_at)
-            return [self._start_one(claim, started_at) for claim in claims]
-
-    def _start_one(self, claim: Claim, started_at: datetime) -> int | None:
-        task, trigger, attempt, scheduled_at = claim
-        try:
-            return self._store.start_run(
-                task, trigger, started_at=started_at, attempt=attempt, scheduled_at=scheduled_at
-            )
-        except SlotTakenError:
-            return None
+            return self._store.start_runs(claims, started_at=started_at)
 
     def set_pid(self, run_id: int, pid: int) -> None:
         # Called as the job starts: a failure here must not kill the job (the pid is a detail).
         self._best_effort("set_pid", "the pid", run_id, self._store.set_pid, pid)
 
     def set_pids(self, pids: Sequence[tuple[int, int]]) -> None:
-        """The pids of the jobs the claimer spawned, in one transaction (`Database.batch`);
+        """The pids of the jobs the claimer spawned, in one transaction (the store's `batch`);
         when it fails, each again on its own, as set_pid (logged once, never raised)."""
         store = self._store
-        if isinstance(store, Database):
-            try:
-                with self._lock, store.batch():
-                    for run_id, pid in pids:
-                        store.set_pid(run_id, pid)
-            except StoreError:
-                pass  # rolled back whole: each again below, with its own error
-            else:
-                return
+        try:
+            with self._lock, store.batch():
+                for run_id, pid in pids:
+                    store.set_pid(run_id, pid)
+        except StoreError:
+            pass  # rolled back whole: each again below, with its own error
+        else:
+            return
         for run_id, pid in pids:
             self.set_pid(run_id, pid)
 
@@ -184,7 +171,7 @@ class SerialStore:
         """Record the end of a run and return it; retry while the database refuses, until
         `give_up`. A run its `when` condition skipped is folded into the task's previous row
         when that is the same skip (cronctl.store.skips): the row returned is that one."""
-        if isinstance(self._store, SkipStore) and is_condition_skip(status, reason):
+        if is_condition_skip(status, reason):
             assert reason is not None
             fold: Callable[[], Run] = partial(
                 self._store.finish_condition_skip, run_id, finished_at=finished_at, reason=reason

@@ -58,7 +58,7 @@ from cronctl.store.skips import SkipStore
 from cronctl.store.stats import HealthStore
 
 if TYPE_CHECKING:
-    from cronctl.history import History
+    from cronctl.history import History, ServeHistory
 
 
 class HistoryStore(HealthStore, RetentionStore, SkipStore, ServeStateStore, AckStore, RenameStore):
@@ -86,6 +86,9 @@ if TYPE_CHECKING:
 
     def _implements_history(store: HistoryStore) -> History:
         return store  # mypy checks here that HistoryStore satisfies every protocol
+
+    def _implements_serve_history(store: HistoryStore) -> ServeHistory:
+        return store  # and what serve needs beyond them
 
 
 def open_for_serve(

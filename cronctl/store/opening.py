@@ -24,7 +24,7 @@ from cronctl.errors import DatabaseSettingAtStartError, DatabaseSettingError
 from cronctl.locations import POSTGRES_SCHEMES, is_url, masked
 
 if TYPE_CHECKING:
-    from cronctl.history import History, ReadOnlyReader
+    from cronctl.history import History, ReadOnlyReader, ServeHistory
 
 EXTRA = "pip install 'cronctl[postgres]'"
 
@@ -69,7 +69,7 @@ def open_store(db: str | os.PathLike[str], *, tasks_file: Path | None = None) ->
 
 def open_store_for_serve(
     db: str, *, now: datetime, tasks_file: Path | None = None
-) -> tuple[History, Path | None]:
+) -> tuple[ServeHistory, Path | None]:
     """The history for serve's start, and where a damaged SQLite file was moved (or None).
     A setting serve cannot use is EX_CONFIG (78): systemd must not restart it in a loop."""
     try:

@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 
 from cronctl import model
 from cronctl.errors import TaskFileError, UnknownTaskError
+from cronctl.locations import TASK_FILE_LIMIT
 from cronctl.model.keys import REQUIRED_KEYS, TASKS_TABLE
 from cronctl.model.kinds import MAX_INTEGER_DIGITS, check_shape
 from cronctl.taskfile.layout import locate
@@ -31,7 +32,7 @@ from cronctl.taskfile.plain import read_plain
 
 TOP_LEVEL_KEYS = ("defaults", "tasks")
 
-MAX_BYTES = 16 * 1024 * 1024
+MAX_BYTES = TASK_FILE_LIMIT
 """The most cronctl reads of a task file. A task is 100 to 300 bytes of TOML: 16 MiB holds
 100,000 tasks of 160 bytes, the scale of issue 18 (docs/performance.md, "100,000 tasks": such
 a file of 14 MB is read and validated in about 2 s, in under 200 MB); without a bound,

@@ -49,7 +49,7 @@ from cronctl.store.postgres.retention import PgRetentionStore
 from cronctl.store.postgres.stats import PgHealthStore
 
 if TYPE_CHECKING:
-    from cronctl.history import History
+    from cronctl.history import History, ServeHistory
     from cronctl.store.postgres.recent import ReadOnlyPostgres
 
 
@@ -70,6 +70,9 @@ if TYPE_CHECKING:
 
     def _implements_history(store: PostgresStore) -> History:
         return store  # mypy checks here that PostgresStore satisfies every protocol
+
+    def _implements_serve_history(store: PostgresStore) -> ServeHistory:
+        return store  # and what serve needs beyond them
 
 
 def open_postgres_for_serve(url: str, *, now: datetime) -> tuple[PostgresStore, None]:
