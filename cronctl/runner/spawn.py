@@ -21,6 +21,7 @@ close-on-exec once, before the first such spawn (`_no_inherited_descriptors`).
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import threading
 from collections.abc import Mapping
@@ -28,6 +29,11 @@ from typing import IO, Protocol
 
 PLAIN_SPAWN = hasattr(os, "posix_spawn") and sys.platform.startswith("linux")
 """Whether this platform has the plain spawn (elsewhere every job goes through `Popen`)."""
+
+
+RESTORED_SIGNALS = tuple(
+    getattr(signal, name) for name in ("SIGPIPE", "SIGXFZ", "SIGXFSZ") if hasattr(signal, name)
+)
 
 
 class JobProcess(Protocol):
@@ -122,6 +128,10 @@ def posix_spawned(shell: str, command: str, env: Mapping[str, str]) -> SpawnedJo
                 (os.POSIX_SPAWN_DUP2, err_write, 2),
             ],
             setpgroup=0,
+            # Python ignores SIGPIPE and SIGXFSZ, and an ignored signal stays ignored across
+            # exec: `yes | head -1` in a job would print "Broken pipe" instead of ending
+            # quietly. Popen's restore_signals puts these back to their default; so do we.
+            setsigdef=RESTORED_SIGNALS,
         )
     except BaseException:
         for fd in (out_read, err_read):

@@ -74,6 +74,24 @@ def test_a_plain_job_sees_stdin_empty_its_own_group_and_no_stray_descriptor(monk
     assert lines[2] == "closed"
 
 
+def test_a_plain_job_has_the_signal_dispositions_of_a_popen_job():
+    # Python ignores SIGPIPE: without restoring it, `yes | head -1` in a job said "yes:
+    # standard output: Broken pipe" (found by hand in a real serve, round 4).
+    command = "grep SigIgn /proc/self/status; yes | head -1"
+    plain = spawned(command)
+    assert isinstance(plain.proc, SpawnedJob)
+    through_popen = spawned(command, nice=5)  # nice: through Popen
+    assert not isinstance(through_popen.proc, SpawnedJob)
+    outcomes = [plain.run(None), through_popen.run(None)]
+    for outcome in outcomes:
+        assert outcome.stderr.data == b""
+        assert outcome.stdout.data.decode().split("\n")[1] == "y"
+    # The standard signals (1-31); 32 and 33 are glibc's own, not the job's business.
+    ignored = [int(o.stdout.data.decode().split()[1], 16) & 0x7FFFFFFF for o in outcomes]
+    assert ignored[0] == ignored[1]
+    assert not ignored[0] & (1 << (13 - 1))  # SIGPIPE (13) not ignored
+
+
 @pytest.mark.parametrize(
     ("command", "exit_code", "signal"),
     [("exit 0", 0, None), ("exit 7", 7, None), ("kill -TERM $$", None, 15)],
