@@ -159,12 +159,16 @@ class HealthStore(RunStore):
     def failure_counts(self, since: datetime, recent_since: datetime) -> list[tuple[Run, int, int]]:
         """Return, per task with a failed run since `since`: its newest failed run, its
         failures since `since` and those since `recent_since` (later), by task name (`status`:
-        the day and the hour). Counted on the covering index runs_failed_recent (SQLite takes
-        the bare id of a group from the row of its one MAX()), then one read of each task's
-        newest failure: the table's rows of every other failure are never read."""
+        the day and the hour). Counted on the covering index runs_failed_recent, whose next
+        seek finds the id of each task's newest failure (newest as everywhere: the latest
+        start, then the highest id; a bare id beside MAX() was the lowest id of a tie), then
+        one read of each: the table's rows of every other failure are never read."""
         with self._guard():
             groups = self._db.execute(
-                "SELECT COUNT(*), SUM(started_at >= ?), MAX(started_at), id"
+                "SELECT COUNT(*), SUM(started_at >= ?), MAX(started_at),"
+                " (SELECT MAX(newest.id) FROM runs AS newest INDEXED BY runs_failed_recent"
+                "   WHERE newest.started_at = MAX(runs.started_at) AND newest.task = runs.task"
+                f"   AND newest.status IN ({FAILURES_SQL}))"
                 " FROM runs INDEXED BY runs_failed_recent"
                 f" WHERE status IN ({FAILURES_SQL}) AND started_at >= ?"
                 " GROUP BY task ORDER BY task",

@@ -71,3 +71,18 @@ def test_stderr_heads(store):
     heads = store.stderr_heads([*ids, 999], size=6)
     assert heads == {ids[0]: b"boom 0", ids[1]: b"boom 1", ids[2]: b"boom 2"}
     assert store.stderr_heads([]) == {}
+
+
+def test_the_newest_failure_of_a_tie_is_the_last_recorded(store):
+    # Two failures of one task started in the same millisecond: `status` names the one
+    # `history` shows first (latest start, then highest id). SQLite's bare id beside MAX()
+    # took the lowest; the generated comparison of both stores found it.
+    first = add_run(store, "a", "failed", at=T0)
+    second = add_run(store, "a", "failed", at=T0)
+    add_run(store, "b", "failed", at=T0 - timedelta(minutes=5))
+    [(newest, day, hour), (other, _, _)] = store.failure_counts(
+        T0 - timedelta(days=1), T0 - timedelta(hours=1)
+    )
+    assert (newest.id, day, hour) == (second, 2, 2) and second > first
+    assert newest == store.last_run("a")
+    assert other.task == "b"
