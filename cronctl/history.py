@@ -24,7 +24,18 @@ from collections.abc import Collection, Iterable
 from datetime import datetime
 from typing import Protocol, Self
 
-from cronctl.records import Ack, Output, Rename, Run, ServeState, Status, TaskStats, Trigger
+from cronctl.records import (
+    DEFAULT_LEASE,
+    Ack,
+    Heartbeat,
+    Output,
+    Rename,
+    Run,
+    ServeState,
+    Status,
+    TaskStats,
+    Trigger,
+)
 
 
 class RunRecorder(Protocol):
@@ -133,11 +144,24 @@ class HealthReader(Protocol):
 
 
 class ServeStateRecorder(Protocol):
-    """serve's own row: who runs, since when, last heartbeat, when its tasks were loaded."""
+    """The serves' rows, one per host: who runs, since when, last heartbeat, when its tasks
+    were loaded, its lease. `tasks_loaded`, `heartbeat` and `serve_stopped` write the row of
+    the store's own host (CRONCTL_HOST, else the hostname)."""
 
-    def serve_started(self, *, pid: int, hostname: str, version: str, now: datetime) -> None: ...
+    def serve_started(
+        self,
+        *,
+        pid: int,
+        hostname: str,
+        version: str,
+        now: datetime,
+        lease: float = DEFAULT_LEASE,
+    ) -> None: ...
 
-    def heartbeat(self, now: datetime) -> None: ...
+    def heartbeat(self, now: datetime) -> Heartbeat:
+        """Renew this host's lease; on a shared history, also declare dead the serves whose
+        lease ran out (their runs recorded `abandoned`) and say whether this one had been."""
+        ...
 
     def tasks_loaded(self, now: datetime) -> None:
         """serve put a newly loaded, valid task file in force (`serve_started` counts as one)."""
@@ -145,7 +169,13 @@ class ServeStateRecorder(Protocol):
 
     def serve_stopped(self, now: datetime) -> None: ...
 
-    def serve_state(self) -> ServeState | None: ...
+    def serve_state(self) -> ServeState | None:
+        """This host's serve, else the one that started last (None: no serve ever ran)."""
+        ...
+
+    def serves(self) -> list[ServeState]:
+        """Every serve of the history, by host (a SQLite history has one)."""
+        ...
 
 
 class Retention(Protocol):

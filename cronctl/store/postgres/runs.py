@@ -11,6 +11,7 @@ back (`finish_run`).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Collection, Iterable, Sequence
 from datetime import datetime
 from typing import Any
@@ -23,6 +24,8 @@ from cronctl.store.runs import NO_OUTPUT, OUTPUT_COLUMNS, RUN_COLUMNS, Claim, ru
 from cronctl.store.schema import FAILURES_SQL, SLOT_TRIGGERS_SQL
 from cronctl.store.skips import folded_reason, same_reason
 
+# Under serve's log (cronctl/serve/log.py): what a host learns about the others' records.
+fleet_log = logging.getLogger("cronctl.serve.fleet")
 RUNS_OF_R = ", ".join(f"r.{name.strip()}" for name in RUN_COLUMNS.split(","))
 OUTPUT_OF_O = ", ".join(f"o.{name.strip()}" for name in OUTPUT_COLUMNS.split(","))
 SLOT_SQL = f"attempt = 1 AND trigger IN ({SLOT_TRIGGERS_SQL}) AND scheduled_at IS NOT NULL"
@@ -31,7 +34,7 @@ _FINISH_SET = (
     "UPDATE runs SET status = %(status)s, finished_at = %(finished_at)s,"
     " duration_ms = %(duration_ms)s, exit_code = %(exit_code)s, signal = %(signal)s,"
     " reason = COALESCE(%(reason)s, reason), started_at = COALESCE(%(started_at)s, started_at)"
-    f" WHERE id = %(id)s RETURNING {RUN_COLUMNS}"
+    f" WHERE id = %(id)s AND status <> 'abandoned' RETURNING {RUN_COLUMNS}"
 )
 _FINISH_WITH_OUTPUT = (
     f"WITH done AS ({_FINISH_SET}), kept AS (INSERT INTO run_output (run_id, {OUTPUT_COLUMNS})"
@@ -43,8 +46,8 @@ _FINISH_WITH_OUTPUT = (
     f" SELECT {RUN_COLUMNS} FROM done"
 )
 _CLAIMS = (
-    "INSERT INTO runs (task, trigger, attempt, scheduled_at, started_at, status)"
-    " SELECT c.task, c.trigger, c.attempt, c.slot, %s, 'running'"
+    "INSERT INTO runs (task, trigger, attempt, scheduled_at, started_at, status, host)"
+    " SELECT c.task, c.trigger, c.attempt, c.slot, %s, 'running', %s"
     " FROM unnest(%s::text[], %s::text[], %s::integer[], %s::bigint[]) WITH ORDINALITY"
     " AS c(task, trigger, attempt, slot, n) ORDER BY c.n"
     " ON CONFLICT DO NOTHING RETURNING id, task, trigger, attempt, scheduled_at"
@@ -93,9 +96,9 @@ class PgRunStore(PgDatabase):
     ) -> int:
         """Insert a run and return its id; raise SlotTakenError when its slot already ran."""
         row = self._write_one(
-            "INSERT INTO runs"
-            " (task, trigger, attempt, scheduled_at, started_at, status, pid, reason)"
-            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING RETURNING id",
+            "INSERT INTO runs (task, trigger, attempt, scheduled_at, started_at, status, pid,"
+            " reason, host) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
+            " ON CONFLICT DO NOTHING RETURNING id",
             (
                 task,
                 text(trigger),
@@ -105,6 +108,7 @@ class PgRunStore(PgDatabase):
                 text(status),
                 pid,
                 reason,
+                self.host,
             ),
         ).fetchone()
         if row is None:
@@ -121,6 +125,7 @@ class PgRunStore(PgDatabase):
             _CLAIMS,
             (
                 to_ms(started_at),
+                self.host,
                 [claim[0] for claim in claims],
                 [str(claim[1]) for claim in claims],
                 [claim[2] for claim in claims],
@@ -172,7 +177,7 @@ class PgRunStore(PgDatabase):
         if not has_output:
             row = self._write_one(_FINISH_SET, values).fetchone()
             if row is None:
-                raise unknown_run(run_id)
+                return self._not_running(run_id, status)
             return run_from_row(row, NO_OUTPUT)
         names = ("stdout", "stderr", "stdout_bytes", "stderr_bytes")
         streams = dict(zip((*names, "stdout_dropped", "stderr_dropped"), output, strict=True))
@@ -183,11 +188,29 @@ class PgRunStore(PgDatabase):
             values["reason"] = f"{reason}; {note}" if reason else note
             row = self._write_one(_FINISH_SET, values).fetchone()
             if row is None:
-                raise unknown_run(run_id) from None
+                return self._not_running(run_id, status)
             return run_from_row(row, NO_OUTPUT)
         if row is None:
-            raise unknown_run(run_id)
+            return self._not_running(run_id, status)
         return run_from_row(row, output)
+
+    def _not_running(self, run_id: int, status: Status) -> Run:
+        """The end of a run recorded `abandoned` meanwhile: another host declared this one
+        dead (serve/fleet.py). Its record stands as that host wrote it (never recorded over),
+        returned as it is; UnknownRunError when there is no such run. An `abandoned` row is
+        final: the only writer of one besides a lease is serve's start-up recovery, of runs
+        whose serve is gone."""
+        run = self.get_run(run_id)
+        fleet_log.warning(
+            "run %s of %s ended %s here, but another host had recorded it %s meanwhile (%s):"
+            " its record is left as it is",
+            run.id,
+            run.task,
+            status,
+            run.status,
+            run.reason or "no reason given",
+        )
+        return run
 
     def record_notify_error(self, run_id: int, message: str | None) -> None:
         self._write_one("UPDATE runs SET notify_error = %s WHERE id = %s", (message, run_id))
