@@ -177,9 +177,9 @@ class RunStore(Database):
         """Record the end of a run and return the finished record (from the UPDATE's own
         RETURNING clause: no second read). An `abandoned` run is final: its end is not
         recorded over, and the run comes back as it is (a shared history: another host may
-        have abandoned it, README.md#more-than-one-machine). When the disk is too full for the captured output,
-        the end is recorded without it (with a note in `reason`) rather than not at all: the
-        status is what health, notifications and retries need."""
+        have abandoned it, README.md#more-than-one-machine). When the disk is too full for
+        the captured output, the end is recorded without it (with a note in `reason`) rather
+        than not at all: the status is what health, notifications and retries need."""
         update = (
             "UPDATE runs SET status = ?, finished_at = ?, duration_ms = ?, exit_code = ?,"
             " signal = ?, reason = COALESCE(?, reason), started_at = COALESCE(?, started_at)"
