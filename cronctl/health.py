@@ -204,11 +204,15 @@ def probed_serve_health(
 
 
 def fleet_health(
-    store: ServeStateRecorder, now: datetime, probe: ServeProbe | None
+    store: ServeStateRecorder, now: datetime, probe: ServeProbe | None, known: ServeHealth
 ) -> list[ServeHealth]:
-    """Every serve of the history, by host (one on a SQLite history)."""
+    """Every serve of the history, by host (one on a SQLite history); `known` is the one
+    already judged (not probed again)."""
     return [
-        serve_health(state, now, probe(state) if probe is not None else None)
+        known
+        if (state.hostname, state.pid, state.started_at)
+        == (known.hostname, known.pid, known.started_at)
+        else serve_health(state, now, probe(state) if probe is not None else None)
         for state in store.serves()
     ]
 
@@ -303,7 +307,7 @@ def health(
             f"serve's last heartbeat is {timefmt.span(serve.heartbeat_age_seconds or 0)} old:"
             " it is not running"
         )
-    serves = fleet_health(store, now, probe)
+    serves = fleet_health(store, now, probe, serve)
     problems += _fleet_problems(serves, serve)
     if counted_last_hour:
         problems.append(f"{timefmt.counted(counted_last_hour, 'failed run')} in the last hour")

@@ -148,6 +148,9 @@ MIGRATIONS: tuple[str, ...] = (
         declared_dead_at INTEGER,
         declared_dead_by TEXT
     );
+    -- `status` reads every serve; from the index alone, as every query of `status` reads.
+    CREATE INDEX serves_all ON serves(host, pid, version, started_at, heartbeat_at, stopped_at,
+        tasks_loaded_at, lease_ms, declared_dead_at, declared_dead_by);
     INSERT INTO serves (host, pid, version, started_at, heartbeat_at, stopped_at,
         tasks_loaded_at) SELECT hostname, pid, version, started_at, heartbeat_at, stopped_at,
         tasks_loaded_at FROM serve_state;
