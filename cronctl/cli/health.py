@@ -88,8 +88,8 @@ def _serve_line(report: "Health", rich: bool, serve: "ServeHealth | None" = None
 
 
 def _fleet_pairs(report: "Health", rich: bool) -> list[tuple[str, str]]:
-    """One line a serve of another host, on a history several hosts share (README.md#more-
-    than-one-machine): `status` on one machine shows the one serve line it always showed."""
+    """One line a serve of another host, on a history several hosts share
+    (README.md#more-than-one-machine): on one machine, the one serve line it always showed."""
     if len(report.serves) < 2:
         return []
     return [
