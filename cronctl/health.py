@@ -173,7 +173,12 @@ def serve_health(state: ServeState | None, now: datetime, alive: bool | None = N
     if state is None:
         return ServeHealth(known=False, running=False, stale=False)
     age = (now - state.heartbeat_at).total_seconds()
-    stale = state.stopped_at is not None or age > STALE_AFTER.total_seconds() or alive is False
+    stale = (
+        state.stopped_at is not None
+        or age > STALE_AFTER.total_seconds()
+        or alive is False
+        or state.declared_dead_at is not None  # by another host: its lease ran out
+    )
     running = not stale
     return ServeHealth(
         known=True,
