@@ -265,6 +265,11 @@ class History(
 
     def record_notify_error(self, run_id: int, message: str | None) -> None: ...
 
+    def skip_while_running_elsewhere(self, tasks: Collection[str]) -> None:
+        """`tasks` have `overlap = "skip"`: on a history several hosts share, a claim of
+        their slot while a run of theirs goes on another host records it `skipped`."""
+        ...
+
     def close(self) -> None: ...
 
 

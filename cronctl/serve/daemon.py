@@ -24,8 +24,10 @@ from typing import Any
 from cronctl import __version__, taskfile, timefmt
 from cronctl.clock import SYSTEM_CLOCK, Clock
 from cronctl.errors import CronctlError, ExitCode, TaskFileError, UsageError
+from cronctl.history import History
 from cronctl.listeners import EventFanout, RunEvents
 from cronctl.locations import MEMORY, Locations, host_name, masked
+from cronctl.model import Overlap
 from cronctl.pipeline import RunPipeline
 from cronctl.records import DEFAULT_LEASE, Run
 from cronctl.runner.locks import LockFolder
@@ -203,6 +205,7 @@ def serve(
         history.callback(store.close)
         stamp = stamp_of(locations.tasks_file)
         loaded = load_tasks(locations)
+        store.skip_while_running_elsewhere(_skip_tasks(loaded))
         serial = SerialStore(store, clock)
         runs = RunPipeline(
             serial,
@@ -253,7 +256,7 @@ def serve(
             grace=grace,
             kill_grace=kill_grace,
             max_parallel=max_parallel,
-            on_reload=_reloaded(runs, on_reload),
+            on_reload=_reloaded(runs, on_reload, store),
             locks=LockFolder(locations.state_dir),
             renames=follower,
         )
@@ -321,13 +324,20 @@ def _run_until_stopped(
     scheduler.run()
 
 
+def _skip_tasks(loaded: taskfile.TaskFile) -> list[str]:
+    """The tasks whose `overlap = "skip"` the claims hold across hosts (serve/fleet.py)."""
+    return [name for name, task in loaded.tasks.items() if task.overlap is Overlap.SKIP]
+
+
 def _reloaded(
-    runs: RunPipeline, on_reload: Callable[[taskfile.TaskFile], None] | None
+    runs: RunPipeline, on_reload: Callable[[taskfile.TaskFile], None] | None, store: History
 ) -> Callable[[taskfile.TaskFile], None]:
-    """Return the reload hook: the notifier follows the new [defaults.smtp], then `on_reload`."""
+    """Return the reload hook: the notifier follows the new [defaults.smtp], the claims the
+    new `overlap = "skip"` tasks, then `on_reload`."""
 
     def hook(loaded: taskfile.TaskFile) -> None:
         runs.reload(loaded.defaults.smtp, loaded.secret_variables)
+        store.skip_while_running_elsewhere(_skip_tasks(loaded))
         if on_reload is not None:
             on_reload(loaded)
 

@@ -183,3 +183,57 @@ def test_retries_stay_on_the_host_of_the_first_attempt(hosts):
         attempts_of_slot[slot].append(attempt)
     assert all(len(found) == 1 for found in hosts_of_slot.values()), hosts_of_slot
     assert sum(1 for found in attempts_of_slot.values() if found == [1, 2, 3]) >= 2
+
+
+def test_a_skip_task_never_runs_twice_at_once_across_hosts(hosts):
+    """`overlap = "skip"` across the fleet: whichever hosts claim its slots, no two of its
+    runs overlap (without the claim's check, a host that did not run the task started its
+    next slot while another host's run went on)."""
+    tasks = '[tasks.slow]\nschedule = "@every 1s"\ncommand = "sleep 2.5"\noverlap = "skip"\n'
+    _start_all(hosts, tasks)
+    time.sleep(9)
+    hosts.stop_all()
+    rows = hosts.rows(
+        "SELECT started_at, finished_at, status, host FROM runs WHERE task = 'slow'"
+        " ORDER BY started_at"
+    )
+    ran = [(start, end) for start, end, status, _host in rows if status == "succeeded"]
+    assert len(ran) >= 2, rows
+    for (_start, end), (later, _end) in zip(ran, ran[1:], strict=False):
+        assert later >= end, "\n".join(map(str, rows))  # never two at once, whichever host
+
+
+def test_a_skip_task_whose_run_goes_on_another_host_is_skipped_naming_it(hosts):
+    """A `running` row of the task on host-z (a serve paused, or not yet declared dead):
+    every slot the others claim meanwhile is recorded `skipped`, naming host-z; once that
+    run ends, the task runs again."""
+    tasks = '[tasks.slow]\nschedule = "@every 1s"\ncommand = "true"\noverlap = "skip"\n'
+    hosts.start("host-a", tasks, "--lease", str(LEASE)).wait_started()
+    [(run_id,)] = hosts.rows(
+        "INSERT INTO runs (task, trigger, attempt, started_at, status, host)"
+        " VALUES ('slow', 'manual', 1, 0, 'running', 'host-z') RETURNING id"
+    )
+    hosts.start("host-b", tasks, "--lease", str(LEASE)).wait_started()
+    since = int(time.time() * 1000) + 1000
+    time.sleep(3.5)
+    held = hosts.rows(
+        "SELECT status, host, reason FROM runs WHERE task = 'slow' AND scheduled_at > %s"
+        " ORDER BY scheduled_at",
+        (since,),
+    )
+    assert len(held) >= 2, held
+    for status, host, reason in held:
+        assert status == "skipped" and host in ("host-a", "host-b"), held
+        assert reason == 'overlap = "skip": a run of it is still going (on host host-z)', held
+    hosts.rows(
+        "UPDATE runs SET status = 'succeeded', finished_at = 1 WHERE id = %s RETURNING id",
+        (run_id,),
+    )
+    wait_for(
+        lambda: hosts.rows(
+            "SELECT 1 FROM runs WHERE task = 'slow' AND status = 'succeeded' AND id <> %s",
+            (run_id,),
+        ),
+        timeout=30,
+        what="the task runs again",
+    )

@@ -26,6 +26,7 @@ from cronctl.store.skips import folded_reason, same_reason
 
 # Under serve's log (cronctl/serve/log.py): what a host learns about the others' records.
 fleet_log = logging.getLogger("cronctl.serve.fleet")
+OVERLAP_SKIP_REASON = 'overlap = "skip": a run of it is still going (on host '
 RUNS_OF_R = ", ".join(f"r.{name.strip()}" for name in RUN_COLUMNS.split(","))
 OUTPUT_OF_O = ", ".join(f"o.{name.strip()}" for name in OUTPUT_COLUMNS.split(","))
 SLOT_SQL = f"attempt = 1 AND trigger IN ({SLOT_TRIGGERS_SQL}) AND scheduled_at IS NOT NULL"
@@ -46,11 +47,25 @@ _FINISH_WITH_OUTPUT = (
     f" SELECT {RUN_COLUMNS} FROM done"
 )
 _CLAIMS = (
-    "INSERT INTO runs (task, trigger, attempt, scheduled_at, started_at, status, host)"
-    " SELECT c.task, c.trigger, c.attempt, c.slot, %s, 'running', %s"
-    " FROM unnest(%s::text[], %s::text[], %s::integer[], %s::bigint[]) WITH ORDINALITY"
-    " AS c(task, trigger, attempt, slot, n) ORDER BY c.n"
-    " ON CONFLICT DO NOTHING RETURNING id, task, trigger, attempt, scheduled_at"
+    "INSERT INTO runs (task, trigger, attempt, scheduled_at, started_at, status, host, reason)"
+    " SELECT c.task, c.trigger, c.attempt, c.slot, %(at)s,"
+    " CASE WHEN elsewhere.host IS NULL THEN 'running' ELSE 'skipped' END, %(me)s,"
+    " CASE WHEN elsewhere.host IS NULL THEN NULL"
+    f" ELSE {OVERLAP_SKIP_REASON!r} || elsewhere.host || ')' END"
+    " FROM unnest(%(tasks)s::text[], %(triggers)s::text[], %(attempts)s::integer[],"
+    " %(slots)s::bigint[]) WITH ORDINALITY AS c(task, trigger, attempt, slot, n)"
+    " LEFT JOIN LATERAL (SELECT r.host FROM runs r WHERE c.attempt = 1"
+    " AND c.task = ANY(%(skips)s::text[]) AND r.status = 'running' AND r.task = c.task"
+    " AND r.host IS DISTINCT FROM %(me)s LIMIT 1) AS elsewhere ON true"
+    " ORDER BY c.n ON CONFLICT DO NOTHING RETURNING id, task, trigger, attempt, scheduled_at,"
+    " status"
+)
+# The claims of tasks with `overlap = "skip"` wait here for each other across hosts (one lock
+# a task, taken in name order: no two claimers wait for each other in a cycle), so that a
+# claim sees the `running` row another host's claim of the task committed just before.
+_TASK_LOCKS = (
+    "SELECT pg_advisory_xact_lock(hashtext('cronctl:task:' || t))"
+    " FROM (SELECT DISTINCT t FROM unnest(%s::text[]) AS t ORDER BY t) AS locked"
 )
 
 
@@ -80,6 +95,8 @@ def match_claims(claims: Sequence[Claim], rows: Iterable[tuple[Any, ...]]) -> li
 class PgRunStore(PgDatabase):
     """The runs table: a run's start, pid and end; runs read back, newest first."""
 
+    fleet_skips: frozenset[str] = frozenset()
+
     # -- writing runs --------------------------------------------------------------------
 
     def start_run(
@@ -94,7 +111,16 @@ class PgRunStore(PgDatabase):
         pid: int | None = None,
         reason: str | None = None,
     ) -> int:
-        """Insert a run and return its id; raise SlotTakenError when its slot already ran."""
+        """Insert a run and return its id; raise SlotTakenError when its slot already ran
+        (or, for a task of `skip_while_running_elsewhere`, was just recorded `skipped`: its
+        run goes on another host)."""
+        if task in self.fleet_skips and status is Status.RUNNING and scheduled_at is not None:
+            [run_id] = self.start_runs(
+                [(task, trigger, attempt, scheduled_at)], started_at=started_at
+            )
+            if run_id is None:
+                raise SlotTakenError(f"slot {scheduled_at} of task '{task}' is settled")
+            return run_id
         row = self._write_one(
             "INSERT INTO runs (task, trigger, attempt, scheduled_at, started_at, status, pid,"
             " reason, host) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
@@ -118,21 +144,38 @@ class PgRunStore(PgDatabase):
     def start_runs(self, claims: Sequence[Claim], *, started_at: datetime) -> list[int | None]:
         """Insert the `running` rows of several runs in one statement (serve's claims of one
         instant) and return their ids in order, None for a run whose slot already ran. All or
-        none are written: a StoreError means none was."""
+        none are written: a StoreError means none was.
+
+        Across hosts (README.md#several-serves-one-history): the first attempt of a task of
+        `skip_while_running_elsewhere` whose run is going on another host is recorded
+        `skipped` for its slot, with that host in the reason, and comes back None: the slot
+        is settled, nothing runs."""
         if not claims:
             return []
-        rows = self._write_one(
-            _CLAIMS,
-            (
-                to_ms(started_at),
-                self.host,
-                [claim[0] for claim in claims],
-                [str(claim[1]) for claim in claims],
-                [claim[2] for claim in claims],
-                [to_ms(claim[3]) for claim in claims],
-            ),
-        ).fetchall()
-        return match_claims(claims, rows)
+        params = {
+            "at": to_ms(started_at),
+            "me": self.host,
+            "tasks": [claim[0] for claim in claims],
+            "triggers": [str(claim[1]) for claim in claims],
+            "attempts": [claim[2] for claim in claims],
+            "slots": [to_ms(claim[3]) for claim in claims],
+            "skips": sorted({claim[0] for claim in claims if claim[0] in self.fleet_skips}),
+        }
+        if not params["skips"]:
+            rows = self._write_one(_CLAIMS, params).fetchall()
+        else:
+            with self._write() as db:
+                db.execute(_TASK_LOCKS, (params["skips"],))
+                rows = db.execute(_CLAIMS, params).fetchall()
+        started = [row[:5] for row in rows if row[5] == "running"]
+        taken = match_claims(claims, [row[:5] for row in rows])
+        running = {int(row[0]) for row in started}
+        return [run_id if run_id in running else None for run_id in taken]
+
+    def skip_while_running_elsewhere(self, tasks: Collection[str]) -> None:
+        """The tasks whose `overlap = "skip"` holds across hosts (serve sets them at start
+        and at each reload)."""
+        self.fleet_skips = frozenset(tasks)
 
     def set_pid(self, run_id: int, pid: int) -> None:
         self._write_one("UPDATE runs SET pid = %s WHERE id = %s", (pid, run_id))
