@@ -138,6 +138,9 @@ def database_in_task_file(tasks_file: Path) -> str | None:
     to the task file's folder. A file that cannot be read or parsed sets none here: whoever
     loads it reports why (the model checks the key's value)."""
     try:
+        # A FIFO or a device is no task file (the loader says so): reading it would block.
+        if not tasks_file.is_file():
+            return None
         content = tasks_file.read_bytes()
     except OSError:
         return None

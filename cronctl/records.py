@@ -95,6 +95,7 @@ class Run:
 # declare it dead (`serve --lease`, README.md#more-than-one-machine).
 DEFAULT_LEASE = 30.0
 MIN_LEASE = 1.0
+MAX_LEASE = 86400.0  # a day: a host silent for longer is not coming back
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ import typer
 
 from cronctl.cli.common import command, state
 from cronctl.errors import UsageError
-from cronctl.records import DEFAULT_LEASE, MIN_LEASE
+from cronctl.records import DEFAULT_LEASE, MAX_LEASE, MIN_LEASE
 from cronctl.serve import GRACE, KILL_GRACE
 
 if TYPE_CHECKING:
@@ -70,8 +70,11 @@ def serve(
 
     if grace < 0 or kill_grace < 0:
         raise UsageError("--grace and --kill-grace must not be negative")
-    if not lease >= MIN_LEASE:
-        raise UsageError(f"--lease must be at least {MIN_LEASE:g} seconds, not {lease:g}")
+    if not MIN_LEASE <= lease <= MAX_LEASE:  # NaN included
+        raise UsageError(
+            f"--lease must be from {MIN_LEASE:g} to {MAX_LEASE:g} seconds, not {lease:g}",
+            hint="the default, 30, suits most fleets",
+        )
     app = state(ctx)
     code = run_serve(
         app.locations,

@@ -78,3 +78,19 @@ def test_status_and_history_show_every_host(tmp_path, cronctl_exe, pg_url, monke
         assert "- serve on host-b was declared dead by host-a at " in status.stdout, status.stdout
         assert "not running: declared dead by host-a at " in status.stdout, status.stdout
         print(f"\nstatus after kill -9 of host-b:\n{status.stdout}")
+
+
+@pytest.mark.parametrize("value", ["0.5", "-1", "nan", "inf", "86401"])
+def test_serve_refuses_a_lease_out_of_range(tmp_path, cronctl_exe, value):
+    env = {**os.environ, "CRONCTL_HOME": str(tmp_path)}
+    done = subprocess.run(
+        [*cronctl_exe, "serve", "--lease", value],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=LIMIT,
+        check=False,
+    )
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith("error: --lease must be from 1 to 86400 seconds"), done.stderr
+    assert "Traceback" not in done.stderr and not (tmp_path / "history.db").exists()
