@@ -191,7 +191,7 @@ def test_a_skip_task_never_runs_twice_at_once_across_hosts(hosts):
     next slot while another host's run went on)."""
     tasks = '[tasks.slow]\nschedule = "@every 1s"\ncommand = "sleep 2.5"\noverlap = "skip"\n'
     _start_all(hosts, tasks)
-    time.sleep(9)
+    time.sleep(7)
     hosts.stop_all()
     rows = hosts.rows(
         "SELECT started_at, finished_at, status, host FROM runs WHERE task = 'slow'"
