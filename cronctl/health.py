@@ -43,7 +43,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -71,6 +70,7 @@ from cronctl.history import (
     RunReader,
     ServeStateRecorder,
 )
+from cronctl.locations import host_name
 from cronctl.model import DEFAULT_KEEP_DAYS, DEFAULT_KEEP_RUNS
 from cronctl.overdue import Failing, Overdue, RecentRuns, failing_tasks, overdue_tasks
 from cronctl.records import FAILURE_STATUSES, ServeState, to_millisecond
@@ -108,6 +108,11 @@ class ServeHealth:
     heartbeat_age_seconds: float | None = None
     gone: bool = False  # its process no longer exists, though it recorded no stop
     tasks_loaded_at: datetime | None = None  # when it last put a valid task file in force
+    # A shared history (README.md#more-than-one-machine): how long the others wait for its
+    # heartbeat, and when and by which host it was declared dead (its lease ran out).
+    lease_seconds: float | None = None
+    declared_dead_at: datetime | None = None
+    declared_dead_by: str | None = None
 
 
 @dataclass(frozen=True)
@@ -137,6 +142,7 @@ class Health:
     problems: list[str] = field(default_factory=list)
     invalid_task_file: InvalidTaskFile | None = None
     failure_groups: list[FailureGroup] = field(default_factory=list)
+    serves: list[ServeHealth] = field(default_factory=list)  # every serve, by host
 
     @property
     def healthy(self) -> bool:
@@ -151,7 +157,7 @@ def local_serve_probe(state: ServeState) -> bool | None:
     """Does the serve recorded in `state` still exist? Only a serve that ran on this host and
     recorded no stop is looked at (signal 0 to its pid); for any other, None. The one check
     here that asks the system, passed in by the commands (`status`, `metrics`)."""
-    if state.stopped_at is not None or state.hostname != socket.gethostname():
+    if state.stopped_at is not None or state.hostname != host_name():
         return None
     try:
         os.kill(state.pid, 0)
@@ -167,7 +173,12 @@ def serve_health(state: ServeState | None, now: datetime, alive: bool | None = N
     if state is None:
         return ServeHealth(known=False, running=False, stale=False)
     age = (now - state.heartbeat_at).total_seconds()
-    stale = state.stopped_at is not None or age > STALE_AFTER.total_seconds() or alive is False
+    stale = (
+        state.stopped_at is not None
+        or age > STALE_AFTER.total_seconds()
+        or alive is False
+        or state.declared_dead_at is not None  # by another host: its lease ran out
+    )
     running = not stale
     return ServeHealth(
         known=True,
@@ -183,6 +194,9 @@ def serve_health(state: ServeState | None, now: datetime, alive: bool | None = N
         heartbeat_age_seconds=max(0.0, age),
         gone=alive is False,
         tasks_loaded_at=state.tasks_loaded_at,
+        lease_seconds=state.lease_seconds,
+        declared_dead_at=state.declared_dead_at,
+        declared_dead_by=state.declared_dead_by,
     )
 
 
@@ -192,6 +206,40 @@ def probed_serve_health(
     state = store.serve_state()
     alive = probe(state) if probe is not None and state is not None else None
     return serve_health(state, now, alive)
+
+
+def fleet_health(
+    store: ServeStateRecorder, now: datetime, probe: ServeProbe | None, known: ServeHealth
+) -> list[ServeHealth]:
+    """Every serve of the history, by host (one on a SQLite history); `known` is the one
+    already judged (not probed again)."""
+    return [
+        known
+        if (state.hostname, state.pid, state.started_at)
+        == (known.hostname, known.pid, known.started_at)
+        else serve_health(state, now, probe(state) if probe is not None else None)
+        for state in store.serves()
+    ]
+
+
+def _fleet_problems(serves: list[ServeHealth], serve: ServeHealth) -> list[str]:
+    """The serves of other hosts that are not running without having stopped cleanly."""
+    problems = []
+    for other in serves:
+        if other.hostname == serve.hostname or other.stopped_at is not None:
+            continue
+        if other.declared_dead_at is not None:
+            problems.append(
+                f"serve on {other.hostname} was declared dead by {other.declared_dead_by} at"
+                f" {timefmt.iso_seconds(other.declared_dead_at)} (no heartbeat for"
+                f" {timefmt.span(other.heartbeat_age_seconds or 0)})"
+            )
+        elif other.stale:
+            problems.append(
+                f"serve on {other.hostname}: its last heartbeat is"
+                f" {timefmt.span(other.heartbeat_age_seconds or 0)} old"
+            )
+    return problems
 
 
 def _failures(store: RecentRuns, since: datetime) -> list[Failure]:
@@ -264,6 +312,8 @@ def health(
             f"serve's last heartbeat is {timefmt.span(serve.heartbeat_age_seconds or 0)} old:"
             " it is not running"
         )
+    serves = fleet_health(store, now, probe, serve)
+    problems += _fleet_problems(serves, serve)
     if counted_last_hour:
         problems.append(f"{timefmt.counted(counted_last_hour, 'failed run')} in the last hour")
     if overdue:
@@ -276,7 +326,7 @@ def health(
             f" {', '.join(f.task for f in unseen_failing)}"
         )
     return Health(
-        now, serve, last_hour, last_day, overdue, missed, failing, problems, invalid, groups
+        now, serve, last_hour, last_day, overdue, missed, failing, problems, invalid, groups, serves
     )
 
 
@@ -295,26 +345,40 @@ def _invalid_file_problems(invalid: InvalidTaskFile, serve: ServeHealth) -> list
     return problems
 
 
+def serve_json(serve: ServeHealth) -> dict[str, Any]:
+    return {
+        "running": serve.running,
+        "pid": serve.pid,
+        "hostname": serve.hostname,
+        "version": serve.version,
+        "started_at": timefmt.iso(serve.started_at),
+        "uptime_seconds": None if serve.uptime_seconds is None else round(serve.uptime_seconds, 3),
+        "heartbeat_at": timefmt.iso(serve.heartbeat_at),
+        "stopped_at": timefmt.iso(serve.stopped_at),
+        "stale": serve.stale,
+        "tasks_loaded_at": timefmt.iso(serve.tasks_loaded_at),
+    }
+
+
+def fleet_json(serve: ServeHealth) -> dict[str, Any]:
+    """What `serves` adds to each serve's keys: its heartbeat's age, lease, death."""
+    age = serve.heartbeat_age_seconds
+    return {
+        "heartbeat_age_seconds": None if age is None else round(age, 3),
+        "lease_seconds": serve.lease_seconds,
+        "declared_dead_at": timefmt.iso(serve.declared_dead_at),
+        "declared_dead_by": serve.declared_dead_by,
+    }
+
+
 def health_json(report: Health) -> dict[str, Any]:
     serve = report.serve
     return {
         "healthy": report.healthy,
         "problems": list(report.problems),
         "checked_at": timefmt.iso(report.now),
-        "serve": {
-            "running": serve.running,
-            "pid": serve.pid,
-            "hostname": serve.hostname,
-            "version": serve.version,
-            "started_at": timefmt.iso(serve.started_at),
-            "uptime_seconds": None
-            if serve.uptime_seconds is None
-            else round(serve.uptime_seconds, 3),
-            "heartbeat_at": timefmt.iso(serve.heartbeat_at),
-            "stopped_at": timefmt.iso(serve.stopped_at),
-            "stale": serve.stale,
-            "tasks_loaded_at": timefmt.iso(serve.tasks_loaded_at),
-        },
+        "serve": serve_json(serve),
+        "serves": [serve_json(s) | fleet_json(s) for s in report.serves],
         "task_file": {
             "valid": report.invalid_task_file is None,
             "error": None if report.invalid_task_file is None else report.invalid_task_file.error,

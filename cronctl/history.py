@@ -25,7 +25,18 @@ from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Protocol, Self
 
-from cronctl.records import Ack, Output, Rename, Run, ServeState, Status, TaskStats, Trigger
+from cronctl.records import (
+    DEFAULT_LEASE,
+    Ack,
+    Heartbeat,
+    Output,
+    Rename,
+    Run,
+    ServeState,
+    Status,
+    TaskStats,
+    Trigger,
+)
 
 
 class RunRecorder(Protocol):
@@ -134,11 +145,24 @@ class HealthReader(Protocol):
 
 
 class ServeStateRecorder(Protocol):
-    """serve's own row: who runs, since when, last heartbeat, when its tasks were loaded."""
+    """The serves' rows, one per host: who runs, since when, last heartbeat, when its tasks
+    were loaded, its lease. `tasks_loaded`, `heartbeat` and `serve_stopped` write the row of
+    the store's own host (CRONCTL_HOST, else the hostname)."""
 
-    def serve_started(self, *, pid: int, hostname: str, version: str, now: datetime) -> None: ...
+    def serve_started(
+        self,
+        *,
+        pid: int,
+        hostname: str,
+        version: str,
+        now: datetime,
+        lease: float = DEFAULT_LEASE,
+    ) -> None: ...
 
-    def heartbeat(self, now: datetime) -> None: ...
+    def heartbeat(self, now: datetime) -> Heartbeat:
+        """Renew this host's lease; on a shared history, also declare dead the serves whose
+        lease ran out (their runs recorded `abandoned`) and say whether this one had been."""
+        ...
 
     def tasks_loaded(self, now: datetime) -> None:
         """serve put a newly loaded, valid task file in force (`serve_started` counts as one)."""
@@ -146,7 +170,13 @@ class ServeStateRecorder(Protocol):
 
     def serve_stopped(self, now: datetime) -> None: ...
 
-    def serve_state(self) -> ServeState | None: ...
+    def serve_state(self) -> ServeState | None:
+        """This host's serve, else the one that started last (None: no serve ever ran)."""
+        ...
+
+    def serves(self) -> list[ServeState]:
+        """Every serve of the history, by host (a SQLite history has one)."""
+        ...
 
 
 class Retention(Protocol):
@@ -235,6 +265,11 @@ class History(
     """A whole history backend: every reader's part, and closing."""
 
     def record_notify_error(self, run_id: int, message: str | None) -> None: ...
+
+    def skip_while_running_elsewhere(self, tasks: Collection[str]) -> None:
+        """`tasks` have `overlap = "skip"`: on a history several hosts share, a claim of
+        their slot while a run of theirs goes on another host records it `skipped`."""
+        ...
 
     def close(self) -> None: ...
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 import stat
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -39,6 +40,14 @@ _URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
 _DB_LINE = re.compile(
     rb"(?:^|[{,])[ \t]*(?:defaults[ \t]*\.[ \t]*)?[\"']?db[\"']?[ \t]*=", re.MULTILINE
 )
+
+
+def host_name(environ: Mapping[str, str] | None = None) -> str:
+    """The name of this host in a shared history (README.md#more-than-one-machine): the run
+    rows it writes and its serve's row carry it. CRONCTL_HOST where set (several serves on
+    one machine, tests), else the machine's hostname."""
+    env = os.environ if environ is None else environ
+    return env.get("CRONCTL_HOST", "").strip() or socket.gethostname()
 
 
 def is_url(db: str) -> bool:

@@ -82,10 +82,20 @@ class Run:
     notify_error: str | None = None
     stdout: Output | None = None
     stderr: Output | None = None
+    # The host that ran it (CRONCTL_HOST, else the hostname: README.md#more-than-one-machine);
+    # None for a run recorded before schema 8.
+    host: str | None = None
 
     @property
     def failed(self) -> bool:
         return self.status in FAILURE_STATUSES
+
+
+# How long the other serves of a shared history wait for a serve's heartbeat before they
+# declare it dead (`serve --lease`, README.md#more-than-one-machine).
+DEFAULT_LEASE = 30.0
+MIN_LEASE = 1.0
+MAX_LEASE = 86400.0  # a day: a host silent for longer is not coming back
 
 
 @dataclass(frozen=True)
@@ -99,6 +109,31 @@ class ServeState:
     # When serve last put a valid task file in force: at start, then at each reload. None in
     # a row written by a cronctl from before it was recorded.
     tasks_loaded_at: datetime | None = None
+    # How long the others wait for its heartbeat before they declare it dead (its own
+    # `serve --lease`), and when and by which host that was done (None: it was not).
+    lease_seconds: float | None = None
+    declared_dead_at: datetime | None = None
+    declared_dead_by: str | None = None
+
+
+@dataclass(frozen=True)
+class DeclaredDead:
+    """A serve this host's heartbeat declared dead (its lease ran out and it had not stopped
+    cleanly), with its runs it recorded `abandoned`."""
+
+    host: str
+    heartbeat_at: datetime
+    runs: tuple[Run, ...]
+
+
+@dataclass(frozen=True)
+class Heartbeat:
+    """What a heartbeat found: whether another host had declared this one dead meanwhile
+    (when and who: its heartbeat puts it back in the fleet), and the serves it declared dead."""
+
+    declared_dead_at: datetime | None = None
+    declared_dead_by: str | None = None
+    declared: tuple[DeclaredDead, ...] = ()
 
 
 @dataclass(frozen=True)

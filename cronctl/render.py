@@ -432,13 +432,20 @@ class Renderer:
                     exit_text(run),
                 ]
             )
+        columns = RUN_COLUMNS
+        if len({run.host for run in runs} - {None}) > 1:
+            # Runs of several hosts (a shared history, README.md#more-than-one-machine): which
+            # ran each. One machine's history shows no column that would say the same.
+            columns = [*RUN_COLUMNS, HOST_COLUMN]
+            for row, run in zip(body, runs, strict=True):
+                row.append(run.host or "-")
         if not self.rich:
-            self.table([c.header for c in RUN_COLUMNS], body)
+            self.table([c.header for c in columns], body)
             return
         if one_task:
-            self.table(RUN_COLUMNS[:1] + RUN_COLUMNS[2:], [row[:1] + row[2:] for row in body])
+            self.table(columns[:1] + columns[2:], [row[:1] + row[2:] for row in body])
         else:
-            self.table(RUN_COLUMNS, body)
+            self.table(columns, body)
 
     def findings(self, findings: Sequence[Any]) -> None:
         for finding in findings:
@@ -471,6 +478,7 @@ RUN_COLUMNS = [
     Column("Status", 0),
     Column("Exit", 3),
 ]
+HOST_COLUMN = Column("Host", 8, shrink_to=8)  # the first to go at 80 columns
 
 
 def _seconds(task: Task) -> bool:

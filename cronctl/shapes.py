@@ -54,6 +54,7 @@ def run_json(run: Run, *, output: bool = False) -> dict[str, Any]:
         "pid": run.pid,
         "reason": run.reason,
         "notify_error": run.notify_error,
+        "host": run.host,
     }
     if output:
         for name, stream in (("stdout", run.stdout), ("stderr", run.stderr)):

@@ -20,7 +20,7 @@ if TYPE_CHECKING:  # imported by the commands that use it (start-up: see cli/com
     from datetime import datetime
 
     from cronctl.failures import FailureGroup
-    from cronctl.health import Health
+    from cronctl.health import Health, ServeHealth
     from cronctl.taskfile import TaskFile
 
 MAX_KEEP_DAYS = 36500
@@ -65,8 +65,8 @@ def status(ctx: typer.Context, json_output: JsonFlag = False) -> None:
     raise typer.Exit(app.exit_code)
 
 
-def _serve_line(report: "Health", rich: bool) -> str:
-    serve, now = report.serve, report.now
+def _serve_line(report: "Health", rich: bool, serve: "ServeHealth | None" = None) -> str:
+    serve, now = serve or report.serve, report.now
 
     def when(moment: "datetime | None") -> str:
         return timefmt.relative(moment, now) if rich else f"at {timefmt.iso_seconds(moment)}"
@@ -81,7 +81,22 @@ def _serve_line(report: "Health", rich: bool) -> str:
         return f"not running (stopped {when(serve.stopped_at)}; was {where})"
     if serve.gone:
         return f"not running: its process is gone, no stop recorded ({beat}; was {where})"
+    if serve.declared_dead_at is not None:
+        dead = f"declared dead by {serve.declared_dead_by} {when(serve.declared_dead_at)}"
+        return f"not running: {dead} ({beat}; was {where})"
     return f"not running: stale heartbeat ({beat}; was {where})"
+
+
+def _fleet_pairs(report: "Health", rich: bool) -> list[tuple[str, str]]:
+    """One line a serve of another host, on a history several hosts share
+    (README.md#more-than-one-machine): on one machine, the one serve line it always showed."""
+    if len(report.serves) < 2:
+        return []
+    return [
+        (f"  {serve.hostname}", _serve_line(report, rich, serve))
+        for serve in report.serves
+        if serve.hostname != report.serve.hostname
+    ]
 
 
 FAILURE_COLUMNS = [
@@ -101,9 +116,15 @@ def _render_status(renderer: Renderer, report: "Health", zones: dict[str, str]) 
     )
     if renderer.rich:
         renderer.out.print(Text("health  ", style="bold") + verdict)
-        renderer.pairs([("serve ", _serve_line(report, True))])
+        renderer.pairs([("serve ", _serve_line(report, True)), *_fleet_pairs(report, True)])
     else:
-        renderer.pairs([("health", verdict.plain), ("serve", _serve_line(report, False))])
+        renderer.pairs(
+            [
+                ("health", verdict.plain),
+                ("serve", _serve_line(report, False)),
+                *_fleet_pairs(report, False),
+            ]
+        )
     for problem in report.problems:
         renderer.line(f"  - {problem}")
     if report.invalid_task_file is not None:

@@ -8,6 +8,7 @@ import typer
 
 from cronctl.cli.common import command, state
 from cronctl.errors import UsageError
+from cronctl.records import DEFAULT_LEASE, MAX_LEASE, MIN_LEASE
 from cronctl.serve import GRACE, KILL_GRACE
 
 if TYPE_CHECKING:
@@ -54,17 +55,32 @@ def serve(
             help="After SIGTERM to a job's process group, how long until SIGKILL.",
         ),
     ] = KILL_GRACE,
+    lease: Annotated[
+        float,
+        typer.Option(
+            "--lease",
+            metavar="SECONDS",
+            help="With a history several hosts share: how long the other serves wait for"
+            " this one's heartbeat before they declare it dead and abandon its runs.",
+        ),
+    ] = DEFAULT_LEASE,
 ) -> None:
     """Run the scheduler in the foreground (for a terminal, a script or a systemd user service)."""
     from cronctl.serve.daemon import serve as run_serve
 
     if grace < 0 or kill_grace < 0:
         raise UsageError("--grace and --kill-grace must not be negative")
+    if not MIN_LEASE <= lease <= MAX_LEASE:  # NaN included
+        raise UsageError(
+            f"--lease must be from {MIN_LEASE:g} to {MAX_LEASE:g} seconds, not {lease:g}",
+            hint="the default, 30, suits most fleets",
+        )
     app = state(ctx)
     code = run_serve(
         app.locations,
         grace=grace,
         kill_grace=kill_grace,
+        lease=lease,
         clock=app.clock,
         log_handler=_terminal_handler(app.renderer.err),
         log_level=logging.DEBUG if app.debug else logging.INFO,

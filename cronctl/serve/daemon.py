@@ -24,14 +24,17 @@ from typing import Any
 from cronctl import __version__, taskfile, timefmt
 from cronctl.clock import SYSTEM_CLOCK, Clock
 from cronctl.errors import CronctlError, ExitCode, TaskFileError, UsageError
+from cronctl.history import History
 from cronctl.listeners import EventFanout, RunEvents
-from cronctl.locations import MEMORY, Locations, masked
+from cronctl.locations import MEMORY, Locations, host_name, masked
+from cronctl.model import Overlap
 from cronctl.pipeline import RunPipeline
-from cronctl.records import Run
+from cronctl.records import DEFAULT_LEASE, Run
 from cronctl.runner.locks import LockFolder
 from cronctl.serve import GRACE, KILL_GRACE, NOTIFY_FLUSH_SECONDS
 from cronctl.serve import log as serve_log
 from cronctl.serve.arenas import bound_arenas, trim_heap
+from cronctl.serve.fleet import heartbeat_interval
 from cronctl.serve.lock import ServeLock
 from cronctl.serve.loop import Scheduler
 from cronctl.serve.recovery import (
@@ -154,6 +157,7 @@ def serve(
     *,
     grace: float = GRACE,
     kill_grace: float = KILL_GRACE,
+    lease: float = DEFAULT_LEASE,
     events: RunEvents | None = None,
     clock: Clock = SYSTEM_CLOCK,
     environ: Mapping[str, str] | None = None,
@@ -165,9 +169,11 @@ def serve(
 ) -> int:
     """Run the scheduler until SIGTERM/SIGINT; return the exit status (0).
 
-    `events` receives every run's start and end (and the `skipped`, `missed` and `abandoned`
-    rows); by default that is the notifier of the tasks' `notify` settings. `on_reload` gets
-    each task file that a reload put in force.
+    `lease`: on a shared history, how long the other serves wait for this one's heartbeat
+    before they declare it dead (serve/fleet.py). `events` receives every run's start and
+    end (and the `skipped`, `missed` and `abandoned` rows); by default that is the notifier
+    of the tasks' `notify` settings. `on_reload` gets each task file that a reload put in
+    force.
 
     Raises LockHeldError (exit 75) when another serve holds the lock, TaskFileInvalid (78)
     when the task file is invalid, StoreError when the database cannot be opened.
@@ -199,6 +205,7 @@ def serve(
         history.callback(store.close)
         stamp = stamp_of(locations.tasks_file)
         loaded = load_tasks(locations)
+        store.skip_while_running_elsewhere(_skip_tasks(loaded))
         serial = SerialStore(store, clock)
         runs = RunPipeline(
             serial,
@@ -218,14 +225,15 @@ def serve(
         )
         notifications.callback(runs.close, NOTIFY_FLUSH_SECONDS)
         now = clock.now()
-        abandoned = abandon_leftover_runs(store, now)
+        host = host_name(environ)
+        abandoned = abandon_leftover_runs(store, now, host=host)
         remove_leftover_spools(locations.state_dir)
         leftovers = stop_leftover_jobs(abandoned, kill_grace)
         if leftovers is not None:
             process.callback(leftovers.join, kill_grace + 2.0)
         _report_abandoned(abandoned, loaded, runs.listeners)
         store.serve_started(
-            pid=os.getpid(), hostname=socket.gethostname(), version=__version__, now=now
+            pid=os.getpid(), hostname=host, version=__version__, now=now, lease=lease
         )
 
         recorder = Recorder(open_store(locations.db), clock, runs.events)
@@ -248,10 +256,11 @@ def serve(
             grace=grace,
             kill_grace=kill_grace,
             max_parallel=max_parallel,
-            on_reload=_reloaded(runs, on_reload),
+            on_reload=_reloaded(runs, on_reload, store),
             locks=LockFolder(locations.state_dir),
             renames=follower,
         )
+        scheduler.upkeep.heartbeat_interval = heartbeat_interval(lease)
         signals.attach(scheduler)
         count = len(loaded.tasks)
         # The scheduler holds the tasks; the file's text and TOML document (about 90 MB at
@@ -317,13 +326,20 @@ def _run_until_stopped(
     scheduler.run()
 
 
+def _skip_tasks(loaded: taskfile.TaskFile) -> list[str]:
+    """The tasks whose `overlap = "skip"` the claims hold across hosts (serve/fleet.py)."""
+    return [name for name, task in loaded.tasks.items() if task.overlap is Overlap.SKIP]
+
+
 def _reloaded(
-    runs: RunPipeline, on_reload: Callable[[taskfile.TaskFile], None] | None
+    runs: RunPipeline, on_reload: Callable[[taskfile.TaskFile], None] | None, store: History
 ) -> Callable[[taskfile.TaskFile], None]:
-    """Return the reload hook: the notifier follows the new [defaults.smtp], then `on_reload`."""
+    """Return the reload hook: the notifier follows the new [defaults.smtp], the claims the
+    new `overlap = "skip"` tasks, then `on_reload`."""
 
     def hook(loaded: taskfile.TaskFile) -> None:
         runs.reload(loaded.defaults.smtp, loaded.secret_variables)
+        store.skip_while_running_elsewhere(_skip_tasks(loaded))
         if on_reload is not None:
             on_reload(loaded)
 

@@ -1,9 +1,11 @@
 """Start-up recovery: the runs a serve that died left `running`, and the jobs it left behind.
 
-Only serve's own runs are recovered. A `running` row with trigger `manual` belongs to a
-`cronctl run-now` process, which may well be alive (it does not take the serve lock): it
-records its own end. Every other `running` row was written by a serve, and since this serve
-holds the lock, that serve is gone: the row becomes `abandoned`.
+Only serve's own runs are recovered: those of this host (a history several hosts share
+holds the others' too, README.md#more-than-one-machine). A `running` row with trigger
+`manual` belongs to a `cronctl run-now` process, which may well be alive (it does not take
+the serve lock): it records its own end. Every other `running` row of this host was written
+by a serve, and since this serve holds the lock, that serve is gone: the row becomes
+`abandoned`.
 
 The job of such a run may still be running, orphaned, in its own process group (serve was
 killed with SIGKILL, or crashed). Nothing would enforce its timeout or record its end, and the
@@ -34,15 +36,19 @@ class _Recovery(RunRecorder, RunReader, Protocol):
     """The history as recovery uses it: finds the `running` rows and finishes them."""
 
 
-def abandon_leftover_runs(store: _Recovery, now: datetime) -> list[Run]:
-    """Mark the runs a previous serve left `running` as `abandoned`; return them as recorded.
+def abandon_leftover_runs(store: _Recovery, now: datetime, *, host: str) -> list[Run]:
+    """Mark the runs a previous serve of this `host` left `running` as `abandoned`; return
+    them as recorded. Another host's `running` rows are its serve's, likely alive (a shared
+    history: README.md#more-than-one-machine); a dead one's are abandoned by the lease
+    (serve/fleet.py). Rows of no host were recorded before schema 8, by the one serve there
+    was: this one's predecessor.
 
-    The caller holds the serve lock: no other process writes these rows.
+    The caller holds the serve lock: no other process of this host writes these rows.
     """
     leftovers = [
         run
         for run in store.runs(statuses=[Status.RUNNING], limit=None)
-        if run.trigger != Trigger.MANUAL
+        if run.trigger != Trigger.MANUAL and run.host in (None, host)
     ]
     return [
         store.finish_run(run.id, status=Status.ABANDONED, finished_at=now, reason=ABANDONED_REASON)

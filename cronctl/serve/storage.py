@@ -36,6 +36,7 @@ from cronctl.model import DEFAULT_KEEP_RUNS, Task
 from cronctl.records import Output, Run, Status, Trigger
 from cronctl.runner.early import Finish
 from cronctl.runner.execute import RunRequest
+from cronctl.serve.fleet import report_heartbeat
 from cronctl.serve.grouping import GroupCommit, LastSuccesses
 from cronctl.store.opening import open_store_for_serve
 from cronctl.store.runs import Claim
@@ -443,7 +444,7 @@ def _utc(moment: datetime) -> datetime:
 
 
 def _heartbeat(now: datetime, store: History) -> None:
-    store.heartbeat(now)
+    report_heartbeat(store.heartbeat(now))  # serve/fleet.py: the lease and the others
 
 
 def _tasks_loaded(now: datetime, store: History) -> None:

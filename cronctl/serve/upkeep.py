@@ -1,7 +1,9 @@
 """The scheduling loop's chores besides its runs, each on a period of its own.
 
 * the task file: one stat every POLL_INTERVAL (SETTLE while a change settles), at once on SIGHUP;
-* the heartbeat `status` reads (and systemd's status line), every HEARTBEAT_INTERVAL;
+* the heartbeat `status` reads (and systemd's status line), every HEARTBEAT_INTERVAL, or
+  a third of the lease when that is shorter (serve/fleet.py): on a shared history it renews
+  this serve's lease and declares dead the serves whose lease ran out;
 * retention and a WAL checkpoint, at start and then every PRUNE_INTERVAL;
 * systemd's watchdog ping, at half its WatchdogSec when the unit sets one.
 
@@ -42,6 +44,7 @@ class Upkeep:
         self.watcher = watcher
         self.keep_days = keep_days
         self.on_reload = on_reload  # called with each newly loaded TaskFile (notifier settings)
+        self.heartbeat_interval = HEARTBEAT_INTERVAL  # serve/fleet.py: shorter for a short lease
         self._next_poll = 0.0
         self._next_heartbeat = 0.0
         self._next_prune = 0.0
@@ -49,7 +52,7 @@ class Upkeep:
 
     def start(self, mono: float) -> None:
         self._next_poll = mono + POLL_INTERVAL
-        self._next_heartbeat = mono + HEARTBEAT_INTERVAL
+        self._next_heartbeat = mono + self.heartbeat_interval
         self._next_prune = mono  # retention at start, then hourly
         self._next_watchdog = mono
 
@@ -85,7 +88,7 @@ class Upkeep:
         """Do what is due: heartbeat (with systemd's `status` line), retention (keeping each
         task's `keep_runs`), the watchdog ping."""
         if mono >= self._next_heartbeat:
-            self._next_heartbeat = mono + HEARTBEAT_INTERVAL
+            self._next_heartbeat = mono + self.heartbeat_interval
             self.recorder.heartbeat(now)
             self.tell_status(status)
         if mono >= self._next_prune:
@@ -102,7 +105,7 @@ class Upkeep:
 
     def seconds_to_next(self, mono: float) -> float:
         """Seconds until the next chore is due (may be negative: due now)."""
-        deadline = self._next_poll - mono
+        deadline = min(self._next_poll, self._next_heartbeat) - mono
         if self.systemd.watchdog_interval:
             deadline = min(deadline, self._next_watchdog - mono)
         return deadline

@@ -10,7 +10,7 @@ each in its own module with its own SQL, all over one base class that owns the c
     |   +-- HealthStore     stats.py      HealthReader (list, show, status, metrics)
     |   +-- RetentionStore  retention.py  Retention (prune, remove --purge, checkpoint)
     |   +-- SkipStore       skips.py      a run of `when` skips kept as one row
-    +-- ServeStateStore     serve_state.py  ServeStateRecorder (serve's heartbeat row)
+    +-- ServeStateStore     serve_state.py  ServeStateRecorder (one serve row per host)
     +-- AckStore            acks.py         Acknowledgements (`cronctl ack`)
     +-- RenameStore         renames.py      Renames: `cronctl rename`'s journal, settled on open
     schema.py: tables, indexes, application id and the migrations `Database` applies

@@ -29,7 +29,7 @@ from cronctl.errors import (
     ReadOnlyDatabaseError,
     StoreError,
 )
-from cronctl.locations import MEMORY, ensure_private_dir
+from cronctl.locations import MEMORY, ensure_private_dir, host_name
 from cronctl.store import schema
 from cronctl.store.paths import SQLITE_HEADER as SQLITE_HEADER  # where the tests look for it
 from cronctl.store.paths import check_database_path, not_sqlite_error
@@ -109,6 +109,7 @@ class Database:
     ) -> None:
         self.path = os.fspath(path)
         self.timeout = timeout
+        self.host = host_name()  # written into each run row this store starts
         self.read_only = False
         self._batch: _Batch | None = None  # inside `batch`: the transaction writes join
         self.read_only_cause: StoreError | None = None

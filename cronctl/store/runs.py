@@ -10,7 +10,7 @@ statuses and triggers come back as the enums of `cronctl.records`, found by a di
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -21,7 +21,7 @@ from cronctl.store.schema import FAILURES_SQL, SLOT_TRIGGERS_SQL
 
 RUN_COLUMNS = (
     "id, task, trigger, attempt, scheduled_at, started_at, finished_at, duration_ms, status, "
-    "exit_code, signal, pid, reason, notify_error"
+    "exit_code, signal, pid, reason, notify_error, host"
 )
 OUTPUT_COLUMNS = "stdout, stderr, stdout_bytes, stderr_bytes, stdout_dropped, stderr_dropped"
 NO_OUTPUT = (b"", b"", 0, 0, 0, 0)
@@ -61,6 +61,7 @@ def run_from_row(row: Sequence[Any], output: Sequence[Any] | None = None) -> Run
         notify_error=row[13],
         stdout=stdout,
         stderr=stderr,
+        host=row[14],
     )
 
 
@@ -110,9 +111,8 @@ class RunStore(Database):
         try:
             with self._write() as db:
                 cursor = db.execute(
-                    "INSERT INTO runs"
-                    " (task, trigger, attempt, scheduled_at, started_at, status, pid, reason)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO runs (task, trigger, attempt, scheduled_at, started_at, status,"
+                    " pid, reason, host) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         task,
                         trigger,
@@ -122,6 +122,7 @@ class RunStore(Database):
                         status,
                         pid,
                         reason,
+                        self.host,
                     ),
                 )
                 run_id = cursor.lastrowid
@@ -140,8 +141,8 @@ class RunStore(Database):
         with self._write() as db:
             for task, trigger, attempt, scheduled_at in claims:
                 row = db.execute(
-                    "INSERT INTO runs (task, trigger, attempt, scheduled_at, started_at, status)"
-                    " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING id",
+                    "INSERT INTO runs (task, trigger, attempt, scheduled_at, started_at, status,"
+                    " host) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING id",
                     (
                         task,
                         trigger,
@@ -149,10 +150,16 @@ class RunStore(Database):
                         to_ms(scheduled_at),
                         to_ms(started_at),
                         Status.RUNNING,
+                        self.host,
                     ),
                 ).fetchone()
                 ids.append(None if row is None else row[0])
         return ids
+
+    def skip_while_running_elsewhere(self, tasks: Collection[str]) -> None:
+        """Nothing to do: a SQLite history has one host, whose serve keeps `overlap` itself
+        (the PostgreSQL store's claims check the other hosts' runs)."""
+        del tasks
 
     def set_pid(self, run_id: int, pid: int) -> None:
         with self._write() as db:
@@ -173,13 +180,15 @@ class RunStore(Database):
         started_at: datetime | None = None,
     ) -> Run:
         """Record the end of a run and return the finished record (from the UPDATE's own
-        RETURNING clause: no second read). When the disk is too full for the captured output,
-        the end is recorded without it (with a note in `reason`) rather than not at all: the
-        status is what health, notifications and retries need."""
+        RETURNING clause: no second read). An `abandoned` run is final: its end is not
+        recorded over, and the run comes back as it is (a shared history: another host may
+        have abandoned it, README.md#more-than-one-machine). When the disk is too full for
+        the captured output, the end is recorded without it (with a note in `reason`) rather
+        than not at all: the status is what health, notifications and retries need."""
         update = (
             "UPDATE runs SET status = ?, finished_at = ?, duration_ms = ?, exit_code = ?,"
             " signal = ?, reason = COALESCE(?, reason), started_at = COALESCE(?, started_at)"
-            f" WHERE id = ? RETURNING {RUN_COLUMNS}"
+            f" WHERE id = ? AND status <> 'abandoned' RETURNING {RUN_COLUMNS}"
         )
         values = (
             status,
@@ -197,7 +206,8 @@ class RunStore(Database):
             with self._write() as db:
                 row = db.execute(update, values).fetchone()
                 if row is None:
-                    raise _unknown_run(run_id)
+                    return self.get_run(run_id)  # abandoned: final (the PostgreSQL store's
+                    # `_not_running` says why); UnknownRunError when there is no such run
                 if has_output:
                     db.execute(
                         "INSERT OR REPLACE INTO run_output VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -211,8 +221,8 @@ class RunStore(Database):
                 row = db.execute(
                     update, (*values[:5], f"{reason}; {note}" if reason else note, *values[6:])
                 ).fetchone()
-                if row is None:
-                    raise _unknown_run(run_id) from None
+            if row is None:
+                return self.get_run(run_id)
             return run_from_row(row, NO_OUTPUT)
         return run_from_row(row, output if has_output else NO_OUTPUT)
 

@@ -128,6 +128,34 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX runs_failed_recent ON runs(started_at, task, id, status)
         WHERE status IN ({FAILURES_SQL});
     """,
+    # 8: several serves on one history (README.md#more-than-one-machine). Each run carries
+    # the host that ran it (NULL before 8); serve_state's single row becomes one row per host
+    # in `serves`, with its lease (how long the others wait for its heartbeat; `lease_until`
+    # on the database's clock, renewed by each heartbeat) and, once they declared it dead,
+    # when and by whom. The version-7 row moves over, keyed by its hostname.
+    """
+    ALTER TABLE runs ADD COLUMN host TEXT;
+    CREATE TABLE serves (
+        host TEXT PRIMARY KEY,
+        pid INTEGER NOT NULL,
+        version TEXT NOT NULL,
+        started_at INTEGER NOT NULL,
+        heartbeat_at INTEGER NOT NULL,
+        stopped_at INTEGER,
+        tasks_loaded_at INTEGER,
+        lease_ms INTEGER NOT NULL DEFAULT 30000,
+        lease_until INTEGER,
+        declared_dead_at INTEGER,
+        declared_dead_by TEXT
+    );
+    -- `status` reads every serve; from the index alone, as every query of `status` reads.
+    CREATE INDEX serves_all ON serves(host, pid, version, started_at, heartbeat_at, stopped_at,
+        tasks_loaded_at, lease_ms, declared_dead_at, declared_dead_by);
+    INSERT INTO serves (host, pid, version, started_at, heartbeat_at, stopped_at,
+        tasks_loaded_at) SELECT hostname, pid, version, started_at, heartbeat_at, stopped_at,
+        tasks_loaded_at FROM serve_state;
+    DROP TABLE serve_state;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

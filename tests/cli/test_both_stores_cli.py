@@ -124,5 +124,5 @@ def test_serve_on_postgresql_runs_each_slot_once(cronctl_exe, tmp_path, pg_url, 
         assert int(runs) >= 2 and runs == slots, row  # every slot once
         assert (low, high) == ("succeeded", "succeeded"), row
     assert "history in postgresql://" in log
-    state = pg_server.psql("SELECT hostname, stopped_at IS NOT NULL FROM serve_state", database)
+    state = pg_server.psql("SELECT host, stopped_at IS NOT NULL FROM serves", database)
     assert state.strip().endswith("|t")

@@ -547,8 +547,7 @@ def test_s25_an_old_schema_is_migrated_once_by_racing_processes(cronctl_exe, cro
     columns = [row[1] for row in check.execute("PRAGMA table_info(runs)")]
     assert columns.count("notify_error") == 1
     assert (
-        check.execute("SELECT COUNT(*) FROM sqlite_master WHERE name = 'serve_state'").fetchone()[0]
-        == 1
+        check.execute("SELECT COUNT(*) FROM sqlite_master WHERE name = 'serves'").fetchone()[0] == 1
     )
     assert check.execute("SELECT COUNT(*) FROM runs").fetchone()[0] == 5
     check.close()

@@ -11,6 +11,7 @@ import pytest
 
 from cronctl.clock import SYSTEM_CLOCK
 from cronctl.errors import StoreError
+from cronctl.locations import host_name
 from cronctl.records import Run, Status, Trigger
 from cronctl.runner.execute import RunRequest
 from cronctl.serve.storage import Recorder, SerialStore
@@ -102,7 +103,7 @@ def test_a_failing_listener_does_not_stop_the_next_writes(make_recorder, reader,
 
 
 def test_a_queued_heartbeat_is_replaced_by_the_newer_one(make_recorder, reader):
-    reader.serve_started(pid=1, hostname="h", version="v", now=T0)
+    reader.serve_started(pid=1, hostname=host_name(), version="v", now=T0)
     recorder = make_recorder(start=False)
     recorder.heartbeat(T0 + timedelta(seconds=15))
     recorder.heartbeat(T0 + timedelta(seconds=30))
@@ -129,7 +130,7 @@ def test_retention_prunes_logs_and_replaces_a_queued_one(make_recorder, reader, 
 
 
 def test_serve_stopped_is_recorded(make_recorder, reader):
-    reader.serve_started(pid=1, hostname="h", version="v", now=T0)
+    reader.serve_started(pid=1, hostname=host_name(), version="v", now=T0)
     recorder = make_recorder()
     recorder.serve_stopped(T0 + timedelta(minutes=1))
     recorder.close()  # finishes the queued writes

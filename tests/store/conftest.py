@@ -21,7 +21,7 @@ import pytest
 from cronctl.store import HistoryStore
 
 BACKENDS = ("sqlite", "postgresql")
-TABLES = "runs, run_output, serve_state, acks, renames"
+TABLES = "runs, run_output, serves, acks, renames"
 
 
 class Histories:

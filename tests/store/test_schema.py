@@ -55,9 +55,10 @@ def test_migration_from_schema_2_swaps_in_the_covering_task_index(tmp_path):
         assert (stats.recent, stats.p50_ms, stats.last.status) == (("failed",), 7, "failed")
 
 
-def test_h1_migration_from_schema_3_adds_when_serve_loaded_its_tasks(tmp_path):
+def test_h1_migration_from_schema_3_adds_when_serve_loaded_its_tasks(tmp_path, monkeypatch):
     """A serve row written before load times were recorded reads back with none; the next
-    start and reload record them."""
+    start and reload record them (schema 8: the row is host h's, and so is this store)."""
+    monkeypatch.setenv("CRONCTL_HOST", "h")
     path = tmp_path / "history.db"
     old = sqlite3.connect(path, isolation_level=None)
     for script in MIGRATIONS[:3]:
@@ -97,7 +98,7 @@ def test_migration_from_schema_6_indexes_the_missed_runs(tmp_path):
     old.execute("INSERT INTO serve_state VALUES (1, 7, 'h', '0.9', 1000, 2000, NULL, NULL)")
     old.close()
     with HistoryStore(path) as opened:
-        assert schema_version(path) == SCHEMA_VERSION == 7
+        assert schema_version(path) == SCHEMA_VERSION == 8
         assert opened.missed_counts(T0) == [
             ("a", 2, T0 + timedelta(minutes=3)),
             ("b", 1, T0 + timedelta(minutes=2)),

@@ -11,14 +11,18 @@ the same way, one class per reader over one base that owns the connection:
     +-- PgRunStore      runs.py        RunRecorder, RunReader, condition skips; claims
     |   +-- PgHealthStore     stats.py      HealthReader
     |   +-- PgRetentionStore  retention.py  Retention
-    +-- PgRecordsStore        records.py    serve state, acks, rename journal
-    schema.py: the tables and indexes (version 7, as SQLite's), created under an advisory lock
+    +-- PgRecordsStore        records.py    serves and their leases, acks, rename journal
+    schema.py: the tables and indexes (version 8, as SQLite's), created under an advisory lock
     recent.py: `ReadOnlyPostgres` for `top` and `upcoming` (ReadOnlyHistory's equivalent)
 
 What is shared with the SQLite store, not copied: rows become records through store/runs.py's
 `run_from_row`, the figures of a task are store/stats.py's `task_figures`, a folded skip's
 reason is store/skips.py's, a rename is settled by store/renames.py's reading of the task file,
 and the partial indexes' predicates are store/schema.py's.
+
+Several hosts share it (README.md#several-serves-one-history): each run records its host,
+each host's serve has a row with a lease on the database's clock, and a heartbeat declares
+dead the serves whose lease ran out, abandoning their runs (records.py).
 
 What differs, by nature: there is no file, so nothing is ever moved aside (`quick_check`
 finds nothing: the server checks its own pages) and `open_postgres_for_serve` returns no

@@ -31,6 +31,7 @@ from cronctl.errors import (
     ReadOnlyDatabaseError,
     StoreError,
 )
+from cronctl.locations import host_name
 from cronctl.store.database import BUSY_TIMEOUT
 from cronctl.store.postgres import schema
 
@@ -101,6 +102,7 @@ class PgDatabase:
         self.path = display_url(url)  # what callers print as "the history database"
         self.address = server_address(url)
         self.timeout = timeout
+        self.host = host_name()  # written into each run row this store starts
         self.read_only = False
         self.read_only_cause: StoreError | None = None
         self._secret = self._password()

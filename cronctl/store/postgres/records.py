@@ -1,4 +1,5 @@
-"""serve's row, acknowledgements and the journal of `cronctl rename` in PostgreSQL:
+"""The serves' rows (one per host, their heartbeats and leases), acknowledgements and the
+journal of `cronctl rename` in PostgreSQL:
 `ServeStateRecorder`, `Acknowledgements` and `Renames`, as cronctl/store/serve_state.py,
 acks.py and renames.py record them.
 
@@ -11,14 +12,17 @@ still connected is left alone by every host, not only by the one that holds the 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 import psycopg
 
 from cronctl.errors import StoreError
-from cronctl.records import Ack, Rename, ServeState
+from cronctl.records import DEFAULT_LEASE, Ack, DeclaredDead, Heartbeat, Rename, ServeState
 from cronctl.store.database import from_ms, to_ms
-from cronctl.store.postgres.connection import PgDatabase
+from cronctl.store.postgres.connection import Connection, PgDatabase
 from cronctl.store.renames import DROPPED, RENAMED, file_was_renamed, lock_if_free
+from cronctl.store.runs import RUN_COLUMNS, run_from_row
+from cronctl.store.serve_state import SERVE_COLUMNS, newest_serve, serve_from_row
 
 RENAME_LOCK = 0x72656E  # "ren": advisory locks (RENAME_LOCK, journal id) of open renames
 _RENAME_ACKS = (
@@ -27,51 +31,105 @@ _RENAME_ACKS = (
 )
 
 
+# Milliseconds since the epoch on the database's clock: what heartbeats and leases use.
+DB_NOW_MS = "(extract(epoch FROM clock_timestamp()) * 1000)::bigint"
+# This host's heartbeat (at its own clock's time, which `status` shows) and its lease
+# renewed (on the database's clock); returns when and by whom it had been declared dead
+# (NULL: it was not), and puts it back among the live serves.
+_RENEW = (
+    "WITH old AS (SELECT host, declared_dead_at, declared_dead_by FROM serves"
+    " WHERE host = %(me)s FOR UPDATE)"
+    f" UPDATE serves s SET heartbeat_at = %(now)s, lease_until = {DB_NOW_MS} + s.lease_ms,"
+    " declared_dead_at = NULL, declared_dead_by = NULL FROM old WHERE s.host = old.host"
+    " RETURNING old.declared_dead_at, old.declared_dead_by"
+)
+# The serves whose lease ran out and that did not stop cleanly: dead, declared by this one.
+_DECLARE_DEAD = (
+    f"UPDATE serves SET declared_dead_at = {DB_NOW_MS}, declared_dead_by = %(me)s"
+    " WHERE host <> %(me)s AND stopped_at IS NULL AND declared_dead_at IS NULL"
+    f" AND lease_until < {DB_NOW_MS}"
+    " RETURNING host, heartbeat_at, lease_ms, declared_dead_at"
+)
+# A dead serve's runs; not `run-now`'s (trigger manual): that process records its own end,
+# as serve's start-up recovery leaves them (cronctl/serve/recovery.py).
+_ABANDON = (
+    "UPDATE runs SET status = 'abandoned', finished_at = %s, reason = %s"
+    f" WHERE host = %s AND status = 'running' AND trigger <> 'manual' RETURNING {RUN_COLUMNS}"
+)
+
+
 class PgRecordsStore(PgDatabase):
     """serve's state row, the acks and the rename journal."""
 
-    # -- serve state -----------------------------------------------------------------------
+    # -- serve state: one row per host, and the lease ------------------------------------
 
-    def serve_started(self, *, pid: int, hostname: str, version: str, now: datetime) -> None:
-        at = to_ms(now)
+    def serve_started(
+        self,
+        *,
+        pid: int,
+        hostname: str,
+        version: str,
+        now: datetime,
+        lease: float = DEFAULT_LEASE,
+    ) -> None:
+        """This host's serve row, anew (a serve declared dead before is back); this store
+        then speaks for `hostname`. Its lease runs on the database's clock."""
+        self.host = hostname
+        at, lease_ms = to_ms(now), round(lease * 1000)
         self._write_one(
-            "INSERT INTO serve_state (id, pid, hostname, version, started_at, heartbeat_at,"
-            " stopped_at, tasks_loaded_at) VALUES (1, %s, %s, %s, %s, %s, NULL, %s)"
-            " ON CONFLICT (id) DO UPDATE SET pid = EXCLUDED.pid, hostname = EXCLUDED.hostname,"
+            "INSERT INTO serves (host, pid, version, started_at, heartbeat_at, stopped_at,"
+            f" tasks_loaded_at, lease_ms, lease_until) VALUES (%s, %s, %s, %s, %s, NULL, %s, %s,"
+            f" {DB_NOW_MS} + %s) ON CONFLICT (host) DO UPDATE SET pid = EXCLUDED.pid,"
             " version = EXCLUDED.version, started_at = EXCLUDED.started_at,"
             " heartbeat_at = EXCLUDED.heartbeat_at, stopped_at = NULL,"
-            " tasks_loaded_at = EXCLUDED.tasks_loaded_at",
-            (pid, hostname, version, at, at, at),
+            " tasks_loaded_at = EXCLUDED.tasks_loaded_at, lease_ms = EXCLUDED.lease_ms,"
+            " lease_until = EXCLUDED.lease_until, declared_dead_at = NULL,"
+            " declared_dead_by = NULL",
+            (hostname, pid, version, at, at, at, lease_ms, lease_ms),
         )
 
     def tasks_loaded(self, now: datetime) -> None:
-        self._write_one("UPDATE serve_state SET tasks_loaded_at = %s WHERE id = 1", (to_ms(now),))
+        self._write_one(
+            "UPDATE serves SET tasks_loaded_at = %s WHERE host = %s", (to_ms(now), self.host)
+        )
 
-    def heartbeat(self, now: datetime) -> None:
-        self._write_one("UPDATE serve_state SET heartbeat_at = %s WHERE id = 1", (to_ms(now),))
+    def heartbeat(self, now: datetime) -> Heartbeat:
+        """Renew this host's lease and, in the same transaction, declare dead every serve
+        whose lease ran out, recording its runs `abandoned` (docs/reliability.md, "A host
+        dies"). Both are measured on the database's clock, never on two hosts' clocks. A row
+        lock on the dead serve's row makes one survivor do it, once."""
+        with self._write() as db:
+            mine = db.execute(_RENEW, {"me": self.host, "now": to_ms(now)}).fetchone()
+            dead = db.execute(_DECLARE_DEAD, {"me": self.host}).fetchall()
+            declared = tuple(self._abandon_runs_of(db, row) for row in dead)
+        if mine is None or mine[0] is None:
+            return Heartbeat(declared=declared)
+        return Heartbeat(from_ms(mine[0]), mine[1], declared)
+
+    def _abandon_runs_of(self, db: Connection, row: tuple[Any, ...]) -> DeclaredDead:
+        host, heartbeat_ms, lease_ms, dead_ms = row
+        last = from_ms(heartbeat_ms)
+        assert last is not None
+        reason = (
+            f"host {host} stopped heartbeating at {last.isoformat(timespec='seconds')}"
+            f" (lease {lease_ms / 1000:g} s); declared dead by {self.host}"
+        )
+        runs = db.execute(_ABANDON, (dead_ms, reason, host)).fetchall()
+        return DeclaredDead(host, last, tuple(run_from_row(run) for run in runs))
 
     def serve_stopped(self, now: datetime) -> None:
         self._write_one(
-            "UPDATE serve_state SET stopped_at = %s, heartbeat_at = %s WHERE id = 1",
-            (to_ms(now), to_ms(now)),
+            "UPDATE serves SET stopped_at = %s, heartbeat_at = %s WHERE host = %s",
+            (to_ms(now), to_ms(now), self.host),
         )
 
+    def serves(self) -> list[ServeState]:
+        with self._guard():
+            rows = self._conn().execute(f"SELECT {SERVE_COLUMNS} FROM serves ORDER BY host")
+            return [serve_from_row(row) for row in rows.fetchall()]
+
     def serve_state(self) -> ServeState | None:
-        row = self._read_one(
-            "SELECT pid, hostname, version, started_at, heartbeat_at, stopped_at,"
-            " tasks_loaded_at FROM serve_state WHERE id = 1"
-        )
-        if row is None:
-            return None
-        return ServeState(
-            row[0],
-            row[1],
-            row[2],
-            from_ms(row[3]),
-            from_ms(row[4]),
-            from_ms(row[5]),
-            from_ms(row[6]),
-        )
+        return newest_serve(self.serves(), self.host)
 
     # -- acknowledgements ------------------------------------------------------------------
 

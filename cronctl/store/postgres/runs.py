@@ -11,6 +11,7 @@ back (`finish_run`).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Collection, Iterable, Sequence
 from datetime import datetime
 from typing import Any
@@ -23,6 +24,9 @@ from cronctl.store.runs import NO_OUTPUT, OUTPUT_COLUMNS, RUN_COLUMNS, Claim, ru
 from cronctl.store.schema import FAILURES_SQL, SLOT_TRIGGERS_SQL
 from cronctl.store.skips import folded_reason, same_reason
 
+# Under serve's log (cronctl/serve/log.py): what a host learns about the others' records.
+fleet_log = logging.getLogger("cronctl.serve.fleet")
+OVERLAP_SKIP_REASON = 'overlap = "skip": a run of it is still going (on host '
 RUNS_OF_R = ", ".join(f"r.{name.strip()}" for name in RUN_COLUMNS.split(","))
 OUTPUT_OF_O = ", ".join(f"o.{name.strip()}" for name in OUTPUT_COLUMNS.split(","))
 SLOT_SQL = f"attempt = 1 AND trigger IN ({SLOT_TRIGGERS_SQL}) AND scheduled_at IS NOT NULL"
@@ -31,7 +35,7 @@ _FINISH_SET = (
     "UPDATE runs SET status = %(status)s, finished_at = %(finished_at)s,"
     " duration_ms = %(duration_ms)s, exit_code = %(exit_code)s, signal = %(signal)s,"
     " reason = COALESCE(%(reason)s, reason), started_at = COALESCE(%(started_at)s, started_at)"
-    f" WHERE id = %(id)s RETURNING {RUN_COLUMNS}"
+    f" WHERE id = %(id)s AND status <> 'abandoned' RETURNING {RUN_COLUMNS}"
 )
 _FINISH_WITH_OUTPUT = (
     f"WITH done AS ({_FINISH_SET}), kept AS (INSERT INTO run_output (run_id, {OUTPUT_COLUMNS})"
@@ -43,11 +47,25 @@ _FINISH_WITH_OUTPUT = (
     f" SELECT {RUN_COLUMNS} FROM done"
 )
 _CLAIMS = (
-    "INSERT INTO runs (task, trigger, attempt, scheduled_at, started_at, status)"
-    " SELECT c.task, c.trigger, c.attempt, c.slot, %s, 'running'"
-    " FROM unnest(%s::text[], %s::text[], %s::integer[], %s::bigint[]) WITH ORDINALITY"
-    " AS c(task, trigger, attempt, slot, n) ORDER BY c.n"
-    " ON CONFLICT DO NOTHING RETURNING id, task, trigger, attempt, scheduled_at"
+    "INSERT INTO runs (task, trigger, attempt, scheduled_at, started_at, status, host, reason)"
+    " SELECT c.task, c.trigger, c.attempt, c.slot, %(at)s,"
+    " CASE WHEN elsewhere.host IS NULL THEN 'running' ELSE 'skipped' END, %(me)s,"
+    " CASE WHEN elsewhere.host IS NULL THEN NULL"
+    f" ELSE {OVERLAP_SKIP_REASON!r} || elsewhere.host || ')' END"
+    " FROM unnest(%(tasks)s::text[], %(triggers)s::text[], %(attempts)s::integer[],"
+    " %(slots)s::bigint[]) WITH ORDINALITY AS c(task, trigger, attempt, slot, n)"
+    " LEFT JOIN LATERAL (SELECT r.host FROM runs r WHERE c.attempt = 1"
+    " AND c.task = ANY(%(skips)s::text[]) AND r.status = 'running' AND r.task = c.task"
+    " AND r.host IS DISTINCT FROM %(me)s LIMIT 1) AS elsewhere ON true"
+    " ORDER BY c.n ON CONFLICT DO NOTHING RETURNING id, task, trigger, attempt, scheduled_at,"
+    " status"
+)
+# The claims of tasks with `overlap = "skip"` wait here for each other across hosts (one lock
+# a task, taken in name order: no two claimers wait for each other in a cycle), so that a
+# claim sees the `running` row another host's claim of the task committed just before.
+_TASK_LOCKS = (
+    "SELECT pg_advisory_xact_lock(hashtext('cronctl:task:' || t))"
+    " FROM (SELECT DISTINCT t FROM unnest(%s::text[]) AS t ORDER BY t) AS locked"
 )
 
 
@@ -77,6 +95,8 @@ def match_claims(claims: Sequence[Claim], rows: Iterable[tuple[Any, ...]]) -> li
 class PgRunStore(PgDatabase):
     """The runs table: a run's start, pid and end; runs read back, newest first."""
 
+    fleet_skips: frozenset[str] = frozenset()
+
     # -- writing runs --------------------------------------------------------------------
 
     def start_run(
@@ -91,11 +111,20 @@ class PgRunStore(PgDatabase):
         pid: int | None = None,
         reason: str | None = None,
     ) -> int:
-        """Insert a run and return its id; raise SlotTakenError when its slot already ran."""
+        """Insert a run and return its id; raise SlotTakenError when its slot already ran
+        (or, for a task of `skip_while_running_elsewhere`, was just recorded `skipped`: its
+        run goes on another host)."""
+        if task in self.fleet_skips and status is Status.RUNNING and scheduled_at is not None:
+            [run_id] = self.start_runs(
+                [(task, trigger, attempt, scheduled_at)], started_at=started_at
+            )
+            if run_id is None:
+                raise SlotTakenError(f"slot {scheduled_at} of task '{task}' is settled")
+            return run_id
         row = self._write_one(
-            "INSERT INTO runs"
-            " (task, trigger, attempt, scheduled_at, started_at, status, pid, reason)"
-            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING RETURNING id",
+            "INSERT INTO runs (task, trigger, attempt, scheduled_at, started_at, status, pid,"
+            " reason, host) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
+            " ON CONFLICT DO NOTHING RETURNING id",
             (
                 task,
                 text(trigger),
@@ -105,6 +134,7 @@ class PgRunStore(PgDatabase):
                 text(status),
                 pid,
                 reason,
+                self.host,
             ),
         ).fetchone()
         if row is None:
@@ -114,20 +144,38 @@ class PgRunStore(PgDatabase):
     def start_runs(self, claims: Sequence[Claim], *, started_at: datetime) -> list[int | None]:
         """Insert the `running` rows of several runs in one statement (serve's claims of one
         instant) and return their ids in order, None for a run whose slot already ran. All or
-        none are written: a StoreError means none was."""
+        none are written: a StoreError means none was.
+
+        Across hosts (README.md#several-serves-one-history): the first attempt of a task of
+        `skip_while_running_elsewhere` whose run is going on another host is recorded
+        `skipped` for its slot, with that host in the reason, and comes back None: the slot
+        is settled, nothing runs."""
         if not claims:
             return []
-        rows = self._write_one(
-            _CLAIMS,
-            (
-                to_ms(started_at),
-                [claim[0] for claim in claims],
-                [str(claim[1]) for claim in claims],
-                [claim[2] for claim in claims],
-                [to_ms(claim[3]) for claim in claims],
-            ),
-        ).fetchall()
-        return match_claims(claims, rows)
+        params = {
+            "at": to_ms(started_at),
+            "me": self.host,
+            "tasks": [claim[0] for claim in claims],
+            "triggers": [str(claim[1]) for claim in claims],
+            "attempts": [claim[2] for claim in claims],
+            "slots": [to_ms(claim[3]) for claim in claims],
+            "skips": sorted({claim[0] for claim in claims if claim[0] in self.fleet_skips}),
+        }
+        if not params["skips"]:
+            rows = self._write_one(_CLAIMS, params).fetchall()
+        else:
+            with self._write() as db:
+                db.execute(_TASK_LOCKS, (params["skips"],))
+                rows = db.execute(_CLAIMS, params).fetchall()
+        started = [row[:5] for row in rows if row[5] == "running"]
+        taken = match_claims(claims, [row[:5] for row in rows])
+        running = {int(row[0]) for row in started}
+        return [run_id if run_id in running else None for run_id in taken]
+
+    def skip_while_running_elsewhere(self, tasks: Collection[str]) -> None:
+        """The tasks whose `overlap = "skip"` holds across hosts (serve sets them at start
+        and at each reload)."""
+        self.fleet_skips = frozenset(tasks)
 
     def set_pid(self, run_id: int, pid: int) -> None:
         self._write_one("UPDATE runs SET pid = %s WHERE id = %s", (pid, run_id))
@@ -172,7 +220,7 @@ class PgRunStore(PgDatabase):
         if not has_output:
             row = self._write_one(_FINISH_SET, values).fetchone()
             if row is None:
-                raise unknown_run(run_id)
+                return self._not_running(run_id, status)
             return run_from_row(row, NO_OUTPUT)
         names = ("stdout", "stderr", "stdout_bytes", "stderr_bytes")
         streams = dict(zip((*names, "stdout_dropped", "stderr_dropped"), output, strict=True))
@@ -183,11 +231,29 @@ class PgRunStore(PgDatabase):
             values["reason"] = f"{reason}; {note}" if reason else note
             row = self._write_one(_FINISH_SET, values).fetchone()
             if row is None:
-                raise unknown_run(run_id) from None
+                return self._not_running(run_id, status)
             return run_from_row(row, NO_OUTPUT)
         if row is None:
-            raise unknown_run(run_id)
+            return self._not_running(run_id, status)
         return run_from_row(row, output)
+
+    def _not_running(self, run_id: int, status: Status) -> Run:
+        """The end of a run recorded `abandoned` meanwhile: another host declared this one
+        dead (serve/fleet.py). Its record stands as that host wrote it (never recorded over),
+        returned as it is; UnknownRunError when there is no such run. An `abandoned` row is
+        final: the only writer of one besides a lease is serve's start-up recovery, of runs
+        whose serve is gone."""
+        run = self.get_run(run_id)
+        fleet_log.warning(
+            "run %s of %s ended %s here, but another host had recorded it %s meanwhile (%s):"
+            " its record is left as it is",
+            run.id,
+            run.task,
+            status,
+            run.status,
+            run.reason or "no reason given",
+        )
+        return run
 
     def record_notify_error(self, run_id: int, message: str | None) -> None:
         self._write_one("UPDATE runs SET notify_error = %s WHERE id = %s", (message, run_id))

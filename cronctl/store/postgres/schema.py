@@ -1,12 +1,12 @@
 """The schema of a PostgreSQL history: the tables and indexes of cronctl/store/schema.py's
-version 7, in PostgreSQL's types, and the record of its version.
+version, in PostgreSQL's types, and the record of its version.
 
 Times are bigint milliseconds since the epoch, as SQLite stores them, so that both stores
 compute alike (`to_ms`, `from_ms`); task names are `COLLATE "C"` so that they sort as
 SQLite's BINARY collation sorts them, whatever the database's locale. The version lives in
 `cronctl_schema` (one row). A new database is created at SCHEMA_VERSION in one step (there
 is no older PostgreSQL history to upgrade); UPGRADES[n] brings version n to n + 1 from 7 on
-(issue 17's `host` column will be the first, the SQLite store's migration 8 too).
+(the first: 8, `runs.host` and `serves`, as the SQLite store's migration 8).
 
 Creation and upgrades run in one transaction under `pg_advisory_xact_lock(SCHEMA_LOCK)`,
 the version read again under the lock: serves starting at once on an empty database create
@@ -22,7 +22,7 @@ import psycopg
 from cronctl.store import schema as sqlite_schema
 from cronctl.store.schema import FAILURES_SQL, SLOT_TRIGGERS_SQL
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 SCHEMA_LOCK = 0x63726F6E  # "cron", as the SQLite file's application id
 assert SCHEMA_VERSION == sqlite_schema.SCHEMA_VERSION, "one version for both stores"
 
@@ -46,7 +46,8 @@ CREATE TABLE runs (
     reason text,
     notify_error text,
     repeats integer NOT NULL DEFAULT 1,
-    skipped_since bigint
+    skipped_since bigint,
+    host text
 );
 CREATE TABLE run_output (
     run_id bigint PRIMARY KEY REFERENCES runs(id) ON DELETE CASCADE,
@@ -70,15 +71,18 @@ CREATE INDEX runs_missed ON runs(started_at) INCLUDE (task, scheduled_at)
     WHERE status = 'missed';
 CREATE INDEX runs_failed_recent ON runs(started_at) INCLUDE (task, id)
     WHERE status IN ({FAILURES_SQL});
-CREATE TABLE serve_state (
-    id integer PRIMARY KEY CHECK (id = 1),
+CREATE TABLE serves (
+    host text PRIMARY KEY,
     pid integer NOT NULL,
-    hostname text NOT NULL,
     version text NOT NULL,
     started_at bigint NOT NULL,
     heartbeat_at bigint NOT NULL,
     stopped_at bigint,
-    tasks_loaded_at bigint
+    tasks_loaded_at bigint,
+    lease_ms bigint NOT NULL DEFAULT 30000,
+    lease_until bigint,
+    declared_dead_at bigint,
+    declared_dead_by text
 );
 -- `status` reads every ack from the index alone.
 CREATE TABLE acks (
@@ -102,10 +106,33 @@ CREATE TABLE renames (
 CREATE INDEX renames_open ON renames(id) WHERE outcome IS NULL;
 """
 
-UPGRADES: dict[int, str] = {}
+UPGRADES: dict[int, str] = {
+    # 8: as the SQLite store's migration 8 (cronctl/store/schema.py): runs.host, and one
+    # `serves` row per host instead of serve_state's single row (moved over).
+    7: """
+    ALTER TABLE runs ADD COLUMN host text;
+    CREATE TABLE serves (
+        host text PRIMARY KEY,
+        pid integer NOT NULL,
+        version text NOT NULL,
+        started_at bigint NOT NULL,
+        heartbeat_at bigint NOT NULL,
+        stopped_at bigint,
+        tasks_loaded_at bigint,
+        lease_ms bigint NOT NULL DEFAULT 30000,
+    lease_until bigint,
+        declared_dead_at bigint,
+        declared_dead_by text
+    );
+    INSERT INTO serves (host, pid, version, started_at, heartbeat_at, stopped_at,
+        tasks_loaded_at) SELECT hostname, pid, version, started_at, heartbeat_at, stopped_at,
+        tasks_loaded_at FROM serve_state;
+    DROP TABLE serve_state;
+    """,
+}
 """UPGRADES[n]: the statements that bring version n (7 or later) to n + 1."""
 
-TABLES = ("runs", "run_output", "serve_state", "acks", "renames")
+TABLES = ("runs", "run_output", "serves", "acks", "renames")
 
 
 def read_version(db: psycopg.Connection[Any]) -> int | None:

@@ -1,0 +1,57 @@
+"""Several serves on one history (README.md#more-than-one-machine): the lease, and what a
+heartbeat learns about the others.
+
+Every serve tries every slot; the history's unique slot index lets the first claim win, so
+nothing here decides who runs what. What is here is failover: each serve's heartbeat renews
+its lease (`serve --lease`, default 30 s) and, on a shared PostgreSQL history, declares dead
+every serve whose lease ran out without a clean stop, recording that serve's `running` runs
+`abandoned` (cronctl/store/postgres/records.py does both in one transaction, on the
+database's clock). A serve that was declared dead and comes back learns it from its own
+heartbeat: it says so once, at error level, and goes on; the ends of the runs the others
+abandoned are not recorded over (the store's end write only ends a `running` row).
+
+Each serve is judged by its own lease (kept in its row): hosts need not agree on one.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from cronctl import timefmt
+from cronctl.records import Heartbeat
+from cronctl.serve.upkeep import HEARTBEAT_INTERVAL
+
+log = logging.getLogger("cronctl.serve")
+
+# Three heartbeats a lease: a serve stays alive to the others through two lost or late ones
+# (a busy database, a loaded host).
+BEATS_PER_LEASE = 3
+
+
+def heartbeat_interval(lease: float) -> float:
+    """How often serve beats for `lease`: HEARTBEAT_INTERVAL, or a third of the lease when
+    that is shorter. A dead serve's runs are abandoned within lease + one heartbeat."""
+    return min(HEARTBEAT_INTERVAL, lease / BEATS_PER_LEASE)
+
+
+def report_heartbeat(beat: Heartbeat | None) -> None:
+    """Log what a heartbeat found: this serve declared dead meanwhile, serves it declared."""
+    if beat is None:
+        return
+    if beat.declared_dead_at is not None:
+        log.error(
+            "this serve had been declared dead by host %s at %s (its heartbeat was late by more"
+            " than its lease: was it stopped, or cut off from the database?); the runs it had"
+            " going were recorded abandoned there and their ends here are not recorded over;"
+            " serving on",
+            beat.declared_dead_by,
+            timefmt.iso_seconds(beat.declared_dead_at),
+        )
+    for dead in beat.declared:
+        log.warning(
+            "host %s stopped heartbeating at %s: declared dead, %s recorded abandoned;"
+            " its slots are run by the serves left",
+            dead.host,
+            timefmt.iso_seconds(dead.heartbeat_at),
+            timefmt.counted(len(dead.runs), "run"),
+        )
