@@ -72,6 +72,9 @@ class Serve:
             stdout=subprocess.DEVNULL,
             stderr=self.log,
             env=env,
+            # In the home folder, where systemd runs a user service (WorkingDirectory's
+            # default) and where tasks run unless they say otherwise.
+            cwd=Path.home(),
         )
         self.ready_after: float | None = None
 

@@ -211,6 +211,7 @@ class ScriptPeer(Peer):
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
             text=True,
+            cwd=Path.home(),  # where cronctl serve runs too (bench_serve.Serve)
         )
         self.pid = self.proc.pid
 
