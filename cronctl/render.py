@@ -18,23 +18,13 @@ from rich.cells import cell_len
 from rich.text import Text
 
 from cronctl import timefmt
+from cronctl.cells import exit_text, percent, sparkline, status_strip, status_style
 from cronctl.columns import Column, fit_columns
 from cronctl.model import Task, show_lines
-from cronctl.records import FAILURE_STATUSES, FINISHED_STATUSES, Run
+from cronctl.records import FINISHED_STATUSES, Run
 
 if TYPE_CHECKING:
     from rich.console import Console
-
-STATUS_STYLES = {
-    "succeeded": "green",
-    "running": "cyan",
-    "skipped": "yellow",
-    "missed": "yellow",
-    "interrupted": "magenta",
-}
-STATUS_MARKS = {"succeeded": "✓", "skipped": "-", "missed": "·", "running": "…", "interrupted": "!"}
-SPARK = "▁▂▃▄▅▆▇█"
-
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
@@ -115,31 +105,6 @@ def _console(*, stderr: bool, terminal: bool, no_color: bool) -> Console:
         soft_wrap=True,
         **plain,
     )
-
-
-def status_style(status: str) -> str:
-    return "bold red" if status in FAILURE_STATUSES else STATUS_STYLES.get(status, "")
-
-
-def status_strip(statuses: Sequence[str]) -> str:
-    """Return recent outcomes oldest to newest, one mark each (✓ success, ✗ failure)."""
-    return "".join(
-        "✗" if s in FAILURE_STATUSES else STATUS_MARKS.get(s, "?") for s in reversed(statuses)
-    )
-
-
-def sparkline(values: Sequence[int]) -> str:
-    if not values:
-        return ""
-    low, high = min(values), max(values)
-    step = (high - low) or 1
-    return "".join(
-        SPARK[min(len(SPARK) - 1, int((v - low) / step * (len(SPARK) - 1)))] for v in values
-    )
-
-
-def percent(rate: float | None) -> str:
-    return "-" if rate is None else f"{rate * 100:.0f}%"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -495,10 +460,3 @@ def _cell_text(cell: str | Text) -> str:
         return cell  # most cells: 900,000 of them in `list` of 100,000 tasks
     text = printable(cell.plain if isinstance(cell, Text) else str(cell))
     return text.replace("\t", " ").replace("\n", " ")
-
-
-def exit_text(run: Run) -> str:
-    """A run's exit status as a cell: its code, `signal N`, or `-`."""
-    if run.exit_code is not None:
-        return str(run.exit_code)
-    return f"signal {run.signal}" if run.signal else "-"

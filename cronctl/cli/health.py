@@ -9,12 +9,13 @@ import typer
 from rich.text import Text
 
 from cronctl import timefmt
+from cronctl.cells import exit_text
 from cronctl.cli.common import AppState, JsonFlag, command, state
 from cronctl.cli.complete import complete_task_names_in
 from cronctl.columns import Column
 from cronctl.errors import ExitCode, TaskFileError, UsageError
 from cronctl.model import MAX_KEEP_RUNS
-from cronctl.render import Renderer, exit_text
+from cronctl.render import Renderer
 
 if TYPE_CHECKING:  # imported by the commands that use it (start-up: see cli/common.py)
     from datetime import datetime

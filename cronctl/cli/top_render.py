@@ -19,8 +19,9 @@ from rich.cells import cell_len
 from rich.text import Text
 
 from cronctl import timefmt
+from cronctl.cells import exit_text, status_style
 from cronctl.records import FAILURE_STATUSES, Status, safe_text
-from cronctl.render import exit_text, one_line, status_style
+from cronctl.render import one_line
 from cronctl.top import TaskChart, TopFrame
 from cronctl.upcoming import Fire
 
