@@ -16,10 +16,10 @@ import contextlib
 import errno
 import os
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Self, overload
+from typing import Generic, Self, TypeVar, overload
 from urllib.parse import quote
 
 from cronctl.errors import (
@@ -35,6 +35,7 @@ from cronctl.store.paths import SQLITE_HEADER as SQLITE_HEADER  # where the test
 from cronctl.store.paths import check_database_path, not_sqlite_error
 
 BUSY_TIMEOUT = 5.0
+C = TypeVar("C")  # a store's connection (sqlite3's, psycopg's)
 """The first 16 bytes of every SQLite database file (sqlite.org/fileformat.html)."""
 
 # Primary result codes (sqlite3.Error.sqlite_errorcode & 0xFF, Python 3.11+).
@@ -76,14 +77,29 @@ def _reason(exc: BaseException) -> str:
     return exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
 
 
-class _Batch:
-    """The state of a `Database.batch` transaction."""
+class Batch(Generic[C]):
+    """The state of a `batch` transaction, in either store (PgDatabase's too)."""
 
     __slots__ = ("failed", "open")
 
     def __init__(self) -> None:
         self.open = False  # BEGIN done: writes join the transaction
         self.failed: BaseException | None = None  # the first write inside that failed
+
+    @contextlib.contextmanager
+    def join(
+        self, guard: Callable[[], contextlib.AbstractContextManager[None]], connection: C
+    ) -> Iterator[C]:
+        """A write inside the open batch, on its connection: after a failed write every later
+        one raises that failure, and a write's own failure fails the batch (all or nothing)."""
+        if self.failed is not None:
+            raise self.failed
+        try:
+            with guard():
+                yield connection
+        except BaseException as exc:
+            self.failed = exc
+            raise
 
 
 class Database:
@@ -111,7 +127,9 @@ class Database:
         self.timeout = timeout
         self.host = host_name()  # written into each run row this store starts
         self.read_only = False
-        self._batch: _Batch | None = None  # inside `batch`: the transaction writes join
+        self._batch: Batch[sqlite3.Connection] | None = (
+            None  # inside `batch`: the transaction writes join
+        )
         self.read_only_cause: StoreError | None = None
         if self.path == MEMORY:
             self._open()
@@ -315,7 +333,7 @@ class Database:
         on its own (the end of a run recorded without its output on a full disk), every later
         write inside raises, the whole batch is rolled back, and the caller does the writes
         again one by one. Not reentrant; writes of other threads must not run meanwhile."""
-        self._batch = _Batch()
+        self._batch = Batch()
         try:
             with self._write():
                 self._batch.open = True
@@ -329,14 +347,8 @@ class Database:
     def _write(self) -> Iterator[sqlite3.Connection]:
         batch = self._batch
         if batch is not None and batch.open:
-            if batch.failed is not None:
-                raise batch.failed
-            try:
-                with self._guard():
-                    yield self._db
-            except BaseException as exc:
-                batch.failed = exc
-                raise
+            with batch.join(self._guard, self._db) as db:
+                yield db
             return
         with self._guard():
             self._db.execute("BEGIN IMMEDIATE")

@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import re
 import sqlite3
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Sequence
 from datetime import datetime
+from typing import Any
 
 from cronctl.errors import UnknownRunError
 from cronctl.records import CONDITION_SKIP_PREFIX, Run, Status
@@ -38,7 +39,7 @@ def folded_reason(reason: str, repeats: int, first: datetime) -> str:
     return f"{reason} ({repeats} times since {since})"
 
 
-def same_reason(stored: str | None, reason: str) -> bool:
+def _same_reason(stored: str | None, reason: str) -> bool:
     return stored is not None and (stored == reason or stored.startswith(f"{reason} ("))
 
 
@@ -82,26 +83,15 @@ class SkipStore(RunStore):
 def _fold(db: sqlite3.Connection, run_id: int, finished_at: datetime, reason: str) -> Run | None:
     """Fold run `run_id` into its task's previous row, in the caller's transaction; None when
     that row is not the same skip (nothing is changed then)."""
-    row = db.execute(
-        "SELECT task, trigger, attempt, scheduled_at, started_at FROM runs WHERE id = ?",
-        (run_id,),
-    ).fetchone()
+    row = db.execute(f"SELECT {FOLDED_RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,)).fetchone()
     if row is None:
         raise UnknownRunError(f"no run with id {run_id}", hint="see `cronctl history`")
-    task, trigger, attempt, scheduled_at, started_at = row
     previous = db.execute(
-        "SELECT id, trigger, attempt, status, reason, COALESCE(skipped_since, started_at),"
-        " repeats FROM runs WHERE task = ? AND id < ? ORDER BY id DESC LIMIT 1",
-        (task, run_id),
+        f"SELECT {PREVIOUS_COLUMNS} FROM runs WHERE task = ? AND id < ? ORDER BY id DESC LIMIT 1",
+        (row[0], run_id),
     ).fetchone()
-    if previous is None:
-        return None
-    previous_id, previous_trigger, previous_attempt, status, stored, since, repeats = previous
-    if (
-        status != Status.SKIPPED
-        or (previous_trigger, previous_attempt) != (trigger, attempt)
-        or not same_reason(stored, reason)
-    ):
+    values = fold_values(row, previous, finished_at, reason)
+    if values is None:
         return None
     # The new row goes first: the folded row takes its slot, and a slot is claimed once.
     db.execute("DELETE FROM runs WHERE id = ?", (run_id,))
@@ -109,17 +99,45 @@ def _fold(db: sqlite3.Connection, run_id: int, finished_at: datetime, reason: st
         "UPDATE runs SET repeats = ?, skipped_since = ?, started_at = ?,"
         " scheduled_at = COALESCE(?, scheduled_at), finished_at = ?, reason = ?"
         f" WHERE id = ? RETURNING {RUN_COLUMNS}",
-        (
-            repeats + 1,
-            since,
-            started_at,
-            scheduled_at,
-            to_ms(finished_at),
-            folded_reason(reason, repeats + 1, from_ms(since)),
-            previous_id,
-        ),
+        values,
     ).fetchone()
     return run_from_row(folded, NO_OUTPUT)
+
+
+# What a fold reads of the run (`FOLDED_RUN_COLUMNS`) and of its task's previous row
+# (`PREVIOUS_COLUMNS`), in both stores.
+FOLDED_RUN_COLUMNS = "task, trigger, attempt, scheduled_at, started_at"
+PREVIOUS_COLUMNS = (
+    "id, trigger, attempt, status, reason, COALESCE(skipped_since, started_at), repeats"
+)
+
+
+def fold_values(
+    run: Sequence[Any], previous: Sequence[Any] | None, finished_at: datetime, reason: str
+) -> tuple[Any, ...] | None:
+    """The values of the UPDATE that folds a run (its FOLDED_RUN_COLUMNS) into its task's
+    previous row (its PREVIOUS_COLUMNS): repeats, skipped_since, started_at, scheduled_at,
+    finished_at, reason, the previous row's id. None when that row is not the same skip (the
+    same trigger and attempt, skipped for the same reason): nothing is folded then."""
+    if previous is None:
+        return None
+    _task, trigger, attempt, scheduled_at, started_at = run
+    previous_id, previous_trigger, previous_attempt, status, stored, since, repeats = previous
+    if (
+        status != Status.SKIPPED
+        or (previous_trigger, previous_attempt) != (trigger, attempt)
+        or not _same_reason(stored, reason)
+    ):
+        return None
+    return (
+        repeats + 1,
+        since,
+        started_at,
+        scheduled_at,
+        to_ms(finished_at),
+        folded_reason(reason, repeats + 1, from_ms(since)),
+        previous_id,
+    )
 
 
 def names_json(names: Iterable[str]) -> str:

@@ -22,7 +22,7 @@ from cronctl.store.database import from_ms, to_ms
 from cronctl.store.postgres.connection import Connection, PgDatabase
 from cronctl.store.runs import NO_OUTPUT, OUTPUT_COLUMNS, RUN_COLUMNS, Claim, run_from_row
 from cronctl.store.schema import FAILURES_SQL, SLOT_TRIGGERS_SQL
-from cronctl.store.skips import folded_reason, same_reason
+from cronctl.store.skips import FOLDED_RUN_COLUMNS, PREVIOUS_COLUMNS, fold_values
 
 # Under serve's log (cronctl/serve/log.py): what a host learns about the others' records.
 fleet_log = logging.getLogger("cronctl.serve.fleet")
@@ -355,41 +355,23 @@ class PgRunStore(PgDatabase):
 
 
 def _fold(conn: Connection, run_id: int, finished_at: datetime, reason: str) -> Run | None:
-    row = conn.execute(
-        "SELECT task, trigger, attempt, scheduled_at, started_at FROM runs WHERE id = %s",
-        (run_id,),
-    ).fetchone()
+    row = conn.execute(f"SELECT {FOLDED_RUN_COLUMNS} FROM runs WHERE id = %s", (run_id,)).fetchone()
     if row is None:
         raise unknown_run(run_id)
-    task, trigger, attempt, scheduled_at, started_at = row
     previous = conn.execute(
-        "SELECT id, trigger, attempt, status, reason, COALESCE(skipped_since, started_at),"
-        " repeats FROM runs WHERE task = %s AND id < %s ORDER BY id DESC LIMIT 1 FOR UPDATE",
-        (task, run_id),
+        f"SELECT {PREVIOUS_COLUMNS} FROM runs WHERE task = %s AND id < %s"
+        " ORDER BY id DESC LIMIT 1 FOR UPDATE",
+        (row[0], run_id),
     ).fetchone()
-    if previous is None:
-        return None
-    previous_id, previous_trigger, previous_attempt, status, stored, since, repeats = previous
-    if (
-        status != Status.SKIPPED
-        or (previous_trigger, previous_attempt) != (trigger, attempt)
-        or not same_reason(stored, reason)
-    ):
+    values = fold_values(row, previous, finished_at, reason)  # the same rule as SQLite's
+    if values is None:
         return None
     conn.execute("DELETE FROM runs WHERE id = %s", (run_id,))
     folded = conn.execute(
         "UPDATE runs SET repeats = %s, skipped_since = %s, started_at = %s,"
         " scheduled_at = COALESCE(%s, scheduled_at), finished_at = %s, reason = %s"
         f" WHERE id = %s RETURNING {RUN_COLUMNS}",
-        (
-            repeats + 1,
-            since,
-            started_at,
-            scheduled_at,
-            to_ms(finished_at),
-            folded_reason(reason, repeats + 1, from_ms(since)),
-            previous_id,
-        ),
+        values,
     ).fetchone()
     assert folded is not None  # the row was locked FOR UPDATE
     return run_from_row(folded, NO_OUTPUT)

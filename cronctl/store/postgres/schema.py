@@ -26,6 +26,22 @@ SCHEMA_VERSION = 8
 SCHEMA_LOCK = 0x63726F6E  # "cron", as the SQLite file's application id
 assert SCHEMA_VERSION == sqlite_schema.SCHEMA_VERSION, "one version for both stores"
 
+# One row per serve of the history, one per host (README.md#several-serves-one-history):
+# created by a new database and by the upgrade to 8, the same table.
+SERVES = """CREATE TABLE serves (
+    host text PRIMARY KEY,
+    pid integer NOT NULL,
+    version text NOT NULL,
+    started_at bigint NOT NULL,
+    heartbeat_at bigint NOT NULL,
+    stopped_at bigint,
+    tasks_loaded_at bigint,
+    lease_ms bigint NOT NULL DEFAULT 30000,
+    lease_until bigint,
+    declared_dead_at bigint,
+    declared_dead_by text
+);"""
+
 CREATE = f"""
 CREATE TABLE cronctl_schema (
     version integer NOT NULL
@@ -71,19 +87,7 @@ CREATE INDEX runs_missed ON runs(started_at) INCLUDE (task, scheduled_at)
     WHERE status = 'missed';
 CREATE INDEX runs_failed_recent ON runs(started_at) INCLUDE (task, id)
     WHERE status IN ({FAILURES_SQL});
-CREATE TABLE serves (
-    host text PRIMARY KEY,
-    pid integer NOT NULL,
-    version text NOT NULL,
-    started_at bigint NOT NULL,
-    heartbeat_at bigint NOT NULL,
-    stopped_at bigint,
-    tasks_loaded_at bigint,
-    lease_ms bigint NOT NULL DEFAULT 30000,
-    lease_until bigint,
-    declared_dead_at bigint,
-    declared_dead_by text
-);
+{SERVES}
 -- `status` reads every ack from the index alone.
 CREATE TABLE acks (
     task text COLLATE "C" NOT NULL,
@@ -109,21 +113,9 @@ CREATE INDEX renames_open ON renames(id) WHERE outcome IS NULL;
 UPGRADES: dict[int, str] = {
     # 8: as the SQLite store's migration 8 (cronctl/store/schema.py): runs.host, and one
     # `serves` row per host instead of serve_state's single row (moved over).
-    7: """
+    7: f"""
     ALTER TABLE runs ADD COLUMN host text;
-    CREATE TABLE serves (
-        host text PRIMARY KEY,
-        pid integer NOT NULL,
-        version text NOT NULL,
-        started_at bigint NOT NULL,
-        heartbeat_at bigint NOT NULL,
-        stopped_at bigint,
-        tasks_loaded_at bigint,
-        lease_ms bigint NOT NULL DEFAULT 30000,
-    lease_until bigint,
-        declared_dead_at bigint,
-        declared_dead_by text
-    );
+    {SERVES}
     INSERT INTO serves (host, pid, version, started_at, heartbeat_at, stopped_at,
         tasks_loaded_at) SELECT hostname, pid, version, started_at, heartbeat_at, stopped_at,
         tasks_loaded_at FROM serve_state;
