@@ -35,6 +35,13 @@ def is_postgres(db: str) -> bool:
         return False
     scheme = db.partition("://")[0].lower()
     if scheme in POSTGRES_SCHEMES:
+        if masked(db) != db:
+            # A URL shows in `ps` (--db), in the task file ([defaults] db) and in a unit file:
+            # the password comes from libpq's own sources only.
+            raise DatabaseSettingError(
+                f"history database {masked(db)}: the URL holds a password",
+                hint="leave it out: libpq reads PGPASSWORD, ~/.pgpass or a service file",
+            )
         return True
     raise DatabaseSettingError(
         f"history database {masked(db)}: cronctl keeps its history in a SQLite file (a path) or in"

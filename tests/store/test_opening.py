@@ -116,7 +116,7 @@ WITHOUT_DRIVER = (
 @pytest.mark.parametrize(("command", "code"), [("history", 2), ("serve", 78)])
 def test_postgresql_without_the_driver_names_the_extra(tmp_path, cronctl_home, command, code):
     cronctl_home.mkdir()
-    env = {**os.environ, "CRONCTL_DB": "postgresql://cron:s3cret@127.0.0.1:1/history"}
+    env = {**os.environ, "CRONCTL_DB": "postgresql://cron@127.0.0.1:1/history"}
     result = subprocess.run(
         [sys.executable, "-c", WITHOUT_DRIVER, command],
         capture_output=True,
@@ -128,8 +128,28 @@ def test_postgresql_without_the_driver_names_the_extra(tmp_path, cronctl_home, c
     assert result.returncode == code, result.stderr
     lines = result.stderr.splitlines()
     assert lines[0] == (
-        "error: history database postgresql://cron:***@127.0.0.1:1/history:"
+        "error: history database postgresql://cron@127.0.0.1:1/history:"
         " the PostgreSQL history needs psycopg, which is not installed"
     ), result.stderr
     assert "pip install 'cronctl[postgres]'" in lines[1]
-    assert "s3cret" not in result.stderr
+
+
+@pytest.mark.parametrize(("where", "code"), [("variable", 2), ("task file", 2), ("serve", 78)])
+def test_a_database_url_with_a_password_is_refused(tmp_path, cronctl_home, where, code):
+    # Found by use: the task file's db with a password was reported by `check`, yet every
+    # other command connected with it.
+    cronctl_home.mkdir()
+    url = "postgresql://cron:s3cret@127.0.0.1:1/history"
+    env = dict(os.environ)
+    tasks = '[tasks.a]\nschedule = "@daily"\ncommand = "true"\n'
+    if where == "task file":
+        tasks = f'[defaults]\ndb = "{url}"\n' + tasks
+    else:
+        env["CRONCTL_DB"] = url
+    (cronctl_home / "tasks.toml").write_text(tasks)
+    result = _cronctl(tmp_path, env, "serve" if where == "serve" else "history")
+    assert result.returncode == code, result.stderr
+    assert "history database postgresql://cron:***@127.0.0.1:1/history: the URL holds a" in (
+        result.stderr
+    )
+    assert "s3cret" not in result.stderr + result.stdout
