@@ -117,7 +117,7 @@ def test_option_and_variable_beat_the_task_files_database(tmp_path):
     )
 
 
-def test_the_task_files_database_is_found_without_parsing_a_large_file(tmp_path):
+def test_a_large_file_whose_commands_say_db_names_no_database(tmp_path):
     # 20,000 tasks whose commands say "db" everywhere: no [defaults] db, so the default.
     body = "".join(
         f'[tasks.t{i}]\nschedule = "@daily"\ncommand = "mongodb db = {i}"\n' for i in range(20000)
