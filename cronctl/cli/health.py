@@ -12,6 +12,7 @@ from cronctl import timefmt
 from cronctl.cells import exit_text
 from cronctl.cli.common import AppState, JsonFlag, command, state
 from cronctl.cli.complete import complete_task_names_in
+from cronctl.cli.fleet_render import render_divergent
 from cronctl.columns import Column
 from cronctl.errors import ExitCode, TaskFileError, UsageError
 from cronctl.model import MAX_KEEP_RUNS
@@ -144,6 +145,7 @@ def _render_status(renderer: Renderer, report: "Health", zones: dict[str, str]) 
         renderer.line("")
         _render_failures(renderer, report, zones, "acknowledged failures (not counted)", seen)
     _render_late(renderer, report, zones)
+    render_divergent(renderer, report.divergent)
     _render_acknowledged(renderer, report, zones)
 
 
