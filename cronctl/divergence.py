@@ -99,13 +99,13 @@ def problem_lines(found: Sequence[Divergence]) -> list[str]:
     different = [d for d in found if d.differs]
     if different:
         lines.append(
-            f"{timefmt.counted(len(different), 'task')} defined differently on the live hosts:"
+            f"{timefmt.counted(len(different), 'task')} defined differently on the hosts:"
             f" {_named(different, _with_keys)}"
         )
     partial = [d for d in found if d.missing_on]
     if partial:
         lines.append(
-            f"{timefmt.counted(len(partial), 'task')} missing on some live hosts:"
+            f"{timefmt.counted(len(partial), 'task')} not on every host:"
             f" {_named(partial, _with_missing)}"
         )
     return lines

@@ -31,7 +31,7 @@ def render_divergent(renderer: Renderer, divergent: Sequence[Divergence]) -> Non
     if not divergent:
         return
     renderer.line("")
-    renderer.line("task definitions that differ between the live hosts:")
+    renderer.line("task definitions that differ between hosts:")
     renderer.table(
         DIVERGENT_COLUMNS,
         [
@@ -63,7 +63,11 @@ class FleetFindings:
         if not found.compared_with:
             return None
         count = len(found.divergent)
-        differ = f"{timefmt.counted(count, 'task')} {'differs' if count == 1 else 'differ'}"
+        differ = (
+            f"{timefmt.counted(count, 'task')} {'differs' if count == 1 else 'differ'}"
+            if count
+            else "no task differs"
+        )
         return f"compared with the serves of {', '.join(found.compared_with)}: {differ}."
 
     def json(self) -> dict[str, Any]:
