@@ -37,6 +37,7 @@ from cronctl.model.digest import TaskDigest, task_digests
 from cronctl.records import Output, Run, Status, Trigger
 from cronctl.runner.early import Finish
 from cronctl.runner.execute import RunRequest
+from cronctl.serve.arenas import trim_heap
 from cronctl.serve.fleet import report_heartbeat
 from cronctl.serve.grouping import GroupCommit, LastSuccesses
 from cronctl.store.opening import open_store_for_serve
@@ -465,6 +466,10 @@ def _task_definitions(
         digests.update(task_digests(tasks))
     changed = store.record_definitions(digests, now=now)
     log.debug("task definitions recorded: %d of %d rows written", changed, len(tasks))
+    digests.clear()
+    # What the digests and rows took goes back to the system: at 100,000 tasks, serve held
+    # 138 MB 5 s after READY without this, 126 MB with it (121 MB before digests; medians).
+    trim_heap()
 
 
 def _retention(now: datetime, keep_days: int, keep_runs: dict[str, int], store: History) -> None:
