@@ -8,6 +8,8 @@ import sqlite3
 from datetime import timedelta
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from cronctl.model.digest import TaskDigest
 from cronctl.records import TaskDefinition
@@ -157,3 +159,41 @@ def test_postgres_migration_from_schema_8_adds_the_task_definitions(pg_server, m
             ("old-host", "a")
         ]
     assert pg_server.psql("SELECT version FROM cronctl_schema", database).split() == ["9"]
+
+
+# -- a property: both stores answer as the rule says ---------------------------------------
+
+HOSTS = ("host-a", "host-b", "host-c")
+DIGESTS = (A, B, C)
+FILES = st.dictionaries(
+    st.sampled_from(HOSTS),
+    st.dictionaries(st.sampled_from(("t1", "t2", "t3", "t4")), st.sampled_from(DIGESTS)),
+)
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_divergent_rows_are_those_of_tasks_whose_digests_differ_or_that_a_host_lacks(
+    histories, backend
+):
+    @settings(max_examples=25, deadline=None)
+    @given(FILES, st.lists(st.sampled_from(HOSTS), min_size=1, unique=True))
+    def check(files, asked):
+        with histories.fresh(backend) as store:
+            for host, digests in files.items():
+                as_host(store, host).record_definitions(digests, now=T0)
+            expected = []
+            tasks = {task for host in asked for task in files.get(host, {})}
+            for task in sorted(tasks):
+                found = {host: files[host][task] for host in asked if task in files.get(host, {})}
+                if len(found) < len(asked) or len({d.digest for d in found.values()}) > 1:
+                    expected += [(task, host, found[host].digest) for host in sorted(found)]
+            rows = store.task_definitions(asked, divergent=True)
+            assert [(d.task, d.host, d.digest) for d in rows] == expected
+            every = store.task_definitions(asked)
+            assert {(d.host, d.task): dict(d.keys) for d in every} == {
+                (host, task): dict(found.keys)
+                for host in asked
+                for task, found in files.get(host, {}).items()
+            }
+
+    check()
