@@ -333,20 +333,10 @@ def health(
             f"{timefmt.counted(len(unseen_failing), 'task')} failing repeatedly:"
             f" {', '.join(f.task for f in unseen_failing)}"
         )
-    return Health(
-        now,
-        serve,
-        last_hour,
-        last_day,
-        overdue,
-        missed,
-        failing,
-        problems,
-        invalid,
-        groups,
-        serves,
-        divergent,
+    report = Health(
+        now, serve, last_hour, last_day, overdue, missed, failing, problems, invalid, groups, serves
     )
+    return dataclasses.replace(report, divergent=divergent)
 
 
 def _invalid_file_problems(invalid: InvalidTaskFile, serve: ServeHealth) -> list[str]:
