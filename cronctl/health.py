@@ -51,6 +51,7 @@ from typing import Any, Protocol
 
 from cronctl import timefmt
 from cronctl.acks import unseen_last_hour
+from cronctl.divergence import Divergence, divergence_json, fleet_divergences, problem_lines
 from cronctl.failures import (
     STDERR_HEAD_BYTES,
     Failure,
@@ -69,6 +70,7 @@ from cronctl.history import (
     Retention,
     RunReader,
     ServeStateRecorder,
+    TaskDefinitions,
 )
 from cronctl.locations import host_name
 from cronctl.model import DEFAULT_KEEP_DAYS, DEFAULT_KEEP_RUNS
@@ -89,8 +91,11 @@ class MachineHistory(RunReader, HealthReader, ServeStateRecorder, Protocol):
     """What `status` and `metrics` read: runs, the health figures and serve's row."""
 
 
-class StatusHistory(MachineHistory, RecentRuns, FailureCounter, Acknowledgements, Protocol):
-    """What `status` reads: the above, the failures counted per task, the acknowledgements."""
+class StatusHistory(
+    MachineHistory, RecentRuns, FailureCounter, Acknowledgements, TaskDefinitions, Protocol
+):
+    """What `status` reads: the above, the failures counted per task, the acknowledgements,
+    the live hosts' task definitions."""
 
 
 @dataclass(frozen=True)
@@ -143,6 +148,7 @@ class Health:
     invalid_task_file: InvalidTaskFile | None = None
     failure_groups: list[FailureGroup] = field(default_factory=list)
     serves: list[ServeHealth] = field(default_factory=list)  # every serve, by host
+    divergent: list[Divergence] = field(default_factory=list)  # tasks the live hosts differ on
 
     @property
     def healthy(self) -> bool:
@@ -314,6 +320,8 @@ def health(
         )
     serves = fleet_health(store, now, probe, serve)
     problems += _fleet_problems(serves, serve)
+    divergent = fleet_divergences(store, [s.hostname for s in serves if s.running and s.hostname])
+    problems += problem_lines(divergent)
     if counted_last_hour:
         problems.append(f"{timefmt.counted(counted_last_hour, 'failed run')} in the last hour")
     if overdue:
@@ -325,9 +333,10 @@ def health(
             f"{timefmt.counted(len(unseen_failing), 'task')} failing repeatedly:"
             f" {', '.join(f.task for f in unseen_failing)}"
         )
-    return Health(
+    report = Health(
         now, serve, last_hour, last_day, overdue, missed, failing, problems, invalid, groups, serves
     )
+    return dataclasses.replace(report, divergent=divergent)
 
 
 def _invalid_file_problems(invalid: InvalidTaskFile, serve: ServeHealth) -> list[str]:
@@ -407,6 +416,7 @@ def health_json(report: Health) -> dict[str, Any]:
             | ack_json(f.acknowledged)
             for f in report.failing
         ],
+        "divergent": [divergence_json(d) for d in report.divergent],
     }
 
 

@@ -14,13 +14,15 @@ Who reads what:
 * `HealthReader` - `list`, `status`, `metrics`: figures answered from indexes.
 * `ServeStateRecorder` - serve's start, heartbeat and stop, which `status` reads back.
 * `Retention` - `prune`, `remove --purge`, and serve's hourly retention.
+* `TaskDefinitions` - what each host's serve runs, as digests: serve writes its host's at
+  start and each reload, `status` and `check` compare the hosts'.
 
 Statuses and triggers are the enums of `cronctl.records`; times are aware datetimes.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Protocol, Self
@@ -34,6 +36,7 @@ from cronctl.records import (
     Run,
     ServeState,
     Status,
+    TaskDefinition,
     TaskStats,
     Trigger,
 )
@@ -202,6 +205,35 @@ class Retention(Protocol):
         ...
 
 
+class Digested(Protocol):
+    """A task's digests, as cronctl/model/digest.py makes them (its `TaskDigest`): the
+    definition's digest and the digests of the keys that differ from their defaults."""
+
+    @property
+    def digest(self) -> str: ...
+
+    @property
+    def keys(self) -> Mapping[str, str]: ...
+
+
+class TaskDefinitions(Protocol):
+    """What each host's serve runs, as digests, never values (README.md#task-files-that-differ):
+    one row per (host, task)."""
+
+    def record_definitions(self, digests: Mapping[str, Digested], *, now: datetime) -> int:
+        """Make this host's rows `digests` (task name: its digests) in one transaction: the
+        rows of tasks not in it deleted, the new and changed ones written (`seen_at` = `now`),
+        the others left; return how many rows were deleted or written."""
+        ...
+
+    def task_definitions(
+        self, hosts: Collection[str], *, divergent: bool = False
+    ) -> list[TaskDefinition]:
+        """The rows of `hosts`, by task then host; with `divergent`, only those of the tasks
+        whose digests differ between `hosts` or that some of `hosts` lack."""
+        ...
+
+
 class Acknowledgements(Protocol):
     """`cronctl ack`: one acknowledgement a task, the newest (cronctl/acks.py)."""
 
@@ -260,6 +292,7 @@ class History(
     Retention,
     Acknowledgements,
     Renames,
+    TaskDefinitions,
     Protocol,
 ):
     """A whole history backend: every reader's part, and closing."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import enum
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -157,6 +158,19 @@ class Rename:
     new: str
     outcome: str | None
     runs: int | None = None
+
+
+@dataclass(frozen=True)
+class TaskDefinition:
+    """What `host`'s serve runs as `task`, as digests (cronctl/model/digest.py): the digest of
+    its definition, and of each of its keys that differs from the key's default (a key not
+    here is at its default); `seen_at` is when that serve first loaded this definition."""
+
+    host: str
+    task: str
+    digest: str
+    keys: Mapping[str, str]
+    seen_at: datetime
 
 
 # How the reason of a run its `when` condition kept from starting begins: the runner writes it,

@@ -12,6 +12,7 @@ from cronctl import timefmt
 from cronctl.cells import exit_text
 from cronctl.cli.common import AppState, JsonFlag, command, state
 from cronctl.cli.complete import complete_task_names_in
+from cronctl.cli.fleet_render import render_divergent
 from cronctl.columns import Column
 from cronctl.errors import ExitCode, TaskFileError, UsageError
 from cronctl.model import MAX_KEEP_RUNS
@@ -39,10 +40,12 @@ task file failed (failed, timed_out, killed, abandoned, error) in the last hour 
 disabled task, or of one no longer in the file, are listed apart and not counted); an enabled
 task is overdue (a slot more than 1 minute plus its jitter in the past with no run recorded and
 none in progress); an enabled task failed 2 or more runs in a row (retries of one run count
-once); the task file is invalid (status then says which version of it serve keeps running).
-Missed runs and older failures are shown but do not make the result unhealthy. Failures that
-`cronctl ack` acknowledged are listed as such and not counted, until the task fails again.
-Exit 0 otherwise.
+once); the task file is invalid (status then says which version of it serve keeps running);
+on a history several hosts share, a task the live hosts define differently or that some of
+them lack (the keys that differ and the hosts, by digest: never a value). Missed runs and
+older failures are shown but do not make the result unhealthy. Failures that `cronctl ack`
+acknowledged are listed as such and not counted, until the task fails again. Exit 0
+otherwise.
 """
 
 
@@ -144,6 +147,7 @@ def _render_status(renderer: Renderer, report: "Health", zones: dict[str, str]) 
         renderer.line("")
         _render_failures(renderer, report, zones, "acknowledged failures (not counted)", seen)
     _render_late(renderer, report, zones)
+    render_divergent(renderer, report.divergent)
     _render_acknowledged(renderer, report, zones)
 
 

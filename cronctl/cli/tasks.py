@@ -2,7 +2,7 @@
 check."""
 
 import os
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -22,6 +22,9 @@ from cronctl.model.checks import task_warnings
 from cronctl.model.limits import LIMIT_HELP
 from cronctl.model.notify_keys import NOTIFY_KEY
 from cronctl.shapes import run_json, task_json
+
+if TYPE_CHECKING:  # imported by `check` when the history is shared
+    from cronctl.cli import fleet_render
 
 TaskName = Annotated[
     str,
@@ -389,13 +392,17 @@ def show(ctx: typer.Context, name: TaskName, json_output: JsonFlag = False) -> N
 @command("check")
 def check(ctx: typer.Context, json_output: JsonFlag = False) -> None:
     """Validate the task file (every error, with its line) and warn about crowded minutes,
-    silent schedules and cycles."""
+    silent schedules, cycles and, on a shared history, tasks defined differently by the
+    other hosts' serves."""
     app = state(ctx)
     path = app.locations.tasks_file
     tasks, errors = taskfile.check_all(path)
     findings = overview.check(tasks, app.clock.now())
+    defined = tasks.raw.get("tasks", {}) if isinstance(tasks.raw.get("tasks"), dict) else {}
+    fleet = _compare_with_fleet(app, tasks, set(defined) - set(tasks.tasks))
+    if fleet is not None:
+        findings += [overview.Finding("warning", task, message) for task, message in fleet.warnings]
     warnings = [f for f in findings if f.level == "warning"]
-    defined = len(tasks.raw.get("tasks", {})) if isinstance(tasks.raw.get("tasks"), dict) else 0
     if errors:
         app.exit_code = int(ExitCode.USAGE)
     if json_output:
@@ -403,17 +410,47 @@ def check(ctx: typer.Context, json_output: JsonFlag = False) -> None:
             {
                 "valid": not errors,
                 "file": str(path),
-                "tasks": defined,
+                "tasks": len(defined),
                 "valid_tasks": list(tasks.tasks),
                 "errors": [overview.error_json(exc) for exc in errors],
                 "warnings": [{"task": f.task, "message": f.message} for f in warnings],
+                **(fleet.json() if fleet is not None else _NOT_COMPARED),
             }
         )
         raise typer.Exit(app.exit_code)
     for exc in errors:
         app.renderer.error(exc.message, exc.hint)
     app.renderer.findings(findings)
+    if fleet is not None and fleet.line:
+        app.renderer.note(fleet.line)
     if tasks.raw or not errors:
         # A file that cannot be read or is not TOML is its one error, as for every command.
-        app.renderer.note(overview.check_summary(path, defined, tasks, errors, findings))
+        app.renderer.note(overview.check_summary(path, len(defined), tasks, errors, findings))
     raise typer.Exit(app.exit_code)
+
+
+_NOT_COMPARED: dict[str, Any] = {"compared_with": None, "divergent": [], "comparison_note": None}
+
+
+def _compare_with_fleet(
+    app: AppState, tasks: taskfile.TaskFile, unchecked: set[str]
+) -> "fleet_render.FleetFindings | None":
+    """On a history at a URL, the file against the other hosts' live serves (fleet_check.py);
+    None on a SQLite file (one host: nothing to compare, nothing said)."""
+    from cronctl.locations import host_name, is_url
+
+    if not is_url(app.locations.db):
+        return None
+    from cronctl.cli import fleet_render
+    from cronctl.fleet_check import compare_with_fleet
+
+    host = host_name()
+    comparison = compare_with_fleet(
+        tasks.tasks.values(),
+        app.store,
+        database=app.locations.db,
+        host=host,
+        now=app.clock.now(),
+        unchecked=unchecked,
+    )
+    return fleet_render.FleetFindings(comparison, host)

@@ -256,17 +256,18 @@ def serve(
             grace=grace,
             kill_grace=kill_grace,
             max_parallel=max_parallel,
-            on_reload=_reloaded(runs, on_reload, store),
+            on_reload=_reloaded(runs, on_reload, store, recorder),
             locks=LockFolder(locations.state_dir),
             renames=follower,
         )
         scheduler.upkeep.heartbeat_interval = heartbeat_interval(lease)
         signals.attach(scheduler)
         count = len(loaded.tasks)
+        ready = _definitions_once_ready(recorder, loaded, on_ready)
         # The scheduler holds the tasks; the file's text and TOML document (about 90 MB at
         # 100,000 tasks) are not kept for the life of serve.
         del loaded
-        _run_until_stopped(scheduler, systemd, locations, count, on_ready)
+        _run_until_stopped(scheduler, systemd, locations, count, ready)
 
         serial.give_up.set()
         recorder.serve_stopped(clock.now())
@@ -331,15 +332,37 @@ def _skip_tasks(loaded: taskfile.TaskFile) -> list[str]:
     return [name for name, task in loaded.tasks.items() if task.overlap is Overlap.SKIP]
 
 
+def _definitions_once_ready(
+    recorder: Recorder,
+    loaded: taskfile.TaskFile,
+    on_ready: Callable[[Scheduler], None] | None,
+) -> Callable[[Scheduler], None]:
+    """`on_ready`, after the digests of the tasks are handed to the background writer: after
+    READY=1, since computing them (0.3 s at 100,000 tasks) would delay it on the same cores;
+    held once, so that serve does not keep the first load's tasks past a reload."""
+    pending = [tuple(loaded.tasks.values())]
+
+    def ready(scheduler: Scheduler) -> None:
+        recorder.task_definitions(pending.pop())
+        if on_ready is not None:
+            on_ready(scheduler)
+
+    return ready
+
+
 def _reloaded(
-    runs: RunPipeline, on_reload: Callable[[taskfile.TaskFile], None] | None, store: History
+    runs: RunPipeline,
+    on_reload: Callable[[taskfile.TaskFile], None] | None,
+    store: History,
+    recorder: Recorder,
 ) -> Callable[[taskfile.TaskFile], None]:
     """Return the reload hook: the notifier follows the new [defaults.smtp], the claims the
-    new `overlap = "skip"` tasks, then `on_reload`."""
+    new `overlap = "skip"` tasks, the history the tasks' digests, then `on_reload`."""
 
     def hook(loaded: taskfile.TaskFile) -> None:
         runs.reload(loaded.defaults.smtp, loaded.secret_variables)
         store.skip_while_running_elsewhere(_skip_tasks(loaded))
+        recorder.task_definitions(loaded.tasks.values())
         if on_reload is not None:
             on_reload(loaded)
 

@@ -13,6 +13,7 @@ each in its own module with its own SQL, all over one base class that owns the c
     +-- ServeStateStore     serve_state.py  ServeStateRecorder (one serve row per host)
     +-- AckStore            acks.py         Acknowledgements (`cronctl ack`)
     +-- RenameStore         renames.py      Renames: `cronctl rename`'s journal, settled on open
+    +-- DefinitionStore     definitions.py  TaskDefinitions: what each host's serve runs
     schema.py: tables, indexes, application id and the migrations `Database` applies
 
 Why subclasses and not parts held by the store: every part shares one connection and one
@@ -49,6 +50,7 @@ from cronctl.store.database import (
     move_aside,
     to_ms,
 )
+from cronctl.store.definitions import DefinitionStore
 from cronctl.store.renames import RenameStore
 from cronctl.store.retention import PRUNE_CHUNK, VACUUM_CHUNK, RetentionStore
 from cronctl.store.runs import RunStore
@@ -61,7 +63,15 @@ if TYPE_CHECKING:
     from cronctl.history import History, ServeHistory
 
 
-class HistoryStore(HealthStore, RetentionStore, SkipStore, ServeStateStore, AckStore, RenameStore):
+class HistoryStore(
+    HealthStore,
+    RetentionStore,
+    SkipStore,
+    ServeStateStore,
+    AckStore,
+    RenameStore,
+    DefinitionStore,
+):
     """Runs recorded in SQLite: every reader's part (see the module docstring), one connection.
     `HistoryStore(":memory:")` for tests; opening, read-only fallbacks and the errors it
     raises are `Database`'s. Opening a writable store settles a rename a killed `cronctl
@@ -145,6 +155,7 @@ __all__ = [
     "VACUUM_CHUNK",
     "DamagedDatabaseError",
     "Database",
+    "DefinitionStore",
     "DatabaseFullError",
     "DatabaseLockedError",
     "DatabasePathAtStartError",

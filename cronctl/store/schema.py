@@ -156,6 +156,21 @@ MIGRATIONS: tuple[str, ...] = (
         tasks_loaded_at FROM serve_state;
     DROP TABLE serve_state;
     """,
+    # 9: what each host's serve runs, as digests (README.md#task-files-that-differ): one row
+    # per (host, task), its definition's digest and the digests of its keys that differ from
+    # the default (JSON; cronctl/model/digest.py), never a value. A serve replaces its host's
+    # rows at start and at each reload; `status` and `check` compare the live hosts' rows.
+    # Keyed by host first: a serve reads and replaces its own rows.
+    """
+    CREATE TABLE task_definitions (
+        host TEXT NOT NULL,
+        task TEXT NOT NULL,
+        digest TEXT NOT NULL,
+        key_digests TEXT NOT NULL,
+        seen_at INTEGER NOT NULL,
+        PRIMARY KEY (host, task)
+    ) WITHOUT ROWID;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

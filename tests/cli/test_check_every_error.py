@@ -162,6 +162,10 @@ def test_c6_check_of_a_valid_file_and_the_json_of_its_tasks(
         "valid_tasks": ["one"],
         "errors": [],
         "warnings": [],
+        # A SQLite history: one host, nothing compared (README.md#task-files-that-differ).
+        "compared_with": None,
+        "divergent": [],
+        "comparison_note": None,
     }
 
 

@@ -148,3 +148,38 @@ def test_signals_before_the_scheduler_exists_are_kept():
 def test_parallel_limit_follows_the_open_file_limit(monkeypatch):
     monkeypatch.setattr(daemon.resource, "getrlimit", lambda which: (1024, 4096))
     assert daemon.parallel_limit() == (1024 - daemon.FDS_RESERVED) // daemon.FDS_PER_JOB
+
+
+def test_serve_records_its_host_s_task_definitions_after_ready_and_at_each_reload(
+    running_serve, tmp_path, monkeypatch
+):
+    """README.md#task-files-that-differ: serve writes its host's digests once READY (not
+    before: the load's CPU goes to READY first), and a reload replaces them: a task gone from
+    the file is deleted, a changed one written anew, an unchanged one kept as it was."""
+    monkeypatch.setenv("CRONCTL_HOST", "host-x")
+    slow = '[tasks.{name}]\nschedule = "@daily"\ncommand = "{command}"\ntimezone = "UTC"\n'
+    text = slow.format(name="a", command="true") + slow.format(name="b", command="true")
+    locations, holder = running_serve(text)
+    db = str(tmp_path / "history.db")
+
+    def rows():
+        with HistoryStore(db) as store:
+            return {d.task: d for d in store.task_definitions(["host-x"])}
+
+    wait_for(lambda: set(rows()) == {"a", "b"})
+    first = rows()
+    assert first["a"].digest == first["b"].digest  # one definition under two names
+    time.sleep(1.1)  # the file's mtime moves on
+    locations.tasks_file.write_text(
+        slow.format(name="a", command="true") + slow.format(name="c", command="echo c")
+    )
+    wait_for(lambda: set(rows()) == {"a", "c"})
+    second = rows()
+    assert second["a"] == first["a"]  # unchanged: its row, and its seen_at, kept
+    assert second["c"].digest != first["a"].digest and set(second["c"].keys) == {
+        "command",
+        "schedule",
+    }
+    holder["scheduler"].request_stop()
+    wait_for(lambda: "code" in holder)
+    assert set(rows()) == {"a", "c"}  # a clean stop keeps them: what it last ran

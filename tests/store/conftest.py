@@ -21,7 +21,7 @@ import pytest
 from cronctl.store import HistoryStore
 
 BACKENDS = ("sqlite", "postgresql")
-TABLES = "runs, run_output, serves, acks, renames"
+TABLES = "runs, run_output, serves, acks, renames, task_definitions"
 
 
 class Histories:

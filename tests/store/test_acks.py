@@ -38,9 +38,9 @@ def test_migration_from_schema_5_keeps_runs_and_adds_acks_and_the_journal(tmp_pa
         " VALUES ('legacy', 'manual', 1, 2, 'failed')"
     )
     old.close()
-    assert SCHEMA_VERSION == 8
+    assert SCHEMA_VERSION == 9
     with HistoryStore(path) as opened:
-        assert schema_version(path) == 8
+        assert schema_version(path) == 9
         [run] = opened.runs("legacy")
         assert run.status == "failed"
         opened.acknowledge("legacy", at=T0, by="bob")

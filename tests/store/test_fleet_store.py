@@ -84,7 +84,7 @@ def test_migration_from_schema_7_moves_the_serve_row_and_leaves_old_runs_without
     )
     old.close()
     with HistoryStore(path) as opened:
-        assert schema_version(path) == SCHEMA_VERSION == 8
+        assert schema_version(path) == SCHEMA_VERSION == 9
         [state] = opened.serves()
         assert (state.hostname, state.pid, state.version, state.lease_seconds) == (
             "old-host",
@@ -111,7 +111,7 @@ def test_postgres_migration_from_schema_7_moves_the_serve_row(pg_server, monkeyp
     PostgresStore(url).close()
     database = url.rsplit("/", 1)[1]
     pg_server.psql(
-        "ALTER TABLE runs DROP COLUMN host; DROP TABLE serves;"
+        "ALTER TABLE runs DROP COLUMN host; DROP TABLE serves; DROP TABLE task_definitions;"
         " CREATE TABLE serve_state (id integer PRIMARY KEY CHECK (id = 1), pid integer NOT NULL,"
         " hostname text NOT NULL, version text NOT NULL, started_at bigint NOT NULL,"
         " heartbeat_at bigint NOT NULL, stopped_at bigint, tasks_loaded_at bigint);"
@@ -132,7 +132,7 @@ def test_postgres_migration_from_schema_7_moves_the_serve_row(pg_server, monkeyp
         assert [run.host for run in store.runs()] == [None]
         store.heartbeat(T0)
         assert store.serve_state().heartbeat_at == T0
-    assert pg_server.psql("SELECT version FROM cronctl_schema", database).split() == ["8"]
+    assert pg_server.psql("SELECT version FROM cronctl_schema", database).split() == ["9"]
 
 
 # -- the lease, on a PostgreSQL history several hosts share ----------------------------------

@@ -19,6 +19,7 @@ from cronctl.history import (
     RunReader,
     RunRecorder,
     ServeStateRecorder,
+    TaskDefinitions,
 )
 from cronctl.records import Status, Trigger
 from cronctl.store import open_for_serve
@@ -34,6 +35,7 @@ PROTOCOLS = [
     Retention,
     Acknowledgements,
     Renames,
+    TaskDefinitions,
     History,
 ]
 

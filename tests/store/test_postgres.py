@@ -82,7 +82,7 @@ def test_a_schema_from_a_newer_cronctl_is_refused_and_left_alone(pg_server, pg_u
     PostgresStore(pg_url).close()
     database = pg_url.rsplit("/", 1)[1]
     pg_server.psql(f"UPDATE cronctl_schema SET version = {SCHEMA_VERSION + 1}", database)
-    with pytest.raises(StoreError, match=r"newer cronctl \(schema 9; this cronctl knows 8\)"):
+    with pytest.raises(StoreError, match=r"newer cronctl \(schema 10; this cronctl knows 9\)"):
         PostgresStore(pg_url)
     with pytest.raises(StoreError, match="newer cronctl"):
         open_postgres_read_only(pg_url)

@@ -98,7 +98,7 @@ def test_migration_from_schema_6_indexes_the_missed_runs(tmp_path):
     old.execute("INSERT INTO serve_state VALUES (1, 7, 'h', '0.9', 1000, 2000, NULL, NULL)")
     old.close()
     with HistoryStore(path) as opened:
-        assert schema_version(path) == SCHEMA_VERSION == 8
+        assert schema_version(path) == SCHEMA_VERSION == 9
         assert opened.missed_counts(T0) == [
             ("a", 2, T0 + timedelta(minutes=3)),
             ("b", 1, T0 + timedelta(minutes=2)),

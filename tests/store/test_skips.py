@@ -107,7 +107,7 @@ def test_c11_migration_from_schema_4_counts_each_old_row_once(tmp_path):
         )
     old.close()
     with HistoryStore(path) as opened:
-        assert schema_version(path) == SCHEMA_VERSION == 8
+        assert schema_version(path) == SCHEMA_VERSION == 9
         assert [r.reason for r in opened.runs("t")] == [NO, NO]
         skip(opened, T0 + timedelta(seconds=20))
         newest, oldest = opened.runs("t")

@@ -12,7 +12,8 @@ the same way, one class per reader over one base that owns the connection:
     |   +-- PgHealthStore     stats.py      HealthReader
     |   +-- PgRetentionStore  retention.py  Retention
     +-- PgRecordsStore        records.py    serves and their leases, acks, rename journal
-    schema.py: the tables and indexes (version 8, as SQLite's), created under an advisory lock
+    +-- PgDefinitionStore     definitions.py  what each host's serve runs, as digests
+    schema.py: the tables and indexes (version 9, as SQLite's), created under an advisory lock
     recent.py: `ReadOnlyPostgres` for `top` and `upcoming` (ReadOnlyHistory's equivalent)
 
 What is shared with the SQLite store, not copied: rows become records through store/runs.py's
@@ -48,6 +49,7 @@ from cronctl.errors import (
     DatabaseUnavailableError,
 )
 from cronctl.store.database import BUSY_TIMEOUT
+from cronctl.store.postgres.definitions import PgDefinitionStore
 from cronctl.store.postgres.records import PgRecordsStore
 from cronctl.store.postgres.retention import PgRetentionStore
 from cronctl.store.postgres.stats import PgHealthStore
@@ -57,7 +59,7 @@ if TYPE_CHECKING:
     from cronctl.store.postgres.recent import ReadOnlyPostgres
 
 
-class PostgresStore(PgHealthStore, PgRetentionStore, PgRecordsStore):
+class PostgresStore(PgHealthStore, PgRetentionStore, PgRecordsStore, PgDefinitionStore):
     """Runs recorded in PostgreSQL: every reader's part, one connection. Connects, creates or
     migrates the schema, and settles a rename a killed `cronctl rename` left half done."""
 

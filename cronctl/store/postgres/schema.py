@@ -6,7 +6,7 @@ compute alike (`to_ms`, `from_ms`); task names are `COLLATE "C"` so that they so
 SQLite's BINARY collation sorts them, whatever the database's locale. The version lives in
 `cronctl_schema` (one row). A new database is created at SCHEMA_VERSION in one step (there
 is no older PostgreSQL history to upgrade); UPGRADES[n] brings version n to n + 1 from 7 on
-(the first: 8, `runs.host` and `serves`, as the SQLite store's migration 8).
+(8: `runs.host` and `serves`; 9: `task_definitions`; as the SQLite store's migrations).
 
 Creation and upgrades run in one transaction under `pg_advisory_xact_lock(SCHEMA_LOCK)`,
 the version read again under the lock: serves starting at once on an empty database create
@@ -22,7 +22,7 @@ import psycopg
 from cronctl.store import schema as sqlite_schema
 from cronctl.store.schema import FAILURES_SQL, SLOT_TRIGGERS_SQL
 
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 9
 SCHEMA_LOCK = 0x63726F6E  # "cron", as the SQLite file's application id
 assert SCHEMA_VERSION == sqlite_schema.SCHEMA_VERSION, "one version for both stores"
 
@@ -40,6 +40,18 @@ SERVES = """CREATE TABLE serves (
     lease_until bigint,
     declared_dead_at bigint,
     declared_dead_by text
+);"""
+
+# What each host's serve runs, as digests (the SQLite store's migration 9): created by a new
+# database and by the upgrade to 9. Its key holds the digest: `status` compares the hosts'
+# digests from the index alone.
+TASK_DEFINITIONS = """CREATE TABLE task_definitions (
+    host text COLLATE "C" NOT NULL,
+    task text COLLATE "C" NOT NULL,
+    digest text NOT NULL,
+    key_digests text NOT NULL,
+    seen_at bigint NOT NULL,
+    CONSTRAINT task_definitions_key PRIMARY KEY (host, task) INCLUDE (digest)
 );"""
 
 CREATE = f"""
@@ -108,6 +120,7 @@ CREATE TABLE renames (
     runs integer
 );
 CREATE INDEX renames_open ON renames(id) WHERE outcome IS NULL;
+{TASK_DEFINITIONS}
 """
 
 UPGRADES: dict[int, str] = {
@@ -121,10 +134,12 @@ UPGRADES: dict[int, str] = {
         tasks_loaded_at FROM serve_state;
     DROP TABLE serve_state;
     """,
+    # 9: as the SQLite store's migration 9: each host's task definitions, as digests.
+    8: TASK_DEFINITIONS,
 }
 """UPGRADES[n]: the statements that bring version n (7 or later) to n + 1."""
 
-TABLES = ("runs", "run_output", "serves", "acks", "renames")
+TABLES = ("runs", "run_output", "serves", "acks", "renames", "task_definitions")
 
 
 def read_version(db: psycopg.Connection[Any]) -> int | None:
