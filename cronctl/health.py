@@ -234,12 +234,30 @@ def _fleet_problems(serves: list[ServeHealth], serve: ServeHealth) -> list[str]:
                 f" {timefmt.iso_seconds(other.declared_dead_at)} (no heartbeat for"
                 f" {timefmt.span(other.heartbeat_age_seconds or 0)})"
             )
-        elif other.stale:
-            problems.append(
-                f"serve on {other.hostname}: its last heartbeat is"
-                f" {timefmt.span(other.heartbeat_age_seconds or 0)} old"
-            )
+        elif other.stale or _late(other):
+            problems.append(_late_problem(other))
     return problems
+
+
+def _late(serve: ServeHealth) -> bool:
+    """Whether another host's serve missed two heartbeats (serve/fleet.py `late_after`): cut
+    off from the database, stopped, or its host gone; its lease may not have run out yet."""
+    from cronctl.serve.fleet import late_after  # light: the lease rule, not serve itself
+
+    lease = serve.lease_seconds
+    age = serve.heartbeat_age_seconds
+    return lease is not None and age is not None and age > late_after(lease)
+
+
+def _late_problem(serve: ServeHealth) -> str:
+    age = serve.heartbeat_age_seconds or 0
+    problem = f"serve on {serve.hostname}: its last heartbeat is {timefmt.span(age)} old"
+    lease = serve.lease_seconds
+    if lease is None:
+        return problem
+    if age > lease:
+        return f"{problem} (its lease of {lease:g} s ran out: cut off from the database?)"
+    return f"{problem}, late (lease {lease:g} s): cut off from the database?"
 
 
 def _failures(store: RecentRuns, since: datetime) -> list[Failure]:

@@ -122,14 +122,22 @@ def after_outage(
         catch_up(state, slots, len(slots), why, starts=starts, recorder=recorder, quiet=True)
     tasks = timefmt.counted(len(unclaimed.slots), "task")
     what = (
-        f"{timefmt.counted(unclaimed.count, 'slot')} of {tasks} went unclaimed:"
-        f" {outcome['missed']} recorded missed (catch_up skip), {outcome['run']} caught up"
-        f" (once, all), {outcome['left']} left (older ones under once, or tasks gone)"
+        f"{timefmt.counted(unclaimed.count, 'slot')} of {tasks} went unclaimed here:"
+        f" {outcome['missed']} to record missed (catch_up skip), {outcome['run']} to run"
+        f" (once, all), {outcome['left']} left alone (the older ones under once, or their"
+        " task is gone); a slot another host recorded keeps its row"
         if unclaimed.count
         else "no slot went unclaimed"
     )
     if began is not None and ended is not None:
         lasted = timefmt.span((ended - began).total_seconds())
-        log.info("the history database is reachable again after %s %s; %s", lasted, why, what)
+        log.info(
+            "the history database is back after %s out of reach from host %s (%s to %s); %s",
+            lasted,
+            host,
+            timefmt.iso_seconds(began),
+            timefmt.iso_seconds(ended),
+            what,
+        )
     else:
         log.info("the connection to the history database was lost and opened again; %s", what)

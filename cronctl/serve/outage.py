@@ -83,12 +83,12 @@ class Outage:
             self._began = self.clock.now()
             self.outages += 1
         log.error(
-            "the history database %s cannot be reached from host %s: %s; nothing starts until"
-            " it is back (no run without its claim), retrying with back-off; the slots that"
-            " pass meanwhile go through each task's catch_up policy once it is back",
-            self.database,
+            "the history database is out of reach from host %s: %s (%s); nothing starts until"
+            " it is back (no run without its claim); retrying with back-off; the slots that"
+            " pass meanwhile go through each task's catch_up policy then",
             self.host,
             exc.message,
+            self.database,
         )
         return True
 
