@@ -24,6 +24,7 @@ import pytest
 
 from tests.fleet.harness import Fleet, fleet
 from tests.pgserver import PostgresServer, find_bindir
+from tests.serve.test_serve_process import notify_socket  # noqa: F401 (a fixture)
 from tests.support import wait_for
 
 pytest.importorskip("psycopg")
@@ -170,3 +171,43 @@ def test_the_database_stopped_for_ten_seconds_under_three_serves(own_server, tmp
     assert all(slot >= outage_ms[0] for slot, _ in caught), caught
     assert len(by_task["oncer"]) <= 2, by_task["oncer"]
     print(f"\nthe serves back {back_after:.1f} s after the server (outage {OUTAGE:g} s)")
+
+
+def test_serve_started_while_its_database_is_down_waits_for_it(
+    own_server,
+    tmp_path,
+    cronctl_exe,
+    notify_socket,
+    monkeypatch,  # noqa: F811
+):
+    """docs/reliability.md "The database unreachable": serve waits in the process (retrying
+    with back-off, said once, STATUS= and EXTEND_TIMEOUT_USEC to systemd), says READY=1 once
+    it can fire; stopped meanwhile, it exits 0."""
+    path, messages = notify_socket
+    url = own_server.create_database()
+    own_server.stop()
+    monkeypatch.setenv("NOTIFY_SOCKET", str(path))
+    with fleet(tmp_path / "hosts", cronctl_exe, url) as hosts:
+        waiting = "serve waits for it, retrying with back-off"
+        quitter = hosts.start("host-b", _task("skipper", "true"))
+        wait_for(lambda: waiting in quitter.log, timeout=30, what="host-b waiting")
+        quitter.proc.terminate()
+        assert quitter.proc.wait(timeout=30) == 0, quitter.log
+        assert "stopped before its history database could be reached" in quitter.log
+
+        host = hosts.start("host-a", _task("skipper", "true"))
+        wait_for(lambda: waiting in host.log, timeout=30, what="host-a waiting")
+        time.sleep(3)  # a few attempts, said once
+        assert host.proc.poll() is None, host.log
+        assert host.log.count("cannot reach the history database") == 1, host.log
+        said = messages()
+        assert not [m for m in said if "READY=1" in m], said
+        told = [m for m in said if m.startswith("STATUS=waiting for the history database")]
+        assert told and all("\nEXTEND_TIMEOUT_USEC=" in m for m in told), said
+        own_server.resume()
+        host.wait_started()
+        assert "is reachable: starting (waited " in host.log, host.log
+        wait_for(lambda: hosts.rows("SELECT 1 FROM runs"), timeout=30, what="a run")
+        assert any("READY=1" in m for m in messages())
+        logs = hosts.stop_all()
+    assert "Traceback" not in logs["host-a"] + logs["host-b"]
