@@ -177,8 +177,8 @@ def test_serve_started_while_its_database_is_down_waits_for_it(
     own_server,
     tmp_path,
     cronctl_exe,
-    notify_socket,
-    monkeypatch,  # noqa: F811
+    notify_socket,  # noqa: F811
+    monkeypatch,
 ):
     """docs/reliability.md "The database unreachable": serve waits in the process (retrying
     with back-off, said once, STATUS= and EXTEND_TIMEOUT_USEC to systemd), says READY=1 once
