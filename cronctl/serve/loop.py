@@ -468,10 +468,12 @@ class Scheduler:
         return serve_log.report(view, now)
 
     def status_line(self) -> str:
-        return serve_log.status_line(
+        line = serve_log.status_line(
             ((state.task, state.next_slot) for state in self.states.values()),
             sum(len(handles) for handles in self.starts.running.values()),
         )
+        down = self.outage is not None and self.outage.down  # systemd's STATUS= says it too
+        return f"the history database is out of reach, nothing starts; {line}" if down else line
 
     # ---------------------------------------------------------------- shutdown
 

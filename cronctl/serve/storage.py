@@ -318,6 +318,8 @@ class SerialStore:
         try:
             self._grouped(partial(write, run_id, value))
         except StoreError as exc:
+            if self.outage is not None and self.outage.unreachable(exc):
+                return  # said once an outage
             self.say(
                 key, logging.WARNING, "cannot record %s of run %s: %s", what, run_id, exc.message
             )

@@ -66,9 +66,13 @@ def test_the_slots_of_an_outage_go_through_each_catch_up_policy_once_it_is_back(
     _cut_off(h, outage)
     h.run_for(10)  # slots 4..13 unclaimed: nothing runs
     assert outage.down and len(h.launcher.launched) == 9
+    assert h.scheduler.status_line().startswith(
+        "the history database is out of reach, nothing starts; 3 tasks"
+    )  # systemd's STATUS=
     assert {r.status for r in h.runs()} == {Status.SUCCEEDED}
     _back(h, outage, working)
     h.run_for(2)
+    assert h.scheduler.status_line().startswith("3 tasks")
 
     lost = [T0 + timedelta(seconds=s) for s in range(4, 14)]
     by_task = {t.name: {r.scheduled_at: r for r in h.runs(t.name)} for t in tasks}
