@@ -113,19 +113,21 @@ def after_outage(
     for name, slots in sorted(unclaimed.slots.items()):
         state = states.get(name)
         if state is None or not state.task.enabled:
-            outcome["left"] += len(slots)
+            outcome["left"] += unclaimed.total(name)
             continue
-        decision = plan.catch_up(state.task.catch_up, slots, len(slots))
+        total = unclaimed.total(name)
+        decision = plan.catch_up(state.task.catch_up, slots, total)
         outcome["missed"] += len(decision.missed)
         outcome["run"] += len(decision.run)
-        outcome["left"] += len(slots) - len(decision.missed) - len(decision.run)
-        catch_up(state, slots, len(slots), why, starts=starts, recorder=recorder, quiet=True)
+        outcome["left"] += total - len(decision.missed) - len(decision.run)
+        catch_up(state, slots, total, why, starts=starts, recorder=recorder, quiet=True)
     tasks = timefmt.counted(len(unclaimed.slots), "task")
     what = (
         f"{timefmt.counted(unclaimed.count, 'slot')} of {tasks} went unclaimed here:"
         f" {outcome['missed']} to record missed (catch_up skip), {outcome['run']} to run"
-        f" (once, all), {outcome['left']} left alone (the older ones under once, or their"
-        " task is gone); a slot another host recorded keeps its row"
+        f" (once, all), {outcome['left']} left alone (the older ones under once, beyond"
+        f" {plan.MAX_CATCH_UP} a task, or their task is gone); a slot another host recorded"
+        " keeps its row"
         if unclaimed.count
         else "no slot went unclaimed"
     )

@@ -28,6 +28,7 @@ from datetime import datetime
 from cronctl.clock import Clock
 from cronctl.errors import ConnectionLostError, DatabaseUnavailableError, StoreError
 from cronctl.records import Trigger
+from cronctl.serve.plan import MAX_CATCH_UP
 from cronctl.store.runs import Claim
 
 log = logging.getLogger("cronctl.serve")
@@ -43,10 +44,14 @@ class Unclaimed:
     slots: dict[str, list[datetime]] = field(default_factory=dict)
     began: datetime | None = None
     ended: datetime | None = None
+    older: dict[str, int] = field(default_factory=dict)  # older slots not kept, by task
 
     @property
     def count(self) -> int:
-        return sum(len(slots) for slots in self.slots.values())
+        return sum(len(slots) for slots in self.slots.values()) + sum(self.older.values())
+
+    def total(self, task: str) -> int:
+        return len(self.slots.get(task, ())) + self.older.get(task, 0)
 
 
 class Outage:
@@ -64,6 +69,7 @@ class Outage:
         self._began: datetime | None = None
         self._span: tuple[datetime, datetime] | None = None  # the outage that just ended
         self._slots: dict[str, list[datetime]] = {}
+        self._older: dict[str, int] = {}
         self.outages = 0  # how many this serve has seen (tests, the report)
 
     @property
@@ -100,10 +106,20 @@ class Outage:
         with self._lock:
             for task, trigger, attempt, scheduled_at in claims:
                 if scheduled_at is not None and trigger in SLOT_TRIGGERS and attempt == 1:
-                    self._slots.setdefault(task, []).append(scheduled_at)
+                    self._keep(task, scheduled_at)
         if isinstance(exc, ConnectionLostError):
             self._wake()  # no outage to wait for: caught up at the loop's next step
         return True
+
+    def _keep(self, task: str, slot: datetime) -> None:
+        """Keep `slot` of `task`: the newest MAX_CATCH_UP of a task (what catch-up may record
+        or run), the older ones counted (a day's outage of `@every 1s` is 86,400 slots)."""
+        kept = self._slots.setdefault(task, [])
+        kept.append(slot)
+        if len(kept) > 2 * MAX_CATCH_UP:
+            kept.sort()
+            self._older[task] = self._older.get(task, 0) + len(kept) - MAX_CATCH_UP
+            del kept[:-MAX_CATCH_UP]
 
     def reached(self) -> None:
         """A call reached the database: end the outage, if one runs."""
@@ -125,12 +141,13 @@ class Outage:
             if self._began is not None:
                 return None
             slots, self._slots = self._slots, {}
+            older, self._older = self._older, {}
             span, self._span = self._span, None
         for taken in slots.values():
             taken.sort()
         if span is None:
-            return Unclaimed(slots) if slots else None
-        return Unclaimed(slots, *span)
+            return Unclaimed(slots, older=older) if slots else None
+        return Unclaimed(slots, *span, older=older)
 
     def _wake(self) -> None:
         if self.wake is not None:

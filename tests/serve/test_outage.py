@@ -18,6 +18,7 @@ from cronctl.errors import (
 )
 from cronctl.records import Status, Trigger
 from cronctl.serve.outage import Outage
+from cronctl.serve.plan import MAX_CATCH_UP
 from cronctl.serve.workers import Completion
 from tests.serve.fakes import FakeClock, task, utc
 
@@ -102,7 +103,8 @@ def test_the_slots_of_an_outage_go_through_each_catch_up_policy_once_it_is_back(
         "the history database is back after 9s out of reach from host web1"
         " (2026-01-05T12:00:04+00:00 to 2026-01-05T12:00:13+00:00); 30 slots of 3 tasks went"
         " unclaimed here: 10 to record missed (catch_up skip), 11 to run (once, all), 9 left"
-        " alone (the older ones under once, or their task is gone); a slot another host"
+        " alone (the older ones under once, beyond 100 a task, or their task is gone); a slot"
+        " another host"
         " recorded keeps its row"
     )
     assert outage.outages == 1
@@ -173,3 +175,17 @@ def test_an_outage_is_said_once_however_many_calls_fail(caplog):
     outage.unreachable(UNREACHABLE)  # a second outage: said again
     assert [r.levelno for r in caplog.records] == [logging.ERROR, logging.ERROR]
     assert outage.outages == 2
+
+
+def test_a_long_outage_keeps_the_newest_slots_a_catch_up_may_use_and_counts_the_rest():
+    clock = FakeClock(T0)
+    outage = _outage(clock)
+    for second in range(1000):  # 1,000 s of an `@every 1s` task
+        claim = ("a", Trigger.SCHEDULE, 1, T0 + timedelta(seconds=second))
+        outage.claims_failed([claim], UNREACHABLE)
+    outage.reached()
+    taken = outage.take()
+    assert taken is not None and taken.count == 1000 and taken.total("a") == 1000
+    assert MAX_CATCH_UP <= len(taken.slots["a"]) <= 2 * MAX_CATCH_UP
+    assert taken.slots["a"][-1] == T0 + timedelta(seconds=999)  # the newest kept, in order
+    assert taken.slots["a"] == sorted(taken.slots["a"])
