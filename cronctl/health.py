@@ -264,8 +264,8 @@ def _late_problem(serve: ServeHealth) -> str:
     if lease is None:
         return problem
     if age > lease:
-        return f"{problem} (its lease of {lease:g} s ran out: cut off from the database?)"
-    return f"{problem}, late (lease {lease:g} s): cut off from the database?"
+        return f"{problem}, past its lease of {lease:g} s"
+    return f"{problem}, late (lease {lease:g} s)"
 
 
 def _failures(store: RecentRuns, since: datetime) -> list[Failure]:

@@ -79,8 +79,7 @@ def _serve_line(report: "Health", rich: bool, serve: "ServeHealth | None" = None
     where = f"pid {serve.pid} on {serve.hostname}"
     beat = f"last heartbeat {when(serve.heartbeat_at)}"
     if serve.running and serve.late:
-        age = timefmt.span(serve.heartbeat_age_seconds or 0)
-        return f"late: no heartbeat for {age} ({beat}; {where})"
+        return f"late: {beat} ({where})"
     if serve.running:
         return f"running ({where}, up {timefmt.span(serve.uptime_seconds or 0)}, {beat})"
     if serve.stopped_at is not None:

@@ -119,12 +119,12 @@ def test_status_names_a_host_whose_heartbeat_is_late_and_counts_it_a_problem(
         hosts.hosts["host-b"].kill(signal.SIGCONT)
         assert status.returncode == 1, status.stdout
         [line] = [line for line in status.stdout.splitlines() if "host-b: its last" in line]
-        assert line.endswith("old, late (lease 12 s): cut off from the database?"), line
+        assert line.endswith("old, late (lease 12 s)"), line
         seconds = int(line.split("is ")[1].split("s old")[0])
         assert 8 <= seconds <= 12, line
         [row] = [line for line in status.stdout.splitlines() if line.lstrip().startswith("host-b")]
-        assert f"late: no heartbeat for {seconds}s (last heartbeat at " in row, row
-        assert row.endswith("; pid " + row.rsplit("pid ", 1)[1]) and "on host-b)" in row, row
+        assert row.split(None, 1)[1].startswith("late: last heartbeat at "), row
+        assert row.endswith(" on host-b)") and " (pid " in row, row
         print(f"\nstatus of host-a while host-b is late:\n{status.stdout}")
         wait_for(
             lambda: _cli(cronctl_exe, ["status"], home, pg_url).returncode == 0,
