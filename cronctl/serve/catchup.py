@@ -131,6 +131,8 @@ def after_outage(
         if unclaimed.count
         else "no slot went unclaimed"
     )
+    if unclaimed.others:  # a retry or an `after` run has no slot to catch up: it is lost
+        what += f"; {timefmt.counted(unclaimed.others, 'other run')} (retries, after) not started"
     if began is not None and ended is not None:
         lasted = timefmt.span((ended - began).total_seconds())
         log.info(

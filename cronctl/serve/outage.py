@@ -45,6 +45,7 @@ class Unclaimed:
     began: datetime | None = None
     ended: datetime | None = None
     older: dict[str, int] = field(default_factory=dict)  # older slots not kept, by task
+    others: int = 0  # runs not started that were no slot (retries, `after`, @reboot)
 
     @property
     def count(self) -> int:
@@ -70,6 +71,7 @@ class Outage:
         self._span: tuple[datetime, datetime] | None = None  # the outage that just ended
         self._slots: dict[str, list[datetime]] = {}
         self._older: dict[str, int] = {}
+        self._others = 0
         self.outages = 0  # how many this serve has seen (tests, the report)
 
     @property
@@ -107,6 +109,8 @@ class Outage:
             for task, trigger, attempt, scheduled_at in claims:
                 if scheduled_at is not None and trigger in SLOT_TRIGGERS and attempt == 1:
                     self._keep(task, scheduled_at)
+                else:
+                    self._others += 1
         if isinstance(exc, ConnectionLostError):
             self._wake()  # no outage to wait for: caught up at the loop's next step
         return True
@@ -135,19 +139,20 @@ class Outage:
     def take(self) -> Unclaimed | None:
         """What to catch up and report now that the database is reachable: the unclaimed
         slots and the outage that ended (if any); None when there is nothing."""
-        if self._began is not None or not (self._slots or self._span):
+        if self._began is not None or not (self._slots or self._span or self._others):
             return None
         with self._lock:
             if self._began is not None:
                 return None
             slots, self._slots = self._slots, {}
             older, self._older = self._older, {}
+            others, self._others = self._others, 0
             span, self._span = self._span, None
         for taken in slots.values():
             taken.sort()
         if span is None:
-            return Unclaimed(slots, older=older) if slots else None
-        return Unclaimed(slots, *span, older=older)
+            return Unclaimed(slots, older=older, others=others) if slots or others else None
+        return Unclaimed(slots, *span, older=older, others=others)
 
     def _wake(self) -> None:
         if self.wake is not None:

@@ -158,6 +158,7 @@ def test_what_the_outage_keeps_of_a_failed_claim(error, kept, said, caplog):
     assert taken is not None
     assert taken.slots == {"a": [T0 + timedelta(seconds=1), T0 + timedelta(seconds=2)], "c": [T0]}
     assert (taken.began is not None) is said
+    assert taken.others == 2  # the retry and the manual run: no slot, told in the end line
     assert outage.take() is None  # taken once
 
 
