@@ -184,8 +184,9 @@ class ConnectionLostError(DatabaseUnavailableError):
 
 
 class DatabaseUnavailableAtStartError(DatabaseUnavailableError):
-    """The same when serve starts: a general failure (1), not 75, which the systemd unit
-    lists among the statuses a restart would not fix: the server coming back does fix it."""
+    """The same when serve starts: serve waits for the server (serve/daemon.py
+    `open_when_reachable`); were it to escape, a general failure (1), not 75, which the
+    systemd unit lists among the statuses a restart would not fix."""
 
     exit_code = ExitCode.FAILURE
 
