@@ -177,9 +177,16 @@ class DatabaseUnavailableError(StoreError):
     exit_code = ExitCode.TEMPFAIL
 
 
+class ConnectionLostError(DatabaseUnavailableError):
+    """The connection to the history's server was lost during a call and a new one is open
+    already: the call failed, yet the server is reachable (it restarted between two calls).
+    serve does not count it as an outage (cronctl/serve/outage.py)."""
+
+
 class DatabaseUnavailableAtStartError(DatabaseUnavailableError):
-    """The same when serve starts: a general failure (1), not 75, which the systemd unit
-    lists among the statuses a restart would not fix: the server coming back does fix it."""
+    """The same when serve starts: serve waits for the server (serve/daemon.py
+    `open_when_reachable`); were it to escape, a general failure (1), not 75, which the
+    systemd unit lists among the statuses a restart would not fix."""
 
     exit_code = ExitCode.FAILURE
 

@@ -118,6 +118,9 @@ class ServeHealth:
     lease_seconds: float | None = None
     declared_dead_at: datetime | None = None
     declared_dead_by: str | None = None
+    # Another host's serve missing two heartbeats (serve/fleet.py `late_after`): cut off from
+    # the database, stopped or its host gone, its lease perhaps not run out yet.
+    late: bool = False
 
 
 @dataclass(frozen=True)
@@ -223,9 +226,13 @@ def fleet_health(
         known
         if (state.hostname, state.pid, state.started_at)
         == (known.hostname, known.pid, known.started_at)
-        else serve_health(state, now, probe(state) if probe is not None else None)
+        else _judged_late(serve_health(state, now, probe(state) if probe is not None else None))
         for state in store.serves()
     ]
+
+
+def _judged_late(serve: ServeHealth) -> ServeHealth:
+    return dataclasses.replace(serve, late=True) if _late(serve) else serve
 
 
 def _fleet_problems(serves: list[ServeHealth], serve: ServeHealth) -> list[str]:
@@ -240,12 +247,31 @@ def _fleet_problems(serves: list[ServeHealth], serve: ServeHealth) -> list[str]:
                 f" {timefmt.iso_seconds(other.declared_dead_at)} (no heartbeat for"
                 f" {timefmt.span(other.heartbeat_age_seconds or 0)})"
             )
-        elif other.stale:
-            problems.append(
-                f"serve on {other.hostname}: its last heartbeat is"
-                f" {timefmt.span(other.heartbeat_age_seconds or 0)} old"
-            )
+        elif other.stale or other.late:
+            problems.append(_late_problem(other))
     return problems
+
+
+def _late(serve: ServeHealth) -> bool:
+    """Whether another host's serve missed two heartbeats (serve/fleet.py `late_after`): cut
+    off from the database, stopped, or its host gone; its lease may not have run out yet."""
+    from cronctl.serve.fleet import late_after  # light: the lease rule, not serve itself
+
+    lease = serve.lease_seconds
+    age = serve.heartbeat_age_seconds
+    live = serve.stopped_at is None and serve.declared_dead_at is None
+    return live and lease is not None and age is not None and age > late_after(lease)
+
+
+def _late_problem(serve: ServeHealth) -> str:
+    age = serve.heartbeat_age_seconds or 0
+    problem = f"serve on {serve.hostname}: its last heartbeat is {timefmt.span(age)} old"
+    lease = serve.lease_seconds
+    if lease is None:
+        return problem
+    if age > lease:
+        return f"{problem}, past its lease of {lease:g} s"
+    return f"{problem}, late (lease {lease:g} s)"
 
 
 def _failures(store: RecentRuns, since: datetime) -> list[Failure]:
@@ -375,6 +401,7 @@ def fleet_json(serve: ServeHealth) -> dict[str, Any]:
     return {
         "heartbeat_age_seconds": None if age is None else round(age, 3),
         "lease_seconds": serve.lease_seconds,
+        "late": serve.late,
         "declared_dead_at": timefmt.iso(serve.declared_dead_at),
         "declared_dead_by": serve.declared_dead_by,
     }

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from cronctl import health, metrics, taskfile
-from cronctl.records import Output
+from cronctl.records import Output, ServeState
 from cronctl.store import HistoryStore
 
 NOW = datetime(2026, 3, 1, 12, 2, 30, tzinfo=UTC)
@@ -417,3 +417,48 @@ def test_prune_per_task_limits_and_dry_run(store, tmp_path):
         "removed": {"backup": 3, "report": 1},
         "total": 4,
     }
+
+
+# ------------------------------------------------------------ the other hosts' serves (issue 17)
+
+
+def _other(age: float, lease: float | None, dead_by: str | None = None) -> health.ServeHealth:
+    state = ServeState(
+        pid=7,
+        hostname="web2",
+        version="1",
+        started_at=NOW - timedelta(hours=1),
+        heartbeat_at=NOW - timedelta(seconds=age),
+        stopped_at=None,
+        lease_seconds=lease,
+        declared_dead_at=NOW if dead_by else None,
+        declared_dead_by=dead_by,
+    )
+    return health.serve_health(state, NOW)
+
+
+@pytest.mark.parametrize(
+    ("age", "lease", "dead_by", "problem"),
+    [
+        (1, 3, None, None),  # beating
+        (4.9, 3, None, None),  # past its 3 s lease but within LATE_FLOOR (5 s): a loaded host
+        (19, 30, None, None),  # lease 30: a beat every 10 s, late after two missing (20 s)
+        (21, 30, None, "serve on web2: its last heartbeat is 21s old, late (lease 30 s)"),
+        (31, 30, None, "serve on web2: its last heartbeat is 31s old, past its lease of 30 s"),
+        (6, 3, None, "serve on web2: its last heartbeat is 6s old, past its lease of 3 s"),
+        (29, 300, None, None),  # lease 300: a beat every 15 s, late after 30 s
+        (31, 300, None, "serve on web2: its last heartbeat is 31s old, late (lease 300 s)"),
+        (61, None, None, "serve on web2: its last heartbeat is 1m 1s old"),  # before schema 8
+        (40, 30, "web1", "serve on web2 was declared dead by web1 at 2026-03-01T12:02:30+00:00"
+         " (no heartbeat for 40s)"),
+    ],
+)  # fmt: skip
+def test_another_hosts_serve_late_past_its_lease_or_declared_dead(age, lease, dead_by, problem):
+    mine = health.serve_health(
+        ServeState(7, "web1", "1", NOW - timedelta(hours=1), NOW, None, lease_seconds=30), NOW
+    )
+    other = _other(age, lease, dead_by)
+    other = health._judged_late(other)
+    found = health._fleet_problems([mine, other], mine)
+    assert found == ([problem] if problem else [])
+    assert other.late is (problem is not None and dead_by is None and lease is not None)

@@ -35,7 +35,9 @@ many in the last hour and day, the last one's time, status, exit and error), ove
 tasks with missed runs in the last day and tasks failing repeatedly.
 
 Unhealthy (exit 1) means any of: serve is not running (never started, stopped, its heartbeat
-is more than 60s old, or its process on this host is gone); a run of an enabled task of the
+is more than 60s old, or its process on this host is gone); on a history several hosts share,
+another host's serve that has not stopped and is late (two heartbeats missing) or declared
+dead; a run of an enabled task of the
 task file failed (failed, timed_out, killed, abandoned, error) in the last hour (failures of a
 disabled task, or of one no longer in the file, are listed apart and not counted); an enabled
 task is overdue (a slot more than 1 minute plus its jitter in the past with no run recorded and
@@ -79,6 +81,8 @@ def _serve_line(report: "Health", rich: bool, serve: "ServeHealth | None" = None
         return "not running (it has never run with this database)"
     where = f"pid {serve.pid} on {serve.hostname}"
     beat = f"last heartbeat {when(serve.heartbeat_at)}"
+    if serve.running and serve.late:
+        return f"late: {beat} ({where})"
     if serve.running:
         return f"running ({where}, up {timefmt.span(serve.uptime_seconds or 0)}, {beat})"
     if serve.stopped_at is not None:

@@ -23,8 +23,14 @@ from typing import Any
 
 from cronctl import __version__, taskfile, timefmt
 from cronctl.clock import SYSTEM_CLOCK, Clock
-from cronctl.errors import CronctlError, ExitCode, TaskFileError, UsageError
-from cronctl.history import History
+from cronctl.errors import (
+    CronctlError,
+    DatabaseUnavailableError,
+    ExitCode,
+    TaskFileError,
+    UsageError,
+)
+from cronctl.history import History, ServeHistory
 from cronctl.listeners import EventFanout, RunEvents
 from cronctl.locations import MEMORY, Locations, host_name, masked
 from cronctl.model import Overlap
@@ -37,6 +43,7 @@ from cronctl.serve.arenas import bound_arenas, trim_heap
 from cronctl.serve.fleet import heartbeat_interval
 from cronctl.serve.lock import ServeLock
 from cronctl.serve.loop import Scheduler
+from cronctl.serve.outage import Outage
 from cronctl.serve.recovery import (
     abandon_leftover_runs,
     remove_leftover_spools,
@@ -55,6 +62,10 @@ DEFAULT_KILL_GRACE = KILL_GRACE  # the name importers used before the defaults m
 
 FDS_PER_JOB = 4  # two pipes, a pidfd, and one spare for the spawn itself
 FDS_RESERVED = 64  # the database, the lock, the log, sockets
+START_RETRY = (0.5, 1.0, 2.0, 5.0)
+"""Seconds between serve's attempts to reach its database at start (docs/reliability.md, "The
+database unreachable"): a database restarting is waited for, in the process."""
+START_EXTEND = 60.0  # seconds of start-up asked of systemd at each attempt (EXTEND_TIMEOUT_USEC)
 
 
 # What signal.signal takes and returns: a function, SIG_DFL or SIG_IGN, or None (set from C).
@@ -201,12 +212,17 @@ def serve(
             waker.install()
             process.callback(waker.uninstall)
         max_parallel = parallel_limit()
-        store = open_history(locations.db, clock, tasks_file=locations.tasks_file)
+        store = open_when_reachable(locations, clock, systemd, signals.stopping)
+        if store is None:
+            log.info("cronctl serve stopped before its history database could be reached")
+            return int(ExitCode.OK)
         history.callback(store.close)
         stamp = stamp_of(locations.tasks_file)
         loaded = load_tasks(locations)
         store.skip_while_running_elsewhere(_skip_tasks(loaded))
-        serial = SerialStore(store, clock)
+        host = host_name(environ)
+        outage = Outage(clock, host=host, database=masked(locations.db))
+        serial = SerialStore(store, clock, outage)
         runs = RunPipeline(
             serial,
             database=locations.db,
@@ -225,7 +241,6 @@ def serve(
         )
         notifications.callback(runs.close, NOTIFY_FLUSH_SECONDS)
         now = clock.now()
-        host = host_name(environ)
         abandoned = abandon_leftover_runs(store, now, host=host)
         remove_leftover_spools(locations.state_dir)
         leftovers = stop_leftover_jobs(abandoned, kill_grace)
@@ -236,7 +251,7 @@ def serve(
             pid=os.getpid(), hostname=host, version=__version__, now=now, lease=lease
         )
 
-        recorder = Recorder(open_store(locations.db), clock, runs.events)
+        recorder = Recorder(open_store(locations.db), clock, runs.events, outage)
         history.callback(recorder.close)
         recorder.start()
         follower = RenameFollower(open_store(locations.db))
@@ -259,6 +274,7 @@ def serve(
             on_reload=_reloaded(runs, on_reload, store, recorder),
             locks=LockFolder(locations.state_dir),
             renames=follower,
+            outage=outage,
         )
         scheduler.upkeep.heartbeat_interval = heartbeat_interval(lease)
         signals.attach(scheduler)
@@ -273,6 +289,43 @@ def serve(
         recorder.serve_stopped(clock.now())
         log.info("cronctl serve stopped")
         return int(ExitCode.OK)
+
+
+def open_when_reachable(
+    locations: Locations, clock: Clock, systemd: SystemdNotifier, stopping: threading.Event
+) -> ServeHistory | None:
+    """The history for serve (`open_history`), waited for while its database cannot be
+    reached: said once, retried every START_RETRY step, told to systemd (STATUS=, and
+    EXTEND_TIMEOUT_USEC so that a Type=notify start does not time out meanwhile; READY=1
+    comes once serve can fire). None when serve was stopped meanwhile (SIGTERM, Ctrl-C)."""
+    waited_since = clock.monotonic()
+    attempt = 0
+    while True:
+        try:
+            store = open_history(locations.db, clock, tasks_file=locations.tasks_file)
+        except DatabaseUnavailableError as exc:
+            if attempt == 0:
+                log.error(
+                    "%s; serve waits for it, retrying with back-off (stop it with Ctrl-C or"
+                    " SIGTERM)",
+                    exc.message,
+                )
+            delay = START_RETRY[min(attempt, len(START_RETRY) - 1)]
+            attempt += 1
+            systemd.send(
+                "STATUS=waiting for the history database: " + exc.message,
+                f"EXTEND_TIMEOUT_USEC={round((delay + START_EXTEND) * 1_000_000)}",
+            )
+            if clock.sleep(delay, wake=stopping):
+                return None
+            continue
+        if attempt:
+            log.info(
+                "the history database %s is reachable: starting (waited %s)",
+                masked(locations.db),
+                timefmt.span(clock.monotonic() - waited_since),
+            )
+        return store
 
 
 def _report_abandoned(abandoned: list[Run], loaded: taskfile.TaskFile, events: RunEvents) -> None:
@@ -377,6 +430,7 @@ class Signals:
         self._lock = threading.Lock()
         self._scheduler: Scheduler | None = None
         self._early: list[int] = []
+        self.stopping = threading.Event()  # SIGTERM or SIGINT before the scheduler existed
 
     def attach(self, scheduler: Scheduler) -> None:
         with self._lock:
@@ -390,6 +444,8 @@ class Signals:
             scheduler = self._scheduler
             if scheduler is None:
                 self._early.append(number)
+                if number in (signal.SIGTERM, signal.SIGINT):
+                    self.stopping.set()
                 return
         self._apply(scheduler, number)
 

@@ -19,19 +19,31 @@ import logging
 
 from cronctl import timefmt
 from cronctl.records import Heartbeat
-from cronctl.serve.upkeep import HEARTBEAT_INTERVAL
 
 log = logging.getLogger("cronctl.serve")
+
+HEARTBEAT_INTERVAL = 15.0
+"""Seconds between heartbeats when the lease allows (serve/upkeep.py beats)."""
 
 # Three heartbeats a lease: a serve stays alive to the others through two lost or late ones
 # (a busy database, a loaded host).
 BEATS_PER_LEASE = 3
+# `status` calls another host's serve late once two of its heartbeats are missing, and never
+# sooner than LATE_FLOOR (a loaded host's beat may be a second or two behind).
+LATE_BEATS = 2
+LATE_FLOOR = 5.0
 
 
 def heartbeat_interval(lease: float) -> float:
     """How often serve beats for `lease`: HEARTBEAT_INTERVAL, or a third of the lease when
     that is shorter. A dead serve's runs are abandoned within lease + one heartbeat."""
     return min(HEARTBEAT_INTERVAL, lease / BEATS_PER_LEASE)
+
+
+def late_after(lease: float) -> float:
+    """Seconds after which `status` reports a serve with this lease as late: two heartbeats
+    missing, at least LATE_FLOOR."""
+    return max(LATE_FLOOR, LATE_BEATS * heartbeat_interval(lease))
 
 
 def report_heartbeat(beat: Heartbeat | None) -> None:

@@ -39,9 +39,10 @@ from cronctl.runner.locks import LockFolder
 from cronctl.schedule import Schedule
 from cronctl.serve import GRACE, KILL_GRACE, plan
 from cronctl.serve import log as serve_log
-from cronctl.serve.catchup import catch_up, newest
+from cronctl.serve.catchup import after_outage, catch_up, newest
 from cronctl.serve.heaps import SlotHeap, TimerHeap
 from cronctl.serve.inbox import Inbox
+from cronctl.serve.outage import Outage
 from cronctl.serve.reload import TaskFileWatcher
 from cronctl.serve.renames import RenameFollower, carry_over
 from cronctl.serve.starts import LOCK_POLL, Launcher, Starts, run_request
@@ -84,6 +85,7 @@ class Scheduler:
         on_reload: Callable[[TaskFile], None] | None = None,
         locks: LockFolder | None = None,
         renames: RenameFollower | None = None,
+        outage: Outage | None = None,
     ) -> None:
         self.clock = clock
         self.store = store
@@ -111,6 +113,9 @@ class Scheduler:
         )
 
         self.renames = renames  # tasks renamed by `cronctl rename` (serve/renames.py)
+        self.outage = outage  # the database out of reach: its slots caught up after
+        if outage is not None:
+            outage.wake = self.inbox.wake
         self._initial = dict(tasks)
         self.states: dict[str, TaskState] = {}
         self.dependents: dict[str, list[str]] = {}
@@ -230,6 +235,8 @@ class Scheduler:
         if jump is not None:
             self._on_jump(jump, now)
         self._drain_completions()
+        if self.outage is not None:  # the database is back: catch up what it missed
+            after_outage(self.outage, self.states, starts=self.starts, recorder=self.recorder)
         self._fire_slots(now, jump.expected if jump is not None and jump.forward else None)
         self._fire_timers(mono)
         self.starts.flush()  # what is due starts first; the rest of the step can wait a moment
@@ -461,10 +468,12 @@ class Scheduler:
         return serve_log.report(view, now)
 
     def status_line(self) -> str:
-        return serve_log.status_line(
+        line = serve_log.status_line(
             ((state.task, state.next_slot) for state in self.states.values()),
             sum(len(handles) for handles in self.starts.running.values()),
         )
+        down = self.outage is not None and self.outage.down  # systemd's STATUS= says it too
+        return f"the history database is out of reach, nothing starts; {line}" if down else line
 
     # ---------------------------------------------------------------- shutdown
 

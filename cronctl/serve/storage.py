@@ -23,7 +23,7 @@ import logging
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -32,14 +32,14 @@ from cronctl.clock import Clock
 from cronctl.errors import SlotTakenError, StoreError
 from cronctl.history import History, ServeHistory
 from cronctl.listeners import NoEvents, RunEvents
-from cronctl.model import DEFAULT_KEEP_RUNS, Task
-from cronctl.model.digest import TaskDigest, task_digests
+from cronctl.model import Task
 from cronctl.records import Output, Run, Status, Trigger
 from cronctl.runner.early import Finish
 from cronctl.runner.execute import RunRequest
-from cronctl.serve.arenas import trim_heap
-from cronctl.serve.fleet import report_heartbeat
+from cronctl.serve import rows
 from cronctl.serve.grouping import GroupCommit, LastSuccesses
+from cronctl.serve.outage import Outage
+from cronctl.serve.rows import write_missed, write_skipped
 from cronctl.store.opening import open_store_for_serve
 from cronctl.store.runs import Claim
 from cronctl.store.skips import is_condition_skip
@@ -48,6 +48,13 @@ log = logging.getLogger("cronctl.serve")
 
 BACKOFF = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
 """Seconds between attempts of a write the database refused."""
+UNREACHABLE_RETRY = 1.0
+"""Seconds between attempts of a write while the database cannot be reached: the connection
+itself waits between its connects (RECONNECT_BACKOFF of the PostgreSQL store) and fails at
+once meanwhile, so a write retried each second is recorded within a second of its return."""
+
+__all__ = ["BACKOFF", "LogOnce", "Recorder", "SerialStore", "open_history", "write_missed"]
+__all__ += ["write_skipped"]  # tests/serve/fakes.py writes the rows as the Recorder does
 
 
 def open_history(path: str, clock: Clock, *, tasks_file: Path | None = None) -> ServeHistory:
@@ -96,8 +103,9 @@ class SerialStore:
     """The history's run writes and the reads serve makes through its shared connection, one
     call at a time; safe to share between threads. A `RunRecorder` for the Executor."""
 
-    def __init__(self, store: ServeHistory, clock: Clock) -> None:
+    def __init__(self, store: ServeHistory, clock: Clock, outage: Outage | None = None) -> None:
         self._store = store
+        self.outage = outage  # told of every claim and end: reached, or not
         self._lock = threading.Lock()
         # The pids and ends waiting for the connection: whoever gets the lock writes them all
         # in one transaction (a group commit).
@@ -121,22 +129,46 @@ class SerialStore:
         pid: int | None = None,
         reason: str | None = None,
     ) -> int:
-        with self._lock:
-            return self._store.start_run(
-                task,
-                trigger,
-                started_at=started_at,
-                attempt=attempt,
-                scheduled_at=scheduled_at,
-                status=status,
-                pid=pid,
-                reason=reason,
-            )
+        try:
+            with self._lock:
+                run_id = self._store.start_run(
+                    task,
+                    trigger,
+                    started_at=started_at,
+                    attempt=attempt,
+                    scheduled_at=scheduled_at,
+                    status=status,
+                    pid=pid,
+                    reason=reason,
+                )
+        except SlotTakenError:
+            self._reached()
+            raise
+        except StoreError as exc:
+            self._claims_failed([(task, trigger, attempt, scheduled_at)], exc)
+            raise
+        self._reached()
+        return run_id
 
     def start_runs(self, claims: Sequence[Claim], *, started_at: datetime) -> list[int | None]:
-        """Claim several runs in one transaction (RunStore.start_runs); None: slot taken."""
-        with self._lock:
-            return self._store.start_runs(claims, started_at=started_at)
+        """Claim several runs in one transaction (RunStore.start_runs); None: slot taken.
+        Claims the database was out of reach for are the outage's (serve/outage.py)."""
+        try:
+            with self._lock:
+                run_ids = self._store.start_runs(claims, started_at=started_at)
+        except StoreError as exc:
+            self._claims_failed(claims, exc)
+            raise
+        self._reached()
+        return run_ids
+
+    def _claims_failed(self, claims: Sequence[Claim], exc: StoreError) -> None:
+        if self.outage is not None:
+            self.outage.claims_failed(claims, exc)
+
+    def _reached(self) -> None:
+        if self.outage is not None:
+            self.outage.reached()
 
     def set_pid(self, run_id: int, pid: int) -> None:
         # Called as the job starts: a failure here must not kill the job (the pid is a detail).
@@ -234,23 +266,32 @@ class SerialStore:
                         "run %s ended %s but cannot be recorded: %s", run_id, status, exc.message
                     )
                     raise
-                delay = BACKOFF[min(attempt, len(BACKOFF) - 1)]
-                self.say(
-                    "finish_run",
-                    logging.ERROR,
-                    "cannot record the end of run %s (%s); keeping it in memory, retrying in %gs",
-                    run_id,
-                    exc.message,
-                    delay,
-                )
+                delay = self._retry_delay(run_id, exc, attempt)
                 attempt += 1
                 self.clock.sleep(delay, wake=self.give_up)
                 continue
+            self._reached()
             if attempt:
                 log.info("run %s recorded after %d attempts", run_id, attempt + 1)
             if run.status is Status.SUCCEEDED:
                 self._last_success.succeeded(run)
             return run
+
+    def _retry_delay(self, run_id: int, exc: StoreError, attempt: int) -> float:
+        """How long before the end of `run_id` is written again; says why, once (the outage
+        says it when the database is out of reach)."""
+        if self.outage is not None and self.outage.unreachable(exc):
+            return UNREACHABLE_RETRY
+        delay = BACKOFF[min(attempt, len(BACKOFF) - 1)]
+        self.say(
+            "finish_run",
+            logging.ERROR,
+            "cannot record the end of run %s (%s); keeping it in memory, retrying in %gs",
+            run_id,
+            exc.message,
+            delay,
+        )
+        return delay
 
     def get_run(self, run_id: int) -> Run:
         with self._lock:
@@ -277,6 +318,8 @@ class SerialStore:
         try:
             self._grouped(partial(write, run_id, value))
         except StoreError as exc:
+            if self.outage is not None and self.outage.unreachable(exc):
+                return  # said once an outage
             self.say(
                 key, logging.WARNING, "cannot record %s of run %s: %s", what, run_id, exc.message
             )
@@ -291,9 +334,16 @@ class Recorder:
     The rows it writes of runs that never ran (`skipped`, `missed`) are told to `events`, the
     run listeners, once written."""
 
-    def __init__(self, store: History, clock: Clock, events: RunEvents | None = None) -> None:
+    def __init__(
+        self,
+        store: History,
+        clock: Clock,
+        events: RunEvents | None = None,
+        outage: Outage | None = None,
+    ) -> None:
         self.store = store
         self.clock = clock
+        self.outage = outage  # told of every write: the database reached, or not
         self.events = events or NoEvents()
         self.say = LogOnce(clock)
         self._queue: deque[tuple[str, Write]] = deque()
@@ -317,24 +367,26 @@ class Recorder:
         )
 
     def heartbeat(self, now: datetime) -> None:
-        self.submit("heartbeat", partial(_heartbeat, now), replace=True)
+        self.submit("heartbeat", partial(rows.heartbeat, now), replace=True)
 
     def tasks_loaded(self, now: datetime) -> None:
-        self.submit("tasks loaded", partial(_tasks_loaded, now), replace=True)
+        self.submit("tasks loaded", partial(rows.tasks_loaded, now), replace=True)
 
     def task_definitions(self, tasks: Iterable[Task]) -> None:
         """Record what this host runs: each task's digests (README.md#task-files-that-differ),
         computed on this thread, once per load; a write still queued is replaced."""
-        write = partial(_task_definitions, tuple(tasks), self.clock.now(), {})
+        write = partial(rows.task_definitions, tuple(tasks), self.clock.now(), {})
         self.submit("task definitions", write, replace=True)
 
     def retention(self, now: datetime, *, keep_days: int, keep_runs: dict[str, int]) -> None:
-        self.submit("retention", partial(_retention, now, keep_days, dict(keep_runs)), replace=True)
+        self.submit(
+            "retention", partial(rows.retention, now, keep_days, dict(keep_runs)), replace=True
+        )
 
     def serve_stopped(self, now: datetime) -> None:
         """Record serve's stop, then give the write-ahead log back to the database file."""
-        self.submit("serve stopped", partial(_serve_stopped, now))
-        self.submit("checkpoint", _checkpoint)
+        self.submit("serve stopped", partial(rows.serve_stopped, now))
+        self.submit("checkpoint", rows.checkpoint)
 
     # -- the queue ---------------------------------------------------------------------------
 
@@ -377,113 +429,32 @@ class Recorder:
                 log.debug("%s: %s", label, exc.message)
             except StoreError as exc:
                 if not self._closing.is_set():
-                    delay = BACKOFF[min(attempt, len(BACKOFF) - 1)]
-                    self.say(
-                        "recorder:" + label.split(":")[0],
-                        logging.ERROR,
-                        "cannot write to the history database (%s: %s); retrying in %gs",
-                        label,
-                        exc.message,
-                        delay,
-                    )
                     attempt += 1
-                    self._closing.wait(delay)
+                    self._closing.wait(self._retry_delay(label, exc, attempt - 1))
                     continue
                 log.error("%s not written: %s", label, exc.message)
             except Exception:  # a bug must not stop the recorder
                 log.exception("%s failed", label)
+            else:
+                if self.outage is not None:
+                    self.outage.reached()
             attempt = 0
             with self._cond:
                 if self._queue and self._queue[0][1] is write:
                     self._queue.popleft()
 
-
-# -- rows of runs that never ran ------------------------------------------------------------
-# Module functions, not Recorder methods: tests/serve/fakes.py writes the same rows at once.
-
-
-def write_skipped(
-    store: History, events: RunEvents, request: RunRequest, reason: str, now: datetime
-) -> None:
-    """Record a due run that was not started (overlap policy) and tell the listeners."""
-    run_id = store.start_run(
-        request.task.name,
-        request.trigger,
-        started_at=now,
-        attempt=request.attempt,
-        scheduled_at=request.scheduled_at,
-        status=Status.SKIPPED,
-        reason=reason,
-    )
-    run = store.finish_run(run_id, status=Status.SKIPPED, finished_at=now, reason=reason)
-    tell(events, request.task, run)
-
-
-def write_missed(
-    store: History, events: RunEvents, task: Task, slots: tuple[datetime, ...], reason: str
-) -> None:
-    """Record each slot that passed unrun as `missed` (a slot with a run already is left)."""
-    for slot in slots:
-        try:
-            run_id = store.start_run(
-                task.name,
-                Trigger.CATCH_UP,
-                started_at=_utc(slot),
-                scheduled_at=_utc(slot),
-                status=Status.MISSED,
-                reason=reason,
-            )
-        except SlotTakenError:
-            continue
-        tell(events, task, store.get_run(run_id))
-
-
-def tell(events: RunEvents, task: Task, run: Run) -> None:
-    """Report a row that never ran to the listeners; a failing listener must not stop the
-    recorder from writing the next rows."""
-    try:
-        events.run_finished(task, run, final=True)
-    except Exception:
-        log.exception("a run listener failed on run %s", run.id)
-
-
-def _utc(moment: datetime) -> datetime:
-    return moment.astimezone(UTC)
-
-
-def _heartbeat(now: datetime, store: History) -> None:
-    report_heartbeat(store.heartbeat(now))  # serve/fleet.py: the lease and the others
-
-
-def _tasks_loaded(now: datetime, store: History) -> None:
-    store.tasks_loaded(now)
-
-
-def _task_definitions(
-    tasks: tuple[Task, ...], now: datetime, digests: dict[str, TaskDigest], store: History
-) -> None:
-    if not digests:  # kept for the write's next attempt, if the database refuses this one
-        digests.update(task_digests(tasks))
-    changed = store.record_definitions(digests, now=now)
-    log.debug("task definitions recorded: %d of %d rows written", changed, len(tasks))
-    digests.clear()
-    # What the digests and rows took goes back to the system: at 100,000 tasks, serve held
-    # 138 MB 5 s after READY without this, 126 MB with it (121 MB before digests; medians).
-    trim_heap()
-
-
-def _retention(now: datetime, keep_days: int, keep_runs: dict[str, int], store: History) -> None:
-    removed = store.prune(
-        now=now, keep_days=keep_days, keep_runs=keep_runs, default_keep_runs=DEFAULT_KEEP_RUNS
-    )
-    if removed:
-        log.info("retention: removed %d old runs", sum(removed.values()))
-    store.checkpoint()
-
-
-def _serve_stopped(now: datetime, store: History) -> None:
-    store.serve_stopped(now)
-
-
-def _checkpoint(store: History) -> None:
-    store.checkpoint()
+    def _retry_delay(self, label: str, exc: StoreError, attempt: int) -> float:
+        """How long before `label` is written again; says why, once (the outage says it when
+        the database is out of reach)."""
+        if self.outage is not None and self.outage.unreachable(exc):
+            return UNREACHABLE_RETRY
+        delay = BACKOFF[min(attempt, len(BACKOFF) - 1)]
+        self.say(
+            "recorder:" + label.split(":")[0],
+            logging.ERROR,
+            "cannot write to the history database (%s: %s); retrying in %gs",
+            label,
+            exc.message,
+            delay,
+        )
+        return delay

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 from cronctl.model import DEFAULT_KEEP_DAYS
+from cronctl.serve.fleet import HEARTBEAT_INTERVAL
 from cronctl.serve.reload import POLL_INTERVAL, SETTLE, TaskFileWatcher
 from cronctl.serve.systemd import SystemdNotifier
 from cronctl.serve.writes import BackgroundWrites
@@ -24,7 +25,8 @@ from cronctl.taskfile import TaskFile
 
 log = logging.getLogger("cronctl.serve")
 
-HEARTBEAT_INTERVAL = 15.0
+__all__ = ["HEARTBEAT_INTERVAL", "POLL_SLACK", "PRUNE_INTERVAL", "Upkeep"]
+
 POLL_SLACK = 0.1
 PRUNE_INTERVAL = 3600.0
 

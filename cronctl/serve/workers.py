@@ -18,7 +18,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from cronctl.errors import SlotTakenError, StoreError
+from cronctl.errors import DatabaseUnavailableError, SlotTakenError, StoreError
 from cronctl.records import Run, Status
 from cronctl.runner.early import EarlyStart
 from cronctl.runner.execute import Executor, RunRequest
@@ -229,7 +229,11 @@ class ThreadLauncher:
         )
 
     def _not_recorded(self, handle: Handle, exc: StoreError) -> None:
-        # Without the row there is no exactly-once claim: the slot is not run.
+        # Without the row there is no exactly-once claim: the slot is not run. The database
+        # out of reach is said once an outage, by serve/outage.py, which keeps the slot.
+        if isinstance(exc, DatabaseUnavailableError):
+            log.debug("task %s: not started: %s", handle.task_name, exc.message)
+            return
         message = "task %s: not started (%s), the run cannot be recorded: %s"
         args = (handle.task_name, handle.request.trigger, exc.message)
         if self.say is not None:

@@ -94,3 +94,41 @@ def test_serve_refuses_a_lease_out_of_range(tmp_path, cronctl_exe, value):
     assert done.returncode == 2, done.stderr
     assert done.stderr.startswith("error: --lease must be from 1 to 86400 seconds"), done.stderr
     assert "Traceback" not in done.stderr and not (tmp_path / "history.db").exists()
+
+
+def test_status_names_a_host_whose_heartbeat_is_late_and_counts_it_a_problem(
+    tmp_path, cronctl_exe, pg_url
+):
+    """A serve cut off from the database (here: stopped) shows on `status` of the other
+    hosts once two of its heartbeats are missing (lease 12 s: one each 4 s, late after 8 s),
+    before its lease runs out and a survivor declares it dead."""
+    with fleet(tmp_path, cronctl_exe, pg_url) as hosts:
+        for name in ("host-a", "host-b"):
+            hosts.start(name, every_second(1), "--lease", "12")
+        for host in hosts.hosts.values():
+            host.wait_started()
+        home = hosts.hosts["host-a"].home
+        assert _cli(cronctl_exe, ["status"], home, pg_url).returncode == 0
+        hosts.hosts["host-b"].kill(signal.SIGSTOP)
+
+        def late():
+            status = _cli(cronctl_exe, ["status"], home, pg_url)
+            return status if "serve on host-b: its last heartbeat is" in status.stdout else None
+
+        status = wait_for(late, timeout=LIMIT, interval=0.5, what="host-b late on status")
+        hosts.hosts["host-b"].kill(signal.SIGCONT)
+        assert status.returncode == 1, status.stdout
+        [line] = [line for line in status.stdout.splitlines() if "host-b: its last" in line]
+        assert line.endswith("old, late (lease 12 s)"), line
+        seconds = int(line.split("is ")[1].split("s old")[0])
+        assert 8 <= seconds <= 12, line
+        [row] = [line for line in status.stdout.splitlines() if line.lstrip().startswith("host-b")]
+        assert row.split(None, 1)[1].startswith("late: last heartbeat at "), row
+        assert row.endswith(" on host-b)") and " (pid " in row, row
+        print(f"\nstatus of host-a while host-b is late:\n{status.stdout}")
+        wait_for(
+            lambda: _cli(cronctl_exe, ["status"], home, pg_url).returncode == 0,
+            timeout=LIMIT,
+            interval=0.5,
+            what="healthy again once host-b beats",
+        )

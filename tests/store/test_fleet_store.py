@@ -170,6 +170,11 @@ def test_a_serve_whose_lease_ran_out_is_declared_dead_and_its_runs_abandoned(pg_
     assert b.heartbeat(T0).declared == ()  # a's lease (1 s) has not run out yet
     c.heartbeat(T0)
     time.sleep(0.6)
+    # a's lease ran out, but b has beaten for 0.6 s only: a survivor declares a serve dead
+    # once it has itself beaten without a break for a whole lease of that serve's
+    assert b.heartbeat(T0).declared == ()
+    c.heartbeat(T0)
+    time.sleep(0.5)
     beat = b.heartbeat(T0)
     assert [dead.host for dead in beat.declared] == ["a"]
     assert [run.id for run in beat.declared[0].runs] == [mine]
@@ -200,6 +205,43 @@ def test_a_serve_that_stopped_cleanly_is_never_declared_dead(pg_hosts):
 
 def test_each_serve_is_judged_by_its_own_lease(pg_hosts):
     a, b = pg_hosts("a", lease=30), pg_hosts("b", lease=1)
+    a.heartbeat(T0)  # a's run of beats starts: it may declare b after b's lease of 1 s
     time.sleep(1.2)
     assert a.heartbeat(T0).declared[0].host == "b"
     assert b.heartbeat(T0).declared == ()  # a's 30 s lease holds
+
+
+def test_after_the_database_was_out_of_reach_the_first_serve_back_waits_a_lease(pg_hosts):
+    """Issue 17 item 4: when every serve was cut off, nobody could beat; the first serve back
+    must not declare the others dead before they had a lease to come back themselves."""
+    a, b = pg_hosts("a"), pg_hosts("b", lease=5)
+    for _ in range(3):  # both beating for over a's lease
+        a.heartbeat(T0), b.heartbeat(T0)
+        time.sleep(0.4)
+    b._db.close()  # the server restarted: b's connection is gone, as a's would be
+    time.sleep(1.2)  # no beat from either for longer than a's lease (within b's own)
+    assert b.heartbeat(T0).declared == ()  # b is back first: a's lease ran out, b waits
+    time.sleep(0.5)
+    assert b.heartbeat(T0).declared == ()
+    a.heartbeat(T0)  # a is back within b's wait: alive
+    time.sleep(0.6)
+    assert b.heartbeat(T0).declared == ()
+    assert [s.declared_dead_at for s in b.serves()] == [None, None]
+    # a does not come back this time: b declares it once it beat for a whole lease of a's
+    for _ in range(4):
+        time.sleep(0.4)
+        beat = b.heartbeat(T0)
+        if beat.declared:
+            break
+    assert [dead.host for dead in beat.declared] == ["a"]
+
+
+def test_a_serve_whose_own_beats_stopped_for_longer_than_its_lease_waits_a_lease(pg_hosts):
+    """A serve paused (SIGSTOP, a suspended machine) or whose heartbeat failed starts its run
+    of beats anew: it does not declare dead the serves that could not beat either."""
+    a, b = pg_hosts("a"), pg_hosts("b")
+    for _ in range(3):
+        a.heartbeat(T0), b.heartbeat(T0)
+        time.sleep(0.4)
+    time.sleep(1.2)  # nobody beats: b's own gap is longer than its lease
+    assert b.heartbeat(T0).declared == ()

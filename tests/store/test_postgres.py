@@ -13,6 +13,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
@@ -42,7 +43,7 @@ from cronctl.store.postgres import (  # noqa: E402 (after the skip: it imports p
     open_postgres_for_serve,
     open_postgres_read_only,
 )
-from cronctl.store.postgres.connection import display_url  # noqa: E402
+from cronctl.store.postgres.connection import RECONNECT_BACKOFF, display_url  # noqa: E402
 
 T1 = T0 + timedelta(minutes=1)
 
@@ -156,6 +157,9 @@ def test_a_server_stopped_and_started_again():
                     store.get_run(first)
                 assert caught.value.exit_code == 75
             server.resume()
+            # The next connect waits out the back-off's first step after a failed one
+            # (connection.py RECONNECT_BACKOFF): calls in between fail at once.
+            time.sleep(RECONNECT_BACKOFF[0])
             assert store.get_run(first).status == Status.SUCCEEDED
             assert add_run(store, task="b") > first
     finally:

@@ -85,7 +85,7 @@ def open_postgres_for_serve(url: str, *, now: datetime) -> tuple[PostgresStore, 
     """Open the history for `serve`: writable, else a StoreError (`open_for_serve` of the
     SQLite store, without its moving aside: a database is never moved). `now` is kept for
     the same signature. A refused login or database raises DatabaseAccessAtStartError (78),
-    a server out of reach DatabaseUnavailableAtStartError (1: systemd restarts serve)."""
+    a server out of reach DatabaseUnavailableAtStartError (serve waits for it)."""
     del now
     try:
         store = PostgresStore(url)

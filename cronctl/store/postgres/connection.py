@@ -5,7 +5,13 @@ as `Database` is of the SQLite store's: it owns the psycopg connection `_db` (au
 single statement is its own transaction, one round trip), `_guard` (a psycopg error becomes
 one of the typed StoreErrors of cronctl.errors, with the server's address and never a
 password), `_write` (one transaction, or the open `batch`) and `_write_one` (one statement,
-alone or in the open `batch`). A connection lost is opened again by the next call.
+alone or in the open `batch`).
+
+A connection lost during a call is opened again at once: when that works the call raises
+ConnectionLostError (the server restarted between two calls: reachable), else the
+DatabaseUnavailableError of the failed connect, and the next connects wait for RECONNECT_BACKOFF:
+until then a call fails at once with that same error, without trying (docs/reliability.md,
+"The database unreachable").
 
 `timeout` is libpq's `connect_timeout` (whole seconds, at least 2: libpq's own floor) and
 the session's `lock_timeout`: a write that waits longer for a row another connection holds
@@ -23,7 +29,9 @@ from typing import Any, Self
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+from cronctl.clock import SYSTEM_CLOCK, Clock
 from cronctl.errors import (
+    ConnectionLostError,
     DatabaseAccessError,
     DatabaseFullError,
     DatabaseLockedError,
@@ -44,6 +52,18 @@ _READ_ONLY = ("25006", "42501")
 _LOCKED = ("55P03", "57014", "40001", "40P01")
 _FULL = ("53100",)
 _ACCESS_WORDS = ("authentication failed", "no password supplied", "does not exist")
+
+RECONNECT_BACKOFF = (0.5, 1.0, 2.0, 5.0)
+"""Seconds between attempts to connect again to a server that could not be reached. Capped at
+5 s: serve is back within 5 s of the server's return, and an attempt costs a refused connect
+(well under a millisecond) or, through a network split, `connect_timeout` on the one thread
+that asked; every call in between fails at once, unless another connection of this process
+to the same server opened meanwhile (the server is back: try now)."""
+
+# Successful connects of this process, by URL: a connection waiting out its back-off tries at
+# once when another connected since its failure (serve has several; the first one back ends
+# the wait of the others, so no connection of it fails after the outage ended).
+_CONNECTS: dict[str, int] = {}
 
 
 def display_url(url: str) -> str:
@@ -88,6 +108,7 @@ class PgDatabase:
     """One connection to a PostgreSQL history; creates or migrates its schema on open."""
 
     read_only_session = False  # ReadOnlyPostgres: the session refuses every write
+    clock: Clock = SYSTEM_CLOCK  # the back-off's time (tests give a fake one)
 
     def __init__(self, url: str, *, timeout: float = BUSY_TIMEOUT) -> None:
         self.url = url
@@ -100,6 +121,10 @@ class PgDatabase:
         self._secret = self._password()
         self._batch: Batch[Connection] | None = None
         self._closed = False
+        self._unreachable: DatabaseUnavailableError | None = None  # the last connect's failure
+        self._failed_connects = 0
+        self._retry_at = 0.0  # monotonic: no connect before (RECONNECT_BACKOFF)
+        self._connects_seen = 0  # _CONNECTS of the URL at the last failed connect
         self._db = self._connect()
         try:
             self._prepare_schema()
@@ -135,15 +160,51 @@ class PgDatabase:
 
     def _connect(self) -> Connection:
         try:
-            return psycopg.connect(self._conninfo(), autocommit=True)
+            conn = psycopg.connect(self._conninfo(), autocommit=True)
         except psycopg.Error as exc:
             raise self._translate(exc, connecting=True) from None
+        _CONNECTS[self.url] = _CONNECTS.get(self.url, 0) + 1
+        return conn
 
     def _conn(self) -> Connection:
-        """The connection, opened again when the last one was lost (a server restart)."""
+        """The connection, opened again when the last one was lost (a server restart), at
+        most once per RECONNECT_BACKOFF step while the server cannot be reached."""
         if self._db.closed and not self._closed:
-            self._db = self._connect()
+            self._reconnect()
         return self._db
+
+    def _reconnect(self) -> None:
+        """Open the connection again, or raise DatabaseUnavailableError (at once, without
+        trying, while the back-off after a failed attempt runs)."""
+        now = self.clock.monotonic()
+        waiting = self._unreachable is not None and now < self._retry_at
+        if waiting and _CONNECTS.get(self.url, 0) == self._connects_seen:
+            assert self._unreachable is not None
+            raise self._unreachable
+        try:
+            self._db = self._connect()
+        except DatabaseUnavailableError as exc:
+            step = RECONNECT_BACKOFF[min(self._failed_connects, len(RECONNECT_BACKOFF) - 1)]
+            self._failed_connects += 1
+            self._connects_seen = _CONNECTS.get(self.url, 0)
+            self._unreachable = exc
+            self._retry_at = now + step
+            raise
+        self._unreachable = None
+        self._failed_connects = 0
+
+    def _lost(self, error: DatabaseUnavailableError) -> StoreError:
+        """The error of a call whose connection was lost: ConnectionLostError when a new
+        connection opens at once (the server is there), else the failed connect's error."""
+        if self._closed or not self._db.closed or self._batch is not None:
+            return error  # a batch's failure is the batch's; the next call reconnects
+        try:
+            self._reconnect()
+        except DatabaseUnavailableError as exc:
+            return exc
+        except StoreError:
+            return error
+        return ConnectionLostError(error.message, hint=error.hint)
 
     def close(self) -> None:
         self._closed = True
@@ -213,7 +274,10 @@ class PgDatabase:
         except psycopg.IntegrityError:
             raise
         except psycopg.Error as exc:
-            raise self._translate(exc) from None
+            error = self._translate(exc)
+            if isinstance(error, DatabaseUnavailableError):
+                error = self._lost(error)
+            raise error from None
 
     @contextlib.contextmanager
     def batch(self) -> Iterator[None]:

@@ -41,13 +41,17 @@ _RENEW = (
     " WHERE host = %(me)s FOR UPDATE)"
     f" UPDATE serves s SET heartbeat_at = %(now)s, lease_until = {DB_NOW_MS} + s.lease_ms,"
     " declared_dead_at = NULL, declared_dead_by = NULL FROM old WHERE s.host = old.host"
-    " RETURNING old.declared_dead_at, old.declared_dead_by"
+    " RETURNING old.declared_dead_at, old.declared_dead_by,"
+    f" {DB_NOW_MS}, s.lease_ms"
 )
-# The serves whose lease ran out and that did not stop cleanly: dead, declared by this one.
+# The serves whose lease ran out and that did not stop cleanly: dead, declared by this one,
+# provided this one has been beating for a whole lease of theirs (`beating`, in ms): after
+# the whole database was out of reach, nobody could beat, and the first serve back must give
+# the others the time to come back too (docs/reliability.md, "The database unreachable").
 _DECLARE_DEAD = (
     f"UPDATE serves SET declared_dead_at = {DB_NOW_MS}, declared_dead_by = %(me)s"
     " WHERE host <> %(me)s AND stopped_at IS NULL AND declared_dead_at IS NULL"
-    f" AND lease_until < {DB_NOW_MS}"
+    f" AND lease_until < {DB_NOW_MS} AND lease_ms <= %(beating)s"
     " RETURNING host, heartbeat_at, lease_ms, declared_dead_at"
 )
 # A dead serve's runs; not `run-now`'s (trigger manual): that process records its own end,
@@ -60,6 +64,12 @@ _ABANDON = (
 
 class PgRecordsStore(PgDatabase):
     """serve's state row, the acks and the rename journal."""
+
+    # This serve's unbroken run of heartbeats, on the database's clock (ms): since when, the
+    # last one, and on which connection (a new connection breaks the run).
+    _beating_since: int | None = None
+    _last_beat = 0
+    _beat_connection: object = None
 
     # -- serve state: one row per host, and the lease ------------------------------------
 
@@ -97,14 +107,34 @@ class PgRecordsStore(PgDatabase):
         """Renew this host's lease and, in the same transaction, declare dead every serve
         whose lease ran out, recording its runs `abandoned` (docs/reliability.md, "A host
         dies"). Both are measured on the database's clock, never on two hosts' clocks. A row
-        lock on the dead serve's row makes one survivor do it, once."""
-        with self._write() as db:
-            mine = db.execute(_RENEW, {"me": self.host, "now": to_ms(now)}).fetchone()
-            dead = db.execute(_DECLARE_DEAD, {"me": self.host}).fetchall()
-            declared = tuple(self._abandon_runs_of(db, row) for row in dead)
+        lock on the dead serve's row makes one survivor do it, once. Only a serve that has
+        been beating without a break for a whole lease of the other's declares it dead:
+        a failed heartbeat, a new connection or a gap longer than its own lease between two
+        beats starts its run of beats anew."""
+        try:
+            with self._write() as db:
+                mine = db.execute(_RENEW, {"me": self.host, "now": to_ms(now)}).fetchone()
+                beating = 0 if mine is None else self._beating(db, mine[2], mine[3])
+                dead = db.execute(_DECLARE_DEAD, {"me": self.host, "beating": beating})
+                declared = tuple(self._abandon_runs_of(db, row) for row in dead.fetchall())
+        except StoreError:
+            self._beating_since = None
+            raise
         if mine is None or mine[0] is None:
             return Heartbeat(declared=declared)
         return Heartbeat(from_ms(mine[0]), mine[1], declared)
+
+    def _beating(self, db: Connection, now_ms: int, lease_ms: int) -> int:
+        """How long (ms) this serve has been beating without a break, this beat included."""
+        if (
+            self._beating_since is None
+            or db is not self._beat_connection
+            or now_ms - self._last_beat > lease_ms
+        ):
+            self._beating_since = now_ms
+        self._beat_connection = db
+        self._last_beat = now_ms
+        return now_ms - self._beating_since
 
     def _abandon_runs_of(self, db: Connection, row: tuple[Any, ...]) -> DeclaredDead:
         host, heartbeat_ms, lease_ms, dead_ms = row
