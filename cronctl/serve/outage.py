@@ -12,6 +12,12 @@
   (serve/catchup.py `after_outage`), and logs one info line: how long, how many slots, what
   became of them.
 
+A claim whose reply was lost with its connection may have been committed all the same: its
+row says `running` on this host, and no job will ever start for it (nothing starts without the
+claim's answer). Such claims are "in doubt"; before this serve's next claim, once the database
+answers again, `settle` records any row they left `abandoned`, saying why (otherwise it would
+stay `running` until serve restarts, and a `skip` task would be skipped on every host meanwhile).
+
 An outage is "a connect failed": a call whose connection was lost while a new one opened at
 once (ConnectionLostError: the server restarted between two calls) loses its slots, which are
 caught up the same way, but starts no outage.
@@ -24,16 +30,27 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Protocol
 
+from cronctl import timefmt
 from cronctl.clock import Clock
 from cronctl.errors import ConnectionLostError, DatabaseUnavailableError, StoreError
-from cronctl.records import Trigger
+from cronctl.history import RunReader, RunRecorder
+from cronctl.records import Status, Trigger
 from cronctl.serve.plan import MAX_CATCH_UP
 from cronctl.store.runs import Claim
 
 log = logging.getLogger("cronctl.serve")
 
 SLOT_TRIGGERS = (Trigger.SCHEDULE, Trigger.CATCH_UP)
+IN_DOUBT_REASON = (
+    "claimed as the connection to the history database was lost; the claim's answer never"
+    " came back, so its job was never started"
+)
+
+
+class _Settling(RunReader, RunRecorder, Protocol):
+    """The history as `settle` uses it: finds this host's `running` rows and ends them."""
 
 
 @dataclass
@@ -73,6 +90,7 @@ class Outage:
         self._older: dict[str, int] = {}
         self._others = 0
         self.outages = 0  # how many this serve has seen (tests, the report)
+        self.in_doubt: list[Claim] = []  # claims that may have been committed unanswered
 
     @property
     def down(self) -> bool:
@@ -102,10 +120,15 @@ class Outage:
 
     def claims_failed(self, claims: Sequence[Claim], exc: StoreError) -> bool:
         """Claims could not be written: keep their scheduled slots for the catch-up when the
-        failure was the database out of reach (as `unreachable`)."""
+        failure was the database out of reach (as `unreachable`). Only a call that lost its
+        connection midway (the outage's first failure, or a connection lost and opened again)
+        may have committed unanswered: once an outage runs, calls fail at their connect."""
+        midway = isinstance(exc, ConnectionLostError) or not self.down
         if not self.unreachable(exc):
             return False
         with self._lock:
+            if midway:
+                self.in_doubt.extend(claims)
             for task, trigger, attempt, scheduled_at in claims:
                 if scheduled_at is not None and trigger in SLOT_TRIGGERS and attempt == 1:
                     self._keep(task, scheduled_at)
@@ -114,6 +137,26 @@ class Outage:
         if isinstance(exc, ConnectionLostError):
             self._wake()  # no outage to wait for: caught up at the loop's next step
         return True
+
+    def settle(self, store: _Settling, now: datetime) -> None:
+        """Record `abandoned` the rows the claims in doubt left `running` on this host (the
+        caller holds the claims' lock: no claim of this serve runs meanwhile, so every such row
+        is one whose answer was lost). On a failure they stay in doubt for the next claim."""
+        with self._lock:
+            doubts, self.in_doubt = self.in_doubt, []
+        try:
+            abandoned = abandon_in_doubt(store, doubts, host=self.host, now=now)
+        except StoreError:
+            with self._lock:
+                self.in_doubt[:0] = doubts
+            raise
+        if abandoned:
+            log.warning(
+                "%s committed as the connection to the history database was lost, its answer"
+                " with it (run %s): never started; recorded abandoned",
+                timefmt.counted(len(abandoned), "claim"),
+                ", ".join(str(run_id) for run_id in abandoned),
+            )
 
     def _keep(self, task: str, slot: datetime) -> None:
         """Keep `slot` of `task`: the newest MAX_CATCH_UP of a task (what catch-up may record
@@ -157,3 +200,27 @@ class Outage:
     def _wake(self) -> None:
         if self.wake is not None:
             self.wake.set()
+
+
+def abandon_in_doubt(
+    store: _Settling, claims: Sequence[Claim], *, host: str, now: datetime
+) -> list[int]:
+    """End as `abandoned` the `running` rows of this host that `claims` wrote unanswered;
+    return their ids. A row matches on task, trigger, attempt and slot (to the millisecond,
+    the store's precision); `run-now`'s rows (trigger manual) never do."""
+    wanted: dict[str, set[tuple[Trigger, int, int | None]]] = {}
+    for task, trigger, attempt, scheduled_at in claims:
+        wanted.setdefault(task, set()).add((trigger, attempt, _ms(scheduled_at)))
+    abandoned: list[int] = []
+    for task, keys in wanted.items():
+        for run in store.runs(task, statuses=[Status.RUNNING], limit=None):
+            if run.host == host and (run.trigger, run.attempt, _ms(run.scheduled_at)) in keys:
+                store.finish_run(
+                    run.id, status=Status.ABANDONED, finished_at=now, reason=IN_DOUBT_REASON
+                )
+                abandoned.append(run.id)
+    return abandoned
+
+
+def _ms(moment: datetime | None) -> int | None:
+    return None if moment is None else round(moment.timestamp() * 1000)

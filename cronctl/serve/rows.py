@@ -1,7 +1,7 @@
 """The rows serve's background writer (`Recorder`, serve/storage.py) writes: of runs that never
 ran (`skipped`, `missed`), told to the run listeners once written, and the serve's own chores
-(heartbeat, tasks loaded, task definitions, retention, stop, checkpoint). Module functions, not Recorder
-methods: tests/serve/fakes.py writes the same rows at once."""
+(heartbeat, tasks loaded, task definitions, retention, stop, checkpoint). Module functions, not
+Recorder methods: tests/serve/fakes.py writes the same rows at once."""
 
 from __future__ import annotations
 

@@ -131,6 +131,7 @@ class SerialStore:
     ) -> int:
         try:
             with self._lock:
+                self._settle(started_at)
                 run_id = self._store.start_run(
                     task,
                     trigger,
@@ -155,12 +156,19 @@ class SerialStore:
         Claims the database was out of reach for are the outage's (serve/outage.py)."""
         try:
             with self._lock:
+                self._settle(started_at)
                 run_ids = self._store.start_runs(claims, started_at=started_at)
         except StoreError as exc:
             self._claims_failed(claims, exc)
             raise
         self._reached()
         return run_ids
+
+    def _settle(self, now: datetime) -> None:
+        """Before a claim (under the lock): the claims whose answer a lost connection took
+        are settled first (serve/outage.py)."""
+        if self.outage is not None and self.outage.in_doubt:
+            self.outage.settle(self._store, now)
 
     def _claims_failed(self, claims: Sequence[Claim], exc: StoreError) -> None:
         if self.outage is not None:

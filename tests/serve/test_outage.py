@@ -16,13 +16,17 @@ from cronctl.errors import (
     DatabaseUnavailableError,
     StoreError,
 )
+from cronctl.locations import MEMORY
 from cronctl.records import Status, Trigger
 from cronctl.serve.outage import Outage
 from cronctl.serve.plan import MAX_CATCH_UP
+from cronctl.serve.storage import SerialStore
 from cronctl.serve.workers import Completion
+from cronctl.store import HistoryStore
 from tests.serve.fakes import FakeClock, task, utc
 
 T0 = utc(2026, 1, 5, 12, 0, 0)
+S = timedelta(seconds=1)
 UNREACHABLE = DatabaseUnavailableError("cannot reach the history database at db:5432: refused")
 
 
@@ -190,3 +194,78 @@ def test_a_long_outage_keeps_the_newest_slots_a_catch_up_may_use_and_counts_the_
     assert MAX_CATCH_UP <= len(taken.slots["a"]) <= 2 * MAX_CATCH_UP
     assert taken.slots["a"][-1] == T0 + timedelta(seconds=999)  # the newest kept, in order
     assert taken.slots["a"] == sorted(taken.slots["a"])
+
+
+class _AnswerLost:
+    """A real history whose claims fail as a lost connection makes them fail: `lost`, the
+    claim was committed and its answer lost; `down`, nothing reached the server."""
+
+    def __init__(self, store) -> None:
+        self.store = store
+        self.failure: tuple[str, StoreError] | None = None
+
+    def start_runs(self, claims, *, started_at):
+        if self.failure and self.failure[0] == "down":
+            raise self.failure[1]
+        run_ids = self.store.start_runs(claims, started_at=started_at)
+        if self.failure:
+            raise self.failure[1]
+        return run_ids
+
+    def runs(self, *args, **kwargs):
+        if self.failure and self.failure[0] == "down":
+            raise self.failure[1]
+        return self.store.runs(*args, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self.store, name)
+
+
+@pytest.mark.parametrize(
+    "error",
+    [ConnectionLostError("the connection to db:5432 was lost"), UNREACHABLE],
+    ids=["lost-and-reopened", "outage-begins"],
+)
+def test_a_claim_committed_unanswered_is_recorded_abandoned_before_the_next_claim(error):
+    clock = FakeClock(T0)
+    with HistoryStore(MEMORY) as store:
+        live = store.start_run("t", Trigger.SCHEDULE, started_at=T0, scheduled_at=T0)
+        manual = store.start_run("t", Trigger.MANUAL, started_at=T0)
+        outage = Outage(clock, host=store.host, database="postgresql://cron@db/cron")
+        flaky = _AnswerLost(store)
+        serial = SerialStore(flaky, clock, outage)
+
+        flaky.failure = ("lost", error)
+        lost_slot = T0 + 2 * S
+        with pytest.raises(DatabaseUnavailableError):
+            serial.start_runs([("t", Trigger.SCHEDULE, 1, lost_slot)], started_at=lost_slot)
+        assert len(outage.in_doubt) == 1
+        if outage.down:  # once an outage runs, a claim fails at its connect: not in doubt
+            flaky.failure = ("down", UNREACHABLE)
+            with pytest.raises(DatabaseUnavailableError):
+                serial.start_runs([("t", Trigger.SCHEDULE, 1, T0 + 3 * S)], started_at=T0)
+            assert len(outage.in_doubt) == 1
+
+        flaky.failure = None
+        outage.reached()
+        (next_id,) = serial.start_runs([("t", Trigger.SCHEDULE, 1, T0 + 4 * S)], started_at=T0)
+        (lost,) = [run for run in store.runs("t", limit=None) if run.scheduled_at == lost_slot]
+        assert lost.status is Status.ABANDONED and "never started" in lost.reason
+        running = {run.id for run in store.runs("t", statuses=[Status.RUNNING], limit=None)}
+        assert running == {live, manual, next_id}  # answered claims and run-now's row
+        assert outage.in_doubt == []
+
+
+def test_a_claim_in_doubt_never_ends_another_hosts_row(tmp_path):
+    clock = FakeClock(T0)
+    db = str(tmp_path / "history.db")
+    with HistoryStore(db) as other_host, HistoryStore(db) as store:
+        other_host.host = "web2"
+        theirs = other_host.start_run("t", Trigger.SCHEDULE, started_at=T0, scheduled_at=T0)
+        outage = Outage(clock, host=store.host, database=db)
+        outage.in_doubt.append(("t", Trigger.SCHEDULE, 1, T0))
+        SerialStore(store, clock, outage).start_runs(
+            [("t", Trigger.SCHEDULE, 1, T0 + S)], started_at=T0
+        )
+        assert store.get_run(theirs).status is Status.RUNNING
+        assert outage.in_doubt == []
