@@ -32,6 +32,7 @@ from cronctl.records import (
     Output,
     Rename,
     Run,
+    RunningElsewhere,
     ServeState,
     Status,
     TaskStats,
@@ -271,6 +272,12 @@ class History(
         their slot while a run of theirs goes on another host records it `skipped`."""
         ...
 
+    def wait_while_running_elsewhere(self, tasks: Collection[str]) -> None:
+        """`tasks` have `overlap = "queue"` or `"replace"`: on a history several hosts share,
+        a claim of theirs while a run of theirs goes on another host writes nothing and
+        comes back `RunningElsewhere` (that host queues or replaces; this one tries again)."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -282,8 +289,9 @@ class ServeHistory(History, Protocol):
 
     def start_runs(
         self, claims: Sequence[tuple[str, Trigger, int, datetime | None]], *, started_at: datetime
-    ) -> list[int | None]:
-        """Claim each (task, trigger, attempt, scheduled_at); None for a slot already taken."""
+    ) -> Sequence[int | RunningElsewhere | None]:
+        """Claim each (task, trigger, attempt, scheduled_at); None for a slot already taken,
+        RunningElsewhere for a claim left to the host where the task runs."""
         ...
 
     def batch(self) -> AbstractContextManager[None]:

@@ -27,14 +27,13 @@ from cronctl.errors import CronctlError, ExitCode, TaskFileError, UsageError
 from cronctl.history import History
 from cronctl.listeners import EventFanout, RunEvents
 from cronctl.locations import MEMORY, Locations, host_name, masked
-from cronctl.model import Overlap
 from cronctl.pipeline import RunPipeline
 from cronctl.records import DEFAULT_LEASE, Run
 from cronctl.runner.locks import LockFolder
 from cronctl.serve import GRACE, KILL_GRACE, NOTIFY_FLUSH_SECONDS
 from cronctl.serve import log as serve_log
 from cronctl.serve.arenas import bound_arenas, trim_heap
-from cronctl.serve.fleet import heartbeat_interval
+from cronctl.serve.fleet import heartbeat_interval, overlap_across_hosts
 from cronctl.serve.lock import ServeLock
 from cronctl.serve.loop import Scheduler
 from cronctl.serve.recovery import (
@@ -205,7 +204,7 @@ def serve(
         history.callback(store.close)
         stamp = stamp_of(locations.tasks_file)
         loaded = load_tasks(locations)
-        store.skip_while_running_elsewhere(_skip_tasks(loaded))
+        overlap_across_hosts(store, loaded.tasks.values())
         serial = SerialStore(store, clock)
         runs = RunPipeline(
             serial,
@@ -326,20 +325,15 @@ def _run_until_stopped(
     scheduler.run()
 
 
-def _skip_tasks(loaded: taskfile.TaskFile) -> list[str]:
-    """The tasks whose `overlap = "skip"` the claims hold across hosts (serve/fleet.py)."""
-    return [name for name, task in loaded.tasks.items() if task.overlap is Overlap.SKIP]
-
-
 def _reloaded(
     runs: RunPipeline, on_reload: Callable[[taskfile.TaskFile], None] | None, store: History
 ) -> Callable[[taskfile.TaskFile], None]:
     """Return the reload hook: the notifier follows the new [defaults.smtp], the claims the
-    new `overlap = "skip"` tasks, then `on_reload`."""
+    new overlap policies, then `on_reload`."""
 
     def hook(loaded: taskfile.TaskFile) -> None:
         runs.reload(loaded.defaults.smtp, loaded.secret_variables)
-        store.skip_while_running_elsewhere(_skip_tasks(loaded))
+        overlap_across_hosts(store, loaded.tasks.values())
         if on_reload is not None:
             on_reload(loaded)
 

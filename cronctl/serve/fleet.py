@@ -16,8 +16,11 @@ Each serve is judged by its own lease (kept in its row): hosts need not agree on
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 
 from cronctl import timefmt
+from cronctl.history import History
+from cronctl.model import Overlap, Task
 from cronctl.records import Heartbeat
 from cronctl.serve.upkeep import HEARTBEAT_INTERVAL
 
@@ -55,3 +58,18 @@ def report_heartbeat(beat: Heartbeat | None) -> None:
             timefmt.iso_seconds(dead.heartbeat_at),
             timefmt.counted(len(dead.runs), "run"),
         )
+
+
+def overlap_across_hosts(store: History, tasks: Iterable[Task]) -> None:
+    """Tell the claims which tasks' `overlap` holds across hosts (at start and each reload):
+    `skip` records the slot `skipped` while the task runs on another host, `queue` and
+    `replace` leave the claim to that host and try again (serve/starts.py)."""
+    skips: list[str] = []
+    waits: list[str] = []
+    for task in tasks:
+        if task.overlap is Overlap.SKIP:
+            skips.append(task.name)
+        elif task.overlap in (Overlap.QUEUE, Overlap.REPLACE):
+            waits.append(task.name)
+    store.skip_while_running_elsewhere(skips)
+    store.wait_while_running_elsewhere(waits)

@@ -33,7 +33,7 @@ from cronctl.errors import SlotTakenError, StoreError
 from cronctl.history import History, ServeHistory
 from cronctl.listeners import NoEvents, RunEvents
 from cronctl.model import DEFAULT_KEEP_RUNS, Task
-from cronctl.records import Output, Run, Status, Trigger
+from cronctl.records import Output, Run, RunningElsewhere, Status, Trigger
 from cronctl.runner.early import Finish
 from cronctl.runner.execute import RunRequest
 from cronctl.serve.fleet import report_heartbeat
@@ -131,8 +131,11 @@ class SerialStore:
                 reason=reason,
             )
 
-    def start_runs(self, claims: Sequence[Claim], *, started_at: datetime) -> list[int | None]:
-        """Claim several runs in one transaction (RunStore.start_runs); None: slot taken."""
+    def start_runs(
+        self, claims: Sequence[Claim], *, started_at: datetime
+    ) -> Sequence[int | RunningElsewhere | None]:
+        """Claim several runs in one transaction (RunStore.start_runs); None: slot taken;
+        RunningElsewhere: left to the host where the task runs."""
         with self._lock:
             return self._store.start_runs(claims, started_at=started_at)
 

@@ -161,6 +161,10 @@ class RunStore(Database):
         (the PostgreSQL store's claims check the other hosts' runs)."""
         del tasks
 
+    def wait_while_running_elsewhere(self, tasks: Collection[str]) -> None:
+        """Nothing to do, as `skip_while_running_elsewhere`."""
+        del tasks
+
     def set_pid(self, run_id: int, pid: int) -> None:
         with self._write() as db:
             db.execute("UPDATE runs SET pid = ? WHERE id = ?", (pid, run_id))

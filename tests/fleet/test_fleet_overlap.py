@@ -1,0 +1,116 @@
+"""`overlap = "queue"` and `"replace"` across three serves on one PostgreSQL history
+(README.md#several-serves-one-history, docs/reliability.md "Several serves, one history"):
+the host whose run of the task goes on sees the next slot too and queues or replaces it there;
+the other hosts leave the claim to it (no row) and try again until no run of the task goes on
+anywhere. Never two runs of the task at once, whichever hosts claim.
+
+Real serve processes (tests/fleet/harness.py) on the session's real PostgreSQL server.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from tests.fleet.harness import Fleet, fleet
+from tests.support import wait_for
+
+pytest.importorskip("psycopg")
+
+HOSTS = ("host-a", "host-b", "host-c")
+
+
+@pytest.fixture
+def hosts(tmp_path, cronctl_exe, pg_url):
+    with fleet(tmp_path, cronctl_exe, pg_url) as started:
+        yield started
+
+
+def _start_all(hosts: Fleet, tasks: str) -> None:
+    for name in HOSTS:
+        hosts.start(name, tasks)  # the default lease: a serve stopping slowly stays alive
+    for host in hosts.hosts.values():
+        host.wait_started()
+
+
+def _never_two_at_once(rows: list[tuple[int, int | None, str, str]]) -> None:
+    ran = sorted(
+        (start, end)
+        for start, end, status, _host in rows
+        if end is not None and status not in ("skipped", "missed")
+    )
+    for (_start, end), (later, _end) in zip(ran, ran[1:], strict=False):
+        assert later >= end, "\n".join(map(str, rows))
+
+
+def test_queue_across_three_hosts_runs_every_slot_in_order_never_two_at_once(hosts):
+    """A task slower than its period (2.4 s every 2 s): each slot waits for the run before
+    it, on whichever host that run goes, then runs; never beside it."""
+    tasks = '[tasks.slow]\nschedule = "@every 2s"\ncommand = "sleep 2.4"\noverlap = "queue"\n'
+    _start_all(hosts, tasks)
+    wait_for(
+        lambda: (
+            len(hosts.rows("SELECT 1 FROM runs WHERE task = 'slow' AND status = 'succeeded'")) >= 3
+        ),
+        timeout=40,
+        what="three runs of slow",
+    )
+    logs = hosts.stop_all()
+    for name, log in logs.items():
+        assert "Traceback" not in log, (name, log)
+    rows = hosts.rows(
+        "SELECT started_at, finished_at, status, host, scheduled_at, reason FROM runs"
+        " WHERE task = 'slow' ORDER BY started_at"
+    )
+    _never_two_at_once([row[:4] for row in rows])
+    succeeded = [row for row in rows if row[2] == "succeeded"]
+    slots = [row[4] for row in succeeded]
+    assert slots == sorted(slots), rows  # in slot order
+    gaps = {later - earlier for earlier, later in zip(slots, slots[1:], strict=False)}
+    assert gaps == {2000}, rows  # every slot ran, none skipped
+    late = [row[0] - row[4] for row in succeeded]
+    assert late[-1] > 0, rows  # the later slots waited for the runs before them
+    assert any(
+        f"waits: a run of it goes on host {other}" in log
+        for log in logs.values()
+        for other in HOSTS
+    ), logs
+
+
+def test_replace_across_three_hosts_stops_the_running_one_on_its_host(hosts):
+    """A task that never ends in its period: each new slot stops the running run on the
+    host that runs it (recorded `interrupted`, replaced), then runs, on some host."""
+    tasks = '[tasks.long]\nschedule = "@every 2s"\ncommand = "sleep 4"\noverlap = "replace"\n'
+    _start_all(hosts, tasks)
+    wait_for(
+        lambda: (
+            len(
+                hosts.rows(
+                    "SELECT 1 FROM runs WHERE task = 'long' AND status = 'interrupted'"
+                    " AND reason LIKE 'replaced by a newer run%%'"
+                )
+            )
+            >= 2
+        ),
+        timeout=40,
+        what="two runs of long replaced",
+    )
+    time.sleep(0.5)
+    logs = hosts.stop_all()
+    for name, log in logs.items():
+        assert "Traceback" not in log, (name, log)
+    rows = hosts.rows(
+        "SELECT started_at, finished_at, status, host, scheduled_at, reason, id FROM runs"
+        " WHERE task = 'long' ORDER BY started_at"
+    )
+    _never_two_at_once([row[:4] for row in rows])
+    replaced = [row for row in rows if (row[5] or "").startswith("replaced by a newer run")]
+    assert len(replaced) >= 2, rows
+    for _start, _end, status, host, _slot, _reason, run_id in replaced:
+        assert status == "interrupted", rows
+        # Stopped by the serve of its own host, the only one that can.
+        assert f"task long: stopping run {run_id}, replaced" in logs[host], (host, logs)
+    # The slot that replaced it ran (its row follows, on some host).
+    slots = [row[4] for row in rows if row[4] is not None and row[2] != "skipped"]
+    assert slots == sorted(slots), rows
