@@ -33,7 +33,7 @@ from cronctl.runner.locks import LockFolder
 from cronctl.serve import GRACE, KILL_GRACE, NOTIFY_FLUSH_SECONDS
 from cronctl.serve import log as serve_log
 from cronctl.serve.arenas import bound_arenas, trim_heap
-from cronctl.serve.fleet import heartbeat_interval, overlap_across_hosts
+from cronctl.serve.fleet import heartbeat_interval, overlap_across_hosts, task_lookup
 from cronctl.serve.lock import ServeLock
 from cronctl.serve.loop import Scheduler
 from cronctl.serve.recovery import (
@@ -260,6 +260,7 @@ def serve(
             renames=follower,
         )
         scheduler.upkeep.heartbeat_interval = heartbeat_interval(lease)
+        recorder.task_of = task_lookup(scheduler.states)
         signals.attach(scheduler)
         count = len(loaded.tasks)
         # The scheduler holds the tasks; the file's text and TOML document (about 90 MB at

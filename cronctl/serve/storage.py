@@ -36,7 +36,7 @@ from cronctl.model import DEFAULT_KEEP_RUNS, Task
 from cronctl.records import Output, Run, RunningElsewhere, Status, Trigger
 from cronctl.runner.early import Finish
 from cronctl.runner.execute import RunRequest
-from cronctl.serve.fleet import report_heartbeat
+from cronctl.serve.fleet import TaskOf, report_heartbeat, tell_declared
 from cronctl.serve.grouping import GroupCommit, LastSuccesses
 from cronctl.store.opening import open_store_for_serve
 from cronctl.store.runs import Claim
@@ -296,6 +296,8 @@ class Recorder:
         self.store = store
         self.clock = clock
         self.events = events or NoEvents()
+        # The tasks of the runs a heartbeat abandons on other hosts (serve sets it).
+        self.task_of: TaskOf = _no_task
         self.say = LogOnce(clock)
         self._queue: deque[tuple[str, Write]] = deque()
         self._cond = threading.Condition()
@@ -318,7 +320,7 @@ class Recorder:
         )
 
     def heartbeat(self, now: datetime) -> None:
-        self.submit("heartbeat", partial(_heartbeat, now), replace=True)
+        self.submit("heartbeat", partial(_heartbeat, now, self.events, self.task_of), replace=True)
 
     def tasks_loaded(self, now: datetime) -> None:
         self.submit("tasks loaded", partial(_tasks_loaded, now), replace=True)
@@ -446,8 +448,15 @@ def _utc(moment: datetime) -> datetime:
     return moment.astimezone(UTC)
 
 
-def _heartbeat(now: datetime, store: History) -> None:
-    report_heartbeat(store.heartbeat(now))  # serve/fleet.py: the lease and the others
+def _heartbeat(now: datetime, events: RunEvents, task_of: TaskOf, store: History) -> None:
+    beat = store.heartbeat(now)  # serve/fleet.py: the lease and the others
+    report_heartbeat(beat)
+    tell_declared(beat, task_of, events)
+
+
+def _no_task(name: str) -> Task | None:
+    del name
+    return None
 
 
 def _tasks_loaded(now: datetime, store: History) -> None:
