@@ -322,3 +322,20 @@ class ReadOnlyReader(History, Protocol):
     def __enter__(self) -> Self: ...
 
     def __exit__(self, *exc: object) -> None: ...
+
+
+class FleetLocks(Protocol):
+    """Shared locks held across the hosts of one history (README.md#shared-locks): a
+    PostgreSQL history's advisory locks (cronctl/store/postgres/locks.py), beside each host's
+    flocks (cronctl/runner/locks.py)."""
+
+    def try_lock(self, names: Sequence[str]) -> str | None:
+        """Take every lock of `names`, or none: None when taken, else why not (who holds one,
+        or a database that cannot be reached: fail closed)."""
+        ...
+
+    def unlock(self, names: Sequence[str]) -> None:
+        """Free the locks of `names` taken by `try_lock`; never raises."""
+        ...
+
+    def close(self) -> None: ...

@@ -29,7 +29,7 @@ from cronctl.listeners import EventFanout, RunEvents
 from cronctl.locations import MEMORY, Locations, host_name, masked
 from cronctl.pipeline import RunPipeline
 from cronctl.records import DEFAULT_LEASE, Run
-from cronctl.runner.locks import LockFolder
+from cronctl.runner.locks import LockFolder, fleet_locks_for
 from cronctl.serve import GRACE, KILL_GRACE, NOTIFY_FLUSH_SECONDS
 from cronctl.serve import log as serve_log
 from cronctl.serve.arenas import bound_arenas, trim_heap
@@ -243,6 +243,10 @@ def serve(
         # The newest slot of every task, read once by `Scheduler.start` on its own connection
         # (the job threads and the notifier use `serial`'s, under its lock).
         slot_reader = stack.enter_context(contextlib.closing(open_store(locations.db)))
+        # Shared locks: flocks here, and across hosts on a PostgreSQL history (its own
+        # connection, opened at the first run that needs a lock).
+        locks = LockFolder(locations.state_dir, fleet=fleet_locks_for(locations.db, clock, "serve"))
+        history.callback(locks.close)
         scheduler = Scheduler(
             loaded.tasks,
             clock=clock,
@@ -256,7 +260,7 @@ def serve(
             kill_grace=kill_grace,
             max_parallel=max_parallel,
             on_reload=_reloaded(runs, on_reload, store),
-            locks=LockFolder(locations.state_dir),
+            locks=locks,
             renames=follower,
         )
         scheduler.upkeep.heartbeat_interval = heartbeat_interval(lease)
