@@ -9,6 +9,7 @@ Real serve processes (tests/fleet/harness.py) on the session's real PostgreSQL s
 
 from __future__ import annotations
 
+import signal
 import time
 
 import pytest
@@ -114,3 +115,42 @@ def test_replace_across_three_hosts_stops_the_running_one_on_its_host(hosts):
     # The slot that replaced it ran (its row follows, on some host).
     slots = [row[4] for row in rows if row[4] is not None and row[2] != "skipped"]
     assert slots == sorted(slots), rows
+
+
+def test_queue_when_the_running_host_dies_a_survivor_runs_the_waiting_slot_after_the_lease(
+    hosts,
+):
+    """The host running a `queue` task is killed: the other hosts' claims wait until a
+    survivor declares it dead (its run recorded `abandoned`), then one of them runs the task;
+    never while the dead host's run was still `running`."""
+    tasks = '[tasks.slow]\nschedule = "@every 1s"\ncommand = "sleep 20"\noverlap = "queue"\n'
+    for name in HOSTS:
+        hosts.start(name, tasks, "--lease", "3", "--grace", "1")
+    for host in hosts.hosts.values():
+        host.wait_started()
+    [(victim, run_id)] = wait_for(
+        lambda: hosts.rows("SELECT host, id FROM runs WHERE task = 'slow'"),
+        timeout=30,
+        what="slow running",
+    )
+    hosts.hosts[victim].kill(signal.SIGKILL)
+    hosts.hosts[victim].proc.wait(timeout=10)
+    wait_for(
+        lambda: hosts.rows("SELECT 1 FROM runs WHERE task = 'slow' AND id <> %s", (run_id,)),
+        timeout=30,
+        what="slow running on a survivor",
+    )
+    logs = hosts.stop_all()
+    rows = hosts.rows(
+        "SELECT id, host, status, started_at, finished_at, reason, scheduled_at FROM runs"
+        " WHERE task = 'slow' ORDER BY id"
+    )
+    [dead] = [row for row in rows if row[0] == run_id]
+    assert dead[2] == "abandoned" and f"host {victim} stopped heartbeating" in dead[5], rows
+    later = [row for row in rows if row[0] != run_id and row[2] not in ("skipped", "missed")]
+    assert later and all(row[1] != victim for row in later), rows
+    assert min(row[3] for row in later) >= dead[4], rows  # only once it was abandoned
+    # The slot that came while the dead host's run went on waited, and ran: not lost.
+    assert min(row[6] for row in later) < dead[4], rows
+    survivors = [logs[name] for name in HOSTS if name != victim]
+    assert any(f"a run of it goes on host {victim}" in log for log in survivors), survivors
