@@ -136,7 +136,10 @@ def test_queue_when_the_running_host_dies_a_survivor_runs_the_waiting_slot_after
     hosts.hosts[victim].kill(signal.SIGKILL)
     hosts.hosts[victim].proc.wait(timeout=10)
     wait_for(
-        lambda: hosts.rows("SELECT 1 FROM runs WHERE task = 'slow' AND id <> %s", (run_id,)),
+        lambda: hosts.rows(
+            "SELECT 1 FROM runs WHERE task = 'slow' AND id <> %s AND status = 'running'",
+            (run_id,),
+        ),
         timeout=30,
         what="slow running on a survivor",
     )

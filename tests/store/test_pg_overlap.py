@@ -92,7 +92,7 @@ def test_claims_of_one_task_on_two_hosts_at_once_start_one_run(pg_hosts):  # noq
         barrier = threading.Barrier(2)
         answers: dict[str, object] = {}
 
-        def claim(store, name, minutes):
+        def claim(store, name, minutes, barrier=barrier, answers=answers, slot=slot):
             barrier.wait()
             [answers[name]] = store.start_runs(
                 [("queued", Trigger.SCHEDULE, 1, slot + timedelta(minutes=minutes))],
