@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from cronctl.clock import SYSTEM_CLOCK
 from cronctl.runner.locks import HeldLocks, LockFolder, LockTaken, fleet_locks_for
 from tests.serve.fakes import FakeClock
+from tests.support import wait_for
 
 pytest.importorskip("psycopg")
 
@@ -70,43 +71,49 @@ def test_taken_twice_by_one_process_it_is_held_until_freed_twice(fleet_of):
     assert b.try_lock(["db"]) is None
 
 
+def _cut(pg_url: str, holder: str) -> None:
+    """End the lock connection of `holder` from outside, as a server restart would."""
+    import psycopg
+
+    with psycopg.connect(pg_url, autocommit=True) as admin:
+        admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s",
+            (application_name(holder),),
+        )
+
+
 def test_the_lock_dies_with_its_connection_which_is_said_loudly_and_taken_again(
     fleet_of, pg_url, caplog
 ):
-    import psycopg
-
     a, b = fleet_of("host-a"), fleet_of("host-b")
     assert a.try_lock(["db"]) is None
-    with psycopg.connect(pg_url, autocommit=True) as admin:  # the connection is cut
-        admin.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s",
-            (application_name("host host-a (serve, pid 42)"),),
-        )
+    _cut(pg_url, "host host-a (serve, pid 42)")
     assert b.try_lock(["db"]) is None  # the server released it: another host may start
     b.unlock(["db"])
     with caplog.at_level(logging.ERROR, logger="cronctl.locks"):
-        assert a.try_lock(["other"]) is None  # a new connection; `db` taken again on it
+        refused = a.try_lock(["other"])  # the loss found; connected again off this thread
+        assert refused is not None and refused.endswith("; connecting again"), refused
+        wait_for(lambda: a.try_lock(["other"]) is None, timeout=10, what="connected again")
     [record] = [r for r in caplog.records if "was lost" in r.getMessage()]
     assert "shared locks 'db' across hosts was lost" in record.getMessage()
+    # `db`, still held by a run of a, was taken again on the new connection
     assert b.try_lock(["db"]) == "lock 'db' is held by host host-a (serve, pid 42)"
 
 
 def test_a_lock_taken_by_another_host_while_the_connection_was_lost_is_logged(
     fleet_of, pg_url, caplog
 ):
-    import psycopg
-
     a, b = fleet_of("host-a"), fleet_of("host-b")
     assert a.try_lock(["db"]) is None
-    with psycopg.connect(pg_url, autocommit=True) as admin:
-        admin.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s",
-            (application_name("host host-a (serve, pid 42)"),),
-        )
+    _cut(pg_url, "host host-a (serve, pid 42)")
     assert b.try_lock(["db"]) is None
     with caplog.at_level(logging.ERROR, logger="cronctl.locks"):
         a.unlock(["db"])  # the run's end finds the connection gone
-        assert a.try_lock(["db"]) == "lock 'db' is held by host host-b (serve, pid 42)"
+        wait_for(
+            lambda: a.try_lock(["db"]) == "lock 'db' is held by host host-b (serve, pid 42)",
+            timeout=10,
+            what="connected again",
+        )
     messages = [r.getMessage() for r in caplog.records]
     assert any("shared locks 'db' across hosts was lost" in m for m in messages), messages
 
@@ -118,16 +125,17 @@ def test_a_database_that_cannot_be_reached_refuses_every_lock_and_waits_before_t
 
     clock = FakeClock(datetime(2026, 12, 6, tzinfo=UTC))
     locks = fleet_of("host-a", url=f"postgresql://nobody@127.0.0.1:{free_port()}/x", clock=clock)
-    refused = locks.try_lock(["db"])
-    assert refused is not None
-    assert refused.startswith("lock 'db' cannot be taken across hosts: cannot reach the history")
-    again = locks.try_lock(["db"])  # within RETRY_PAUSE: not even tried
-    assert again == (
-        "lock 'db' cannot be taken across hosts: the history database at"
-        f" {locks.address} could not be reached"
-    )
+    first = locks.try_lock(["db"])  # the first connection: on the caller's thread
+    assert first is not None
+    assert first.startswith("lock 'db' cannot be taken across hosts: cannot reach the history")
+    assert locks.try_lock(["db"]) == first  # within RETRY_PAUSE: not even tried
+    assert locks._reconnecting is None
     clock.advance(RETRY_PAUSE)
-    assert "cannot reach the history" in (locks.try_lock(["db"]) or "")
+    assert locks.try_lock(["db"]) == first  # tried again, off the caller's thread
+    reconnecting = locks._reconnecting
+    assert reconnecting is not None
+    reconnecting.join(timeout=10)
+    assert locks.try_lock(["db"]) == first and locks._reconnecting is reconnecting
 
 
 @given(st.text(max_size=40), st.text(max_size=40))

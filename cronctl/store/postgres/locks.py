@@ -30,6 +30,7 @@ import hashlib
 import logging
 import math
 import os
+import threading
 from collections import Counter
 from collections.abc import Sequence
 from typing import Any
@@ -80,7 +81,14 @@ def holder_from(app_name: str | None, pid: int | None) -> str:
 
 
 class PgFleetLocks:
-    """The shared locks one process holds across the hosts of a PostgreSQL history."""
+    """The shared locks one process holds across the hosts of a PostgreSQL history.
+
+    Called from serve's loop (whose runs take and free locks) as well as from `run-now`. The
+    loop must not wait for a connection: only the first one is opened on the caller's thread
+    (at the first run that needs a lock: the database answered that run's claim a moment
+    ago); a connection lost is opened again on a thread of its own, and meanwhile every lock
+    is refused (fail closed). A query on the connection is one round trip (~0.2 ms on a local
+    server, measured); `tcp_user_timeout` bounds one to a server that vanished silently."""
 
     def __init__(
         self, url: str, *, holder: str, clock: Clock, timeout: float = BUSY_TIMEOUT
@@ -92,7 +100,12 @@ class PgFleetLocks:
         self.address = server_address(url)
         self._conn: psycopg.Connection[tuple[Any, ...]] | None = None
         self._held: Counter[str] = Counter()  # name -> times taken on this connection
-        self._retry_at = -math.inf  # monotonic: no connection tried before it
+        self._mutex = threading.Lock()  # the connection and `_held`: loop and reconnecting
+        self._tried = False  # the first connection was tried (on the caller's thread)
+        self._reconnecting: threading.Thread | None = None
+        self._retry_at = -math.inf  # monotonic: no connection tried again before it
+        self._failure = ""  # why the last connection failed
+        self._closed = False
 
     # -- FleetLocks ----------------------------------------------------------------------
 
@@ -103,16 +116,15 @@ class PgFleetLocks:
         wanted = sorted(set(names))
         if not wanted:
             return None
-        why = ""
-        for _ in range(2):  # a connection the server ended is known only once used: again
+        with self._mutex:
             conn, why = self._connection()
-            if conn is None:
-                break
-            try:
-                return self._take(conn, wanted)
-            except psycopg.Error as exc:
-                self._lost(exc)
-                why = _reason(exc)
+            if conn is not None:
+                try:
+                    return self._take(conn, wanted)
+                except psycopg.Error as exc:  # a connection the server ended, found now
+                    self._lost(exc)
+                    self._reconnect()
+                    why = f"{_reason(exc)}; connecting again"
         return f"lock '{wanted[0]}' cannot be taken across hosts: {why}"
 
     def _take(self, conn: psycopg.Connection[tuple[Any, ...]], wanted: list[str]) -> str | None:
@@ -131,53 +143,92 @@ class PgFleetLocks:
         """Free the locks of `names` taken by `try_lock` (never raises: a lock of a lost
         connection is free already, which is logged)."""
         wanted = sorted(set(names))
-        held = [name for name in wanted if self._held[name] > 0]
-        for name in held:
-            self._held[name] -= 1
-        self._held += Counter()  # drops the names no longer held
-        conn = self._conn
-        if conn is None or not held:
-            return
-        try:
+        with self._mutex:
+            held = [name for name in wanted if self._held[name] > 0]
             for name in held:
-                _unlock(conn, name)
-        except psycopg.Error as exc:
-            self._lost(exc, also=held)
+                self._held[name] -= 1
+            self._held += Counter()  # drops the names no longer held
+            conn = self._conn
+            if conn is None or not held:
+                return
+            try:
+                for name in held:
+                    _unlock(conn, name)
+            except psycopg.Error as exc:
+                self._lost(exc, also=held)
+                self._reconnect()
 
     def close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()  # the server frees what is still held
-            self._conn = None
-        self._held.clear()
+        with self._mutex:
+            self._closed = True
+            if self._conn is not None:
+                self._conn.close()  # the server frees what is still held
+                self._conn = None
+            self._held.clear()
 
-    # -- the connection ------------------------------------------------------------------
+    # -- the connection (under `_mutex`) -------------------------------------------------
 
     def _connection(self) -> tuple[psycopg.Connection[tuple[Any, ...]] | None, str]:
-        """The lock connection, opened (again) when there is none; (None, why) when the
-        server cannot be reached now."""
+        """The lock connection; (None, why) while there is none: the first one is opened
+        here, a lost one again on a thread of its own (`_reconnect`)."""
         conn = self._conn
         if conn is not None and not conn.closed and not conn.broken:
             return conn, ""
         if conn is not None:
             self._lost(None)
-        mono = self.clock.monotonic()
-        if mono < self._retry_at:
-            return None, f"the history database at {self.address} could not be reached"
+        if not self._tried:
+            self._tried = True
+            try:
+                conn = self._open()
+            except psycopg.Error as exc:
+                self._failed(exc)
+                return None, self._failure
+            self._conn = conn
+            return conn, ""
+        self._reconnect()
+        return None, self._failure or (
+            f"the history database at {self.address} is being connected to again"
+        )
+
+    def _open(self) -> psycopg.Connection[tuple[Any, ...]]:
+        return psycopg.connect(
+            make_conninfo(
+                self.url,
+                connect_timeout=max(2, math.ceil(self.timeout)),
+                application_name=application_name(self.holder),
+                tcp_user_timeout=round(self.timeout * 1000),
+            ),
+            autocommit=True,
+        )
+
+    def _failed(self, exc: psycopg.Error) -> None:
+        self._retry_at = self.clock.monotonic() + RETRY_PAUSE
+        self._failure = f"cannot reach the history database at {self.address}: {_reason(exc)}"
+
+    def _reconnect(self) -> None:
+        """Open the connection again on a thread of its own, unless one is at it or the
+        last try failed less than RETRY_PAUSE ago."""
+        running = self._reconnecting is not None and self._reconnecting.is_alive()
+        if running or self._closed or self.clock.monotonic() < self._retry_at:
+            return
+        self._reconnecting = threading.Thread(
+            target=self._reconnect_now, name="cronctl-lock-connection", daemon=True
+        )
+        self._reconnecting.start()
+
+    def _reconnect_now(self) -> None:
         try:
-            conn = psycopg.connect(
-                make_conninfo(
-                    self.url,
-                    connect_timeout=max(2, math.ceil(self.timeout)),
-                    application_name=application_name(self.holder),
-                ),
-                autocommit=True,
-            )
+            conn = self._open()
         except psycopg.Error as exc:
-            self._retry_at = mono + RETRY_PAUSE
-            return None, f"cannot reach the history database at {self.address}: {_reason(exc)}"
-        self._conn = conn
-        self._take_again(conn)
-        return conn, ""
+            with self._mutex:
+                self._failed(exc)
+            return
+        with self._mutex:
+            if self._closed:
+                conn.close()
+                return
+            self._take_again(conn)
+            self._conn, self._failure = conn, ""
 
     def _lost(self, exc: BaseException | None, also: Sequence[str] = ()) -> None:
         """The connection is gone, and the server freed every lock it held: say so loudly."""
