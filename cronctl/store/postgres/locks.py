@@ -86,8 +86,10 @@ class PgFleetLocks:
     Called from serve's loop (whose runs take and free locks) as well as from `run-now`. The
     loop must not wait for a connection: only the first one is opened on the caller's thread
     (at the first run that needs a lock: the database answered that run's claim a moment
-    ago); a connection lost is opened again on a thread of its own, and meanwhile every lock
-    is refused (fail closed). A query on the connection is one round trip (~0.2 ms on a local
+    ago); a connection found lost when a lock is to be taken is opened again at once (a
+    restarted server: the run need not be refused); after that fails, or when a run's end
+    finds it lost, on a thread of its own, every RETRY_PAUSE, and meanwhile every lock is
+    refused (fail closed). A query on the connection is one round trip (~0.2 ms on a local
     server, measured); `tcp_user_timeout` bounds one to a server that vanished silently."""
 
     def __init__(
@@ -123,8 +125,16 @@ class PgFleetLocks:
                     return self._take(conn, wanted)
                 except psycopg.Error as exc:  # a connection the server ended, found now
                     self._lost(exc)
-                    self._reconnect()
-                    why = f"{_reason(exc)}; connecting again"
+                    why = _reason(exc)
+                conn = self._open_again()  # once: a restarted server, a dropped idle session
+                if conn is None:
+                    why = f"{why}; {self._failure}"
+                else:
+                    try:
+                        return self._take(conn, wanted)
+                    except psycopg.Error as exc:
+                        self._lost(exc)
+                        why = _reason(exc)
         return f"lock '{wanted[0]}' cannot be taken across hosts: {why}"
 
     def _take(self, conn: psycopg.Connection[tuple[Any, ...]], wanted: list[str]) -> str | None:
@@ -197,9 +207,26 @@ class PgFleetLocks:
                 connect_timeout=max(2, math.ceil(self.timeout)),
                 application_name=application_name(self.holder),
                 tcp_user_timeout=round(self.timeout * 1000),
+                # Idle between runs that need locks (a nightly job's): kept alive for the
+                # firewalls and NATs that drop a silent session.
+                keepalives=1,
+                keepalives_idle=60,
             ),
             autocommit=True,
         )
+
+    def _open_again(self) -> psycopg.Connection[tuple[Any, ...]] | None:
+        """A connection found lost by a lock about to be taken is opened again here, once:
+        the server restarted or dropped an idle session, and the run need not be refused
+        (after a failure, `_reconnect` tries again off this thread)."""
+        try:
+            conn = self._open()
+        except psycopg.Error as exc:
+            self._failed(exc)
+            return None
+        self._take_again(conn)
+        self._conn, self._failure = conn, ""
+        return conn
 
     def _failed(self, exc: psycopg.Error) -> None:
         self._retry_at = self.clock.monotonic() + RETRY_PAUSE
