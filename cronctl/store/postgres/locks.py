@@ -42,7 +42,8 @@ from cronctl.clock import Clock
 from cronctl.store.database import BUSY_TIMEOUT
 from cronctl.store.postgres.connection import _first_line, server_address
 
-log = logging.getLogger("cronctl.locks")
+# Under serve's log (cronctl/serve/log.py), where serve holds the locks; run-now's stderr.
+log = logging.getLogger("cronctl.serve.locks")
 
 KEY_PREFIX = b"cronctl:lock:"
 APPLICATION_PREFIX = "cronctl: "
@@ -264,13 +265,17 @@ class PgFleetLocks:
             conn.close()
         lost = sorted(set(self._held) | set(also))
         if lost:
+            still = sorted(self._held)  # of runs still going: taken again
             log.error(
-                "the connection to %s that held the shared locks %s across hosts was lost%s:"
-                " the server released them, so a run on another host that needs one may"
-                " start beside ours; taken again when the database answers",
+                "the connection to %s that held shared locks across hosts was lost%s: the"
+                " server released %s, so a run on another host that needs one may have"
+                " started beside ours%s",
                 self.address,
-                ", ".join(f"'{name}'" for name in lost),
                 f" ({_reason(exc)})" if exc is not None else "",
+                ", ".join(f"'{name}'" for name in lost),
+                f"; {', '.join(repr(n) for n in still)} taken again when the database answers"
+                if still
+                else "",
             )
 
     def _take_again(self, conn: psycopg.Connection[tuple[Any, ...]]) -> None:
