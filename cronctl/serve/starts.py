@@ -143,11 +143,14 @@ class Starts:
             if decision.drop_queued and state.queued is not None:
                 self._skip(state.queued[0], "replaced by a newer run before it started")
             for handle in running:
-                log.info(
-                    "task %s: stopping run %s, replaced by a newer run",
-                    state.task.name,
-                    handle.run_id,
-                )
+                if handle.run_id is None:  # not claimed yet: waits for a lock or another host
+                    log.info("task %s: its run not started yet is replaced", state.task.name)
+                else:
+                    log.info(
+                        "task %s: stopping run %s, replaced by a newer run",
+                        state.task.name,
+                        handle.run_id,
+                    )
                 handle.stop(REPLACED_REASON)
             state.queued = (request, chain)
 
