@@ -155,5 +155,7 @@ def test_queue_when_the_running_host_dies_a_survivor_runs_the_waiting_slot_after
     assert min(row[3] for row in later) >= dead[4], rows  # only once it was abandoned
     # The slot that came while the dead host's run went on waited, and ran: not lost.
     assert min(row[6] for row in later) < dead[4], rows
+    took = (min(row[3] for row in later) - dead[4]) / 1000
+    print(f"\nabandoned to the waiting slot started on a survivor: {took:.3f} s")
     survivors = [logs[name] for name in HOSTS if name != victim]
     assert any(f"a run of it goes on host {victim}" in log for log in survivors), survivors
