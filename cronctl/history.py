@@ -34,6 +34,7 @@ from cronctl.records import (
     Output,
     Rename,
     Run,
+    RunningElsewhere,
     ServeState,
     Status,
     TaskDefinition,
@@ -304,6 +305,12 @@ class History(
         their slot while a run of theirs goes on another host records it `skipped`."""
         ...
 
+    def wait_while_running_elsewhere(self, tasks: Collection[str]) -> None:
+        """`tasks` have `overlap = "queue"` or `"replace"`: on a history several hosts share,
+        a claim of theirs while a run of theirs goes on another host writes nothing and
+        comes back `RunningElsewhere` (that host queues or replaces; this one tries again)."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -315,8 +322,9 @@ class ServeHistory(History, Protocol):
 
     def start_runs(
         self, claims: Sequence[tuple[str, Trigger, int, datetime | None]], *, started_at: datetime
-    ) -> list[int | None]:
-        """Claim each (task, trigger, attempt, scheduled_at); None for a slot already taken."""
+    ) -> Sequence[int | RunningElsewhere | None]:
+        """Claim each (task, trigger, attempt, scheduled_at); None for a slot already taken,
+        RunningElsewhere for a claim left to the host where the task runs."""
         ...
 
     def batch(self) -> AbstractContextManager[None]:
@@ -347,3 +355,20 @@ class ReadOnlyReader(History, Protocol):
     def __enter__(self) -> Self: ...
 
     def __exit__(self, *exc: object) -> None: ...
+
+
+class FleetLocks(Protocol):
+    """Shared locks held across the hosts of one history (README.md#shared-locks): a
+    PostgreSQL history's advisory locks (cronctl/store/postgres/locks.py), beside each host's
+    flocks (cronctl/runner/locks.py)."""
+
+    def try_lock(self, names: Sequence[str]) -> str | None:
+        """Take every lock of `names`, or none: None when taken, else why not (who holds one,
+        or a database that cannot be reached: fail closed)."""
+        ...
+
+    def unlock(self, names: Sequence[str]) -> None:
+        """Free the locks of `names` taken by `try_lock`; never raises."""
+        ...
+
+    def close(self) -> None: ...

@@ -118,6 +118,16 @@ class ServeState:
 
 
 @dataclass(frozen=True)
+class RunningElsewhere:
+    """A claim left to another host (README.md#several-serves-one-history): a run of the task
+    goes on `host`, and the task's `overlap` is `queue` or `replace`, which that host applies
+    to the slot itself. Nothing was written; the claimer tries again until no run of the
+    task goes on anywhere."""
+
+    host: str
+
+
+@dataclass(frozen=True)
 class DeclaredDead:
     """A serve this host's heartbeat declared dead (its lease ran out and it had not stopped
     cleanly), with its runs it recorded `abandoned`."""

@@ -91,7 +91,7 @@ def run_now(
     (125 when its `when` condition skips it, 75 when another run holds its lock)."""
     from cronctl.pipeline import RunPipeline
     from cronctl.runner.execute import RunRequest, StopSignal
-    from cronctl.runner.locks import LockFolder, hold_for_manual_run
+    from cronctl.runner.locks import LockFolder, fleet_locks_for, hold_for_manual_run
 
     app = state(ctx)
     tasks = app.tasks()
@@ -99,9 +99,10 @@ def run_now(
     if not task.enabled:
         app.renderer.note(f"Task '{name}' is disabled; running it anyway because you asked.")
     stop = StopSignal("interrupted by Ctrl-C")
+    fleet = fleet_locks_for(app.locations.db, app.clock, "run-now", name) if task.lock else None
     with _signals_stop(stop):
         locks = hold_for_manual_run(
-            LockFolder(app.locations.state_dir),
+            LockFolder(app.locations.state_dir, fleet=fleet),
             name,
             task.lock,
             wait=wait,

@@ -26,11 +26,14 @@ SLACK_TAIL_BYTES = 2_000
 
 @dataclass(frozen=True)
 class Delivery:
-    """One notification to send: a run, why (`event`), and where serve runs (`hostname`).
+    """One notification to send: a run, why (`event`), and the host of the run
+    (`hostname`: the run's own, else the host sending it).
 
     `phase` is "start" (healthchecks' /start ping only) or "finish". `event` is None for a
     finished run that triggers no event (healthchecks still hears about it). `missed_count`
     is how many missed slots this one notification stands for (they are coalesced).
+    `reported_by` is the host sending it when that is not the run's host (a run another host
+    declared abandoned: its host had died, README.md#more-than-one-machine).
     """
 
     task: Task
@@ -40,6 +43,7 @@ class Delivery:
     final: bool
     hostname: str
     missed_count: int = 1
+    reported_by: str | None = None
 
     @property
     def is_test(self) -> bool:
@@ -95,6 +99,8 @@ def detail_lines(delivery: Delivery) -> list[str]:
         lines.append(f"reason:    {run.reason}")
     lines.append(f"command:   {task.command}")
     lines.append(f"host:      {delivery.hostname}")
+    if delivery.reported_by:
+        lines.append(f"told by:   {delivery.reported_by}")
     if delivery.missed_count > 1:
         lines.append(f"missed:    {delivery.missed_count} slots")
     return lines
@@ -128,6 +134,7 @@ def webhook_json(delivery: Delivery) -> dict[str, Any]:
     return run_json(delivery.run) | {
         "event": delivery.event,
         "hostname": delivery.hostname,
+        "reported_by": delivery.reported_by,
         "missed_count": delivery.missed_count,
         "test": delivery.is_test,
         "cronctl_version": __version__,

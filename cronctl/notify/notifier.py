@@ -24,7 +24,6 @@ to 100 missed slots at start-up; that is one or two messages, not a hundred).
 from __future__ import annotations
 
 import os
-import socket
 import sys
 import threading
 from collections import OrderedDict
@@ -34,6 +33,7 @@ from datetime import timedelta
 
 from cronctl.clock import SYSTEM_CLOCK, Clock
 from cronctl.errors import CronctlError
+from cronctl.locations import host_name
 from cronctl.model import NotifySettings, SmtpSettings, Task
 from cronctl.notify import rules
 from cronctl.notify.channels import (
@@ -121,8 +121,10 @@ class Notifier:
         self.log = log if log is not None else _stderr_log
         self.clock = clock
         self.synchronous = synchronous
-        self.hostname = hostname or socket.gethostname()
         self.environ = os.environ if environ is None else environ
+        # The host this cronctl stands for in a shared history (CRONCTL_HOST, else the node
+        # name), as its run rows say: README.md#notifications.
+        self.hostname = hostname or host_name(self.environ)
         self._sendmail = find_sendmail(self.environ) if sendmail == FIND_SENDMAIL else sendmail
         self._history = HistoryLink(database, record_error)
         self._lanes: Lanes[_Job] = Lanes(  # one lane per task name
@@ -278,8 +280,9 @@ class Notifier:
             phase=job.phase,
             event=event,
             final=job.final,
-            hostname=self.hostname,
+            hostname=job.run.host or self.hostname,
             missed_count=job.missed_count,
+            reported_by=self.hostname if job.run.host not in (None, self.hostname) else None,
         )
         names = channels_for(delivery, settings)
         if not names:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import NamedTuple, Protocol, runtime_checkable
 
-from cronctl.records import Output, Run, Status, Trigger
+from cronctl.records import Output, Run, RunningElsewhere, Status, Trigger
 from cronctl.runner.process import ProcessOutcome, Supervision
 from cronctl.spool import SpoolWriter
 
@@ -20,7 +20,7 @@ class BatchClaims(Protocol):
 
     def start_runs(
         self, claims: Sequence[tuple[str, Trigger, int, datetime | None]], *, started_at: datetime
-    ) -> list[int | None]: ...
+    ) -> Sequence[int | RunningElsewhere | None]: ...
 
 
 @runtime_checkable

@@ -20,7 +20,7 @@ from cronctl.errors import excerpt
 from cronctl.history import RunRecorder
 from cronctl.listeners import NoEvents, RunEvents
 from cronctl.model import Task
-from cronctl.records import CONDITION_SKIP_PREFIX, Run, Status, Trigger
+from cronctl.records import CONDITION_SKIP_PREFIX, Run, RunningElsewhere, Status, Trigger
 from cronctl.runner.capture import spooled_output
 from cronctl.runner.early import BatchClaims, BatchFinish, BatchPids, EarlyStart, Finish
 from cronctl.runner.envfile import EnvFileError
@@ -133,9 +133,11 @@ class Executor:
         """Whether `begin_many` can claim several runs in one transaction."""
         return isinstance(self.store, BatchClaims)
 
-    def begin_many(self, requests: Sequence[RunRequest]) -> list[int | None]:
+    def begin_many(self, requests: Sequence[RunRequest]) -> Sequence[int | RunningElsewhere | None]:
         """Write the `running` rows of several runs in one transaction (when
-        `claims_in_batches`): their ids in order, None for a slot that already has a run.
+        `claims_in_batches`): their ids in order, None for a slot that already has a run,
+        RunningElsewhere for a claim left to the host where the task runs (a PostgreSQL
+        history's `queue` and `replace` tasks).
         Raises StoreError when none could be written."""
         assert isinstance(self.store, BatchClaims)
         return self.store.start_runs(

@@ -11,6 +11,13 @@ can start beside an orphaned job.
 
 The holder writes who it is into the file, so that a run that finds the lock taken can say
 by whom ("task 'db-dump' (serve, pid 4242)").
+
+On a PostgreSQL history several hosts share, a lock is also held across them
+(`LockFolder(fleet=...)`, a `FleetLocks` of the store: cronctl/store/postgres/locks.py), taken
+after the flocks and freed with them: the flock still binds this host's `run-now` and a job
+that outlived its serve, the advisory lock the other hosts. A lock held on another host is
+refused as one held here, naming that host ("lock 'db' is held by host web-2 (serve, pid
+4242)").
 """
 
 from __future__ import annotations
@@ -25,7 +32,8 @@ from pathlib import Path
 
 from cronctl.clock import Clock
 from cronctl.errors import LockHeldError
-from cronctl.locations import ensure_private_dir
+from cronctl.history import FleetLocks
+from cronctl.locations import ensure_private_dir, host_name, is_url
 
 LOCKS_FOLDER = "locks"
 _HOLDER_BYTES = 512
@@ -37,10 +45,11 @@ class LockTaken:
 
     name: str
     holder: str
+    detail: str | None = None  # the whole reason, where the fleet's lock said it
 
     @property
     def reason(self) -> str:
-        return f"lock '{self.name}' is held by {self.holder}"
+        return self.detail or f"lock '{self.name}' is held by {self.holder}"
 
 
 @dataclass
@@ -48,12 +57,17 @@ class HeldLocks:
     """Locks this process holds for one run; `release` (or the end of the process) frees them."""
 
     descriptors: dict[str, int] = field(default_factory=dict)
+    fleet: FleetLocks | None = None  # where `fleet_names` are held across hosts
+    fleet_names: tuple[str, ...] = ()
 
     @property
     def fds(self) -> tuple[int, ...]:
         return tuple(self.descriptors.values())
 
     def release(self) -> None:
+        fleet, names, self.fleet_names = self.fleet, self.fleet_names, ()
+        if fleet is not None and names:
+            fleet.unlock(names)
         descriptors, self.descriptors = self.descriptors, {}
         for fd in descriptors.values():
             os.close(fd)  # closing our descriptor ends our hold (the job's copy ends with it)
@@ -65,8 +79,13 @@ NO_LOCKS = HeldLocks()
 class LockFolder:
     """The lock files of one state folder."""
 
-    def __init__(self, state_dir: Path) -> None:
+    def __init__(self, state_dir: Path, *, fleet: FleetLocks | None = None) -> None:
         self.folder = state_dir / LOCKS_FOLDER
+        self.fleet = fleet
+
+    def close(self) -> None:
+        if self.fleet is not None:
+            self.fleet.close()
 
     def try_acquire(self, names: Iterable[str], holder: str) -> HeldLocks | LockTaken:
         """Take every lock of `names` now, or none of them: the first one taken by someone
@@ -94,6 +113,12 @@ class LockFolder:
                 return taken
             held.descriptors[name] = fd
             _write_holder(fd, holder)
+        if self.fleet is not None:
+            refused = self.fleet.try_lock(wanted)
+            if refused is not None:
+                held.release()
+                return LockTaken(wanted[0], "another host", refused)
+            held.fleet, held.fleet_names = self.fleet, tuple(wanted)
         return held
 
     def acquire(
@@ -159,3 +184,16 @@ def hold_for_manual_run(
         )
     on_wait(taken)
     return folder.acquire(names, holder_text(task, "run-now"), clock=clock, stop=stop)
+
+
+def fleet_locks_for(
+    database: str, clock: Clock, program: str, task: str | None = None
+) -> FleetLocks | None:
+    """The locks across hosts of the history `database` (README.md#shared-locks): a
+    PostgreSQL one's advisory locks, named for this host and `program` (and the `task` of a
+    run-now), connected at the first lock taken; None for a SQLite file (one host)."""
+    if not is_url(database):
+        return None
+    from cronctl.store.postgres.locks import PgFleetLocks, fleet_holder
+
+    return PgFleetLocks(database, holder=fleet_holder(program, host_name(), task), clock=clock)

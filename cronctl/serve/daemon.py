@@ -33,14 +33,13 @@ from cronctl.errors import (
 from cronctl.history import History, ServeHistory
 from cronctl.listeners import EventFanout, RunEvents
 from cronctl.locations import MEMORY, Locations, host_name, masked
-from cronctl.model import Overlap
 from cronctl.pipeline import RunPipeline
 from cronctl.records import DEFAULT_LEASE, Run
-from cronctl.runner.locks import LockFolder
+from cronctl.runner.locks import LockFolder, fleet_locks_for
 from cronctl.serve import GRACE, KILL_GRACE, NOTIFY_FLUSH_SECONDS
 from cronctl.serve import log as serve_log
 from cronctl.serve.arenas import bound_arenas, trim_heap
-from cronctl.serve.fleet import heartbeat_interval
+from cronctl.serve.fleet import heartbeat_interval, overlap_across_hosts, task_lookup
 from cronctl.serve.lock import ServeLock
 from cronctl.serve.loop import Scheduler
 from cronctl.serve.outage import Outage
@@ -219,7 +218,7 @@ def serve(
         history.callback(store.close)
         stamp = stamp_of(locations.tasks_file)
         loaded = load_tasks(locations)
-        store.skip_while_running_elsewhere(_skip_tasks(loaded))
+        overlap_across_hosts(store, loaded.tasks.values())
         host = host_name(environ)
         outage = Outage(clock, host=host, database=masked(locations.db))
         serial = SerialStore(store, clock, outage)
@@ -259,6 +258,10 @@ def serve(
         # The newest slot of every task, read once by `Scheduler.start` on its own connection
         # (the job threads and the notifier use `serial`'s, under its lock).
         slot_reader = stack.enter_context(contextlib.closing(open_store(locations.db)))
+        # Shared locks: flocks here, and across hosts on a PostgreSQL history (its own
+        # connection, opened at the first run that needs a lock).
+        locks = LockFolder(locations.state_dir, fleet=fleet_locks_for(locations.db, clock, "serve"))
+        history.callback(locks.close)
         scheduler = Scheduler(
             loaded.tasks,
             clock=clock,
@@ -272,11 +275,12 @@ def serve(
             kill_grace=kill_grace,
             max_parallel=max_parallel,
             on_reload=_reloaded(runs, on_reload, store, recorder),
-            locks=LockFolder(locations.state_dir),
+            locks=locks,
             renames=follower,
             outage=outage,
         )
         scheduler.upkeep.heartbeat_interval = heartbeat_interval(lease)
+        recorder.task_of = task_lookup(scheduler.states)
         signals.attach(scheduler)
         count = len(loaded.tasks)
         ready = _definitions_once_ready(recorder, loaded, on_ready)
@@ -380,11 +384,6 @@ def _run_until_stopped(
     scheduler.run()
 
 
-def _skip_tasks(loaded: taskfile.TaskFile) -> list[str]:
-    """The tasks whose `overlap = "skip"` the claims hold across hosts (serve/fleet.py)."""
-    return [name for name, task in loaded.tasks.items() if task.overlap is Overlap.SKIP]
-
-
 def _definitions_once_ready(
     recorder: Recorder,
     loaded: taskfile.TaskFile,
@@ -410,11 +409,11 @@ def _reloaded(
     recorder: Recorder,
 ) -> Callable[[taskfile.TaskFile], None]:
     """Return the reload hook: the notifier follows the new [defaults.smtp], the claims the
-    new `overlap = "skip"` tasks, the history the tasks' digests, then `on_reload`."""
+    new overlap policies, the history the tasks' digests, then `on_reload`."""
 
     def hook(loaded: taskfile.TaskFile) -> None:
         runs.reload(loaded.defaults.smtp, loaded.secret_variables)
-        store.skip_while_running_elsewhere(_skip_tasks(loaded))
+        overlap_across_hosts(store, loaded.tasks.values())
         recorder.task_definitions(loaded.tasks.values())
         if on_reload is not None:
             on_reload(loaded)

@@ -16,9 +16,17 @@ Each serve is judged by its own lease (kept in its row): hosts need not agree on
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING
 
 from cronctl import timefmt
 from cronctl.records import Heartbeat
+
+if TYPE_CHECKING:  # `status` imports this module for `late_after`: kept light
+    from cronctl.history import History
+    from cronctl.listeners import RunEvents
+    from cronctl.model import Task
+    from cronctl.serve.taskstate import TaskState
 
 log = logging.getLogger("cronctl.serve")
 
@@ -67,3 +75,60 @@ def report_heartbeat(beat: Heartbeat | None) -> None:
             timefmt.iso_seconds(dead.heartbeat_at),
             timefmt.counted(len(dead.runs), "run"),
         )
+
+
+def overlap_across_hosts(store: History, tasks: Iterable[Task]) -> None:
+    """Tell the claims which tasks' `overlap` holds across hosts (at start and each reload):
+    `skip` records the slot `skipped` while the task runs on another host, `queue` and
+    `replace` leave the claim to that host and try again (serve/starts.py)."""
+    from cronctl.model import Overlap  # here: the module stays light for `status`
+
+    skips: list[str] = []
+    waits: list[str] = []
+    for task in tasks:
+        if task.overlap is Overlap.SKIP:
+            skips.append(task.name)
+        elif task.overlap in (Overlap.QUEUE, Overlap.REPLACE):
+            waits.append(task.name)
+    store.skip_while_running_elsewhere(skips)
+    store.wait_while_running_elsewhere(waits)
+
+
+TaskOf = Callable[[str], "Task | None"]
+"""The task of this serve's task file by its name (None: it has none of that name)."""
+
+
+def tell_declared(beat: Heartbeat | None, task_of: TaskOf, events: RunEvents) -> None:
+    """Tell the run listeners (notifications) about the runs this heartbeat recorded
+    `abandoned` for the serves it declared dead, as about any run that ended: only the
+    survivor that declared a serve dead has them, so each is told once across the fleet.
+    A run of a task this host's file does not hold is only logged."""
+    if beat is None:
+        return
+    for dead in beat.declared:
+        for run in dead.runs:
+            task = task_of(run.task)
+            if task is None:
+                log.warning(
+                    "run %s of %s (host %s) abandoned: no task %s here to notify for",
+                    run.id,
+                    run.task,
+                    dead.host,
+                    run.task,
+                )
+                continue
+            try:
+                events.run_finished(task, run, final=True)
+            except Exception:  # a listener must not stop the heartbeats
+                log.exception("a run listener failed on run %s", run.id)
+
+
+def task_lookup(states: Mapping[str, TaskState]) -> TaskOf:
+    """`TaskOf` over the scheduler's tasks (read from the recorder's thread: a dict's `get`
+    is atomic, and a task removed meanwhile is simply not found)."""
+
+    def task_of(name: str) -> Task | None:
+        state = states.get(name)
+        return None if state is None else state.task
+
+    return task_of

@@ -264,7 +264,7 @@ class Scheduler:
         timer = self.timers.next_at()
         if timer is not None:
             deadline = min(deadline, timer - mono)
-        if self.starts.lock_waiting:  # a lock another process holds frees without a word
+        if self.starts.polling:  # a lock elsewhere, a run on another host: they end unheard
             deadline = min(deadline, LOCK_POLL)
         return max(0.0, deadline)
 

@@ -16,7 +16,7 @@ from cronctl.model.digest import TaskDigest, task_digests
 from cronctl.records import Run, Status, Trigger
 from cronctl.runner.execute import RunRequest
 from cronctl.serve.arenas import trim_heap
-from cronctl.serve.fleet import report_heartbeat
+from cronctl.serve.fleet import TaskOf, report_heartbeat, tell_declared
 
 log = logging.getLogger("cronctl.serve")
 
@@ -70,8 +70,16 @@ def _utc(moment: datetime) -> datetime:
     return moment.astimezone(UTC)
 
 
-def heartbeat(now: datetime, store: History) -> None:
-    report_heartbeat(store.heartbeat(now))  # serve/fleet.py: the lease and the others
+def heartbeat(now: datetime, events: RunEvents, task_of: TaskOf, store: History) -> None:
+    beat = store.heartbeat(now)  # serve/fleet.py: the lease and the others
+    report_heartbeat(beat)
+    tell_declared(beat, task_of, events)
+
+
+def no_task(name: str) -> Task | None:
+    """The Recorder's `task_of` until serve has its tasks: none known."""
+    del name
+    return None
 
 
 def tasks_loaded(now: datetime, store: History) -> None:

@@ -8,6 +8,13 @@ most `max_parallel` runs go at once (bounded by the open-file limit), more wait 
 place, in order. The runs decided during one step of the loop are handed to the launcher
 together at its end (`flush`). When the last run of a task ends, its catch-up backlog, else its
 queued run, starts (`next_waiting`).
+
+On a history several hosts share (README.md#several-serves-one-history), a claim of a `queue`
+or `replace` task whose run goes on another host comes back with that host
+(`Handle.elsewhere`): that host, which sees every slot too, queues or replaces there; here the
+run waits, counted as a run of the task, and its claim is tried again every CLAIM_POLL until
+it wins (no run of the task goes on anywhere: that run ended, or its host was declared dead)
+or finds its slot taken (the other host ran it).
 """
 
 from __future__ import annotations
@@ -35,6 +42,9 @@ log = logging.getLogger("cronctl.serve")
 LOCK_POLL = 0.5
 """Seconds between two tries of the runs that wait for a lock held by another process (a
 lock of this serve's own runs is tried again as soon as the run ends)."""
+CLAIM_POLL = LOCK_POLL
+"""Seconds between two claims of a run whose task runs on another host (a claim is one
+round trip under the task's advisory lock)."""
 CAP_WARNING_INTERVAL = 300.0
 """Seconds between two warnings that runs wait for a free place."""
 
@@ -85,6 +95,17 @@ class Starts:
         # Runs waiting for a shared lock: (slot or decision time, order of arrival, run).
         self.lock_waiting: list[tuple[datetime, int, Handle]] = []
         self._arrivals = 0
+        # Runs whose claim was left to the host where their task runs, tried again each
+        # CLAIM_POLL (from `_next_claim`, on the monotonic clock).
+        self.claim_waiting: list[Handle] = []
+        self._next_claim = 0.0
+        self._told_elsewhere: set[Handle] = set()  # said once a run, not at every claim
+
+    @property
+    def polling(self) -> bool:
+        """Whether runs wait for something that frees without a word to this serve: a lock
+        another process holds, or a run on another host."""
+        return bool(self.lock_waiting or self.claim_waiting)
 
     def of(self, task_name: str) -> list[Handle]:
         """The runs of one task, going or waiting for a free place (empty when none)."""
@@ -122,11 +143,14 @@ class Starts:
             if decision.drop_queued and state.queued is not None:
                 self._skip(state.queued[0], "replaced by a newer run before it started")
             for handle in running:
-                log.info(
-                    "task %s: stopping run %s, replaced by a newer run",
-                    state.task.name,
-                    handle.run_id,
-                )
+                if handle.run_id is None:  # not claimed yet: waits for a lock or another host
+                    log.info("task %s: its run not started yet is replaced", state.task.name)
+                else:
+                    log.info(
+                        "task %s: stopping run %s, replaced by a newer run",
+                        state.task.name,
+                        handle.run_id,
+                    )
                 handle.stop(REPLACED_REASON)
             state.queued = (request, chain)
 
@@ -191,11 +215,46 @@ class Starts:
                 self._admit(handle)
 
     def drop_lock_waiters(self, task_name: str, why: str) -> None:
-        """The task was removed or disabled: its runs waiting for a lock will not start."""
+        """The task was removed or disabled: its runs waiting for a lock will not start, nor
+        those waiting for its run on another host (that host records their slots)."""
         for entry in [e for e in self.lock_waiting if e[2].task_name == task_name]:
             self.lock_waiting.remove(entry)
             self._forget(entry[2])
             self._skip(entry[2].request, f"{why} while it waited for its lock")
+        for handle in [h for h in self.claim_waiting if h.task_name == task_name]:
+            self.claim_waiting.remove(handle)
+            self._forget(handle)
+
+    # ---------------------------------------------------------------- runs on other hosts
+
+    def _wait_for_claim(self, handle: Handle) -> None:
+        """`handle`'s claim was left to the host where its task runs: try it again later."""
+        if handle not in self._told_elsewhere:
+            self._told_elsewhere.add(handle)
+            log.info(
+                "task %s: %s run waits: a run of it goes on host %s",
+                handle.task_name,
+                handle.request.trigger,
+                handle.elsewhere,
+            )
+        self.claim_waiting.append(handle)
+        handle.elsewhere = None
+        if not self._next_claim:
+            self._next_claim = self.clock.monotonic() + CLAIM_POLL
+
+    def retry_claim_waiters(self) -> None:
+        """Claim again the runs whose task ran on another host, in the order they came."""
+        mono = self.clock.monotonic()
+        if mono < self._next_claim:
+            return
+        self._next_claim = 0.0
+        waiting, self.claim_waiting = self.claim_waiting, []
+        for handle in waiting:
+            if handle not in self.running.get(handle.task_name, []):
+                continue  # forgotten meanwhile (the task removed)
+            stopped = handle.request.stop is not None and handle.request.stop.is_set()
+            if stopped or not handle.request.task.lock or self._take_locks(handle):
+                self._admit(handle)  # a stopped run ends at its claim, as any other
 
     # ---------------------------------------------------------------- capacity
 
@@ -224,6 +283,8 @@ class Starts:
         their threads compete for the interpreter; see ThreadLauncher)."""
         if self.lock_waiting:
             self.retry_lock_waiters()
+        if self.claim_waiting:
+            self.retry_claim_waiters()
         if self._outbox:
             handles, self._outbox = self._outbox, []
             self.launcher.launch(handles, self.done)
@@ -232,14 +293,19 @@ class Starts:
         """`handle` ended (or never started): its locks are free, its place goes to the
         oldest waiting start."""
         handle.locks.release()
-        self._forget(handle)
         self.active -= 1
+        stopped = handle.request.stop is not None and handle.request.stop.is_set()
+        if handle.elsewhere is not None and not self.closed and not stopped:
+            self._wait_for_claim(handle)  # still a run of its task, here
+        else:
+            self._forget(handle)
         while self.waiting and self.active < self.max_parallel:
             waiting = self.waiting.popleft()
             if waiting in self.running.get(waiting.task_name, []):
                 self._go(waiting)
 
     def _forget(self, handle: Handle) -> None:
+        self._told_elsewhere.discard(handle)
         handles = self.running.get(handle.task_name, [])
         if handle in handles:
             handles.remove(handle)
@@ -257,6 +323,9 @@ class Starts:
         self.waiting.clear()
         for name in {handle.task_name for _, _, handle in self.lock_waiting}:
             self.drop_lock_waiters(name, reason)
+        for handle in self.claim_waiting:  # their runs go on elsewhere, which records them
+            self._forget(handle)
+        self.claim_waiting.clear()
         for handle in self.handles():
             if handle.run_id is None:
                 handle.stop(reason)

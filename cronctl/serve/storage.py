@@ -33,10 +33,11 @@ from cronctl.errors import SlotTakenError, StoreError
 from cronctl.history import History, ServeHistory
 from cronctl.listeners import NoEvents, RunEvents
 from cronctl.model import Task
-from cronctl.records import Output, Run, Status, Trigger
+from cronctl.records import Output, Run, RunningElsewhere, Status, Trigger
 from cronctl.runner.early import Finish
 from cronctl.runner.execute import RunRequest
 from cronctl.serve import rows
+from cronctl.serve.fleet import TaskOf
 from cronctl.serve.grouping import GroupCommit, LastSuccesses
 from cronctl.serve.outage import Outage
 from cronctl.serve.rows import write_missed, write_skipped
@@ -151,9 +152,12 @@ class SerialStore:
         self._reached()
         return run_id
 
-    def start_runs(self, claims: Sequence[Claim], *, started_at: datetime) -> list[int | None]:
-        """Claim several runs in one transaction (RunStore.start_runs); None: slot taken.
-        Claims the database was out of reach for are the outage's (serve/outage.py)."""
+    def start_runs(
+        self, claims: Sequence[Claim], *, started_at: datetime
+    ) -> Sequence[int | RunningElsewhere | None]:
+        """Claim several runs in one transaction (RunStore.start_runs); None: slot taken;
+        RunningElsewhere: left to the host where the task runs. Claims the database was out
+        of reach for are the outage's (serve/outage.py)."""
         try:
             with self._lock:
                 self._settle(started_at)
@@ -353,6 +357,8 @@ class Recorder:
         self.clock = clock
         self.outage = outage  # told of every write: the database reached, or not
         self.events = events or NoEvents()
+        # The tasks of the runs a heartbeat abandons on other hosts (serve sets it).
+        self.task_of: TaskOf = rows.no_task
         self.say = LogOnce(clock)
         self._queue: deque[tuple[str, Write]] = deque()
         self._cond = threading.Condition()
@@ -375,7 +381,9 @@ class Recorder:
         )
 
     def heartbeat(self, now: datetime) -> None:
-        self.submit("heartbeat", partial(rows.heartbeat, now), replace=True)
+        self.submit(
+            "heartbeat", partial(rows.heartbeat, now, self.events, self.task_of), replace=True
+        )
 
     def tasks_loaded(self, now: datetime) -> None:
         self.submit("tasks loaded", partial(rows.tasks_loaded, now), replace=True)

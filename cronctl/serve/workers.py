@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from cronctl.errors import DatabaseUnavailableError, SlotTakenError, StoreError
-from cronctl.records import Run, Status
+from cronctl.records import Run, RunningElsewhere, Status
 from cronctl.runner.early import EarlyStart
 from cronctl.runner.execute import Executor, RunRequest
 from cronctl.runner.locks import HeldLocks
@@ -43,6 +43,9 @@ class Handle:
     chain: frozenset[str] = frozenset()  # tasks of the `after` chain that led here (no cycles)
     run_id: int | None = None  # known once the worker claimed the run
     locks: HeldLocks = field(default_factory=HeldLocks)  # the shared locks held for it
+    # The host where a run of the task went on when this one was claimed (a PostgreSQL
+    # history's `queue` and `replace` tasks): nothing was written, the claim is tried again.
+    elsewhere: str | None = None
 
     @property
     def task_name(self) -> str:
@@ -215,6 +218,9 @@ class ThreadLauncher:
         for (handle, done), run_id in zip(live, run_ids, strict=True):
             if run_id is None:
                 self._slot_taken(handle)
+                done(Completion(handle, None))
+            elif isinstance(run_id, RunningElsewhere):
+                handle.elsewhere = run_id.host
                 done(Completion(handle, None))
             else:
                 handle.run_id = run_id

@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from cronctl.errors import DatabaseFullError, SlotTakenError, StoreError, UnknownRunError
-from cronctl.records import FAILURE_STATUSES, Output, Run, Status, Trigger
+from cronctl.records import FAILURE_STATUSES, Output, Run, RunningElsewhere, Status, Trigger
 from cronctl.store.database import Database, from_ms, to_ms
 from cronctl.store.schema import FAILURES_SQL, SLOT_TRIGGERS_SQL
 
@@ -131,13 +131,16 @@ class RunStore(Database):
         except sqlite3.IntegrityError:
             raise SlotTakenError(f"slot {scheduled_at} of task '{task}' has already run") from None
 
-    def start_runs(self, claims: Sequence[Claim], *, started_at: datetime) -> list[int | None]:
+    def start_runs(
+        self, claims: Sequence[Claim], *, started_at: datetime
+    ) -> list[int | RunningElsewhere | None]:
         """Insert the `running` rows of several runs in one transaction (serve's claims of one
         instant) and return their ids in order, None for a run whose slot already ran (the
         others are claimed all the same). All or none are written: a StoreError means none
         was. One `BEGIN IMMEDIATE ... COMMIT` instead of one each (docs/performance.md,
-        "Serve's hot path after issue 18")."""
-        ids: list[int | None] = []
+        "Serve's hot path after issue 18"). Never RunningElsewhere (the PostgreSQL store's
+        answer for another host's run): a SQLite history has one host."""
+        ids: list[int | RunningElsewhere | None] = []
         with self._write() as db:
             for task, trigger, attempt, scheduled_at in claims:
                 row = db.execute(
@@ -159,6 +162,10 @@ class RunStore(Database):
     def skip_while_running_elsewhere(self, tasks: Collection[str]) -> None:
         """Nothing to do: a SQLite history has one host, whose serve keeps `overlap` itself
         (the PostgreSQL store's claims check the other hosts' runs)."""
+        del tasks
+
+    def wait_while_running_elsewhere(self, tasks: Collection[str]) -> None:
+        """Nothing to do, as `skip_while_running_elsewhere`."""
         del tasks
 
     def set_pid(self, run_id: int, pid: int) -> None:

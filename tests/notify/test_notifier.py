@@ -3,13 +3,16 @@ failures on the run, and wired to the real Executor."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import os
 import threading
 import time
 from datetime import timedelta
 
 import pytest
 
+from cronctl.notify.message import Delivery, detail_lines, headline
 from cronctl.notify.notifier import WORKERS, Notifier
 from cronctl.records import Trigger
 from cronctl.runner.execute import Executor, RunRequest
@@ -282,3 +285,40 @@ def test_one_task_cannot_fill_the_queue_for_the_others(store, db, web, tmp_path)
     assert [line.rsplit(" ", 1)[1] for line in dropped] == [str(r.id) for r in runs[4:]]
     assert not any("queue full" in line for line in log)
     assert notifier.close(timeout=10)
+
+
+@pytest.mark.parametrize(
+    ("environ", "run_host", "hostname", "reported_by"),
+    [
+        ({"CRONCTL_HOST": "web-9"}, None, "web-9", None),  # a run of no host: this one's
+        ({"CRONCTL_HOST": "web-9"}, "web-9", "web-9", None),  # its own run
+        ({"CRONCTL_HOST": "web-9"}, "web-2", "web-2", "web-9"),  # another host's, declared dead
+        ({}, None, os.uname().nodename, None),  # no CRONCTL_HOST: the node name
+    ],
+)
+def test_the_notification_names_the_runs_host_and_who_told_it(
+    store, db, web, environ, run_host, hostname, reported_by
+):
+    """README.md#notifications: the host of the run (CRONCTL_HOST where set, else the node
+    name), not socket.gethostname(); a run of another host (one a survivor recorded
+    `abandoned`) names that host, and the host that told it."""
+    task = make_task(notify={"webhook": f"{web.url}/hook"})
+    run = dataclasses.replace(record(store), host=run_host)
+    with Notifier(db, log=Log(), sendmail=None, environ=environ) as notifier:
+        notifier.run_finished(task, run, final=True)
+    [request] = web.wait_for(1)
+    body = json.loads(request.body)
+    assert (body["hostname"], body["reported_by"]) == (hostname, reported_by)
+    delivery = Delivery(
+        task=task,
+        run=run,
+        phase="finish",
+        event="failure",
+        final=True,
+        hostname=hostname,
+        reported_by=reported_by,
+    )
+    assert headline(delivery).endswith(f"failed (exit status 1) on {hostname}")
+    lines = detail_lines(delivery)
+    assert f"host:      {hostname}" in lines
+    assert (f"told by:   {reported_by}" in lines) is (reported_by is not None)

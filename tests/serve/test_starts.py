@@ -292,3 +292,72 @@ def test_j3_a_removed_or_disabled_task_stops_waiting_for_its_lock(tmp_path):
     outside.release()
     rig.starts.flush()
     assert rig.launched() == [] and rig.starts.of("gone") == []
+
+
+# ---------------------------------------------------------------- a run on another host
+
+
+def _left_elsewhere(rig: Rig, handle: Handle, host: str = "host-b") -> None:
+    """What the claimer does with a claim the store left to another host."""
+    handle.elsewhere = host
+    rig.end(handle)
+
+
+def test_a_claim_left_to_another_host_waits_and_is_claimed_again_each_poll(rig, caplog):
+    from cronctl.serve.starts import CLAIM_POLL
+
+    state = rig.state("q", overlap="queue")
+    rig.starts.start(state, run_request(state.task, Trigger.SCHEDULE, scheduled_at=T0))
+    rig.starts.flush()
+    [handle] = rig.launcher.batches[-1]
+    with caplog.at_level(logging.INFO, logger="cronctl.serve"):
+        _left_elsewhere(rig, handle)
+        assert rig.starts.of("q") == [handle] and rig.starts.polling  # still the task's run
+        assert rig.starts.active == 0
+        rig.starts.flush()
+        assert len(rig.launcher.batches) == 1  # not before CLAIM_POLL
+        rig.clock.advance(CLAIM_POLL)
+        rig.starts.flush()
+        assert rig.launcher.batches[-1] == [handle] and not rig.starts.polling
+        _left_elsewhere(rig, handle)  # still going there
+        rig.clock.advance(CLAIM_POLL)
+        rig.starts.flush()
+    assert rig.launcher.batches[-1] == [handle] and len(rig.launcher.batches) == 3
+    said = [r.getMessage() for r in caplog.records if "goes on host" in r.getMessage()]
+    assert said == ["task q: schedule run waits: a run of it goes on host host-b"]  # once
+    # Meanwhile, the task's next slot: queued behind it, as behind a run of this host.
+    rig.starts.start(state, run_request(state.task, Trigger.SCHEDULE, scheduled_at=T0))
+    assert state.queued is not None
+    rig.end(handle)  # claimed (or its slot taken): it ends as any run
+    assert rig.starts.of("q") == [] and not rig.starts.polling
+
+
+def test_a_waiting_claim_replaced_by_a_newer_slot_ends_at_its_claim(rig):
+    from cronctl.serve.starts import CLAIM_POLL
+
+    state = rig.state("r", overlap="replace")
+    rig.starts.start(state, run_request(state.task, Trigger.SCHEDULE, scheduled_at=T0))
+    rig.starts.flush()
+    [handle] = rig.launcher.batches[-1]
+    _left_elsewhere(rig, handle)
+    rig.starts.start(state, run_request(state.task, Trigger.SCHEDULE, scheduled_at=T0))
+    assert handle.request.stop.is_set() and state.queued is not None  # replaced
+    rig.clock.advance(CLAIM_POLL)
+    rig.starts.flush()  # handed over stopped: the claimer ends it unclaimed
+    assert rig.launcher.batches[-1] == [handle]
+    _left_elsewhere(rig, handle)  # even if the store said so again, a stopped run is done
+    assert rig.starts.of("r") == [] and not rig.starts.polling
+
+
+def test_close_and_a_removed_task_drop_the_claims_waiting_for_another_host(rig):
+    one, two = rig.state("one", overlap="queue"), rig.state("two", overlap="queue")
+    for state in (one, two):
+        rig.starts.start(state, run_request(state.task, Trigger.SCHEDULE, scheduled_at=T0))
+    rig.starts.flush()
+    for handle in rig.launcher.batches[-1]:
+        _left_elsewhere(rig, handle)
+    rig.starts.drop_lock_waiters("one", "removed from the task file")
+    assert rig.starts.of("one") == [] and rig.starts.of("two")
+    assert rig.writes.skipped == []  # the host running it records its slots
+    rig.starts.close(SHUTDOWN_REASON)
+    assert rig.starts.of("two") == [] and not rig.starts.polling

@@ -75,8 +75,14 @@ def test_history_store_implements_the_protocol(protocol, store):
 
 def test_history_members_are_the_union_of_the_readers():
     readers = {name for p in PROTOCOLS[:-1] for name in members(p)}
-    # skip_while_running_elsewhere: serve's `overlap = "skip"` tasks for the claims (schema 8)
-    own = {"record_notify_error", "skip_while_running_elsewhere", "close"}
+    # skip_while_running_elsewhere: serve's `overlap = "skip"` tasks for the claims (schema 8);
+    # wait_while_running_elsewhere: its `queue` and `replace` tasks
+    own = {
+        "record_notify_error",
+        "skip_while_running_elsewhere",
+        "wait_while_running_elsewhere",
+        "close",
+    }
     assert set(members(History)) == readers | own
 
 

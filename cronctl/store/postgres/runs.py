@@ -12,12 +12,14 @@ back (`finish_run`).
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
+import psycopg
+
 from cronctl.errors import DatabaseFullError, SlotTakenError, UnknownRunError
-from cronctl.records import FAILURE_STATUSES, Output, Run, Status, Trigger
+from cronctl.records import FAILURE_STATUSES, Output, Run, RunningElsewhere, Status, Trigger
 from cronctl.store.database import from_ms, to_ms
 from cronctl.store.postgres.connection import Connection, PgDatabase
 from cronctl.store.runs import NO_OUTPUT, OUTPUT_COLUMNS, RUN_COLUMNS, Claim, run_from_row
@@ -60,13 +62,36 @@ _CLAIMS = (
     " ORDER BY c.n ON CONFLICT DO NOTHING RETURNING id, task, trigger, attempt, scheduled_at,"
     " status"
 )
-# The claims of tasks with `overlap = "skip"` wait here for each other across hosts (one lock
-# a task, taken in name order: no two claimers wait for each other in a cycle), so that a
-# claim sees the `running` row another host's claim of the task committed just before.
+# The claims of tasks with `overlap = "skip"`, "queue" or "replace" wait here for each other
+# across hosts (one lock a task, taken in name order: no two claimers wait for each other in a
+# cycle), so that a claim sees the `running` row another host's claim of the task committed
+# just before.
 _TASK_LOCKS = (
     "SELECT pg_advisory_xact_lock(hashtext('cronctl:task:' || t))"
     " FROM (SELECT DISTINCT t FROM unnest(%s::text[]) AS t ORDER BY t) AS locked"
 )
+# The claims (by their place n) of a task with a run going on another host (any attempt, any
+# trigger: a retry or a run-now there counts as much as a slot), with that host; not a claim
+# of a slot that has its row already: that one is taken, whoever runs the task now.
+_RUNNING_ELSEWHERE = (
+    "SELECT c.n, e.host FROM unnest(%(tasks)s::text[], %(triggers)s::text[],"
+    " %(attempts)s::integer[], %(slots)s::bigint[]) WITH ORDINALITY AS c(task, trigger,"
+    " attempt, slot, n) JOIN LATERAL (SELECT r.host FROM runs r WHERE r.status = 'running'"
+    " AND r.task = c.task AND r.host IS DISTINCT FROM %(me)s ORDER BY r.id LIMIT 1) AS e"
+    f" ON true WHERE NOT (c.attempt = 1 AND c.trigger IN ({SLOT_TRIGGERS_SQL})"
+    " AND EXISTS (SELECT 1 FROM runs s WHERE s.task = c.task AND s.scheduled_at = c.slot"
+    f" AND s.attempt = 1 AND s.trigger IN ({SLOT_TRIGGERS_SQL})))"
+)
+
+
+def _claim_params(claims: Sequence[Claim], me: str) -> dict[str, Any]:
+    return {
+        "me": me,
+        "tasks": [claim[0] for claim in claims],
+        "triggers": [str(claim[1]) for claim in claims],
+        "attempts": [claim[2] for claim in claims],
+        "slots": [to_ms(claim[3]) for claim in claims],
+    }
 
 
 def unknown_run(run_id: int) -> UnknownRunError:
@@ -96,6 +121,7 @@ class PgRunStore(PgDatabase):
     """The runs table: a run's start, pid and end; runs read back, newest first."""
 
     fleet_skips: frozenset[str] = frozenset()
+    fleet_waits: frozenset[str] = frozenset()
 
     # -- writing runs --------------------------------------------------------------------
 
@@ -118,7 +144,7 @@ class PgRunStore(PgDatabase):
             [run_id] = self.start_runs(
                 [(task, trigger, attempt, scheduled_at)], started_at=started_at
             )
-            if run_id is None:
+            if not isinstance(run_id, int):
                 raise SlotTakenError(f"slot {scheduled_at} of task '{task}' is settled")
             return run_id
         row = self._write_one(
@@ -141,7 +167,9 @@ class PgRunStore(PgDatabase):
             raise SlotTakenError(f"slot {scheduled_at} of task '{task}' has already run")
         return int(row[0])
 
-    def start_runs(self, claims: Sequence[Claim], *, started_at: datetime) -> list[int | None]:
+    def start_runs(
+        self, claims: Sequence[Claim], *, started_at: datetime
+    ) -> list[int | RunningElsewhere | None]:
         """Insert the `running` rows of several runs in one statement (serve's claims of one
         instant) and return their ids in order, None for a run whose slot already ran. All or
         none are written: a StoreError means none was.
@@ -149,24 +177,40 @@ class PgRunStore(PgDatabase):
         Across hosts (README.md#several-serves-one-history): the first attempt of a task of
         `skip_while_running_elsewhere` whose run is going on another host is recorded
         `skipped` for its slot, with that host in the reason, and comes back None: the slot
-        is settled, nothing runs."""
+        is settled, nothing runs. A claim of a task of `wait_while_running_elsewhere` whose
+        run is going on another host writes nothing and comes back RunningElsewhere: that
+        host applies `queue` or `replace` to the slot, and this one tries again later."""
         if not claims:
             return []
-        params = {
-            "at": to_ms(started_at),
-            "me": self.host,
-            "tasks": [claim[0] for claim in claims],
-            "triggers": [str(claim[1]) for claim in claims],
-            "attempts": [claim[2] for claim in claims],
-            "slots": [to_ms(claim[3]) for claim in claims],
-            "skips": sorted({claim[0] for claim in claims if claim[0] in self.fleet_skips}),
-        }
-        if not params["skips"]:
-            rows = self._write_one(_CLAIMS, params).fetchall()
-        else:
-            with self._write() as db:
-                db.execute(_TASK_LOCKS, (params["skips"],))
-                rows = db.execute(_CLAIMS, params).fetchall()
+        skips = sorted({claim[0] for claim in claims if claim[0] in self.fleet_skips})
+        waits = sorted({claim[0] for claim in claims if claim[0] in self.fleet_waits})
+        if not skips and not waits:
+            return self._claim(claims, started_at, [], self._write_one)
+        elsewhere: dict[int, str] = {}
+        with self._write() as db:
+            db.execute(_TASK_LOCKS, (skips + waits,))
+            if waits:
+                waiting = [(n, claim) for n, claim in enumerate(claims) if claim[0] in waits]
+                found = db.execute(
+                    _RUNNING_ELSEWHERE, _claim_params([claim for _, claim in waiting], self.host)
+                ).fetchall()
+                elsewhere = {waiting[n - 1][0]: host or "?" for n, host in found}
+            going = [claim for n, claim in enumerate(claims) if n not in elsewhere]
+            taken = iter(self._claim(going, started_at, skips, db.execute) if going else [])
+        return [
+            RunningElsewhere(elsewhere[n]) if n in elsewhere else next(taken)
+            for n in range(len(claims))
+        ]
+
+    def _claim(
+        self,
+        claims: Sequence[Claim],
+        started_at: datetime,
+        skips: list[str],
+        execute: Callable[[str, Any], psycopg.Cursor[tuple[Any, ...]]],
+    ) -> list[int | RunningElsewhere | None]:
+        params = _claim_params(claims, self.host) | {"at": to_ms(started_at), "skips": skips}
+        rows = execute(_CLAIMS, params).fetchall()
         started = [row[:5] for row in rows if row[5] == "running"]
         taken = match_claims(claims, [row[:5] for row in rows])
         running = {int(row[0]) for row in started}
@@ -176,6 +220,11 @@ class PgRunStore(PgDatabase):
         """The tasks whose `overlap = "skip"` holds across hosts (serve sets them at start
         and at each reload)."""
         self.fleet_skips = frozenset(tasks)
+
+    def wait_while_running_elsewhere(self, tasks: Collection[str]) -> None:
+        """The tasks whose `overlap = "queue"` or `"replace"` holds across hosts (serve sets
+        them at start and at each reload)."""
+        self.fleet_waits = frozenset(tasks)
 
     def set_pid(self, run_id: int, pid: int) -> None:
         self._write_one("UPDATE runs SET pid = %s WHERE id = %s", (pid, run_id))
