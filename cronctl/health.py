@@ -1,5 +1,5 @@
-"""The data behind `cronctl status` and `prune`: pure functions of the history, the task file
-and `now` (`metrics` reads the same figures: cronctl/metrics.py).
+"""The data behind `cronctl status`: pure functions of the history, the task file and `now`
+(`metrics` reads the same figures: cronctl/metrics.py; `prune`'s report: cronctl/pruning.py).
 
 What "healthy" means (the help of `cronctl status` and the README say the same):
 
@@ -67,13 +67,11 @@ from cronctl.failures import (
 from cronctl.history import (
     Acknowledgements,
     HealthReader,
-    Retention,
     RunReader,
     ServeStateRecorder,
     TaskDefinitions,
 )
 from cronctl.locations import host_name
-from cronctl.model import DEFAULT_KEEP_DAYS, DEFAULT_KEEP_RUNS
 from cronctl.overdue import Failing, Overdue, RecentRuns, failing_tasks, overdue_tasks
 from cronctl.records import FAILURE_STATUSES, ServeState, to_millisecond
 from cronctl.shapes import run_json
@@ -444,66 +442,4 @@ def health_json(report: Health) -> dict[str, Any]:
             for f in report.failing
         ],
         "divergent": [divergence_json(d) for d in report.divergent],
-    }
-
-
-# ---------------------------------------------------------------------------------- prune
-
-
-@dataclass(frozen=True)
-class PruneReport:
-    removed: dict[str, int]
-    keep_days: int
-    keep_runs: dict[str, int]  # the limit applied per task (tasks in the file)
-    default_keep_runs: int  # for tasks that are in the history only
-    dry_run: bool
-
-    @property
-    def total(self) -> int:
-        return sum(self.removed.values())
-
-
-def prune(
-    taskfile: TaskFile | None,
-    store: Retention,
-    now: datetime,
-    *,
-    keep_days: int | None = None,
-    keep_runs: int | None = None,
-    dry_run: bool = False,
-) -> PruneReport:
-    """Delete runs older than `keep_days` (default 90) or beyond each task's newest `keep_runs`
-    (default: the task's own keep_runs; 1000 for tasks no longer in the file).
-
-    Without a task file (None: it is invalid) each task's keep_runs is unknown: `keep_runs`
-    must then be given, and is applied to every task, lest the default delete runs that the
-    file keeps (README.md, "Keeping the history small").
-    """
-    days = DEFAULT_KEEP_DAYS if keep_days is None else keep_days
-    if taskfile is None and keep_runs is None:
-        raise ValueError("prune without the task file needs keep_runs")
-    tasks = {} if taskfile is None else taskfile.tasks
-    limits = {
-        name: keep_runs if keep_runs is not None else task.keep_runs for name, task in tasks.items()
-    }
-    default = DEFAULT_KEEP_RUNS if keep_runs is None else keep_runs
-    removed = store.prune(
-        now=now, keep_days=days, keep_runs=limits, default_keep_runs=default, dry_run=dry_run
-    )
-    return PruneReport(
-        removed=dict(sorted(removed.items())),
-        keep_days=days,
-        keep_runs=limits,
-        default_keep_runs=default,
-        dry_run=dry_run,
-    )
-
-
-def prune_json(report: PruneReport) -> dict[str, Any]:
-    return {
-        "dry_run": report.dry_run,
-        "keep_days": report.keep_days,
-        "default_keep_runs": report.default_keep_runs,
-        "removed": report.removed,
-        "total": report.total,
     }

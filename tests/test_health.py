@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from cronctl import health, metrics, taskfile
+from cronctl import health, metrics, pruning, taskfile
 from cronctl.records import Output, ServeState
 from cronctl.store import HistoryStore
 
@@ -401,16 +401,16 @@ def test_prune_per_task_limits_and_dry_run(store, tmp_path):
         add(store, "backup", "succeeded", NOW - timedelta(hours=i))
         add(store, "report", "succeeded", NOW - timedelta(hours=i))
     add(store, "report", "succeeded", NOW - timedelta(days=100))
-    dry = health.prune(tasks, store, NOW, dry_run=True)
+    dry = pruning.prune(tasks, store, NOW, dry_run=True)
     assert (
         dry.removed == {"backup": 3, "report": 1}
         and dry.dry_run
         and len(store.runs(limit=None)) == 13
     )
-    done = health.prune(tasks, store, NOW)
+    done = pruning.prune(tasks, store, NOW)
     assert done.removed == {"backup": 3, "report": 1} and len(store.runs(limit=None)) == 9
-    assert health.prune(tasks, store, NOW, keep_runs=2).removed == {"backup": 1, "report": 4}
-    assert health.prune_json(done) == {
+    assert pruning.prune(tasks, store, NOW, keep_runs=2).removed == {"backup": 1, "report": 4}
+    assert pruning.prune_json(done) == {
         "dry_run": False,
         "keep_days": 90,
         "default_keep_runs": 1000,

@@ -308,11 +308,11 @@ def prune(
 
     Runs in progress are never deleted. serve applies the same retention by itself.
     """
-    from cronctl import health
+    from cronctl import pruning
 
     app = state(ctx)
     loaded = app.tasks_beside_history(_WITHOUT_THE_FILE) if keep_runs else _tasks_for_prune(app)
-    report = health.prune(
+    report = pruning.prune(
         None if isinstance(loaded, TaskFileError) else loaded,
         app.store(),
         app.clock.now(),
@@ -321,7 +321,7 @@ def prune(
         dry_run=dry_run,
     )
     if json_output:
-        app.renderer.json(health.prune_json(report))
+        app.renderer.json(pruning.prune_json(report))
         return
     verb = "would remove" if dry_run else "removed"
     if report.removed:
