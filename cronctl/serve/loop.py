@@ -109,7 +109,13 @@ class Scheduler:
             on_reload=on_reload,  # called with each newly loaded TaskFile (notifier settings)
         )
         self.stopper = JobStopper(
-            self.starts, self.inbox, clock, systemd, grace=grace, kill_grace=kill_grace
+            self.starts,
+            self.inbox,
+            clock,
+            systemd,
+            grace=grace,
+            kill_grace=kill_grace,
+            upkeep=self.upkeep,
         )
 
         self.renames = renames  # tasks renamed by `cronctl rename` (serve/renames.py)

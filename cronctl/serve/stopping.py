@@ -15,6 +15,7 @@ from cronctl.serve import GRACE, KILL_GRACE
 from cronctl.serve.inbox import Inbox
 from cronctl.serve.starts import Starts
 from cronctl.serve.systemd import SystemdNotifier
+from cronctl.serve.upkeep import Upkeep
 from cronctl.serve.workers import SHUTDOWN_REASON
 from cronctl.timefmt import counted
 
@@ -33,8 +34,10 @@ class JobStopper:
         *,
         grace: float = GRACE,
         kill_grace: float = KILL_GRACE,
+        upkeep: Upkeep | None = None,
     ) -> None:
         self.starts = starts
+        self.upkeep = upkeep  # heartbeat and watchdog go on while the jobs end
         self.inbox = inbox
         self.clock = clock
         self.systemd = systemd
@@ -71,6 +74,8 @@ class JobStopper:
         inbox = self.inbox
         while self.starts.active and not (hurry_ends and inbox.hurry):
             drain()
+            if self.upkeep is not None:
+                self.upkeep.keep_alive(self.clock.now(), self.clock.monotonic())
             left = deadline - self.clock.monotonic()
             if not self.starts.active or left <= 0:
                 break

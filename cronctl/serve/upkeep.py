@@ -100,6 +100,18 @@ class Upkeep:
             self._next_watchdog = mono + self.systemd.watchdog_interval
             self.systemd.watchdog()
 
+    def keep_alive(self, now: datetime, mono: float) -> None:
+        """While serve stops: the heartbeat and the watchdog ping when due, nothing else. Jobs
+        may take the whole grace to end: a serve silent that long would be declared dead by
+        the other hosts (its running runs recorded abandoned under it) or killed by systemd's
+        watchdog."""
+        if mono >= self._next_heartbeat:
+            self._next_heartbeat = mono + self.heartbeat_interval
+            self.recorder.heartbeat(now)
+        if self.systemd.watchdog_interval and mono >= self._next_watchdog:
+            self._next_watchdog = mono + self.systemd.watchdog_interval
+            self.systemd.watchdog()
+
     def tell_status(self, status: Callable[[], str]) -> None:
         """Send systemd the status line, when serve runs under systemd."""
         if self.systemd.enabled:

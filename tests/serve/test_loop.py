@@ -457,6 +457,27 @@ def test_shutdown_waits_for_the_grace_then_stops_jobs(harness):
     assert (run.status, run.reason) == (Status.INTERRUPTED, SHUTDOWN_REASON)
 
 
+def test_the_heartbeat_goes_on_while_jobs_get_their_grace(harness):
+    # A job taking its whole grace to end must not make the other hosts declare this serve
+    # dead (its run abandoned under it) for lack of heartbeats.
+    h = harness([task("long", "0 * * * *")], grace=40)
+    h.run_until(T0 + timedelta(hours=1, seconds=1))
+    h.scheduler.upkeep.heartbeat_interval = 5.0
+    original_sleep = h.clock.sleep
+
+    def sleep(seconds, wake=None):
+        h.launcher.settle()  # the job ends once it is asked to stop
+        return original_sleep(seconds, wake)
+
+    h.clock.sleep = sleep
+    stop_began = h.clock.now()
+    h.scheduler.request_stop()
+    h.scheduler.run()
+    beats = [now for (now,) in h.recorder.called("heartbeat") if now >= stop_began]
+    assert len(beats) >= 6, beats  # 40 s of grace, a beat every 5 s
+    assert h.runs("long")[0].status is Status.INTERRUPTED
+
+
 def test_shutdown_starts_nothing_new(harness):
     h = harness([task("a", overlap="queue")])
     h.run_for(2.5)  # one running, one queued
