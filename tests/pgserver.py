@@ -237,9 +237,17 @@ def pg_server() -> Iterator[PostgresServer]:
     reason = _skip_reason()
     if reason is not None:
         pytest.skip(reason)
+    with started_server("cronctl-pg-") as server:
+        yield server
+
+
+@contextlib.contextmanager
+def started_server(prefix: str) -> Iterator[PostgresServer]:
+    """A new server in a temporary folder named `prefix...`, stopped and removed after (a test
+    that stops its server uses one of its own, never the session's)."""
     bindir = find_bindir()
     assert bindir is not None
-    root = Path(tempfile.mkdtemp(prefix="cronctl-pg-"))
+    root = Path(tempfile.mkdtemp(prefix=prefix))
     os.chmod(root, 0o755)
     server = PostgresServer(bindir, root)
     try:

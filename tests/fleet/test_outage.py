@@ -12,9 +12,6 @@ connections are cut) and started again on the same port; three real serve proces
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 import time
 from collections import Counter, defaultdict
 from collections.abc import Iterator
@@ -23,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from tests.fleet.harness import Fleet, fleet
-from tests.pgserver import PostgresServer, find_bindir
+from tests.pgserver import PostgresServer, started_server
 from tests.serve.test_serve_process import notify_socket  # noqa: F401 (a fixture)
 from tests.support import wait_for
 
@@ -42,17 +39,8 @@ BACK = "the history database is back after"  # and when it ends
 @pytest.fixture
 def own_server(pg_server: PostgresServer) -> Iterator[PostgresServer]:
     """A PostgreSQL server of this test's own: the test stops it (never the session's)."""
-    bindir = find_bindir()
-    assert bindir is not None
-    root = Path(tempfile.mkdtemp(prefix="cronctl-pg-outage-"))
-    os.chmod(root, 0o755)
-    server = PostgresServer(bindir, root)
-    try:
-        server.start()
+    with started_server("cronctl-pg-outage-") as server:
         yield server
-    finally:
-        server.stop()
-        shutil.rmtree(root, ignore_errors=True)
 
 
 def _task(name: str, command: str, **keys: str) -> str:

@@ -8,15 +8,12 @@ which runs on both (conftest.py)."""
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 
@@ -136,18 +133,11 @@ def test_a_server_stopped_and_started_again():
     """A server of the test's own: stopped under an open store, every call raises
     DatabaseUnavailableError (exit 75), and once it is back the same store goes on (the
     connection is opened again)."""
-    import os
+    from tests.pgserver import find_bindir, started_server
 
-    from tests.pgserver import PostgresServer, find_bindir
-
-    bindir = find_bindir()
-    if bindir is None:
+    if find_bindir() is None:
         pytest.skip("needs a PostgreSQL server")
-    root = Path(tempfile.mkdtemp(prefix="cronctl-pg-own-"))  # the server's user reads it
-    os.chmod(root, 0o755)
-    server = PostgresServer(bindir, root)
-    try:
-        server.start()
+    with started_server("cronctl-pg-own-") as server:
         url = server.create_database()
         with PostgresStore(url) as store:
             first = add_run(store)
@@ -162,9 +152,6 @@ def test_a_server_stopped_and_started_again():
             time.sleep(RECONNECT_BACKOFF[0])
             assert store.get_run(first).status == Status.SUCCEEDED
             assert add_run(store, task="b") > first
-    finally:
-        server.stop()
-        shutil.rmtree(root, ignore_errors=True)
 
 
 # --------------------------------------------------------------------- claims racing
