@@ -1,9 +1,11 @@
 """Where a run's time and serve's memory go (issue 18, items 1 and 4): measures only, no target.
 
 Plain script (pytest does not collect it, run.py does not run it):
-    python tests/benchmarks/bench_hotpath.py [--quick] [--only steps,cpu,rss,memory]
+    python tests/benchmarks/bench_hotpath.py [--quick] [--only steps,supervised,cpu,rss,memory]
 
 Figures, each on 20 `@every 1s` tasks running `true` in a scratch CRONCTL_HOME:
+* supervised: the same for the path serve's jobs take since issue 18's round 4 (one claimer,
+  the plain spawn, one supervising thread, one finisher): hotpath_supervised.py;
 * steps: the real serve (`cronctl.serve.daemon.serve`, its Scheduler, ThreadLauncher and
   Executor against a real SQLite file) run in this process, with a timing wrapper around each
   step of the hot path; every step's median and p99 in microseconds, and each run's timeline
@@ -678,11 +680,20 @@ def memory(seconds: float, every: float, frames: int = 25) -> dict[str, Any]:
 # ------------------------------------------------------------------------------ main
 
 
+def supervised_steps(seconds: float) -> dict[str, Any]:
+    """The supervised path's steps (hotpath_supervised.py): serve's path since round 4."""
+    import hotpath_supervised
+
+    return hotpath_supervised.supervised(seconds)
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a few seconds each (a smoke run)")
     parser.add_argument(
-        "--only", default="steps,cpu,rss,memory", help="comma-separated: steps, cpu, rss, memory"
+        "--only",
+        default="steps,cpu,rss,memory",
+        help="comma-separated: steps, supervised, cpu, rss, memory",
     )
     parser.add_argument("--seconds", type=float, help="window of each figure (default 90 / 600)")
     parser.add_argument("--every", type=float, default=10.0, help="seconds between samples")
@@ -695,6 +706,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     every = 2.0 if args.quick else args.every
     figures: dict[str, Callable[[], Any]] = {
         "steps": lambda: steps(short, args.switch_interval),
+        "supervised": lambda: supervised_steps(short),
         "cpu": lambda: cpu(short),
         "rss": lambda: rss(long, every),
         "memory": lambda: memory(long, every),
