@@ -1,11 +1,15 @@
 """Where a run's time and serve's memory go (issue 18, items 1 and 4): measures only, no target.
 
 Plain script (pytest does not collect it, run.py does not run it):
-    python tests/benchmarks/bench_hotpath.py [--quick] [--only steps,supervised,cpu,rss,memory]
+    python tests/benchmarks/bench_hotpath.py [--quick]
+        [--only steps,supervised,supervised-burst,claims,cpu,rss,memory]
 
 Figures, each on 20 `@every 1s` tasks running `true` in a scratch CRONCTL_HOME:
 * supervised: the same for the path serve's jobs take since issue 18's round 4 (one claimer,
   the plain spawn, one supervising thread, one finisher): hotpath_supervised.py;
+  supervised-burst: the same with 500 tasks `@every 10s`;
+* claims: a tick's claims and spawns without serve, the ways they could be ordered
+  (hotpath_claims.py);
 * steps: the real serve (`cronctl.serve.daemon.serve`, its Scheduler, ThreadLauncher and
   Executor against a real SQLite file) run in this process, with a timing wrapper around each
   step of the hot path; every step's median and p99 in microseconds, and each run's timeline
@@ -60,14 +64,17 @@ def tasks_toml(count: int = TASKS) -> str:
 
 
 def run_serve_in_process(
-    home: Path, seconds: float, during: Callable[[Any], None] | None = None
+    home: Path,
+    seconds: float,
+    during: Callable[[Any], None] | None = None,
+    tasks: str | None = None,
 ) -> None:
     """Run the real serve of `home` in this thread for `seconds` after READY; `during(scheduler)`
-    runs on a thread of its own from READY on."""
+    runs on a thread of its own from READY on; `tasks`: the task file (20 `@every 1s`)."""
     from cronctl.serve import daemon
     from cronctl.serve.log import PlainFormatter
 
-    (home / "tasks.toml").write_text(tasks_toml())
+    (home / "tasks.toml").write_text(tasks or tasks_toml())
     environ = {
         k: v for k, v in os.environ.items() if not k.startswith(("CRONCTL_", "NOTIFY_SOCKET"))
     }
@@ -680,11 +687,22 @@ def memory(seconds: float, every: float, frames: int = 25) -> dict[str, Any]:
 # ------------------------------------------------------------------------------ main
 
 
-def supervised_steps(seconds: float) -> dict[str, Any]:
-    """The supervised path's steps (hotpath_supervised.py): serve's path since round 4."""
+def supervised_steps(seconds: float, burst: bool = False) -> dict[str, Any]:
+    """The supervised path's steps (hotpath_supervised.py): serve's path since round 4; with
+    `burst`, 500 tasks `@every 10s` instead of 20 `@every 1s`."""
     import hotpath_supervised
 
-    return hotpath_supervised.supervised(seconds)
+    if not burst:
+        return hotpath_supervised.supervised(seconds)
+    burst_tasks = "".join(task_block(f"b{i}", "@every 10s") for i in range(500))
+    return hotpath_supervised.supervised(max(seconds, 12.0), burst_tasks)
+
+
+def claims_rounds(rounds: int) -> dict[str, Any]:
+    """A tick's claims and spawns without serve (hotpath_claims.py)."""
+    import hotpath_claims
+
+    return hotpath_claims.claims_and_spawns(rounds)
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -693,7 +711,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument(
         "--only",
         default="steps,cpu,rss,memory",
-        help="comma-separated: steps, supervised, cpu, rss, memory",
+        help="comma-separated: steps, supervised, supervised-burst, claims, cpu, rss, memory",
     )
     parser.add_argument("--seconds", type=float, help="window of each figure (default 90 / 600)")
     parser.add_argument("--every", type=float, default=10.0, help="seconds between samples")
@@ -707,6 +725,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     figures: dict[str, Callable[[], Any]] = {
         "steps": lambda: steps(short, args.switch_interval),
         "supervised": lambda: supervised_steps(short),
+        "supervised-burst": lambda: supervised_steps(short, burst=True),
+        "claims": lambda: claims_rounds(5 if args.quick else 60),
         "cpu": lambda: cpu(short),
         "rss": lambda: rss(long, every),
         "memory": lambda: memory(long, every),

@@ -294,7 +294,7 @@ RENAMED = {
 }
 
 
-def supervised(seconds: float) -> dict[str, Any]:
+def supervised(seconds: float, tasks: str | None = None) -> dict[str, Any]:
     """Serve in process for `seconds`, every step of the supervised path timed and marked;
     prints the steps and the two paths, returns them."""
     timings = Timings()
@@ -316,7 +316,7 @@ def supervised(seconds: float) -> dict[str, Any]:
     here = Path.cwd()
     os.chdir(Path.home())  # the plain spawn: jobs run in serve's own folder (the home folder)
     try:
-        run_serve_in_process(home, seconds, during=thread_times)
+        run_serve_in_process(home, seconds, during=thread_times, tasks=tasks)
     finally:
         os.chdir(here)
         shutil.rmtree(home, ignore_errors=True)

@@ -1,0 +1,156 @@
+"""bench_hotpath.py's `--only claims`: the claims of one instant and the spawns after them,
+in this process, without serve around them (issue 18).
+
+Serve's claimer writes the `running` rows of a tick's runs in one transaction, then spawns
+their jobs one after the other (serve/workers.py). This times, from the start of the claim to
+each process, the ways a tick of 20 jobs (`/bin/sh -c true`) could go, on a real SQLite
+history (WAL, synchronous=NORMAL, as serve writes it):
+
+* `one tx, then spawn`: serve's order (the store's `start_runs`, then `os.posix_spawn`);
+* `one tx, then posix_spawned`: the same with serve's own spawn (runner/spawn.py: two pipes,
+  stdin from /dev/null, a process group, the file objects);
+* `split A+B…`: the claims in several transactions, each chunk's jobs spawned after its
+  commit (the first job waits for a smaller transaction, later ones for more commits);
+* `claim thread`: a second thread claims (a first chunk of 2, then chunks of 6) while this
+  one spawns each job once its claim is committed;
+* `Popen, no claim` and `posix_spawn, no claim`: a Python loop spawning the same commands
+  without any history, the floor of bench_peers.py (`Popen`) and its cheapest spawn.
+Each variant's median over the rounds of: the median of its 20 starts, the first, the last.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import statistics
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from cronctl.records import Trigger
+from cronctl.runner.spawn import posix_spawned
+from cronctl.store import HistoryStore
+
+JOBS = 20
+T0 = datetime(2026, 3, 1, tzinfo=UTC)
+ENV = dict(os.environ)
+ARGV = ["/bin/sh", "-c", "true"]
+
+Claims = list[tuple[str, Trigger, int, datetime | None]]
+
+
+class Tick:
+    """A tick's claims: 20 slots one second after the previous tick's."""
+
+    def __init__(self) -> None:
+        self.second = 0
+
+    def next(self) -> tuple[Claims, datetime]:
+        self.second += 1
+        at = T0 + timedelta(seconds=self.second)
+        return [(f"t{i}", Trigger.SCHEDULE, 1, at) for i in range(JOBS)], at
+
+
+def bare_spawn() -> Any:
+    return os.posix_spawn(ARGV[0], ARGV, ENV, setpgroup=0)
+
+
+def serve_spawn() -> Any:
+    return posix_spawned(ARGV[0], ARGV[2], ENV)
+
+
+def popen_spawn() -> Any:
+    return subprocess.Popen(ARGV, env=ENV, process_group=0)
+
+
+def reap(spawned: list[Any]) -> None:
+    for job in spawned:
+        if isinstance(job, int):
+            os.waitpid(job, 0)
+        else:
+            if getattr(job, "stdout", None) is not None:
+                job.stdout.close()
+                job.stderr.close()
+            job.wait()
+
+
+def in_chunks(store: HistoryStore, tick: Tick, spawn: Callable[[], Any], sizes: tuple[int, ...]):
+    began = time.perf_counter()
+    claims, at = tick.next()
+    times, spawned, done = [], [], 0
+    for size in sizes:
+        if size:
+            store.start_runs(claims[done : done + size], started_at=at)
+        for _ in range(size or JOBS):
+            spawned.append(spawn())
+            times.append(time.perf_counter() - began)
+        done += size
+    reap(spawned)
+    return times
+
+
+def claim_thread(store: HistoryStore, tick: Tick, first: int = 2, chunk: int = 6) -> list[float]:
+    began = time.perf_counter()
+    claims, at = tick.next()
+    ready: queue.SimpleQueue[int] = queue.SimpleQueue()
+
+    def claimer() -> None:
+        done, size = 0, first
+        while done < JOBS:
+            part = claims[done : done + size]
+            store.start_runs(part, started_at=at)
+            for _ in part:
+                ready.put(1)
+            done, size = done + len(part), chunk
+
+    thread = threading.Thread(target=claimer)
+    thread.start()
+    times, spawned = [], []
+    for _ in range(JOBS):
+        ready.get()
+        spawned.append(bare_spawn())
+        times.append(time.perf_counter() - began)
+    thread.join()
+    reap(spawned)
+    return times
+
+
+def claims_and_spawns(rounds: int) -> dict[str, tuple[float, float, float]]:
+    """Each variant's medians over `rounds` (alternating): median, first and last start, ms."""
+    folder = Path(tempfile.mkdtemp(prefix="cronctl-claims-"))
+    tick = Tick()
+    with HistoryStore(folder / "history.db") as store:
+        for _ in range(100):  # a history to insert into, as serve's is
+            claims, at = tick.next()
+            store.start_runs(claims, started_at=at)
+        variants: dict[str, Callable[[], list[float]]] = {
+            "one tx, then spawn": lambda: in_chunks(store, tick, bare_spawn, (JOBS,)),
+            "one tx, then posix_spawned": lambda: in_chunks(store, tick, serve_spawn, (JOBS,)),
+            "split 2+18": lambda: in_chunks(store, tick, bare_spawn, (2, 18)),
+            "split 5+15": lambda: in_chunks(store, tick, bare_spawn, (5, 15)),
+            "split 1+3+16": lambda: in_chunks(store, tick, bare_spawn, (1, 3, 16)),
+            "claim thread": lambda: claim_thread(store, tick),
+            "Popen, no claim": lambda: in_chunks(store, tick, popen_spawn, (0,)),
+            "posix_spawn, no claim": lambda: in_chunks(store, tick, bare_spawn, (0,)),
+        }
+        found: dict[str, list[tuple[float, float, float]]] = {name: [] for name in variants}
+        names = list(variants)
+        for round_ in range(rounds):
+            shift = round_ % len(names)
+            for name in names[shift:] + names[:shift]:
+                times = [t * 1000 for t in variants[name]()]
+                found[name].append((statistics.median(times), times[0], times[-1]))
+                time.sleep(0.02)
+    print(f"\nclaims of one instant and their spawns: {JOBS} jobs, {rounds} rounds (ms)")
+    print(f"{'variant':<28} {'median':>8} {'first':>8} {'last':>8}")
+    result = {}
+    for name, rows in found.items():
+        medians = tuple(statistics.median(row[i] for row in rows) for i in range(3))
+        result[name] = (medians[0], medians[1], medians[2])
+        print(f"{name:<28} {medians[0]:>8.3f} {medians[1]:>8.3f} {medians[2]:>8.3f}")
+    return result
