@@ -702,7 +702,10 @@ def claims_rounds(rounds: int) -> dict[str, Any]:
     """A tick's claims and spawns without serve (hotpath_claims.py)."""
     import hotpath_claims
 
-    return hotpath_claims.claims_and_spawns(rounds)
+    return {
+        "orders": hotpath_claims.claims_and_spawns(rounds),
+        "costs": hotpath_claims.claim_costs(rounds),
+    }
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:

@@ -16,6 +16,10 @@ history (WAL, synchronous=NORMAL, as serve writes it):
 * `Popen, no claim` and `posix_spawn, no claim`: a Python loop spawning the same commands
   without any history, the floor of bench_peers.py (`Popen`) and its cheapest spawn.
 Each variant's median over the rounds of: the median of its 20 starts, the first, the last.
+
+`claim_costs`: what a claim transaction is made of: an empty `BEGIN IMMEDIATE … COMMIT`, one
+claim, 20 claims, with `synchronous = NORMAL` (as serve writes) and `OFF` (no fsync at a
+checkpoint either), on the same history.
 """
 
 from __future__ import annotations
@@ -153,4 +157,44 @@ def claims_and_spawns(rounds: int) -> dict[str, tuple[float, float, float]]:
         medians = tuple(statistics.median(row[i] for row in rows) for i in range(3))
         result[name] = (medians[0], medians[1], medians[2])
         print(f"{name:<28} {medians[0]:>8.3f} {medians[1]:>8.3f} {medians[2]:>8.3f}")
+    return result
+
+
+def claim_costs(rounds: int) -> dict[str, float]:
+    """Median µs of an empty write transaction, of 1 claim and of 20 claims in one, with
+    `synchronous` NORMAL and OFF, alternating."""
+    folder = Path(tempfile.mkdtemp(prefix="cronctl-claim-costs-"))
+    tick = Tick()
+    found: dict[str, list[float]] = {}
+    with HistoryStore(folder / "history.db") as store:
+        for _ in range(100):
+            claims, at = tick.next()
+            store.start_runs(claims, started_at=at)
+
+        def empty() -> None:
+            with store._write():
+                pass
+
+        def claims_of(count: int) -> Callable[[], None]:
+            def claim() -> None:
+                claims, at = tick.next()
+                store.start_runs(claims[:count], started_at=at)
+
+            return claim
+
+        steps = {"empty transaction": empty, "1 claim": claims_of(1), "20 claims": claims_of(20)}
+        for round_ in range(rounds):
+            for mode in ("NORMAL", "OFF") if round_ % 2 == 0 else ("OFF", "NORMAL"):
+                store._db.execute(f"PRAGMA synchronous = {mode}")
+                for name, step in steps.items():
+                    began = time.perf_counter_ns()
+                    for _ in range(20):
+                        step()
+                    found.setdefault(f"{name}, synchronous {mode}", []).append(
+                        (time.perf_counter_ns() - began) / 20 / 1000
+                    )
+    print(f"\na claim transaction's parts, µs ({rounds} rounds of 20, medians)")
+    result = {name: statistics.median(values) for name, values in found.items()}
+    for name, value in sorted(result.items()):
+        print(f"  {name:<40} {value:8.1f}")
     return result

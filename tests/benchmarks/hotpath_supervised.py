@@ -86,7 +86,7 @@ def instrument(timings: Timings) -> None:
     are)."""
     from cronctl.notify import notifier
     from cronctl.runner import execute, pipes, process, supervision, supervisor
-    from cronctl.serve import inbox, loop, starts, storage, workers
+    from cronctl.serve import heaps, inbox, loop, plan, starts, storage, workers
     from cronctl.serve import log as serve_log
 
     local = timings.local
@@ -106,6 +106,10 @@ def instrument(timings: Timings) -> None:
     w(loop.Scheduler, "_fire_slots", "loop: fire the slots due (all of a wake)")
     w(loop.Scheduler, "_fire", "loop: fire one slot (request, jitter, overlap, handle)")
     w(starts.Starts, "flush", "loop: hand the wake's runs to the claimer (Starts.flush)")
+    w(plan, "overdue", "loop: … next slot (plan.overdue)")
+    w(heaps.SlotHeap, "schedule", "loop: … heap update (SlotHeap.schedule)")
+    w(loop, "run_request", "loop: … the run's request (run_request)")
+    w(starts.Starts, "start", "loop: … overlap, locks, the handle (Starts.start)")
     w(loop.Scheduler, "_completed", "loop: one completion (overlap, retry, after)")
     # The claimer: the claim, then each job's spawn.
     w(workers.ThreadLauncher, "_claim_chunk", "claimer: a chunk's claims (_claim_chunk)")
