@@ -705,6 +705,8 @@ def claims_rounds(rounds: int) -> dict[str, Any]:
     return {
         "orders": hotpath_claims.claims_and_spawns(rounds),
         "costs": hotpath_claims.claim_costs(rounds),
+        "spawn": hotpath_claims.spawn_parts(max(3, rounds // 4)),
+        "lock": hotpath_claims.spawns_and_the_lock(),
     }
 
 

@@ -17,6 +17,10 @@ history (WAL, synchronous=NORMAL, as serve writes it):
   without any history, the floor of bench_peers.py (`Popen`) and its cheapest spawn.
 Each variant's median over the rounds of: the median of its 20 starts, the first, the last.
 
+`spawn_parts`: a spawn's parts (pipes, file actions, serve's own); `spawns_and_the_lock`:
+whether a thread runs while another spawns (`os.posix_spawn` keeps the interpreter lock while
+it waits for the child's exec, `subprocess.Popen` lets it go).
+
 `claim_costs`: what a claim transaction is made of: an empty `BEGIN IMMEDIATE … COMMIT`, one
 claim, 20 claims, with `synchronous = NORMAL` (as serve writes) and `OFF` (no fsync at a
 checkpoint either), on the same history.
@@ -37,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from cronctl.records import Trigger
+from cronctl.runner.spawn import RESTORED_SIGNALS as SIGNALS
 from cronctl.runner.spawn import posix_spawned
 from cronctl.store import HistoryStore
 
@@ -197,4 +202,98 @@ def claim_costs(rounds: int) -> dict[str, float]:
     result = {name: statistics.median(values) for name, values in found.items()}
     for name, value in sorted(result.items()):
         print(f"  {name:<40} {value:8.1f}")
+    return result
+
+
+def spawn_parts(rounds: int) -> dict[str, tuple[float, float]]:
+    """A spawn's parts, µs of wall and of this thread's CPU a spawn (medians over `rounds` of
+    20): the bare `os.posix_spawn`, with two pipes made and closed around it, with serve's
+    file actions (stdin from /dev/null opened in the child, two dup2) and signals, the same
+    with /dev/null opened once in the parent, and serve's `posix_spawned`."""
+    null = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+
+    def with_pipes(
+        actions: Callable[[int, int], list[tuple[Any, ...]]] | None,
+    ) -> Callable[[], Any]:
+        def spawn() -> Any:
+            out_read, out_write = os.pipe()
+            err_read, err_write = os.pipe()
+            extra: dict[str, Any] = {}
+            if actions is not None:
+                extra = {"file_actions": actions(out_write, err_write), "setsigdef": SIGNALS}
+            pid = os.posix_spawn(ARGV[0], ARGV, ENV, setpgroup=0, **extra)
+            for fd in (out_read, out_write, err_read, err_write):
+                os.close(fd)
+            return pid
+
+        return spawn
+
+    def opened(out: int, err: int) -> list[tuple[Any, ...]]:
+        return [
+            (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+            (os.POSIX_SPAWN_DUP2, out, 1),
+            (os.POSIX_SPAWN_DUP2, err, 2),
+        ]
+
+    def shared(out: int, err: int) -> list[tuple[Any, ...]]:
+        return [(os.POSIX_SPAWN_DUP2, null, 0), *opened(out, err)[1:]]
+
+    variants: dict[str, Callable[[], Any]] = {
+        "bare os.posix_spawn": bare_spawn,
+        "with two pipes": with_pipes(None),
+        "with serve's file actions": with_pipes(opened),
+        "… /dev/null opened once": with_pipes(shared),
+        "serve's posix_spawned": serve_spawn,
+    }
+    found: dict[str, tuple[list[float], list[float]]] = {name: ([], []) for name in variants}
+    for _ in range(rounds):
+        for name, spawn in variants.items():
+            spawned, wall, cpu = [], [], []
+            for _ in range(JOBS):
+                began, cpu_began = time.perf_counter_ns(), time.thread_time_ns()
+                spawned.append(spawn())
+                wall.append((time.perf_counter_ns() - began) / 1000)
+                cpu.append((time.thread_time_ns() - cpu_began) / 1000)
+            reap(spawned)
+            found[name][0].append(statistics.median(wall))
+            found[name][1].append(statistics.median(cpu))
+    os.close(null)
+    print(f"\na spawn's parts, µs a spawn ({rounds} rounds of {JOBS}, medians)")
+    result = {}
+    for name, (wall, cpu) in found.items():
+        result[name] = (statistics.median(wall), statistics.median(cpu))
+        print(f"  {name:<28} wall {result[name][0]:7.1f}  CPU {result[name][1]:6.1f}")
+    return result
+
+
+def spawns_and_the_lock(spawns: int = 200) -> dict[str, tuple[float, float]]:
+    """Whether a spawn lets another thread run while it waits for the child's exec: a thread
+    counting in a loop beside `spawns` spawns, its count a second, and µs a spawn."""
+    counted = {"n": 0, "stop": False}
+
+    def count() -> None:
+        while not counted["stop"]:
+            counted["n"] += 1
+
+    def idle() -> None:
+        time.sleep(0.0003)
+
+    result = {}
+    print(f"\na thread counting beside {spawns} spawns (its count a second; µs a spawn)")
+    for name, spawn in (
+        ("os.posix_spawn", bare_spawn),
+        ("subprocess.Popen", popen_spawn),
+        ("time.sleep(0.0003), no spawn", idle),
+    ):
+        counted.update(n=0, stop=False)
+        thread = threading.Thread(target=count)
+        thread.start()
+        began = time.perf_counter()
+        spawned = [spawn() for _ in range(spawns)]
+        elapsed = time.perf_counter() - began
+        counted["stop"] = True
+        thread.join()
+        reap([job for job in spawned if job is not None])
+        result[name] = (counted["n"] / elapsed, elapsed / spawns * 1e6)
+        print(f"  {name:<30} {result[name][0]:14,.0f} a second  {result[name][1]:8.0f} µs")
     return result
