@@ -19,7 +19,7 @@ baseline in the same run, alternating, and printed with the spread of its rounds
   one instant per slot (bench_pg_store.py's `timed`) on both stores;
 * `list` and `status` start-up with a PostgreSQL history against the same commands on SQLite
   and against the import floor (and the floor with psycopg imported too), alternating.
-`--quick` (about a minute) checks that every measurement runs and prints, not the figures.
+`--quick` (about 30 s) checks that every measurement runs and prints, not the figures.
 """
 
 from __future__ import annotations
@@ -384,7 +384,7 @@ def missing() -> str | None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="small sizes, about a minute")
+    parser.add_argument("--quick", action="store_true", help="small sizes, about 30 s")
     parser.add_argument("--only", default=",".join(FIGURES), help=", ".join(FIGURES))
     args = parser.parse_args(argv)
     names = [n.strip() for n in args.only.split(",") if n.strip()]

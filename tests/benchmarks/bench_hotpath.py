@@ -45,7 +45,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+# The cronctl measured is this tree's, or the one PYTHONPATH names (an A/B against another
+# commit's tree, `git archive COMMIT | tar -x -C DIR`), which then comes first.
+if os.environ.get("PYTHONPATH"):
+    sys.path.append(str(Path(__file__).resolve().parents[2]))
+else:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_serve import TICKS, Serve, percentile, task_block  # noqa: E402

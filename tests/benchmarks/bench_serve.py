@@ -31,7 +31,12 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+# The cronctl measured is this tree's, or the one PYTHONPATH names (an A/B against another
+# commit's tree, `git archive COMMIT | tar -x -C DIR`), which then comes first.
+if os.environ.get("PYTHONPATH"):
+    sys.path.append(str(Path(__file__).resolve().parents[2]))
+else:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from cronctl.store import HistoryStore
 

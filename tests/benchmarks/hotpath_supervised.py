@@ -329,7 +329,10 @@ def supervised(seconds: float, tasks: str | None = None) -> dict[str, Any]:
             if old in run:
                 run[new] = run[old]
     table = {}
-    print(f"\nsupervised path: {len(timings.marks)} runs in {seconds:g} s")
+    import cronctl
+
+    source = Path(cronctl.__file__).parent.parent
+    print(f"\nsupervised path ({source}): {len(timings.marks)} runs in {seconds:g} s")
     print(
         f"{'step':<66} {'calls':>6} {'median µs':>10} {'p99 µs':>9} {'max µs':>9}"
         f" {'CPU med µs':>10}"
