@@ -247,10 +247,7 @@ class Scheduler:
         if self.inbox.take_report():
             for line in self.report(now, mono):
                 log.info("%s", line)
-        # The sleep counts from the clocks read now, not at the step's start: from there, the
-        # step's own time (the completions it drained, the upkeep) was slept on top, and the
-        # loop woke 0.3-1 ms after each slot instead of 0.15 ms (docs/performance.md, "Round 5").
-        return self._sleep_for(self.clock.now(), self.clock.monotonic())
+        return self._sleep_for(now, mono)
 
     def _sleep_for(self, now: datetime, mono: float) -> float:
         deadline = self.upkeep.seconds_to_next(mono)

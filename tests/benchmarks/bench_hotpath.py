@@ -30,6 +30,7 @@ import ctypes
 import ctypes.util
 import functools
 import gc
+import importlib
 import logging
 import os
 import shutil
@@ -692,27 +693,9 @@ def memory(seconds: float, every: float, frames: int = 25) -> dict[str, Any]:
 # ------------------------------------------------------------------------------ main
 
 
-def supervised_steps(seconds: float, burst: bool = False) -> dict[str, Any]:
-    """The supervised path's steps (hotpath_supervised.py): serve's path since round 4; with
-    `burst`, 500 tasks `@every 10s` instead of 20 `@every 1s`."""
-    import hotpath_supervised
-
-    if not burst:
-        return hotpath_supervised.supervised(seconds)
-    burst_tasks = "".join(task_block(f"b{i}", "@every 10s") for i in range(500))
-    return hotpath_supervised.supervised(max(seconds, 12.0), burst_tasks)
-
-
-def claims_rounds(rounds: int) -> dict[str, Any]:
-    """A tick's claims and spawns without serve (hotpath_claims.py)."""
-    import hotpath_claims
-
-    return {
-        "orders": hotpath_claims.claims_and_spawns(rounds),
-        "costs": hotpath_claims.claim_costs(rounds),
-        "spawn": hotpath_claims.spawn_parts(max(3, rounds // 4)),
-        "lock": hotpath_claims.spawns_and_the_lock(),
-    }
+def lazily(module: str) -> Any:
+    """hotpath_supervised.py or hotpath_claims.py (they import this module)."""
+    return importlib.import_module(module)
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -734,9 +717,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     every = 2.0 if args.quick else args.every
     figures: dict[str, Callable[[], Any]] = {
         "steps": lambda: steps(short, args.switch_interval),
-        "supervised": lambda: supervised_steps(short),
-        "supervised-burst": lambda: supervised_steps(short, burst=True),
-        "claims": lambda: claims_rounds(5 if args.quick else 60),
+        "supervised": lambda: lazily("hotpath_supervised").supervised(short),
+        "supervised-burst": lambda: lazily("hotpath_supervised").supervised_burst(short),
+        "claims": lambda: lazily("hotpath_claims").every_figure(5 if args.quick else 60),
         "cpu": lambda: cpu(short),
         "rss": lambda: rss(long, every),
         "memory": lambda: memory(long, every),

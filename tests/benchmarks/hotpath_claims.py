@@ -297,3 +297,13 @@ def spawns_and_the_lock(spawns: int = 200) -> dict[str, tuple[float, float]]:
         result[name] = (counted["n"] / elapsed, elapsed / spawns * 1e6)
         print(f"  {name:<30} {result[name][0]:14,.0f} a second  {result[name][1]:8.0f} µs")
     return result
+
+
+def every_figure(rounds: int) -> dict[str, Any]:
+    """bench_hotpath.py's `--only claims`: every figure of this module."""
+    return {
+        "orders": claims_and_spawns(rounds),
+        "costs": claim_costs(rounds),
+        "spawn": spawn_parts(max(3, rounds // 4)),
+        "lock": spawns_and_the_lock(),
+    }

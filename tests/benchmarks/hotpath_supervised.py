@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from bench_hotpath import Timings, run_serve_in_process, scratch_home, thread_cpu
-from bench_serve import percentile
+from bench_serve import percentile, task_block
 
 START_PATH = [
     ("slot", "loop woke", "slot instant → the loop wakes"),
@@ -368,3 +368,9 @@ def supervised(seconds: float, tasks: str | None = None) -> dict[str, Any]:
             used = (threads[1][name] - threads[0].get(name, 0.0)) / runs * 1e6
             print(f"  {name:<40} {used:8.1f}")
     return {"steps": table, "paths": paths}
+
+
+def supervised_burst(seconds: float) -> dict[str, Any]:
+    """`supervised` with 500 tasks `@every 10s` (a burst every 10 s) instead of 20 `@every 1s`."""
+    tasks = "".join(task_block(f"b{i}", "@every 10s") for i in range(500))
+    return supervised(max(seconds, 12.0), tasks)

@@ -57,22 +57,6 @@ def test_sleeps_until_the_next_slot_not_every_tick(harness):
     assert h.runs() == []
 
 
-def test_the_sleep_counts_from_the_end_of_the_step_not_its_start(harness):
-    # A step that takes time (here each launch, 0.3 s on the fake clock; the run goes on, so
-    # nothing wakes the loop early) is not slept on top of the wait for the next slot: every
-    # slot still fires at its instant.
-    h = harness([task("a", overlap="allow")])
-
-    def slow_launch(handle):
-        h.clock.advance(0.3)
-
-    h.launcher.outcomes["a"] = slow_launch
-    h.run_for(5.5)
-    launched = [(item.handle.request.scheduled_at, item.at) for item in h.launcher.launched]
-    assert [slot for slot, _ in launched] == [T0 + timedelta(seconds=i) for i in range(1, 6)]
-    assert all(at == slot for slot, at in launched)
-
-
 def test_cron_schedule_in_a_zone(harness):
     h = harness([task("b", "15 9 * * *", timezone="Europe/Berlin")], outcomes={"b": "succeeded"})
     h.run_for(2 * 86400)
