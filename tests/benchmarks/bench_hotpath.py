@@ -1,9 +1,15 @@
 """Where a run's time and serve's memory go (issue 18, items 1 and 4): measures only, no target.
 
 Plain script (pytest does not collect it, run.py does not run it):
-    python tests/benchmarks/bench_hotpath.py [--quick] [--only steps,cpu,rss,memory]
+    python tests/benchmarks/bench_hotpath.py [--quick]
+        [--only steps,supervised,supervised-burst,claims,cpu,rss,memory]
 
 Figures, each on 20 `@every 1s` tasks running `true` in a scratch CRONCTL_HOME:
+* supervised: the same for the path serve's jobs take since issue 18's round 4 (one claimer,
+  the plain spawn, one supervising thread, one finisher): hotpath_supervised.py;
+  supervised-burst: the same with 500 tasks `@every 10s`;
+* claims: a tick's claims and spawns without serve, the ways they could be ordered
+  (hotpath_claims.py);
 * steps: the real serve (`cronctl.serve.daemon.serve`, its Scheduler, ThreadLauncher and
   Executor against a real SQLite file) run in this process, with a timing wrapper around each
   step of the hot path; every step's median and p99 in microseconds, and each run's timeline
@@ -24,6 +30,7 @@ import ctypes
 import ctypes.util
 import functools
 import gc
+import importlib
 import logging
 import os
 import shutil
@@ -39,7 +46,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+# The cronctl measured is this tree's, or the one PYTHONPATH names (an A/B against another
+# commit's tree, `git archive COMMIT | tar -x -C DIR`), which then comes first.
+if os.environ.get("PYTHONPATH"):
+    sys.path.append(str(Path(__file__).resolve().parents[2]))
+else:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_serve import TICKS, Serve, percentile, task_block  # noqa: E402
@@ -58,14 +70,17 @@ def tasks_toml(count: int = TASKS) -> str:
 
 
 def run_serve_in_process(
-    home: Path, seconds: float, during: Callable[[Any], None] | None = None
+    home: Path,
+    seconds: float,
+    during: Callable[[Any], None] | None = None,
+    tasks: str | None = None,
 ) -> None:
     """Run the real serve of `home` in this thread for `seconds` after READY; `during(scheduler)`
-    runs on a thread of its own from READY on."""
+    runs on a thread of its own from READY on; `tasks`: the task file (20 `@every 1s`)."""
     from cronctl.serve import daemon
     from cronctl.serve.log import PlainFormatter
 
-    (home / "tasks.toml").write_text(tasks_toml())
+    (home / "tasks.toml").write_text(tasks or tasks_toml())
     environ = {
         k: v for k, v in os.environ.items() if not k.startswith(("CRONCTL_", "NOTIFY_SOCKET"))
     }
@@ -678,11 +693,18 @@ def memory(seconds: float, every: float, frames: int = 25) -> dict[str, Any]:
 # ------------------------------------------------------------------------------ main
 
 
+def lazily(module: str) -> Any:
+    """hotpath_supervised.py or hotpath_claims.py (they import this module)."""
+    return importlib.import_module(module)
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a few seconds each (a smoke run)")
     parser.add_argument(
-        "--only", default="steps,cpu,rss,memory", help="comma-separated: steps, cpu, rss, memory"
+        "--only",
+        default="steps,cpu,rss,memory",
+        help="comma-separated: steps, supervised, supervised-burst, claims, cpu, rss, memory",
     )
     parser.add_argument("--seconds", type=float, help="window of each figure (default 90 / 600)")
     parser.add_argument("--every", type=float, default=10.0, help="seconds between samples")
@@ -695,6 +717,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     every = 2.0 if args.quick else args.every
     figures: dict[str, Callable[[], Any]] = {
         "steps": lambda: steps(short, args.switch_interval),
+        "supervised": lambda: lazily("hotpath_supervised").supervised(short),
+        "supervised-burst": lambda: lazily("hotpath_supervised").supervised_burst(short),
+        "claims": lambda: lazily("hotpath_claims").every_figure(5 if args.quick else 60),
         "cpu": lambda: cpu(short),
         "rss": lambda: rss(long, every),
         "memory": lambda: memory(long, every),

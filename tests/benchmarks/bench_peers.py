@@ -4,6 +4,7 @@ Plain script (pytest does not collect it; run.py runs it as `--only peers`):
 
     python tests/benchmarks/bench_peers.py [--quick] [--only FIGURES]
                                            [--soak SECONDS [--soak-peers]]
+                                           [--base DIR] [--rounds N] [--seconds N]
 
 Needs APScheduler: `pip install -e '.[bench]'` (exit status 2 without it).
 
@@ -80,6 +81,16 @@ class Context:
         self.stamp = peers.compile_stamp(scratch)
         self.cron_absent = peers.cron_available()
         self.results = Results()
+        self.base: Path | None = None  # --base: a cronctl source tree run as `base`
+
+    def due_kinds(self) -> list[str]:
+        """The schedulers of the lateness and burst rounds: `base` too with `--base`."""
+        return [*DUE_PEERS, "base"] if self.base is not None else [*DUE_PEERS]
+
+    def start(self, kind: str, jobs: list[peers.Job]) -> peers.Peer:
+        if kind == "base":
+            return peers.CronctlPeer(jobs, self.stamp, self.scratch, source=self.base)
+        return peers.start_peer(kind, jobs, self.stamp, self.scratch)
 
     def due_peers(self, with_cron: bool) -> list[str]:
         return [*DUE_PEERS, "cron"] if with_cron and self.cron_absent is None else [*DUE_PEERS]
@@ -99,18 +110,25 @@ def sleep_until(instant: float) -> None:
 
 
 def due_window(
-    context: Context, kind: str, jobs: list[peers.Job], period: int, slots: int
+    context: Context,
+    kind: str,
+    jobs: list[peers.Job],
+    period: int,
+    slots: int,
+    peer: peers.Peer | None = None,
 ) -> dict[str, float | list[float]]:
     """Run `jobs` on one scheduler for `slots` slots of `period`: lateness of every start (ms),
-    the scheduler's CPU from half a second before the first slot to the end of the last."""
-    peer = peers.start_peer(kind, jobs, context.stamp, context.scratch)
+    the scheduler's CPU from half a second before the first slot to the end of the last.
+    `peer`: one already started with `jobs` (bench_fleet.py's serves), stopped here too."""
+    if peer is None:
+        peer = context.start(kind, jobs)
     expected = len(jobs) * slots
     try:
         peer.wait_ready()
         first = (int(time.time() + 1.0) // period + 1) * period
         last = first + (slots - 1) * period
         sleep_until(first - 0.5)
-        cpu0, began = peers.cpu_seconds(peer.pid), time.time()
+        cpu0, began = peer.cpu(), time.time()
         wanted = {name for name, _ in jobs}
 
         def counted() -> list[float]:
@@ -124,7 +142,7 @@ def due_window(
         give_up = last + min(period - 0.5, 30.0)
         while len(counted()) < expected and time.time() < give_up:
             time.sleep(0.1)
-        cpu = peers.cpu_seconds(peer.pid) - cpu0
+        cpu = peer.cpu() - cpu0
         window = time.time() - began
         rss = peers.rss_mb(peer.pid)
         late = counted()
@@ -139,7 +157,7 @@ def lateness(context: Context) -> None:
     sizes = context.sizes
     jobs = [(f"s{i}", 1) for i in range(20)]
     for round_ in range(sizes.rounds):
-        for kind in rotated(list(DUE_PEERS), round_):
+        for kind in rotated(context.due_kinds(), round_):
             got = due_window(context, kind, jobs, 1, sizes.seconds)
             late = got["late"]
             assert isinstance(late, list)
@@ -179,7 +197,7 @@ def burst(context: Context) -> None:
     sizes = context.sizes
     jobs = [(f"b{i}", sizes.burst_period) for i in range(500)]
     for round_ in range(sizes.rounds):
-        for kind in rotated(list(DUE_PEERS), round_):
+        for kind in rotated(context.due_kinds(), round_):
             late = due_window(context, kind, jobs, sizes.burst_period, 1)["late"]
             assert isinstance(late, list)
             if late:
@@ -354,12 +372,44 @@ def soak(context: Context, seconds: float, with_peers: bool) -> None:
 # ------------------------------------------------------------------------------ main
 
 
+def against_base(results: Results, base: Path) -> str:
+    """`--base`: this tree's serve beside the base tree's, round by round, and the ratio of
+    the medians of the rounds."""
+    lines = [
+        f"\ncronctl (this tree) against base ({base}), each round's figure, medians, ratio:",
+    ]
+    for metric, label in (
+        ("late1.median", "lateness median ms"),
+        ("late1.p99", "lateness p99 ms"),
+        ("cpu.ms_per_run", "CPU ms a run"),
+        ("burst", "burst: last started s"),
+    ):
+        new, old = results.get(metric, "cronctl"), results.get(metric, "base")
+        if new and old:
+            lines.append(
+                f"- {label}: {', '.join(f'{v:.3g}' for v in new)} (median"
+                f" {statistics.median(new):.3g}) against {', '.join(f'{v:.3g}' for v in old)}"
+                f" (median {statistics.median(old):.3g}):"
+                f" {statistics.median(new) / statistics.median(old):.2f}×"
+            )
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> list[dict[str, object]]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, under 90 s")
     parser.add_argument("--only", default=",".join(FIGURES), help=", ".join(FIGURES))
     parser.add_argument("--soak", type=float, metavar="SECONDS", help="RSS over a long run")
     parser.add_argument("--soak-peers", action="store_true", help="APScheduler beside in --soak")
+    parser.add_argument(
+        "--base",
+        type=Path,
+        metavar="DIR",
+        help="a cronctl source tree (`git archive COMMIT | tar -x -C DIR`) run as a fourth"
+        " scheduler, `base`, in the lateness and burst rounds: an A/B of a change",
+    )
+    parser.add_argument("--rounds", type=int, help="rounds of lateness and burst (default 3)")
+    parser.add_argument("--seconds", type=int, help="slots of a lateness round (default 40)")
     parser.add_argument(
         "--cache",
         type=Path,
@@ -380,6 +430,9 @@ def main(argv: list[str] | None = None) -> list[dict[str, object]]:
     machine = machine_line("quick" if args.quick else "full")  # the load average at the start
     with tempfile.TemporaryDirectory(prefix="cronctl-peers-") as scratch:
         context = Context(Path(scratch), args.cache, Sizes(args.quick))
+        context.base = args.base.resolve() if args.base else None
+        context.sizes.rounds = args.rounds or context.sizes.rounds
+        context.sizes.seconds = args.seconds or context.sizes.seconds
         if context.stamp is None:
             context.results.note(
                 "no gcc: lateness is history's started_at for cronctl and the pre-spawn time"
@@ -412,6 +465,8 @@ def main(argv: list[str] | None = None) -> list[dict[str, object]]:
         sizes = context.sizes
         print(machine + "\n")
         print(report(context.results, sizes.scale_tasks, sizes.prune_rows, args.quick))
+        if context.base is not None:
+            print(against_base(context.results, context.base))
         if failed:
             raise SystemExit(f"bench_peers: {', '.join(failed)} did not finish")
         return targets(context.results, sizes.scale_tasks, sizes.prune_rows, args.quick)

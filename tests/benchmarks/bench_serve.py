@@ -31,7 +31,12 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+# The cronctl measured is this tree's, or the one PYTHONPATH names (an A/B against another
+# commit's tree, `git archive COMMIT | tar -x -C DIR`), which then comes first.
+if os.environ.get("PYTHONPATH"):
+    sys.path.append(str(Path(__file__).resolve().parents[2]))
+else:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from cronctl.store import HistoryStore
 
@@ -56,7 +61,9 @@ def task_block(name: str, schedule: str, command: str = "true", extra: str = "")
 class Serve:
     """One `cronctl serve` in its own CRONCTL_HOME, with a notify socket for READY=1."""
 
-    def __init__(self, tasks: str, *args: str) -> None:
+    def __init__(self, tasks: str, *args: str, extra_env: dict[str, str] | None = None) -> None:
+        """`extra_env`: variables set for serve on top of the scratch home's (bench_fleet.py gives
+        each serve its CRONCTL_HOST and the shared CRONCTL_DB)."""
         self.home = Path(tempfile.mkdtemp(prefix="cronctl-bench-"))
         (self.home / "tasks.toml").write_text(tasks)
         self.sock_path = self.home / "notify.sock"
@@ -65,6 +72,7 @@ class Serve:
         env = {**os.environ, "CRONCTL_HOME": str(self.home), "NOTIFY_SOCKET": str(self.sock_path)}
         for name in ("CRONCTL_TASKS", "CRONCTL_DB"):
             env.pop(name, None)
+        env.update(extra_env or {})
         self.log = open(self.home / "serve.log", "wb")
         self.started = time.perf_counter()
         self.proc = subprocess.Popen(

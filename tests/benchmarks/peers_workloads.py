@@ -114,6 +114,10 @@ class Peer:
     def stop(self) -> None:
         raise NotImplementedError
 
+    def cpu(self) -> float:
+        """The scheduler's CPU seconds so far (utime + stime, children excluded)."""
+        return cpu_seconds(self.pid)
+
 
 def cronctl_schedule(index: int, period: int) -> str:
     if period == 0:
@@ -144,8 +148,15 @@ class CronctlPeer(Peer):
     label = "cronctl"
 
     def __init__(
-        self, jobs: list[Job], stamp: Path | None, scratch: Path, body: str | None = None
+        self,
+        jobs: list[Job],
+        stamp: Path | None,
+        scratch: Path,
+        body: str | None = None,
+        source: Path | None = None,
     ) -> None:
+        """`source`: a cronctl source tree serve imports instead of the installed one (on
+        PYTHONPATH: bench_peers' `--base`, a `git archive` of the commit to compare with)."""
         self.stamp_file = scratch / f"cronctl-{time.monotonic_ns()}.stamps"
         self.with_stamp = stamp is not None
         if body is None:
@@ -155,7 +166,7 @@ class CronctlPeer(Peer):
                 )
                 for i, (name, period) in enumerate(jobs)
             )
-        self.serve = Serve(body)
+        self.serve = Serve(body, extra_env={"PYTHONPATH": str(source)} if source else None)
         self.pid = self.serve.proc.pid
 
     def wait_ready(self, timeout: float = 120.0) -> float:
