@@ -27,8 +27,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench_hotpath import Timings, run_serve_in_process, scratch_home, thread_cpu
+from bench_hotpath import run_serve_in_process, scratch_home, thread_cpu
 from bench_serve import percentile, task_block
+from hotpath_steps import Timings
 
 START_PATH = [
     ("slot", "loop woke", "slot instant → the loop wakes"),
