@@ -10,12 +10,10 @@ from collections import Counter
 from datetime import timedelta
 from zoneinfo import ZoneInfo
 
-import pytest
-
 from cronctl import taskfile
 from cronctl.records import Status, Trigger
 from cronctl.serve.reload import TaskFileWatcher
-from cronctl.serve.workers import REPLACED_REASON, SHUTDOWN_REASON
+from cronctl.serve.workers import REPLACED_REASON
 from cronctl.taskfile import stamp_of
 from tests.serve.fakes import task, utc
 
@@ -434,58 +432,7 @@ def test_reload_missing_file_keeps_tasks_and_sighup_forces_a_reload(harness, tas
     assert "added z" in caplog.text
 
 
-# ---------------------------------------------------------------------------- shutdown, limits
-
-
-def test_shutdown_waits_for_the_grace_then_stops_jobs(harness):
-    h = harness([task("long", "0 * * * *")], grace=5)
-    h.run_until(T0 + timedelta(hours=1, seconds=1))
-    assert len(h.launcher.running("long")) == 1
-    # Stopping: the loop waits 5 s (fake), then sets the run's stop event.
-    original_sleep = h.clock.sleep
-
-    def sleep(seconds, wake=None):
-        h.launcher.settle()
-        return original_sleep(seconds, wake)
-
-    h.clock.sleep = sleep
-    before = h.clock.monotonic()
-    h.scheduler.request_stop()
-    h.scheduler.run()
-    assert h.clock.monotonic() - before == pytest.approx(5, abs=1.1)
-    run = h.runs("long")[0]
-    assert (run.status, run.reason) == (Status.INTERRUPTED, SHUTDOWN_REASON)
-
-
-def test_the_heartbeat_goes_on_while_jobs_get_their_grace(harness):
-    # A job taking its whole grace to end must not make the other hosts declare this serve
-    # dead (its run abandoned under it) for lack of heartbeats.
-    h = harness([task("long", "0 * * * *")], grace=40)
-    h.run_until(T0 + timedelta(hours=1, seconds=1))
-    h.scheduler.upkeep.heartbeat_interval = 5.0
-    original_sleep = h.clock.sleep
-
-    def sleep(seconds, wake=None):
-        h.launcher.settle()  # the job ends once it is asked to stop
-        return original_sleep(seconds, wake)
-
-    h.clock.sleep = sleep
-    stop_began = h.clock.now()
-    h.scheduler.request_stop()
-    h.scheduler.run()
-    beats = [now for (now,) in h.recorder.called("heartbeat") if now >= stop_began]
-    assert len(beats) >= 6, beats  # 40 s of grace, a beat every 5 s
-    assert h.runs("long")[0].status is Status.INTERRUPTED
-
-
-def test_shutdown_starts_nothing_new(harness):
-    h = harness([task("a", overlap="queue")])
-    h.run_for(2.5)  # one running, one queued
-    h.scheduler.request_stop()
-    h.scheduler.request_stop()  # a second signal skips the grace
-    h.launcher.finish("a")
-    h.scheduler.run()
-    assert len(h.launcher.launched) == 1
+# ------------------------------------------------ limits (the shutdown: test_stopping.py)
 
 
 def test_max_parallel_holds_the_rest_back(harness):

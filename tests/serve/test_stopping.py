@@ -1,11 +1,14 @@
 """Stopping the running jobs at shutdown: the grace, then the stop, then the wait for their
-records; a second stop request skips the grace."""
+records; a second stop request skips the grace; the whole loop's shutdown (nothing new starts,
+the heartbeat goes on through the grace)."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 
-from cronctl.records import Trigger
+from cronctl.records import Status, Trigger
 from cronctl.serve.inbox import Inbox
 from cronctl.serve.starts import Starts, run_request
 from cronctl.serve.stopping import STOP_WAIT_MARGIN, JobStopper
@@ -90,3 +93,57 @@ def test_a_second_stop_request_skips_the_grace():
     rig.inbox.request_stop()
     rig.stopper.stop_jobs(rig.drain)
     assert rig.clock.sleeps == [] and rig.starts.active == 0
+
+
+# ------------------------------------------------------------------ the loop's shutdown
+
+
+def test_shutdown_waits_for_the_grace_then_stops_jobs(harness):
+    h = harness([task("long", "0 * * * *")], grace=5)
+    h.run_until(T0 + timedelta(hours=1, seconds=1))
+    assert len(h.launcher.running("long")) == 1
+    # Stopping: the loop waits 5 s (fake), then sets the run's stop event.
+    original_sleep = h.clock.sleep
+
+    def sleep(seconds, wake=None):
+        h.launcher.settle()
+        return original_sleep(seconds, wake)
+
+    h.clock.sleep = sleep
+    before = h.clock.monotonic()
+    h.scheduler.request_stop()
+    h.scheduler.run()
+    assert h.clock.monotonic() - before == pytest.approx(5, abs=1.1)
+    run = h.runs("long")[0]
+    assert (run.status, run.reason) == (Status.INTERRUPTED, SHUTDOWN_REASON)
+
+
+def test_the_heartbeat_goes_on_while_jobs_get_their_grace(harness):
+    # A job taking its whole grace to end must not make the other hosts declare this serve
+    # dead (its run abandoned under it) for lack of heartbeats.
+    h = harness([task("long", "0 * * * *")], grace=40)
+    h.run_until(T0 + timedelta(hours=1, seconds=1))
+    h.scheduler.upkeep.heartbeat_interval = 5.0
+    original_sleep = h.clock.sleep
+
+    def sleep(seconds, wake=None):
+        h.launcher.settle()  # the job ends once it is asked to stop
+        return original_sleep(seconds, wake)
+
+    h.clock.sleep = sleep
+    stop_began = h.clock.now()
+    h.scheduler.request_stop()
+    h.scheduler.run()
+    beats = [now for (now,) in h.recorder.called("heartbeat") if now >= stop_began]
+    assert len(beats) >= 6, beats  # 40 s of grace, a beat every 5 s
+    assert h.runs("long")[0].status is Status.INTERRUPTED
+
+
+def test_shutdown_starts_nothing_new(harness):
+    h = harness([task("a", overlap="queue")])
+    h.run_for(2.5)  # one running, one queued
+    h.scheduler.request_stop()
+    h.scheduler.request_stop()  # a second signal skips the grace
+    h.launcher.finish("a")
+    h.scheduler.run()
+    assert len(h.launcher.launched) == 1
