@@ -35,6 +35,10 @@ TASKS = f"""
 schedule = "@daily"
 command = "{TICKER}"
 
+[tasks.endless]
+schedule = "@daily"
+command = "while :; do echo out; sleep 0.1; done"
+
 [tasks.failer]
 schedule = "@daily"
 command = "echo before; sleep 1.5; echo broke >&2; exit 3"
@@ -278,8 +282,10 @@ def test_prune_removes_the_spool_of_a_killed_run_now(home, cronctl_exe):
 
 
 def test_ctrl_c_ends_following_quietly_with_130(home, cronctl_exe):
-    job = run_now(cronctl_exe, "ticker")
-    run_id = running_id(home, "ticker")
+    # A job that runs until stopped: `ticker` (2 s) could end before the signal on a loaded
+    # machine, and the follower then ends 0 with the run.
+    job = run_now(cronctl_exe, "endless")
+    run_id = running_id(home, "endless")
     leader, proc = on_pty(cronctl_exe, ["logs", str(run_id), "-f"])
     first = os.read(leader, 1024)
     assert b"out" in first or b"err" in first
@@ -287,6 +293,7 @@ def test_ctrl_c_ends_following_quietly_with_130(home, cronctl_exe):
     text = support.read_pty(leader, proc, LIMIT).decode()
     assert proc.returncode == 130
     assert "Traceback" not in text and "error" not in text
+    job.terminate()  # run-now stops its job and records it
     job.wait(LIMIT)
 
 
