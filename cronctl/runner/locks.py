@@ -46,6 +46,7 @@ class LockTaken:
     name: str
     holder: str
     detail: str | None = None  # the whole reason, where the fleet's lock said it
+    elsewhere: bool = False  # held on another host (a PostgreSQL history's lock)
 
     @property
     def reason(self) -> str:
@@ -117,7 +118,7 @@ class LockFolder:
             refused = self.fleet.try_lock(wanted)
             if refused is not None:
                 held.release()
-                return LockTaken(wanted[0], "another host", refused)
+                return LockTaken(wanted[0], "another host", refused, elsewhere=True)
             held.fleet, held.fleet_names = self.fleet, tuple(wanted)
         return held
 

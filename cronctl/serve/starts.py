@@ -31,7 +31,7 @@ from cronctl.clock import Clock
 from cronctl.model import Overlap, Task
 from cronctl.records import Trigger
 from cronctl.runner.execute import RunRequest, StopSignal
-from cronctl.runner.locks import HeldLocks, LockFolder, holder_text
+from cronctl.runner.locks import HeldLocks, LockFolder, LockTaken, holder_text
 from cronctl.serve import plan
 from cronctl.serve.taskstate import TaskState
 from cronctl.serve.workers import REPLACED_REASON, SHUTDOWN_REASON, Done, Handle
@@ -42,6 +42,10 @@ log = logging.getLogger("cronctl.serve")
 LOCK_POLL = 0.5
 """Seconds between two tries of the runs that wait for a lock held by another process (a
 lock of this serve's own runs is tried again as soon as the run ends)."""
+FLEET_LOCK_GRACE = 2.0
+"""Seconds a `skip` run waits for a lock held on another host before it is recorded skipped:
+every serve takes a run's locks before its claim, so the host that loses a slot's claim holds
+the lock for a moment (milliseconds, more on a loaded host) and is no conflict."""
 CLAIM_POLL = LOCK_POLL
 """Seconds between two claims of a run whose task runs on another host (a claim is one
 round trip under the task's advisory lock)."""
@@ -100,6 +104,8 @@ class Starts:
         self.claim_waiting: list[Handle] = []
         self._next_claim = 0.0
         self._told_elsewhere: set[Handle] = set()  # said once a run, not at every claim
+        # When a lock held on another host first refused a run (FLEET_LOCK_GRACE).
+        self._refused_at: dict[Handle, float] = {}
 
     @property
     def polling(self) -> bool:
@@ -189,19 +195,30 @@ class Starts:
             handle.request.task.lock, holder_text(handle.task_name, "serve")
         )
         if isinstance(taken, HeldLocks):
+            self._refused_at.pop(handle, None)
             handle.locks = taken
             handle.request = dataclasses.replace(handle.request, inherit_fds=taken.fds)
             return True
-        if handle.request.task.overlap is Overlap.SKIP:
+        graced = self._in_fleet_grace(handle, taken)
+        if handle.request.task.overlap is Overlap.SKIP and not graced:
             self._forget(handle)
             self._skip(handle.request, taken.reason)
             return False
         if not any(waiting is handle for _, _, waiting in self.lock_waiting):
-            log.info("task %s: waits for its lock: %s", handle.task_name, taken.reason)
+            if not graced:
+                log.info("task %s: waits for its lock: %s", handle.task_name, taken.reason)
             self._arrivals += 1
             when = handle.request.scheduled_at or self.clock.now()
             bisect.insort(self.lock_waiting, (when, self._arrivals, handle))
         return False
+
+    def _in_fleet_grace(self, handle: Handle, taken: LockTaken) -> bool:
+        """Whether a lock held on another host may still be that host's hold for this very
+        slot, lost to this claim (FLEET_LOCK_GRACE): the run then waits for it instead."""
+        if not taken.elsewhere:
+            return False
+        now = self.clock.monotonic()
+        return now - self._refused_at.setdefault(handle, now) < FLEET_LOCK_GRACE
 
     def retry_lock_waiters(self) -> None:
         """Start the runs whose locks are free now, the earliest slot first: a later run that
@@ -306,6 +323,7 @@ class Starts:
 
     def _forget(self, handle: Handle) -> None:
         self._told_elsewhere.discard(handle)
+        self._refused_at.pop(handle, None)
         handles = self.running.get(handle.task_name, [])
         if handle in handles:
             handles.remove(handle)
