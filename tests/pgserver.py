@@ -219,7 +219,8 @@ class PostgresServer:
         self._launch()
 
 
-def _skip_reason() -> str | None:
+def missing_postgres() -> str | None:
+    """Why no PostgreSQL server can be started here (the tests skip with it), else None."""
     try:
         import psycopg  # noqa: F401
     except ImportError:
@@ -234,7 +235,7 @@ def _skip_reason() -> str | None:
 @pytest.fixture(scope="session")
 def pg_server() -> Iterator[PostgresServer]:
     """The session's PostgreSQL server (skips when there is none: see the module docstring)."""
-    reason = _skip_reason()
+    reason = missing_postgres()
     if reason is not None:
         pytest.skip(reason)
     with started_server("cronctl-pg-") as server:

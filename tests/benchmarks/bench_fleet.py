@@ -25,8 +25,6 @@ baseline in the same run, alternating, and printed with the spread of its rounds
 from __future__ import annotations
 
 import argparse
-import importlib.util
-import os
 import shutil
 import statistics
 import sys
@@ -51,7 +49,7 @@ from bench_serve import TICKS, Serve, cronctl_command, percentile, task_block  #
 from peers_report import spread  # noqa: E402
 from run import machine_line  # noqa: E402
 
-from tests.pgserver import INSTALL_DRIVER, INSTALL_SERVER, PostgresServer, find_bindir  # noqa: E402
+from tests.pgserver import PostgresServer, missing_postgres, started_server  # noqa: E402
 
 FIGURES = ("lateness", "burst", "claims", "startup")
 HOSTS = ("host-a", "host-b", "host-c")
@@ -372,16 +370,6 @@ def report(bench: Bench) -> str:
 # ------------------------------------------------------------------------------ main
 
 
-def missing() -> str | None:
-    if importlib.util.find_spec("psycopg") is None:
-        return f"bench_fleet: needs psycopg, which is not installed: {INSTALL_DRIVER}"
-    if find_bindir() is None:
-        return f"bench_fleet: needs a PostgreSQL server, which is not installed: {INSTALL_SERVER}"
-    if shutil.which("setpriv") is None:
-        return "bench_fleet: needs setpriv (util-linux) to run the PostgreSQL server"
-    return None
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, about 30 s")
@@ -391,42 +379,37 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [n for n in names if n not in FIGURES]
     if unknown:
         parser.error(f"unknown figure {', '.join(unknown)}; one of {', '.join(FIGURES)}")
-    reason = missing()
+    reason = missing_postgres()
     if reason is not None:
-        print(reason, file=sys.stderr)
+        print(f"bench_fleet: {reason}", file=sys.stderr)
         return 2
-    bindir = find_bindir()
-    assert bindir is not None
     machine = machine_line("quick" if args.quick else "full")
     root = Path(tempfile.mkdtemp(prefix="cronctl-fleet-bench-"))
-    os.chmod(root, 0o755)
-    server = PostgresServer(bindir, root / "pg")
     failed: list[str] = []
     try:
-        server.start()
-        sizes = Sizes(args.quick)
-        (root / "scratch").mkdir()
-        context = Context(root / "scratch", root / "cache", sizes)  # type: ignore[arg-type]
-        bench = Bench(context, sizes, server)
-        steps: dict[str, Callable[[], None]] = {
-            "lateness": bench.lateness,
-            "burst": bench.burst,
-            "claims": bench.claims,
-            "startup": bench.startup,
-        }
-        for name in names:
-            began = time.perf_counter()
-            try:
-                steps[name]()
-            except Exception as exc:  # the other figures still measured and printed
-                traceback.print_exc()
-                failed.append(name)
-                bench.notes.append(f"{name}: did not finish: {type(exc).__name__}: {exc}")
-            print(f"{name}: {time.perf_counter() - began:.0f} s", file=sys.stderr)
-        print(machine + "\n")
-        print(report(bench))
+        with started_server("cronctl-fleet-pg-") as server:
+            sizes = Sizes(args.quick)
+            (root / "scratch").mkdir()
+            context = Context(root / "scratch", root / "cache", sizes)  # type: ignore[arg-type]
+            bench = Bench(context, sizes, server)
+            steps: dict[str, Callable[[], None]] = {
+                "lateness": bench.lateness,
+                "burst": bench.burst,
+                "claims": bench.claims,
+                "startup": bench.startup,
+            }
+            for name in names:
+                began = time.perf_counter()
+                try:
+                    steps[name]()
+                except Exception as exc:  # the other figures still measured and printed
+                    traceback.print_exc()
+                    failed.append(name)
+                    bench.notes.append(f"{name}: did not finish: {type(exc).__name__}: {exc}")
+                print(f"{name}: {time.perf_counter() - began:.0f} s", file=sys.stderr)
+            print(machine + "\n")
+            print(report(bench))
     finally:
-        server.stop()
         shutil.rmtree(root, ignore_errors=True)
     if failed:
         print(f"bench_fleet: {', '.join(failed)} did not finish", file=sys.stderr)

@@ -372,9 +372,23 @@ def steps(seconds: float, switch_interval: float | None = None) -> dict[str, Any
             f"{step:<62} {len(us):>6} {median:>10.1f} {p99:>9.1f} {cpu_median:>10.1f}"
             f" {cpu_total:>8.1f}"
         )
-    paths = {}
-    for title, path in (("slot due -> process exists", START_PATH), ("ended -> row", END_PATH)):
-        print(f"\n{title} (per run, µs; runs with every mark)")
+    paths = print_paths(
+        timings, (("slot due -> process exists", START_PATH), ("ended -> row", END_PATH)), 52
+    )
+    return {"runs": len(runs), "cpu": cpu, "steps": table, "paths": paths}
+
+
+MarkPath = list[tuple[str, str, str]]  # (mark, next mark, what lies between)
+
+
+def print_paths(
+    timings: Timings, titled: tuple[tuple[str, MarkPath], ...], width: int
+) -> dict[str, tuple[int, float, float]]:
+    """Print each path's segments (runs with both marks, median and p99 of the gap, µs) under
+    its title; return them by label (`steps` and hotpath_supervised's `supervised`)."""
+    paths: dict[str, tuple[int, float, float]] = {}
+    for title, path in titled:
+        print(f"\n{title} (per run, µs; runs with both marks)")
         for begin, end, label in path:
             gaps = [
                 (m[end] - m[begin]) / 1000
@@ -382,10 +396,10 @@ def steps(seconds: float, switch_interval: float | None = None) -> dict[str, Any
                 if m.get(begin) and m.get(end)
             ]
             if gaps:
-                median, p99 = statistics.median(gaps), percentile(gaps, 0.99)
-                paths[label] = (len(gaps), median, p99)
-                print(f"  {label:<52} {len(gaps):>6} {median:>10.1f} {p99:>9.1f}")
-    return {"runs": len(runs), "cpu": cpu, "steps": table, "paths": paths}
+                count, median, p99 = len(gaps), statistics.median(gaps), percentile(gaps, 0.99)
+                paths[label] = (count, median, p99)
+                print(f"  {label:<{width}} {count:>6} {median:>9.1f} {p99:>9.1f}")
+    return paths
 
 
 def serve_runs(home: Path) -> int:

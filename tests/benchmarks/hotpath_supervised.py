@@ -29,7 +29,7 @@ from typing import Any
 
 from bench_hotpath import run_serve_in_process, scratch_home, thread_cpu
 from bench_serve import percentile, task_block
-from hotpath_steps import Timings
+from hotpath_steps import Timings, print_paths
 
 START_PATH = [
     ("slot", "loop woke", "slot instant → the loop wakes"),
@@ -348,20 +348,9 @@ def supervised(seconds: float, tasks: str | None = None) -> dict[str, Any]:
                 f"{step:<66} {row[0]:>6} {row[1]:>10.1f} {row[2]:>9.1f} {row[3]:>9.1f}"
                 f" {table[step][4]:>10.1f}"
             )
-    paths = {}
-    for title, path in (("slot → process exists", START_PATH), ("exit → row", END_PATH)):
-        print(f"\n{title} (per run, µs; runs with both marks)")
-        for begin, end, label in path:
-            gaps = [
-                (m[end] - m[begin]) / 1000
-                for m in timings.marks.values()
-                if m.get(begin) and m.get(end)
-            ]
-            if gaps:
-                paths[label] = (len(gaps), statistics.median(gaps), percentile(gaps, 0.99))
-                print(
-                    f"  {label:<60} {len(gaps):>6} {paths[label][1]:>9.1f} {paths[label][2]:>9.1f}"
-                )
+    paths = print_paths(
+        timings, (("slot → process exists", START_PATH), ("exit → row", END_PATH)), 60
+    )
     if len(threads) == 2:
         runs = max(1.0, threads[1]["(runs)"] - threads[0]["(runs)"])
         print(f"\nCPU a run by thread over {runs:.0f} runs (µs, the wrappers included):")
