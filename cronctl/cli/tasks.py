@@ -399,7 +399,8 @@ def check(ctx: typer.Context, json_output: JsonFlag = False) -> None:
     tasks, errors = taskfile.check_all(path)
     findings = overview.check(tasks, app.clock.now())
     defined = tasks.raw.get("tasks", {}) if isinstance(tasks.raw.get("tasks"), dict) else {}
-    fleet = _compare_with_fleet(app, tasks, set(defined) - set(tasks.tasks))
+    readable = bool(tasks.raw) or not errors  # a file that is not TOML holds no task to compare
+    fleet = _compare_with_fleet(app, tasks, set(defined) - set(tasks.tasks)) if readable else None
     if fleet is not None:
         findings += [overview.Finding("warning", task, message) for task, message in fleet.warnings]
     warnings = [f for f in findings if f.level == "warning"]
@@ -423,7 +424,7 @@ def check(ctx: typer.Context, json_output: JsonFlag = False) -> None:
     app.renderer.findings(findings)
     if fleet is not None and fleet.line:
         app.renderer.note(fleet.line)
-    if tasks.raw or not errors:
+    if readable:
         # A file that cannot be read or is not TOML is its one error, as for every command.
         app.renderer.note(overview.check_summary(path, len(defined), tasks, errors, findings))
     raise typer.Exit(app.exit_code)

@@ -72,3 +72,36 @@ def test_an_unreachable_shared_history_is_a_note_and_check_judges_the_file_alone
     assert shape["compared_with"] is None and shape["divergent"] == []
     assert shape["comparison_note"].startswith("not compared with the other hosts: cannot reach")
     assert shape["valid"] is (code == 0)
+
+
+def test_a_task_file_that_is_not_toml_is_its_one_error_and_compared_with_nothing(
+    cronctl_exe, cronctl_home, pg_url
+):
+    """Found by use: `check` of an unreadable file warned that its tasks were "not in this
+    task file, but the serve of host-b runs it": no task can be read from it, so it is not
+    compared (a valid file is, against the same history)."""
+    from datetime import UTC, datetime
+
+    from cronctl.model.digest import task_digests
+    from cronctl.model.task import make_task
+    from cronctl.store.postgres import PostgresStore
+
+    with PostgresStore(pg_url) as other:  # host-b's live serve, which runs `a`
+        now = datetime.now(UTC)
+        other.serve_started(pid=1, hostname="host-b", version="test", now=now)
+        other.record_definitions(
+            task_digests([make_task("a", {"schedule": "@daily", "command": "other"})]), now=now
+        )
+    cronctl_home.mkdir(parents=True, exist_ok=True)
+    tasks_file = cronctl_home / "tasks.toml"
+    tasks_file.write_text(TASKS)
+    compared = run(cronctl_exe, cronctl_home, "check", db=pg_url)
+    assert "defined differently by the serve of host-b" in compared.stderr, compared.stderr
+    tasks_file.write_text("[tasks.a\n" + TASKS)
+    checked = run(cronctl_exe, cronctl_home, "check", db=pg_url)
+    assert checked.returncode == 2
+    assert checked.stderr.splitlines() == [
+        f"error: {tasks_file}:1: invalid TOML: Expected ']' at the end of a table declaration"
+    ], checked.stderr
+    shape = json.loads(run(cronctl_exe, cronctl_home, "check", "--json", db=pg_url).stdout)
+    assert (shape["compared_with"], shape["divergent"], shape["warnings"]) == (None, [], [])
