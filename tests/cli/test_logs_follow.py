@@ -35,9 +35,9 @@ TASKS = f"""
 schedule = "@daily"
 command = "{TICKER}"
 
-[tasks.endless]
+[tasks.long]
 schedule = "@daily"
-command = "while :; do echo out; sleep 0.1; done"
+command = "for i in $(seq 1 200); do echo out $i; sleep 0.1; done"
 
 [tasks.failer]
 schedule = "@daily"
@@ -95,13 +95,25 @@ def cronctl(exe, *args: str, timeout: float = LIMIT) -> subprocess.CompletedProc
     )
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def on_pty(exe, args: list[str], env: dict[str, str] | None = None):
     leader, follower = pty.openpty()
     environment = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "FORCE_COLOR")}
     environment.update({"TERM": "xterm-256color", **(env or {})})
     environment.pop("TTY_COMPATIBLE", None)
     proc = subprocess.Popen(
-        [*exe, *args], stdin=follower, stdout=follower, stderr=follower, env=environment
+        [*exe, *args],
+        stdin=follower,
+        stdout=follower,
+        stderr=follower,
+        env=environment,
+        # Ctrl-C as a terminal's shell gives it: at its default, whatever this process
+        # inherited (a suite started in the background, or under nohup, ignores SIGINT,
+        # and Python then never turns it into KeyboardInterrupt).
+        preexec_fn=_default_sigint,
     )
     os.close(follower)
     return leader, proc
@@ -282,10 +294,11 @@ def test_prune_removes_the_spool_of_a_killed_run_now(home, cronctl_exe):
 
 
 def test_ctrl_c_ends_following_quietly_with_130(home, cronctl_exe):
-    # A job that runs until stopped: `ticker` (2 s) could end before the signal on a loaded
-    # machine, and the follower then ends 0 with the run.
-    job = run_now(cronctl_exe, "endless")
-    run_id = running_id(home, "endless")
+    # A job of 20 s, stopped at the end: `ticker` (2 s) could end before the signal on a
+    # loaded machine, and the follower then ends 0 with the run; were Ctrl-C to fail, the
+    # follower would end with the job, and the test with it (never a hang).
+    job = run_now(cronctl_exe, "long")
+    run_id = running_id(home, "long")
     leader, proc = on_pty(cronctl_exe, ["logs", str(run_id), "-f"])
     first = os.read(leader, 1024)
     assert b"out" in first or b"err" in first
