@@ -35,11 +35,13 @@ def _task(name: str, command: str) -> str:
 
 def test_two_tasks_sharing_a_lock_on_two_hosts_never_overlap(hosts):
     """host-a runs `dump`, host-b `load` (each only in its own task file), both every second
-    for 1.5 s: without the lock across hosts they would run side by side all along. Every
+    for 3 s: without the lock across hosts they would run side by side all along. Every
     other second both find the lock free and race for it (a `queue` task, which waits for the
     lock, would take it first every time: both are `skip` here, so each gets turns)."""
-    hosts.start("host-a", _task("dump", "sleep 1.5")).wait_started()
-    hosts.start("host-b", _task("load", "sleep 1.5")).wait_started()
+    # Runs of 3 s: longer than the 2 s a run waits for a lock held on another host (the host
+    # losing a slot's claim holds it a moment), so some are refused for it.
+    hosts.start("host-a", _task("dump", "sleep 3")).wait_started()
+    hosts.start("host-b", _task("load", "sleep 3")).wait_started()
 
     def both_ran() -> bool:
         rows = hosts.rows("SELECT task FROM runs WHERE status = 'succeeded'")
