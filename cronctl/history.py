@@ -118,6 +118,10 @@ class RunReader(Protocol):
         """`latest_slot` of each of `tasks` that has one, in one read."""
         ...
 
+    def last_successes(self, tasks: Collection[str]) -> dict[str, datetime]:
+        """`last_success_at` of each of `tasks` that has a success, in one read."""
+        ...
+
     def task_names(self) -> list[str]: ...
 
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from datetime import datetime
 from functools import partial
 from pathlib import Path
@@ -111,7 +111,9 @@ class SerialStore:
         # The pids and ends waiting for the connection: whoever gets the lock writes them all
         # in one transaction (a group commit).
         self._grouped = GroupCommit(store, self._lock)
-        self._last_success = LastSuccesses(clock, self._read_last_success)
+        self._last_success = LastSuccesses(
+            clock, self._read_last_success, self._read_last_successes
+        )
         self.clock = clock
         self.give_up = threading.Event()  # set at shutdown: finish_run stops retrying
         self.say = LogOnce(clock)
@@ -166,7 +168,16 @@ class SerialStore:
             self._claims_failed(claims, exc)
             raise
         self._reached()
+        self._warm_last_successes(claims)
         return run_ids
+
+    def _warm_last_successes(self, claims: Sequence[Claim]) -> None:
+        """The newest success of each claimed task, read together for their jobs'
+        environments (CRONCTL_LAST_SUCCESS_AT); when it fails, each job reads its own."""
+        try:
+            self._last_success.warm(claim[0] for claim in claims)
+        except StoreError as exc:
+            log.debug("the last successes of %d claims not read together: %s", len(claims), exc)
 
     def _settle(self, now: datetime) -> None:
         """Before a claim (under the lock): the claims whose answer a lost connection took
@@ -316,6 +327,10 @@ class SerialStore:
     def _read_last_success(self, task: str) -> datetime | None:
         with self._lock:
             return self._store.last_success_at(task)
+
+    def _read_last_successes(self, tasks: Collection[str]) -> dict[str, datetime]:
+        with self._lock:
+            return self._store.last_successes(tasks)
 
     # -- what else serve reads and writes through it -----------------------------------------
 

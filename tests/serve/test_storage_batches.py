@@ -33,6 +33,7 @@ class Counting(HistoryStore):
         self.holding = threading.Event()
         self.release = threading.Event()
         self.reads = 0
+        self.reads_together: list[list[str]] = []
         self.refuse: set[int] = set()
 
     def batch(self):
@@ -54,6 +55,10 @@ class Counting(HistoryStore):
     def last_success_at(self, name):
         self.reads += 1
         return super().last_success_at(name)
+
+    def last_successes(self, tasks):
+        self.reads_together.append(sorted(tasks))
+        return super().last_successes(tasks)
 
 
 @pytest.fixture
@@ -163,6 +168,39 @@ def test_a_success_recorded_elsewhere_counts_after_the_refresh(counting):
     clock.advance(1)
     assert serial.last_success_at("job") == T0
     assert counting.reads == 2
+
+
+def test_the_claims_of_a_chunk_read_their_tasks_last_successes_together(counting):
+    """Each claimed task's newest success is read in one query with the others (not one a
+    job), only for the tasks not read within LAST_SUCCESS_REFRESH."""
+    clock = FakeClock(T0)
+    serial = SerialStore(counting, clock)
+    old = counting.start_run("a", Trigger.MANUAL, started_at=T0)
+    counting.finish_run(old, status=Status.SUCCEEDED, finished_at=T0, exit_code=0)
+    failed = counting.start_run("b", Trigger.MANUAL, started_at=T0)
+    counting.finish_run(failed, status=Status.FAILED, finished_at=T0, exit_code=1)
+    assert serial.last_success_at("c") is None  # read on its own, a moment ago
+    slot = T0 + timedelta(minutes=1)
+    claims = [(name, Trigger.SCHEDULE, 1, slot) for name in ("a", "b", "c", "a")]
+    serial.start_runs(claims, started_at=slot)
+    assert counting.reads_together == [["a", "b"]]
+    assert [serial.last_success_at(name) for name in ("a", "b", "c")] == [T0, None, None]
+    assert counting.reads == 1  # only the read of "c" before the claims
+    clock.advance(LAST_SUCCESS_REFRESH)
+    later = slot + timedelta(minutes=1)
+    serial.start_runs([(name, Trigger.SCHEDULE, 1, later) for name in "abc"], started_at=later)
+    assert counting.reads_together == [["a", "b"], ["a", "b", "c"]]
+
+
+def test_the_claims_go_on_when_the_last_successes_cannot_be_read(counting, monkeypatch):
+    def refuse(tasks):
+        raise StoreError("database is locked")
+
+    monkeypatch.setattr(counting, "last_successes", refuse)
+    serial = SerialStore(counting, FakeClock(T0))
+    ids = serial.start_runs([("a", Trigger.SCHEDULE, 1, T0)], started_at=T0)
+    assert counting.get_run(ids[0]).status == Status.RUNNING
+    assert serial.last_success_at("a") is None and counting.reads == 1  # read on its own
 
 
 # ------------------------------------------------------------------------------ the claimer

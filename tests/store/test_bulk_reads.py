@@ -1,6 +1,6 @@
-"""The reads of many tasks in one statement (`newest_starts`, `latest_slots`, `tasks_stats`)
-answer what the per-task reads answer (`last_run`, `latest_slot`, `task_stats`), on generated
-histories."""
+"""The reads of many tasks in one statement (`newest_starts`, `latest_slots`, `tasks_stats`,
+`last_successes`) answer what the per-task reads answer (`last_run`, `latest_slot`,
+`task_stats`, `last_success_at`), on generated histories."""
 
 from __future__ import annotations
 
@@ -62,7 +62,11 @@ def test_bulk_reads_answer_as_the_per_task_reads(backend, histories):
         with history(histories, backend, runs) as store:
             newest = {}
             latest = {}
+            succeeded = {}
             for name in asked:
+                success = store.last_success_at(name)
+                if success is not None:
+                    succeeded[name] = success
                 last = store.last_run(name)
                 if last is not None:
                     newest[name] = last.started_at
@@ -71,6 +75,7 @@ def test_bulk_reads_answer_as_the_per_task_reads(backend, histories):
                     latest[name] = slot
             assert store.newest_starts(asked) == newest
             assert store.latest_slots(asked) == latest
+            assert store.last_successes(asked) == succeeded
             assert store.tasks_stats(asked) == {
                 name: store.task_stats(name) for name in asked if name in newest
             }

@@ -73,6 +73,17 @@ class PgHealthStore(PgRunStore):
         )
         return {task: from_ms(started) for task, started in rows if started is not None}
 
+    def last_successes(self, tasks: Collection[str]) -> dict[str, datetime]:
+        if not tasks:
+            return {}
+        rows = self._read(
+            "SELECT n.task, (SELECT started_at FROM runs WHERE task = n.task"
+            " AND status = 'succeeded' ORDER BY started_at DESC, id DESC LIMIT 1)"
+            " FROM unnest(%s::text[]) AS n(task)",
+            (list(tasks),),
+        )
+        return {task: from_ms(started) for task, started in rows if started is not None}
+
     def running_tasks(self) -> set[str]:
         return {row[0] for row in self._read("SELECT task FROM runs WHERE status = 'running'")}
 
