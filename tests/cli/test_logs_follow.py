@@ -235,7 +235,11 @@ def test_last_follow_without_wait_prints_the_last_run(home, cronctl_exe):
 
 
 def test_follow_a_run_started_by_serve(home, tasks_path, cronctl_exe, serve):
-    tasks_path.write_text(TASKS.replace('"@daily"\ncommand = "for', '"@every 3s"\ncommand = "for'))
+    # Only the ticker (2 s) runs under serve: `long` (20 s) kept `@daily` (a `replace` of every
+    # `"@daily"` + `command = "for` once made it run too, and the stop below waited for it).
+    ticker = f'schedule = "@daily"\ncommand = "{TICKER}"'
+    assert TASKS.count(ticker) == 1
+    tasks_path.write_text(TASKS.replace(ticker, ticker.replace("@daily", "@every 3s")))
     server = serve()
     follow = subprocess.Popen(
         [*cronctl_exe, "logs", "ticker", "--last", "-f", "--wait"],
