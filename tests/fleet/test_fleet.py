@@ -70,7 +70,8 @@ def test_a_killed_host_is_declared_dead_its_run_abandoned_and_its_slots_covered(
     tasks = '[tasks.sleeper]\nschedule = "@every 1s"\ncommand = "sleep 8"\n' + every_second(
         2, prefix="tick"
     )
-    _start_all(hosts, tasks)
+    # --grace 1: at the end, the survivors' own sleepers (8 s) are stopped, not waited for.
+    _start_all(hosts, tasks, "--grace", "1")
 
     def running_sleepers():
         return hosts.rows(
