@@ -43,6 +43,10 @@ command = "for i in $(seq 1 200); do echo out $i; sleep 0.1; done"
 schedule = "@daily"
 command = "echo before; sleep 1.5; echo broke >&2; exit 3"
 
+[tasks.failed]
+schedule = "@daily"
+command = "echo before; echo broke >&2; exit 3"
+
 [tasks.stamps]
 schedule = "@daily"
 command = "python3 -c '{STAMPS}'"
@@ -183,9 +187,10 @@ def test_logs_on_a_running_run_shows_what_is_there_and_says_it_runs(home, cronct
 
 
 def test_following_an_ended_run_prints_it_and_exits_at_once(home, cronctl_exe):
-    assert cronctl(cronctl_exe, "run-now", "failer").returncode == 3
+    # `failed` is `failer` without its 1.5 s pause: the run has ended before the follow.
+    assert cronctl(cronctl_exe, "run-now", "failed").returncode == 3
     started = time.monotonic()
-    done = cronctl(cronctl_exe, "logs", "failer", "--last", "--follow")
+    done = cronctl(cronctl_exe, "logs", "failed", "--last", "--follow")
     took = time.monotonic() - started
     assert done.returncode == 1
     assert done.stdout == "before\n"
@@ -229,13 +234,17 @@ def test_last_follow_wait_follows_the_next_run(home, cronctl_exe):
 
 
 def test_last_follow_without_wait_prints_the_last_run(home, cronctl_exe):
-    assert cronctl(cronctl_exe, "run-now", "failer").returncode == 3
-    done = cronctl(cronctl_exe, "logs", "failer", "--last", "-f")
+    assert cronctl(cronctl_exe, "run-now", "failed").returncode == 3
+    done = cronctl(cronctl_exe, "logs", "failed", "--last", "-f")
     assert done.returncode == 1 and done.stdout == "before\n"
 
 
 def test_follow_a_run_started_by_serve(home, tasks_path, cronctl_exe, serve):
-    tasks_path.write_text(TASKS.replace('"@daily"\ncommand = "for', '"@every 3s"\ncommand = "for'))
+    # Only the ticker (2 s) runs under serve: `long` (20 s) kept `@daily` (a `replace` of every
+    # `"@daily"` + `command = "for` once made it run too, and the stop below waited for it).
+    ticker = f'schedule = "@daily"\ncommand = "{TICKER}"'
+    assert TASKS.count(ticker) == 1
+    tasks_path.write_text(TASKS.replace(ticker, ticker.replace("@daily", "@every 3s")))
     server = serve()
     follow = subprocess.Popen(
         [*cronctl_exe, "logs", "ticker", "--last", "-f", "--wait"],
@@ -321,6 +330,7 @@ def test_a_reader_that_goes_away_is_quiet(home, cronctl_exe):
     )
     assert done.stdout.startswith("out ")
     assert done.stderr == ""
+    job.terminate()  # done with it: run-now stops its job and records it
     job.wait(LIMIT)
 
 
@@ -385,6 +395,7 @@ def test_logs_json_of_a_running_run_has_the_output_so_far(home, cronctl_exe):
     done = cronctl(cronctl_exe, "logs", str(run_id), "--json")
     shown = json.loads(done.stdout)
     assert shown["status"] == "running" and shown["stdout"] == "before\n"
+    job.terminate()  # done with it: run-now stops its job and records it
     job.wait(LIMIT)
 
 

@@ -25,6 +25,7 @@ class Host:
         self.name = name
         self.home = home
         self.proc = proc
+        self.stop_asked = False
 
     @property
     def log(self) -> str:
@@ -40,10 +41,17 @@ class Host:
     def kill(self, number: int = signal.SIGKILL) -> None:
         self.proc.send_signal(number)
 
-    def stop(self) -> str:
-        if self.proc.poll() is None:
+    def ask_to_stop(self) -> None:
+        """One stop request (SIGTERM; SIGCONT first for a paused serve). Only one: a second
+        SIGTERM would skip the grace its running jobs get."""
+        if self.proc.poll() is None and not self.stop_asked:
+            self.stop_asked = True
             self.proc.send_signal(signal.SIGCONT)
             self.proc.terminate()
+
+    def stop(self) -> str:
+        if self.proc.poll() is None:
+            self.ask_to_stop()
             try:
                 self.proc.wait(timeout=60)
             except subprocess.TimeoutExpired:
@@ -89,6 +97,10 @@ class Fleet:
             return db.execute(sql, params).fetchall()
 
     def stop_all(self) -> dict[str, str]:
+        # All asked at once, then waited for: each serve's stop (its jobs' grace, its last
+        # records) overlaps the others' instead of following them.
+        for host in self.hosts.values():
+            host.ask_to_stop()
         logs = {name: host.stop() for name, host in self.hosts.items()}
         # The jobs of a killed serve outlive it (their own process groups): end them.
         for (pid,) in self.rows("SELECT DISTINCT pid FROM runs WHERE pid IS NOT NULL"):

@@ -13,6 +13,7 @@ from __future__ import annotations
 import signal
 import time
 from collections import Counter, defaultdict
+from pathlib import Path
 
 import pytest
 
@@ -70,7 +71,8 @@ def test_a_killed_host_is_declared_dead_its_run_abandoned_and_its_slots_covered(
     tasks = '[tasks.sleeper]\nschedule = "@every 1s"\ncommand = "sleep 8"\n' + every_second(
         2, prefix="tick"
     )
-    _start_all(hosts, tasks)
+    # --grace 1: at the end, the survivors' own sleepers (8 s) are stopped, not waited for.
+    _start_all(hosts, tasks, "--grace", "1")
 
     def running_sleepers():
         return hosts.rows(
@@ -120,28 +122,43 @@ def test_a_killed_host_is_declared_dead_its_run_abandoned_and_its_slots_covered(
     print(f"\nkill -9 to abandoned: {took:.2f} s (lease {LEASE} s)")
 
 
+def _ended(pid: int) -> bool:
+    """The process has exited: gone, or a zombie its (stopped) parent has not reaped."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return True
+    return stat.rpartition(")")[2].split()[0] == "Z"
+
+
 def test_a_serve_stopped_past_its_lease_notices_and_records_nothing_over(hosts):
     tasks = '[tasks.sleeper]\nschedule = "@every 1s"\ncommand = "sleep 2"\n' + every_second(1)
     _start_all(hosts, tasks)
-    paused = hosts.hosts["host-b"]
 
-    def paused_sleeper():
-        found = hosts.rows(
-            "SELECT id FROM runs WHERE host = 'host-b' AND task = 'sleeper' AND status = 'running'"
+    def running_sleepers():
+        return hosts.rows(
+            "SELECT host, id, pid FROM runs WHERE task = 'sleeper' AND status = 'running'"
+            " AND pid IS NOT NULL"
         )
-        return [row[0] for row in found]
 
-    running = wait_for(paused_sleeper, timeout=30, what="a sleeper running on host-b")
+    # The paused host is the one that runs a sleeper, whichever claimed it (waiting for a given
+    # host waited for it to win a claim: up to the 30 s limit, seen in a full run).
+    found = wait_for(running_sleepers, timeout=30, what="a sleeper running")
+    name = found[0][0]
+    running = [run_id for host, run_id, _pid in found if host == name]
+    pids = [pid for host, _run_id, pid in found if host == name]
+    paused = hosts.hosts[name]
     paused.kill(signal.SIGSTOP)
     wait_for(
         lambda: hosts.rows(
-            "SELECT 1 FROM serves WHERE host = 'host-b' AND declared_dead_at IS NOT NULL"
+            "SELECT 1 FROM serves WHERE host = %s AND declared_dead_at IS NOT NULL", (name,)
         ),
         timeout=TAKEOVER_LIMIT + 5,
-        what="host-b declared dead",
+        what=f"{name} declared dead",
     )
     abandoned = dict(hosts.rows("SELECT id, reason FROM runs WHERE id = ANY(%s)", (running,)))
-    time.sleep(2.5)  # host-b's sleeper ends meanwhile; its serve, stopped, cannot record it
+    # Its sleeper ends meanwhile; its serve, stopped, cannot record it.
+    wait_for(lambda: all(_ended(pid) for pid in pids), timeout=30, what="the sleeper ended")
     paused.kill(signal.SIGCONT)
     wait_for(
         lambda: "had been declared dead by host host-" in paused.log, timeout=30, what="noticed"
@@ -150,11 +167,11 @@ def test_a_serve_stopped_past_its_lease_notices_and_records_nothing_over(hosts):
     resumed_at = time.time()
     wait_for(
         lambda: hosts.rows(
-            "SELECT 1 FROM runs WHERE host = 'host-b' AND started_at > %s",
-            (int(resumed_at * 1000),),
+            "SELECT 1 FROM runs WHERE host = %s AND started_at > %s",
+            (name, int(resumed_at * 1000)),
         ),
         timeout=30,
-        what="host-b runs again",
+        what=f"{name} runs again",
     )
     logs = hosts.stop_all()
     after = dict(hosts.rows("SELECT id, reason FROM runs WHERE id = ANY(%s)", (running,)))
@@ -162,8 +179,8 @@ def test_a_serve_stopped_past_its_lease_notices_and_records_nothing_over(hosts):
     assert {
         status for (status,) in hosts.rows("SELECT status FROM runs WHERE id = ANY(%s)", (running,))
     } == {"abandoned"}
-    assert logs["host-b"].count("had been declared dead by") == 1  # once
-    assert hosts.rows("SELECT declared_dead_at FROM serves WHERE host = 'host-b'") == [(None,)]
+    assert logs[name].count("had been declared dead by") == 1  # once
+    assert hosts.rows("SELECT declared_dead_at FROM serves WHERE host = %s", (name,)) == [(None,)]
 
 
 def test_retries_stay_on_the_host_of_the_first_attempt(hosts):

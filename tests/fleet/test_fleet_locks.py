@@ -40,8 +40,9 @@ def test_two_tasks_sharing_a_lock_on_two_hosts_never_overlap(hosts):
     lock, would take it first every time: both are `skip` here, so each gets turns)."""
     # Runs of 3 s: longer than the 2 s a run waits for a lock held on another host (the host
     # losing a slot's claim holds it a moment), so some are refused for it.
-    hosts.start("host-a", _task("dump", "sleep 3")).wait_started()
-    hosts.start("host-b", _task("load", "sleep 3")).wait_started()
+    # --grace 1: at the end, the runs still going are stopped, not waited for.
+    hosts.start("host-a", _task("dump", "sleep 3"), "--grace", "1").wait_started()
+    hosts.start("host-b", _task("load", "sleep 3"), "--grace", "1").wait_started()
 
     def both_ran() -> bool:
         rows = hosts.rows("SELECT task FROM runs WHERE status = 'succeeded'")
@@ -71,7 +72,7 @@ def test_run_now_takes_the_lock_across_hosts_too(hosts, cronctl_exe, pg_url):
     refused with exit 75 naming the serve's host; and while a run-now holds it, the serve's
     run is skipped naming the run-now."""
     serve_task = _task("dump", "sleep 3")
-    hosts.start("host-a", serve_task).wait_started()
+    hosts.start("host-a", serve_task, "--grace", "1").wait_started()  # a run at the end: stopped
     wait_for(
         lambda: hosts.rows("SELECT 1 FROM runs WHERE task = 'dump' AND status = 'running'"),
         timeout=30,

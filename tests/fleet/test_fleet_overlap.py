@@ -30,7 +30,9 @@ def hosts(tmp_path, cronctl_exe, pg_url):
 
 def _start_all(hosts: Fleet, tasks: str) -> None:
     for name in HOSTS:
-        hosts.start(name, tasks)  # the default lease: a serve stopping slowly stays alive
+        # The default lease: a serve stopping slowly stays alive. --grace 1: at the end, a run
+        # still going is stopped (recorded `interrupted`), not waited for.
+        hosts.start(name, tasks, "--grace", "1")
     for host in hosts.hosts.values():
         host.wait_started()
 

@@ -53,7 +53,9 @@ def test_start_runs_in_one_batch_claims_a_slot_once(store):
 
 def test_start_runs_writes_all_or_none(tmp_path):
     path = str(tmp_path / "h.db")
-    with HistoryStore(path) as store, HistoryStore(path, timeout=0.05) as other:
+    # The short busy timeout is the blocked writer's (it was the holder's: the batch waited
+    # the default 5 s before it failed).
+    with HistoryStore(path, timeout=0.05) as store, HistoryStore(path) as other:
         other._db.execute("BEGIN IMMEDIATE")  # another writer holds the database
         with pytest.raises(StoreError):
             store.start_runs([("a", Trigger.MANUAL, 1, None)] * 3, started_at=T0)
