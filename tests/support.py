@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 
 def wait_for(
@@ -24,6 +26,22 @@ def wait_for(
             return value
         time.sleep(interval)
     raise AssertionError(f"{what} not met within {timeout}s")
+
+
+def pid_alive(pid: int) -> bool:
+    """True while `pid` is a process that is not a zombie (a zombie has exited: it waits for
+    its parent, or PID 1, to reap it)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    if sys.platform.startswith("linux"):
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_bytes()
+        except OSError:
+            return False
+        return stat[stat.rfind(b")") + 2 :][:1] not in (b"Z", b"X")
+    return True
 
 
 def read_pty(leader: int, proc: subprocess.Popen[bytes], timeout: float) -> bytes:

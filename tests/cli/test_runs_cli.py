@@ -12,6 +12,7 @@ import time
 import pytest
 
 from cronctl.store import HistoryStore
+from tests.support import pid_alive, wait_for
 
 
 def run(cronctl_exe, *args, timeout=60):
@@ -119,17 +120,7 @@ def test_ctrl_c_stops_the_group_and_records_interrupted(cronctl_exe, cronctl_hom
     with HistoryStore(cronctl_home / "history.db") as store:
         [recorded] = store.runs("job")
     assert recorded.status == "interrupted" and recorded.reason == "interrupted by Ctrl-C"
-    deadline = time.monotonic() + 5
-    while True:
-        try:
-            os.kill(child, 0)
-            with open(f"/proc/{child}/stat") as stat:
-                if stat.read().split(") ")[1].startswith("Z"):
-                    break  # a zombie waiting for init to reap it: dead
-        except (ProcessLookupError, FileNotFoundError):
-            break
-        assert time.monotonic() < deadline, "a process of the job's group survived Ctrl-C"
-        time.sleep(0.05)
+    wait_for(lambda: not pid_alive(child), timeout=5, what="the job's process gone after Ctrl-C")
 
 
 def test_history_filters(cli):

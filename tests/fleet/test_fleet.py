@@ -13,12 +13,11 @@ from __future__ import annotations
 import signal
 import time
 from collections import Counter, defaultdict
-from pathlib import Path
 
 import pytest
 
 from tests.fleet.harness import Fleet, every_second, fleet
-from tests.support import wait_for
+from tests.support import pid_alive, wait_for
 
 pytest.importorskip("psycopg")
 
@@ -67,6 +66,22 @@ def test_twenty_tasks_every_second_for_sixty_seconds_each_slot_once_over_three_h
     assert min(by_host.values()) >= len(rows) // 20, by_host  # spread, not one host's
 
 
+def _sleeper_host(hosts: Fleet) -> tuple[str, list[tuple[int, int]]]:
+    """The host that runs the `sleeper` task, and its running runs (id, pid). With `overlap =
+    "skip"` across hosts one runs it at a time, whichever claimed it: waiting for a given host
+    was a race (lost one time in five, or a wait up to the 30 s limit in a full run)."""
+    found = wait_for(
+        lambda: hosts.rows(
+            "SELECT host, id, pid FROM runs WHERE task = 'sleeper' AND status = 'running'"
+            " AND trigger = 'schedule' AND pid IS NOT NULL"
+        ),
+        timeout=30,
+        what="a sleeper running",
+    )
+    name = found[0][0]
+    return name, [(run_id, pid) for host, run_id, pid in found if host == name]
+
+
 def test_a_killed_host_is_declared_dead_its_run_abandoned_and_its_slots_covered(hosts):
     tasks = '[tasks.sleeper]\nschedule = "@every 1s"\ncommand = "sleep 8"\n' + every_second(
         2, prefix="tick"
@@ -74,18 +89,8 @@ def test_a_killed_host_is_declared_dead_its_run_abandoned_and_its_slots_covered(
     # --grace 1: at the end, the survivors' own sleepers (8 s) are stopped, not waited for.
     _start_all(hosts, tasks, "--grace", "1")
 
-    def running_sleepers():
-        return hosts.rows(
-            "SELECT host, id FROM runs WHERE task = 'sleeper' AND status = 'running'"
-            " AND trigger = 'schedule'"
-        )
-
-    # The victim is the host that runs the sleeper: with `overlap = "skip"` across hosts one
-    # runs it at a time, whichever claimed it (waiting for a given host was a race it lost
-    # one time in five).
-    found = wait_for(running_sleepers, timeout=30, what="a sleeper running")
-    name = found[0][0]
-    running = [run_id for host, run_id in found if host == name]
+    name, sleepers = _sleeper_host(hosts)
+    running = [run_id for run_id, _pid in sleepers]
     victim = hosts.hosts[name]
     victim.kill(signal.SIGKILL)
     killed_at, killed_wall = time.monotonic(), time.time()
@@ -122,31 +127,12 @@ def test_a_killed_host_is_declared_dead_its_run_abandoned_and_its_slots_covered(
     print(f"\nkill -9 to abandoned: {took:.2f} s (lease {LEASE} s)")
 
 
-def _ended(pid: int) -> bool:
-    """The process has exited: gone, or a zombie its (stopped) parent has not reaped."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return True
-    return stat.rpartition(")")[2].split()[0] == "Z"
-
-
 def test_a_serve_stopped_past_its_lease_notices_and_records_nothing_over(hosts):
     tasks = '[tasks.sleeper]\nschedule = "@every 1s"\ncommand = "sleep 2"\n' + every_second(1)
     _start_all(hosts, tasks)
 
-    def running_sleepers():
-        return hosts.rows(
-            "SELECT host, id, pid FROM runs WHERE task = 'sleeper' AND status = 'running'"
-            " AND pid IS NOT NULL"
-        )
-
-    # The paused host is the one that runs a sleeper, whichever claimed it (waiting for a given
-    # host waited for it to win a claim: up to the 30 s limit, seen in a full run).
-    found = wait_for(running_sleepers, timeout=30, what="a sleeper running")
-    name = found[0][0]
-    running = [run_id for host, run_id, _pid in found if host == name]
-    pids = [pid for host, _run_id, pid in found if host == name]
+    name, sleepers = _sleeper_host(hosts)
+    running = [run_id for run_id, _pid in sleepers]
     paused = hosts.hosts[name]
     paused.kill(signal.SIGSTOP)
     wait_for(
@@ -158,7 +144,11 @@ def test_a_serve_stopped_past_its_lease_notices_and_records_nothing_over(hosts):
     )
     abandoned = dict(hosts.rows("SELECT id, reason FROM runs WHERE id = ANY(%s)", (running,)))
     # Its sleeper ends meanwhile; its serve, stopped, cannot record it.
-    wait_for(lambda: all(_ended(pid) for pid in pids), timeout=30, what="the sleeper ended")
+    wait_for(
+        lambda: not any(pid_alive(pid) for _run_id, pid in sleepers),
+        timeout=30,
+        what="the sleeper ended",
+    )
     paused.kill(signal.SIGCONT)
     wait_for(
         lambda: "had been declared dead by host host-" in paused.log, timeout=30, what="noticed"

@@ -21,6 +21,7 @@ from cronctl.runner.capture import drop_marker
 from cronctl.runner.groups import group_alive
 from cronctl.runner.outcome import NOTE_LEFTOVER, NOTE_STOPPED_EARLY
 from cronctl.runner.process import ProcessOutcome, run_process, stop_process_group
+from tests.support import pid_alive
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX process groups")
 
@@ -34,21 +35,6 @@ def run(command: str, **kwargs: object) -> ProcessOutcome:
     kwargs.setdefault("cwd", None)
     kwargs.setdefault("env", ENV)
     return run_process(command, **kwargs)  # type: ignore[arg-type]
-
-
-def pid_alive(pid: int) -> bool:
-    """True while `pid` is a process that is not a zombie (zombies wait for PID 1 to reap them)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    if LINUX:
-        try:
-            stat = Path(f"/proc/{pid}/stat").read_bytes()
-        except OSError:
-            return False
-        return stat[stat.rfind(b")") + 2 :][:1] not in (b"Z", b"X")
-    return True
 
 
 def live_members(pgid: int) -> list[int]:
