@@ -11,7 +11,8 @@ from cronctl.clock import SYSTEM_CLOCK
 from cronctl.follow import follow_run, wait_for_next_run
 from cronctl.model import Task
 from cronctl.records import Status, Trigger
-from cronctl.runner.execute import Executor, RunRequest
+from cronctl.runner.execute import Executor
+from cronctl.runner.requests import RunRequest
 from cronctl.store import HistoryStore
 from tests import support
 

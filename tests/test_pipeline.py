@@ -10,7 +10,7 @@ from cronctl.clock import SYSTEM_CLOCK
 from cronctl.notify.notifier import Notifier
 from cronctl.pipeline import RunPipeline
 from cronctl.records import Status, Trigger
-from cronctl.runner.execute import RunRequest
+from cronctl.runner.requests import RunRequest
 from cronctl.store import HistoryStore
 
 

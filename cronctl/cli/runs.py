@@ -90,8 +90,8 @@ def run_now(
     """Run a task now in the foreground, stream its output, record it, exit with its status
     (125 when its `when` condition skips it, 75 when another run holds its lock)."""
     from cronctl.pipeline import RunPipeline
-    from cronctl.runner.execute import RunRequest, StopSignal
     from cronctl.runner.locks import LockFolder, fleet_locks_for, hold_for_manual_run
+    from cronctl.runner.requests import RunRequest, StopSignal
 
     app = state(ctx)
     tasks = app.tasks()

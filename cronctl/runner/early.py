@@ -55,6 +55,10 @@ class BatchFinish(Protocol):
     def finish_runs(self, ends: Sequence[Finish]) -> list[Run | Exception]: ...
 
 
+Prepared = tuple[dict[str, str], SpoolWriter | None]
+"""A claimed run's environment and spool, made before its job is spawned."""
+
+
 @dataclass
 class EarlyStart:
     """A run's job spawned ahead of the thread that watches it (serve's claimer spawns in slot

@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
@@ -20,53 +19,27 @@ from cronctl.errors import excerpt
 from cronctl.history import RunRecorder
 from cronctl.listeners import NoEvents, RunEvents
 from cronctl.model import Task
-from cronctl.records import CONDITION_SKIP_PREFIX, Run, RunningElsewhere, Status, Trigger
+from cronctl.records import CONDITION_SKIP_PREFIX, Run, RunningElsewhere, Status
 from cronctl.runner.capture import spooled_output
-from cronctl.runner.early import BatchClaims, BatchFinish, BatchPids, EarlyStart, Finish
+from cronctl.runner.early import (
+    BatchClaims,
+    BatchFinish,
+    BatchPids,
+    EarlyStart,
+    Finish,
+    Prepared,
+)
 from cronctl.runner.envfile import EnvFileError
 from cronctl.runner.environment import inherited_environment, job_environment
 from cronctl.runner.process import ProcessOutcome, Supervision, run_process, spawn_process
+from cronctl.runner.requests import RunRequest, retry_request, should_retry
+from cronctl.runner.requests import StopSignal as StopSignal
 from cronctl.runner.status import join_reasons, status_of
 from cronctl.spool import SpoolWriter
 
 DEFAULT_KILL_GRACE = 10.0
 # A `when` condition is a quick test; one that hangs must not hold the task forever.
 WHEN_TIMEOUT = 60.0
-RETRYABLE = (Status.FAILED, Status.TIMED_OUT)
-
-
-class StopSignal(threading.Event):
-    """A request to end a running job, carrying why: the run is recorded `interrupted` with
-    that reason (serve shutting down, replaced by a newer run, Ctrl-C)."""
-
-    def __init__(self, reason: str = "stopped by cronctl") -> None:
-        super().__init__()
-        self.reason = reason
-
-    def stop(self, reason: str | None = None) -> None:
-        if reason:
-            self.reason = reason
-        self.set()
-
-
-@dataclass(frozen=True)
-class RunRequest:
-    """What to run and why. `stop` lets the caller end the job (shutdown, replace, Ctrl-C)."""
-
-    task: Task
-    trigger: Trigger
-    attempt: int = 1
-    scheduled_at: datetime | None = None
-    stop: StopSignal | None = None
-    check_when: bool = True
-    retries: int | None = None  # None: the task's own `retries`
-    # Descriptors the job inherits: the shared locks held for it (runner.locks), so that a
-    # job outliving its serve keeps them until it ends. Never carried over to a retry.
-    inherit_fds: tuple[int, ...] = ()
-
-    @property
-    def retry_limit(self) -> int:
-        return self.task.retries if self.retries is None else self.retries
 
 
 class Executor:
@@ -125,7 +98,7 @@ class Executor:
             request.trigger,
             attempt=request.attempt,
             scheduled_at=request.scheduled_at,
-            started_at=self.clock.now(),
+            started_at=self.starts_at([request]),
         )
 
     @property
@@ -145,21 +118,30 @@ class Executor:
                 (request.task.name, request.trigger, request.attempt, request.scheduled_at)
                 for request in requests
             ],
-            started_at=self.clock.now(),
+            started_at=self.starts_at(requests),
         )
 
-    def spawn_early(self, request: RunRequest, run_id: int) -> EarlyStart | None:
-        """Prepare the claimed run `run_id` and spawn its job now, for `execute(...,
-        early=...)` to watch on another thread; None when the job starts in `execute` as
-        before: a `when` condition runs first, or the env_file cannot be read (the error is
-        recorded there)."""
+    def starts_at(self, requests: Sequence[RunRequest]) -> datetime:
+        """The start the claims of `requests` record: now, or the latest of their slots when
+        serve claims them before their instant (the end records the spawn's own time)."""
+        return max([self.clock.now(), *(r.scheduled_at for r in requests if r.scheduled_at)])
+
+    def prepare_early(self, request: RunRequest, run_id: int) -> Prepared | None:
+        """The claimed run `run_id`'s environment and spool, for `spawn_prepared`; None when
+        its job starts in `execute` as before: a `when` condition runs first, or the env_file
+        cannot be read (the error is recorded there)."""
         if request.check_when and request.task.when:
             return None
         try:
             env = self._environment(request, run_id)
         except EnvFileError:
             return None
-        spool = self._spool(run_id)
+        return env, self._spool(run_id)
+
+    def spawn_prepared(self, request: RunRequest, prepared: Prepared) -> EarlyStart:
+        """Spawn the job `prepare_early` prepared, for `execute(..., early=...)` to watch on
+        another thread."""
+        env, spool = prepared
         return EarlyStart(env, spool, self._spawn(request, env, spool))
 
     def record_pids(self, spawned: Sequence[tuple[int, EarlyStart]]) -> None:
@@ -472,21 +454,4 @@ def _started_run(request: RunRequest, run_id: int, now: datetime, pid: int | Non
         signal=None,
         pid=pid,
         reason=None,
-    )
-
-
-def should_retry(run: Run, retries: int) -> bool:
-    """Return whether another attempt follows `run` (failed or timed out, attempts left)."""
-    return run.status in RETRYABLE and run.attempt <= retries
-
-
-def retry_request(request: RunRequest, attempt: int) -> RunRequest:
-    return RunRequest(
-        task=request.task,
-        trigger=Trigger.RETRY,
-        attempt=attempt,
-        scheduled_at=request.scheduled_at,
-        stop=request.stop,
-        check_when=False,
-        retries=request.retries,
     )

@@ -11,6 +11,7 @@ from datetime import datetime
 from cronctl import timefmt
 from cronctl.records import Trigger
 from cronctl.serve import plan
+from cronctl.serve.heaps import SlotHeap
 from cronctl.serve.outage import Outage
 from cronctl.serve.starts import Starts, run_request
 from cronctl.serve.taskstate import TaskState
@@ -145,3 +146,15 @@ def after_outage(
         )
     else:
         log.info("the connection to the history database was lost and opened again; %s", what)
+
+
+def after_step_back(states: Mapping[str, TaskState], slots: SlotHeap, now: datetime) -> None:
+    """The wall clock stepped back to `now`: each task's next slot is after its newest slot
+    already run, so nothing repeats; tasks that have not run yet wait for their next slot from
+    the new time."""
+    for state in states.values():
+        if state.task.enabled and state.next_slot is not None and not state.schedule.is_reboot:
+            nxt = plan.first_slot_after(state.schedule, now, state.last_slot)
+            if nxt != state.next_slot:
+                slots.renew(state)
+                slots.schedule(state, nxt)

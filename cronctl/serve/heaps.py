@@ -15,7 +15,7 @@ from collections.abc import Iterator, Mapping
 from datetime import datetime
 
 from cronctl.model import Task
-from cronctl.runner.execute import RunRequest
+from cronctl.runner.requests import RunRequest
 from cronctl.serve.taskstate import TaskState, Timer
 
 
@@ -40,6 +40,14 @@ class SlotHeap:
             heapq.heappush(
                 self._heap, (slot.timestamp(), next(self._order), state.task.name, state.gen, slot)
             )
+
+    def hold(self, state: TaskState, slot: datetime, ahead: float) -> None:
+        """Put back `slot`, taken out `ahead` seconds before its instant by a loop that fires
+        that early, to come out at its instant instead."""
+        heapq.heappush(
+            self._heap,
+            (slot.timestamp() + ahead, next(self._order), state.task.name, state.gen, slot),
+        )
 
     def due(
         self, until: float, states: Mapping[str, TaskState]

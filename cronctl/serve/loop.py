@@ -34,12 +34,12 @@ from cronctl.clock import Clock
 from cronctl.errors import StoreError
 from cronctl.model import DEFAULT_KEEP_DAYS, Task
 from cronctl.records import Run, Status, Trigger
-from cronctl.runner.execute import RunRequest, StopSignal, retry_request, should_retry
 from cronctl.runner.locks import LockFolder
+from cronctl.runner.requests import RunRequest, StopSignal, retry_request, should_retry
 from cronctl.schedule import Schedule
 from cronctl.serve import GRACE, KILL_GRACE, plan
 from cronctl.serve import log as serve_log
-from cronctl.serve.catchup import after_outage, catch_up, newest
+from cronctl.serve.catchup import after_outage, after_step_back, catch_up, newest
 from cronctl.serve.heaps import SlotHeap, TimerHeap
 from cronctl.serve.inbox import Inbox
 from cronctl.serve.outage import Outage
@@ -55,6 +55,10 @@ from cronctl.serve.writes import BackgroundWrites
 from cronctl.taskfile import TaskFile
 
 log = logging.getLogger("cronctl.serve")
+
+FIRE_AHEAD = 0.05
+"""Seconds before its instant a slot may be fired: long enough for a burst of 500 runs to be
+claimed and prepared before their instant on a 2-core machine (docs/performance.md, round 7)."""
 
 
 class SlotReader(Protocol):
@@ -86,8 +90,10 @@ class Scheduler:
         locks: LockFolder | None = None,
         renames: RenameFollower | None = None,
         outage: Outage | None = None,
+        fire_ahead: float = FIRE_AHEAD,
     ) -> None:
         self.clock = clock
+        self.fire_ahead = fire_ahead
         self.store = store
         self.recorder = recorder
         self.rng = rng or random.Random()
@@ -266,7 +272,7 @@ class Scheduler:
         deadline = self.upkeep.seconds_to_next(mono)
         slot = self.slots.next_at()
         if slot is not None:
-            deadline = min(deadline, slot - now.timestamp())
+            deadline = min(deadline, slot - self.fire_ahead - now.timestamp())
         timer = self.timers.next_at()
         if timer is not None:
             deadline = min(deadline, timer - mono)
@@ -282,20 +288,17 @@ class Scheduler:
             direction,
             abs(jump.skew),
         )
-        if jump.forward:
-            return  # _fire_slots sees the slots jumped over (all due now) and applies catch-up
-        # Back: each task's next slot is after its newest slot already run, so nothing repeats;
-        # tasks that have not run yet simply wait for their next slot from the new time.
-        for state in self.states.values():
-            if state.task.enabled and state.next_slot is not None and not state.schedule.is_reboot:
-                nxt = plan.first_slot_after(state.schedule, now, state.last_slot)
-                if nxt != state.next_slot:
-                    self.slots.renew(state)
-                    self.slots.schedule(state, nxt)
+        if not jump.forward:  # forward: _fire_slots sees the slots jumped over (all due now)
+            after_step_back(self.states, self.slots, now)
 
     def _fire_slots(self, now: datetime, jumped_after: datetime | None) -> None:
         why = "when the wall clock jumped" if jumped_after is not None else "while serve was busy"
-        for state, slot in self.slots.due(now.timestamp(), self.states):
+        # Slots up to FIRE_AHEAD away are fired now: their runs are claimed and prepared before
+        # the instant and spawned at it (docs/architecture.md, "Firing ahead").
+        for state, slot in self.slots.due(now.timestamp() + self.fire_ahead, self.states):
+            if slot > now and not self.starts.decided_ahead(state):
+                self.slots.hold(state, slot, self.fire_ahead)  # decided at its instant
+                continue
             name = state.task.name
             if state.last_slot is not None and slot <= state.last_slot:
                 self.slots.schedule(

@@ -14,7 +14,7 @@ from cronctl.listeners import RunEvents
 from cronctl.model import DEFAULT_KEEP_RUNS, Task
 from cronctl.model.digest import TaskDigest, task_digests
 from cronctl.records import Run, Status, Trigger
-from cronctl.runner.execute import RunRequest
+from cronctl.runner.requests import RunRequest
 from cronctl.serve.arenas import trim_heap
 from cronctl.serve.fleet import TaskOf, report_heartbeat, tell_declared
 

@@ -30,8 +30,8 @@ from typing import Protocol
 from cronctl.clock import Clock
 from cronctl.model import Overlap, Task
 from cronctl.records import Trigger
-from cronctl.runner.execute import RunRequest, StopSignal
 from cronctl.runner.locks import HeldLocks, LockFolder, LockTaken, holder_text
+from cronctl.runner.requests import RunRequest, StopSignal
 from cronctl.serve import plan
 from cronctl.serve.taskstate import TaskState
 from cronctl.serve.workers import REPLACED_REASON, SHUTDOWN_REASON, Done, Handle
@@ -120,6 +120,20 @@ class Starts:
     def handles(self) -> Iterator[Handle]:
         for handles in self.running.values():
             yield from handles
+
+    def decided_ahead(self, state: TaskState) -> bool:
+        """Whether a slot of `state`'s task may be fired before its instant (the loop fires up
+        to FIRE_AHEAD early; its job still starts at the instant). Only when nothing the start
+        decides on could change by then: a task with a run of its own going, queued or
+        waiting, a shared lock or a jitter is decided at its instant, as it always was."""
+        task = state.task
+        return (
+            not self.running.get(task.name)
+            and state.queued is None
+            and not state.backlog_size
+            and not task.lock
+            and not task.jitter
+        )
 
     # ---------------------------------------------------------------- overlap
 

@@ -35,7 +35,7 @@ from cronctl.listeners import NoEvents, RunEvents
 from cronctl.model import Task
 from cronctl.records import Output, Run, RunningElsewhere, Status, Trigger
 from cronctl.runner.early import Finish
-from cronctl.runner.execute import RunRequest
+from cronctl.runner.requests import RunRequest
 from cronctl.serve import rows
 from cronctl.serve.fleet import TaskOf
 from cronctl.serve.grouping import GroupCommit, LastSuccesses

@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from cronctl.model import Task
-from cronctl.runner.execute import RunRequest
+from cronctl.runner.requests import RunRequest
 from cronctl.schedule import Schedule
 from cronctl.serve.log import LoopView, TaskView
 

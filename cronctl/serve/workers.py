@@ -20,11 +20,12 @@ from dataclasses import dataclass, field
 
 from cronctl.errors import DatabaseUnavailableError, SlotTakenError, StoreError
 from cronctl.records import Run, RunningElsewhere, Status
-from cronctl.runner.early import EarlyStart
-from cronctl.runner.execute import Executor, RunRequest
+from cronctl.runner.early import EarlyStart, Prepared
+from cronctl.runner.execute import Executor
 from cronctl.runner.locks import HeldLocks
 from cronctl.runner.outcome import ProcessOutcome
 from cronctl.runner.process import Supervision
+from cronctl.runner.requests import RunRequest
 from cronctl.runner.supervisor import Supervisor
 
 log = logging.getLogger("cronctl.serve")
@@ -122,16 +123,19 @@ class ThreadLauncher:
                 batch = list(self._pending)
                 self._pending.clear()
             spawned: list[tuple[Handle, Done, EarlyStart | None]] = []
+            ready: list[tuple[Handle, Done, Prepared | None]] = []  # claimed, not spawned
             for start in range(0, len(batch), CLAIM_CHUNK):
+                if ready and not self._ahead_of(ready[0][0]):
+                    spawned.extend(self._spawn_ready(ready))
+                    ready = []
                 chunk = batch[start : start + CLAIM_CHUNK]
                 # A chunk's claims are written before its jobs are spawned.
                 if self.executor.claims_in_batches:
                     claimed = self._claim_chunk(chunk)
                 else:
                     claimed = [item for item in chunk if self._claim(*item)]
-                spawned.extend(
-                    (handle, done, self._spawn_early(handle)) for handle, done in claimed
-                )
+                ready.extend((handle, done, self._prepare(handle)) for handle, done in claimed)
+            spawned.extend(self._spawn_ready(ready))
             self._record_pids(spawned)
             for handle, done, early in spawned:
                 if (
@@ -172,7 +176,35 @@ class ThreadLauncher:
             self._abandon(handle, exc)
             done(Completion(handle, None))
 
-    def _spawn_early(self, handle: Handle) -> EarlyStart | None:
+    def _ahead_of(self, handle: Handle) -> bool:
+        """Whether `handle`'s slot is still to come: the loop fired it ahead (FIRE_AHEAD)."""
+        at = handle.request.scheduled_at
+        return at is not None and at > self.executor.clock.now()
+
+    def _prepare(self, handle: Handle) -> Prepared | None:
+        """The claimed run's environment and spool, made before its instant when it was
+        fired ahead; None: its job starts on its own thread (which records what fails)."""
+        assert handle.run_id is not None
+        try:
+            return self.executor.prepare_early(handle.request, handle.run_id)
+        except Exception:
+            log.debug("run %s: not prepared early", handle.run_id, exc_info=True)
+            return None
+
+    def _spawn_ready(
+        self, ready: list[tuple[Handle, Done, Prepared | None]]
+    ) -> list[tuple[Handle, Done, EarlyStart | None]]:
+        """Spawn the claimed runs' jobs in slot order, none before its slot's instant."""
+        spawned: list[tuple[Handle, Done, EarlyStart | None]] = []
+        clock = self.executor.clock
+        for handle, done, prepared in ready:
+            at = handle.request.scheduled_at
+            if at is not None and (wait := (at - clock.now()).total_seconds()) > 0:
+                clock.sleep(wait, wake=handle.request.stop)  # stopped: recorded, not spawned
+            spawned.append((handle, done, self._spawn_early(handle, prepared)))
+        return spawned
+
+    def _spawn_early(self, handle: Handle, prepared: Prepared | None) -> EarlyStart | None:
         """Spawn the claimed run's job on the claimer, in slot order.
 
         Measured for issue 18 (docs/performance.md, "Serve's hot path after issue 18"): with
@@ -181,9 +213,10 @@ class ThreadLauncher:
         threads already ran, each spawn waited for the interpreter lock behind them and the
         last of the burst started later still. The jobs of one batch are all spawned before
         the first of their threads starts."""
-        assert handle.run_id is not None
+        if prepared is None:
+            return None
         try:
-            return self.executor.spawn_early(handle.request, handle.run_id)
+            return self.executor.spawn_prepared(handle.request, prepared)
         except Exception:  # prepared again on the job's thread, which records what fails
             log.debug("run %s: not spawned early", handle.run_id, exc_info=True)
             return None

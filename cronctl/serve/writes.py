@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     from cronctl.model import Task
-    from cronctl.runner.execute import RunRequest
+    from cronctl.runner.requests import RunRequest
 
 
 class BackgroundWrites(Protocol):

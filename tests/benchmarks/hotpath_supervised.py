@@ -2,13 +2,15 @@
 
 Since round 4 serve's jobs no longer go through `Executor.begin` and a thread a job: the
 claimer claims a batch in one transaction (`ThreadLauncher._claim_chunk` →
-`Executor.begin_many`), spawns each claimed job (`_spawn_early` → `Executor.spawn_early`:
-environment, spool, `spawn_process` → `posix_spawned` → `os.posix_spawn`), writes the batch's
-pids in one transaction (`_record_pids`), tells the listeners (`Executor.tell_started`) and
-registers each job with the supervising thread (`Supervisor.add`); the supervisor reaps it
-and hands its end (`_End`) to the finisher, which writes the ends waiting together in one
-transaction (`Executor.finish_watched` → `SerialStore.finish_runs`) and hands each back to the
-loop (`Inbox.done`).
+`Executor.begin_many`), prepares each claimed job (`_prepare` → `Executor.prepare_early`:
+environment, spool), spawns each at its slot's instant (`_spawn_early` →
+`Executor.spawn_prepared`: `spawn_process` → `posix_spawned` → `os.posix_spawn`; since round 7
+the loop fires slots up to `FIRE_AHEAD` early), writes the batch's pids in one transaction
+(`_record_pids`), tells the listeners (`Executor.tell_started`) and registers each job with
+the supervising thread (`Supervisor.add`); the supervisor reaps it and hands its end (`_End`)
+to the finisher, which writes the ends waiting together in one transaction
+(`Executor.finish_watched` → `SerialStore.finish_runs`) and hands each back to the loop
+(`Inbox.done`).
 
 The real serve runs in this process (bench_hotpath.run_serve_in_process) from the home folder
 (where serve under systemd runs and its tasks run by default, so that its jobs take the plain
@@ -36,9 +38,9 @@ START_PATH = [
     ("loop woke", "handed to the claimer", "loop: fire the slots due, hand them to the claimer"),
     ("handed to the claimer", "chunk begins", "claimer wakes, reaches its chunk"),
     ("chunk begins", "claimed", "claim transaction (INSERT … RETURNING × chunk, commit)"),
-    ("claimed", "spawn begins", "the jobs spawned before it in the chunk"),
-    ("spawn begins", "environment built", "request build: environment (job_environment)"),
-    ("environment built", "posix_spawned begins", "spool, spawn arguments (spawn_process)"),
+    ("claimed", "environment built", "environments built before it (prepare_early)"),
+    ("environment built", "spawn begins", "rest of the chunk prepared, instant, spawns before"),
+    ("spawn begins", "posix_spawned begins", "spawn arguments (spawn_process)"),
     ("posix_spawned begins", "posix_spawn begins", "pipes (os.pipe × 2)"),
     ("posix_spawn begins", "process exists", "os.posix_spawn itself (until the child's exec)"),
     ("process exists", "spawned", "pipe objects, Supervision built"),
@@ -189,11 +191,11 @@ def mark_start(timings: Timings, by_supervision: dict[int, int]) -> None:
 
     original_spawn_early = workers.ThreadLauncher._spawn_early
 
-    def spawn_early_marked(self: Any, handle: Any) -> Any:
+    def spawn_early_marked(self: Any, handle: Any, prepared: Any) -> Any:
         local.run_id = handle.run_id
         timings.mark(handle.run_id, "spawn begins")
         try:
-            early = original_spawn_early(self, handle)
+            early = original_spawn_early(self, handle, prepared)
         finally:
             local.run_id = None
         timings.mark(handle.run_id, "spawned")

@@ -15,7 +15,8 @@ import pytest
 from cronctl.notify.message import Delivery, detail_lines, headline
 from cronctl.notify.notifier import WORKERS, Notifier
 from cronctl.records import Trigger
-from cronctl.runner.execute import Executor, RunRequest
+from cronctl.runner.execute import Executor
+from cronctl.runner.requests import RunRequest
 from cronctl.store import HistoryStore
 from tests.notify.helpers import T0, make_task, record
 from tests.notify.servers import free_port

@@ -28,7 +28,8 @@ import pytest
 
 from cronctl.clock import SystemClock
 from cronctl.records import Status, Trigger
-from cronctl.runner.execute import Executor, RunRequest
+from cronctl.runner.execute import Executor
+from cronctl.runner.requests import RunRequest
 from cronctl.serve.reload import POLL_INTERVAL
 from cronctl.store import HistoryStore
 from tests.serve.fakes import Harness, harness_maker, task, utc

@@ -12,7 +12,8 @@ from cronctl.model import Defaults, parse_task
 from cronctl.model.checks import task_warnings
 from cronctl.records import Trigger
 from cronctl.runner.envfile import MAX_BYTES, parse_line, read_env_file
-from cronctl.runner.execute import Executor, RunRequest
+from cronctl.runner.execute import Executor
+from cronctl.runner.requests import RunRequest
 from cronctl.store import HistoryStore
 
 SECRET = "s3cr3t-#value"

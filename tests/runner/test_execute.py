@@ -12,7 +12,8 @@ import pytest
 
 from cronctl.model import Task
 from cronctl.records import Status, Trigger
-from cronctl.runner.execute import Executor, RunRequest, StopSignal, job_environment
+from cronctl.runner.execute import Executor, job_environment
+from cronctl.runner.requests import RunRequest, StopSignal
 from cronctl.store import HistoryStore
 
 PY = sys.executable

@@ -11,7 +11,8 @@ import pytest
 
 from cronctl.model import Task
 from cronctl.records import Status, Trigger
-from cronctl.runner.execute import Executor, RunRequest
+from cronctl.runner.execute import Executor
+from cronctl.runner.requests import RunRequest
 from cronctl.store import HistoryStore
 
 PY = sys.executable

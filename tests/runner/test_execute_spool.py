@@ -11,7 +11,8 @@ import pytest
 
 from cronctl.model import Task
 from cronctl.records import Status, Trigger
-from cronctl.runner.execute import Executor, RunRequest, StopSignal
+from cronctl.runner.execute import Executor
+from cronctl.runner.requests import RunRequest, StopSignal
 from cronctl.spool import SEGMENT_BYTES, last_line, read_so_far, spool_path
 from cronctl.store import HistoryStore
 from tests import support

@@ -10,8 +10,9 @@ import pytest
 
 from cronctl.model import Defaults, parse_task
 from cronctl.records import Trigger
-from cronctl.runner.execute import Executor, RunRequest
+from cronctl.runner.execute import Executor
 from cronctl.runner.limits import group_use
+from cronctl.runner.requests import RunRequest
 from cronctl.store import HistoryStore
 
 PY = sys.executable

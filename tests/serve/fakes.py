@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from cronctl.listeners import NoEvents, RunEvents
 from cronctl.model import DEFAULT_KEEP_RUNS, Task
 from cronctl.records import Run, Status
-from cronctl.runner.execute import RunRequest
+from cronctl.runner.requests import RunRequest
 from cronctl.serve.loop import Scheduler
 from cronctl.serve.storage import write_missed, write_skipped
 from cronctl.serve.workers import Completion, Done, Handle
@@ -121,6 +121,9 @@ class FakeLauncher:
 
     def launch_one(self, handle: Handle, done: Done) -> None:
         request = handle.request
+        if request.scheduled_at is not None and request.scheduled_at > self.clock.now():
+            # Fired ahead (FIRE_AHEAD): as the real claimer, start it at its instant.
+            self.clock.advance((request.scheduled_at - self.clock.now()).total_seconds())
         try:
             handle.run_id = self.store.start_run(
                 request.task.name,

@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import os
 import threading
+import time
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from cronctl.records import Status, Trigger
-from cronctl.runner.execute import EarlyStart, Executor, RunRequest, StopSignal
+from cronctl.runner.execute import EarlyStart, Executor
 from cronctl.runner.process import Supervision
+from cronctl.runner.requests import RunRequest, StopSignal
 from cronctl.serve import workers
 from cronctl.serve.storage import SerialStore
 from cronctl.serve.workers import Handle, ThreadLauncher
@@ -32,10 +35,17 @@ class Watching(Executor):
         self.spawns: list[tuple[str, int, set[int]]] = []
         self.early: list[EarlyStart | None] = []
 
-    def spawn_early(self, request, run_id):
+    def prepare_early(self, request, run_id):
+        prepared = super().prepare_early(request, run_id)
+        if prepared is None:
+            self.early.append(None)
+        return prepared
+
+    def spawn_prepared(self, request, prepared):
+        run_id = int(prepared[0]["CRONCTL_RUN_ID"])
         visible = {run.id for run in self.reader.runs(limit=None)}
         self.spawns.append((threading.current_thread().name, run_id, visible))
-        early = super().spawn_early(request, run_id)
+        early = super().spawn_prepared(request, prepared)
         self.early.append(early)
         return early
 
@@ -132,3 +142,96 @@ def test_a_run_whose_thread_cannot_start_leaves_no_process(stores, monkeypatch):
         os.kill(early.job.proc.pid, 0)
     stored = reader.get_run(handle.run_id)
     assert stored.status == Status.ERROR and "can't start new thread" in (stored.reason or "")
+
+
+# ---------------------------------------------------------------- fired ahead of the instant
+
+
+class Timed(Watching):
+    """Watching, plus when each run was prepared (the real clock)."""
+
+    def __init__(self, store, reader: HistoryStore) -> None:
+        super().__init__(store, reader)
+        self.prepared_at: list[float] = []
+
+    def prepare_early(self, request, run_id):
+        self.prepared_at.append(time.time())
+        return super().prepare_early(request, run_id)
+
+
+def ahead(seconds: float) -> datetime:
+    """An instant `seconds` from now, to the millisecond (as the history keeps times)."""
+    instant = datetime.now(UTC) + timedelta(seconds=seconds)
+    return instant.replace(microsecond=instant.microsecond // 1000 * 1000)
+
+
+def test_runs_fired_ahead_are_claimed_and_prepared_before_their_instant_spawned_at_it(
+    stores, tmp_path
+):
+    serial, reader = stores
+    executor = Timed(serial, reader)
+    done = Collected()
+    out = tmp_path / "starts"
+    instant = ahead(1.0)
+    count = 2 * workers.CLAIM_CHUNK + 6  # three chunks
+    batch = [
+        Handle(
+            RunRequest(
+                task(f"t{i}", command=f"date +%s.%N >> {out}"),
+                Trigger.SCHEDULE,
+                scheduled_at=instant,
+            )
+        )
+        for i in range(count)
+    ]
+    ThreadLauncher(executor).launch(batch, done)
+    assert wait_for(lambda: len(done.completions) == count, timeout=30)
+
+    run_ids = [handle.run_id for handle in batch]
+    assert max(executor.prepared_at) < instant.timestamp()
+    assert set(run_ids) <= executor.spawns[0][2]  # every chunk claimed before the first spawn
+    assert [run_id for _, run_id, _ in executor.spawns] == run_ids  # slot order
+    starts = [float(line) for line in out.read_text().split()]
+    assert len(starts) == count and min(starts) >= instant.timestamp()
+    for run_id in run_ids:
+        stored = reader.get_run(run_id)
+        assert stored.status == Status.SUCCEEDED
+        assert instant <= stored.started_at < instant + timedelta(seconds=10)  # the spawn's
+
+
+def test_a_run_fired_ahead_shows_its_instant_as_its_start_until_its_job_starts(stores):
+    serial, reader = stores
+    executor = Timed(serial, reader)
+    done = Collected()
+    instant = ahead(3.0)
+    ThreadLauncher(executor).launch(
+        [Handle(RunRequest(task("t"), Trigger.SCHEDULE, scheduled_at=instant))], done
+    )
+    assert wait_for(lambda: bool(reader.runs(limit=None)), timeout=2.5)
+    [row] = reader.runs(limit=None)
+    assert datetime.now(UTC) < instant  # read before its instant
+    assert (row.status, row.started_at, row.pid) == (Status.RUNNING, instant, None)
+    assert wait_for(lambda: len(done.completions) == 1, timeout=20)
+    assert done.completions[0].run.status == Status.SUCCEEDED
+
+
+def test_a_run_stopped_while_it_waits_for_its_instant_never_starts(stores):
+    serial, reader = stores
+    executor = Timed(serial, reader)
+    done = Collected()
+    handle = Handle(
+        RunRequest(
+            task("t", command="sleep 30"),
+            Trigger.SCHEDULE,
+            scheduled_at=ahead(20.0),
+            stop=StopSignal(),
+        )
+    )
+    began = time.monotonic()
+    ThreadLauncher(executor).launch([handle], done)
+    assert wait_for(lambda: bool(reader.runs(limit=None)), timeout=10)
+    handle.stop(workers.SHUTDOWN_REASON)
+    assert wait_for(lambda: len(done.completions) == 1, timeout=10)
+    assert time.monotonic() - began < 15  # woken by the stop, not by the instant
+    run = done.completions[0].run
+    assert run.status == Status.INTERRUPTED and run.pid is None

@@ -8,7 +8,8 @@ import time
 
 from cronctl.clock import SYSTEM_CLOCK
 from cronctl.records import Status, Trigger
-from cronctl.runner.execute import Executor, RunRequest, StopSignal
+from cronctl.runner.execute import Executor
+from cronctl.runner.requests import RunRequest, StopSignal
 from cronctl.serve.storage import SerialStore
 from cronctl.serve.workers import Handle, ThreadLauncher
 from cronctl.store import HistoryStore

@@ -13,7 +13,7 @@ from cronctl.clock import SYSTEM_CLOCK
 from cronctl.errors import StoreError
 from cronctl.locations import host_name
 from cronctl.records import Run, Status, Trigger
-from cronctl.runner.execute import RunRequest
+from cronctl.runner.requests import RunRequest
 from cronctl.serve.storage import Recorder, SerialStore
 from cronctl.store import HistoryStore
 from tests.serve.fakes import task, utc

@@ -11,7 +11,8 @@ import pytest
 
 from cronctl.errors import StoreError, UnknownRunError
 from cronctl.records import Status, Trigger
-from cronctl.runner.execute import Executor, RunRequest
+from cronctl.runner.execute import Executor
+from cronctl.runner.requests import RunRequest
 from cronctl.serve.grouping import LAST_SUCCESS_REFRESH
 from cronctl.serve.storage import SerialStore
 from cronctl.serve.workers import Completion, Handle, ThreadLauncher
