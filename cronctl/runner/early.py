@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import NamedTuple, Protocol, runtime_checkable
 
 from cronctl.records import Output, Run, RunningElsewhere, Status, Trigger
-from cronctl.runner.process import ProcessOutcome, Supervision
+from cronctl.runner.process import ProcessOutcome, StartedJob, Supervision, supervised
 from cronctl.spool import SpoolWriter
 
 
@@ -57,6 +57,18 @@ class BatchFinish(Protocol):
 
 Prepared = tuple[dict[str, str], SpoolWriter | None]
 """A claimed run's environment and spool, made before its job is spawned."""
+
+
+class Spawned(NamedTuple):
+    """A run's job spawned ahead of its watch (`Executor.start_prepared`); `early()` builds the
+    watch, which serve's claimer does after the last spawn of its batch."""
+
+    env: dict[str, str]
+    spool: SpoolWriter | None
+    job: StartedJob | ProcessOutcome
+
+    def early(self) -> EarlyStart:
+        return EarlyStart(self.env, self.spool, supervised(self.job))
 
 
 @dataclass

@@ -28,10 +28,18 @@ from cronctl.runner.early import (
     EarlyStart,
     Finish,
     Prepared,
+    Spawned,
 )
 from cronctl.runner.envfile import EnvFileError
 from cronctl.runner.environment import inherited_environment, job_environment
-from cronctl.runner.process import ProcessOutcome, Supervision, run_process, spawn_process
+from cronctl.runner.process import (
+    ProcessOutcome,
+    StartedJob,
+    Supervision,
+    run_process,
+    start_process,
+    supervised,
+)
 from cronctl.runner.requests import RunRequest, retry_request, should_retry
 from cronctl.runner.requests import StopSignal as StopSignal
 from cronctl.runner.status import join_reasons, status_of
@@ -127,7 +135,7 @@ class Executor:
         return max([self.clock.now(), *(r.scheduled_at for r in requests if r.scheduled_at)])
 
     def prepare_early(self, request: RunRequest, run_id: int) -> Prepared | None:
-        """The claimed run `run_id`'s environment and spool, for `spawn_prepared`; None when
+        """The claimed run `run_id`'s environment and spool, for `start_prepared`; None when
         its job starts in `execute` as before: a `when` condition runs first, or the env_file
         cannot be read (the error is recorded there)."""
         if request.check_when and request.task.when:
@@ -138,14 +146,14 @@ class Executor:
             return None
         return env, self._spool(run_id)
 
-    def spawn_prepared(self, request: RunRequest, prepared: Prepared) -> EarlyStart:
-        """Spawn the job `prepare_early` prepared, for `execute(..., early=...)` to watch on
-        another thread."""
+    def start_prepared(self, request: RunRequest, prepared: Prepared) -> Spawned:
+        """Spawn the job `prepare_early` prepared; its `early()` is for `execute(...,
+        early=...)` to watch on another thread."""
         env, spool = prepared
-        return EarlyStart(env, spool, self._spawn(request, env, spool))
+        return Spawned(env, spool, self._spawn(request, env, spool))
 
     def record_pids(self, spawned: Sequence[tuple[int, EarlyStart]]) -> None:
-        """Record the pids of the jobs `spawn_early` started, `(run_id, early)` each, in one
+        """Record the pids of the jobs `start_prepared` started, `(run_id, early)` each, in one
         transaction where the store can (`BatchPids`); their threads then skip `set_pid`.
 
         Measured for issue 18 (docs/performance.md, "Serve's hot path after issue 18", round
@@ -168,7 +176,7 @@ class Executor:
         self, request: RunRequest, run_id: int | None = None, early: EarlyStart | None = None
     ) -> Run:
         """Run one attempt (after its `when` condition) and return the finished record;
-        with `early`, watch the job `spawn_early` started for the claimed `run_id`."""
+        with `early`, watch the job `start_prepared` started for the claimed `run_id`."""
         if run_id is None:
             run_id = self.begin(request)
         try:
@@ -255,12 +263,12 @@ class Executor:
 
     def _spawn(
         self, request: RunRequest, env: dict[str, str], spool: SpoolWriter | None
-    ) -> Supervision | ProcessOutcome:
+    ) -> StartedJob | ProcessOutcome:
         task = request.task
         on_output = self.on_output
         if spool is not None:
             on_output = spooled_output(spool, on_output)
-        return spawn_process(
+        return start_process(
             task.command,
             shell=task.shell,
             cwd=task.cwd,
@@ -302,7 +310,7 @@ class Executor:
             started(pid)
 
         if job is None:
-            job = self._spawn(request, env, spool)
+            job = supervised(self._spawn(request, env, spool))
         outcome = job if isinstance(job, ProcessOutcome) else job.run(spawned)
         if not told:  # the job never started: its start is said all the same, then its end
             started(None)
@@ -340,7 +348,7 @@ class Executor:
     # -- a job watched by serve's supervising thread (runner/supervisor.py) ----------------
 
     def tell_started(self, request: RunRequest, run_id: int, pid: int) -> None:
-        """Tell the listeners of the start of a job `spawn_early` started, whose pid is
+        """Tell the listeners of the start of a job `start_prepared` started, whose pid is
         recorded, and which serve's supervising thread watches."""
         self.events.run_started(request.task, _started_run(request, run_id, self.clock.now(), pid))
 

@@ -4,7 +4,7 @@ The runner package is the only part of cronctl that starts processes: this modul
 `when` conditions, notify commands and sendmail; `tools` runs systemctl and its kin, `editor`
 the user's editor. One call of `run_process` uses the calling thread only, keeps no global
 state, and costs three file descriptors while it runs: the two output pipes and, on Linux, a
-pidfd. serve spawns with `spawn_process` and watches every job on one thread
+pidfd. serve spawns with `start_process` and watches every job on one thread
 (runner/supervisor.py), each job's `Supervision` (runner/supervision.py) driven step by step.
 
 Lifecycle of a run:
@@ -34,6 +34,8 @@ import stat
 import subprocess
 import threading
 from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import NamedTuple
 
 from cronctl.clock import SYSTEM_CLOCK, Clock
 from cronctl.model.limits import Limits
@@ -56,6 +58,7 @@ __all__ = [
     "group_runs_job",
     "run_process",
     "stop_process_group",
+    "supervised",
 ]
 
 # --------------------------------------------------------------------------- starting
@@ -122,7 +125,7 @@ def run_process(
     raised by `on_start` or `on_output` propagate after the job's group has been killed, reaped
     and every descriptor closed. `timeout` is in seconds (None or 0: no limit).
     """
-    job = spawn_process(
+    job = start_process(
         command,
         shell=shell,
         cwd=cwd,
@@ -140,10 +143,10 @@ def run_process(
     )
     if isinstance(job, ProcessOutcome):
         return job
-    return job.run(on_start)
+    return job.supervision().run(on_start)
 
 
-def spawn_process(
+def start_process(
     command: str,
     *,
     shell: str = "/bin/sh",
@@ -159,13 +162,13 @@ def spawn_process(
     nice: int | None = None,
     limits: Limits | None = None,
     pass_fds: tuple[int, ...] = (),
-) -> Supervision | ProcessOutcome:
-    """Start `command` with `shell -c`: the running job, to be watched to its end with
-    `Supervision.run` (on any thread, once), or how it ended when it could not start.
+) -> StartedJob | ProcessOutcome:
+    """Start `command` with `shell -c`: the job just spawned (`StartedJob.supervision()` is
+    what watches it to its end, on any thread, once), or how it ended when it could not start.
 
     Split from run_process so that serve spawns in slot order on its claimer thread and
-    supervises on the job's own thread (docs/performance.md, "Serve's hot path after issue
-    18"). Never raises for a job that cannot start.
+    supervises on another (docs/performance.md, "Serve's hot path after issue 18"). Never
+    raises for a job that cannot start.
     """
     if timeout is not None and not timeout > 0:
         timeout = None  # 0 means no limit (as systemd's TimeoutStartSec=0)
@@ -210,14 +213,52 @@ def spawn_process(
             started_at=started_at,
             t0=t0,
         )
-    return Supervision(
+    return StartedJob(
         proc,
         clock,
         t0,
         started_at,
-        deadline=None if timeout is None else t0 + timeout,
-        kill_grace=kill_grace,
-        stop=stop,
-        pipes=JobPipes(head_bytes, tail_bytes, on_output),
-        watch=watch_for(proc.pid, limits),
+        timeout,
+        kill_grace,
+        stop,
+        on_output,
+        head_bytes,
+        tail_bytes,
+        limits,
     )
+
+
+class StartedJob(NamedTuple):
+    """A job `start_process` spawned, before the `Supervision` that watches it is built: serve's
+    claimer spawns a batch of jobs first and builds their watches after the last spawn
+    (docs/performance.md, "Round 7: firing ahead")."""
+
+    proc: JobProcess
+    clock: Clock
+    t0: float
+    started_at: datetime
+    timeout: float | None
+    kill_grace: float
+    stop: threading.Event | None
+    on_output: Callable[[str, bytes], None] | None
+    head_bytes: int
+    tail_bytes: int
+    limits: Limits | None
+
+    def supervision(self) -> Supervision:
+        return Supervision(
+            self.proc,
+            self.clock,
+            self.t0,
+            self.started_at,
+            deadline=None if self.timeout is None else self.t0 + self.timeout,
+            kill_grace=self.kill_grace,
+            stop=self.stop,
+            pipes=JobPipes(self.head_bytes, self.tail_bytes, self.on_output),
+            watch=watch_for(self.proc.pid, self.limits),
+        )
+
+
+def supervised(job: StartedJob | ProcessOutcome) -> Supervision | ProcessOutcome:
+    """The watch of a job `start_process` started, or how it ended when it could not start."""
+    return job if isinstance(job, ProcessOutcome) else job.supervision()

@@ -1,7 +1,7 @@
 """The plain spawn: `os.posix_spawn` for a job that needs nothing `subprocess.Popen` adds.
 
 Measured for issue 18, round 4 (docs/performance.md, "Round 4: one supervising thread"):
-`Popen` as `spawn_process` called it took 63–77 µs of the parent's CPU a spawn (its
+`Popen` as serve's spawn called it took 63–77 µs of the parent's CPU a spawn (its
 argument checks, `_posixsubprocess`, the error pipe it reads after the exec), `os.posix_spawn`
 31 µs, with the same wall time (the parent waits for the child's exec either way: glibc's
 `posix_spawn` and CPython's `vfork` are the same `CLONE_VFORK`). serve's claimer spawns every

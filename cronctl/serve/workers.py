@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 from cronctl.errors import DatabaseUnavailableError, SlotTakenError, StoreError
 from cronctl.records import Run, RunningElsewhere, Status
-from cronctl.runner.early import EarlyStart, Prepared
+from cronctl.runner.early import EarlyStart, Prepared, Spawned
 from cronctl.runner.execute import Executor
 from cronctl.runner.locks import HeldLocks
 from cronctl.runner.outcome import ProcessOutcome
@@ -195,16 +195,17 @@ class ThreadLauncher:
         self, ready: list[tuple[Handle, Done, Prepared | None]]
     ) -> list[tuple[Handle, Done, EarlyStart | None]]:
         """Spawn the claimed runs' jobs in slot order, none before its slot's instant."""
-        spawned: list[tuple[Handle, Done, EarlyStart | None]] = []
+        spawned: list[tuple[Handle, Done, Spawned | None]] = []
         clock = self.executor.clock
         for handle, done, prepared in ready:
             at = handle.request.scheduled_at
             if at is not None and (wait := (at - clock.now()).total_seconds()) > 0:
                 clock.sleep(wait, wake=handle.request.stop)  # stopped: recorded, not spawned
             spawned.append((handle, done, self._spawn_early(handle, prepared)))
-        return spawned
+        # Their watches (pipe objects, captures, `Supervision`) after the last spawn.
+        return [(h, d, None if s is None else s.early()) for h, d, s in spawned]
 
-    def _spawn_early(self, handle: Handle, prepared: Prepared | None) -> EarlyStart | None:
+    def _spawn_early(self, handle: Handle, prepared: Prepared | None) -> Spawned | None:
         """Spawn the claimed run's job on the claimer, in slot order.
 
         Measured for issue 18 (docs/performance.md, "Serve's hot path after issue 18"): with
@@ -216,7 +217,7 @@ class ThreadLauncher:
         if prepared is None:
             return None
         try:
-            return self.executor.spawn_prepared(handle.request, prepared)
+            return self.executor.start_prepared(handle.request, prepared)
         except Exception:  # prepared again on the job's thread, which records what fails
             log.debug("run %s: not spawned early", handle.run_id, exc_info=True)
             return None

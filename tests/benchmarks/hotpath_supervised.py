@@ -4,7 +4,7 @@ Since round 4 serve's jobs no longer go through `Executor.begin` and a thread a 
 claimer claims a batch in one transaction (`ThreadLauncher._claim_chunk` →
 `Executor.begin_many`), prepares each claimed job (`_prepare` → `Executor.prepare_early`:
 environment, spool), spawns each at its slot's instant (`_spawn_early` →
-`Executor.spawn_prepared`: `spawn_process` → `posix_spawned` → `os.posix_spawn`; since round 7
+`Executor.start_prepared`: `start_process` → `posix_spawned` → `os.posix_spawn`; since round 7
 the loop fires slots up to `FIRE_AHEAD` early), writes the batch's pids in one transaction
 (`_record_pids`), tells the listeners (`Executor.tell_started`) and registers each job with
 the supervising thread (`Supervisor.add`); the supervisor reaps it and hands its end (`_End`)
@@ -40,10 +40,10 @@ START_PATH = [
     ("chunk begins", "claimed", "claim transaction (INSERT … RETURNING × chunk, commit)"),
     ("claimed", "environment built", "environments built before it (prepare_early)"),
     ("environment built", "spawn begins", "rest of the chunk prepared, instant, spawns before"),
-    ("spawn begins", "posix_spawned begins", "spawn arguments (spawn_process)"),
+    ("spawn begins", "posix_spawned begins", "spawn arguments (start_process)"),
     ("posix_spawned begins", "posix_spawn begins", "pipes (os.pipe × 2)"),
     ("posix_spawn begins", "process exists", "os.posix_spawn itself (until the child's exec)"),
-    ("process exists", "spawned", "pipe objects, Supervision built"),
+    ("process exists", "spawned", "pipe objects (its watch: after the batch)"),
     ("slot", "process exists", "total: slot → process exists"),
     ("spawned", "pids written", "the rest of the batch spawned, pids written (one tx)"),
     ("pids written", "told started", "listeners told (run started line, notifier)"),
@@ -93,7 +93,7 @@ def instrument(timings: Timings) -> None:
     from cronctl.serve import log as serve_log
 
     local = timings.local
-    by_supervision: dict[int, int] = {}  # id(Supervision) -> run id
+    by_pid: dict[int, int] = {}  # a job's pid -> run id
 
     def current(_: Any) -> int | None:
         return getattr(local, "run_id", None)
@@ -102,7 +102,7 @@ def instrument(timings: Timings) -> None:
         return args[2] if len(args) > 2 else None  # (self, request, run_id, ...)
 
     def of_supervision(args: Any) -> int | None:
-        return by_supervision.get(id(args[0]))
+        return by_pid.get(args[0].proc.pid)
 
     w = timings.wrap
     # The loop.
@@ -125,7 +125,7 @@ def instrument(timings: Timings) -> None:
     w(process, "takes_plain_spawn", "claimer: spawn arguments: takes_plain_spawn")
     timed_marks(timings, process, "posix_spawned", "posix_spawned", current)
     timed_marks(timings, os, "posix_spawn", "posix_spawn", current)
-    timed_marks(timings, execute.Executor, "_spawn", "spawn_process", current)
+    timed_marks(timings, execute.Executor, "_spawn", "start_process", current)
     w(supervision.Supervision, "__init__", "claimer: Supervision built")
     w(pipes.JobPipes, "__init__", "claimer: JobPipes built")
     w(workers.ThreadLauncher, "_record_pids", "claimer: the batch's pids (_record_pids)")
@@ -148,11 +148,11 @@ def instrument(timings: Timings) -> None:
     w(serve_log.RunLog, "run_finished", "finisher: run finished line (RunLog)")
     w(notifier.Notifier, "run_finished", "finisher: notifier's end decision")
     w(inbox.Inbox, "done", "finisher: hand one back to the loop (Inbox.done)")
-    mark_start(timings, by_supervision)
+    mark_start(timings, by_pid)
     mark_end(timings)
 
 
-def mark_start(timings: Timings, by_supervision: dict[int, int]) -> None:
+def mark_start(timings: Timings, by_pid: dict[int, int]) -> None:
     """The marks that are not a step's own, from the slot to the supervisor: the loop's wake,
     the hand-over, the claim's commit, the spawn's end, the pids, the registration."""
     from cronctl.runner import execute, supervisor
@@ -200,7 +200,8 @@ def mark_start(timings: Timings, by_supervision: dict[int, int]) -> None:
             local.run_id = None
         timings.mark(handle.run_id, "spawned")
         if early is not None:
-            by_supervision[id(early.job)] = handle.run_id
+            if hasattr(early.job, "proc"):
+                by_pid[early.job.proc.pid] = handle.run_id
         return early
 
     original_environment = execute.Executor._environment
@@ -223,7 +224,7 @@ def mark_start(timings: Timings, by_supervision: dict[int, int]) -> None:
 
     def add_marked(self: Any, job: Any, ended: Any) -> None:
         original_add(self, job, ended)
-        timings.mark(by_supervision.get(id(job)), "registered")
+        timings.mark(by_pid.get(job.proc.pid), "registered")
 
     loop.Scheduler.step = step_marked  # type: ignore[method-assign]
     workers.ThreadLauncher.launch = launch_marked  # type: ignore[method-assign]

@@ -10,14 +10,16 @@ import pytest
 
 from cronctl.model.limits import Limits
 from cronctl.runner import spawn
-from cronctl.runner.process import Supervision, run_process, spawn_process
+from cronctl.runner.process import Supervision, run_process, start_process, supervised
 from cronctl.runner.spawn import SpawnedJob
 
 pytestmark = pytest.mark.skipif(not spawn.PLAIN_SPAWN, reason="posix_spawn is Linux's here")
 
 
 def spawned(command: str, **options) -> Supervision:
-    job = spawn_process(command, cwd=options.pop("cwd", None), env=dict(os.environ), **options)
+    job = supervised(
+        start_process(command, cwd=options.pop("cwd", None), env=dict(os.environ), **options)
+    )
     assert isinstance(job, Supervision)
     return job
 

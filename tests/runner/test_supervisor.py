@@ -1,6 +1,6 @@
 """runner.supervisor.Supervisor: one thread watching many real jobs at once (issue 18, round 4).
 
-Each job is spawned as serve's claimer spawns it (`spawn_process`) and handed over; the
+Each job is spawned as serve's claimer spawns it (`start_process`) and handed over; the
 supervisor must give every job what its own thread gave it: output read as it comes, within
 the capture's bounds, timeouts (SIGTERM, then SIGKILL after the grace), stops, leftovers that
 hold the pipes, and no job held up by another that prints fast.
@@ -16,7 +16,7 @@ import time
 import pytest
 
 from cronctl.runner.outcome import NOTE_LEFTOVER, ProcessOutcome
-from cronctl.runner.process import Supervision, spawn_process
+from cronctl.runner.process import Supervision, start_process, supervised
 from cronctl.runner.supervisor import Supervisor
 
 
@@ -42,7 +42,7 @@ class Ends:
 
 def spawn(command: str, **options) -> Supervision:
     options.setdefault("kill_grace", 1.0)
-    job = spawn_process(command, cwd=None, env=dict(os.environ), **options)
+    job = supervised(start_process(command, cwd=None, env=dict(os.environ), **options))
     assert isinstance(job, Supervision)
     return job
 

@@ -12,8 +12,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from cronctl.records import Status, Trigger
-from cronctl.runner.execute import EarlyStart, Executor
-from cronctl.runner.process import Supervision
+from cronctl.runner.early import Spawned
+from cronctl.runner.execute import Executor
+from cronctl.runner.process import StartedJob
 from cronctl.runner.requests import RunRequest, StopSignal
 from cronctl.serve import workers
 from cronctl.serve.storage import SerialStore
@@ -33,7 +34,7 @@ class Watching(Executor):
         super().__init__(store, kill_grace=1.0)
         self.reader = reader
         self.spawns: list[tuple[str, int, set[int]]] = []
-        self.early: list[EarlyStart | None] = []
+        self.early: list[Spawned | None] = []
 
     def prepare_early(self, request, run_id):
         prepared = super().prepare_early(request, run_id)
@@ -41,13 +42,13 @@ class Watching(Executor):
             self.early.append(None)
         return prepared
 
-    def spawn_prepared(self, request, prepared):
+    def start_prepared(self, request, prepared):
         run_id = int(prepared[0]["CRONCTL_RUN_ID"])
         visible = {run.id for run in self.reader.runs(limit=None)}
         self.spawns.append((threading.current_thread().name, run_id, visible))
-        early = super().spawn_prepared(request, prepared)
-        self.early.append(early)
-        return early
+        spawned = super().start_prepared(request, prepared)
+        self.early.append(spawned)
+        return spawned
 
 
 @pytest.fixture
@@ -78,7 +79,7 @@ def test_the_claimer_spawns_in_slot_order_once_the_claims_are_committed(stores, 
     assert {name for name, _, _ in executor.spawns} == {"cronctl-claimer"}
     for _, run_id, visible in executor.spawns:
         assert run_id in visible  # the claim was committed before its job was spawned
-    assert all(isinstance(e, EarlyStart) for e in executor.early)
+    assert all(isinstance(e, Spawned) and isinstance(e.job, StartedJob) for e in executor.early)
     runs = {c.run.id: c.run for c in done.completions if c.run is not None}
     assert sorted(runs) == sorted(run_ids)
     for run_id in run_ids:
@@ -137,7 +138,7 @@ def test_a_run_whose_thread_cannot_start_leaves_no_process(stores, monkeypatch):
     assert wait_for(lambda: len(done.completions) == 1, timeout=20)
     assert done.completions[0].run is None
     [early] = executor.early
-    assert early is not None and isinstance(early.job, Supervision)
+    assert early is not None and isinstance(early.job, StartedJob)
     with pytest.raises(ProcessLookupError):  # killed and reaped
         os.kill(early.job.proc.pid, 0)
     stored = reader.get_run(handle.run_id)
