@@ -14,18 +14,25 @@ for every task), so a task usually carries two or three. Built for speed: only t
 task holds itself are encoded, strings with the json module's C encoder, the values many
 tasks share digested once; the defaults' digests are computed once. 100,000 tasks take 0.3 s
 of one core (3 us a task; serve computes them on its background writer, after READY=1).
+BLAKE2 comes from CPython's own `_blake2`, not through `hashlib`, whose import loads OpenSSL's
+libcrypto: measured for issue 18, serve's RSS with 1,000 tasks was 32.4 MB with it and 27.7
+MB without (docs/performance.md, "Round 7").
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
-from hashlib import blake2b
 from json.encoder import encode_basestring
 from typing import Any, NamedTuple
 
 from cronctl.model.keys import TASK_KEY_TABLE
 from cronctl.model.task import Task, make_task
+
+try:  # BLAKE2 built into CPython: `hashlib` would load OpenSSL, ~4.7 MB of serve's idle RSS
+    from _blake2 import blake2b
+except ImportError:  # an interpreter without it
+    from hashlib import blake2b
 
 DIGEST_BYTES = 8
 

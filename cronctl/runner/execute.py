@@ -41,7 +41,6 @@ from cronctl.runner.process import (
     supervised,
 )
 from cronctl.runner.requests import RunRequest, retry_request, should_retry
-from cronctl.runner.requests import StopSignal as StopSignal
 from cronctl.runner.status import join_reasons, status_of
 from cronctl.spool import SpoolWriter
 

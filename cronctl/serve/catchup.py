@@ -1,6 +1,7 @@
 """The catch-up policy applied to slots that passed unseen (README.md#what-serve-guarantees):
 while serve was not running, while it was busy, when the wall clock jumped forward, or while
-the history's database could not be reached (`after_outage`, serve/outage.py)."""
+the history's database could not be reached (`after_outage`, serve/outage.py); and the next
+slots after the wall clock stepped back (`after_step_back`: nothing runs twice)."""
 
 from __future__ import annotations
 
