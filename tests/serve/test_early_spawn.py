@@ -65,6 +65,17 @@ def handles(count: int, **values) -> list[Handle]:
     ]
 
 
+def stoppable_sleeper(scheduled_at: datetime) -> Handle:
+    """A run of `sleep 30` for the slot `scheduled_at`, which the test stops."""
+    request = RunRequest(
+        task("t", command="sleep 30"),
+        Trigger.SCHEDULE,
+        scheduled_at=scheduled_at,
+        stop=StopSignal(),
+    )
+    return Handle(request)
+
+
 def test_the_claimer_spawns_in_slot_order_once_the_claims_are_committed(stores, tmp_path):
     serial, reader = stores
     out = tmp_path / "out"
@@ -111,11 +122,7 @@ def test_a_job_spawned_early_is_stopped_like_any_other(stores):
     serial, reader = stores
     executor = Watching(serial, reader)
     done = Collected()
-    handle = Handle(
-        RunRequest(
-            task("t", command="sleep 30"), Trigger.SCHEDULE, scheduled_at=T0, stop=StopSignal()
-        )
-    )
+    handle = stoppable_sleeper(T0)
     ThreadLauncher(executor).launch([handle], done)
     assert wait_for(lambda: bool(executor.early), timeout=20)
     handle.stop("replaced by a newer run")
@@ -220,14 +227,7 @@ def test_a_run_stopped_while_it_waits_for_its_instant_never_starts(stores):
     serial, reader = stores
     executor = Timed(serial, reader)
     done = Collected()
-    handle = Handle(
-        RunRequest(
-            task("t", command="sleep 30"),
-            Trigger.SCHEDULE,
-            scheduled_at=ahead(20.0),
-            stop=StopSignal(),
-        )
-    )
+    handle = stoppable_sleeper(ahead(20.0))
     began = time.monotonic()
     ThreadLauncher(executor).launch([handle], done)
     assert wait_for(lambda: bool(reader.runs(limit=None)), timeout=10)
