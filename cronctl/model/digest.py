@@ -15,7 +15,7 @@ task holds itself are encoded, strings with the json module's C encoder, the val
 tasks share digested once; the defaults' digests are computed once. 100,000 tasks take 0.3 s
 of one core (3 us a task; serve computes them on its background writer, after READY=1).
 BLAKE2 comes from CPython's own `_blake2`, not through `hashlib`, whose import loads OpenSSL's
-libcrypto: measured for issue 18, serve's RSS with 1,000 tasks was 32.4 MB with it and 27.7
+libcrypto: measured for issue 18, serve's RSS with 1,000 tasks was 32.4 MB with it and 28.7
 MB without (docs/performance.md, "Round 7").
 """
 

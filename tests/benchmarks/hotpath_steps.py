@@ -115,7 +115,7 @@ def instrument(timings: Timings) -> None:
     w(spool.SpoolWriter, "close", "end: spool close")
     w(workers.ThreadLauncher, "_claim", "claim: one claim (incl. INSERT)")
     if hasattr(workers.ThreadLauncher, "_spawn_early"):
-        w(workers.ThreadLauncher, "_spawn_early", "claim: spawn a claimed job (spawn_early)")
+        w(workers.ThreadLauncher, "_spawn_early", "claim: spawn a claimed job (start_prepared)")
     w(workers.ThreadLauncher, "_execute", "job: whole job thread")
     w(storage.SerialStore, "get_run", "other: get_run")
     # The same writes inside SerialStore's lock: the difference is the wait for the lock.

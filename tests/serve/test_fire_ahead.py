@@ -37,7 +37,7 @@ def handed_over(h):
         ({}, {}, FIRE_AHEAD),
         ({}, {"fire_ahead": 0.0}, 0.0),
         ({"lock": ["backup"]}, {}, 0.0),  # the lock is taken at the instant
-        ({"timezone": "UTC", "catch_up": "all"}, {"fire_ahead": 0.2}, 0.2),
+        ({}, {"fire_ahead": 0.2}, 0.2),
     ],
     ids=["plain", "not-ahead", "lock", "longer-lead"],
 )
